@@ -1,0 +1,91 @@
+"""The events the sans-IO protocol parsers emit: one vocabulary for live traces and pcaps alike.
+
+Why a module of its own: the IMAP parser, the POP3 parser, the metrics and the pcap analysis all speak of the
+same things (a greeting, an exchange, a switch to TLS). Defining them once keeps "command", "exchange" and
+"round trip" meaning the same thing everywhere (see DESIGN.md, "Words").
+
+Times (``t_*``) are whatever the caller fed with the bytes (``perf_counter_ns`` ints from a live trace, float
+seconds from a pcap); the parsers never read a clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+UP = "up"  # client -> server
+DOWN = "down"  # server -> client
+
+
+@dataclass(frozen=True)
+class Greeting:
+    """The server's first line (IMAP ``* OK ...``/``* PREAUTH``/``* BYE``, POP3 ``+OK``/``-ERR``)."""
+
+    status: str  # IMAP: "OK" | "PREAUTH" | "BYE"; POP3: "+OK" | "-ERR"
+    text: str
+    t: Any
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """A command with its complete response.
+
+    IMAP: a tagged command line (with any literals it carries and SASL continuation lines it needs) up to and
+    including its tagged status line; untagged responses and continuation requests are counted in the
+    exchange that was oldest outstanding when they arrived. POP3: the command line, the status line and, for
+    multi-line replies, the data up to the terminating ``.`` line; SASL lines of ``AUTH`` belong to it.
+    """
+
+    protocol: str  # "imap" | "pop3"
+    index: int  # 0-based order in which commands were sent in the session
+    tag: str | None  # IMAP tag; None for POP3
+    command: str  # verb in upper case: "LOGIN", "FETCH", "UID FETCH", "RETR", ...
+    arguments: str  # the rest of the command line, literals shown as {n}
+    status: str | None  # IMAP "OK"/"NO"/"BAD"; POP3 "+OK"/"-ERR"; None if the stream ended first
+    status_text: str  # the rest of the status line
+    t_sent: Any  # time of the chunk carrying the command's first byte
+    t_first_response: Any | None  # time of the first response byte attributed to it
+    t_done: Any | None  # time of the chunk completing the response
+    bytes_up: int  # client bytes of this command (line, literals, SASL lines)
+    bytes_down: int  # server bytes attributed to it
+    literals: tuple[bytes, ...] = ()  # IMAP: literal payloads in the response (e.g. FETCH BODY[] data)
+    data: bytes = b""  # POP3: multi-line reply payload after dot-unstuffing, without the final "."
+    multiline: bool = False  # POP3: the reply was multi-line
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("OK", "+OK")
+
+
+@dataclass(frozen=True)
+class Encrypted:
+    """The session switched to TLS (STARTTLS/STLS accepted, or bytes that are TLS records from the start).
+
+    After this event the parser only counts bytes; they are reported in the parser's ``tls_bytes``.
+    """
+
+    t: Any
+    reason: str
+
+
+@dataclass(frozen=True)
+class ParseWarning:
+    """Something in the stream did not follow the protocol; the parser went on as best it could."""
+
+    direction: str
+    t: Any
+    message: str
+    offset: int = 0  # byte offset in that direction's stream
+
+
+Event = Greeting | Exchange | Encrypted | ParseWarning
+
+
+@dataclass
+class TlsCounts:
+    bytes_up: int = 0
+    bytes_down: int = 0
+    records_up: int = 0
+    records_down: int = 0
+    extra: dict = field(default_factory=dict)

@@ -1,0 +1,170 @@
+"""One interface for every mail server mailstudy runs: start on free loopback ports, deliver, stop.
+
+Why: a study must not care whether it talks to the embedded pymap-based server or to Debian's Dovecot. Each
+server runs in its own process (an in-process server shares the GIL with the client and distorts timings) and
+listens on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import abc
+import imaplib
+import socket
+import time
+from dataclasses import dataclass
+from types import TracebackType
+
+HOST = "127.0.0.1"
+
+
+class ServerError(RuntimeError):
+    """A server could not be started, or stopped working; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Account:
+    user: str
+    password: str
+
+
+DEFAULT_ACCOUNT = Account("alice", "wonderland-42")
+
+
+def free_port(host: str = HOST) -> int:
+    """A TCP port that was free on ``host`` a moment ago."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def check_port_free(port: int, host: str = HOST) -> None:
+    """Raise :class:`ServerError` naming the port when something already listens on it."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise ServerError(f"port {port} on {host} is already in use ({exc.strerror}); "
+                              f"choose another port or stop what listens there") from exc
+
+
+def wait_for_greeting(port: int, prefix: bytes, timeout: float, host: str = HOST) -> bytes:
+    """Connect until the server greets with a line starting with ``prefix``; raise ServerError on timeout."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=max(0.1, deadline - time.monotonic())) as s:
+                line = s.makefile("rb").readline()
+                if line.startswith(prefix):
+                    return line
+                last = ServerError(f"unexpected greeting on port {port}: {line[:80]!r}")
+        except OSError as exc:
+            last = exc
+        time.sleep(0.02)
+    raise ServerError(f"no greeting on {host}:{port} within {timeout:.1f} s ({last})")
+
+
+class MailServer(abc.ABC):
+    """A running (or startable) IMAP + POP3 server on 127.0.0.1.
+
+    Subclasses implement :meth:`_start`, :meth:`_stop` and :attr:`version`. ``mailboxes`` maps each user to the
+    raw RFC 5322 messages (bytes, CRLF line ends) in their INBOX at start; ``accounts`` lists the logins.
+    ``disabled`` names POP3/IMAP capabilities to switch off for this run (e.g. ``{"UIDL", "PIPELINING"}``),
+    where the server supports switching them off.
+    """
+
+    name: str = "abstract"
+
+    def __init__(self, accounts: list[Account] | None = None,
+                 mailboxes: dict[str, list[bytes]] | None = None, *,
+                 disabled: frozenset[str] | set[str] = frozenset(),
+                 imap_port: int | None = None, pop3_port: int | None = None,
+                 start_timeout: float = 15.0) -> None:
+        self.accounts = list(accounts or [DEFAULT_ACCOUNT])
+        self.mailboxes = {a.user: [] for a in self.accounts}
+        for user, msgs in (mailboxes or {}).items():
+            if user not in self.mailboxes:
+                raise ValueError(f"mailbox for unknown user {user!r}")
+            self.mailboxes[user] = list(msgs)
+        self.disabled = frozenset(c.upper() for c in disabled)
+        self.host = HOST
+        self._want_imap_port = imap_port
+        self._want_pop3_port = pop3_port
+        self.imap_port: int = 0
+        self.pop3_port: int = 0
+        self.start_timeout = start_timeout
+        self.running = False
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    def start(self) -> "MailServer":
+        if self.running:
+            return self
+        for p in (self._want_imap_port, self._want_pop3_port):
+            if p:
+                check_port_free(p)
+        self.imap_port = self._want_imap_port or free_port()
+        self.pop3_port = self._want_pop3_port or free_port()
+        self._start()
+        self.running = True
+        return self
+
+    def stop(self) -> None:
+        if self.running:
+            self.running = False
+            self._stop()
+
+    def __enter__(self) -> "MailServer":
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    @abc.abstractmethod
+    def _start(self) -> None: ...
+
+    @abc.abstractmethod
+    def _stop(self) -> None: ...
+
+    @property
+    @abc.abstractmethod
+    def version(self) -> str: ...
+
+    # -- mail ----------------------------------------------------------------------------------------------
+    @property
+    def account(self) -> Account:
+        """The first account: the one a study uses unless told otherwise."""
+        return self.accounts[0]
+
+    def password_of(self, user: str) -> str:
+        for a in self.accounts:
+            if a.user == user:
+                return a.password
+        raise KeyError(user)
+
+    def deliver(self, user: str, raw: bytes, folder: str = "INBOX") -> None:
+        """Put one new message into ``user``'s folder while the server runs (over IMAP APPEND)."""
+        if not self.running:
+            raise ServerError("deliver() needs a running server; call start() first")
+        with imaplib.IMAP4(self.host, self.imap_port, timeout=10) as c:
+            c.login(user, self.password_of(user))
+            typ, data = c.append(folder, None, None, raw)
+            if typ != "OK":
+                raise ServerError(f"APPEND to {folder} failed: {data!r}")
+            c.logout()
+
+    def describe(self) -> dict:
+        return {"server": self.name, "server_version": self.version, "host": self.host,
+                "imap_port": self.imap_port, "pop3_port": self.pop3_port}
+
+
+def make_server(kind: str, **kwargs) -> MailServer:
+    """Build a server by name: ``embedded`` (default) or ``dovecot``."""
+    if kind == "embedded":
+        from .embedded import EmbeddedServer
+        return EmbeddedServer(**kwargs)
+    if kind == "dovecot":
+        from .dovecot import DovecotServer
+        return DovecotServer(**kwargs)
+    raise ValueError(f"unknown server {kind!r}; choose 'embedded' or 'dovecot'")
