@@ -1,0 +1,29 @@
+# Two entry points: `make study` reproduces the study, `make test` runs the tests.
+# Each creates .venv from nothing when it is missing, then does its job.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: study study-quick test bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+study: $(STAMP)
+	$(BIN)/mailstudy study
+
+study-quick: $(STAMP)
+	$(BIN)/mailstudy study --quick
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -ra
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf build data/cache .pytest_cache .hypothesis

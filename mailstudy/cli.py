@@ -1,0 +1,180 @@
+"""The ``mailstudy`` command line: run a measured session, serve a mailbox, rebuild the study.
+
+Why: a researcher or a student should get a number, a server or the whole study with one command, with
+``--help`` on each and a one-line error (exit 2) instead of a traceback when something is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+
+from . import __version__
+
+EXIT_USAGE = 2
+
+
+def _add_session(sub) -> None:
+    p = sub.add_parser("session", help="run one measured IMAP or POP3 session against a local server",
+                       description="Start a server with a seeded mailbox, run one session with Python's own "
+                                   "imaplib/poplib, check every downloaded byte and print what it cost.")
+    p.add_argument("--protocol", choices=["imap", "pop3"], default="imap")
+    p.add_argument("--strategy", choices=["header-first", "download-all"], default="header-first")
+    p.add_argument("--pop3-mode", choices=["keep", "delete"], default="keep",
+                   help="POP3 download-all: leave mail on the server (keep) or DELE it (default: keep)")
+    p.add_argument("--messages", type=int, default=200, metavar="N", help="messages in the mailbox (200)")
+    p.add_argument("--sizes", default="buchner2009", metavar="PRESET",
+                   help="message size preset: buchner2009, fixed-5k, lognormal (buchner2009)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="corpus and read-draw seed (0)")
+    p.add_argument("--read-fraction", type=float, default=0.0, metavar="F",
+                   help="share of messages the user opens after the list, header-first only (0)")
+    p.add_argument("--server", choices=["embedded", "dovecot"], default="embedded")
+    p.add_argument("--per-message", action="store_true", help="IMAP: one FETCH per message instead of one batch")
+    p.add_argument("--pipelining", action="store_true",
+                   help="POP3: send each run of commands as one flight; IMAP (with --per-message): all tags "
+                        "in flight")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="run a server with a generated mailbox until Ctrl-C",
+                       description="Start a server on 127.0.0.1 with a seeded mailbox and print how to reach it, "
+                                   "so you can point telnet, curl or a mail client at it.")
+    p.add_argument("--server", choices=["embedded", "dovecot"], default="embedded")
+    p.add_argument("--messages", type=int, default=20, metavar="N", help="messages in the mailbox (20)")
+    p.add_argument("--sizes", default="buchner2009", metavar="PRESET")
+    p.add_argument("--seed", type=int, default=0, metavar="S")
+    p.add_argument("--imap-port", type=int, default=None, metavar="P", help="IMAP port (default: a free one)")
+    p.add_argument("--pop3-port", type=int, default=None, metavar="P", help="POP3 port (default: a free one)")
+
+
+def _add_study(sub) -> None:
+    p = sub.add_parser("study", help="rebuild the study: execute every notebook into build/ (with HTML)",
+                       description="Execute notebooks/NN-*.ipynb with papermill into build/, writing tables "
+                                   "under data/results/ and charts under data/figures/.")
+    p.add_argument("--quick", action="store_true", help="small parameters (what the tests use)")
+    p.add_argument("--only", action="append", metavar="NAME", help="run only notebooks whose name contains NAME")
+    p.add_argument("--build", default="build", metavar="DIR", help="output folder (build)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mailstudy", description="Measure what IMAP and POP3 really cost.")
+    parser.add_argument("--version", action="version", version=f"mailstudy {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_session(sub)
+    _add_serve(sub)
+    _add_study(sub)
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"mailstudy: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+SESSION_KEYS = ("protocol", "strategy", "pop3_mode", "server", "server_version", "messages", "sizes", "seed",
+                "read_fraction", "batch", "pipelining", "mailbox_bytes", "bytes_up", "bytes_down", "commands",
+                "round_trips", "duration_s", "time_to_list_s", "headers_fetched", "bodies_fetched",
+                "integrity_ok")
+
+
+def format_table(row: dict, keys=SESSION_KEYS) -> str:
+    """A two-column table a person reads at a glance."""
+    width = max(len(k) for k in keys)
+    lines = []
+    for k in keys:
+        v = row.get(k)
+        if isinstance(v, float):
+            v = f"{v:.6f}" if k.endswith("_s") else f"{v:g}"
+        elif isinstance(v, int) and not isinstance(v, bool) and k.startswith("bytes"):
+            v = f"{v:,}"
+        lines.append(f"{k.ljust(width)}  {v}")
+    return "\n".join(lines)
+
+
+def cmd_session(args) -> int:
+    from .experiment import Experiment, run_experiment
+
+    try:
+        exp = Experiment(server=args.server, protocol=args.protocol, strategy=args.strategy,
+                         pop3_mode=args.pop3_mode, messages=args.messages, sizes=args.sizes, seed=args.seed,
+                         read_fraction=args.read_fraction, batch=not args.per_message,
+                         pipelining=args.pipelining)
+    except ValueError as exc:
+        return _fail(str(exc))
+    row = run_experiment(exp)[0]
+    if args.json:
+        print(json.dumps({k: row.get(k) for k in row}, default=str))
+    else:
+        print(format_table(row))
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from .corpus import generate
+    from .servers.base import make_server
+
+    corpus = generate(args.messages, args.sizes, args.seed)
+    server = make_server(args.server, imap_port=args.imap_port, pop3_port=args.pop3_port)
+    server.mailboxes[server.account.user] = corpus.raws()
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    with server:
+        a = server.account
+        print(f"{server.name} {server.version} is serving {len(corpus)} messages "
+              f"({corpus.total_bytes:,} bytes, {args.sizes}, seed {args.seed})")
+        print(f"  host      {server.host}")
+        print(f"  IMAP      {server.host}:{server.imap_port}   try: telnet {server.host} {server.imap_port}")
+        print(f"  POP3      {server.host}:{server.pop3_port}   try: curl -v pop3://{server.host}:{server.pop3_port}/ "
+              f"-u {a.user}:{a.password}")
+        print(f"  user      {a.user}")
+        print(f"  password  {a.password}")
+        print("Ctrl-C stops it.", flush=True)
+        try:
+            while not stop["now"]:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+    print("stopped.")
+    return 0
+
+
+def cmd_study(args) -> int:
+    from pathlib import Path
+
+    from .study import run_notebooks
+
+    done = run_notebooks(quick=args.quick, build=Path(args.build), only=args.only)
+    if not done:
+        return _fail("no notebook matched (looked for notebooks/NN-*.ipynb)")
+    for nb in done:
+        print(f"executed {nb} (+ {nb.with_suffix('.html').name})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return EXIT_USAGE
+    from .access import IntegrityError, SessionError
+    from .corpus import CorpusError
+    from .servers.base import ServerError
+
+    try:
+        return {"session": cmd_session, "serve": cmd_serve, "study": cmd_study}[args.command](args)
+    except (ServerError, SessionError, CorpusError) as exc:
+        return _fail(str(exc))
+    except IntegrityError as exc:
+        print(f"mailstudy: integrity check failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,405 @@
+"""Debian's Dovecot as the reference IMAP + POP3 server, run from a private directory.
+
+Why: the embedded server is ours; Dovecot is what real users talk to. A study must be able to repeat every
+measurement against it without touching the system service: this module writes a complete config (no include of
+/etc/dovecot), a passwd-file and Maildirs into a private directory, runs ``dovecot -F -c CONF`` as a child process
+on two free loopback ports and stops it with TERM, leaving no process behind.
+
+Facts this module relies on (Dovecot 2.3.19, Debian 12):
+
+- Rootless: when not root, ``default_internal_user``/``default_internal_group``/``default_login_user`` are the
+  invoking user and the anvil/imap-login/pop3-login services have ``chroot =``. As root the usual ``dovecot`` /
+  ``dovenull`` users run the helpers and the mail is owned by ``nobody`` (userdb uid 0 is refused).
+- Maildir files written before start get their UIDs in file-name order on the first scan; the names used here
+  sort in list order, so UID n is ``mailboxes[user][n-1]``. Files are stored byte for byte as given (CRLF kept);
+  ``S=`` (file size) and ``W=`` (size with CRLF line ends) in the name spare Dovecot a stat/read per message.
+- POP3 capabilities (TOP, UIDL, PIPELINING, ...) are compiled into Dovecot and cannot be switched off; IMAP
+  capabilities can be hidden from CAPABILITY with ``imap_capability`` (the commands still work if sent).
+"""
+
+from __future__ import annotations
+
+import functools
+import grp
+import os
+import pwd
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import weakref
+from pathlib import Path
+
+from .base import Account, MailServer, ServerError, wait_for_greeting
+
+DOVECOT = "/usr/sbin/dovecot"
+LIBEXEC = "/usr/lib/dovecot"
+INSTALL_HINT = "install it with: apt-get install dovecot-imapd dovecot-pop3d"
+
+# CAPABILITY after LOGIN as Dovecot 2.3.19 announces it with this module's config (imap_capability unset).
+# Used only to build ``imap_capability`` when IMAP capabilities are disabled.
+IMAP_CAPABILITIES_2_3 = (
+    "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS "
+    "THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED "
+    "I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE "
+    "SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ NOTIFY SPECIAL-USE"
+).split()
+# IMAP capabilities imaplib cannot work without.
+IMAP_REQUIRED = frozenset({"IMAP4REV1"})
+# What Dovecot's POP3 CAPA lists; none of it can be switched off.
+POP3_CAPABILITIES = frozenset({"TOP", "UIDL", "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE", "USER", "SASL",
+                               "CAPA", "STLS"})
+
+# Maildir file names: 10-digit seconds then a 9-digit sequence, so name order == list order == UID order.
+_BASE_TIME = 1_600_000_000
+_SAFE_USER = re.compile(r"^[A-Za-z0-9._@+-]{1,64}$")
+_SUN_PATH_MAX = 107  # bytes in sockaddr_un.sun_path, minus the NUL
+
+
+def dovecot_available(binary: str = DOVECOT) -> str | None:
+    """None when Dovecot can be run here, else the reason (for ``pytest.skip``)."""
+    if not os.access(binary, os.X_OK):
+        return f"Dovecot is not installed ({binary} missing); {INSTALL_HINT}"
+    for prog in ("imap", "imap-login", "pop3", "pop3-login"):
+        if not os.access(os.path.join(LIBEXEC, prog), os.X_OK):
+            pkg = "dovecot-pop3d" if prog.startswith("pop3") else "dovecot-imapd"
+            return f"Dovecot's {prog} is missing ({pkg} not installed); {INSTALL_HINT}"
+    try:
+        _version(binary)
+    except ServerError as exc:
+        return str(exc)
+    if os.geteuid() != 0:
+        try:
+            pwd.getpwuid(os.geteuid())
+            grp.getgrgid(os.getegid())
+        except KeyError:
+            return f"uid {os.geteuid()} has no user/group name; rootless Dovecot needs one"
+    else:
+        for user in ("dovecot", "dovenull"):
+            try:
+                pwd.getpwnam(user)
+            except KeyError:
+                return f"system user {user!r} is missing (it comes with dovecot-core); {INSTALL_HINT}"
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _version(binary: str) -> str:
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10)
+    except OSError as exc:
+        raise ServerError(f"cannot run {binary} ({exc.strerror}); {INSTALL_HINT}") from exc
+    if out.returncode != 0 or not out.stdout.strip():
+        raise ServerError(f"{binary} --version failed: {(out.stderr or out.stdout).strip()[:200]}")
+    return out.stdout.strip()
+
+
+def maildir_name(index: int, raw: bytes) -> str:
+    """Name of message ``index`` (0-based) in cur/: sorts in index order; S= file size, W= size with CRLF."""
+    virtual = len(raw) + raw.count(b"\n") - raw.count(b"\r\n")
+    return f"{_BASE_TIME + index}.M{index:09d}P0.mailstudy,S={len(raw)},W={virtual}:2,"
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.strip().splitlines()[-lines:]) or "(log empty)"
+
+
+def _terminate(proc: subprocess.Popen | None, workdir: Path | None, remove: bool) -> None:
+    """Stop Dovecot's master and anything left in its process group; optionally remove the private dir."""
+    if proc is not None:
+        if proc.poll() is None:
+            try:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+            except ProcessLookupError:
+                pass
+        # The master runs in its own session (start_new_session), so its pid is the group id; children it
+        # did not reap are still in that group.
+        for _ in range(50):
+            try:
+                os.killpg(proc.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                break
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                break
+            time.sleep(0.01)
+    if remove and workdir is not None:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+class DovecotServer(MailServer):
+    """Dovecot on 127.0.0.1 from a private directory (``workdir``, else a temporary one removed at stop).
+
+    Every start rewrites the config, the passwd-file and the Maildirs from ``accounts``/``mailboxes``: a study
+    always starts from the same state. ``extra_config`` is appended to the generated config verbatim.
+    """
+
+    name = "dovecot"
+
+    def __init__(self, accounts: list[Account] | None = None,
+                 mailboxes: dict[str, list[bytes]] | None = None, *,
+                 disabled: frozenset[str] | set[str] = frozenset(),
+                 imap_port: int | None = None, pop3_port: int | None = None,
+                 start_timeout: float = 15.0, workdir: str | os.PathLike | None = None,
+                 binary: str = DOVECOT, extra_config: str = "") -> None:
+        super().__init__(accounts, mailboxes, disabled=disabled, imap_port=imap_port, pop3_port=pop3_port,
+                         start_timeout=start_timeout)
+        for a in self.accounts:
+            if not _SAFE_USER.match(a.user):
+                raise ValueError(f"user name {a.user!r} is not allowed for Dovecot (use letters, digits, ._@+-)")
+            if any(c in a.password for c in ":\r\n\0"):
+                raise ValueError(f"password of {a.user!r} must not contain ':', CR, LF or NUL")
+        self.imap_capability = self._imap_capability(self.disabled)
+        self.binary = binary
+        self.extra_config = extra_config
+        self._user_workdir = Path(workdir).resolve() if workdir is not None else None
+        self.workdir: Path | None = None
+        self._proc: subprocess.Popen | None = None
+        self._finalizer: weakref.finalize | None = None
+
+    # -- configuration -------------------------------------------------------------------------------------
+    @staticmethod
+    def _imap_capability(disabled: frozenset[str]) -> str | None:
+        """The ``imap_capability`` value hiding ``disabled``, or None to keep Dovecot's default."""
+        pop3_only = sorted(c for c in disabled if c in POP3_CAPABILITIES and c not in IMAP_CAPABILITIES_2_3)
+        if pop3_only:
+            raise ValueError(f"Dovecot cannot switch off POP3 capability {', '.join(pop3_only)}: its POP3 CAPA "
+                             f"is built in; use the embedded server for that study")
+        if disabled & IMAP_REQUIRED:
+            raise ValueError("IMAP4rev1 cannot be disabled: imaplib refuses servers without it")
+        known = {c.upper() for c in IMAP_CAPABILITIES_2_3}
+        unknown = sorted(disabled - known)
+        if unknown:
+            raise ValueError(f"unknown or unswitchable capability {', '.join(unknown)} for Dovecot; "
+                             f"IMAP capabilities it can hide: {' '.join(IMAP_CAPABILITIES_2_3)}")
+        if not disabled:
+            return None
+        return " ".join(c for c in IMAP_CAPABILITIES_2_3 if c.upper() not in disabled)
+
+    def _identities(self) -> tuple[str, str, str, int, int]:
+        """(internal user, internal group, login user, mail uid, mail gid) for this process's privileges."""
+        if os.geteuid() != 0:
+            try:
+                user = pwd.getpwuid(os.geteuid()).pw_name
+                group = grp.getgrgid(os.getegid()).gr_name
+            except KeyError as exc:
+                raise ServerError(f"uid {os.geteuid()} has no user/group name; rootless Dovecot needs one") from exc
+            return user, group, user, os.geteuid(), os.getegid()
+        try:
+            internal = pwd.getpwnam("dovecot")
+            pwd.getpwnam("dovenull")
+        except KeyError as exc:
+            raise ServerError(f"system user {exc.args[0]} is missing; {INSTALL_HINT}") from exc
+        try:
+            owner = pwd.getpwnam("nobody")
+            uid, gid = owner.pw_uid, owner.pw_gid
+        except KeyError:
+            uid, gid = internal.pw_uid, internal.pw_gid
+        return "dovecot", grp.getgrgid(internal.pw_gid).gr_name, "dovenull", uid, gid
+
+    def _config(self, wd: Path, ids: tuple[str, str, str, int, int]) -> str:
+        internal_user, internal_group, login_user, uid, gid = ids
+        cap = f"imap_capability = {self.imap_capability}\n" if self.imap_capability is not None else ""
+        return f"""# generated by mailstudy.servers.dovecot; not the system config
+base_dir = {wd / 'run'}
+state_dir = {wd / 'state'}
+instance_name = mailstudy
+protocols = imap pop3
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_verbose = yes
+auth_cache_size = 0
+log_path = {wd / 'dovecot.log'}
+first_valid_uid = 1
+first_valid_gid = 1
+default_internal_user = {internal_user}
+default_internal_group = {internal_group}
+default_login_user = {login_user}
+mail_location = maildir:~/Maildir
+mail_max_userip_connections = 1000
+pop3_uidl_format = %08Xu%08Xv
+{cap}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {wd / 'passwd'}
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={wd / 'mail'}/%u
+}}
+service anvil {{
+  chroot =
+}}
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {self.imap_port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service pop3-login {{
+  chroot =
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {self.pop3_port}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+{self.extra_config}
+"""
+
+    def _write_tree(self, wd: Path, ids: tuple[str, str, str, int, int]) -> None:
+        """Config, passwd-file and one Maildir per account, owned so that Dovecot's processes can use them."""
+        internal_user, _, _, uid, gid = ids
+        as_root = os.geteuid() == 0
+        for sub in ("run", "state", "mail"):
+            shutil.rmtree(wd / sub, ignore_errors=True)
+        for name in ("dovecot.log", "master.stderr"):
+            (wd / name).unlink(missing_ok=True)
+        (wd / "run").mkdir(mode=0o755)
+        (wd / "state").mkdir(mode=0o750)
+        if as_root:
+            os.chmod(wd, 0o755)  # mail processes run as the mail uid and must reach their home
+        passwd = wd / "passwd"
+        passwd.write_text("".join(f"{a.user}:{{PLAIN}}{a.password}::::::\n" for a in self.accounts))
+        os.chmod(passwd, 0o640)
+        if as_root:
+            os.chown(passwd, 0, pwd.getpwnam(internal_user).pw_gid)  # read by the auth process
+        (wd / "dovecot.conf").write_text(self._config(wd, ids))
+        mail = wd / "mail"
+        mail.mkdir(mode=0o755)
+        for a in self.accounts:
+            home = mail / a.user
+            md = home / "Maildir"
+            for sub in ("cur", "new", "tmp"):
+                (md / sub).mkdir(parents=True, mode=0o700)
+            cur = md / "cur"
+            for i, raw in enumerate(self.mailboxes[a.user]):
+                path = cur / maildir_name(i, raw)
+                with open(path, "wb") as f:
+                    f.write(raw)
+                os.utime(path, (_BASE_TIME + i, _BASE_TIME + i))
+            if as_root:
+                for dirpath, dirnames, filenames in os.walk(home):
+                    os.chown(dirpath, uid, gid)
+                    for fn in filenames:
+                        os.chown(os.path.join(dirpath, fn), uid, gid)
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    def _start(self) -> None:
+        reason = dovecot_available(self.binary)
+        if reason:
+            raise ServerError(reason)
+        if self._user_workdir is not None:
+            wd = self._user_workdir
+            wd.mkdir(parents=True, exist_ok=True)
+            remove = False
+        else:
+            wd = Path(tempfile.mkdtemp(prefix="mailstudy-dovecot-"))
+            remove = True
+        longest = wd / "run" / "login" / "imap-login-xx"
+        if len(os.fsencode(longest)) > _SUN_PATH_MAX:
+            raise ServerError(f"workdir {wd} is too long for Dovecot's unix sockets (max ~{_SUN_PATH_MAX - 25} "
+                              f"bytes); choose a shorter path")
+        self.workdir = wd
+        try:
+            self._write_tree(wd, self._identities())
+            stderr = open(wd / "master.stderr", "wb")
+            try:
+                self._proc = subprocess.Popen([self.binary, "-F", "-c", str(wd / "dovecot.conf")],
+                                              stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
+                                              start_new_session=True, cwd=wd)
+            finally:
+                stderr.close()
+        except OSError as exc:
+            _terminate(self._proc, wd, remove)
+            self._proc = None
+            raise ServerError(f"cannot prepare or run Dovecot in {wd}: {exc}") from exc
+        self._finalizer = weakref.finalize(self, _terminate, self._proc, wd, remove)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self._finalizer()
+            self._proc = None
+            raise
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        for port, prefix in ((self.imap_port, b"* OK"), (self.pop3_port, b"+OK")):
+            while True:
+                if self._proc.poll() is not None:
+                    raise ServerError(self._failure(f"Dovecot exited with status {self._proc.returncode}"))
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ServerError(self._failure(f"Dovecot did not greet on port {port} within "
+                                                    f"{self.start_timeout:.1f} s"))
+                try:
+                    wait_for_greeting(port, prefix, timeout=min(0.25, left), host=self.host)
+                    break
+                except ServerError:
+                    continue
+
+    def _failure(self, what: str) -> str:
+        log = self.log_text() + "\n" + self._read("master.stderr")
+        m = re.search(r"bind\(([^)]*)\) failed: Address already in use", log)
+        if m:
+            return f"{what}: port in use ({m.group(1)}); choose other ports or stop what listens there"
+        tail = "\n".join(log.strip().splitlines()[-15:])
+        return f"{what}; last log lines from {self.workdir}:\n{tail or '(log empty)'}"
+
+    def _stop(self) -> None:
+        if self._finalizer is not None:
+            self._finalizer()  # TERM to the master, reap the group, remove a temporary workdir
+        self._finalizer = None
+        self._proc = None
+
+    # -- introspection -------------------------------------------------------------------------------------
+    @property
+    def version(self) -> str:
+        """``dovecot --version``, e.g. ``2.3.19.1 (9b53102964)``."""
+        return _version(self.binary)
+
+    @property
+    def pid(self) -> int | None:
+        """The master process id while running."""
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
+    def _read(self, name: str) -> str:
+        if self.workdir is None:
+            return ""
+        try:
+            return (self.workdir / name).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_text(self) -> str:
+        """Dovecot's log so far (empty when there is none)."""
+        return self._read("dovecot.log")
+
+    def log_errors(self) -> list[str]:
+        """Log lines that report an error, a fatal condition or a panic."""
+        return [ln for ln in self.log_text().splitlines()
+                if re.search(r"\b(Error|Fatal|Panic):", ln)]
+
+    def describe(self) -> dict:
+        d = super().describe()
+        d["disabled"] = sorted(self.disabled)
+        return d

@@ -1,0 +1,147 @@
+"""The embedded mail server: pymap's IMAP and our POP3 front-end over one in-memory store, in a child process.
+
+Why: a pure-Python, root-free, pip-installable server is the default for studies. It runs in its own process
+(``python -m mailstudy.servers.embedded_main``) so it never shares the GIL with the measuring client. The
+parent hands over accounts and initial INBOX messages in a pickle in a private temp directory, waits for the
+child's ``READY`` line, then for both greetings. The child also exits when its stdin closes, so a crashed parent
+leaves no server behind.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import selectors
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .base import POP3_GREETING if False else HOST, MailServer, ServerError, wait_for_greeting  # noqa: F401
+
+__all__ = ["EmbeddedServer", "EMBEDDED_VERSION"]
+
+EMBEDDED_VERSION = "0.1.0"
+
+
+def _pymap_version() -> str:
+    try:
+        from pymap.__about__ import __version__
+        return __version__
+    except ImportError:  # pragma: no cover - pymap is a dependency
+        return "unknown"
+
+
+class EmbeddedServer(MailServer):
+    """pymap 0.36 dict backend (IMAP) + ``pop3d.Pop3Server`` (POP3) on 127.0.0.1, one process per server.
+
+    ``disabled`` may name POP3 capabilities (TOP, UIDL, USER, PIPELINING, RESP-CODES) and IMAP ``IDLE``.
+    """
+
+    name = "embedded"
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._proc: subprocess.Popen | None = None
+        self._tmp: Path | None = None
+
+    @property
+    def version(self) -> str:
+        return f"mailstudy-embedded {EMBEDDED_VERSION} (pymap {_pymap_version()})"
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    def _start(self) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        self._tmp = Path(tempfile.mkdtemp(prefix="mailstudy-embedded-"))
+        spec_path = self._tmp / "spec.pickle"
+        spec = {"host": self.host, "imap_port": self.imap_port, "pop3_port": self.pop3_port,
+                "accounts": [(a.user, a.password) for a in self.accounts],
+                "mailboxes": self.mailboxes, "disabled": sorted(self.disabled)}
+        with open(spec_path, "wb") as f:
+            pickle.dump(spec, f, protocol=pickle.HIGHEST_PROTOCOL)
+        stderr_path = self._tmp / "stderr.log"
+        env = dict(os.environ)
+        pkg_root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env["PYTHONUNBUFFERED"] = "1"
+        with open(stderr_path, "wb") as err:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "mailstudy.servers.embedded_main", str(spec_path)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env, close_fds=True)
+        try:
+            self._wait_ready(deadline)
+            spec_path.unlink(missing_ok=True)  # may be large: the child has read it
+            for port, prefix in ((self.imap_port, b"* OK"), (self.pop3_port, b"+OK")):
+                wait_for_greeting(port, prefix, max(0.5, deadline - time.monotonic()), self.host)
+        except BaseException:
+            self._kill()
+            raise
+
+    def _wait_ready(self, deadline: float) -> None:
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None
+        line = b""
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            while not line.endswith(b"\n"):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ServerError(f"embedded server did not get ready within {self.start_timeout:.1f} s"
+                                      f"{self._stderr_tail(prefix='; stderr: ')}")
+                if sel.select(min(left, 0.2)):
+                    chunk = os.read(proc.stdout.fileno(), 256)
+                    if not chunk:
+                        proc.wait(timeout=5)
+                        raise ServerError(f"embedded server exited during start (status {proc.returncode})"
+                                          f"{self._stderr_tail(prefix=': ')}")
+                    line += chunk
+                elif proc.poll() is not None:
+                    raise ServerError(f"embedded server exited during start (status {proc.returncode})"
+                                      f"{self._stderr_tail(prefix=': ')}")
+        if not line.startswith(b"READY "):
+            raise ServerError(f"embedded server said {line[:80]!r} instead of READY")
+
+    def _stderr_tail(self, prefix: str = "", limit: int = 600) -> str:
+        if self._tmp is None:
+            return ""
+        try:
+            text = (self._tmp / "stderr.log").read_bytes()[-limit:].decode("utf-8", "replace").strip()
+        except OSError:
+            return ""
+        return prefix + " | ".join(text.splitlines()[-6:]) if text else ""
+
+    def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=5)
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    try:
+                        stream.close()
+                    except OSError:
+                        pass
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def _stop(self) -> None:
+        self._kill()
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs (for tests and diagnostics)."""
+        return self._proc.pid if self._proc is not None else None
+
+    def __del__(self) -> None:
+        try:
+            self._kill()
+        except Exception:
+            pass

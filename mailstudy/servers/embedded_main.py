@@ -1,0 +1,150 @@
+"""Process entry point of the embedded server: pymap IMAP + our POP3 in one asyncio loop over one store.
+
+Why: the embedded server must run in its own process (an in-process server shares the GIL with the client and
+distorts timings). ``EmbeddedServer`` starts ``python -m mailstudy.servers.embedded_main SPEC`` where SPEC is a
+pickle written by the parent (accounts, initial INBOX messages, ports, disabled capabilities). This process:
+
+1. builds pymap's dict backend with those users (hashed passwords, no demo data) and appends each user's
+   messages to INBOX in list order (UIDs in that order), before any listener exists;
+2. binds IMAP and POP3 on 127.0.0.1, then prints ``READY <imap_port> <pop3_port>`` on stdout;
+3. runs until SIGTERM/SIGINT, or until its stdin reaches EOF (the parent died or closed it): no orphans.
+
+Any start failure is one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import pickle
+import signal
+import sys
+import threading
+from argparse import Namespace
+from contextlib import AsyncExitStack
+from datetime import datetime, timezone
+
+from pymap.__about__ import __version__ as PYMAP_VERSION
+from pymap.backend.dict import Config, DictBackend, Login
+from pymap.backend.dict.filter import FilterSet
+from pymap.backend.dict.mailbox import MailboxSet
+from pymap.imap import IMAPService
+from pymap.parsing.message import AppendMessage
+from pymap.user import Passwords, UserMetadata
+from pysasl.hashing import BuiltinHash
+
+from .pop3d import Pop3Server
+
+EMBEDDED_VERSION = "0.1.0"
+#: Password hash for the in-memory users. pymap's default (PBKDF2, 500,000 rounds) costs ~0.3 s per login,
+#: which would dominate every session's timing; 1,000 rounds keeps a real hash at well under a millisecond.
+HASH_ROUNDS = 1000
+#: Pause before answering a failed login (IMAP unknown user, POP3 any failure): small but present.
+FAIL_DELAY = 0.05
+
+
+class EmbeddedConfig(Config):
+    """pymap's dict-backend config with a fixed greeting (the default calls ``socket.getfqdn()``)."""
+
+    @property
+    def greeting(self) -> bytes:
+        return b"mailstudy-embedded IMAP ready (pymap " + PYMAP_VERSION.encode() + b")"
+
+
+def _args(host: str, port: int) -> Namespace:
+    return Namespace(host=host, port=port, debug=False, cert=None, key=None, tls=False, passlib_cfg=None,
+                     proxy_protocol=None, inherited_sockets=None, demo_data=False, demo_user="",
+                     demo_password="")
+
+
+async def build(spec: dict) -> tuple[DictBackend, EmbeddedConfig]:
+    """The backend and config with users and INBOX contents from ``spec``, not yet listening."""
+    host = spec["host"]
+    disabled = frozenset(spec.get("disabled", ()))
+    config = EmbeddedConfig(_args(host, spec["imap_port"]), demo_data=False, demo_user="", demo_password="",
+                            tls_enabled=False, invalid_user_sleep=FAIL_DELAY,
+                            hash_context=BuiltinHash(rounds=HASH_ROUNDS),
+                            disable_idle="IDLE" in disabled)
+    config.apply_context()
+    login = Login(config)
+    passwords = Passwords(config)
+    when = datetime.now(timezone.utc)
+    for user, password in spec["accounts"]:
+        hashed = await passwords.hash_password(password)
+        login.users_dict[user] = UserMetadata(config, user, password=hashed)
+        mailbox_set, filter_set = MailboxSet(), FilterSet()
+        config.set_cache[user] = (mailbox_set, filter_set)
+        inbox = await mailbox_set.get_mailbox("INBOX")
+        for raw in spec["mailboxes"].get(user, ()):
+            await inbox.append(AppendMessage(raw, when, frozenset()), recent=True)
+    return DictBackend(login, config), config
+
+
+def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    try:
+        while sys.stdin.buffer.read(4096):
+            pass
+    except (OSError, ValueError):
+        pass
+    loop.call_soon_threadsafe(stop.set)
+
+
+async def serve(spec: dict, ready_out=None) -> None:
+    """Build, listen, announce readiness, run until told to stop."""
+    backend, config = await build(spec)
+    disabled = frozenset(spec.get("disabled", ()))
+    pop3 = Pop3Server(backend.login, disabled=disabled, fail_delay=FAIL_DELAY,
+                      implementation=f"mailstudy-embedded-{EMBEDDED_VERSION}")
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    async with AsyncExitStack() as stack:
+        await backend.start(stack)
+        await IMAPService(backend, config).start(stack)
+        pop3_server = await asyncio.start_server(pop3, host=spec["host"], port=spec["pop3_port"])
+        await stack.enter_async_context(pop3_server)
+        imap_port = spec["imap_port"]
+        pop3_port = pop3_server.sockets[0].getsockname()[1]
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        if spec.get("watch_stdin", True):
+            threading.Thread(target=_watch_stdin, args=(loop, stop), daemon=True).start()
+        out = ready_out or sys.stdout
+        out.write(f"READY {imap_port} {pop3_port}\n")
+        out.flush()
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m mailstudy.servers.embedded_main SPEC.pickle", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    try:
+        with open(argv[0], "rb") as f:
+            spec = pickle.load(f)
+    except (OSError, pickle.UnpicklingError, EOFError) as exc:
+        print(f"embedded server: cannot read spec {argv[0]}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve(spec))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            print(f"embedded server: a port is already in use on {spec.get('host')} "
+                  f"(IMAP {spec.get('imap_port')}, POP3 {spec.get('pop3_port')}): {exc.strerror}",
+                  file=sys.stderr)
+        else:
+            print(f"embedded server: cannot listen: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.stdout.flush()
+    code = main()
+    sys.stdout.flush()
+    os._exit(code)  # the stdin watcher thread may still block in read()
