@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .base import POP3_GREETING if False else HOST, MailServer, ServerError, wait_for_greeting  # noqa: F401
+from .base import MailServer, ServerError, wait_for_greeting
 
 __all__ = ["EmbeddedServer", "EMBEDDED_VERSION"]
 

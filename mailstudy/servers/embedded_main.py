@@ -64,7 +64,7 @@ async def build(spec: dict) -> tuple[DictBackend, EmbeddedConfig]:
     host = spec["host"]
     disabled = frozenset(spec.get("disabled", ()))
     config = EmbeddedConfig(_args(host, spec["imap_port"]), demo_data=False, demo_user="", demo_password="",
-                            tls_enabled=False, invalid_user_sleep=FAIL_DELAY,
+                            host=host, port=spec["imap_port"], tls_enabled=False, invalid_user_sleep=FAIL_DELAY,
                             hash_context=BuiltinHash(rounds=HASH_ROUNDS),
                             disable_idle="IDLE" in disabled)
     config.apply_context()

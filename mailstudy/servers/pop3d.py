@@ -15,7 +15,8 @@ Rules, modelled on Dovecot's pop3 where RFC 1939 leaves a choice:
 - UIDL is ``%08X%08X`` of (UID, UIDVALIDITY), Dovecot's default ``pop3_uidl_format = %08Xu%08Xv``.
 - DELE only marks; RSET unmarks; only QUIT in TRANSACTION expunges, from the shared pymap mailbox. A dropped
   connection deletes nothing.
-- RETR marks the message \\Seen. Like Dovecot, the flags are written when the session ends (QUIT or drop).
+- RETR marks the message \\Seen (TOP does not). Like Dovecot, flags are written when the session ends (QUIT or
+  drop); the answer to QUIT leaves after the deletions and flags are in the store.
 - PIPELINING: input is read in chunks and every complete command line in a chunk is answered in order; the
   answers to one chunk leave in one write (Dovecot corks its output the same way), flushed early when large.
 - Capabilities named in ``disabled`` (TOP, UIDL, USER, PIPELINING, RESP-CODES) are not listed in CAPA and their
@@ -140,7 +141,6 @@ class _Session:
         self.deleted: set[int] = set()   # 0-based indexes
         self.seen: set[int] = set()
         self.done = False
-        self.expunge = False
 
     # -- output --------------------------------------------------------------------------------------------
     def send(self, *parts: bytes) -> None:
@@ -178,7 +178,13 @@ class _Session:
                         self.send(b"-ERR Input line too long.\r\n")
                         self.done = True
                         break
-                    await self.command(line.rstrip(b"\r"))
+                    try:
+                        await self.command(line.rstrip(b"\r"))
+                    except (ConnectionError, asyncio.CancelledError):
+                        raise
+                    except Exception:
+                        _log.exception("POP3 command failed: %r", line[:40])
+                        self.send(b"-ERR Internal error.\r\n")
                     if self.out_len >= FLUSH_AT:
                         await self.flush()
                 buf = buf[pos:]
@@ -191,18 +197,28 @@ class _Session:
         finally:
             await self.finish()
 
-    async def finish(self) -> None:
-        mbx = self.mailbox
+    async def update(self, expunge: bool) -> bool:
+        """Write the session's effects to the shared mailbox: \\Seen for retrieved messages and, when
+        ``expunge`` (QUIT in TRANSACTION: the UPDATE state), remove the messages marked deleted. Runs once."""
+        mbx, self.mailbox = self.mailbox, None
+        if mbx is None:
+            return True
         try:
-            if mbx is not None:
-                for i in sorted(self.seen - self.deleted if self.expunge else self.seen):
-                    msg = self.msgs[i]
-                    if Seen not in msg.permanent_flags:
-                        await mbx.update(msg.uid, msg, frozenset({Seen}), FlagOp.ADD)
-                if self.expunge and self.deleted:
-                    await mbx.delete([self.msgs[i].uid for i in sorted(self.deleted)])
-        except Exception:  # never let a client's exit take the server down
+            deleted = self.deleted if expunge else set()
+            for i in sorted(self.seen - deleted):
+                msg = self.msgs[i]
+                if Seen not in msg.permanent_flags:
+                    await mbx.update(msg.uid, msg, frozenset({Seen}), FlagOp.ADD)
+            if deleted:
+                await mbx.delete([self.msgs[i].uid for i in sorted(deleted)])
+        except Exception:  # never let one client's exit take the server down
             _log.exception("POP3 update failed for %s", self.user)
+            return False
+        return True
+
+    async def finish(self) -> None:
+        try:
+            await self.update(expunge=False)   # a dropped connection deletes nothing
         finally:
             await self.stack.aclose()
             self.writer.close()
@@ -258,10 +274,13 @@ class _Session:
         self.send(b"+OK Logged in.\r\n")
 
     async def cmd_quit(self, arg: bytes) -> None:
-        if self.mailbox is not None:
-            self.expunge = True
-        self.send(b"+OK Logging out.\r\n")
         self.done = True
+        if self.mailbox is None:
+            self.send(b"+OK Logging out.\r\n")
+        elif await self.update(expunge=True):
+            self.send(b"+OK Logging out.\r\n" if not self.deleted else b"+OK Logging out, messages deleted.\r\n")
+        else:
+            self.send(b"-ERR Some deleted messages were not removed.\r\n")
 
     async def cmd_capa(self, arg: bytes) -> None:
         caps = [c for c in POP3_CAPABILITIES if c not in self.server.disabled]

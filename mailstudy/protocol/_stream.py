@@ -1,0 +1,298 @@
+"""Shared plumbing of the sans-IO parsers: byte buffers with times, line cutting, TLS record counting.
+
+Why a module of its own: the IMAP and POP3 parsers differ in grammar, not in how they buffer bytes, find the
+time of a byte, cap runaway lines, notice implicit TLS or count opaque bytes after STARTTLS/STLS. Keeping that
+here lets each protocol module state only its own rules.
+
+Rules that make chunking irrelevant (the property tests check them): every decision is taken when the byte that
+settles it is fed, never "when a chunk ends"; a line is at most ``max_line`` bytes *by content* (a newline within
+the first ``max_line`` bytes ends it, otherwise exactly ``max_line`` bytes are cut off and the rest up to the
+next newline is skipped), and skipped bytes are counted additively, so any split of the same streams gives the
+same exchanges and the same byte counts.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import deque
+from typing import Any, NamedTuple
+
+from mailstudy.protocol.events import DOWN, UP, Encrypted, Event, ParseWarning, TlsCounts
+
+MAX_LINE = 1 << 20  # 1 MiB: longer lines are cut, warned about and skipped to the next newline
+MAX_WARNINGS = 1000  # per parser; one more warning says the rest were suppressed
+
+
+class Segment(NamedTuple):
+    """A piece of one direction's stream cut by :meth:`ByteStream.read_line`."""
+
+    kind: str  # "line" (ends with \n), "overflow" (first max_line bytes of a runaway line), "skip" (rest of it)
+    data: bytes
+    start: int  # absolute offset of data[0] in the direction's stream
+    t_start: Any  # time of the chunk that carried data[0]
+    t_end: Any  # time of the chunk that carried data[-1]
+
+    @property
+    def ends_line(self) -> bool:
+        return self.data.endswith(b"\n")
+
+
+class ByteStream:
+    """One direction's unconsumed bytes, with the time of the chunk that brought each byte."""
+
+    def __init__(self, max_line: int = MAX_LINE) -> None:
+        self.max_line = max(1, int(max_line))
+        self.buf = bytearray()
+        self.base = 0  # absolute offset of buf[0] (= bytes consumed so far)
+        self.total = 0  # bytes fed so far
+        self._offs: list[int] = []  # absolute offset where each fed chunk starts
+        self._ts: list[Any] = []
+        self._lo = 0  # first mark still needed
+        self._scan = 0  # how far buf was searched for a newline without finding one
+        self.skipping = False
+
+    def append(self, data: bytes, t: Any) -> None:
+        if not data:
+            return
+        self._offs.append(self.total)
+        self._ts.append(t)
+        self.buf += data
+        self.total += len(data)
+
+    def __len__(self) -> int:
+        return len(self.buf)
+
+    def t_at(self, offset: int) -> Any:
+        if not self._ts:
+            return None
+        i = bisect_right(self._offs, offset, self._lo) - 1
+        return self._ts[max(i, self._lo)]
+
+    def peek(self, n: int) -> bytes:
+        return bytes(self.buf[:n])
+
+    def find(self, sub: bytes) -> int:
+        return self.buf.find(sub)
+
+    def take(self, n: int) -> Segment:
+        """Consume up to ``n`` bytes (fewer if fewer are buffered)."""
+        n = max(0, min(n, len(self.buf)))
+        start = self.base
+        data = bytes(self.buf[:n])
+        seg = Segment("data", data, start, self.t_at(start), self.t_at(start + max(n - 1, 0)))
+        del self.buf[:n]
+        self.base += n
+        self._scan = max(0, self._scan - n)
+        self._trim()
+        return seg
+
+    def take_all(self) -> Segment:
+        return self.take(len(self.buf))
+
+    def read_line(self) -> Segment | None:
+        """The next line (kind "line"), or a piece of a runaway line ("overflow", then "skip"), or None."""
+        if not self.buf:
+            return None
+        if self.skipping:
+            i = self.buf.find(b"\n")
+            if i >= 0:
+                self.skipping = False
+                return self.take(i + 1)._replace(kind="skip")
+            return self.take(len(self.buf))._replace(kind="skip")
+        i = self.buf.find(b"\n", self._scan, self.max_line)
+        if i >= 0:
+            self._scan = 0
+            return self.take(i + 1)._replace(kind="line")
+        if len(self.buf) >= self.max_line:
+            self.skipping = True
+            self._scan = 0
+            return self.take(self.max_line)._replace(kind="overflow")
+        self._scan = len(self.buf)
+        return None
+
+    def _trim(self) -> None:
+        # drop marks of chunks that lie wholly before the unconsumed bytes
+        while self._lo + 1 < len(self._offs) and self._offs[self._lo + 1] <= self.base:
+            self._lo += 1
+        if self._lo > 1024 and self._lo * 2 > len(self._offs):
+            del self._offs[: self._lo]
+            del self._ts[: self._lo]
+            self._lo = 0
+
+
+class RecordCounter:
+    """Counts TLS records in one direction from their 5-byte headers (type, version, length)."""
+
+    def __init__(self) -> None:
+        self.header = bytearray()
+        self.remaining = 0
+        self.records = 0
+        self.broken = False  # a header that is not TLS was seen: bytes are still counted, records no more
+
+    def feed(self, data: bytes) -> str | None:
+        """Count records in ``data``; returns a warning text the first time a header is not TLS."""
+        i, n = 0, len(data)
+        while i < n and not self.broken:
+            if self.remaining:
+                step = min(self.remaining, n - i)
+                self.remaining -= step
+                i += step
+                continue
+            step = min(5 - len(self.header), n - i)
+            self.header += data[i : i + step]
+            i += step
+            if len(self.header) == 5:
+                ctype, major, length = self.header[0], self.header[1], int.from_bytes(self.header[3:5], "big")
+                if not (20 <= ctype <= 24 and major == 3):
+                    self.broken = True
+                    return f"not a TLS record header: {bytes(self.header).hex()}; records no longer counted"
+                self.records += 1
+                self.remaining = length
+                self.header.clear()
+        return None
+
+
+class ParserBase:
+    """Feeding, event queue, implicit-TLS detection, opaque byte counting and byte bookkeeping.
+
+    Subclasses implement ``_process(direction)`` (consume what they can of that direction's buffer) and
+    ``_finish(t)`` (flush outstanding state at end of stream).
+    """
+
+    protocol = ""
+
+    def __init__(self, max_line: int = MAX_LINE) -> None:
+        self._streams = {UP: ByteStream(max_line), DOWN: ByteStream(max_line)}
+        self._events: deque[Event] = deque()
+        self.tls = TlsCounts()
+        self._opaque: str | None = None  # None (plain text) | "tls" | "compress"
+        self._records = {UP: RecordCounter(), DOWN: RecordCounter()}
+        self._start_checked = {UP: False, DOWN: False}
+        self.unattributed = {UP: 0, DOWN: 0}  # bytes no greeting or exchange could be given
+        self.closed = False
+        self._nwarnings = 0
+
+    # -- public API ---------------------------------------------------------------------------------------
+    @property
+    def total(self) -> dict[str, int]:
+        """Bytes fed so far, per direction."""
+        return {d: s.total for d, s in self._streams.items()}
+
+    def feed(self, direction: str, data: bytes, t: Any = None) -> None:
+        """Hand the parser bytes seen in one direction ("up" client->server, "down" server->client) at ``t``."""
+        if direction not in (UP, DOWN):
+            raise ValueError(f"direction must be {UP!r} or {DOWN!r}, not {direction!r}")
+        data = bytes(data)
+        if not data:
+            return
+        stream = self._streams[direction]
+        if self.closed:
+            stream.total += len(data)
+            stream.base += len(data)
+            self.unattributed[direction] += len(data)
+            self._warn(direction, t, f"{len(data)} bytes fed after close() were not parsed", stream.base)
+            return
+        stream.append(data, t)
+        self._guarded(self._pump, direction, t)
+
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    def events(self) -> list[Event]:
+        out = list(self._events)
+        self._events.clear()
+        return out
+
+    def close(self, t: Any = None) -> None:
+        """End of stream: outstanding commands become exchanges with status None; leftovers are warned about."""
+        if self.closed:
+            return
+        self.closed = True
+        self._guarded(self._finish, t)
+        for d, stream in self._streams.items():
+            if len(stream):
+                seg = stream.take_all()
+                if self._opaque:
+                    self._count_opaque(d, seg.data)
+                else:
+                    self.unattributed[d] += len(seg.data)
+                    self._warn(d, t, f"stream ended inside an incomplete line ({len(seg.data)} bytes)", seg.start)
+
+    # -- for subclasses -----------------------------------------------------------------------------------
+    def _emit(self, event: Event) -> None:
+        self._events.append(event)
+
+    def _warn(self, direction: str, t: Any, message: str, offset: int = 0) -> None:
+        self._nwarnings += 1
+        if self._nwarnings <= MAX_WARNINGS:
+            self._emit(ParseWarning(direction, t, message, offset))
+        elif self._nwarnings == MAX_WARNINGS + 1:
+            self._emit(ParseWarning(direction, t, f"more than {MAX_WARNINGS} warnings: the rest are suppressed", offset))
+
+    def _unattributed(self, direction: str, seg: Segment, why: str) -> None:
+        self.unattributed[direction] += len(seg.data)
+        self._warn(direction, seg.t_start, f"{len(seg.data)} bytes not attributed: {why}", seg.start)
+
+    def _go_opaque(self, mode: str, t: Any, reason: str) -> None:
+        """From here on only count bytes (TLS records too if mode is "tls"), in both directions."""
+        if self._opaque:
+            return
+        self._opaque = mode
+        self.tls.extra["mode"] = mode
+        self._emit(Encrypted(t, reason))
+        for d, stream in self._streams.items():
+            if len(stream):
+                self._count_opaque(d, stream.take_all().data)
+
+    def _process(self, direction: str) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _finish(self, t: Any) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- internals ----------------------------------------------------------------------------------------
+    def _pump(self, direction: str, t: Any) -> None:
+        stream = self._streams[direction]
+        if self._opaque:
+            self._count_opaque(direction, stream.take_all().data)
+            return
+        if not self._start_checked[direction]:
+            if stream.base == 0 and len(stream) < 2 and stream.peek(1) == b"\x16":
+                return  # one byte that may start a TLS record: wait for the next
+            self._start_checked[direction] = True
+            if stream.base == 0 and stream.peek(2) == b"\x16\x03":
+                self._go_opaque("tls", stream.t_at(0), f"the first {direction} bytes are a TLS record (implicit TLS)")
+                return
+        self._process(direction)
+
+    def _count_opaque(self, direction: str, data: bytes) -> None:
+        if not data:
+            return
+        if self._opaque == "error":
+            self.unattributed[direction] += len(data)
+            return
+        if direction == UP:
+            self.tls.bytes_up += len(data)
+        else:
+            self.tls.bytes_down += len(data)
+        if self._opaque == "tls":
+            counter = self._records[direction]
+            problem = counter.feed(data)
+            if problem:
+                self._warn(direction, None, problem, self._streams[direction].base)
+            if direction == UP:
+                self.tls.records_up = counter.records
+            else:
+                self.tls.records_down = counter.records
+
+    def _guarded(self, fn, *args) -> None:
+        """Run parser code; a bug must not become the caller's traceback: warn and count the rest as opaque."""
+        try:
+            fn(*args)
+        except Exception as exc:  # noqa: BLE001 - the parsers promise never to raise on input
+            self._warn(UP, None, f"internal parser error, the rest is only counted: {type(exc).__name__}: {exc}")
+            self._opaque = self._opaque or "error"
+            self.tls.extra["mode"] = self._opaque
+            for d, stream in self._streams.items():
+                if len(stream):
+                    self._count_opaque(d, stream.take_all().data)

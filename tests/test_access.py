@@ -1,0 +1,139 @@
+"""Access strategies against real servers: the issue's acceptance criteria, asserted exactly where they can be."""
+
+from __future__ import annotations
+
+import imaplib
+import poplib
+
+import pytest
+
+from mailstudy.access import IntegrityError, Known, SessionSpec, choose_opened, run_session
+from mailstudy.corpus import generate
+from mailstudy.devices import Device
+from mailstudy.experiment import Experiment, run_experiment
+
+
+def _run(server, spec: SessionSpec, known: Known, device: Device | None = None):
+    a = server.account
+    return run_session(server.host, server.imap_port, server.pop3_port, a.user, a.password, spec, known, device)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+def test_header_first_moves_under_15_percent_of_download_all_for_200_buchner_messages(server_kind, protocol):
+    rows = {}
+    for strategy in ("header-first", "download-all"):
+        exp = Experiment(server=server_kind, protocol=protocol, strategy=strategy, messages=200,
+                         sizes="buchner2009", seed=0, read_fraction=0.0)
+        (row,) = run_experiment(exp)
+        assert row["integrity_ok"] is True
+        rows[strategy] = row
+    hf, da = rows["header-first"], rows["download-all"]
+    assert hf["headers_fetched"] == 200 and hf["bodies_fetched"] == 0
+    assert da["bodies_fetched"] == 200
+    assert da["bytes_down"] > da["mailbox_bytes"]  # every message came down, plus framing
+    assert hf["bytes_down"] < 0.15 * da["bytes_down"], (hf["bytes_down"], da["bytes_down"])
+
+
+@pytest.mark.parametrize("protocol,strategy", [("imap", "header-first"), ("imap", "download-all"),
+                                               ("pop3", "header-first"), ("pop3", "download-all")])
+def test_same_seed_gives_identical_counts(server_kind, protocol, strategy):
+    exp = Experiment(server=server_kind, protocol=protocol, strategy=strategy, messages=30, seed=5,
+                     read_fraction=0.3)
+    first, second = run_experiment(exp)[0], run_experiment(exp)[0]
+    for key in ("bytes_up", "bytes_down", "commands", "round_trips", "bodies_fetched"):
+        assert first[key] == second[key], key
+    other = run_experiment(Experiment(server=server_kind, protocol=protocol, strategy=strategy, messages=30,
+                                      seed=6, read_fraction=0.3))[0]
+    assert other["bytes_down"] != first["bytes_down"]  # the seed really changes the mailbox
+
+
+def test_imap_command_counts_and_round_trips(server_kind, start_server):
+    corpus = generate(12, "fixed-5k", seed=2)
+    known = Known(corpus.raws())
+    server = start_server(corpus.raws())
+    batched = _run(server, SessionSpec("imap", "header-first", read_fraction=0.25, seed=1), known)
+    # LOGIN, SELECT, one UID FETCH for the list, 3 opened bodies, LOGOUT
+    assert batched.metrics["commands"] == 2 + 1 + 3 + 1
+    assert batched.metrics["round_trips"] == batched.metrics["commands"]
+    assert batched.bodies_fetched == 3 and batched.opened == choose_opened(12, 0.25, 1)
+    per_msg = _run(server, SessionSpec("imap", "download-all", batch=False), known)
+    assert per_msg.metrics["commands"] == 2 + 1 + 12 + 1  # + UID SEARCH, one FETCH each
+    assert per_msg.metrics["round_trips"] == per_msg.metrics["commands"]
+    piped = _run(server, SessionSpec("imap", "download-all", batch=False, pipelining=True), known)
+    assert piped.metrics["commands"] == per_msg.metrics["commands"]
+    assert piped.metrics["round_trips"] < piped.metrics["commands"]
+    assert piped.metrics["round_trips"] == 2 + 1 + 1 + 1  # the 12 FETCHes leave as one flight
+    assert piped.metrics["bytes_down"] == per_msg.metrics["bytes_down"]
+    assert piped.metrics["time_to_list_s"] > 0 and piped.metrics["duration_s"] >= piped.metrics["time_to_list_s"]
+
+
+def test_imap_header_first_marks_opened_messages_seen_on_the_server(server_kind, start_server):
+    corpus = generate(10, "fixed-5k", seed=4)
+    server = start_server(corpus.raws())
+    result = _run(server, SessionSpec("imap", "header-first", read_fraction=0.3, seed=9), Known(corpus.raws()))
+    with imaplib.IMAP4(server.host, server.imap_port) as c:
+        c.login(server.account.user, server.account.password)
+        c.select("INBOX", readonly=True)
+        typ, data = c.search(None, "SEEN")
+        seen = sorted(int(x) - 1 for x in data[0].split())
+        c.logout()
+    assert seen == result.opened and len(seen) == 3
+
+
+def test_pop3_pipelining_cuts_round_trips_not_commands(server_kind, start_server):
+    corpus = generate(15, "fixed-5k", seed=3)
+    known = Known(corpus.raws())
+    server = start_server(corpus.raws())
+    plain = _run(server, SessionSpec("pop3", "header-first"), known)
+    # CAPA, USER, PASS, STAT, LIST, UIDL, 15 x TOP, QUIT
+    assert plain.metrics["commands"] == 6 + 15 + 1
+    assert plain.metrics["round_trips"] == plain.metrics["commands"]
+    piped = _run(server, SessionSpec("pop3", "header-first", pipelining=True), known)
+    assert piped.metrics["commands"] == plain.metrics["commands"]
+    assert piped.metrics["round_trips"] == 6 + 1 + 1
+    assert piped.metrics["bytes_down"] == plain.metrics["bytes_down"]
+
+
+def test_pop3_delete_mode_empties_the_mailbox_for_pop3_and_imap(server_kind, start_server):
+    corpus = generate(8, "buchner2009", seed=11)
+    server = start_server(corpus.raws())
+    result = _run(server, SessionSpec("pop3", "download-all", pop3_mode="delete"), Known(corpus.raws()))
+    assert result.bodies_fetched == 8
+    p = poplib.POP3(server.host, server.pop3_port)
+    p.user(server.account.user)
+    p.pass_(server.account.password)
+    assert p.stat()[0] == 0
+    p.quit()
+    with imaplib.IMAP4(server.host, server.imap_port) as c:
+        c.login(server.account.user, server.account.password)
+        typ, data = c.select("INBOX")
+        assert int(data[0]) == 0
+        c.logout()
+
+
+def test_pop3_keep_mode_fetches_only_what_is_new_for_the_device(server_kind, start_server):
+    corpus = generate(10, "buchner2009", seed=12)
+    extra = generate(13, "buchner2009", seed=99).raws()[10:]
+    known = Known(corpus.raws() + extra)
+    server = start_server(corpus.raws())
+    phone = Device("phone")
+    first = _run(server, SessionSpec("pop3", "download-all", pop3_mode="keep"), known, phone)
+    assert first.bodies_fetched == 10 and phone.messages_held == 10
+    for raw in extra:
+        server.deliver(server.account.user, raw)
+    second = _run(server, SessionSpec("pop3", "download-all", pop3_mode="keep"), known, phone)
+    assert second.messages == 13
+    assert second.bodies_fetched == 3 and phone.messages_held == 13
+    assert second.metrics["bytes_down"] < first.metrics["bytes_down"]
+    laptop = _run(server, SessionSpec("pop3", "download-all", pop3_mode="keep"), known, Device("laptop"))
+    assert laptop.bodies_fetched == 13  # a new device has seen nothing
+
+
+def test_a_message_that_was_not_delivered_fails_the_session_loudly(server_kind, start_server):
+    corpus = generate(4, "fixed-5k", seed=1)
+    server = start_server(corpus.raws())
+    known_without_last = Known(corpus.raws()[:-1])
+    for protocol in ("imap", "pop3"):
+        with pytest.raises(IntegrityError, match="match no delivered message"):
+            _run(server, SessionSpec(protocol, "download-all"), known_without_last)

@@ -1,0 +1,91 @@
+"""The command line as a user meets it: help, JSON output, clear errors, and a server to point clients at."""
+
+from __future__ import annotations
+
+import imaplib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+
+CLI = [sys.executable, "-m", "mailstudy.cli"]
+REQUIRED = {"protocol", "strategy", "server", "server_version", "messages", "sizes", "seed", "read_fraction",
+            "bytes_up", "bytes_down", "commands", "round_trips", "duration_s", "time_to_list_s",
+            "bodies_fetched", "integrity_ok"}
+
+
+def run(*args, timeout=120):
+    return subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("sub", ["session", "serve", "study"])
+def test_every_subcommand_has_help(sub):
+    out = run(sub, "--help")
+    assert out.returncode == 0 and "usage: mailstudy" in out.stdout
+
+
+def test_session_json_has_the_promised_fields(server_kind):
+    out = run("session", "--protocol", "pop3", "--strategy", "header-first", "--messages", "12",
+              "--sizes", "fixed-5k", "--seed", "3", "--read-fraction", "0.5", "--server", server_kind, "--json")
+    assert out.returncode == 0, out.stderr
+    row = json.loads(out.stdout)
+    assert REQUIRED <= set(row)
+    assert row["server"] == server_kind and row["messages"] == 12 and row["integrity_ok"] is True
+    assert row["bodies_fetched"] == 6 and row["commands"] == 6 + 12 + 6 + 1
+
+
+def test_session_table_is_readable():
+    out = run("session", "--messages", "5", "--sizes", "fixed-5k")
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"^bytes_down\s+[\d,]+$", out.stdout, re.M)
+    assert re.search(r"^integrity_ok\s+True$", out.stdout, re.M)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["session", "--read-fraction", "2"], "read_fraction"),
+    (["session", "--sizes", "no-such-preset", "--messages", "2"], "no-such-preset"),
+    (["session", "--protocol", "smtp"], "invalid choice"),
+])
+def test_bad_input_is_a_one_line_error_with_exit_2(args, needle):
+    out = run(*args)
+    assert out.returncode == 2
+    assert needle in out.stderr and "Traceback" not in out.stderr
+
+
+def test_port_in_use_is_a_clear_error():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        out = run("serve", "--imap-port", str(s.getsockname()[1]), timeout=60)
+    assert out.returncode == 2 and "already in use" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_serve_prints_how_to_connect_and_stops_on_ctrl_c():
+    proc = subprocess.Popen(CLI + ["serve", "--messages", "3", "--sizes", "fixed-5k"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while not any("Ctrl-C" in line for line in lines):
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            lines.append(line)
+        text = "".join(lines)
+        port = int(re.search(r"IMAP\s+127\.0\.0\.1:(\d+)", text).group(1))
+        user = re.search(r"user\s+(\S+)", text).group(1)
+        password = re.search(r"password\s+(\S+)", text).group(1)
+        with imaplib.IMAP4("127.0.0.1", port, timeout=20) as c:
+            c.login(user, password)
+            assert int(c.select("INBOX")[1][0]) == 3
+            c.logout()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
