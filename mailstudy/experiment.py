@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 
 from . import __version__
 from .access import Known, SessionSpec, run_session
-from .corpus import generate
+from .corpus import SIZE_PRESETS, generate
 from .devices import Device
 from .servers.base import make_server
 
@@ -52,6 +52,8 @@ class Experiment:
         self.spec()  # validates protocol, strategy, mode and fraction early, with a clear message
         if self.messages < 0:
             raise ValueError(f"messages must be >= 0, not {self.messages}")
+        if self.sizes not in SIZE_PRESETS:
+            raise ValueError(f"unknown size preset {self.sizes!r}; choose one of {sorted(SIZE_PRESETS)}")
         if self.repeats < 1:
             raise ValueError(f"repeats must be >= 1, not {self.repeats}")
 

@@ -172,7 +172,7 @@ def test_some_subjects_are_encoded_words_decoding_to_non_ascii(mixed):
     for m in encoded:
         assert not m.subject.isascii()
         m.header_bytes.decode("ascii")  # the header itself stays 7-bit
-    assert any(m.subject == "Weekly summary" or m.subject.isascii() for m in mixed)
+    assert any(m.subject and m.subject.isascii() for m in mixed)  # plain subjects too
 
 
 def test_about_a_third_of_messages_have_lines_starting_with_a_dot(mixed):

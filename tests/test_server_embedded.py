@@ -142,6 +142,13 @@ def test_child_failing_during_start_reports_its_stderr():
     assert s.pid is None and not s.running
 
 
+def test_start_timeout_does_not_hang():
+    s = EmbeddedServer(start_timeout=0.01)  # far less than a Python process needs to start
+    with pytest.raises(ServerError, match="did not get ready within"):
+        s.start()
+    assert s.pid is None and not s.running
+
+
 def test_two_accounts_are_separate():
     bob = Account("bob", "builder-7")
     with EmbeddedServer([DEFAULT_ACCOUNT, bob], {USER: MESSAGES, "bob": [_msg(9)]}) as s:

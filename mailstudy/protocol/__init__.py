@@ -1,0 +1,68 @@
+"""Sans-IO protocol parsers: the one place where bytes become greetings, exchanges and switches to TLS.
+
+Why: a live socket trace and a reassembled pcap must give the same exchanges, so both go through these parsers
+(``ImapParser``, ``Pop3Parser``: ``feed(direction, data, t)``, ``next_event()``, ``events()``, ``close()``).
+``parse_session`` is the one-call form for a whole recorded session.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from mailstudy.protocol.events import DOWN, UP, Encrypted, Event, Exchange, Greeting, ParseWarning, TlsCounts
+from mailstudy.protocol.imap import ImapParser
+from mailstudy.protocol.pop3 import Pop3Parser
+
+PARSERS = {"imap": ImapParser, "pop3": Pop3Parser}
+
+__all__ = [
+    "DOWN",
+    "UP",
+    "Encrypted",
+    "Event",
+    "Exchange",
+    "Greeting",
+    "ImapParser",
+    "PARSERS",
+    "ParseWarning",
+    "Pop3Parser",
+    "TlsCounts",
+    "feed_all",
+    "make_parser",
+    "parse_session",
+]
+
+
+def make_parser(protocol: str) -> ImapParser | Pop3Parser:
+    """A fresh parser for ``"imap"`` or ``"pop3"``."""
+    try:
+        return PARSERS[protocol.lower()]()
+    except (KeyError, AttributeError):
+        raise ValueError(f"unknown protocol {protocol!r}: expected one of {sorted(PARSERS)}") from None
+
+
+def _chunk_parts(chunk: Any) -> tuple[str, bytes, Any]:
+    # a mailstudy.trace.Chunk (direction, t_ns, data) or a (direction, data, t) tuple
+    if hasattr(chunk, "direction") and hasattr(chunk, "data"):
+        return chunk.direction, chunk.data, getattr(chunk, "t_ns", getattr(chunk, "t", None))
+    direction, data, t = chunk
+    return direction, data, t
+
+
+def feed_all(parser: ImapParser | Pop3Parser, chunks: Iterable[Any], t_close: Any = None) -> list[Event]:
+    """Feed every chunk to ``parser``, close it and return all its events."""
+    last_t = t_close
+    for chunk in chunks:
+        direction, data, t = _chunk_parts(chunk)
+        parser.feed(direction, data, t)
+        last_t = t
+    parser.close(t_close if t_close is not None else last_t)
+    return parser.events()
+
+
+def parse_session(protocol: str, chunks: Iterable[Any]) -> list[Event]:
+    """Parse a whole session: ``chunks`` are ``(direction, data, t)`` tuples or ``trace.Chunk`` objects in order.
+
+    Exchanges come in the order they completed; sort by ``index`` for the order they were sent.
+    """
+    return feed_all(make_parser(protocol), chunks)

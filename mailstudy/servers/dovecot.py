@@ -45,8 +45,10 @@ IMAP_CAPABILITIES_2_3 = (
     "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS "
     "THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED "
     "I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE "
-    "SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ NOTIFY SPECIAL-USE"
+    "SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ NOTIFY"
 ).split()
+# Hiding a capability also hides those that imply it (RFC 7162: QRESYNC implies CONDSTORE; RFC 5256/5267).
+IMAP_IMPLIED_BY = {"CONDSTORE": ("QRESYNC",), "SORT": ("SORT=DISPLAY", "ESORT"), "ESEARCH": ("ESORT",)}
 # IMAP capabilities imaplib cannot work without.
 IMAP_REQUIRED = frozenset({"IMAP4REV1"})
 # What Dovecot's POP3 CAPA lists; none of it can be switched off.
@@ -229,7 +231,10 @@ class DovecotServer(MailServer):
                              f"IMAP capabilities it can hide: {' '.join(IMAP_CAPABILITIES_2_3)}")
         if not disabled:
             return None
-        return " ".join(c for c in IMAP_CAPABILITIES_2_3 if c.upper() not in disabled)
+        hidden = set(disabled)
+        for cap in disabled:
+            hidden.update(IMAP_IMPLIED_BY.get(cap, ()))
+        return " ".join(c for c in IMAP_CAPABILITIES_2_3 if c.upper() not in hidden)
 
     def _identities(self) -> tuple[str, str, str, int, int]:
         """(internal user, internal group, login user, mail uid, mail gid) for this process's privileges."""

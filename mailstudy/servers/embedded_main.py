@@ -35,9 +35,9 @@ from pymap.parsing.message import AppendMessage
 from pymap.user import Passwords, UserMetadata
 from pysasl.hashing import BuiltinHash
 
+from .embedded import EMBEDDED_VERSION
 from .pop3d import Pop3Server
 
-EMBEDDED_VERSION = "0.1.0"
 #: Password hash for the in-memory users. pymap's default (PBKDF2, 500,000 rounds) costs ~0.3 s per login,
 #: which would dominate every session's timing; 1,000 rounds keeps a real hash at well under a millisecond.
 HASH_ROUNDS = 1000

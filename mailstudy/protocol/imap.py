@@ -1,0 +1,367 @@
+"""A sans-IO IMAP parser: client and server bytes in, greetings and exchanges out (RFC 9051 / RFC 3501).
+
+Why: live traces and reassembled pcaps must turn into the same list of exchanges, so that "a command", "its
+bytes" and "its latency" mean one thing everywhere. No socket, no clock, no file: ``feed(direction, data, t)``
+and read events, as h11 does for HTTP.
+
+Rules (the whole state machine in one place):
+
+Client side ("up")
+  * A line ``tag SP command [SP args]`` starts a command (an exchange). ``UID x`` is the command ``"UID X"``.
+    A line ending in ``{n}`` (synchronizing), ``{n+}`` (LITERAL+) or ``~{n}`` (literal8) is followed by n literal
+    bytes and then the rest of the command line; all of it is the command's ``bytes_up``; ``arguments`` shows the
+    literals as written (``{n}``), never their content.
+  * A synchronizing literal that the server refuses (tagged NO/BAD before any literal byte) is not sent: the
+    client side goes back to expecting a command line.
+  * AUTHENTICATE: every server continuation request (``+ ...``) for it allows one client line (a SASL response,
+    or ``*`` to cancel); those lines belong to the AUTHENTICATE exchange and are not commands.
+  * IDLE: the client's ``DONE`` line belongs to the outstanding IDLE exchange.
+Server side ("down")
+  * The first line is the greeting (``* OK``, ``* PREAUTH``, ``* BYE``).
+  * An untagged response ``* ...`` may carry literals ``{n}\\r\\n<n bytes>`` (several per response); it ends at
+    the first line end outside a literal. Its bytes and literal payloads go to the **oldest outstanding**
+    exchange (the one sent first among those without a tagged status yet); with none outstanding they are
+    unattributed (a warning says so).
+  * A continuation request ``+ ...`` goes to the command that is waiting for one: the command whose line the
+    client is still sending (synchronizing literal), else the oldest outstanding AUTHENTICATE, else the oldest
+    outstanding IDLE, else the oldest outstanding exchange.
+  * A tagged status line ``tag OK|NO|BAD text`` completes the outstanding exchange with that tag, in whatever
+    order tags complete (pipelining). Exchanges are emitted when complete; ``index`` gives the order sent.
+  * STARTTLS answered OK: an :class:`Encrypted` event follows its exchange, then bytes are only counted
+    (``parser.tls``). COMPRESS answered OK likewise (mode "compress", no TLS records). Bytes that start with a
+    TLS record header (0x16 0x03) in either direction are implicit TLS (IMAPS).
+Bookkeeping
+  * Every byte fed ends in exactly one place: the greeting, an exchange, ``parser.unattributed`` or
+    ``parser.tls``; ``parser.total`` is what was fed. Nothing raises: bad input gives ParseWarnings.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailstudy.protocol._stream import MAX_LINE, ParserBase, Segment
+from mailstudy.protocol.events import DOWN, UP, Exchange, Greeting
+
+PROTOCOL = "imap"
+
+_CLIENT_LITERAL = re.compile(rb"~?\{(\d{1,20})(\+?)\}\r?\n\Z")
+_SERVER_LITERAL = re.compile(rb"~?\{(\d{1,20})\}\r?\n\Z")
+_TAGGED = re.compile(rb"([^ \r\n]+) (OK|NO|BAD)(?: (.*?))?\r?\n\Z", re.IGNORECASE | re.DOTALL)
+_GREETING = re.compile(rb"\* (OK|PREAUTH|BYE)(?: (.*?))?\r?\n\Z", re.IGNORECASE | re.DOTALL)
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+def _strip_eol(line: bytes) -> bytes:
+    if line.endswith(b"\r\n"):
+        return line[:-2]
+    return line[:-1] if line.endswith(b"\n") else line
+
+
+def redacted_arguments(command: str, arguments: str) -> str:
+    """``arguments`` with credentials replaced by ``***``: LOGIN user and password, AUTHENTICATE initial response."""
+    cmd = command.upper()
+    if cmd == "LOGIN":
+        return "*** ***" if arguments.strip() else arguments
+    if cmd == "AUTHENTICATE":
+        mech, sep, _initial = arguments.strip().partition(" ")
+        return f"{mech} ***" if sep else arguments
+    return arguments
+
+
+@dataclass
+class _Pending:
+    """An exchange being built (mutable until its tagged status arrives)."""
+
+    index: int
+    tag: str
+    command: str
+    args: list[str]
+    t_sent: Any
+    bytes_up: int = 0
+    bytes_down: int = 0
+    t_first_response: Any = None
+    literals: list[bytes] = field(default_factory=list)
+    done: bool = False
+    sasl_turns: int = 0  # AUTHENTICATE: continuation requests not yet answered by a client line
+    idle_done: bool = False  # IDLE: the client has sent DONE
+
+    def to_exchange(self, status: str | None, status_text: str, t_done: Any) -> Exchange:
+        return Exchange(
+            protocol=PROTOCOL,
+            index=self.index,
+            tag=self.tag,
+            command=self.command,
+            arguments="".join(self.args),
+            status=status,
+            status_text=status_text,
+            t_sent=self.t_sent,
+            t_first_response=self.t_first_response,
+            t_done=t_done,
+            bytes_up=self.bytes_up,
+            bytes_down=self.bytes_down,
+            literals=tuple(self.literals),
+        )
+
+
+@dataclass
+class _Response:
+    """A server response being read: its first line, byte count and literal payloads."""
+
+    start: int
+    t_start: Any
+    first: bytes = b""
+    nbytes: int = 0
+    literals: list[bytes] = field(default_factory=list)
+    junk: bool = False  # had a runaway line
+
+
+class ImapParser(ParserBase):
+    """Feed both directions of one IMAP session; read :class:`Greeting`, :class:`Exchange`, ... events."""
+
+    protocol = PROTOCOL
+
+    def __init__(self, max_line: int = MAX_LINE) -> None:
+        super().__init__(max_line)
+        self.greeting: Greeting | None = None
+        self._greeted = False
+        self._outstanding: list[_Pending] = []
+        self._next_index = 0
+        # client side
+        self._cur: _Pending | None = None  # command whose line continues after a literal
+        self._up_literal = 0  # literal bytes still to come from the client
+        self._up_literal_sync = False
+        self._up_literal_size = 0
+        self._up_skip_target: _Pending | None = None
+        # server side
+        self._resp: _Response | None = None
+        self._down_literal = 0
+        self._down_literal_buf = bytearray()
+
+    # -- client -------------------------------------------------------------------------------------------
+    def _add_up(self, p: _Pending | None, seg: Segment, why: str) -> None:
+        if p is None or p.done:
+            self._unattributed(UP, seg, why if p is None else f"client bytes after tag {p.tag} was completed")
+        else:
+            p.bytes_up += len(seg.data)
+
+    def _process(self, direction: str) -> None:
+        if direction == UP:
+            self._process_up()
+        else:
+            self._process_down()
+
+    def _process_up(self) -> None:
+        s = self._streams[UP]
+        while len(s) and not self._opaque:
+            if self._up_literal:
+                seg = s.take(self._up_literal)
+                self._up_literal -= len(seg.data)
+                self._add_up(self._cur, seg, "literal of an unknown command")
+                continue
+            seg = s.read_line()
+            if seg is None:
+                return
+            if seg.kind == "overflow":
+                self._up_skip_target = self._cur
+                self._add_up(self._cur, seg, "runaway client line")
+                self._warn(UP, seg.t_start, f"client line longer than {s.max_line} bytes: cut and skipped", seg.start)
+                continue
+            if seg.kind == "skip":
+                self._add_up(self._up_skip_target, seg, "runaway client line")
+                if seg.ends_line and self._cur is not None and self._up_skip_target is self._cur:
+                    self._cur = None
+                continue
+            if self._cur is not None:
+                self._command_continues(self._cur, seg)
+            else:
+                self._client_line(seg)
+
+    def _client_line(self, seg: Segment) -> None:
+        line = seg.data
+        auth = next((p for p in self._outstanding if p.command == "AUTHENTICATE" and p.sasl_turns > 0), None)
+        if auth is not None:
+            auth.sasl_turns -= 1
+            auth.bytes_up += len(line)
+            return
+        if _strip_eol(line).strip().upper() == b"DONE":
+            idle = next((p for p in self._outstanding if p.command == "IDLE" and not p.idle_done), None)
+            if idle is not None:
+                idle.idle_done = True
+                idle.bytes_up += len(line)
+                return
+        body = _strip_eol(line)
+        m = _CLIENT_LITERAL.search(line)
+        tag, _, rest = body.partition(b" ")
+        if not tag:
+            self._unattributed(UP, seg, "empty or untagged client line")
+            return
+        verb, _, args = rest.partition(b" ")
+        command = _text(verb).upper()
+        if command == "UID" and args:
+            sub, _, args = args.partition(b" ")
+            command = f"UID {_text(sub).upper()}"
+        p = _Pending(self._next_index, _text(tag), command, [_text(args)], seg.t_start, bytes_up=len(line))
+        self._next_index += 1
+        self._outstanding.append(p)
+        if not verb:
+            self._warn(UP, seg.t_start, f"client line with tag {p.tag!r} but no command", seg.start)
+        self._after_client_segment(p, m)
+
+    def _command_continues(self, p: _Pending, seg: Segment) -> None:
+        self._add_up(p, seg, "continuation of an unknown command")
+        if not p.done:
+            p.args.append(_text(_strip_eol(seg.data)))
+        self._after_client_segment(p, _CLIENT_LITERAL.search(seg.data))
+
+    def _after_client_segment(self, p: _Pending, m: re.Match | None) -> None:
+        if m is None:
+            self._cur = None
+            return
+        self._cur = p
+        self._up_literal = self._up_literal_size = int(m.group(1))
+        self._up_literal_sync = not m.group(2)
+
+    # -- server -------------------------------------------------------------------------------------------
+    def _process_down(self) -> None:
+        s = self._streams[DOWN]
+        while len(s) and not self._opaque:
+            if self._down_literal:
+                seg = s.take(self._down_literal)
+                self._down_literal -= len(seg.data)
+                self._down_literal_buf += seg.data
+                self._resp.nbytes += len(seg.data)
+                if not self._down_literal:
+                    self._resp.literals.append(bytes(self._down_literal_buf))
+                    self._down_literal_buf.clear()
+                continue
+            seg = s.read_line()
+            if seg is None:
+                return
+            if self._resp is None:
+                self._resp = _Response(seg.start, seg.t_start)
+            resp = self._resp
+            resp.nbytes += len(seg.data)
+            if seg.kind == "overflow":
+                resp.junk = True
+                self._warn(DOWN, seg.t_start, f"server line longer than {s.max_line} bytes: cut and skipped", seg.start)
+                if not resp.first:
+                    resp.first = seg.data[:64]
+                continue
+            if seg.kind == "skip":
+                if seg.ends_line:
+                    self._finish_response(seg.t_end)
+                continue
+            first_segment = not resp.first
+            if first_segment:
+                resp.first = seg.data
+            if not resp.junk and resp.first.startswith(b"*"):
+                m = _SERVER_LITERAL.search(seg.data)
+                if m is not None:
+                    self._down_literal = int(m.group(1))
+                    if not self._down_literal:
+                        resp.literals.append(b"")
+                    continue
+            self._finish_response(seg.t_end)
+
+    def _finish_response(self, t_end: Any) -> None:
+        resp, self._resp = self._resp, None
+        first = resp.first
+        if not self._greeted:
+            self._greeted = True
+            m = _GREETING.match(first) if not resp.literals and not resp.junk else None
+            if m is not None:
+                self.greeting = Greeting(_text(m.group(1)).upper(), _text(m.group(2) or b""), resp.t_start, resp.nbytes)
+                self._emit(self.greeting)
+                return
+            self._warn(DOWN, resp.t_start, "the server's first line is not a greeting", resp.start)
+        if resp.junk:
+            self._attribute(self._oldest(), resp, "runaway server line")
+            return
+        if first.startswith(b"*"):
+            self._attribute(self._oldest(), resp, "untagged response with no command outstanding")
+            return
+        if first.startswith(b"+"):
+            target = self._continuation_target()
+            if target is not None and target.command == "AUTHENTICATE" and target is not self._cur:
+                target.sasl_turns += 1
+            self._attribute(target, resp, "continuation request with no command outstanding")
+            return
+        m = _TAGGED.match(first)
+        if m is None:
+            self._warn(DOWN, resp.t_start, f"unrecognized server line {_text(first[:60])!r}", resp.start)
+            self._attribute(self._oldest(), resp, "unrecognized server line with no command outstanding")
+            return
+        tag = _text(m.group(1))
+        p = next((x for x in self._outstanding if x.tag == tag), None)
+        if p is None:
+            self._attribute(None, resp, f"tagged status for tag {tag!r} that is not outstanding")
+            return
+        self._attribute(p, resp, "")
+        self._complete(p, _text(m.group(2)).upper(), _text(m.group(3) or b""), t_end)
+
+    def _attribute(self, p: _Pending | None, resp: _Response, why: str) -> None:
+        if p is None:
+            self.unattributed[DOWN] += resp.nbytes
+            self._warn(DOWN, resp.t_start, f"{resp.nbytes} bytes not attributed: {why}", resp.start)
+            return
+        p.bytes_down += resp.nbytes
+        p.literals.extend(resp.literals)
+        if p.t_first_response is None:
+            p.t_first_response = resp.t_start
+
+    def _oldest(self) -> _Pending | None:
+        return self._outstanding[0] if self._outstanding else None
+
+    def _continuation_target(self) -> _Pending | None:
+        if self._cur is not None and not self._cur.done:
+            return self._cur
+        for command in ("AUTHENTICATE", "IDLE"):
+            p = next((x for x in self._outstanding if x.command == command), None)
+            if p is not None:
+                return p
+        return self._oldest()
+
+    def _complete(self, p: _Pending, status: str, text: str, t_done: Any) -> None:
+        p.done = True
+        self._outstanding.remove(p)
+        if p is self._cur and self._up_literal:
+            if self._up_literal_sync and self._up_literal == self._up_literal_size:
+                # refused synchronizing literal: the client will not send it
+                self._cur = None
+                self._up_literal = 0
+        self._emit(p.to_exchange(status, text, t_done))
+        if status == "OK" and p.command == "STARTTLS":
+            self._go_opaque("tls", t_done, "STARTTLS accepted")
+        elif status == "OK" and p.command == "COMPRESS":
+            self._go_opaque("compress", t_done, "COMPRESS accepted: the rest is compressed and only counted")
+
+    # -- end of stream ------------------------------------------------------------------------------------
+    def _finish(self, t: Any) -> None:
+        if self._resp is not None and not self._opaque:
+            resp = self._resp
+            if self._down_literal_buf:
+                resp.literals.append(bytes(self._down_literal_buf))
+                self._down_literal_buf.clear()
+            self._warn(DOWN, t, "stream ended inside a server response", resp.start)
+            self._resp = None
+            self._attribute(self._oldest(), resp, "incomplete server response")
+        elif self._resp is not None:
+            self._resp = None
+        if self._up_literal and not self._opaque:
+            self._warn(UP, t, f"stream ended with {self._up_literal} bytes of a client literal missing")
+        if self._cur is not None and len(self._streams[UP]) and not self._opaque:
+            seg = self._streams[UP].take_all()
+            self._add_up(self._cur, seg, "incomplete command line")
+        if self._outstanding:
+            tags = ", ".join(p.tag for p in self._outstanding[:10])
+            self._warn(UP, t, f"stream ended with {len(self._outstanding)} commands outstanding ({tags})")
+        for p in list(self._outstanding):
+            p.done = True
+            self._emit(p.to_exchange(None, "", None))
+        self._outstanding.clear()
+

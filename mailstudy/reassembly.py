@@ -1,0 +1,367 @@
+"""Rebuild the two byte streams of every TCP connection in a capture, with a time on every chunk.
+
+Why our own: scapy and dpkt do not reassemble plain TCP payloads, and the protocol parsers need each session's
+bytes in order, each chunk stamped with the time it became readable, exactly as the client's traced socket
+would have seen them (see DESIGN.md, "Pcap analysis"). Pure: packets in, connections out; no files.
+
+The rules, in the order they win:
+
+1. A connection is a 4-tuple, split on port reuse: a SYN (without ACK) starts a new connection when the
+   4-tuple's current one has seen FIN or RST, or had a SYN with a different ISN, or began without a SYN.
+   Connections are numbered 0, 1, ... in order of first packet, as tshark's ``tcp.stream``.
+2. The client is the side that sent the SYN (or, when only the SYN-ACK was caught, the side that received it).
+   A connection caught mid-stream guesses: the side on a mail port (143, 993, 110, 995, 25, 587, 465) is the
+   server, else the lower port, else the first packet's destination; ``mid_stream`` is set.
+3. Offsets are per direction, relative to ISN+1 (SYN consumes one sequence number), or to the first sequence
+   number seen when the capture starts mid-stream; they are unwrapped against the next expected offset, so
+   32-bit wrap-around and streams beyond 4 GiB are fine. FIN consumes one number; data after FIN is dropped.
+4. The first copy of a byte wins (as tshark does). A retransmission whose bytes differ is a warning
+   ("conflicting overlap"); equal retransmissions are counted in ``dup_bytes`` only. A 1-byte keep-alive
+   (offset next-1) is not compared.
+5. Out-of-order segments are buffered and delivered in order; the chunk they complete carries the time of the
+   packet that filled the hole.
+6. Gaps are never joined silently. A hole is declared a gap when the receiver's ACK shows it got bytes the
+   capture lacks, or when the connection ends with bytes still buffered or acknowledged-but-unseen. Each gap
+   is a warning with its direction, offset and size, and counts in ``gaps``/``gap_bytes``; the stream goes on
+   after it (its chunks keep the time of their own packets).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from heapq import heappop, heappush
+from typing import TYPE_CHECKING, Iterable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mailstudy.pcap import TcpPacket
+
+__all__ = ["StreamChunk", "TcpConnection", "ConnectionTable", "reassemble", "MAIL_PORTS"]
+
+UP = "up"  # client -> server
+DOWN = "down"  # server -> client
+FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
+MAIL_PORTS = (143, 993, 110, 995, 25, 587, 465)
+_M32 = 0xFFFFFFFF
+_MAX_WARNINGS = 50  # per connection
+
+
+@dataclass(slots=True)
+class StreamChunk:
+    """Bytes that became readable in order, one way, at time ``t`` (the packet that completed them)."""
+
+    direction: str  # "up" | "down"
+    t: float
+    data: bytes
+
+
+@dataclass(slots=True)
+class TcpConnection:
+    """One TCP connection (a "session"), its two reassembled streams and what went wrong on the way.
+
+    ``bytes_up``/``bytes_down`` count the reassembled stream bytes (each byte once); ``dup_bytes`` the payload
+    bytes that arrived again (retransmissions, overlaps); ``gap_bytes`` the bytes the capture missed.
+    """
+
+    index: int
+    client: tuple[str, int]
+    server: tuple[str, int]
+    t_first: float
+    t_syn: float | None = None
+    t_last: float = 0.0
+    chunks: list[StreamChunk] = field(default_factory=list)
+    packets: int = 0
+    bytes_up: int = 0
+    bytes_down: int = 0
+    gaps: int = 0
+    gap_bytes: int = 0
+    mid_stream: bool = False
+    closed: bool = False
+    warnings: list[str] = field(default_factory=list)
+    dup_bytes: int = 0
+    reset: bool = False
+
+    def stream(self, direction: str) -> bytes:
+        """All bytes one way ("up" = client to server, "down"), in order, gaps left out."""
+        if direction not in (UP, DOWN):
+            raise ValueError(f"direction must be 'up' or 'down', not {direction!r}")
+        return b"".join([c.data for c in self.chunks if c.direction == direction])
+
+    def warn(self, message: str) -> None:
+        if len(self.warnings) < _MAX_WARNINGS:
+            self.warnings.append(message)
+        elif len(self.warnings) == _MAX_WARNINGS:
+            self.warnings.append("(further warnings suppressed)")
+
+
+class _Dir:
+    """Reassembly state of one direction."""
+
+    __slots__ = ("name", "base", "next", "pending", "fin", "acked", "starts", "datas", "nbytes", "seq_no",
+                 "syn", "late_warned")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.base: int | None = None  # sequence number of offset 0
+        self.next = 0  # next offset expected in order
+        self.pending: list = []  # heap of (offset, arrival no, data, t, packet index)
+        self.fin: int | None = None  # offset of the FIN
+        self.acked = 0  # highest offset the peer acknowledged
+        self.starts: list[int] = []  # offsets of delivered pieces (for overlap comparison)
+        self.datas: list[bytes] = []
+        self.nbytes = 0
+        self.seq_no = 0
+        self.syn: int | None = None  # ISN, when the SYN was seen
+        self.late_warned = False
+
+
+class _Track:
+    """A connection while it is being reassembled; shed at the end."""
+
+    __slots__ = ("conn", "dirs", "index", "finished", "client_isn", "server_isn", "has_syn")
+
+    def __init__(self, conn: TcpConnection | None, index: int) -> None:
+        self.conn = conn
+        self.dirs = (_Dir(UP), _Dir(DOWN))
+        self.index = index
+        self.finished = False  # FIN or RST seen
+        self.client_isn: int | None = None
+        self.server_isn: int | None = None
+        self.has_syn = False
+
+
+def _server_is_dst(p: TcpPacket) -> bool:
+    """Which side of a packet is the server, for a connection whose first packet is ``p``."""
+    f = p.flags
+    if f & SYN:
+        return not (f & ACK)  # SYN: dst is the server; SYN-ACK: src is
+    s_mail, d_mail = p.sport in MAIL_PORTS, p.dport in MAIL_PORTS
+    if s_mail != d_mail:
+        return d_mail
+    if p.sport != p.dport:
+        return p.dport < p.sport
+    return True
+
+
+class ConnectionTable:
+    """Map packets to connections, split on port reuse (rule 1). Shared by reassembly and ``packets_frame``."""
+
+    def __init__(self, make_conns: bool = False) -> None:
+        self._table: dict[tuple, tuple[_Track, int]] = {}
+        self.tracks: list[_Track] = []
+        self._make = make_conns
+
+    def _new(self, p: TcpPacket) -> tuple[_Track, int]:
+        to_dst = _server_is_dst(p)
+        client = (p.src, p.sport) if to_dst else (p.dst, p.dport)
+        server = (p.dst, p.dport) if to_dst else (p.src, p.sport)
+        idx = len(self.tracks)
+        conn = TcpConnection(idx, client, server, p.t) if self._make else None
+        tr = _Track(conn, idx)
+        self.tracks.append(tr)
+        self._table[(client[0], client[1], server[0], server[1])] = (tr, 0)
+        self._table[(server[0], server[1], client[0], client[1])] = (tr, 1)
+        return (tr, 0) if to_dst else (tr, 1)
+
+    def lookup(self, p: TcpPacket) -> tuple[_Track, int]:
+        """The connection ``p`` belongs to and its direction (0 = up, 1 = down), creating it if new."""
+        ent = self._table.get((p.src, p.sport, p.dst, p.dport))
+        f = p.flags
+        if ent is None:
+            ent = self._new(p)
+        elif f & SYN:
+            tr, di = ent
+            if not (f & ACK):
+                if tr.finished or not tr.has_syn or di != 0 or (tr.client_isn is not None
+                                                                and tr.client_isn != p.seq):
+                    ent = self._new(p)
+            elif tr.finished and tr.server_isn is not None and tr.server_isn != p.seq:
+                ent = self._new(p)
+        tr, di = ent
+        if f & SYN:
+            tr.has_syn = True
+            if f & ACK:
+                if di == 1 and tr.server_isn is None:
+                    tr.server_isn = p.seq
+            elif di == 0 and tr.client_isn is None:
+                tr.client_isn = p.seq
+        if f & (FIN | RST):
+            tr.finished = True
+        return ent
+
+
+def _compare(d: _Dir, off: int, data: bytes) -> int:
+    """How many bytes of ``data`` (at ``off``, below d.next) differ from what was delivered first."""
+    i = bisect_right(d.starts, off) - 1
+    if i < 0:
+        i = 0
+    end = off + len(data)
+    starts, datas = d.starts, d.datas
+    diff = 0
+    while i < len(starts) and starts[i] < end:
+        s = starts[i]
+        old = datas[i]
+        a = max(s, off)
+        b = min(s + len(old), end)
+        if a < b:
+            x = old[a - s:b - s]
+            y = data[a - off:b - off]
+            if x != y:
+                diff += sum(1 for u, v in zip(x, y) if u != v)
+        i += 1
+    return diff
+
+
+def _deliver(c: TcpConnection, d: _Dir, data: bytes, t: float) -> None:
+    d.starts.append(d.next)
+    d.datas.append(data)
+    d.next += len(data)
+    d.nbytes += len(data)
+    c.chunks.append(StreamChunk(d.name, t, data))
+
+
+def _overlap(c: TcpConnection, d: _Dir, off: int, data: bytes, index: int) -> None:
+    """Bytes at ``off`` that were delivered already: count them, warn if they differ."""
+    c.dup_bytes += len(data)
+    if len(data) == 1 and off == d.next - 1:
+        return  # keep-alive probe
+    diff = _compare(d, off, data)
+    if diff:
+        c.warn(f"conflicting overlap in the {d.name} stream at offset {off}: {diff} of {len(data)} "
+               f"retransmitted bytes differ from the first copy (packet #{index}); kept the first copy")
+
+
+def _drain(c: TcpConnection, d: _Dir, t: float | None) -> None:
+    """Deliver buffered segments that are now in order; ``t`` None: each keeps its own time (after a gap)."""
+    pend = d.pending
+    while pend and pend[0][0] <= d.next:
+        off, _no, data, t0, index = heappop(pend)
+        end = off + len(data)
+        if end <= d.next:
+            _overlap(c, d, off, data, index)
+            continue
+        if off < d.next:
+            cut = d.next - off
+            _overlap(c, d, off, data[:cut], index)
+            data = data[cut:]
+        _deliver(c, d, data, t0 if t is None else t)
+
+
+def _gap(c: TcpConnection, d: _Dir, upto: int, why: str) -> None:
+    size = upto - d.next
+    c.gaps += 1
+    c.gap_bytes += size
+    c.warn(f"gap in the {d.name} stream: {size} bytes missing at offset {d.next} ({why})")
+    d.next = upto
+
+
+def _check_acked(c: TcpConnection, d: _Dir) -> None:
+    """The peer acknowledged bytes past d.next while later bytes wait: the capture missed the hole."""
+    while d.pending and d.acked > d.next:
+        upto = min(d.acked, d.pending[0][0])
+        if upto > d.next:
+            _gap(c, d, upto, "acknowledged by the peer but not in the capture")
+        _drain(c, d, None)
+
+
+def _segment(c: TcpConnection, d: _Dir, off: int, data: bytes, t: float, index: int) -> None:
+    """The slow path: anything but the next in-order segment with nothing buffered."""
+    if d.fin is not None and off + len(data) > d.fin:
+        keep = max(0, d.fin - off)
+        c.warn(f"{len(data) - keep} bytes after FIN in the {d.name} stream ignored (packet #{index})")
+        data = data[:keep]
+        if not data:
+            return
+    end = off + len(data)
+    if end <= d.next:
+        _overlap(c, d, off, data, index)
+        return
+    if off < d.next:
+        cut = d.next - off
+        _overlap(c, d, off, data[:cut], index)
+        data = data[cut:]
+        off = d.next
+    if off == d.next:
+        _deliver(c, d, data, t)
+        if d.pending:
+            _drain(c, d, t)
+        return
+    d.seq_no += 1
+    heappush(d.pending, (off, d.seq_no, data, t, index))
+    if d.acked > d.next:
+        _check_acked(c, d)
+
+
+def _finish(tr: _Track) -> TcpConnection:
+    c = tr.conn
+    up, down = tr.dirs
+    for d in (up, down):
+        while d.pending:
+            _gap(c, d, d.pending[0][0], "never filled by the end of the capture")
+            _drain(c, d, None)
+        limit = d.acked if d.fin is None else min(d.acked, d.fin)
+        if limit > d.next and d.base is not None:
+            _gap(c, d, limit, "acknowledged by the peer but not in the capture, at the end")
+    c.bytes_up = up.nbytes
+    c.bytes_down = down.nbytes
+    c.closed = c.reset or (up.fin is not None and down.fin is not None)
+    if c.mid_stream:
+        c.warnings.insert(0, "the capture starts mid-connection: offsets are relative to the first packet seen")
+    if up.syn is not None and down.syn is None and not c.mid_stream:
+        c.warn("no SYN-ACK in the capture")
+    return c
+
+
+def reassemble(packets: Iterable[TcpPacket]) -> list[TcpConnection]:
+    """Group TCP packets into connections and rebuild both byte streams of each (rules in the module doc)."""
+    table = ConnectionTable(make_conns=True)
+    lookup = table.lookup
+    M = _M32
+    for p in packets:
+        tr, di = lookup(p)
+        c = tr.conn
+        d = tr.dirs[di]
+        t = p.t
+        c.packets += 1
+        c.t_last = t
+        f = p.flags
+        seq = p.seq
+        if f & SYN:
+            seq = (seq + 1) & M
+            if d.base is None:
+                d.base = seq
+                d.syn = p.seq
+            if not (f & ACK) and c.t_syn is None:
+                c.t_syn = t
+        elif d.base is None:
+            d.base = seq
+            c.mid_stream = True
+        data = p.payload
+        if data or f & (FIN | RST):
+            x = ((seq - d.base) - d.next) & M  # unwrap against the next expected offset
+            off = d.next + (x - 0x100000000 if x & 0x80000000 else x)
+            if data:
+                if off == d.next and not d.pending and d.fin is None:
+                    d.starts.append(off)  # the fast path: the next segment, in order
+                    d.datas.append(data)
+                    d.next = off + len(data)
+                    d.nbytes += len(data)
+                    c.chunks.append(StreamChunk(d.name, t, data))
+                else:
+                    _segment(c, d, off, data, t, p.index)
+            if f & FIN:
+                if d.fin is None:
+                    d.fin = off + len(data)
+            if f & RST:
+                c.reset = True
+                continue
+        if f & ACK:
+            o = tr.dirs[1 - di]
+            if o.base is not None:
+                x = ((p.ack - o.base) - o.next) & M
+                a = o.next + (x - 0x100000000 if x & 0x80000000 else x)
+                if a > o.acked:
+                    o.acked = a
+                    if o.pending and a > o.next:
+                        _check_acked(c, o)
+    return [_finish(tr) for tr in table.tracks]
