@@ -138,6 +138,19 @@ _IP_PROTOS = {1: "icmp", 2: "igmp", 17: "udp", 47: "gre", 50: "esp", 58: "icmpv6
 _ETHERTYPES = {0x0806: "arp", 0x8035: "rarp", 0x88CC: "lldp", 0x8863: "pppoe", 0x8864: "pppoe", 0x888E: "eapol"}
 _V6_EXT = (0, 43, 60)  # hop-by-hop, routing, destination options: length in 8-octet units after the first 8
 
+# Fast path: link header + IPv4 without options + TCP in one struct call, per link type:
+# (unpack, link header length, whether it starts with an ethertype). Anything unusual goes to _decode().
+_IP_TCP = "BxHxxHxB2x8sHHIIH"  # src and dst addresses as one 8-byte key
+_FAST = {
+    1: (struct.Struct("!12xH" + _IP_TCP).unpack_from, 14, True),
+    113: (struct.Struct("!14xH" + _IP_TCP).unpack_from, 16, True),
+    276: (struct.Struct("!H18x" + _IP_TCP).unpack_from, 20, True),
+    101: (struct.Struct("!" + _IP_TCP).unpack_from, 0, False),
+    0: (struct.Struct("!4x" + _IP_TCP).unpack_from, 4, False),
+    108: (struct.Struct("!4x" + _IP_TCP).unpack_from, 4, False),
+}
+_FAST[12] = _FAST[14] = _FAST[101]
+
 _addr4: dict[bytes, str] = {}
 _addr6: dict[bytes, str] = {}
 
@@ -149,6 +162,16 @@ def _ntoa4(raw: bytes) -> str:
             _addr4.clear()
         s = _addr4[raw] = socket.inet_ntoa(raw)
     return s
+
+
+_pairs4: dict[bytes, tuple[str, str]] = {}
+
+
+def _pair(sd: bytes) -> tuple[str, str]:
+    if len(_pairs4) > 100_000:
+        _pairs4.clear()
+    pair = _pairs4[sd] = (_ntoa4(sd[:4]), _ntoa4(sd[4:]))
+    return pair
 
 
 def _ntoa6(raw: bytes) -> str:
@@ -375,6 +398,9 @@ class PcapReader:
         index = 0
         tcp_count = 0
         truncated_records = 0
+        pairs = _pairs4
+        fast, linklen, has_et = _FAST.get(lt, (None, 0, False))
+        minlen = linklen + 40
         try:
             while True:
                 if n - pos < hlen:
@@ -409,6 +435,24 @@ class PcapReader:
                 index += 1
                 if incl < orig:
                     truncated_records += 1
+                if fast is not None and incl >= minlen:  # the common case, in two struct calls
+                    if has_et:
+                        et, vihl, totlen, frag, proto, sd, sport, dport, seq, ack, of = fast(buf, start)
+                    else:
+                        vihl, totlen, frag, proto, sd, sport, dport, seq, ack, of = fast(buf, start)
+                        et = 0x0800
+                    doff = (of >> 12) << 2
+                    if (et == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x3FFF and doff >= 20
+                            and 20 + doff <= totlen <= incl - linklen):
+                        pair = pairs.get(sd)
+                        if pair is None:
+                            pair = _pair(sd)
+                        t_ns = sec * 1_000_000_000 + frac * frac_ns
+                        tcp_count += 1
+                        p = start + linklen
+                        yield Pkt(t_ns / 1_000_000_000, pair[0], sport, pair[1], dport, seq, ack, of & 0x1FF,
+                                  buf[p + 20 + doff:p + totlen], orig, incl, incl < orig, index, t_ns)
+                        continue
                 r = decode(buf, start, end, lt)
                 if r.__class__ is tuple:
                     src, dst, sport, dport, seq, ack, flags, ps, pe, short = r

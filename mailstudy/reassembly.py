@@ -6,8 +6,11 @@ would have seen them (see DESIGN.md, "Pcap analysis"). Pure: packets in, connect
 
 The rules, in the order they win:
 
-1. A connection is a 4-tuple, split on port reuse: a SYN (without ACK) starts a new connection when the
-   4-tuple's current one has seen FIN or RST, or had a SYN with a different ISN, or began without a SYN.
+1. A connection is a 4-tuple, split on port reuse: a SYN (without ACK) starts a new connection unless it
+   repeats the ISN of the current connection's SYN (a retransmitted SYN, even after a RST: a client retrying
+   the same connect() keeps its ISN, and tshark keeps such retries in one stream too). So a SYN after FIN/RST
+   starts a new connection (a new connect() picks a new ISN), as does a SYN on a connection caught without one.
+   A SYN-ACK with a new ISN on a finished connection (its SYN missed) also starts one.
    Connections are numbered 0, 1, ... in order of first packet, as tshark's ``tcp.stream``.
 2. The client is the side that sent the SYN (or, when only the SYN-ACK was caught, the side that received it).
    A connection caught mid-stream guesses: the side on a mail port (143, 993, 110, 995, 25, 587, 465) is the
@@ -97,8 +100,7 @@ class TcpConnection:
 class _Dir:
     """Reassembly state of one direction."""
 
-    __slots__ = ("name", "base", "next", "pending", "fin", "acked", "starts", "datas", "nbytes", "seq_no",
-                 "syn", "late_warned")
+    __slots__ = ("name", "base", "next", "pending", "fin", "ack", "seq_no", "syn", "gaps", "checks")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -106,19 +108,17 @@ class _Dir:
         self.next = 0  # next offset expected in order
         self.pending: list = []  # heap of (offset, arrival no, data, t, packet index)
         self.fin: int | None = None  # offset of the FIN
-        self.acked = 0  # highest offset the peer acknowledged
-        self.starts: list[int] = []  # offsets of delivered pieces (for overlap comparison)
-        self.datas: list[bytes] = []
-        self.nbytes = 0
+        self.ack: int | None = None  # the peer's latest ACK number, raw (turned into an offset when needed)
         self.seq_no = 0
         self.syn: int | None = None  # ISN, when the SYN was seen
-        self.late_warned = False
+        self.gaps: list[tuple[int, int]] = []  # (offset, size)
+        self.checks: list[tuple[int, bytes, int]] = []  # overlaps to compare at the end: (offset, data, index)
 
 
 class _Track:
     """A connection while it is being reassembled; shed at the end."""
 
-    __slots__ = ("conn", "dirs", "index", "finished", "client_isn", "server_isn", "has_syn")
+    __slots__ = ("conn", "dirs", "index", "finished", "client_isn", "server_isn")
 
     def __init__(self, conn: TcpConnection | None, index: int) -> None:
         self.conn = conn
@@ -127,7 +127,6 @@ class _Track:
         self.finished = False  # FIN or RST seen
         self.client_isn: int | None = None
         self.server_isn: int | None = None
-        self.has_syn = False
 
 
 def _server_is_dst(p: TcpPacket) -> bool:
@@ -147,7 +146,7 @@ class ConnectionTable:
     """Map packets to connections, split on port reuse (rule 1). Shared by reassembly and ``packets_frame``."""
 
     def __init__(self, make_conns: bool = False) -> None:
-        self._table: dict[tuple, tuple[_Track, int]] = {}
+        self.table: dict[tuple, tuple[_Track, int]] = {}  # (src, sport, dst, dport) -> (track, 0 up | 1 down)
         self.tracks: list[_Track] = []
         self._make = make_conns
 
@@ -156,30 +155,30 @@ class ConnectionTable:
         client = (p.src, p.sport) if to_dst else (p.dst, p.dport)
         server = (p.dst, p.dport) if to_dst else (p.src, p.sport)
         idx = len(self.tracks)
-        conn = TcpConnection(idx, client, server, p.t) if self._make else None
+        conn = None
+        if self._make:
+            conn = TcpConnection(idx, client, server, p.t, mid_stream=not p.flags & SYN)
         tr = _Track(conn, idx)
         self.tracks.append(tr)
-        self._table[(client[0], client[1], server[0], server[1])] = (tr, 0)
-        self._table[(server[0], server[1], client[0], client[1])] = (tr, 1)
+        self.table[(client[0], client[1], server[0], server[1])] = (tr, 0)
+        self.table[(server[0], server[1], client[0], client[1])] = (tr, 1)
         return (tr, 0) if to_dst else (tr, 1)
 
     def lookup(self, p: TcpPacket) -> tuple[_Track, int]:
         """The connection ``p`` belongs to and its direction (0 = up, 1 = down), creating it if new."""
-        ent = self._table.get((p.src, p.sport, p.dst, p.dport))
+        ent = self.table.get((p.src, p.sport, p.dst, p.dport))
         f = p.flags
         if ent is None:
             ent = self._new(p)
         elif f & SYN:
             tr, di = ent
             if not (f & ACK):
-                if tr.finished or not tr.has_syn or di != 0 or (tr.client_isn is not None
-                                                                and tr.client_isn != p.seq):
+                if di != 0 or tr.client_isn is None or tr.client_isn != p.seq:
                     ent = self._new(p)
             elif tr.finished and tr.server_isn is not None and tr.server_isn != p.seq:
                 ent = self._new(p)
         tr, di = ent
         if f & SYN:
-            tr.has_syn = True
             if f & ACK:
                 if di == 1 and tr.server_isn is None:
                     tr.server_isn = p.seq
@@ -190,45 +189,17 @@ class ConnectionTable:
         return ent
 
 
-def _compare(d: _Dir, off: int, data: bytes) -> int:
-    """How many bytes of ``data`` (at ``off``, below d.next) differ from what was delivered first."""
-    i = bisect_right(d.starts, off) - 1
-    if i < 0:
-        i = 0
-    end = off + len(data)
-    starts, datas = d.starts, d.datas
-    diff = 0
-    while i < len(starts) and starts[i] < end:
-        s = starts[i]
-        old = datas[i]
-        a = max(s, off)
-        b = min(s + len(old), end)
-        if a < b:
-            x = old[a - s:b - s]
-            y = data[a - off:b - off]
-            if x != y:
-                diff += sum(1 for u, v in zip(x, y) if u != v)
-        i += 1
-    return diff
-
-
 def _deliver(c: TcpConnection, d: _Dir, data: bytes, t: float) -> None:
-    d.starts.append(d.next)
-    d.datas.append(data)
     d.next += len(data)
-    d.nbytes += len(data)
     c.chunks.append(StreamChunk(d.name, t, data))
 
 
 def _overlap(c: TcpConnection, d: _Dir, off: int, data: bytes, index: int) -> None:
-    """Bytes at ``off`` that were delivered already: count them, warn if they differ."""
+    """Bytes at ``off`` that were delivered already: count them; they are compared at the end."""
     c.dup_bytes += len(data)
     if len(data) == 1 and off == d.next - 1:
-        return  # keep-alive probe
-    diff = _compare(d, off, data)
-    if diff:
-        c.warn(f"conflicting overlap in the {d.name} stream at offset {off}: {diff} of {len(data)} "
-               f"retransmitted bytes differ from the first copy (packet #{index}); kept the first copy")
+        return  # keep-alive probe: its byte is garbage by design
+    d.checks.append((off, data, index))
 
 
 def _drain(c: TcpConnection, d: _Dir, t: float | None) -> None:
@@ -251,14 +222,24 @@ def _gap(c: TcpConnection, d: _Dir, upto: int, why: str) -> None:
     size = upto - d.next
     c.gaps += 1
     c.gap_bytes += size
+    d.gaps.append((d.next, size))
     c.warn(f"gap in the {d.name} stream: {size} bytes missing at offset {d.next} ({why})")
     d.next = upto
 
 
+def _acked(d: _Dir) -> int:
+    """The offset up to which the peer acknowledged this direction (``next`` when unknown or behind)."""
+    if d.ack is None or d.base is None:
+        return d.next
+    x = ((d.ack - d.base) - d.next) & _M32
+    return d.next if x & 0x80000000 else d.next + x
+
+
 def _check_acked(c: TcpConnection, d: _Dir) -> None:
     """The peer acknowledged bytes past d.next while later bytes wait: the capture missed the hole."""
-    while d.pending and d.acked > d.next:
-        upto = min(d.acked, d.pending[0][0])
+    acked = _acked(d)
+    while d.pending and acked > d.next:
+        upto = min(acked, d.pending[0][0])
         if upto > d.next:
             _gap(c, d, upto, "acknowledged by the peer but not in the capture")
         _drain(c, d, None)
@@ -288,8 +269,38 @@ def _segment(c: TcpConnection, d: _Dir, off: int, data: bytes, t: float, index: 
         return
     d.seq_no += 1
     heappush(d.pending, (off, d.seq_no, data, t, index))
-    if d.acked > d.next:
-        _check_acked(c, d)
+    _check_acked(c, d)
+
+
+def _conflicts(c: TcpConnection, d: _Dir) -> None:
+    """Compare every retransmitted byte with the first copy delivered; warn where they differ."""
+    starts: list[int] = []
+    datas: list[bytes] = []
+    cursor = 0
+    gaps = iter(d.gaps + [(-1, 0)])
+    g_off, g_size = next(gaps)
+    for ch in c.chunks:
+        if ch.direction != d.name:
+            continue
+        while g_off == cursor:
+            cursor += g_size
+            g_off, g_size = next(gaps)
+        starts.append(cursor)
+        datas.append(ch.data)
+        cursor += len(ch.data)
+    for off, data, index in d.checks:
+        end = off + len(data)
+        i = max(0, bisect_right(starts, off) - 1)
+        diff = 0
+        while i < len(starts) and starts[i] < end:
+            s, old = starts[i], datas[i]
+            a, b = max(s, off), min(s + len(old), end)
+            if a < b and old[a - s:b - s] != data[a - off:b - off]:
+                diff += sum(1 for u, v in zip(old[a - s:b - s], data[a - off:b - off]) if u != v)
+            i += 1
+        if diff:
+            c.warn(f"conflicting overlap in the {d.name} stream at offset {off}: {diff} of {len(data)} "
+                   f"retransmitted bytes differ from the first copy (packet #{index}); kept the first copy")
 
 
 def _finish(tr: _Track) -> TcpConnection:
@@ -299,69 +310,94 @@ def _finish(tr: _Track) -> TcpConnection:
         while d.pending:
             _gap(c, d, d.pending[0][0], "never filled by the end of the capture")
             _drain(c, d, None)
-        limit = d.acked if d.fin is None else min(d.acked, d.fin)
+        acked = _acked(d)
+        limit = acked if d.fin is None else min(acked, d.fin)
         if limit > d.next and d.base is not None:
             _gap(c, d, limit, "acknowledged by the peer but not in the capture, at the end")
-    c.bytes_up = up.nbytes
-    c.bytes_down = down.nbytes
+        if d.checks:
+            _conflicts(c, d)
+    c.bytes_up = up.next - sum(s for _, s in up.gaps)
+    c.bytes_down = down.next - sum(s for _, s in down.gaps)
     c.closed = c.reset or (up.fin is not None and down.fin is not None)
     if c.mid_stream:
         c.warnings.insert(0, "the capture starts mid-connection: offsets are relative to the first packet seen")
-    if up.syn is not None and down.syn is None and not c.mid_stream:
-        c.warn("no SYN-ACK in the capture")
+    if up.syn is not None and down.syn is None and c.bytes_down:
+        c.warn("no SYN-ACK in the capture: the down stream starts at the first server packet seen")
     return c
+
+
+def _packet(table: ConnectionTable, p: TcpPacket) -> None:
+    """Everything about one packet, general case (SYN, FIN, RST, a new connection or direction, disorder)."""
+    tr, di = table.lookup(p)
+    c = tr.conn
+    d = tr.dirs[di]
+    t = p.t
+    f = p.flags
+    c.packets += 1
+    c.t_last = t
+    seq = p.seq
+    if f & SYN:
+        seq = (seq + 1) & _M32
+        if d.base is None:
+            d.base = seq
+            d.syn = p.seq
+        if not (f & ACK) and c.t_syn is None:
+            c.t_syn = t
+    elif d.base is None:
+        d.base = seq
+    data = p.payload
+    if data or f & (FIN | RST):
+        x = ((seq - d.base) - d.next) & _M32  # unwrap against the next expected offset
+        off = d.next + (x - 0x100000000 if x & 0x80000000 else x)
+        if data:
+            _segment(c, d, off, data, t, p.index)
+        if f & FIN and d.fin is None:
+            d.fin = off + len(data)
+        if f & RST:
+            c.reset = True
+            return  # a RST's ACK field proves nothing
+    if f & ACK:
+        o = tr.dirs[1 - di]
+        o.ack = p.ack
+        if o.pending:
+            _check_acked(c, o)
 
 
 def reassemble(packets: Iterable[TcpPacket]) -> list[TcpConnection]:
     """Group TCP packets into connections and rebuild both byte streams of each (rules in the module doc)."""
     table = ConnectionTable(make_conns=True)
-    lookup = table.lookup
+    get = table.table.get
+    Chunk = StreamChunk
     M = _M32
+    general = _packet
     for p in packets:
-        tr, di = lookup(p)
-        c = tr.conn
-        d = tr.dirs[di]
-        t = p.t
-        c.packets += 1
-        c.t_last = t
+        # The fast path, for most packets: no SYN/FIN/RST, known connection and direction, data in order.
         f = p.flags
-        seq = p.seq
-        if f & SYN:
-            seq = (seq + 1) & M
-            if d.base is None:
-                d.base = seq
-                d.syn = p.seq
-            if not (f & ACK) and c.t_syn is None:
-                c.t_syn = t
-        elif d.base is None:
-            d.base = seq
-            c.mid_stream = True
+        if f & 0x07:
+            general(table, p)
+            continue
+        ent = get((p.src, p.sport, p.dst, p.dport))
+        if ent is None:
+            general(table, p)
+            continue
+        tr, di = ent
+        d = tr.dirs[di]
+        if d.base is None:
+            general(table, p)
+            continue
         data = p.payload
-        if data or f & (FIN | RST):
-            x = ((seq - d.base) - d.next) & M  # unwrap against the next expected offset
-            off = d.next + (x - 0x100000000 if x & 0x80000000 else x)
-            if data:
-                if off == d.next and not d.pending and d.fin is None:
-                    d.starts.append(off)  # the fast path: the next segment, in order
-                    d.datas.append(data)
-                    d.next = off + len(data)
-                    d.nbytes += len(data)
-                    c.chunks.append(StreamChunk(d.name, t, data))
-                else:
-                    _segment(c, d, off, data, t, p.index)
-            if f & FIN:
-                if d.fin is None:
-                    d.fin = off + len(data)
-            if f & RST:
-                c.reset = True
-                continue
-        if f & ACK:
+        if data and (d.pending or d.fin is not None or (p.seq - d.base - d.next) & M):
+            general(table, p)
+            continue
+        c = tr.conn
+        c.packets += 1
+        c.t_last = p.t
+        if data:
+            d.next += len(data)
+            c.chunks.append(Chunk(d.name, p.t, data))
+        if f & 0x10:
             o = tr.dirs[1 - di]
-            if o.base is not None:
-                x = ((p.ack - o.base) - o.next) & M
-                a = o.next + (x - 0x100000000 if x & 0x80000000 else x)
-                if a > o.acked:
-                    o.acked = a
-                    if o.pending and a > o.next:
-                        _check_acked(c, o)
+            o.ack = p.ack
+            if o.pending:
+                _check_acked(c, o)
     return [_finish(tr) for tr in table.tracks]

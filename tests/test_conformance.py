@@ -23,6 +23,7 @@ LEGITIMATE_DIFFERENCES = {
     "UID values": "UIDs are strictly ascending, but their first value and UIDVALIDITY are the server's choice",
     "CAPA extras": "servers may list more capabilities (IMPLEMENTATION, SASL, AUTH-RESP-CODE, STLS, ...)",
     "login delay": "a failed login may be answered after a delay of the server's choosing",
+    "CAPA after login": "Dovecot drops USER and SASL from CAPA once logged in; RFC 2449 allows it",
 }
 
 
@@ -238,11 +239,17 @@ def test_pop3_dropped_connection_removes_nothing(server, corpus):
 
 
 def test_pop3_capa_lists_what_the_study_uses(server):
-    p = pop3(server)
-    caps = p.capa()
-    p.quit()
+    """CAPA before login lists USER; after login a server may drop login-only entries (RFC 2449 5)."""
+    p = poplib.POP3(server.host, server.pop3_port, timeout=20)
+    before = p.capa()
     for cap in ("TOP", "UIDL", "USER", "PIPELINING", "RESP-CODES"):
-        assert cap in caps, cap
+        assert cap in before, cap
+    p.user(server.account.user)
+    p.pass_(server.account.password)
+    after = p.capa()
+    p.quit()
+    for cap in ("TOP", "UIDL", "PIPELINING"):
+        assert cap in after, cap
 
 
 def test_pop3_pipelined_commands_are_answered_in_order(server, corpus):

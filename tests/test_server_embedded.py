@@ -250,7 +250,20 @@ def test_uidl_is_unique_and_stable_across_sessions(shared):
     assert first == second
     uids = [line.split()[1] for line in first]
     assert len(set(uids)) == len(MESSAGES)
-    assert all(re.fullmatch(rb"[0-9A-F]{16}", u) for u in uids)
+    assert all(re.fullmatch(rb"[0-9a-f]{16}", u) for u in uids)
+
+
+def test_imap_sees_the_initial_messages_in_order_with_uids_from_1(shared):
+    with imaplib.IMAP4(shared.host, shared.imap_port, timeout=10) as c:
+        c.login(USER, PASSWORD)
+        c.select("INBOX", readonly=True)
+        typ, uids = c.uid("SEARCH", "ALL")
+        assert typ == "OK"
+        typ, data = c.fetch("1:*", "(BODY.PEEK[])")
+        c.logout()
+    assert typ == "OK"
+    assert [int(u) for u in uids[0].split()] == list(range(1, len(MESSAGES) + 1))
+    assert [d[1] for d in data if isinstance(d, tuple)] == MESSAGES  # IMAP serves the bytes as delivered
 
 
 def test_errors(shared):
@@ -378,4 +391,15 @@ def test_disabled_capabilities_are_not_listed_and_refused():
         with pytest.raises(poplib.error_proto, match="-ERR"):
             p.top(1, 0)
         assert p.retr(1)[0].startswith(b"+OK")
+        p.quit()
+
+
+def test_disabled_resp_codes_drops_the_auth_code():
+    with EmbeddedServer(disabled={"RESP-CODES"}) as s:
+        p = poplib.POP3(s.host, s.pop3_port, timeout=10)
+        assert "RESP-CODES" not in p.capa()
+        p.user(USER)
+        with pytest.raises(poplib.error_proto) as err:
+            p.pass_("wrong")
+        assert err.value.args[0] == b"-ERR Authentication failed."
         p.quit()

@@ -11,10 +11,16 @@ Facts this module relies on (Dovecot 2.3.19, Debian 12):
   invoking user and the anvil/imap-login/pop3-login services have ``chroot =``. As root the usual ``dovecot`` /
   ``dovenull`` users run the helpers and the mail is owned by ``nobody`` (userdb uid 0 is refused).
 - Maildir files written before start get their UIDs in file-name order on the first scan; the names used here
-  sort in list order, so UID n is ``mailboxes[user][n-1]``. Files are stored byte for byte as given (CRLF kept);
+  sort in list order, so UID n is ``mailboxes[user][n-1]``. Files are stored byte for byte as given;
   ``S=`` (file size) and ``W=`` (size with CRLF line ends) in the name spare Dovecot a stat/read per message.
+  IMAP BODY[] and POP3 RETR return CRLF messages exactly; bare LFs are sent as CRLF (RFC822.SIZE and POP3 LIST
+  then count the CRLF size).
 - POP3 capabilities (TOP, UIDL, PIPELINING, ...) are compiled into Dovecot and cannot be switched off; IMAP
-  capabilities can be hidden from CAPABILITY with ``imap_capability`` (the commands still work if sent).
+  capabilities can be hidden with ``imap_capability`` (the commands still work if sent). An explicit
+  ``imap_capability`` also replaces the short pre-login list in the greeting, so the greeting grows.
+- The auth penalty (every later login from 127.0.0.1 delayed after one failure) is off so that sessions do not
+  depend on earlier ones; the fixed ``auth_failure_delay`` (2 s per failed login) is Dovecot's default.
+- Private files live under /dev/shm when it has room (1000 Maildir files: ~5 ms there, ~0.3 s on a disk /tmp).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from .base import Account, MailServer, ServerError, wait_for_greeting
 DOVECOT = "/usr/sbin/dovecot"
 LIBEXEC = "/usr/lib/dovecot"
 TMPFS_ROOTS = ("/dev/shm",)
+ZOMBIE_GRACE = 0.15  # seconds the master gets to reap its exited children at stop
 INSTALL_HINT = "install it with: apt-get install dovecot-imapd dovecot-pop3d"
 
 # CAPABILITY after LOGIN as Dovecot 2.3.19 announces it with this module's config (imap_capability unset).
@@ -51,9 +58,10 @@ IMAP_CAPABILITIES_2_3 = (
 IMAP_IMPLIED_BY = {"CONDSTORE": ("QRESYNC",), "SORT": ("SORT=DISPLAY", "ESORT"), "ESEARCH": ("ESORT",)}
 # IMAP capabilities imaplib cannot work without.
 IMAP_REQUIRED = frozenset({"IMAP4REV1"})
-# What Dovecot's POP3 CAPA lists; none of it can be switched off.
-POP3_CAPABILITIES = frozenset({"TOP", "UIDL", "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE", "USER", "SASL",
-                               "CAPA", "STLS"})
+# What Dovecot's POP3 CAPA lists (before and after login); none of it can be switched off.
+POP3_BUILT_IN = frozenset({"TOP", "UIDL", "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE", "USER", "SASL"})
+# Never announced with this config (ssl = no, plaintext allowed): disabling them changes nothing.
+ALREADY_ABSENT = frozenset({"STLS", "STARTTLS", "LOGINDISABLED"})
 
 # Maildir file names: 10-digit seconds then a 9-digit sequence, so name order == list order == UID order.
 _BASE_TIME = 1_600_000_000
@@ -119,14 +127,6 @@ def maildir_name(index: int, raw: bytes) -> str:
     return f"{_BASE_TIME + index}.M{index:09d}P0.mailstudy,S={len(raw)},W={virtual}:2,"
 
 
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.strip().splitlines()[-lines:]) or "(log empty)"
-
-
 def _group_members(pgid: int, zombies: bool = False) -> dict[int, str]:
     """Processes in process group ``pgid`` (zombies only if asked): pid -> command line (empty for zombies)."""
     found: dict[int, str] = {}
@@ -161,10 +161,16 @@ def _terminate(proc: subprocess.Popen | None, workdir: Path | None, remove: bool
             except ProcessLookupError:
                 pass
             deadline = time.monotonic() + 5
+            done_at = None  # when only the log process and exited-but-unreaped children were left
             while proc.poll() is None and time.monotonic() < deadline:
                 others = [cmd for pid, cmd in _group_members(pgid, zombies=True).items() if pid != proc.pid]
-                if all(cmd == "" or cmd.endswith("/log") for cmd in others):  # "" = exited, not yet reaped
+                if all(cmd.endswith("/log") for cmd in others):
                     break
+                if all(cmd == "" or cmd.endswith("/log") for cmd in others):  # "" = a zombie
+                    # Give the master a moment to reap them; else init does once the master is gone.
+                    done_at = done_at or time.monotonic()
+                    if time.monotonic() - done_at > ZOMBIE_GRACE:
+                        break
                 time.sleep(0.005)
         for _ in range(200):
             try:
@@ -217,22 +223,25 @@ class DovecotServer(MailServer):
     # -- configuration -------------------------------------------------------------------------------------
     @staticmethod
     def _imap_capability(disabled: frozenset[str]) -> str | None:
-        """The ``imap_capability`` value hiding ``disabled``, or None to keep Dovecot's default."""
-        pop3_only = sorted(c for c in disabled if c in POP3_CAPABILITIES and c not in IMAP_CAPABILITIES_2_3)
-        if pop3_only:
-            raise ValueError(f"Dovecot cannot switch off POP3 capability {', '.join(pop3_only)}: its POP3 CAPA "
-                             f"is built in; use the embedded server for that study")
+        """The ``imap_capability`` value hiding ``disabled``, or None to keep Dovecot's default.
+
+        Raises ValueError for what Dovecot cannot switch off (its POP3 CAPA is compiled in) or does not know.
+        """
+        pop3 = sorted(disabled & POP3_BUILT_IN)
+        if pop3:
+            raise ValueError(f"Dovecot cannot switch off POP3 capability {', '.join(pop3)}: its POP3 CAPA is "
+                             f"built in; use the embedded server for that study")
         if disabled & IMAP_REQUIRED:
             raise ValueError("IMAP4rev1 cannot be disabled: imaplib refuses servers without it")
-        known = {c.upper() for c in IMAP_CAPABILITIES_2_3}
-        unknown = sorted(disabled - known)
+        imap = disabled - ALREADY_ABSENT
+        unknown = sorted(imap - {c.upper() for c in IMAP_CAPABILITIES_2_3})
         if unknown:
-            raise ValueError(f"unknown or unswitchable capability {', '.join(unknown)} for Dovecot; "
-                             f"IMAP capabilities it can hide: {' '.join(IMAP_CAPABILITIES_2_3)}")
-        if not disabled:
+            raise ValueError(f"Dovecot cannot switch off capability {', '.join(unknown)}; IMAP capabilities it "
+                             f"can hide: {' '.join(IMAP_CAPABILITIES_2_3[1:])}")
+        if not imap:
             return None
-        hidden = set(disabled)
-        for cap in disabled:
+        hidden = set(imap)
+        for cap in imap:
             hidden.update(IMAP_IMPLIED_BY.get(cap, ()))
         return " ".join(c for c in IMAP_CAPABILITIES_2_3 if c.upper() not in hidden)
 
@@ -291,6 +300,10 @@ userdb {{
 }}
 service anvil {{
   chroot =
+  # no auth penalty: one failed login must not slow every later login from 127.0.0.1 for minutes
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
 }}
 service imap-login {{
   chroot =
@@ -319,8 +332,11 @@ service pop3-login {{
         """Config, passwd-file and one Maildir per account, owned so that Dovecot's processes can use them."""
         internal_user, _, _, uid, gid = ids
         as_root = os.geteuid() == 0
-        for sub in ("run", "state", "mail"):
+        for sub in ("run", "state", "mail"):  # base_dir must not survive a switch between root and non-root
             shutil.rmtree(wd / sub, ignore_errors=True)
+            if (wd / sub).exists():
+                raise ServerError(f"cannot clear {wd / sub} (left by a run as another user?); remove it or "
+                                  f"choose another workdir")
         for name in ("dovecot.log", "master.stderr"):
             (wd / name).unlink(missing_ok=True)
         (wd / "run").mkdir(mode=0o755)
@@ -364,39 +380,60 @@ service pop3-login {{
         reason = dovecot_available(self.binary)
         if reason:
             raise ServerError(reason)
+        if self.imap_capability is not None and not self.version.startswith("2.3."):
+            raise ServerError(f"disabling IMAP capabilities needs Dovecot 2.3's capability list; this is "
+                              f"{self.version}")
+        self._proc = None
         if self._user_workdir is not None:
-            wd = self._user_workdir
-            wd.mkdir(parents=True, exist_ok=True)
-            remove = False
+            wd, remove = self._user_workdir, False
+            self._check_workdir(wd)
+            try:
+                wd.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ServerError(f"cannot create workdir {wd}: {exc.strerror}") from exc
         else:
             need = sum(len(m) for msgs in self.mailboxes.values() for m in msgs)
-            wd = Path(tempfile.mkdtemp(prefix="mailstudy-dovecot-", dir=_scratch_root(need)))
-            remove = True
-        longest = wd / "run" / "login" / "imap-login-xx"
-        if len(os.fsencode(longest)) > _SUN_PATH_MAX:
-            raise ServerError(f"workdir {wd} is too long for Dovecot's unix sockets (max ~{_SUN_PATH_MAX - 25} "
-                              f"bytes); choose a shorter path")
+            wd, remove = Path(tempfile.mkdtemp(prefix="mailstudy-dovecot-", dir=_scratch_root(need))), True
         self.workdir = wd
         try:
             self._write_tree(wd, self._identities())
-            stderr = open(wd / "master.stderr", "wb")
-            try:
+            with open(wd / "master.stderr", "wb") as stderr:
                 self._proc = subprocess.Popen([self.binary, "-F", "-c", str(wd / "dovecot.conf")],
                                               stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
                                               start_new_session=True, cwd=wd)
-            finally:
-                stderr.close()
-        except OSError as exc:
+        except (OSError, ServerError) as exc:
             _terminate(self._proc, wd, remove)
             self._proc = None
+            if isinstance(exc, ServerError):
+                raise
             raise ServerError(f"cannot prepare or run Dovecot in {wd}: {exc}") from exc
+        # Stops Dovecot even if the caller forgets stop() (garbage collection or interpreter exit).
         self._finalizer = weakref.finalize(self, _terminate, self._proc, wd, remove)
         try:
             self._wait_ready()
         except BaseException:
             self._finalizer()
+            self._finalizer = None
             self._proc = None
             raise
+
+    @staticmethod
+    def _check_workdir(wd: Path) -> None:
+        """Refuse a workdir Dovecot cannot use: too long for its unix sockets, or (as root) unreachable for the
+        unprivileged mail processes."""
+        if len(os.fsencode(wd)) + len("/run/token-login/imap-urlauth") > _SUN_PATH_MAX:
+            raise ServerError(f"workdir {wd} is too long for Dovecot's unix sockets (at most "
+                              f"{_SUN_PATH_MAX - 29} bytes); choose a shorter path")
+        if os.geteuid() == 0:
+            for parent in list(wd.parents)[::-1]:
+                try:
+                    mode = parent.stat().st_mode
+                except OSError:
+                    break  # does not exist yet: created by us with mode 0755
+                if not mode & 0o001:
+                    raise ServerError(f"workdir {wd} is unreachable for Dovecot's unprivileged mail processes: "
+                                      f"{parent} is not searchable by others; choose a path under /tmp or "
+                                      f"/dev/shm")
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.start_timeout
@@ -415,12 +452,16 @@ service pop3-login {{
                     continue
 
     def _failure(self, what: str) -> str:
-        log = self.log_text() + "\n" + self._read("master.stderr")
-        m = re.search(r"bind\(([^)]*)\) failed: Address already in use", log)
+        """``what`` plus the reason from Dovecot's log (and its stderr, where config errors go)."""
+        lines = self.log_text().strip().splitlines()
+        lines += [ln for ln in self._read("master.stderr").strip().splitlines()
+                  if ln and not any(ln in seen for seen in lines)]
+        text = "\n".join(lines)
+        m = re.search(r"(?:bind|listen)\(([^,]+), (\d+)\) failed: Address already in use", text)
         if m:
-            return f"{what}: port in use ({m.group(1)}); choose other ports or stop what listens there"
-        tail = "\n".join(log.strip().splitlines()[-15:])
-        return f"{what}; last log lines from {self.workdir}:\n{tail or '(log empty)'}"
+            return (f"{what}: port {m.group(2)} on {m.group(1)} is already in use; choose other ports or stop "
+                    f"what listens there")
+        return f"{what}; last lines of its log:\n" + ("\n".join(lines[-15:]) or "(log empty)")
 
     def _stop(self) -> None:
         if self._finalizer is not None:

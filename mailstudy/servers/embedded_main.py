@@ -5,7 +5,8 @@ distorts timings). ``EmbeddedServer`` starts ``python -m mailstudy.servers.embed
 pickle written by the parent (accounts, initial INBOX messages, ports, disabled capabilities). This process:
 
 1. builds pymap's dict backend with those users (hashed passwords, no demo data) and appends each user's
-   messages to INBOX in list order (UIDs in that order), before any listener exists;
+   messages to INBOX in list order (UIDs 1..n in that order, as Dovecot numbers them), before any listener
+   exists;
 2. binds IMAP and POP3 on 127.0.0.1, then prints ``READY <imap_port> <pop3_port>`` on stdout;
 3. runs until SIGTERM/SIGINT, or until its stdin reaches EOF (the parent died or closed it): no orphans.
 
@@ -77,6 +78,7 @@ async def build(spec: dict) -> tuple[DictBackend, EmbeddedConfig]:
         mailbox_set, filter_set = MailboxSet(), FilterSet()
         config.set_cache[user] = (mailbox_set, filter_set)
         inbox = await mailbox_set.get_mailbox("INBOX")
+        inbox._max_uid = 0  # pymap starts UIDs at 101; Dovecot at 1. Same UIDs -> same bytes on the wire.
         for raw in spec["mailboxes"].get(user, ()):
             await inbox.append(AppendMessage(raw, when, frozenset()), recent=True)
     return DictBackend(login, config), config

@@ -12,7 +12,8 @@ Rules, modelled on Dovecot's pop3 where RFC 1939 leaves a choice:
 - At PASS the INBOX is snapshotted: messages 1..n in UID order; the list does not change during the session.
 - Sizes (STAT, LIST, the RETR status line) are the message's bytes with CRLF line ends, before dot-stuffing and
   before the CRLF that is added when a message does not end with one (as Dovecot reports them).
-- UIDL is ``%08X%08X`` of (UID, UIDVALIDITY), Dovecot's default ``pop3_uidl_format = %08Xu%08Xv``.
+- UIDL is ``%08x%08x`` of (UID, UIDVALIDITY): what Dovecot's default ``pop3_uidl_format = %08Xu%08Xv`` gives
+  (Dovecot's ``%X`` is lower-case hex). Status texts copy Dovecot 2.3's, so byte counts stay comparable.
 - DELE only marks; RSET unmarks; only QUIT in TRANSACTION expunges, from the shared pymap mailbox. A dropped
   connection deletes nothing.
 - RETR marks the message \\Seen (TOP does not). Like Dovecot, flags are written when the session ends (QUIT or
@@ -20,7 +21,7 @@ Rules, modelled on Dovecot's pop3 where RFC 1939 leaves a choice:
 - PIPELINING: input is read in chunks and every complete command line in a chunk is answered in order; the
   answers to one chunk leave in one write (Dovecot corks its output the same way), flushed early when large.
 - Capabilities named in ``disabled`` (TOP, UIDL, USER, PIPELINING, RESP-CODES) are not listed in CAPA and their
-  commands answer ``-ERR``. PIPELINING and RESP-CODES are only advertised or not.
+  commands answer ``-ERR``. PIPELINING is only advertised or not; without RESP-CODES, no ``[AUTH]`` code.
 
 The wire form of each message (CRLF-normalised, dot-stuffed) is computed once per message content, lazily, and
 cached weakly by pymap's ``MessageContent`` object (it reads pymap's private ``Message._content``: the dict
@@ -48,7 +49,7 @@ __all__ = ["Pop3Server", "POP3_CAPABILITIES", "WireMessage", "wire_form"]
 _log = logging.getLogger(__name__)
 
 #: Capabilities this server can advertise, in CAPA order. IMPLEMENTATION is always listed.
-POP3_CAPABILITIES = ("TOP", "UIDL", "USER", "PIPELINING", "RESP-CODES")
+POP3_CAPABILITIES = ("TOP", "UIDL", "RESP-CODES", "PIPELINING", "USER")
 
 MAX_LINE = 4096          # RFC 2449 allows 255 octets per command line; be generous, never unbounded
 FLUSH_AT = 256 * 1024    # write pending answers once this many bytes are queued
@@ -229,19 +230,18 @@ class _Session:
         name = word.upper().decode("ascii", "replace")
         disabled = self.server.disabled
         if name in ("TOP", "UIDL", "USER") and name in disabled:
-            self.send(b"-ERR Unknown command: " + name.encode() + b"\r\n")
+            self.send(b"-ERR Unknown command.\r\n" if self.mailbox is None
+                      else b"-ERR Unknown command: " + name.encode() + b"\r\n")
             return
         if self.mailbox is None:
             handler = _AUTH_COMMANDS.get(name)
         else:
             handler = _TRANS_COMMANDS.get(name)
-        if handler is None:
-            if name in _AUTH_COMMANDS or name in _TRANS_COMMANDS:
-                self.send(b"-ERR Command not allowed in this state.\r\n")
-            elif not name:
-                self.send(b"-ERR Empty command.\r\n")
+        if handler is None:  # unknown, or not allowed in this state: Dovecot's answers
+            if self.mailbox is None:
+                self.send(b"-ERR Unknown command.\r\n")
             else:
-                self.send(b"-ERR Unknown command: " + word[:40] + b"\r\n")
+                self.send(b"-ERR Unknown command: " + word.upper()[:40] + b"\r\n")
             return
         await handler(self, arg)
 
@@ -262,7 +262,8 @@ class _Session:
         mbx = await self.server.login_inbox(user, password, self.stack)
         if mbx is None:
             await asyncio.sleep(self.server.fail_delay)
-            self.send(b"-ERR [AUTH] Authentication failed.\r\n")
+            code = b"" if "RESP-CODES" in self.server.disabled else b"[AUTH] "
+            self.send(b"-ERR " + code + b"Authentication failed.\r\n")
             return
         self.user = user
         msgs = [m async for m in mbx.messages()]
@@ -305,7 +306,8 @@ class _Session:
     def _args(self, arg: bytes, lo: int, hi: int) -> list[bytes] | None:
         args = arg.split()
         if not lo <= len(args) <= hi:
-            self.send(b"-ERR Invalid arguments.\r\n" if args else b"-ERR Message number missing.\r\n")
+            self.send(b"-ERR Invalid message number: " + arg.strip()[:20] + b"\r\n" if len(args) < lo
+                      else b"-ERR Too many arguments.\r\n")
             return None
         return args
 
@@ -331,7 +333,7 @@ class _Session:
 
     def _uidl(self, i: int) -> bytes:
         assert self.mailbox is not None
-        return b"%08X%08X" % (self.msgs[i].uid, self.mailbox.uid_validity)
+        return b"%08x%08x" % (self.msgs[i].uid, self.mailbox.uid_validity)
 
     async def cmd_uidl(self, arg: bytes) -> None:
         args = self._args(arg, 0, 1)

@@ -1,0 +1,134 @@
+"""The one definition of each session metric (bytes, commands, round trips, durations), for traces and pcaps.
+
+Why: a number in a chart must mean the same whether it came from a live socket trace or from a capture, so
+both paths reduce to the same inputs here: ``(direction, nbytes, t)`` chunks and the parsers' exchanges.
+Pure functions; no clock, no I/O. Times are whatever the caller recorded, multiplied by ``time_scale`` to get
+seconds (1e-9 for ``perf_counter_ns`` integers, 1.0 for float seconds from a pcap).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+from mailstudy.protocol import imap, pop3
+from mailstudy.protocol.events import DOWN, UP, Exchange
+
+FRAME_COLUMNS = [
+    "index",
+    "tag",
+    "command",
+    "arguments",
+    "status",
+    "t_sent_s",
+    "t_first_response_s",
+    "t_done_s",
+    "latency_s",
+    "bytes_up",
+    "bytes_down",
+]
+
+
+def _size(x: Any) -> int:
+    return len(x) if isinstance(x, (bytes, bytearray, memoryview)) else int(x)
+
+
+def _chunk(c: Any) -> tuple[str, int, Any]:
+    """``(direction, nbytes, t)``; also accepts ``(direction, data, t)`` and ``trace.Chunk`` objects."""
+    if hasattr(c, "direction") and hasattr(c, "data"):
+        return c.direction, len(c.data), getattr(c, "t_ns", getattr(c, "t", None))
+    direction, n, t = c
+    return direction, _size(n), t
+
+
+def _check_direction(direction: str) -> None:
+    if direction not in (UP, DOWN):
+        raise ValueError(f"direction must be {UP!r} or {DOWN!r}, not {direction!r}")
+
+
+def round_trips(directions_with_sizes: Iterable[tuple[str, Any]]) -> int:
+    """Client flights: maximal runs of client payload (size > 0) not interrupted by server payload (size > 0).
+
+    Equals the number of commands when the client waits for each reply before sending again; pipelining makes
+    it smaller. Empty chunks (pure ACKs in a pcap) neither start nor end a flight.
+    """
+    flights = 0
+    in_flight = False
+    for direction, size in directions_with_sizes:
+        _check_direction(direction)
+        if _size(size) <= 0:
+            continue
+        if direction == UP:
+            if not in_flight:
+                flights += 1
+                in_flight = True
+        else:
+            in_flight = False
+    return flights
+
+
+def session_metrics(
+    chunks: Sequence[Any],
+    exchanges: Sequence[Exchange],
+    t_start: Any,
+    t_list_ready: Any = None,
+    time_scale: float = 1e-9,
+) -> dict:
+    """One session's numbers: bytes each way, commands, round trips, duration, time to list, failed exchanges.
+
+    ``chunks`` are ``(direction, nbytes, t)`` in the order seen; ``t_start`` is the client's connect() (the SYN in
+    a pcap); ``duration_s`` runs from it to the last chunk; ``time_to_list_s`` to ``t_list_ready`` (None if not
+    given). ``exchanges_failed`` counts exchanges whose status is not OK/+OK (including None: never answered).
+    """
+    norm = [_chunk(c) for c in chunks]
+    for direction, _, _ in norm:
+        _check_direction(direction)
+    times = [t for _, _, t in norm if t is not None]
+    t_end = max(times) if times else t_start
+    return {
+        "bytes_up": sum(n for d, n, _ in norm if d == UP),
+        "bytes_down": sum(n for d, n, _ in norm if d == DOWN),
+        "commands": len(exchanges),
+        "round_trips": round_trips((d, n) for d, n, _ in norm),
+        "duration_s": (t_end - t_start) * time_scale,
+        "time_to_list_s": None if t_list_ready is None else (t_list_ready - t_start) * time_scale,
+        "exchanges_failed": sum(1 for e in exchanges if not e.ok),
+    }
+
+
+def redacted(exchange: Exchange) -> str:
+    """The exchange's arguments with credentials replaced by ``***``."""
+    module = pop3 if exchange.protocol == "pop3" else imap
+    return module.redacted_arguments(exchange.command, exchange.arguments)
+
+
+def exchanges_frame(exchanges: Iterable[Exchange], time_scale: float = 1e-9, t_start: Any = None):
+    """A pandas DataFrame, one row per exchange in the order sent; times in seconds (from ``t_start`` if given)."""
+    import pandas as pd
+
+    t0 = 0 if t_start is None else t_start
+
+    def secs(t: Any) -> float | None:
+        return None if t is None else (t - t0) * time_scale
+
+    rows = []
+    for e in sorted(exchanges, key=lambda e: e.index):
+        latency = None if e.t_done is None or e.t_sent is None else (e.t_done - e.t_sent) * time_scale
+        rows.append(
+            {
+                "index": e.index,
+                "tag": e.tag,
+                "command": e.command,
+                "arguments": redacted(e),
+                "status": e.status,
+                "t_sent_s": secs(e.t_sent),
+                "t_first_response_s": secs(e.t_first_response),
+                "t_done_s": secs(e.t_done),
+                "latency_s": latency,
+                "bytes_up": e.bytes_up,
+                "bytes_down": e.bytes_down,
+            }
+        )
+    frame = pd.DataFrame(rows, columns=FRAME_COLUMNS)
+    for col in ("t_sent_s", "t_first_response_s", "t_done_s", "latency_s"):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
+    return frame
