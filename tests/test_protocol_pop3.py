@@ -312,7 +312,7 @@ def test_one_byte_chunks_give_the_same_events(name):
     assert warnings(tiny) == []
 
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS
