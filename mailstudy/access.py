@@ -35,8 +35,7 @@ from .clients import TracedIMAP4, TracedPOP3
 from .devices import Device
 from .metrics import session_metrics
 from .protocol.events import Exchange
-from .protocol import imap as imap_proto
-from .protocol import pop3 as pop3_proto
+from .protocol import parse_session
 from .trace import Trace
 
 PROTOCOLS = ("imap", "pop3")
@@ -164,8 +163,7 @@ def imaplib_errors() -> tuple[type[BaseException], ...]:
 
 
 def _finish(spec: SessionSpec, trace: Trace, messages: int, **counts) -> SessionResult:
-    parser_events = (imap_proto if spec.protocol == "imap" else pop3_proto).parse_session(
-        spec.protocol, ((c.direction, c.data, c.t_ns) for c in trace.chunks))
+    parser_events = parse_session(spec.protocol, ((c.direction, c.data, c.t_ns) for c in trace.chunks))
     exchanges = [e for e in parser_events if isinstance(e, Exchange)]
     metrics = session_metrics([(c.direction, len(c.data), c.t_ns) for c in trace.chunks], exchanges,
                               t_start=trace.t_connect_ns, t_list_ready=trace.milestones.get("list_ready"),

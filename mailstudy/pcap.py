@@ -138,16 +138,17 @@ _IP_PROTOS = {1: "icmp", 2: "igmp", 17: "udp", 47: "gre", 50: "esp", 58: "icmpv6
 _ETHERTYPES = {0x0806: "arp", 0x8035: "rarp", 0x88CC: "lldp", 0x8863: "pppoe", 0x8864: "pppoe", 0x888E: "eapol"}
 _V6_EXT = (0, 43, 60)  # hop-by-hop, routing, destination options: length in 8-octet units after the first 8
 
-# Fast path: link header + IPv4 without options + TCP in one struct call, per link type:
-# (unpack, link header length, whether it starts with an ethertype). Anything unusual goes to _decode().
-_IP_TCP = "BxHxxHxB2x8sHHIIH"  # src and dst addresses as one 8-byte key
+# Fast path: link header + IPv4 without options + TCP in one struct call, per link type: (unpack, link header
+# length, mask, want). The first word read is ethertype+version/IHL+TOS (or version/IHL+TOS for link types
+# without an ethertype): masked, it must say "IPv4, 20-byte header"; the second word is fragment field+TTL+
+# protocol: masked, it must say "not a fragment, TCP". Anything else goes to _decode().
+_IP_TCP = "H2xI2x8sHHIIH"  # total length, frag+ttl+proto, src+dst as one 8-byte key, TCP header
 _FAST = {
-    1: (struct.Struct("!12xH" + _IP_TCP).unpack_from, 14, True),
-    113: (struct.Struct("!14xH" + _IP_TCP).unpack_from, 16, True),
-    276: (struct.Struct("!H18x" + _IP_TCP).unpack_from, 20, True),
-    101: (struct.Struct("!" + _IP_TCP).unpack_from, 0, False),
-    0: (struct.Struct("!4x" + _IP_TCP).unpack_from, 4, False),
-    108: (struct.Struct("!4x" + _IP_TCP).unpack_from, 4, False),
+    1: (struct.Struct("!12xI" + _IP_TCP).unpack_from, 14, 0xFFFFFF00, 0x08004500),
+    113: (struct.Struct("!12x2xI" + _IP_TCP).unpack_from, 16, 0xFFFFFF00, 0x08004500),
+    101: (struct.Struct("!H" + _IP_TCP).unpack_from, 0, 0xFF00, 0x4500),
+    0: (struct.Struct("!4xH" + _IP_TCP).unpack_from, 4, 0xFF00, 0x4500),
+    108: (struct.Struct("!4xH" + _IP_TCP).unpack_from, 4, 0xFF00, 0x4500),
 }
 _FAST[12] = _FAST[14] = _FAST[101]
 
@@ -396,10 +397,10 @@ class PcapReader:
         Pkt = TcpPacket
         n = len(buf)
         index = 0
-        tcp_count = 0
+        non_before = st.non_tcp
         truncated_records = 0
         pairs = _pairs4
-        fast, linklen, has_et = _FAST.get(lt, (None, 0, False))
+        fast, linklen, mask, want = _FAST.get(lt, (None, 0, 0, 0))
         minlen = linklen + 40
         try:
             while True:
@@ -435,20 +436,15 @@ class PcapReader:
                 index += 1
                 if incl < orig:
                     truncated_records += 1
-                if fast is not None and incl >= minlen:  # the common case, in two struct calls
-                    if has_et:
-                        et, vihl, totlen, frag, proto, sd, sport, dport, seq, ack, of = fast(buf, start)
-                    else:
-                        vihl, totlen, frag, proto, sd, sport, dport, seq, ack, of = fast(buf, start)
-                        et = 0x0800
+                if fast is not None and incl >= minlen:  # the common case, in one struct call
+                    w1, totlen, w2, sd, sport, dport, seq, ack, of = fast(buf, start)
                     doff = (of >> 12) << 2
-                    if (et == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x3FFF and doff >= 20
+                    if (w1 & mask == want and w2 & 0x3FFF00FF == 6 and doff >= 20
                             and 20 + doff <= totlen <= incl - linklen):
                         pair = pairs.get(sd)
                         if pair is None:
                             pair = _pair(sd)
                         t_ns = sec * 1_000_000_000 + frac * frac_ns
-                        tcp_count += 1
                         p = start + linklen
                         yield Pkt(t_ns / 1_000_000_000, pair[0], sport, pair[1], dport, seq, ack, of & 0x1FF,
                                   buf[p + 20 + doff:p + totlen], orig, incl, incl < orig, index, t_ns)
@@ -459,14 +455,13 @@ class PcapReader:
                     t_ns = sec * 1_000_000_000 + frac * frac_ns
                     if short == 2:
                         st.warn(f"packet #{index}: first IP fragment; its TCP payload is incomplete")
-                    tcp_count += 1
                     yield Pkt(t_ns / 1_000_000_000, src, sport, dst, dport, seq, ack, flags, buf[ps:pe],
                               orig, incl, bool(short) or incl < orig, index, t_ns)
                 else:
                     self._non_tcp(r, index)
         finally:
             st.packets_total += index
-            st.tcp_packets += tcp_count
+            st.tcp_packets += index - (st.non_tcp - non_before)
             st.truncated_records += truncated_records
             f.close()
 

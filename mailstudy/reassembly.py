@@ -26,7 +26,8 @@ The rules, in the order they win:
 6. Gaps are never joined silently. A hole is declared a gap when the receiver's ACK shows it got bytes the
    capture lacks, or when the connection ends with bytes still buffered or acknowledged-but-unseen. Each gap
    is a warning with its direction, offset and size, and counts in ``gaps``/``gap_bytes``; the stream goes on
-   after it (its chunks keep the time of their own packets).
+   after it (its chunks keep the time of their own packets). A segment cut by the snap length delivers what
+   was captured, and its missing tail (wire length - captured length) is a gap at once.
 """
 
 from __future__ import annotations
@@ -346,11 +347,16 @@ def _packet(table: ConnectionTable, p: TcpPacket) -> None:
     elif d.base is None:
         d.base = seq
     data = p.payload
-    if data or f & (FIN | RST):
+    if data or f & (FIN | RST) or p.truncated:
         x = ((seq - d.base) - d.next) & _M32  # unwrap against the next expected offset
         off = d.next + (x - 0x100000000 if x & 0x80000000 else x)
         if data:
             _segment(c, d, off, data, t, p.index)
+        if p.truncated and p.wire_len > p.cap_len and d.next == off + len(data):
+            # the snap length cut this segment: its missing tail is a gap, not a mystery
+            _gap(c, d, d.next + p.wire_len - p.cap_len, f"cut by the capture's snap length, packet #{p.index}")
+            if d.pending:
+                _drain(c, d, t)
         if f & FIN and d.fin is None:
             d.fin = off + len(data)
         if f & RST:
@@ -386,7 +392,7 @@ def reassemble(packets: Iterable[TcpPacket]) -> list[TcpConnection]:
             general(table, p)
             continue
         data = p.payload
-        if data and (d.pending or d.fin is not None or (p.seq - d.base - d.next) & M):
+        if data and (d.pending or d.fin is not None or (p.seq - d.base - d.next) & M) or p.truncated:
             general(table, p)
             continue
         c = tr.conn

@@ -33,7 +33,10 @@ def lit(payload: bytes) -> bytes:
 
 # (client bytes, server bytes) per exchange; the greeting goes first
 SESSION1 = [
-    (b"KIPB1 CAPABILITY\r\n", b"* CAPABILITY " + CAPS + b"\r\nKIPB1 OK Pre-login capabilities listed, post-login capabilities have more.\r\n"),
+    (
+        b"KIPB1 CAPABILITY\r\n",
+        b"* CAPABILITY " + CAPS + b"\r\nKIPB1 OK Pre-login capabilities listed, post-login capabilities have more.\r\n",
+    ),
     (b'KIPB2 LOGIN alice "s3cret pass"\r\n', b"KIPB2 OK [CAPABILITY IMAP4rev1 IDLE UIDPLUS MOVE] Logged in\r\n"),
     (
         b"KIPB3 SELECT INBOX\r\n",
@@ -194,7 +197,8 @@ def test_times_come_from_the_chunks_that_carried_the_bytes():
 def test_logout_gets_the_bye():
     _, events = feed(session1_chunks())
     logout = exchanges(events)[-1]
-    assert logout.bytes_down == len(b"* BYE Logging out\r\n") + len(b"KIPB7 OK Logout completed (0.001 + 0.000 secs).\r\n")
+    bye, tagged = b"* BYE Logging out\r\n", b"KIPB7 OK Logout completed (0.001 + 0.000 secs).\r\n"
+    assert logout.bytes_down == len(bye) + len(tagged)
 
 
 # -- session 2: AUTHENTICATE, literals, pipelining, IDLE ------------------------------------------------------
@@ -454,3 +458,12 @@ def test_junk_never_raises_bytes_add_up_and_chunking_does_not_matter(chunks, dat
         e for e in timeless(events) if isinstance(e, Exchange)
     ]
     assert other.unattributed == parser.unattributed and other.tls == parser.tls
+
+
+def test_parse_session_accepts_trace_chunks():
+    from mailstudy.trace import Chunk
+
+    chunks = [Chunk(d, 1000 + i, b) for i, (d, b) in enumerate(session1_chunks())]
+    ex = exchanges(parse_session("imap", chunks))
+    assert [e.tag for e in ex] == [f"KIPB{i}" for i in range(1, 8)]
+    assert ex[0].t_sent == 1001 and ex[0].t_done == 1002

@@ -178,6 +178,11 @@ class ParserBase:
         """Bytes fed so far, per direction."""
         return {d: s.total for d, s in self._streams.items()}
 
+    @property
+    def tls_bytes(self) -> TlsCounts:
+        """Alias of ``tls`` (the name used in events.py's docstring)."""
+        return self.tls
+
     def feed(self, direction: str, data: bytes, t: Any = None) -> None:
         """Hand the parser bytes seen in one direction ("up" client->server, "down" server->client) at ``t``."""
         if direction not in (UP, DOWN):
@@ -227,7 +232,8 @@ class ParserBase:
         if self._nwarnings <= MAX_WARNINGS:
             self._emit(ParseWarning(direction, t, message, offset))
         elif self._nwarnings == MAX_WARNINGS + 1:
-            self._emit(ParseWarning(direction, t, f"more than {MAX_WARNINGS} warnings: the rest are suppressed", offset))
+            message = f"more than {MAX_WARNINGS} warnings: the rest are suppressed"
+            self._emit(ParseWarning(direction, t, message, offset))
 
     def _unattributed(self, direction: str, seg: Segment, why: str) -> None:
         self.unattributed[direction] += len(seg.data)

@@ -172,7 +172,8 @@ class Pop3Parser(ParserBase):
             if seg.kind != "line":
                 if seg.kind == "overflow":
                     self._down_skip_target = self._fifo[0] if self._fifo else None
-                    self._warn(DOWN, seg.t_start, f"server line longer than {s.max_line} bytes: cut and skipped", seg.start)
+                    message = f"server line longer than {s.max_line} bytes: cut and skipped"
+                    self._warn(DOWN, seg.t_start, message, seg.start)
                 self._add_down(self._down_skip_target, seg, "runaway server line")
                 continue
             self._reply_line(seg)
@@ -191,7 +192,8 @@ class Pop3Parser(ParserBase):
         if not self._greeted:
             self._greeted = True
             if status is not None:
-                self.greeting = Greeting(status, _text(_strip_eol(line)[len(status) :].lstrip(b" ")), seg.t_start, len(line))
+                text = _text(_strip_eol(line)[len(status) :].lstrip(b" "))
+                self.greeting = Greeting(status, text, seg.t_start, len(line))
                 self._emit(self.greeting)
                 return
             self._warn(DOWN, seg.t_start, "the server's first line is not a greeting", seg.start)
