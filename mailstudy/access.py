@@ -6,16 +6,16 @@ trace into metrics with the one sans-IO parser and the one metrics definition th
 
 What each strategy sends (so a reader of a chart knows what was measured):
 
-- IMAP header-first: LOGIN, SELECT INBOX, then the list: ``UID FETCH 1:* (UID RFC822.SIZE FLAGS
+- IMAP header-first: CAPABILITY (imaplib always asks on connect), LOGIN, SELECT INBOX, then the list: ``UID FETCH 1:* (UID RFC822.SIZE FLAGS
   BODY.PEEK[HEADER])`` (batched) or ``UID SEARCH ALL`` and one such FETCH per message; the list is ready; then
   ``UID FETCH uid (BODY[])`` for each message the user opens (this sets \\Seen on the server), LOGOUT.
   The whole header is fetched (not a few fields) so the bytes can be checked and so it is the same data POP3's
   ``TOP n 0`` returns.
-- IMAP download-all: LOGIN, SELECT, ``UID FETCH 1:* (UID RFC822.SIZE FLAGS BODY.PEEK[])`` or one per message,
+- IMAP download-all: CAPABILITY, LOGIN, SELECT, ``UID FETCH 1:* (UID RFC822.SIZE FLAGS BODY.PEEK[])`` or one per message,
   LOGOUT. PEEK keeps the server's read state as it was: a download is not a read.
-- POP3 header-first: USER, PASS, STAT, LIST, UIDL (if offered), ``TOP n 0`` for each message, then RETR for the
+- POP3 header-first: CAPA (to learn UIDL/PIPELINING), USER, PASS, STAT, LIST, UIDL (if offered), ``TOP n 0`` for each message, then RETR for the
   opened ones, QUIT.
-- POP3 download-all: USER, PASS, STAT, UIDL (if offered), RETR of each message the device lacks (keep mode
+- POP3 download-all: CAPA, USER, PASS, STAT, UIDL (if offered), RETR of each message the device lacks (keep mode
   skips UIDLs it has seen; without UIDL it cannot tell and fetches all), then DELE each (delete mode), QUIT.
 
 Pipelining: POP3 sends the TOP/RETR/DELE runs as one flight when the server advertises PIPELINING; IMAP keeps

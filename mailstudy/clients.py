@@ -25,6 +25,22 @@ class TracedIMAP4(imaplib.IMAP4):
     def _create_socket(self, timeout):  # noqa: D401 - imaplib hook
         return traced_connection(self.host, self.port, timeout, self.trace)
 
+    def shutdown(self) -> None:
+        """After LOGOUT, read what the server still sends until it closes, then close as imaplib does.
+
+        imaplib returns from LOGOUT as soon as it sees ``* BYE``, so whether the tagged OK after it was read
+        (and traced) depended on how the bytes happened to be split: byte counts varied from run to run. Reading
+        to the server's close makes the session's bytes what really crossed the wire.
+        """
+        if self.state == "LOGOUT":
+            try:
+                self.sock.settimeout(5.0)
+                while self.file.read1(65536):
+                    pass
+            except (OSError, ValueError):
+                pass
+        super().shutdown()
+
     def pipelined(self, name: str, commands: list[tuple], window: int = 0) -> list[tuple[str, list]]:
         """Send ``commands`` (argument tuples for ``name``, e.g. ``UID``) with up to ``window`` tags in flight.
 

@@ -340,7 +340,7 @@ def make_conflicting_overlap(path) -> Expect:
     bad = replace(segs[i], payload=segs[i].payload[:5] + b"XXXXX" + segs[i].payload[10:])
     segs.insert(i + 2, bad)
     _simple(path, segs)
-    return Expect(len(segs), len(segs), *streams(BIG), notes={"warning": "conflicting overlap"})
+    return Expect(len(segs), len(segs), *streams(BIG), notes={"conn_warning": "conflicting overlap"})
 
 
 def make_gap(path) -> Expect:

@@ -22,6 +22,7 @@ import os
 import pickle
 import signal
 import sys
+import time
 import threading
 from argparse import Namespace
 from contextlib import AsyncExitStack
@@ -79,6 +80,9 @@ async def build(spec: dict) -> tuple[DictBackend, EmbeddedConfig]:
         config.set_cache[user] = (mailbox_set, filter_set)
         inbox = await mailbox_set.get_mailbox("INBOX")
         inbox._max_uid = 0  # pymap starts UIDs at 101; Dovecot at 1. Same UIDs -> same bytes on the wire.
+        # pymap's UIDVALIDITY mixes time and chance and so varies in digit count (bytes on the wire) from run to
+        # run; Dovecot uses the mailbox's creation time, which has 10 digits. Do as Dovecot does.
+        inbox._uid_validity = int(time.time())
         for raw in spec["mailboxes"].get(user, ()):
             await inbox.append(AppendMessage(raw, when, frozenset()), recent=True)
     return DictBackend(login, config), config
