@@ -42,7 +42,9 @@ without tcpdump).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -69,7 +71,7 @@ __all__ = ["CaptureError", "CaptureReport", "Capture", "choose_backend", "rebuil
            "run_captured_session", "BACKENDS", "DEFAULT_MSS"]
 
 BACKENDS = ("auto", "tcpdump", "scapy", "rebuilt")
-DEFAULT_MSS = 65483  # what Linux puts in one loopback segment: MTU 65536 - 20 IP - 20 TCP - 12 timestamps - 1
+DEFAULT_MSS = 65483  # Linux's full loopback segment: 65,535 B IPv4 packet - 20 IP - 32 TCP (with timestamps)
 SNAPLEN = 262144  # tcpdump's default; above the largest loopback frame (65,549 B)
 CAP_NET_RAW = 13
 READY_TIMEOUT_S = 10.0
@@ -236,6 +238,14 @@ def _tmp_beside(path: Path) -> Path:
     return Path(tmp)
 
 
+def _publish(tmp: Path | str, path: Path) -> None:
+    """Give a finished temporary file the usual permissions (mkstemp makes it 0600) and move it into place."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)
+    os.replace(tmp, path)
+
+
 def _settle(progress, deadline_s: float = SETTLE_MAX_S) -> None:
     """Wait until ``progress()`` (a number that only grows) has not moved for a few polls."""
     last = progress()
@@ -384,7 +394,7 @@ class Capture:
             self._tmp.unlink(missing_ok=True)
             raise CaptureError(f"tcpdump: {self.dropped} packets dropped by kernel, so the capture is "
                                f"incomplete; run fewer sessions at once or give tcpdump a larger -B buffer")
-        os.replace(self._tmp, self.path)
+        _publish(self._tmp, self.path)
 
     # -- scapy ---------------------------------------------------------------------------------------------
     def _start_scapy(self) -> None:
@@ -392,14 +402,25 @@ class Capture:
 
         sock_cls = _raw_l2socket_class()
         try:
-            self._sock = sock_cls(iface="lo", filter=_bpf(self.host, self.ports))
-        except Exception as exc:  # scapy raises several kinds here (filter, permission, interface)
+            # No filter at construction: scapy compiles it with snap length 65,535, so the kernel would cut
+            # every full-size loopback frame (65,549 B) by 14 bytes. _attach_filter compiles our own.
+            with _quiet_scapy():  # it warns that it cannot name lo's link type; we read frames raw anyway
+                self._sock = sock_cls(iface="lo", nofilter=1)
+            _attach_filter(self._sock.ins, _bpf(self.host, self.ports))
+        except CaptureError:
+            if self._sock is not None:
+                self._sock.close()
+            raise
+        except Exception as exc:  # scapy raises several kinds here (permission, interface)
+            if self._sock is not None:
+                self._sock.close()
             raise CaptureError(f"scapy cannot open a capture socket on lo: {exc}") from exc
         ins = self._sock.ins
         try:
             ins.setsockopt(socket.SOL_SOCKET, 33, 64 << 20)  # SO_RCVBUFFORCE: past rmem_max (needs NET_ADMIN)
         except OSError:
             ins.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 20)
+        _flush(ins)  # frames that arrived before the filter was attached
         self._read_drops()  # PACKET_STATISTICS resets on read: start counting now
         self._frames = []
         frames = self._frames
@@ -447,7 +468,7 @@ class Capture:
                 sec = int(t)
                 w.write_packet(frame, sec=sec, usec=int(round((t - sec) * 1e9)))
             w.close()
-            os.replace(tmp, self.path)
+            _publish(tmp, self.path)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -464,7 +485,8 @@ class Capture:
         if self.started and not self.stopped:
             self.stop()
         if self.rebuilt:
-            rebuild_pcap(trace, self.path, time_offset_ns=self.time_offset_ns or None)
+            self.time_offset_ns = self.time_offset_ns or perf_to_epoch_offset_ns()
+            rebuild_pcap(trace, self.path, time_offset_ns=self.time_offset_ns)
         elif not self.path.exists():
             raise CaptureError(f"no capture at {self.path}: the capture was never started and stopped")
         report = check_capture(self.path, trace)
@@ -473,6 +495,45 @@ class Capture:
         report.time_offset_ns = self.time_offset_ns
         report.sidecar_path = str(write_sidecar(report, self.ports, meta))
         return report
+
+
+def _attach_filter(sock: socket.socket, expr: str) -> None:
+    """Compile ``expr`` with libpcap (through scapy) for Ethernet and attach it to ``sock``, accepting whole
+    frames up to SNAPLEN bytes (scapy's own compile returns 65,535, which truncates loopback frames)."""
+    from scapy.arch.common import compile_filter, free_filter
+    from scapy.libs.structures import sock_fprog
+
+    try:
+        bp = compile_filter(expr, linktype=1)
+    except Exception as exc:  # ImportError (no libpcap) or Scapy_Exception (bad filter)
+        raise CaptureError(f"cannot compile the capture filter {expr!r}: {exc}") from exc
+    try:
+        for i in range(bp.bf_len):
+            ins = bp.bf_insns[i]
+            if ins.code == 0x06 and ins.k > 0:  # BPF_RET|BPF_K with a nonzero snap length: accept whole
+                ins.k = SNAPLEN
+        fp = sock_fprog(bp.bf_len, bp.bf_insns)
+        sock.setsockopt(socket.SOL_SOCKET, 26, fp)  # SO_ATTACH_FILTER; the kernel copies the program
+    finally:
+        free_filter(bp)
+
+
+@contextlib.contextmanager
+def _quiet_scapy():
+    log = logging.getLogger("scapy.runtime")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def _flush(sock: socket.socket) -> None:
+    import select
+
+    while select.select([sock], [], [], 0)[0]:
+        sock.recv(SNAPLEN)
 
 
 def _raw_l2socket_class():
@@ -590,7 +651,7 @@ def write_sidecar(report: CaptureReport, ports: list[int], meta: dict) -> Path:
         with os.fdopen(fd, "w") as fh:
             json.dump(doc, fh, indent=2, default=str)
             fh.write("\n")
-        os.replace(tmp, out)
+        _publish(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -666,7 +727,7 @@ def rebuild_pcap(trace: Trace, path: str | os.PathLike, mss: int = DEFAULT_MSS,
             sec, ns = divmod(t + offset, 1_000_000_000)
             w.write_packet(frame, sec=sec, usec=ns)
         w.close()
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

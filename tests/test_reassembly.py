@@ -33,18 +33,19 @@ def tshark_follow(path, n_streams: int) -> list[dict]:
     for i in range(n_streams):
         cmd += ["-z", f"follow,tcp,raw,{i}"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    result = []
+    result: dict[int, dict] = {}  # tshark prints the streams in reverse order: key them by the filter line
     for block in out.split("Follow: tcp,raw")[1:]:
         d = {"0": b"", "1": b""}
         for line in block.splitlines():
-            if line.startswith("Node 0: "):
+            if line.startswith("Filter: tcp.stream eq "):
+                result[int(line.rsplit(" ", 1)[1])] = d
+            elif line.startswith("Node 0: "):
                 d["node0"] = line[8:].strip()
             elif line.startswith("\t") and line.strip():
                 d["1"] += bytes.fromhex(line.strip())
             elif line and all(ch in "0123456789abcdef" for ch in line):
                 d["0"] += bytes.fromhex(line)
-        result.append(d)
-    return result
+    return [result[i] for i in sorted(result)]
 
 
 # ---- real captures -------------------------------------------------------------------------------------------
@@ -92,8 +93,10 @@ def test_peer_pop3_sessions():
     assert all(c.server[1] == 110 and c.t_syn is not None and not c.mid_stream and c.closed for c in conns)
     assert conns[0].bytes_up == conns[0].bytes_down == 0  # connection refused: SYN, RST, retried
     full = [c for c in conns if c.bytes_down]
+    assert len(full) == 5
     assert all(c.stream("down").startswith(b"+OK") for c in full)
-    assert all(c.stream("up").rstrip().endswith(b"QUIT") for c in full)
+    assert all(c.stream("up").startswith((b"CAPA\r\n", b"AUTH\r\n")) for c in full)
+    assert b"RETR 3\r\nQUIT\r\n" in full[-1].stream("up") and len(full[-1].stream("down")) == 19651
 
 
 @needs_peer
@@ -264,7 +267,8 @@ def _packets(up: bytes, down: bytes, cuts_up, cuts_down, isn_c: int, isn_s: int,
         return [(a, data[a:b]) for a, b in zip(points, points[1:])]
 
     segs = [(C, S, isn_c + 1 + a, isn_s + 1, 0x18, d) for a, d in pieces(up, cuts_up)]
-    segs += [(S, C, isn_s + 1 + a, isn_c + 1 + len(up), 0x18, d) for a, d in pieces(down, cuts_down)]
+    # the server's data acknowledges no client data: on a real path no ACK is seen before the data it covers
+    segs += [(S, C, isn_s + 1 + a, isn_c + 1, 0x18, d) for a, d in pieces(down, cuts_down)]
     out = []
     for s in segs:
         out.append(s)
