@@ -164,16 +164,16 @@ def _why_not_tcpdump() -> str | None:
     if prog is None:
         where = os.environ.get("MAILSTUDY_TCPDUMP")
         src = f"MAILSTUDY_TCPDUMP={where!r} is not an executable" if where is not None else "not on PATH"
-        return f"tcpdump is not installed ({src}); install it (apt-get install tcpdump) or use --capture rebuilt"
+        return f"tcpdump is not installed ({src}); install it (apt-get install tcpdump) or choose the rebuilt backend"
     if not (_have_net_raw() or _file_grants_net_raw(prog)):
         return (f"tcpdump ({prog}) needs root or CAP_NET_RAW to capture on lo; run as root, or "
-                f"`setcap cap_net_raw+ep {prog}`, or use --capture rebuilt")
+                f"`setcap cap_net_raw+ep {prog}`, or choose the rebuilt backend")
     return None
 
 
 def _why_not_scapy() -> str | None:
     if not _have_net_raw():
-        return "scapy needs root or CAP_NET_RAW to sniff on lo; run as root or use --capture rebuilt"
+        return "scapy needs root or CAP_NET_RAW to sniff on lo; run as root or choose the rebuilt backend"
     return _scapy_importable()
 
 
