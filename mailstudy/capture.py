@@ -68,7 +68,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .experiment import Experiment
 
 __all__ = ["CaptureError", "CaptureReport", "Capture", "choose_backend", "rebuild_pcap", "check_capture",
-           "run_captured_session", "BACKENDS", "DEFAULT_MSS"]
+           "BACKENDS", "DEFAULT_MSS"]
 
 BACKENDS = ("auto", "tcpdump", "scapy", "rebuilt")
 DEFAULT_MSS = 65483  # Linux's full loopback segment: 65,535 B IPv4 packet - 20 IP - 32 TCP (with timestamps)
@@ -731,42 +731,3 @@ def rebuild_pcap(trace: Trace, path: str | os.PathLike, mss: int = DEFAULT_MSS,
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-# ---- one captured session ------------------------------------------------------------------------------------
-def run_captured_session(exp: "Experiment", path: str | os.PathLike,
-                         backend: str = "auto") -> tuple[dict, CaptureReport]:
-    """Run one session of ``exp`` (its first repeat) on a fresh server with a capture around it.
-
-    Returns the session's tidy row (as :func:`mailstudy.experiment.run_experiment` makes it, plus
-    ``capture_path``, ``capture_backend``, ``capture_complete``, ``capture_rebuilt``) and the capture report.
-    The backend is chosen before the server starts, so a backend that cannot run fails fast.
-    """
-    from .access import Known, run_session
-    from .corpus import generate
-    from .devices import Device
-    from .servers.base import make_server
-
-    path = Path(path)
-    chosen, _ = choose_backend(backend)
-    corpus = generate(exp.messages, exp.sizes, exp.seed)
-    known = Known(corpus.raws())
-    server = make_server(exp.server)
-    server.mailboxes[server.account.user] = corpus.raws()
-    with server:
-        cap = Capture(path, [server.imap_port, server.pop3_port], backend=chosen, host=server.host)
-        with cap:
-            result = run_session(server.host, server.imap_port, server.pop3_port, server.account.user,
-                                 server.account.password, exp.spec(), known, Device())
-        described = server.describe()
-    row = {**asdict(exp), **result.row(), **described, "repeat": 0, "label": exp.label,
-           "mailbox_bytes": corpus.total_bytes}
-    for k in ("host", "imap_port", "pop3_port"):
-        row.pop(k, None)
-    meta = {**asdict(exp), "protocol": exp.protocol, "server": described["server"],
-            "server_version": described["server_version"], "imap_port": described["imap_port"],
-            "pop3_port": described["pop3_port"]}
-    report = cap.finish(result.trace, meta)
-    row.update(capture_path=str(path), capture_backend=report.backend, capture_complete=report.complete,
-               capture_rebuilt=report.rebuilt)
-    return row, report

@@ -36,6 +36,11 @@ def _add_session(sub) -> None:
     p.add_argument("--pipelining", action="store_true",
                    help="POP3: send each run of commands as one flight; IMAP (with --per-message): all tags "
                         "in flight")
+    p.add_argument("--capture", metavar="FILE.pcap",
+                   help="also record the session as a pcap (with a JSON sidecar FILE.pcap.json)")
+    p.add_argument("--capture-backend", choices=["auto", "tcpdump", "scapy", "rebuilt"], default="auto",
+                   help="how to capture: tcpdump or scapy need root or CAP_NET_RAW; rebuilt makes the pcap from "
+                        "the socket trace (auto: the first that may run here, and says why)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
@@ -79,6 +84,7 @@ SESSION_KEYS = ("protocol", "strategy", "pop3_mode", "server", "server_version",
                 "read_fraction", "batch", "pipelining", "mailbox_bytes", "bytes_up", "bytes_down", "commands",
                 "round_trips", "duration_s", "time_to_list_s", "headers_fetched", "bodies_fetched",
                 "integrity_ok")
+CAPTURE_KEYS = ("capture_path", "capture_backend", "capture_complete", "capture_rebuilt")
 
 
 def format_table(row: dict, keys=SESSION_KEYS) -> str:
@@ -105,11 +111,19 @@ def cmd_session(args) -> int:
                          pipelining=args.pipelining)
     except ValueError as exc:
         return _fail(str(exc))
-    row = run_experiment(exp)[0]
+    if args.capture:
+        from .experiment import run_captured_session
+
+        row, report = run_captured_session(exp, args.capture, backend=args.capture_backend)
+        state = "complete" if report.complete else "INCOMPLETE: " + "; ".join(report.warnings)
+        print(f"capture: {report.path} ({report.backend}: {report.reason}; {report.packets} packets, {state})",
+              file=sys.stderr)
+    else:
+        row = run_experiment(exp)[0]
     if args.json:
         print(json.dumps({k: row.get(k) for k in row}, default=str))
     else:
-        print(format_table(row))
+        print(format_table(row, SESSION_KEYS + (CAPTURE_KEYS if args.capture else ())))
     return 0
 
 
@@ -163,11 +177,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     from .access import IntegrityError, SessionError
     from .corpus import CorpusError
+    from .capture import CaptureError
     from .servers.base import ServerError
 
     try:
         return {"session": cmd_session, "serve": cmd_serve, "study": cmd_study}[args.command](args)
-    except (ServerError, SessionError, CorpusError) as exc:
+    except (ServerError, SessionError, CorpusError, CaptureError) as exc:
         return _fail(str(exc))
     except IntegrityError as exc:
         print(f"mailstudy: integrity check failed: {exc}", file=sys.stderr)

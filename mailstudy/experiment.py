@@ -77,8 +77,20 @@ class Experiment:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-def run_experiment(exp: Experiment) -> list[dict]:
-    """Run every repeat of ``exp`` on a fresh server; one tidy row per session."""
+def run_experiment(exp: Experiment, capture: str | Path | None = None, capture_backend: str = "auto",
+                   reports: list | None = None) -> list[dict]:
+    """Run every repeat of ``exp`` on a fresh server; one tidy row per session.
+
+    With ``capture``, each session is also recorded as a pcap there (``-rN`` added before the suffix when there
+    are several repeats) with its JSON sidecar; the row says how (``capture_*``), and the
+    :class:`~mailstudy.capture.CaptureReport` of each is appended to ``reports`` when a list is given.
+    """
+    from contextlib import nullcontext
+
+    from .capture import Capture, choose_backend
+
+    if capture is not None:
+        choose_backend(capture_backend)  # fail with a clear CaptureError before starting anything
     corpus = generate(exp.messages, exp.sizes, exp.seed)
     known = Known(corpus.raws())
     rows = []
@@ -86,14 +98,37 @@ def run_experiment(exp: Experiment) -> list[dict]:
         server = make_server(exp.server)
         server.mailboxes[server.account.user] = corpus.raws()
         with server:
-            result = run_session(server.host, server.imap_port, server.pop3_port, server.account.user,
-                                 server.account.password, exp.spec(), known, Device())
-            row = {**asdict(exp), **result.row(), **server.describe(), "repeat": repeat,
-                   "label": exp.label, "mailbox_bytes": corpus.total_bytes}
-            for k in ("host", "imap_port", "pop3_port"):
-                row.pop(k, None)
-            rows.append(row)
+            described = server.describe()
+            cap = None
+            if capture is not None:
+                path = Path(capture)
+                if exp.repeats > 1:
+                    path = path.with_name(f"{path.stem}-r{repeat}{path.suffix}")
+                cap = Capture(path, [server.imap_port, server.pop3_port], backend=capture_backend,
+                              host=server.host)
+            with cap or nullcontext():
+                result = run_session(server.host, server.imap_port, server.pop3_port, server.account.user,
+                                     server.account.password, exp.spec(), known, Device())
+        row = {**asdict(exp), **result.row(), **described, "repeat": repeat, "label": exp.label,
+               "mailbox_bytes": corpus.total_bytes}
+        if cap is not None:
+            report = cap.finish(result.trace, {**asdict(exp), **described, "repeat": repeat})
+            row.update(capture_path=str(report.path), capture_backend=report.backend,
+                       capture_complete=report.complete, capture_rebuilt=report.rebuilt,
+                       capture_reason=report.reason, capture_packets=report.packets)
+            if reports is not None:
+                reports.append(report)
+        for k in ("host", "imap_port", "pop3_port"):
+            row.pop(k, None)
+        rows.append(row)
     return rows
+
+
+def run_captured_session(exp: Experiment, path: str | Path, backend: str = "auto"):
+    """One session of ``exp`` recorded as a pcap at ``path``: returns ``(row, CaptureReport)``."""
+    reports: list = []
+    (row,) = run_experiment(replace(exp, repeats=1), capture=path, capture_backend=backend, reports=reports)
+    return row, reports[0]
 
 
 def _write_atomically(path: Path, text: str) -> None:

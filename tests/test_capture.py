@@ -20,8 +20,8 @@ import pytest
 
 from mailstudy import capture as cap_mod
 from mailstudy.access import Known, SessionSpec, run_session
-from mailstudy.capture import (Capture, CaptureError, check_capture, choose_backend, rebuild_pcap,
-                               run_captured_session)
+from mailstudy.capture import Capture, CaptureError, check_capture, choose_backend, rebuild_pcap
+from mailstudy.experiment import run_captured_session
 from mailstudy.corpus import generate
 from mailstudy.experiment import Experiment
 from mailstudy.pcap import read_tcp
