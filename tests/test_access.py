@@ -152,3 +152,74 @@ def test_a_message_that_was_not_delivered_fails_the_session_loudly(server_kind, 
     for protocol in ("imap", "pop3"):
         with pytest.raises(IntegrityError, match="match no delivered message"):
             _run(server, SessionSpec(protocol, "download-all"), known_without_last)
+
+
+def test_wrong_password_and_dead_server_are_clear_session_errors(server_kind, start_server):
+    from mailstudy.access import SessionError
+    from mailstudy.servers.base import free_port
+
+    corpus = generate(2, "fixed-5k", seed=1)
+    server = start_server(corpus.raws())
+    for protocol in ("imap", "pop3"):
+        with pytest.raises(SessionError, match="refused"):
+            run_session(server.host, server.imap_port, server.pop3_port, server.account.user, "wrong",
+                        SessionSpec(protocol, "download-all"), Known(corpus.raws()))
+    dead = free_port()
+    with pytest.raises(SessionError, match="failed"):
+        run_session("127.0.0.1", dead, dead, "alice", "x", SessionSpec("imap"), Known([]))
+
+
+class _ResettingRelay:
+    """A TCP relay in front of a real server that resets the client's connection after ``limit`` bytes down.
+
+    Not a stand-in server: every byte comes from the real one; the relay only injects the network fault. One
+    thread with select(), so no other thread holds the socket when it is closed (the RST leaves at once).
+    """
+
+    def __init__(self, port: int, limit: int) -> None:
+        import socket
+        import threading
+
+        self.target, self.limit = port, limit
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import select
+        import socket
+        import struct
+
+        client, _ = self.listener.accept()
+        upstream = socket.create_connection(("127.0.0.1", self.target))
+        sent = 0
+        while sent < self.limit:
+            ready, _, _ = select.select([client, upstream], [], [], 30)
+            if not ready:
+                break
+            if client in ready:
+                data = client.recv(65536)
+                if not data:
+                    break
+                upstream.sendall(data)
+            if upstream in ready:
+                data = upstream.recv(min(65536, self.limit - sent))
+                if not data:
+                    break
+                client.sendall(data)
+                sent += len(data)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()  # RST, in the middle of whatever was being sent
+        upstream.close()
+
+
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+def test_connection_reset_in_the_middle_of_a_message_is_a_clear_error(server_kind, start_server, protocol):
+    from mailstudy.access import SessionError
+
+    corpus = generate(3, "fixed-5k", seed=8)
+    server = start_server(corpus.raws())
+    relay = _ResettingRelay(server.imap_port if protocol == "imap" else server.pop3_port, limit=6000)
+    with pytest.raises(SessionError, match="reset|EOF|closed"):
+        run_session("127.0.0.1", relay.port, relay.port, server.account.user, server.account.password,
+                    SessionSpec(protocol, "download-all"), Known(corpus.raws()), timeout=10)
