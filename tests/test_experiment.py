@@ -1,0 +1,64 @@
+"""Experiments and sweeps: tidy rows with every parameter, a cache that lets an interrupted sweep resume."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+import mailstudy.experiment as experiment
+from mailstudy.experiment import Experiment, grid, medians, sweep
+
+
+def test_bad_parameters_are_refused_with_a_clear_message():
+    with pytest.raises(ValueError, match="strategy"):
+        Experiment(strategy="download-some")
+    with pytest.raises(ValueError, match="size preset"):
+        Experiment(sizes="huge")
+    with pytest.raises(ValueError, match="read_fraction"):
+        Experiment(read_fraction=1.5)
+
+
+def test_rows_carry_parameters_server_version_and_seed():
+    (row,) = experiment.run_experiment(Experiment(messages=4, sizes="fixed-5k", seed=3))
+    for key in ("server", "server_version", "protocol", "strategy", "seed", "sizes", "messages",
+                "mailstudy_version", "bytes_down", "round_trips", "label", "mailbox_bytes"):
+        assert key in row, key
+    assert row["mailbox_bytes"] == 4 * 5120 and row["seed"] == 3
+
+
+def test_an_interrupted_sweep_resumes_without_rerunning_finished_cells(tmp_path, monkeypatch):
+    cells = grid(Experiment(sizes="fixed-5k"), messages=[3, 4, 5])
+    ran: list[int] = []
+    real = experiment.run_experiment
+
+    def counting(exp, *a, **kw):
+        ran.append(exp.messages)
+        return real(exp, *a, **kw)
+
+    monkeypatch.setattr(experiment, "run_experiment", counting)
+
+    def stop_after_two(row):
+        if len(ran) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep(cells, cache_dir=tmp_path, progress=False, on_row=stop_after_two)
+    assert ran == [3, 4]
+    cached = sorted(tmp_path.glob("*.json"))
+    assert len(cached) == 2 and not list(tmp_path.glob(".*tmp"))  # whole files only, no leftovers
+    assert all(json.loads(p.read_text())[0]["integrity_ok"] for p in cached)
+    df = sweep(cells, cache_dir=tmp_path, progress=False)
+    assert ran == [3, 4, 5]  # only the missing cell ran
+    assert sorted(df["messages"]) == [3, 4, 5]
+
+
+def test_sweep_accepts_an_executor_and_medians_group_repeats(tmp_path):
+    cells = [Experiment(sizes="fixed-5k", messages=3, repeats=2, protocol=p) for p in ("imap", "pop3")]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        df = sweep(cells, cache_dir=None, executor=pool, progress=False)
+    assert len(df) == 4
+    med = medians(df)
+    assert len(med) == 2 and set(med["protocol"]) == {"imap", "pop3"}
+    assert (med["bytes_up"] == df.groupby("protocol")["bytes_up"].median().loc[med["protocol"]].values).all()
