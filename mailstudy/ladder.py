@@ -201,6 +201,11 @@ def _rows(fl: list[Flight], max_rows: int) -> tuple[list[Flight], list[Flight], 
     keep = max(2, max_rows - 1)
     n_head = (keep + 1) // 2
     n_tail = keep - n_head
+    # Cut between a reply and the next command, so no command loses its reply to the note (and vice versa).
+    if n_head > 1 and fl[n_head].direction == DOWN:
+        n_head -= 1
+    if n_tail > 1 and fl[len(fl) - n_tail].direction == DOWN:
+        n_tail -= 1
     return fl[:n_head], fl[n_head:len(fl) - n_tail], fl[len(fl) - n_tail:]
 
 
@@ -219,7 +224,7 @@ def ladder(source: Any, ax=None, max_rows: int = 60, title: str | None = None) -
     if ax is None:
         height = 1.5 + 0.42 * max(n_rows, 2)
         fig = plt.figure(figsize=(10, height))
-        ax = fig.add_axes([0.13, 0.02, 0.84, 0.98 - 0.9 / height])
+        ax = fig.add_axes([0.12, 0.02, 0.80, 0.98 - 0.9 / height])
     else:
         fig = ax.figure
     bottom = n_rows + SLANT - 0.2
@@ -243,7 +248,7 @@ def ladder(source: Any, ax=None, max_rows: int = 60, title: str | None = None) -
                         f"{down:,} B down)", ha="center", va="center", fontsize=9, style="italic",
                         color="#555555", bbox=dict(boxstyle="round", fc="#f4f4f4", ec="#bbbbbb"))
                 ticks.append(row)
-                tick_labels.append("⋮")
+                tick_labels.append("…")
                 row += 1
             continue
         for f in part:
@@ -269,7 +274,8 @@ def ladder(source: Any, ax=None, max_rows: int = 60, title: str | None = None) -
         ups = sum(n for d, _, n, _ in s.chunks if d == UP)
         downs = sum(n for d, _, n, _ in s.chunks if d == DOWN)
         client_flights = sum(1 for f in fl if f.direction == UP)
-        title = (f"{s.protocol.upper()}{' (encrypted)' if s.encrypted else ''}: {n_ex} exchanges, "
+        what = f"{n_ex} exchanges" if n_ex or not s.encrypted else "commands hidden by TLS"
+        title = (f"{s.protocol.upper()}{' (encrypted)' if s.encrypted else ''}: {what}, "
                  f"{client_flights} client flights, {ups:,} B up, {downs:,} B down "
                  f"(time = first byte, ms since connect)")
     ax.set_title(title, fontsize=10, loc="left", pad=30)
