@@ -72,7 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_session(sub)
     _add_serve(sub)
     _add_study(sub)
+    # pcap work lives in its own small modules, each with add_parser() and run()
+    from . import cli_analyze, cli_redact, cli_replay
+
+    for module in (cli_analyze, cli_redact, cli_replay):
+        module.add_parser(sub)
     return parser
+
+
+def _pcap_command(name: str):
+    import importlib
+
+    return importlib.import_module(f".cli_{name}", __package__).run
 
 
 def _fail(message: str) -> int:
@@ -181,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     from .servers.base import ServerError
 
     try:
-        return {"session": cmd_session, "serve": cmd_serve, "study": cmd_study}[args.command](args)
+        handlers = {"session": cmd_session, "serve": cmd_serve, "study": cmd_study}
+        handler = handlers.get(args.command) or _pcap_command(args.command)
+        return handler(args)
     except (ServerError, SessionError, CorpusError, CaptureError) as exc:
         return _fail(str(exc))
     except IntegrityError as exc:
