@@ -405,6 +405,7 @@ class _Pop3Scanner(_Scanner):
         super().__init__()
         self.fifo: list[_Pop3Cmd] = []
         self.multi = False
+        self.line_start = True  # in multi-line data: at the start of a line
         self.greeted = False
 
     def _up(self) -> None:
@@ -448,13 +449,13 @@ class _Pop3Scanner(_Scanner):
     def _down(self) -> None:
         s = self.down
         while len(s) and not self.opaque:
+            if self.multi:
+                if not self._multiline():
+                    return
+                continue
             seg = s.read_line()
             if seg is None:
                 return
-            if self.multi:
-                if seg.kind == "line" and seg.data in (b".\r\n", b".\n"):
-                    self.multi = False
-                continue
             if seg.kind != "line":
                 continue
             line = seg.data
@@ -473,9 +474,30 @@ class _Pop3Scanner(_Scanner):
             c.sasl_turns = 0
             self.fifo.pop(0)
             if status == "+OK" and is_multiline(c.command, c.arguments):
-                self.multi = True
+                self.multi = self.line_start = True
             elif status == "+OK" and c.command == "STLS":
                 self.opaque = True
+
+
+    def _multiline(self) -> bool:
+        """Skip multi-line data up to its ``.`` line, as Pop3Parser._read_multiline does; True when it ended."""
+        s = self.down
+        while len(s):
+            if self.line_start and s.peek(1) == b".":
+                head = s.peek(3)
+                if head == b".\r\n" or head[:2] == b".\n":
+                    s.take(3 if head == b".\r\n" else 2)
+                    self.multi = False
+                    return True
+                if head in (b".", b".\r"):
+                    return False  # cannot tell the end line from a stuffed line yet
+                s.take(1)
+                self.line_start = False
+                continue
+            i = s.find(b"\n.")
+            data = s.take(i + 1 if i >= 0 else len(s)).data
+            self.line_start = data.endswith(b"\n")
+        return False
 
 
 _SCANNERS = {"imap": _ImapScanner, "pop3": _Pop3Scanner}
@@ -519,7 +541,8 @@ class _UpState:
         self.segs: list[tuple[int, int, int, int]] = []  # (offset, length, record index, raw seq)
 
 
-def _tap(packets: Iterator[TcpPacket], table: ConnectionTable, ups: dict[int, _UpState]) -> Iterator[TcpPacket]:
+def _tap(packets: Iterator[TcpPacket], table: ConnectionTable,
+         ups: dict[int, _UpState]) -> Iterator[TcpPacket]:
     """Pass packets through unchanged while noting each client segment's offset (the reassembler's rule 3)."""
     for p in packets:
         tr, di = table.lookup(p)

@@ -314,6 +314,10 @@ def test_pop3_user_pass_apop_auth():
             ("down", b"+ \r\n"), ("up", b"AGJvYgBzZWNyZXQ=\r\n"), ("down", b"+OK\r\n"), ("up", b"STAT\r\n"),
             ("down", b"+OK 1 2\r\n")]
     assert creds("pop3", turn) == [("pop3-sasl-response", b"AGJvYgBzZWNyZXQ=")]
+    # multi-line data (split anywhere) holds "+ " and stuffed lines; its end must still be found
+    retr = [g, ("up", b"RETR 1\r\n"), ("down", b"+OK\r\n..x\r\n+ y\r\n."), ("down", b"\r"), ("down", b"\n"),
+            ("up", b"AUTH PLAIN\r\n"), ("down", b"+ \r\n"), ("up", b"QUJD\r\n"), ("down", b"-ERR\r\n")]
+    assert creds("pop3", retr) == [("pop3-sasl-response", b"QUJD")]
     stls = [g, ("up", b"STLS\r\n"), ("down", b"+OK go\r\n"), ("up", b"USER bob\r\n")]
     assert creds("pop3", stls) == []
 
