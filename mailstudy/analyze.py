@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 from mailstudy import metrics as _metrics
 from mailstudy.pcap import PcapError, PcapStats, TcpPacket, read_tcp
 from mailstudy.protocol import make_parser
-from mailstudy.protocol.events import DOWN, UP, Encrypted, Exchange, ParseWarning
+from mailstudy.protocol.events import DOWN, Encrypted, Exchange, ParseWarning
 from mailstudy.reassembly import TcpConnection, reassemble
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -17,9 +17,6 @@ import sys
 EXIT_OK = 0
 EXIT_UNREADABLE = 2
 
-SESSION_FIELDS = ("session", "stream", "client", "server", "protocol", "port", "bytes_up", "bytes_down", "packets",
-                  "commands", "round_trips", "duration_s", "encrypted", "exchanges_failed")
-
 
 def _port(text: str) -> int:
     try:

@@ -130,16 +130,9 @@ def test_every_session_is_found(captured: Captured) -> None:
 
 def _client_flights(s) -> list[list]:
     """The session's exchanges grouped by the client flight that carried their command line."""
-    flights: list[list] = []
-    run_start = None
-    for ch in s.connection.chunks:
-        if ch.direction == "up" and run_start is None:
-            run_start = ch.t
-            flights.append([])
-        elif ch.direction == "down":
-            run_start = None
     starts = [ch.t for ch, prev in zip(s.connection.chunks, [None, *s.connection.chunks])
               if ch.direction == "up" and (prev is None or prev.direction == "down")]
+    flights: list[list] = [[] for _ in starts]
     for e in s.exchanges:
         i = max(k for k, t0 in enumerate(starts) if t0 <= e.t_sent)
         flights[i].append(e)
@@ -193,8 +186,16 @@ def test_reassembled_streams_agree_with_tshark(captured: Captured) -> None:
 def test_analysis_agrees_with_the_live_metrics(captured: Captured) -> None:
     for r, s, t in _pairs(captured):
         live, ours = r.metrics, s.metrics
-        for key in ("bytes_up", "bytes_down", "commands", "round_trips", "exchanges_failed"):
+        for key in ("bytes_up", "bytes_down", "commands", "exchanges_failed"):
             assert ours[key] == live[key], (r.spec, key)
+        if not r.spec.pipelining:
+            assert ours["round_trips"] == live["round_trips"] == live["commands"], r.spec
+        else:
+            # Pipelined, the socket and the wire may disagree: the trace ends a client flight when the client
+            # *reads*, the capture when server bytes *cross the wire*. A server answering the first pipelined
+            # command before the client has sent the next one splits one socket flight into two on the wire
+            # (seen with the embedded server, a race). The wire can split a flight, never join two.
+            assert live["round_trips"] <= ours["round_trips"] <= ours["commands"], r.spec
         assert [(e.command, e.status, e.bytes_up, e.bytes_down) for e in s.exchanges] == \
             [(e.command, e.status, e.bytes_up, e.bytes_down) for e in sorted(r.exchanges, key=lambda e: e.index)]
         # the capture's clock starts at the SYN, the trace's just before connect(): durations are close
