@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_study_quick_executes_every_notebook(tmp_path):
     shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    shutil.copytree(ROOT / "captures", tmp_path / "captures")
     out = subprocess.run([sys.executable, "-m", "mailstudy.cli", "study", "--quick", "--build", "build"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
