@@ -24,9 +24,8 @@ from mailstudy.metrics import FRAME_COLUMNS
 from mailstudy.pcap import PcapError, read_tcp
 from mailstudy.reassembly import reassemble
 
-PEER = Path(__file__).resolve().parents[2] / "shared" / "peer-captures"
-if not PEER.is_dir():
-    PEER = Path("/work/shared/peer-captures")
+from peers import PEER
+
 PEER_FILES = sorted(PEER.glob("*.pcap")) if PEER.is_dir() else []
 PYTHON = sys.executable
 

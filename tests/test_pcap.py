@@ -16,8 +16,7 @@ import badpcaps
 from mailstudy.pcap import PcapError, PcapReader, PcapStats, TcpPacket, packets_frame, read_tcp, \
     read_tcp_with_stats
 
-PEER = Path(__file__).resolve().parents[1].parent / "shared" / "peer-captures"
-PEER_FILES = sorted(PEER.glob("*.pcap*")) if PEER.is_dir() else []
+from peers import PEER, PEER_FILES
 TSHARK = shutil.which("tshark")
 
 needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed (apt-get install tshark)")

@@ -16,7 +16,7 @@ import badpcaps
 from mailstudy.pcap import TcpPacket, read_tcp, read_tcp_with_stats
 from mailstudy.reassembly import StreamChunk, TcpConnection, reassemble
 
-PEER = Path(__file__).resolve().parents[1].parent / "shared" / "peer-captures"
+from peers import PEER
 PEER_FILES = sorted(PEER.glob("*.pcap*")) if PEER.is_dir() else []
 TSHARK = shutil.which("tshark")
 needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed (apt-get install tshark)")

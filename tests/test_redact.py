@@ -28,7 +28,9 @@ from mailstudy.reassembly import reassemble
 from mailstudy.pcap import read_tcp
 from mailstudy.redact import RedactError, find_credentials, redact_pcap
 
-PEER_POP3 = "/work/shared/peer-captures/pop3.pcap"
+from peers import PEER
+
+PEER_POP3 = str(PEER / "pop3.pcap")
 USER, PASSWORD = "rdx7user", "Zq-9pass Wt3"  # a space: PASS takes the rest of the line
 PLAIN = b"\0" + USER.encode() + b"\0" + PASSWORD.encode()
 LINK_HEADER = {1: 14, 113: 16, 276: 20, 101: 0, 0: 4, 108: 4}

@@ -24,9 +24,7 @@ from mailstudy.servers.base import Account, make_server
 
 ALICE = Account("alice", "wonderland-42")
 BOB = Account("bob", "builder 7")  # a space: LOGIN must quote it
-PEER = Path(__file__).resolve().parents[2] / "shared" / "peer-captures"
-if not PEER.is_dir():
-    PEER = Path("/work/shared/peer-captures")
+from peers import PEER
 
 
 def _apply_edits(up: bytes, edits) -> bytes:
