@@ -119,16 +119,21 @@ def make(path: str, packets: int, seed: int = 1) -> int:
 
 
 def measure(path: str) -> None:
-    from mailstudy.pcap import PcapStats, read_tcp
-    from mailstudy.reassembly import reassemble
+    from collections import deque
 
-    t0 = time.perf_counter()
-    n = sum(1 for _ in read_tcp(path))
-    t1 = time.perf_counter()
-    print(f"read only:          {n:,} packets in {t1 - t0:.2f} s = {n / (t1 - t0):,.0f} packets/s")
+    from mailstudy.pcap import PcapStats, read_tcp, read_tcp_tuples
+    from mailstudy.reassembly import reassemble_tuples
+
+    for name, reader in (("read_tcp (TcpPacket)", read_tcp), ("read_tcp_tuples", read_tcp_tuples)):
+        stats = PcapStats()
+        t0 = time.perf_counter()
+        deque(reader(path, stats), 0)
+        t1 = time.perf_counter()
+        n = stats.tcp_packets
+        print(f"read only, {name}: {n:,} packets in {t1 - t0:.2f} s = {n / (t1 - t0):,.0f} packets/s")
     stats = PcapStats()
     t0 = time.perf_counter()
-    conns = reassemble(read_tcp(path, stats))
+    conns = reassemble_tuples(read_tcp_tuples(path, stats))
     t1 = time.perf_counter()
     n = stats.tcp_packets
     nbytes = sum(c.bytes_up + c.bytes_down for c in conns)

@@ -21,23 +21,29 @@ A session is *encrypted* when its port is 993/995, its first bytes are TLS recor
 (``time_scale=1.0``); ``t_start`` is the client's SYN when captured (DESIGN: duration runs from connect()), else
 the connection's first packet. ``time_to_list_s`` is None: a capture does not know when the user saw the list.
 
-Speed and memory: packets stream from the reader into reassembly (which must hold every connection's chunks
-until the end of the file, as the contract hands back each ``TcpConnection``). Exchanges drop their payload
-copies (IMAP literals, POP3 data) unless ``keep_payloads=True``: the bytes stay available in
-``connection.stream()``, and not copying them keeps a 1,000,000-packet capture under 1 GB.
+Speed and memory: packets stream from the reader into reassembly as plain tuples (``read_tcp_tuples`` ->
+``reassemble_tuples``: no TcpPacket per packet); reassembly must hold every connection's chunks until the end of
+the file, as the contract hands back each ``TcpConnection``. Each run of chunks in one direction goes to the
+parser in one ``feed_many``. The parsers do not copy payloads (IMAP literals, POP3 data) unless
+``keep_payloads=True``: the bytes stay available in ``connection.stream()``, and not copying them keeps a
+1,000,000-packet capture under 1 GB. ``pause_gc=True`` (for a command line only) switches the cyclic garbage
+collector off during the call; bench/analyze.py measures both.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import attrgetter
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 from mailstudy import metrics as _metrics
-from mailstudy.pcap import PcapError, PcapStats, TcpPacket, read_tcp
+from mailstudy.pcap import PcapError, PcapStats, read_tcp_tuples
 from mailstudy.protocol import make_parser
 from mailstudy.protocol.events import DOWN, Encrypted, Exchange, ParseWarning
-from mailstudy.reassembly import TcpConnection, reassemble
+from mailstudy.reassembly import TcpConnection, reassemble_tuples
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
@@ -48,6 +54,7 @@ WELL_KNOWN_PORTS = {143: "imap", 993: "imap", 110: "pop3", 995: "pop3"}
 IMPLICIT_TLS_PORTS = (993, 995)
 _FIRST_LINE_MAX = 4096  # bytes of the server's first line looked at to recognise a greeting
 _MAX_SESSION_WARNINGS = 200
+_direction = attrgetter("direction")
 
 
 @dataclass
@@ -177,52 +184,24 @@ def _warning_text(w: ParseWarning) -> str:
     return f"{w.direction} stream, offset {w.offset}: {w.message}"
 
 
-def _strip(e: Exchange) -> None:
-    """Drop an exchange's payload copies in place (the exchange was just made by our own parser, nobody else
-    holds it; ``dataclasses.replace`` on 300,000 exchanges costs seconds)."""
-    if e.literals:
-        object.__setattr__(e, "literals", ())
-    if e.data:
-        object.__setattr__(e, "data", b"")
+def _feed_runs(feed_many, chunks: list) -> list[tuple[str, int, float]]:
+    """Feed every chunk, in capture order, with its own time; return the flights for the metrics.
 
-
-def _runs(chunks: list) -> list[tuple[str, list]]:
-    """Consecutive chunks of one direction grouped: ``[(direction, [chunk, ...]), ...]`` in capture order."""
-    runs: list[tuple[str, list]] = []
-    cur = None
-    direction = None
-    for ch in chunks:
-        if ch.direction != direction:
-            direction = ch.direction
-            cur = []
-            runs.append((direction, cur))
-        cur.append(ch)
-    return runs
-
-
-def _feed(parser, runs: list[tuple[str, list]]) -> None:
-    """Feed every chunk, in capture order, with its own time.
-
-    The parsers decide on bytes, never on where a chunk ends, and look up each byte's time from the chunk that
-    brought it (protocol/_stream.py), so a run of chunks in one direction can be appended to the parser's
-    buffer chunk by chunk and processed once: the same events, times included, at half the cost. Where the
-    parser does not offer that buffer (its internals changed), every chunk goes through the public ``feed``.
-    The tests check both ways give equal events.
+    A run of consecutive chunks in one direction goes to the parser in one ``feed_many`` (the same events as a
+    ``feed`` per chunk, times included: the parsers decide on bytes and take each byte's time from its chunk),
+    and is one ``(direction, bytes, last time)`` item for the metrics: sums, flights (round trips) and the last
+    time are the same by construction, and the one definition runs on a third of the items. ``feed_many``
+    None: only the flights.
     """
-    streams = getattr(parser, "_streams", None)
-    pump = getattr(parser, "_pump", None)
-    guarded = getattr(parser, "_guarded", None)
-    if not (isinstance(streams, dict) and callable(pump) and callable(guarded)):
-        for direction, run in runs:
-            for ch in run:
-                parser.feed(direction, ch.data, ch.t)
-        return
-    for direction, run in runs:
-        stream = streams[direction]
-        append = stream.append
-        for ch in run:
-            append(ch.data, ch.t)
-        guarded(pump, direction, run[-1].t)
+    flights: list[tuple[str, int, float]] = []
+    for direction, group in groupby(chunks, _direction):
+        run = list(group)
+        datas = [ch.data for ch in run]
+        ts = [ch.t for ch in run]
+        if feed_many is not None:
+            feed_many(direction, zip(datas, ts))
+        flights.append((direction, sum(map(len, datas)), max(ts)))
+    return flights
 
 
 def _by_index(e: Exchange) -> int:
@@ -237,25 +216,18 @@ def analyze_connection(conn: TcpConnection, protocol: str, index: int = 0,
     the fast path with).
     """
     parser = make_parser(protocol)
+    parser.keep_payloads = keep_payloads  # without: literals and POP3 data are counted, never copied
     chunks = conn.chunks
-    runs = _runs(chunks)
-    if fast:
-        _feed(parser, runs)
-    else:
+    flights = _feed_runs(parser.feed_many if fast else None, chunks)
+    if not fast:
         for ch in chunks:
             parser.feed(ch.direction, ch.data, ch.t)
     parser.close(conn.t_last)
     events = parser.events()
     exchanges = sorted((e for e in events if e.__class__ is Exchange), key=_by_index)
-    if not keep_payloads:
-        for e in exchanges:
-            _strip(e)
     port = conn.server[1]
     encrypted = port in IMPLICIT_TLS_PORTS or any(e.__class__ is Encrypted for e in events)
     t_start = conn.t_syn if conn.t_syn is not None else conn.t_first
-    # A run of chunks one way is one (direction, bytes, last time) to the metrics: sums, flights (round trips)
-    # and the last time are the same by construction, and the one definition runs on half the items.
-    flights = [(d, sum([len(ch.data) for ch in run]), max([ch.t for ch in run])) for d, run in runs]
     m = _metrics.session_metrics(flights, exchanges, t_start=t_start, t_list_ready=None, time_scale=1.0)
     row = {"client": _endpoint(conn.client), "server": _endpoint(conn.server), "protocol": protocol,
            "port": port, "encrypted": encrypted, "packets": conn.packets, **m}
@@ -276,7 +248,7 @@ def analyze_connection(conn: TcpConnection, protocol: str, index: int = 0,
 
 
 # ---- the whole file ------------------------------------------------------------------------------------------
-def _with_progress(packets: Iterator[TcpPacket], path: str) -> Iterator[TcpPacket]:
+def _with_progress(packets: Iterator[tuple], path: str) -> Iterator[tuple]:
     from tqdm.auto import tqdm
 
     bar = tqdm(desc=os.path.basename(path), unit=" packets", unit_scale=True, mininterval=0.5)
@@ -293,20 +265,32 @@ def _with_progress(packets: Iterator[TcpPacket], path: str) -> Iterator[TcpPacke
 
 
 def analyze_pcap(path: str | os.PathLike, ports: Iterable[int] = (), progress: bool = False, *,
-                 keep_payloads: bool = False) -> Analysis:
+                 keep_payloads: bool = False, pause_gc: bool = False) -> Analysis:
     """Read a pcap/pcapng file and return its IMAP/POP3 sessions with exchanges and metrics.
 
     ``ports``: extra server ports to treat as mail (the protocol is then told by the greeting). Raises
     :class:`~mailstudy.pcap.PcapError` (a one-line message) when the file cannot be read at all; damage later in
     the file becomes warnings. ``keep_payloads``: keep IMAP literals / POP3 data inside the exchanges.
+
+    ``pause_gc``: switch Python's cyclic garbage collector off for the call and back on (if it was on) when it
+    returns or raises. The analysis makes no reference cycles, but its ~1,000,000 long-lived objects per
+    1,000,000 packets (stream chunks, exchanges) make each full collection walk all of them: about a sixth of the
+    time on a big capture. It changes process-wide state, so only a command-line entry point (which owns the
+    process) should pass True; a library caller or a notebook keeps the default.
     """
+    if pause_gc and gc.isenabled():
+        gc.disable()
+        try:
+            return analyze_pcap(path, ports, progress, keep_payloads=keep_payloads)
+        finally:
+            gc.enable()
     path = os.fspath(path)
     ports = {int(p) for p in ports}
     stats = PcapStats()
-    packets = read_tcp(path, stats)  # raises PcapError now if the file is unreadable
+    packets = read_tcp_tuples(path, stats)  # raises PcapError now if the file is unreadable
     if progress:
         packets = _with_progress(packets, path)
-    conns = reassemble(packets)
+    conns = reassemble_tuples(packets)
     sessions: list[SessionAnalysis] = []
     warnings: list[str] = list(stats.warnings)
     if stats.suppressed_warnings:

@@ -35,12 +35,13 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from heapq import heappop, heappush
+from operator import attrgetter
 from typing import TYPE_CHECKING, Iterable
 
 if TYPE_CHECKING:  # pragma: no cover
     from mailstudy.pcap import TcpPacket
 
-__all__ = ["StreamChunk", "TcpConnection", "ConnectionTable", "reassemble", "MAIL_PORTS"]
+__all__ = ["StreamChunk", "TcpConnection", "ConnectionTable", "reassemble", "reassemble_tuples", "MAIL_PORTS"]
 
 UP = "up"  # client -> server
 DOWN = "down"  # server -> client
@@ -48,6 +49,9 @@ FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 MAIL_PORTS = (143, 993, 110, 995, 25, 587, 465)
 _M32 = 0xFFFFFFFF
 _MAX_WARNINGS = 50  # per connection
+# a TcpPacket as a tuple in mailstudy.pcap.PACKET_FIELDS order
+_fields = attrgetter("t", "src", "sport", "dst", "dport", "seq", "ack", "flags", "payload", "wire_len", "cap_len",
+                     "truncated", "index", "t_ns")
 
 
 @dataclass(slots=True)
@@ -148,6 +152,8 @@ class ConnectionTable:
 
     def __init__(self, make_conns: bool = False) -> None:
         self.table: dict[tuple, tuple[_Track, int]] = {}  # (src, sport, dst, dport) -> (track, 0 up | 1 down)
+        # the same keys -> (connection, this direction's _Dir, the other's), for reassembly's fast path
+        self.fast: dict[tuple, tuple[TcpConnection, _Dir, _Dir]] = {}
         self.tracks: list[_Track] = []
         self._make = make_conns
 
@@ -161,8 +167,13 @@ class ConnectionTable:
             conn = TcpConnection(idx, client, server, p.t, mid_stream=not p.flags & SYN)
         tr = _Track(conn, idx)
         self.tracks.append(tr)
-        self.table[(client[0], client[1], server[0], server[1])] = (tr, 0)
-        self.table[(server[0], server[1], client[0], client[1])] = (tr, 1)
+        up_key = (client[0], client[1], server[0], server[1])
+        down_key = (server[0], server[1], client[0], client[1])
+        self.table[up_key] = (tr, 0)
+        self.table[down_key] = (tr, 1)
+        if conn is not None:
+            self.fast[up_key] = (conn, tr.dirs[0], tr.dirs[1])
+            self.fast[down_key] = (conn, tr.dirs[1], tr.dirs[0])
         return (tr, 0) if to_dst else (tr, 1)
 
     def lookup(self, p: TcpPacket) -> tuple[_Track, int]:
@@ -371,39 +382,46 @@ def _packet(table: ConnectionTable, p: TcpPacket) -> None:
 
 def reassemble(packets: Iterable[TcpPacket]) -> list[TcpConnection]:
     """Group TCP packets into connections and rebuild both byte streams of each (rules in the module doc)."""
+    return reassemble_tuples(map(_fields, packets))
+
+
+def reassemble_tuples(packets: Iterable[tuple]) -> list[TcpConnection]:
+    """:func:`reassemble` for packets as plain tuples in ``mailstudy.pcap.PACKET_FIELDS`` order (what
+    ``read_tcp_tuples`` yields): the same connections, without making a TcpPacket per packet.
+
+    The fast path takes the common packet (no SYN/FIN/RST, known connection and direction, data in order or
+    none) in a few lines; everything else is rebuilt as a TcpPacket and goes through ``_packet``.
+    """
+    from mailstudy.pcap import TcpPacket
+
     table = ConnectionTable(make_conns=True)
-    get = table.table.get
+    get = table.fast.get
     Chunk = StreamChunk
     M = _M32
     general = _packet
-    for p in packets:
-        # The fast path, for most packets: no SYN/FIN/RST, known connection and direction, data in order.
-        f = p.flags
-        if f & 0x07:
-            general(table, p)
+    for tup in packets:
+        t, src, sport, dst, dport, seq, ack, f, data, _wire, _cap, trunc, _index, _t_ns = tup
+        if f & 0x07 or trunc:
+            general(table, TcpPacket(*tup))
             continue
-        ent = get((p.src, p.sport, p.dst, p.dport))
+        ent = get((src, sport, dst, dport))
         if ent is None:
-            general(table, p)
+            general(table, TcpPacket(*tup))
             continue
-        tr, di = ent
-        d = tr.dirs[di]
-        if d.base is None:
-            general(table, p)
-            continue
-        data = p.payload
-        if data and (d.pending or d.fin is not None or (p.seq - d.base - d.next) & M) or p.truncated:
-            general(table, p)
-            continue
-        c = tr.conn
-        c.packets += 1
-        c.t_last = p.t
+        c, d, o = ent
         if data:
+            if d.pending or d.fin is not None or d.base is None or (seq - d.base - d.next) & M:
+                general(table, TcpPacket(*tup))
+                continue
             d.next += len(data)
-            c.chunks.append(Chunk(d.name, p.t, data))
+            c.chunks.append(Chunk(d.name, t, data))
+        elif d.base is None:
+            general(table, TcpPacket(*tup))
+            continue
+        c.packets += 1
+        c.t_last = t
         if f & 0x10:
-            o = tr.dirs[1 - di]
-            o.ack = p.ack
+            o.ack = ack
             if o.pending:
                 _check_acked(c, o)
     return [_finish(tr) for tr in table.tracks]

@@ -38,10 +38,9 @@ Bookkeeping
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
-from mailstudy.protocol._stream import MAX_LINE, ParserBase, Segment
+from mailstudy.protocol._stream import MAX_LINE, ParserBase, Segment, new_exchange
 from mailstudy.protocol.events import DOWN, UP, Exchange, Greeting
 
 PROTOCOL = "imap"
@@ -73,60 +72,58 @@ def redacted_arguments(command: str, arguments: str) -> str:
     return arguments
 
 
-@dataclass
 class _Pending:
     """An exchange being built (mutable until its tagged status arrives)."""
 
-    index: int
-    tag: str
-    command: str
-    args: list[str]
-    t_sent: Any
-    bytes_up: int = 0
-    bytes_down: int = 0
-    t_first_response: Any = None
-    literals: list[bytes] = field(default_factory=list)
-    done: bool = False
-    sasl_turns: int = 0  # AUTHENTICATE: continuation requests not yet answered by a client line
-    idle_done: bool = False  # IDLE: the client has sent DONE
+    __slots__ = ("index", "tag", "command", "args", "t_sent", "bytes_up", "bytes_down", "t_first_response",
+                 "literals", "done", "sasl_turns", "idle_done")
 
-    def to_exchange(self, status: str | None, status_text: str, t_done: Any) -> Exchange:
-        return Exchange(
-            protocol=PROTOCOL,
-            index=self.index,
-            tag=self.tag,
-            command=self.command,
-            arguments="".join(self.args),
-            status=status,
-            status_text=status_text,
-            t_sent=self.t_sent,
-            t_first_response=self.t_first_response,
-            t_done=t_done,
-            bytes_up=self.bytes_up,
-            bytes_down=self.bytes_down,
-            literals=tuple(self.literals),
-        )
+    def __init__(self, index: int, tag: str, command: str, args: list[str], t_sent: Any, bytes_up: int = 0) -> None:
+        self.index = index
+        self.tag = tag
+        self.command = command
+        self.args = args
+        self.t_sent = t_sent
+        self.bytes_up = bytes_up
+        self.bytes_down = 0
+        self.t_first_response: Any = None
+        self.literals: list[bytes] = []
+        self.done = False
+        self.sasl_turns = 0  # AUTHENTICATE: continuation requests not yet answered by a client line
+        self.idle_done = False  # IDLE: the client has sent DONE
+
+    def to_exchange(self, status: str | None, status_text: str, t_done: Any, keep_payloads: bool = True) -> Exchange:
+        return new_exchange(PROTOCOL, self.index, self.tag, self.command, "".join(self.args), status, status_text,
+                            self.t_sent, self.t_first_response, t_done, self.bytes_up, self.bytes_down,
+                            tuple(self.literals) if keep_payloads else ())
 
 
-@dataclass
 class _Response:
     """A server response being read: its first line, byte count and literal payloads."""
 
-    start: int
-    t_start: Any
-    first: bytes = b""
-    nbytes: int = 0
-    literals: list[bytes] = field(default_factory=list)
-    junk: bool = False  # had a runaway line
+    __slots__ = ("start", "t_start", "first", "nbytes", "literals", "junk")
+
+    def __init__(self, start: int, t_start: Any) -> None:
+        self.start = start
+        self.t_start = t_start
+        self.first = b""
+        self.nbytes = 0
+        self.literals: list[bytes] = []  # with keep_payloads False: one b"" per literal
+        self.junk = False  # had a runaway line
 
 
 class ImapParser(ParserBase):
-    """Feed both directions of one IMAP session; read :class:`Greeting`, :class:`Exchange`, ... events."""
+    """Feed both directions of one IMAP session; read :class:`Greeting`, :class:`Exchange`, ... events.
+
+    Speed: whole lines are cut with ``ByteStream.line`` (no Segment, no time lookups but the ones an exchange
+    keeps) and literals are consumed by count, so a 1 MB FETCH literal costs one slice, or none without
+    ``keep_payloads``. Runaway lines take the general ``read_line`` path.
+    """
 
     protocol = PROTOCOL
 
-    def __init__(self, max_line: int = MAX_LINE) -> None:
-        super().__init__(max_line)
+    def __init__(self, max_line: int = MAX_LINE, keep_payloads: bool = True) -> None:
+        super().__init__(max_line, keep_payloads)
         self.greeting: Greeting | None = None
         self._greeted = False
         self._outstanding: list[_Pending] = []
@@ -149,6 +146,13 @@ class ImapParser(ParserBase):
         else:
             p.bytes_up += len(seg.data)
 
+    def _add_up_at(self, p: _Pending | None, nbytes: int, start: int, why: str) -> None:
+        if p is None or p.done:
+            self._unattributed_at(UP, nbytes, start,
+                                  why if p is None else f"client bytes after tag {p.tag} was completed")
+        else:
+            p.bytes_up += nbytes
+
     def _process(self, direction: str) -> None:
         if direction == UP:
             self._process_up()
@@ -157,66 +161,77 @@ class ImapParser(ParserBase):
 
     def _process_up(self) -> None:
         s = self._streams[UP]
-        while len(s) and not self._opaque:
+        buf = s.buf
+        while buf and not self._opaque:
             if self._up_literal:
-                seg = s.take(self._up_literal)
-                self._up_literal -= len(seg.data)
-                self._add_up(self._cur, seg, "literal of an unknown command")
+                start = s.base
+                n = s.skip(self._up_literal)
+                self._up_literal -= n
+                self._add_up_at(self._cur, n, start, "literal of an unknown command")
                 continue
-            seg = s.read_line()
-            if seg is None:
-                return
-            if seg.kind == "overflow":
-                self._up_skip_target = self._cur
-                self._add_up(self._cur, seg, "runaway client line")
-                self._warn(UP, seg.t_start, f"client line longer than {s.max_line} bytes: cut and skipped", seg.start)
-                continue
-            if seg.kind == "skip":
-                self._add_up(self._up_skip_target, seg, "runaway client line")
-                if seg.ends_line and self._cur is not None and self._up_skip_target is self._cur:
-                    self._cur = None
+            start = s.base
+            line = s.line()
+            if line is None:
+                if not self._runaway_up(s):
+                    return
                 continue
             if self._cur is not None:
-                self._command_continues(self._cur, seg)
+                self._command_continues(self._cur, line, start)
             else:
-                self._client_line(seg)
+                self._client_line(line, start)
 
-    def _client_line(self, seg: Segment) -> None:
-        line = seg.data
-        auth = next((p for p in self._outstanding if p.command == "AUTHENTICATE" and p.sasl_turns > 0), None)
-        if auth is not None:
-            auth.sasl_turns -= 1
-            auth.bytes_up += len(line)
-            return
-        if _strip_eol(line).strip().upper() == b"DONE":
-            idle = next((p for p in self._outstanding if p.command == "IDLE" and not p.idle_done), None)
-            if idle is not None:
-                idle.idle_done = True
-                idle.bytes_up += len(line)
+    def _runaway_up(self, s) -> bool:
+        """No whole line buffered: handle a runaway line's pieces; False when more bytes are needed."""
+        seg = s.read_line()
+        if seg is None:
+            return False
+        if seg.kind == "overflow":
+            self._up_skip_target = self._cur
+            self._add_up(self._cur, seg, "runaway client line")
+            self._warn(UP, seg.t_start, f"client line longer than {s.max_line} bytes: cut and skipped", seg.start)
+        elif seg.kind == "skip":
+            self._add_up(self._up_skip_target, seg, "runaway client line")
+            if seg.ends_line and self._cur is not None and self._up_skip_target is self._cur:
+                self._cur = None
+        return True
+
+    def _client_line(self, line: bytes, start: int) -> None:
+        for p in self._outstanding:
+            if p.sasl_turns > 0 and p.command == "AUTHENTICATE":
+                p.sasl_turns -= 1
+                p.bytes_up += len(line)
                 return
+        bare = line.strip()  # also drops the line end
+        if len(bare) == 4 and bare.upper() == b"DONE":
+            for p in self._outstanding:
+                if p.command == "IDLE" and not p.idle_done:
+                    p.idle_done = True
+                    p.bytes_up += len(line)
+                    return
         body = _strip_eol(line)
-        m = _CLIENT_LITERAL.search(line)
+        m = _CLIENT_LITERAL.search(line) if b"}" in line[-3:] else None
         tag, _, rest = body.partition(b" ")
         if not tag:
-            self._unattributed(UP, seg, "empty or untagged client line")
+            self._unattributed_at(UP, len(line), start, "empty or untagged client line")
             return
         verb, _, args = rest.partition(b" ")
         command = _text(verb).upper()
         if command == "UID" and args:
             sub, _, args = args.partition(b" ")
             command = f"UID {_text(sub).upper()}"
-        p = _Pending(self._next_index, _text(tag), command, [_text(args)], seg.t_start, bytes_up=len(line))
+        t = self._streams[UP].t_at(start)
+        p = _Pending(self._next_index, _text(tag), command, [_text(args)], t, len(line))
         self._next_index += 1
         self._outstanding.append(p)
         if not verb:
-            self._warn(UP, seg.t_start, f"client line with tag {p.tag!r} but no command", seg.start)
+            self._warn(UP, t, f"client line with tag {p.tag!r} but no command", start)
         self._after_client_segment(p, m)
 
-    def _command_continues(self, p: _Pending, seg: Segment) -> None:
-        self._add_up(p, seg, "continuation of an unknown command")
+    def _command_continues(self, p: _Pending, line: bytes, start: int) -> None:
+        self._add_up_at(p, len(line), start, "continuation of an unknown command")
         if not p.done:
-            p.args.append(_text(_strip_eol(seg.data)))
-        self._after_client_segment(p, _CLIENT_LITERAL.search(seg.data))
+            p.args.append(_text(_strip_eol(line)))
+        self._after_client_segment(p, _CLIENT_LITERAL.search(line) if b"}" in line[-3:] else None)
 
     def _after_client_segment(self, p: _Pending, m: re.Match | None) -> None:
         if m is None:
@@ -229,44 +244,68 @@ class ImapParser(ParserBase):
     # -- server -------------------------------------------------------------------------------------------
     def _process_down(self) -> None:
         s = self._streams[DOWN]
-        while len(s) and not self._opaque:
+        buf = s.buf
+        keep = self.keep_payloads
+        while buf and not self._opaque:
             if self._down_literal:
-                seg = s.take(self._down_literal)
-                self._down_literal -= len(seg.data)
-                self._down_literal_buf += seg.data
-                self._resp.nbytes += len(seg.data)
-                if not self._down_literal:
-                    self._resp.literals.append(bytes(self._down_literal_buf))
-                    self._down_literal_buf.clear()
+                resp = self._resp
+                want = self._down_literal
+                if keep:
+                    data = s.take_bytes(want)
+                    n = len(data)
+                    if n == want and not self._down_literal_buf:
+                        resp.literals.append(data)  # the whole literal at once: no second copy
+                    else:
+                        self._down_literal_buf += data
+                        if n == want:
+                            resp.literals.append(bytes(self._down_literal_buf))
+                            self._down_literal_buf.clear()
+                else:
+                    n = s.skip(want)
+                    if n == want:
+                        resp.literals.append(b"")
+                self._down_literal = want - n
+                resp.nbytes += n
                 continue
-            seg = s.read_line()
-            if seg is None:
-                return
-            if self._resp is None:
-                self._resp = _Response(seg.start, seg.t_start)
+            start = s.base
+            line = s.line()
+            if line is None:
+                if not self._runaway_down(s):
+                    return
+                continue
             resp = self._resp
-            resp.nbytes += len(seg.data)
-            if seg.kind == "overflow":
-                resp.junk = True
-                self._warn(DOWN, seg.t_start, f"server line longer than {s.max_line} bytes: cut and skipped", seg.start)
-                if not resp.first:
-                    resp.first = seg.data[:64]
-                continue
-            if seg.kind == "skip":
-                if seg.ends_line:
-                    self._finish_response(seg.t_end)
-                continue
-            first_segment = not resp.first
-            if first_segment:
-                resp.first = seg.data
-            if not resp.junk and resp.first.startswith(b"*"):
-                m = _SERVER_LITERAL.search(seg.data)
+            if resp is None:
+                resp = self._resp = _Response(start, s.t_at(start))
+            resp.nbytes += len(line)
+            if not resp.first:
+                resp.first = line
+            if b"}" in line[-3:] and not resp.junk and resp.first[:1] == b"*":
+                m = _SERVER_LITERAL.search(line)
                 if m is not None:
                     self._down_literal = int(m.group(1))
                     if not self._down_literal:
                         resp.literals.append(b"")
                     continue
-            self._finish_response(seg.t_end)
+            self._finish_response(s.t_at(start + len(line) - 1))
+
+    def _runaway_down(self, s) -> bool:
+        """No whole line buffered: handle a runaway line's pieces; False when more bytes are needed."""
+        seg = s.read_line()
+        if seg is None:
+            return False
+        if self._resp is None:
+            self._resp = _Response(seg.start, seg.t_start)
+        resp = self._resp
+        resp.nbytes += len(seg.data)
+        if seg.kind == "overflow":
+            resp.junk = True
+            self._warn(DOWN, seg.t_start, f"server line longer than {s.max_line} bytes: cut and skipped", seg.start)
+            if not resp.first:
+                resp.first = seg.data[:64]
+        elif seg.kind == "skip":
+            if seg.ends_line:
+                self._finish_response(seg.t_end)
+        return True
 
     def _finish_response(self, t_end: Any) -> None:
         resp, self._resp = self._resp, None
@@ -282,10 +321,11 @@ class ImapParser(ParserBase):
         if resp.junk:
             self._attribute(self._oldest(), resp, "runaway server line")
             return
-        if first.startswith(b"*"):
+        c = first[:1]
+        if c == b"*":
             self._attribute(self._oldest(), resp, "untagged response with no command outstanding")
             return
-        if first.startswith(b"+"):
+        if c == b"+":
             target = self._continuation_target()
             if target is not None and target.command == "AUTHENTICATE" and target is not self._cur:
                 target.sasl_turns += 1
@@ -297,8 +337,10 @@ class ImapParser(ParserBase):
             self._attribute(self._oldest(), resp, "unrecognized server line with no command outstanding")
             return
         tag = _text(m.group(1))
-        p = next((x for x in self._outstanding if x.tag == tag), None)
-        if p is None:
+        for p in self._outstanding:
+            if p.tag == tag:
+                break
+        else:
             self._attribute(None, resp, f"tagged status for tag {tag!r} that is not outstanding")
             return
         self._attribute(p, resp, "")
@@ -310,7 +352,8 @@ class ImapParser(ParserBase):
             self._warn(DOWN, resp.t_start, f"{resp.nbytes} bytes not attributed: {why}", resp.start)
             return
         p.bytes_down += resp.nbytes
-        p.literals.extend(resp.literals)
+        if resp.literals:
+            p.literals.extend(resp.literals)
         if p.t_first_response is None:
             p.t_first_response = resp.t_start
 
@@ -334,7 +377,7 @@ class ImapParser(ParserBase):
                 # refused synchronizing literal: the client will not send it
                 self._cur = None
                 self._up_literal = 0
-        self._emit(p.to_exchange(status, text, t_done))
+        self._emit(p.to_exchange(status, text, t_done, self.keep_payloads))
         if status == "OK" and p.command == "STARTTLS":
             self._go_opaque("tls", t_done, "STARTTLS accepted")
         elif status == "OK" and p.command == "COMPRESS":
@@ -362,6 +405,5 @@ class ImapParser(ParserBase):
             self._warn(UP, t, f"stream ended with {len(self._outstanding)} commands outstanding ({tags})")
         for p in list(self._outstanding):
             p.done = True
-            self._emit(p.to_exchange(None, "", None))
+            self._emit(p.to_exchange(None, "", None, self.keep_payloads))
         self._outstanding.clear()
-

@@ -26,10 +26,9 @@ Rules (the whole state machine in one place):
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
-from mailstudy.protocol._stream import MAX_LINE, ParserBase, Segment
+from mailstudy.protocol._stream import MAX_LINE, ParserBase, Segment, _new_segment, new_exchange
 from mailstudy.protocol.events import DOWN, UP, Exchange, Greeting
 
 PROTOCOL = "pop3"
@@ -78,46 +77,41 @@ def _status_of(line: bytes) -> str | None:
     return None
 
 
-@dataclass
 class _Pending:
-    index: int
-    command: str
-    arguments: str
-    t_sent: Any
-    bytes_up: int = 0
-    bytes_down: int = 0
-    t_first_response: Any = None
-    status: str | None = None
-    status_text: str = ""
-    data: bytearray | None = None  # multi-line payload being collected
-    sasl_turns: int = 0  # AUTH: challenges not yet answered by a client line
+    __slots__ = ("index", "command", "arguments", "t_sent", "bytes_up", "bytes_down", "t_first_response", "status",
+                 "status_text", "data", "sasl_turns")
+
+    def __init__(self, index: int, command: str, arguments: str, t_sent: Any, bytes_up: int = 0) -> None:
+        self.index = index
+        self.command = command
+        self.arguments = arguments
+        self.t_sent = t_sent
+        self.bytes_up = bytes_up
+        self.bytes_down = 0
+        self.t_first_response: Any = None
+        self.status: str | None = None
+        self.status_text = ""
+        self.data: bytearray | None = None  # multi-line payload being collected (stays empty without keep_payloads)
+        self.sasl_turns = 0  # AUTH: challenges not yet answered by a client line
 
     def to_exchange(self, status: str | None, t_done: Any) -> Exchange:
-        return Exchange(
-            protocol=PROTOCOL,
-            index=self.index,
-            tag=None,
-            command=self.command,
-            arguments=self.arguments,
-            status=status,
-            status_text=self.status_text,
-            t_sent=self.t_sent,
-            t_first_response=self.t_first_response,
-            t_done=t_done,
-            bytes_up=self.bytes_up,
-            bytes_down=self.bytes_down,
-            data=bytes(self.data) if self.data is not None else b"",
-            multiline=self.data is not None,
-        )
+        return new_exchange(PROTOCOL, self.index, None, self.command, self.arguments, status, self.status_text,
+                            self.t_sent, self.t_first_response, t_done, self.bytes_up, self.bytes_down, (),
+                            bytes(self.data) if self.data else b"", self.data is not None)
 
 
 class Pop3Parser(ParserBase):
-    """Feed both directions of one POP3 session; read :class:`Greeting`, :class:`Exchange`, ... events."""
+    """Feed both directions of one POP3 session; read :class:`Greeting`, :class:`Exchange`, ... events.
+
+    Speed: whole lines are cut with ``ByteStream.line``; multi-line data is scanned with ``bytes.find`` for the
+    next line that starts with a dot (the end, or a stuffed line), never line by line, and without
+    ``keep_payloads`` it is only counted. Runaway lines take the general ``read_line`` path.
+    """
 
     protocol = PROTOCOL
 
-    def __init__(self, max_line: int = MAX_LINE) -> None:
-        super().__init__(max_line)
+    def __init__(self, max_line: int = MAX_LINE, keep_payloads: bool = True) -> None:
+        super().__init__(max_line, keep_payloads)
         self.greeting: Greeting | None = None
         self._greeted = False
         self._fifo: deque[_Pending] = deque()
@@ -135,48 +129,56 @@ class Pop3Parser(ParserBase):
     # -- client -------------------------------------------------------------------------------------------
     def _process_up(self) -> None:
         s = self._streams[UP]
-        while len(s) and not self._opaque:
-            seg = s.read_line()
-            if seg is None:
-                return
-            if seg.kind == "overflow":
-                self._warn(UP, seg.t_start, f"client line longer than {s.max_line} bytes: cut and skipped", seg.start)
+        buf = s.buf
+        while buf and not self._opaque:
+            start = s.base
+            line = s.line()
+            if line is None:
+                seg = s.read_line()
+                if seg is None:
+                    return
+                if seg.kind == "overflow":
+                    self._warn(UP, seg.t_start, f"client line longer than {s.max_line} bytes: cut and skipped",
+                               seg.start)
                 self._unattributed(UP, seg, "runaway client line")
                 continue
-            if seg.kind == "skip":
-                self._unattributed(UP, seg, "runaway client line")
-                continue
-            auth = next((p for p in self._fifo if p.command == "AUTH" and p.sasl_turns > 0), None)
-            if auth is not None:
-                auth.sasl_turns -= 1
-                auth.bytes_up += len(seg.data)
-                continue
-            verb, _, args = _text(_strip_eol(seg.data)).partition(" ")
-            p = _Pending(self._next_index, verb.upper(), args, seg.t_start, bytes_up=len(seg.data))
-            self._next_index += 1
-            self._fifo.append(p)
-            if not verb:
-                self._warn(UP, seg.t_start, "empty command line", seg.start)
+            for p in self._fifo:
+                if p.sasl_turns > 0 and p.command == "AUTH":
+                    p.sasl_turns -= 1
+                    p.bytes_up += len(line)
+                    break
+            else:
+                verb, _, args = _text(_strip_eol(line)).partition(" ")
+                t = s.t_at(start)
+                p = _Pending(self._next_index, verb.upper(), args, t, len(line))
+                self._next_index += 1
+                self._fifo.append(p)
+                if not verb:
+                    self._warn(UP, t, "empty command line", start)
 
     # -- server -------------------------------------------------------------------------------------------
     def _process_down(self) -> None:
         s = self._streams[DOWN]
-        while len(s) and not self._opaque:
+        buf = s.buf
+        while buf and not self._opaque:
             if self._multi is not None:
                 if not self._read_multiline():
                     return
                 continue
-            seg = s.read_line()
-            if seg is None:
-                return
-            if seg.kind != "line":
+            start = s.base
+            line = s.line()
+            if line is None:
+                seg = s.read_line()
+                if seg is None:
+                    return
                 if seg.kind == "overflow":
                     self._down_skip_target = self._fifo[0] if self._fifo else None
                     message = f"server line longer than {s.max_line} bytes: cut and skipped"
                     self._warn(DOWN, seg.t_start, message, seg.start)
                 self._add_down(self._down_skip_target, seg, "runaway server line")
                 continue
-            self._reply_line(seg)
+            end = start + len(line) - 1
+            self._reply_line(_new_segment(("line", line, start, s.t_at(start), s.t_at(end))))
 
     def _add_down(self, p: _Pending | None, seg: Segment, why: str) -> None:
         if p is None:
@@ -219,30 +221,55 @@ class Pop3Parser(ParserBase):
         self._complete(p, seg.t_end)
 
     def _read_multiline(self) -> bool:
-        """Consume multi-line data; True when the terminating line was read, False when more bytes are needed."""
+        """Consume multi-line data; True when the terminating line was read, False when more bytes are needed.
+
+        One pass over the buffer: ``find`` jumps to each line that starts with a dot (the end line ``.``, or a
+        stuffed line whose first dot is dropped); the data between is copied only with ``keep_payloads``.
+        """
         s = self._streams[DOWN]
         p = self._multi
-        while len(s):
-            if self._line_start and s.peek(1) == b".":
-                head = s.peek(3)
-                if head == b".\r\n" or head[:2] == b".\n":
-                    seg = s.take(3 if head == b".\r\n" else 2)
-                    p.bytes_down += len(seg.data)
-                    self._multi = None
-                    self._complete(p, seg.t_end)
-                    return True
-                if head in (b".", b".\r"):
-                    return False  # cannot tell the end line from a stuffed line yet
-                p.bytes_down += len(s.take(1).data)  # dot-unstuffing: drop one leading dot
-                self._line_start = False
+        buf = s.buf
+        keep = self.keep_payloads
+        data = p.data
+        n = len(buf)
+        pos = 0
+        line_start = self._line_start
+        end = -1  # offset just past the terminating line, once found
+        while pos < n:
+            if line_start and buf[pos] == 46:  # "."
+                rest = n - pos
+                if rest >= 2 and buf[pos + 1] == 10:
+                    end = pos + 2
+                    break
+                if rest >= 3 and buf[pos + 1] == 13 and buf[pos + 2] == 10:
+                    end = pos + 3
+                    break
+                if rest == 1 or (rest == 2 and buf[pos + 1] == 13):
+                    break  # cannot tell the end line from a stuffed line yet
+                pos += 1  # dot-unstuffing: drop one leading dot
+                line_start = False
                 continue
-            # plain data up to the next line that starts with a dot (or all that is buffered)
-            i = s.find(b"\n.")
-            seg = s.take(i + 1 if i >= 0 else len(s))
-            p.data += seg.data
-            p.bytes_down += len(seg.data)
-            self._line_start = seg.data.endswith(b"\n")
-        return False
+            i = buf.find(b"\n.", pos)
+            if i < 0:
+                if keep:
+                    data += buf[pos:]
+                line_start = buf[n - 1] == 10
+                pos = n
+                break
+            i += 1
+            if keep:
+                data += buf[pos:i]
+            pos = i
+            line_start = True
+        if end < 0:
+            p.bytes_down += s.skip(pos)
+            self._line_start = line_start
+            return False
+        t_end = s.t_at(s.base + end - 1)
+        p.bytes_down += s.skip(end)
+        self._multi = None
+        self._complete(p, t_end)
+        return True
 
     def _complete(self, p: _Pending, t_done: Any) -> None:
         if self._fifo and self._fifo[0] is p:
