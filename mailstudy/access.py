@@ -25,6 +25,8 @@ Pipelining: POP3 sends the TOP/RETR/DELE runs as one flight when the server adve
 from __future__ import annotations
 
 import hashlib
+import imaplib
+import poplib
 import random
 import re
 from dataclasses import asdict, dataclass, field
@@ -149,17 +151,14 @@ def run_session(host: str, imap_port: int, pop3_port: int, user: str, password: 
             result = _imap_session(host, imap_port, user, password, spec, known, trace, timeout)
         else:
             result = _pop3_session(host, pop3_port, user, password, spec, known, device, trace, timeout)
-    except (imaplib_errors() + (ConnectionError, TimeoutError, OSError)) as exc:
-        if isinstance(exc, IntegrityError):
-            raise
-        raise SessionError(f"{spec.protocol} session to {host} failed: {exc}") from exc
+    except (imaplib.IMAP4.error, poplib.error_proto, OSError) as exc:  # OSError: refused, reset, timed out
+        raise SessionError(f"{spec.protocol} session to {host}:{port_of(spec, imap_port, pop3_port)} failed: "
+                           f"{exc or type(exc).__name__}") from exc
     return result
 
 
-def imaplib_errors() -> tuple[type[BaseException], ...]:
-    import imaplib
-    import poplib
-    return (imaplib.IMAP4.error, poplib.error_proto)
+def port_of(spec: SessionSpec, imap_port: int, pop3_port: int) -> int:
+    return imap_port if spec.protocol == "imap" else pop3_port
 
 
 def _finish(spec: SessionSpec, trace: Trace, messages: int, **counts) -> SessionResult:
@@ -275,8 +274,6 @@ def _joined(lines: list[bytes]) -> bytes:
 
 
 def _pop3_capabilities(c: TracedPOP3) -> set[str]:
-    import poplib
-
     try:
         return {k.upper() for k in c.capa()}
     except poplib.error_proto:  # a server without CAPA (RFC 1939 only): assume nothing optional
@@ -300,8 +297,6 @@ def _pop3_run(c: TracedPOP3, lines: list[str], multiline: bool, pipelining: bool
 
 def _pop3_session(host, port, user, password, spec: SessionSpec, known: Known, device: Device,
                   trace: Trace, timeout) -> SessionResult:
-    import poplib
-
     c = TracedPOP3(host, port, trace, timeout=timeout)
     quit_sent = False
     try:
