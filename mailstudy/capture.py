@@ -59,13 +59,9 @@ import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
 
 from . import __version__
 from .trace import DOWN, UP, Trace
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .experiment import Experiment
 
 __all__ = ["CaptureError", "CaptureReport", "Capture", "choose_backend", "rebuild_pcap", "check_capture",
            "BACKENDS", "DEFAULT_MSS"]
