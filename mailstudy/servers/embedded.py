@@ -6,10 +6,13 @@ parent hands over accounts and initial INBOX messages in a pickle in a private t
 child's ``READY`` line, then for both greetings. The child also exits when its stdin closes, so a crashed parent
 leaves no server behind.
 
-Start cost: the child parses every initial message's header (bodies are parsed lazily, see ``embedded_main``)
+Start cost: the child parses every initial message's header (bodies are parsed lazily, see ``pymap_speedups``)
 and prepares the POP3 wire forms before it is ready; a 1000-message, 80 MB mailbox starts in ~0.7 s against
 Dovecot's 0.2 s (it took ~4 s when pymap parsed every body at start). The start timeout still grows with the
 mailbox (:meth:`EmbeddedServer.parse_allowance`), generously, for slow or loaded machines.
+
+``EmbeddedServer(speedups=False)`` runs plain pymap, without ``pymap_speedups`` (same bytes on the wire, slower;
+for checking the speed-ups and for suspecting them): its version says so, and so every result row does too.
 """
 
 from __future__ import annotations
@@ -46,19 +49,24 @@ class EmbeddedServer(MailServer):
     """pymap 0.36 dict backend (IMAP) + ``pop3d.Pop3Server`` (POP3) on 127.0.0.1, one process per server.
 
     ``disabled`` may name POP3 capabilities (TOP, UIDL, USER, PIPELINING, RESP-CODES) and IMAP ``IDLE``.
+    ``speedups=False`` runs plain pymap for this start (see :mod:`mailstudy.servers.pymap_speedups`).
     """
 
     name = "embedded"
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, speedups: bool = True, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        if not isinstance(speedups, bool):
+            raise ValueError(f"speedups must be True or False, got {speedups!r}")
+        self.speedups = speedups
         self._proc: subprocess.Popen | None = None
         self._tmp: Path | None = None
         self._timeout = self.start_timeout
 
     @property
     def version(self) -> str:
-        return f"mailstudy-embedded {EMBEDDED_VERSION} (pymap {_pymap_version()})"
+        off = "" if self.speedups else ", speed-ups off"
+        return f"mailstudy-embedded {EMBEDDED_VERSION} (pymap {_pymap_version()}{off})"
 
     def parse_allowance(self) -> float:
         """Seconds added to ``start_timeout`` for the start work on the initial messages (generous)."""
@@ -73,7 +81,7 @@ class EmbeddedServer(MailServer):
         spec_path = self._tmp / "spec.pickle"
         spec = {"host": self.host, "imap_port": self.imap_port, "pop3_port": self.pop3_port,
                 "accounts": [(a.user, a.password) for a in self.accounts],
-                "mailboxes": self.mailboxes, "disabled": sorted(self.disabled)}
+                "mailboxes": self.mailboxes, "disabled": sorted(self.disabled), "speedups": self.speedups}
         with open(spec_path, "wb") as f:
             pickle.dump(spec, f, protocol=pickle.HIGHEST_PROTOCOL)
         stderr_path = self._tmp / "stderr.log"
