@@ -31,6 +31,9 @@ def _add_session(sub) -> None:
     p.add_argument("--seed", type=int, default=0, metavar="S", help="corpus and read-draw seed (0)")
     p.add_argument("--read-fraction", type=float, default=0.0, metavar="F",
                    help="share of messages the user opens after the list, header-first only (0)")
+    p.add_argument("--mailbox", metavar="PATH",
+                   help="deliver real mail instead of a generated corpus: an mbox file, a Maildir or a folder of "
+                        ".eml files (the first N messages; --messages 0 for all)")
     p.add_argument("--server", choices=["embedded", "dovecot"], default="embedded")
     p.add_argument("--per-message", action="store_true", help="IMAP: one FETCH per message instead of one batch")
     p.add_argument("--pipelining", action="store_true",
@@ -119,7 +122,7 @@ def cmd_session(args) -> int:
         exp = Experiment(server=args.server, protocol=args.protocol, strategy=args.strategy,
                          pop3_mode=args.pop3_mode, messages=args.messages, sizes=args.sizes, seed=args.seed,
                          read_fraction=args.read_fraction, batch=not args.per_message,
-                         pipelining=args.pipelining)
+                         pipelining=args.pipelining, mailbox=args.mailbox)
     except ValueError as exc:
         return _fail(str(exc))
     if args.capture:

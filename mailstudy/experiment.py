@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 
 from . import __version__
 from .access import Known, SessionSpec, run_session
-from .corpus import SIZE_PRESETS, generate
+from .corpus import SIZE_PRESETS, Corpus, generate, load
 from .devices import Device
 from .servers.base import make_server
 
@@ -47,15 +47,24 @@ class Experiment:
     batch: bool = True
     pipelining: bool = False
     repeats: int = 1
+    mailbox: str | None = None  # real mail (mbox, Maildir or .eml folder) instead of a generated corpus
 
     def __post_init__(self) -> None:
         self.spec()  # validates protocol, strategy, mode and fraction early, with a clear message
         if self.messages < 0:
             raise ValueError(f"messages must be >= 0, not {self.messages}")
-        if self.sizes not in SIZE_PRESETS:
+        if self.mailbox is None and self.sizes not in SIZE_PRESETS:
             raise ValueError(f"unknown size preset {self.sizes!r}; choose one of {sorted(SIZE_PRESETS)}")
         if self.repeats < 1:
             raise ValueError(f"repeats must be >= 1, not {self.repeats}")
+
+    def corpus(self) -> Corpus:
+        """The mailbox this cell delivers: ``messages`` generated ones, or the first ``messages`` of ``mailbox``
+        (all of them when ``messages`` is 0)."""
+        if self.mailbox is None:
+            return generate(self.messages, self.sizes, self.seed)
+        loaded = load(self.mailbox)
+        return loaded[: self.messages] if self.messages else loaded
 
     def spec(self) -> SessionSpec:
         return SessionSpec(protocol=self.protocol, strategy=self.strategy, pop3_mode=self.pop3_mode,
@@ -91,7 +100,7 @@ def run_experiment(exp: Experiment, capture: str | Path | None = None, capture_b
 
     if capture is not None:
         choose_backend(capture_backend)  # fail with a clear CaptureError before starting anything
-    corpus = generate(exp.messages, exp.sizes, exp.seed)
+    corpus = exp.corpus()
     known = Known(corpus.raws())
     rows = []
     for repeat in range(exp.repeats):

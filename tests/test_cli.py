@@ -89,3 +89,15 @@ def test_serve_prints_how_to_connect_and_stops_on_ctrl_c():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_session_on_a_real_mailbox_and_a_clear_error_for_a_missing_one(tmp_path):
+    from mailstudy.corpus import generate, save_eml
+
+    save_eml(generate(4, "fixed-5k", seed=2), tmp_path / "mail")
+    out = run("session", "--mailbox", str(tmp_path / "mail"), "--messages", "0", "--json")
+    assert out.returncode == 0, out.stderr
+    row = json.loads(out.stdout)
+    assert row["messages"] == 4 and row["mailbox_bytes"] == 4 * 5120 and row["integrity_ok"] is True
+    missing = run("session", "--mailbox", str(tmp_path / "nothing-here"))
+    assert missing.returncode == 2 and "nothing-here" in missing.stderr and "Traceback" not in missing.stderr

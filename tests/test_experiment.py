@@ -62,3 +62,15 @@ def test_sweep_accepts_an_executor_and_medians_group_repeats(tmp_path):
     med = medians(df)
     assert len(med) == 2 and set(med["protocol"]) == {"imap", "pop3"}
     assert (med["bytes_up"] == df.groupby("protocol")["bytes_up"].median().loc[med["protocol"]].values).all()
+
+
+def test_real_mail_from_a_folder_is_delivered_and_checked(tmp_path):
+    from mailstudy.corpus import generate, save_eml
+
+    save_eml(generate(7, "buchner2009", seed=4), tmp_path / "mail")
+    (row,) = experiment.run_experiment(Experiment(mailbox=str(tmp_path / "mail"), messages=0,
+                                                  strategy="download-all"))
+    assert row["messages"] == 7 and row["bodies_fetched"] == 7 and row["integrity_ok"]
+    (first5,) = experiment.run_experiment(Experiment(mailbox=str(tmp_path / "mail"), messages=5,
+                                                     protocol="pop3", strategy="download-all"))
+    assert first5["messages"] == 5 and first5["mailbox_bytes"] < row["mailbox_bytes"]
