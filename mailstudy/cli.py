@@ -55,6 +55,7 @@ def _add_serve(sub) -> None:
     p.add_argument("--messages", type=int, default=20, metavar="N", help="messages in the mailbox (20)")
     p.add_argument("--sizes", default="buchner2009", metavar="PRESET")
     p.add_argument("--seed", type=int, default=0, metavar="S")
+    p.add_argument("--mailbox", metavar="PATH", help="serve real mail (mbox, Maildir or .eml folder) instead")
     p.add_argument("--imap-port", type=int, default=None, metavar="P", help="IMAP port (default: a free one)")
     p.add_argument("--pop3-port", type=int, default=None, metavar="P", help="POP3 port (default: a free one)")
 
@@ -142,18 +143,19 @@ def cmd_session(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .corpus import generate
+    from .corpus import generate, load
     from .servers.base import make_server
 
-    corpus = generate(args.messages, args.sizes, args.seed)
+    corpus = load(args.mailbox) if args.mailbox else generate(args.messages, args.sizes, args.seed)
     server = make_server(args.server, imap_port=args.imap_port, pop3_port=args.pop3_port)
     server.mailboxes[server.account.user] = corpus.raws()
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     with server:
         a = server.account
+        origin = args.mailbox or f"{args.sizes}, seed {args.seed}"
         print(f"{server.name} {server.version} is serving {len(corpus)} messages "
-              f"({corpus.total_bytes:,} bytes, {args.sizes}, seed {args.seed})")
+              f"({corpus.total_bytes:,} bytes, {origin})")
         print(f"  host      {server.host}")
         print(f"  IMAP      {server.host}:{server.imap_port}   try: telnet {server.host} {server.imap_port}")
         print(f"  POP3      {server.host}:{server.pop3_port}   try: curl -v pop3://{server.host}:{server.pop3_port}/ "
