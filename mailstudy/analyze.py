@@ -23,11 +23,14 @@ the connection's first packet. ``time_to_list_s`` is None: a capture does not kn
 
 Speed and memory: packets stream from the reader into reassembly as plain tuples (``read_tcp_tuples`` ->
 ``reassemble_tuples``: no TcpPacket per packet); reassembly must hold every connection's chunks until the end of
-the file, as the contract hands back each ``TcpConnection``. Each run of chunks in one direction goes to the
-parser in one ``feed_many``. The parsers do not copy payloads (IMAP literals, POP3 data) unless
-``keep_payloads=True``: the bytes stay available in ``connection.stream()``, and not copying them keeps a
-1,000,000-packet capture under 1 GB. ``pause_gc=True`` (for a command line only) switches the cyclic garbage
-collector off during the call; bench/analyze.py measures both.
+the file, as the contract hands back each ``TcpConnection``; it keeps them as plain ``(direction, t, data)``
+tuples (``chunk_tuples``), which the cyclic garbage collector stops visiting once it has seen them
+(``TcpConnection.chunks`` makes the ``StreamChunk`` objects only when asked). Each run of chunks in one direction
+goes to the parser in one call (``_feed_lists``, ``feed_many`` for lists of non-empty chunks). The parsers do
+not copy payloads (IMAP literals, POP3 data) unless ``keep_payloads=True``: the bytes stay available in
+``connection.stream()``, and not copying them keeps a 1,000,000-packet capture under 1 GB. ``pause_gc=True``
+(for a command line only) switches the cyclic garbage collector off during the call; bench/analyze.py measures
+both.
 """
 
 from __future__ import annotations
@@ -35,8 +38,6 @@ from __future__ import annotations
 import gc
 import os
 from dataclasses import dataclass, field
-from itertools import groupby
-from operator import attrgetter
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 from mailstudy import metrics as _metrics
@@ -54,7 +55,6 @@ WELL_KNOWN_PORTS = {143: "imap", 993: "imap", 110: "pop3", 995: "pop3"}
 IMPLICIT_TLS_PORTS = (993, 995)
 _FIRST_LINE_MAX = 4096  # bytes of the server's first line looked at to recognise a greeting
 _MAX_SESSION_WARNINGS = 200
-_direction = attrgetter("direction")
 
 
 @dataclass
@@ -131,14 +131,14 @@ def _first_payload(conn: TcpConnection) -> tuple[str | None, bytes, bytes]:
     first = None
     down = bytearray()
     up = bytearray()
-    for ch in conn.chunks:
+    for direction, _t, data in conn.chunk_tuples:
         if first is None:
-            first = ch.direction
-        if ch.direction == DOWN:
+            first = direction
+        if direction == DOWN:
             if len(down) < _FIRST_LINE_MAX and b"\n" not in down:
-                down += ch.data[:_FIRST_LINE_MAX]
+                down += data[:_FIRST_LINE_MAX]
         elif len(up) < 2:
-            up += ch.data[:2]
+            up += data[:2]
         if (b"\n" in down or len(down) >= _FIRST_LINE_MAX) and len(up) >= 2:
             break
     return first, bytes(down), bytes(up)
@@ -187,20 +187,34 @@ def _warning_text(w: ParseWarning) -> str:
 def _feed_runs(feed_many, chunks: list) -> list[tuple[str, int, float]]:
     """Feed every chunk, in capture order, with its own time; return the flights for the metrics.
 
-    A run of consecutive chunks in one direction goes to the parser in one ``feed_many`` (the same events as a
-    ``feed`` per chunk, times included: the parsers decide on bytes and take each byte's time from its chunk),
-    and is one ``(direction, bytes, last time)`` item for the metrics: sums, flights (round trips) and the last
-    time are the same by construction, and the one definition runs on a third of the items. ``feed_many``
-    None: only the flights.
+    ``chunks`` are ``(direction, t, data)`` tuples (``TcpConnection.chunk_tuples``). A run of consecutive chunks
+    in one direction goes to the parser in one ``feed_many`` (the same events as a ``feed`` per chunk, times
+    included: the parsers decide on bytes and take each byte's time from its chunk), and is one
+    ``(direction, bytes, last time)`` item for the metrics: sums, flights (round trips) and the last time are
+    the same by construction, and the one definition runs on a third of the items. ``feed_many`` None: only
+    the flights.
     """
     flights: list[tuple[str, int, float]] = []
-    for direction, group in groupby(chunks, _direction):
-        run = list(group)
-        datas = [ch.data for ch in run]
-        ts = [ch.t for ch in run]
+    add = flights.append
+    run_dir = None
+    datas: list = []
+    ts: list = []
+    for direction, t, data in chunks:
+        if direction != run_dir:
+            if datas:
+                if feed_many is not None:
+                    feed_many(run_dir, datas, ts)
+                add((run_dir, sum(map(len, datas)), max(ts)))
+            run_dir = direction
+            datas = [data]
+            ts = [t]
+        else:
+            datas.append(data)
+            ts.append(t)
+    if datas:
         if feed_many is not None:
-            feed_many(direction, zip(datas, ts))
-        flights.append((direction, sum(map(len, datas)), max(ts)))
+            feed_many(run_dir, datas, ts)
+        add((run_dir, sum(map(len, datas)), max(ts)))
     return flights
 
 
@@ -217,11 +231,11 @@ def analyze_connection(conn: TcpConnection, protocol: str, index: int = 0,
     """
     parser = make_parser(protocol)
     parser.keep_payloads = keep_payloads  # without: literals and POP3 data are counted, never copied
-    chunks = conn.chunks
-    flights = _feed_runs(parser.feed_many if fast else None, chunks)
+    chunks = conn.chunk_tuples
+    flights = _feed_runs(parser._feed_lists if fast else None, chunks)
     if not fast:
-        for ch in chunks:
-            parser.feed(ch.direction, ch.data, ch.t)
+        for direction, t, data in chunks:
+            parser.feed(direction, data, t)
     parser.close(conn.t_last)
     events = parser.events()
     exchanges = sorted((e for e in events if e.__class__ is Exchange), key=_by_index)
@@ -273,10 +287,10 @@ def analyze_pcap(path: str | os.PathLike, ports: Iterable[int] = (), progress: b
     the file becomes warnings. ``keep_payloads``: keep IMAP literals / POP3 data inside the exchanges.
 
     ``pause_gc``: switch Python's cyclic garbage collector off for the call and back on (if it was on) when it
-    returns or raises. The analysis makes no reference cycles, but its ~1,000,000 long-lived objects per
-    1,000,000 packets (stream chunks, exchanges) make each full collection walk all of them: about a sixth of the
-    time on a big capture. It changes process-wide state, so only a command-line entry point (which owns the
-    process) should pass True; a library caller or a notebook keeps the default.
+    returns or raises. The analysis makes no reference cycles, but its long-lived objects (exchanges, events,
+    parser state; the stream chunks are tuples the collector stops visiting) make each full collection walk all
+    of them: about a tenth of the time on a big capture. It changes process-wide state, so only a command-line
+    entry point (which owns the process) should pass True; a library caller or a notebook keeps the default.
     """
     if pause_gc and gc.isenabled():
         gc.disable()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import deque
+from itertools import accumulate
 from typing import Any, Iterable, NamedTuple
 
 from mailstudy.protocol.events import DOWN, UP, Encrypted, Event, Exchange, ParseWarning, TlsCounts
@@ -95,6 +96,23 @@ class ByteStream:
                 buf += data
                 total += len(data)
         self.total = total
+
+    def extend_lists(self, datas: list[bytes], ts: list[Any]) -> None:
+        """``extend(zip(datas, ts))`` for lists of non-empty chunks (a pcap run), without a Python loop."""
+        buf = self.buf
+        total = self.total
+        if len(datas) == 1:
+            data = datas[0]
+            self._offs.append(total)
+            self._ts.append(ts[0])
+            buf += data
+            self.total = total + len(data)
+            return
+        lens = list(map(len, datas))
+        self._offs.extend(accumulate(lens[:-1], initial=total))
+        self._ts.extend(ts)
+        buf += b"".join(datas)
+        self.total = total + sum(lens)
 
     def __len__(self) -> int:
         return len(self.buf)
@@ -321,6 +339,23 @@ class ParserBase:
                 self._pump(direction, None)
             except Exception as exc:  # noqa: BLE001 - as _guarded, one call less
                 self._internal_error(exc)
+
+    def _feed_lists(self, direction: str, datas: list[bytes], ts: list[Any]) -> None:
+        """``feed_many(direction, zip(datas, ts))`` for the analysis of a pcap: ``direction`` is checked by the
+        caller, ``datas`` is a non-empty list of non-empty chunks (what reassembly delivers)."""
+        if self.closed or not all(datas):
+            self.feed_many(direction, zip(datas, ts))
+            return
+        stream = self._streams[direction]
+        stream.extend_lists(datas, ts)
+        try:
+            if self._opaque or not self._start_checked[direction]:
+                self._pump(direction, None)
+            else:  # _pump's common case, one call less
+                self._process(direction)
+                stream.trim()
+        except Exception as exc:  # noqa: BLE001 - as _guarded, one call less
+            self._internal_error(exc)
 
     def next_event(self) -> Event | None:
         return self._events.popleft() if self._events else None
