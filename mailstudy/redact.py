@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from mailstudy.pcap import _PCAP_MAGIC, _PCAPNG_SHB, PcapError, PcapReader, PcapStats, TcpPacket, _decode
-from mailstudy.protocol._stream import ByteStream
+from mailstudy.protocol._stream import ByteStream, strip_eol
 from mailstudy.protocol.events import DOWN, UP
 from mailstudy.protocol.imap import _CLIENT_LITERAL, _GREETING, _SERVER_LITERAL, _TAGGED
 from mailstudy.protocol.imap import redacted_arguments as imap_redacted_arguments
@@ -130,10 +130,7 @@ class RedactionReport:
 
 
 # ---- scanners --------------------------------------------------------------------------------------------------
-def _strip_eol(line: bytes) -> bytes:
-    if line.endswith(b"\r\n"):
-        return line[:-2]
-    return line[:-1] if line.endswith(b"\n") else line
+_strip_eol = strip_eol
 
 
 def _tokens(data: bytes, i: int, end: int) -> list[tuple[int, int]]:

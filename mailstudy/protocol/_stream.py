@@ -27,6 +27,18 @@ MAX_WARNINGS = 1000  # per parser; one more warning says the rest were suppresse
 _new_object = object.__new__
 
 
+def text_of(data: bytes) -> str:
+    """Protocol bytes as text for people: UTF-8 where it is, a replacement mark where it is not."""
+    return data.decode("utf-8", "replace")
+
+
+def strip_eol(line: bytes) -> bytes:
+    """A line without its CRLF (or bare LF)."""
+    if line.endswith(b"\r\n"):
+        return line[:-2]
+    return line[:-1] if line.endswith(b"\n") else line
+
+
 def new_exchange(protocol: str, index: int, tag: str | None, command: str, arguments: str, status: str | None,
                  status_text: str, t_sent: Any, t_first_response: Any, t_done: Any, bytes_up: int, bytes_down: int,
                  literals: tuple = (), data: bytes = b"", multiline: bool = False) -> Exchange:

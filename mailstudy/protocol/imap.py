@@ -40,7 +40,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mailstudy.protocol._stream import MAX_LINE, ParserBase, Segment, new_exchange
+from mailstudy.protocol._stream import MAX_LINE, ParserBase, Segment, new_exchange, strip_eol, text_of
 from mailstudy.protocol.events import DOWN, UP, Exchange, Greeting
 
 PROTOCOL = "imap"
@@ -50,15 +50,7 @@ _SERVER_LITERAL = re.compile(rb"~?\{(\d{1,20})\}\r?\n\Z")
 _TAGGED = re.compile(rb"([^ \r\n]+) (OK|NO|BAD)(?: (.*?))?\r?\n\Z", re.IGNORECASE | re.DOTALL)
 _GREETING = re.compile(rb"\* (OK|PREAUTH|BYE)(?: (.*?))?\r?\n\Z", re.IGNORECASE | re.DOTALL)
 
-
-def _text(data: bytes) -> str:
-    return data.decode("utf-8", "replace")
-
-
-def _strip_eol(line: bytes) -> bytes:
-    if line.endswith(b"\r\n"):
-        return line[:-2]
-    return line[:-1] if line.endswith(b"\n") else line
+_text, _strip_eol = text_of, strip_eol  # short local names for the hot paths
 
 
 def redacted_arguments(command: str, arguments: str) -> str:

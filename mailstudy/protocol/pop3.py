@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from mailstudy.protocol._stream import MAX_LINE, ParserBase, Segment, _new_segment, new_exchange
+from mailstudy.protocol._stream import MAX_LINE, ParserBase, Segment, _new_segment, new_exchange, strip_eol, text_of
 from mailstudy.protocol.events import DOWN, UP, Exchange, Greeting
 
 PROTOCOL = "pop3"
@@ -36,15 +36,7 @@ PROTOCOL = "pop3"
 _ALWAYS_MULTILINE = {"CAPA", "TOP", "RETR"}
 _MULTILINE_WITHOUT_ARGS = {"LIST", "UIDL", "AUTH"}
 
-
-def _text(data: bytes) -> str:
-    return data.decode("utf-8", "replace")
-
-
-def _strip_eol(line: bytes) -> bytes:
-    if line.endswith(b"\r\n"):
-        return line[:-2]
-    return line[:-1] if line.endswith(b"\n") else line
+_text, _strip_eol = text_of, strip_eol  # short local names for the hot paths
 
 
 def is_multiline(command: str, arguments: str) -> bool:
