@@ -280,8 +280,8 @@ class RecordCounter:
 class ParserBase:
     """Feeding, event queue, implicit-TLS detection, opaque byte counting and byte bookkeeping.
 
-    Subclasses implement ``_process(direction)`` (consume what they can of that direction's buffer) and
-    ``_finish(t)`` (flush outstanding state at end of stream).
+    Subclasses implement ``_process_up()`` and ``_process_down()`` (consume what they can of that direction's
+    buffer) and ``_finish(t)`` (flush outstanding state at end of stream).
 
     ``keep_payloads`` (default True): keep IMAP literal payloads (``Exchange.literals``) and POP3 multi-line data
     (``Exchange.data``). False leaves them empty (``()``, ``b""``) and counts the bytes without copying them:
@@ -425,7 +425,16 @@ class ParserBase:
             if len(stream):
                 self._count_opaque(d, stream.take_all().data)
 
-    def _process(self, direction: str) -> None:  # pragma: no cover - abstract
+    def _process(self, direction: str) -> None:
+        if direction == UP:
+            self._process_up()
+        else:
+            self._process_down()
+
+    def _process_up(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _process_down(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _finish(self, t: Any) -> None:  # pragma: no cover - abstract

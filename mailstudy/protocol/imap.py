@@ -145,12 +145,6 @@ class ImapParser(ParserBase):
         else:
             p.bytes_up += nbytes
 
-    def _process(self, direction: str) -> None:
-        if direction == UP:
-            self._process_up()
-        else:
-            self._process_down()
-
     def _process_up(self) -> None:
         s = self._streams[UP]
         buf = s.buf

@@ -112,12 +112,6 @@ class Pop3Parser(ParserBase):
         self._line_start = True  # in multi-line data: at the start of a line
         self._down_skip_target: _Pending | None = None
 
-    def _process(self, direction: str) -> None:
-        if direction == UP:
-            self._process_up()
-        else:
-            self._process_down()
-
     # -- client -------------------------------------------------------------------------------------------
     def _process_up(self) -> None:
         s = self._streams[UP]
