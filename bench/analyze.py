@@ -30,7 +30,7 @@ GOAL_RSS_MIB = 1024
 
 _CHILD = """
 import sys, time
-from mailstudy.analyze import analyze_pcap
+from mailstudy.offline.analyze import analyze_pcap
 t0 = time.perf_counter()
 a = analyze_pcap(sys.argv[1], pause_gc=sys.argv[2] == "pause_gc")
 dt = time.perf_counter() - t0

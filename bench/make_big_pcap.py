@@ -121,8 +121,8 @@ def make(path: str, packets: int, seed: int = 1) -> int:
 def measure(path: str) -> None:
     from collections import deque
 
-    from mailstudy.pcap import PcapStats, read_tcp, read_tcp_tuples
-    from mailstudy.reassembly import reassemble_tuples
+    from mailstudy.net.pcap import PcapStats, read_tcp, read_tcp_tuples
+    from mailstudy.net.reassembly import reassemble_tuples
 
     for name, reader in (("read_tcp (TcpPacket)", read_tcp), ("read_tcp_tuples", read_tcp_tuples)):
         stats = PcapStats()

@@ -11,8 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from mailstudy.experiment import Experiment, four_strategies, medians, sweep, write_csv_atomically
-from mailstudy.study import available_servers
+from mailstudy.study.experiment import Experiment, four_strategies, medians, sweep, write_csv_atomically
+from mailstudy.servers import available_servers
 
 
 def main(argv=None) -> int:

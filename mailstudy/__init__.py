@@ -1,8 +1,15 @@
 """mailstudy: measure what IMAP and POP3 really cost, with real servers, real clients and real captures.
 
-The package is layered (see DESIGN.md in the steering repo): pure modules (corpus, protocol, metrics) compute;
-I/O modules (trace, servers) own sockets and processes; behaviour modules (access) drive the stdlib clients;
-orchestration (experiment) turns parameters into tidy rows; faces (cli, plots) show them.
+The package is layered as DESIGN.md draws it, one folder a room, and a lower layer never imports a higher one
+(``tests/test_layers.py``):
+
+- pure: :mod:`mailstudy.corpus` (mail in), :mod:`mailstudy.protocol` (parsers, metrics);
+- I/O: :mod:`mailstudy.net` (pcap, reassembly), :mod:`mailstudy.servers`, :mod:`mailstudy.capture`,
+  :mod:`mailstudy.outputs`, :mod:`mailstudy.live.trace`;
+- behaviour: :mod:`mailstudy.live` (clients, access strategies, devices), :mod:`mailstudy.offline` (analyze,
+  redact, replay);
+- orchestration: :mod:`mailstudy.study` (experiments, sweeps, notebooks);
+- faces: :mod:`mailstudy.cli`, :mod:`mailstudy.faces` (plots, ladders, charts, examples).
 """
 
 __version__ = "0.1.0"

@@ -31,7 +31,7 @@ def server_kind(request) -> str:
 @pytest.fixture
 def start_server(server_kind):
     """A factory: ``start_server(raws, **kwargs)`` starts a server of this kind holding ``raws`` in INBOX."""
-    from mailstudy.servers.base import make_server
+    from mailstudy.servers import make_server
 
     started = []
 

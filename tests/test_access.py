@@ -8,10 +8,10 @@ import re
 
 import pytest
 
-from mailstudy.access import IntegrityError, Known, SessionSpec, choose_opened, run_session
+from mailstudy.live.access import IntegrityError, Known, SessionSpec, choose_opened, run_session
 from mailstudy.corpus import generate
-from mailstudy.devices import Device
-from mailstudy.experiment import Experiment, run_experiment
+from mailstudy.live.devices import Device
+from mailstudy.study.experiment import Experiment, run_experiment
 
 
 def _run(server, spec: SessionSpec, known: Known, device: Device | None = None):
@@ -155,7 +155,7 @@ def test_a_message_that_was_not_delivered_fails_the_session_loudly(server_kind, 
 
 
 def test_wrong_password_and_dead_server_are_clear_session_errors(server_kind, start_server):
-    from mailstudy.access import SessionError
+    from mailstudy.live.access import SessionError
     from mailstudy.servers.base import free_port
 
     corpus = generate(2, "fixed-5k", seed=1)
@@ -215,7 +215,7 @@ class _ResettingRelay:
 
 @pytest.mark.parametrize("protocol", ["imap", "pop3"])
 def test_connection_reset_in_the_middle_of_a_message_is_a_clear_error(server_kind, start_server, protocol):
-    from mailstudy.access import SessionError
+    from mailstudy.live.access import SessionError
 
     corpus = generate(3, "fixed-5k", seed=8)
     server = start_server(corpus.raws())

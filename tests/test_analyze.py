@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 import badpcaps
-from mailstudy.analyze import analyze_connection, analyze_pcap, classify
-from mailstudy.cli_analyze import add_parser, run
-from mailstudy.metrics import FRAME_COLUMNS
-from mailstudy.pcap import PcapError, read_tcp
-from mailstudy.reassembly import reassemble
+from mailstudy.offline.analyze import analyze_connection, analyze_pcap, classify
+from mailstudy.cli.analyze import add_parser, run
+from mailstudy.protocol.metrics import FRAME_COLUMNS
+from mailstudy.net.pcap import PcapError, read_tcp
+from mailstudy.net.reassembly import reassemble
 
 from peers import PEER
 
@@ -50,8 +50,8 @@ def _run(argv: list[str], capsys) -> tuple[int, str, str]:
 
 
 def _run_subprocess(argv: list[str]) -> subprocess.CompletedProcess:
-    code = ("import sys\nfrom mailstudy.cli_analyze import main\nsys.exit(main(sys.argv[1:]))\n")
-    return subprocess.run([PYTHON, "-c", code, *argv], capture_output=True, text=True, timeout=60)
+    return subprocess.run([PYTHON, "-m", "mailstudy.cli", "analyze", *argv], capture_output=True, text=True,
+                          timeout=60)
 
 
 def _one_line_error(err: str) -> None:

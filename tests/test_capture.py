@@ -19,15 +19,16 @@ from dataclasses import replace
 import pytest
 
 from mailstudy import capture as cap_mod
-from mailstudy.access import Known, SessionSpec, run_session
+from mailstudy.capture import choose as choose_mod
+from mailstudy.live.access import Known, SessionSpec, run_session
 from mailstudy.capture import Capture, CaptureError, check_capture, choose_backend, rebuild_pcap
-from mailstudy.experiment import run_captured_session
+from mailstudy.study.experiment import run_captured_session
 from mailstudy.corpus import generate
-from mailstudy.experiment import Experiment
-from mailstudy.pcap import read_tcp
-from mailstudy.reassembly import reassemble
-from mailstudy.servers.base import make_server
-from mailstudy.trace import DOWN, UP, Chunk, Trace, traced_connection
+from mailstudy.study.experiment import Experiment
+from mailstudy.net.pcap import read_tcp
+from mailstudy.net.reassembly import reassemble
+from mailstudy.servers import make_server
+from mailstudy.live.trace import DOWN, UP, Chunk, Trace, traced_connection
 
 BACKENDS = ["tcpdump", "scapy", "rebuilt"]
 # The only bytes a capture may hold beyond what the client read: IMAP's tagged LOGOUT reply, which imaplib
@@ -228,7 +229,7 @@ def test_choose_backend_rebuilt_always_works_and_auto_explains(monkeypatch, tmp_
     assert backend in BACKENDS and reason
     # No tcpdump and no CAP_NET_RAW: auto falls back to rebuilt and says why.
     monkeypatch.setenv("MAILSTUDY_TCPDUMP", str(tmp_path / "no-such-tcpdump"))
-    monkeypatch.setattr(cap_mod, "_have_net_raw", lambda: False)
+    monkeypatch.setattr(choose_mod, "_have_net_raw", lambda: False)
     backend, reason = choose_backend("auto")
     assert backend == "rebuilt" and "tcpdump is not installed" in reason
     assert choose_backend("rebuilt")[0] == "rebuilt"
@@ -249,8 +250,8 @@ def test_tcpdump_missing_is_a_clear_error(monkeypatch, tmp_path):
 def test_tcpdump_without_privileges_is_refused(monkeypatch):
     if shutil.which("tcpdump") is None:
         pytest.skip("tcpdump is not installed")
-    monkeypatch.setattr(cap_mod, "_have_net_raw", lambda: False)
-    monkeypatch.setattr(cap_mod, "_file_grants_net_raw", lambda path: False)
+    monkeypatch.setattr(choose_mod, "_have_net_raw", lambda: False)
+    monkeypatch.setattr(choose_mod, "_file_grants_net_raw", lambda path: False)
     with pytest.raises(CaptureError, match="needs root or CAP_NET_RAW"):
         choose_backend("tcpdump")
 

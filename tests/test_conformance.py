@@ -13,7 +13,7 @@ import socket
 
 import pytest
 
-from mailstudy.access import header_of
+from mailstudy.live.access import header_of
 from mailstudy.corpus import generate
 
 LEGITIMATE_DIFFERENCES = {

@@ -16,7 +16,7 @@ import re
 
 import pytest
 
-from mailstudy import corpus as c
+from mailstudy.corpus import synthetic as c
 from mailstudy.corpus import CorpusError, Corpus, Message, SIZE_PRESETS, generate, load, save_eml
 
 

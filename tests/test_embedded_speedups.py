@@ -22,7 +22,8 @@ import time
 import pytest
 
 from mailstudy.corpus import generate
-from mailstudy.servers.base import DEFAULT_ACCOUNT, make_server
+from mailstudy.servers import make_server
+from mailstudy.servers.base import DEFAULT_ACCOUNT
 from mailstudy.servers.embedded import EmbeddedServer
 
 log = logging.getLogger(__name__)

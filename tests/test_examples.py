@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mailstudy.analyze import analyze_pcap
-from mailstudy.examples import EXAMPLES, make_examples, tshark_decrypts
+from mailstudy.offline.analyze import analyze_pcap
+from mailstudy.faces.examples import EXAMPLES, make_examples, tshark_decrypts
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = ROOT / "captures"
@@ -24,7 +24,7 @@ PASSWORD = b"wonderland-42"  # the default throwaway account's password
 
 def _redact_available() -> bool:
     try:
-        from mailstudy.redact import redact_pcap  # noqa: F401
+        from mailstudy.offline.redact import redact_pcap  # noqa: F401
     except ImportError:
         return False
     return True
@@ -88,7 +88,7 @@ def test_each_plain_example_is_the_session_it_claims(made, name):
 
 def test_example_pcaps_carry_no_password_once_redacted(made):
     if not _redact_available():
-        pytest.skip("mailstudy.redact is not present yet: the examples are not redacted (throwaway password)")
+        pytest.skip("mailstudy.offline.redact is not present yet: the examples are not redacted (throwaway password)")
     folder, out = made
     for r in out["made"]:
         if r["name"] != "imaps":
@@ -121,7 +121,7 @@ def test_without_capture_privileges_examples_fall_back_to_rebuilt(tmp_path):
         pytest.skip("setpriv (util-linux) is needed to drop CAP_NET_RAW for this test")
     env = {**os.environ, "MPLBACKEND": "Agg"}
     cmd = ["setpriv", "--bounding-set", "-net_raw", "--inh-caps", "-net_raw", sys.executable, "-m",
-           "mailstudy.examples", "--folder", str(tmp_path)]
+           "mailstudy.faces.examples", "--folder", str(tmp_path)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
     if out.returncode != 0 and "setpriv" in out.stderr:
         pytest.skip(f"cannot drop capabilities here: {out.stderr.strip()[:200]}")
@@ -139,7 +139,7 @@ def test_without_capture_privileges_examples_fall_back_to_rebuilt(tmp_path):
 def _listed() -> list[str]:
     readme = CAPTURES / "README.md"
     if not readme.exists():
-        pytest.fail("captures/README.md is missing: run `python -m mailstudy.examples`")
+        pytest.fail("captures/README.md is missing: run `python -m mailstudy.faces.examples`")
     return sorted(set(re.findall(r"\]\(([\w.-]+\.(?:pcap|png|keylog))\)", readme.read_text())))
 
 
@@ -163,7 +163,7 @@ def test_committed_captures_match_their_readme():
 def test_committed_plain_captures_analyze(name):
     path = CAPTURES / f"{name}.pcap"
     if not path.exists():
-        pytest.fail(f"{path} is missing: run `python -m mailstudy.examples`")
+        pytest.fail(f"{path} is missing: run `python -m mailstudy.faces.examples`")
     (session,) = analyze_pcap(path).sessions
     assert session.protocol == PLAIN[name].experiment.protocol
     assert session.metrics["commands"] > 0

@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-import mailstudy.experiment as experiment
-from mailstudy.experiment import Experiment, grid, medians, sweep
+import mailstudy.study.experiment as experiment
+from mailstudy.study.experiment import Experiment, grid, medians, sweep
 
 
 def test_bad_parameters_are_refused_with_a_clear_message():

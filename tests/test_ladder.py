@@ -12,10 +12,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.text import Annotation  # noqa: E402
 
-from mailstudy.access import Known, SessionSpec, run_session  # noqa: E402
+from mailstudy.live.access import Known, SessionSpec, run_session  # noqa: E402
 from mailstudy.corpus import generate  # noqa: E402
-from mailstudy.ladder import LadderError, flights, ladder, save_ladder  # noqa: E402
-from mailstudy.servers.base import make_server  # noqa: E402
+from mailstudy.faces.ladder import LadderError, flights, ladder, save_ladder  # noqa: E402
+from mailstudy.servers import make_server  # noqa: E402
 
 CORPUS = generate(6, "fixed-5k", 1)
 
@@ -102,8 +102,8 @@ def test_flight_bytes_add_up_to_the_session(imap_live):
 
 
 def test_ladder_of_an_analyzed_pcap_matches_the_live_one(tmp_path):
-    from mailstudy.analyze import analyze_pcap
-    from mailstudy.experiment import Experiment, run_captured_session
+    from mailstudy.offline.analyze import analyze_pcap
+    from mailstudy.study.experiment import Experiment, run_captured_session
 
     exp = Experiment(protocol="pop3", strategy="download-all", pop3_mode="delete", messages=6,
                      sizes="fixed-5k", seed=1)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailstudy.metrics import FRAME_COLUMNS, exchanges_frame, round_trips, session_metrics
+from mailstudy.protocol.metrics import FRAME_COLUMNS, exchanges_frame, round_trips, session_metrics
 from mailstudy.protocol import Exchange, parse_session
 
 IMAP = [

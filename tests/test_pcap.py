@@ -6,14 +6,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import badpcaps
-from mailstudy.pcap import PcapError, PcapReader, PcapStats, TcpPacket, packets_frame, read_tcp, \
+from mailstudy.net.reassembly import packets_frame
+from mailstudy.net.pcap import PcapError, PcapReader, PcapStats, TcpPacket, read_tcp, \
     read_tcp_with_stats
 
 from peers import PEER, PEER_FILES
@@ -336,7 +336,7 @@ def test_corrupted_capture_never_tracebacks(tmp_path_factory, data):
         assert "\n" not in str(e)
     else:
         assert stats.packets_total == stats.tcp_packets + stats.non_tcp
-        from mailstudy.reassembly import reassemble
+        from mailstudy.net.reassembly import reassemble
         reassemble(packets)
 
 

@@ -461,7 +461,7 @@ def test_junk_never_raises_bytes_add_up_and_chunking_does_not_matter(chunks, dat
 
 
 def test_parse_session_accepts_trace_chunks():
-    from mailstudy.trace import Chunk
+    from mailstudy.live.trace import Chunk
 
     chunks = [Chunk(d, 1000 + i, b) for i, (d, b) in enumerate(session1_chunks())]
     ex = exchanges(parse_session("imap", chunks))

@@ -6,15 +6,14 @@ from __future__ import annotations
 import random
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import badpcaps
-from mailstudy.pcap import TcpPacket, read_tcp, read_tcp_with_stats
-from mailstudy.reassembly import StreamChunk, TcpConnection, reassemble
+from mailstudy.net.pcap import TcpPacket, read_tcp, read_tcp_with_stats
+from mailstudy.net.reassembly import StreamChunk, TcpConnection, reassemble
 
 from peers import PEER
 PEER_FILES = sorted(PEER.glob("*.pcap*")) if PEER.is_dir() else []

@@ -24,9 +24,9 @@ import pytest
 
 from mailstudy.protocol import parse_session
 from mailstudy.protocol.events import Exchange
-from mailstudy.reassembly import reassemble
-from mailstudy.pcap import read_tcp
-from mailstudy.redact import RedactError, find_credentials, redact_pcap
+from mailstudy.net.reassembly import reassemble
+from mailstudy.net.pcap import read_tcp
+from mailstudy.offline.redact import RedactError, find_credentials, redact_pcap
 
 from peers import PEER
 
@@ -134,7 +134,7 @@ def analysis(path: str) -> list[tuple]:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mailstudy.cli_redact", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "mailstudy.cli", "redact", *args], capture_output=True, text=True,
                           timeout=60)
 
 
@@ -511,7 +511,7 @@ def check_live(tmp_path, src: str, expect: dict[str, int]) -> None:
     changed = assert_only_credentials_changed(src, dst)
     assert len(changed) == report.packets
     assert analysis(src) == analysis(dst)
-    from mailstudy.analyze import analyze_pcap
+    from mailstudy.offline.analyze import analyze_pcap
 
     before, after = analyze_pcap(src), analyze_pcap(dst)
     keys = ("bytes_up", "bytes_down", "commands", "round_trips")

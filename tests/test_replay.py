@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from mailstudy.replay import (Flight, Target, _apply, filler, map_uid_set, replay_pcap, rewrite_client_stream)
-from mailstudy.servers.base import Account, make_server
+from mailstudy.offline.replay import (Flight, Target, _apply, filler, map_uid_set, replay_pcap, rewrite_client_stream)
+from mailstudy.servers import make_server
+from mailstudy.servers.base import Account
 
 ALICE = Account("alice", "wonderland-42")
 BOB = Account("bob", "builder 7")  # a space: LOGIN must quote it
@@ -137,7 +138,7 @@ OWN = {
 def own_captures(tmp_path_factory):
     """Our engine's sessions (embedded server, 6 messages), captured with the best backend that runs."""
     from mailstudy.capture import CaptureError, choose_backend
-    from mailstudy.experiment import Experiment, run_captured_session
+    from mailstudy.study.experiment import Experiment, run_captured_session
 
     try:
         choose_backend("auto")
@@ -326,7 +327,7 @@ def test_synchronizing_literals_wait_for_the_servers_go_ahead(tmp_path, raws):
 def _cli(*argv: str) -> subprocess.CompletedProcess:
     import sys
 
-    return subprocess.run([sys.executable, "-m", "mailstudy.cli_replay", *argv], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "mailstudy.cli", "replay", *argv], capture_output=True, text=True,
                           timeout=120, cwd=Path(__file__).resolve().parents[1])
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from mailstudy.access import Known, SessionSpec, run_session
-from mailstudy.analyze import Analysis, analyze_pcap
+from mailstudy.live.access import Known, SessionSpec, run_session
+from mailstudy.offline.analyze import Analysis, analyze_pcap
 from mailstudy.capture import Capture, CaptureError, check_capture, choose_backend
 from mailstudy.corpus import generate
 

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from mailstudy.protocol.events import DOWN, UP, Encrypted, Event, Exchange, Greeting, ParseWarning, TlsCounts
+from mailstudy.protocol.events import (
+    DOWN,
+    UP,
+    Encrypted,
+    Event,
+    Exchange,
+    Greeting,
+    ParseWarning,
+    TlsCounts,
+)
 from mailstudy.protocol.imap import ImapParser
 from mailstudy.protocol.pop3 import Pop3Parser
 
@@ -42,7 +51,7 @@ def make_parser(protocol: str) -> ImapParser | Pop3Parser:
 
 
 def _chunk_parts(chunk: Any) -> tuple[str, bytes, Any]:
-    # a mailstudy.trace.Chunk (direction, t_ns, data) or a (direction, data, t) tuple
+    # a mailstudy.live.trace.Chunk (direction, t_ns, data) or a (direction, data, t) tuple
     if hasattr(chunk, "direction") and hasattr(chunk, "data"):
         return chunk.direction, chunk.data, getattr(chunk, "t_ns", getattr(chunk, "t", None))
     direction, data, t = chunk

@@ -18,7 +18,15 @@ from collections import deque
 from itertools import accumulate
 from typing import Any, Iterable, NamedTuple
 
-from mailstudy.protocol.events import DOWN, UP, Encrypted, Event, Exchange, ParseWarning, TlsCounts
+from mailstudy.protocol.events import (
+    DOWN,
+    UP,
+    Encrypted,
+    Event,
+    Exchange,
+    ParseWarning,
+    TlsCounts,
+)
 
 MAX_LINE = 1 << 20  # 1 MiB: longer lines are cut, warned about and skipped to the next newline
 MAX_WARNINGS = 1000  # per parser; one more warning says the rest were suppressed

@@ -40,7 +40,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mailstudy.protocol._stream import MAX_LINE, ParserBase, Segment, new_exchange, strip_eol, text_of
+from mailstudy.protocol._stream import (
+    MAX_LINE,
+    ParserBase,
+    Segment,
+    new_exchange,
+    strip_eol,
+    text_of,
+)
 from mailstudy.protocol.events import DOWN, UP, Exchange, Greeting
 
 PROTOCOL = "imap"

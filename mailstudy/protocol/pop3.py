@@ -28,7 +28,15 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from mailstudy.protocol._stream import MAX_LINE, ParserBase, Segment, _new_segment, new_exchange, strip_eol, text_of
+from mailstudy.protocol._stream import (
+    MAX_LINE,
+    ParserBase,
+    Segment,
+    _new_segment,
+    new_exchange,
+    strip_eol,
+    text_of,
+)
 from mailstudy.protocol.events import DOWN, UP, Exchange, Greeting
 
 PROTOCOL = "pop3"

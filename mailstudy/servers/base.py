@@ -157,14 +157,3 @@ class MailServer(abc.ABC):
     def describe(self) -> dict:
         return {"server": self.name, "server_version": self.version, "host": self.host,
                 "imap_port": self.imap_port, "pop3_port": self.pop3_port}
-
-
-def make_server(kind: str, **kwargs) -> MailServer:
-    """Build a server by name: ``embedded`` (default) or ``dovecot``."""
-    if kind == "embedded":
-        from .embedded import EmbeddedServer
-        return EmbeddedServer(**kwargs)
-    if kind == "dovecot":
-        from .dovecot import DovecotServer
-        return DovecotServer(**kwargs)
-    raise ValueError(f"unknown server {kind!r}; choose 'embedded' or 'dovecot'")

@@ -38,7 +38,7 @@ import time
 import weakref
 from pathlib import Path
 
-from .base import Account, MailServer, ServerError, wait_for_greeting
+from mailstudy.servers.base import Account, MailServer, ServerError, wait_for_greeting
 
 DOVECOT = "/usr/sbin/dovecot"
 LIBEXEC = "/usr/lib/dovecot"

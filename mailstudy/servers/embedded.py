@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .base import MailServer, ServerError, wait_for_greeting
+from mailstudy.servers.base import MailServer, ServerError, wait_for_greeting
 
 __all__ = ["EmbeddedServer", "EMBEDDED_VERSION"]
 

@@ -30,8 +30,8 @@ import os
 import pickle
 import signal
 import sys
-import time
 import threading
+import time
 from argparse import Namespace
 from contextlib import AsyncExitStack
 from datetime import datetime, timezone
@@ -44,9 +44,9 @@ from pymap.parsing.message import AppendMessage
 from pymap.user import Passwords, UserMetadata
 from pysasl.hashing import BuiltinHash
 
-from .embedded import EMBEDDED_VERSION
-from .pop3d import Pop3Server
-from .pymap_speedups import start_imap, use_lazy_parsing
+from mailstudy.servers.embedded import EMBEDDED_VERSION
+from mailstudy.servers.pop3d import Pop3Server
+from mailstudy.servers.pymap_speedups import start_imap, use_lazy_parsing
 
 #: Password hash for the in-memory users. pymap's default (PBKDF2, 500,000 rounds) costs ~0.3 s per login,
 #: which would dominate every session's timing; 1,000 rounds keeps a real hash at well under a millisecond.

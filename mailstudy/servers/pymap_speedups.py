@@ -42,6 +42,7 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack, closing
 
+from proxyprotocol.reader import ProxyProtocolReader
 from pymap import fetch as _fetch
 from pymap.backend.dict import DictBackend
 from pymap.backend.dict import mailbox as _dict_mailbox
@@ -53,7 +54,6 @@ from pymap.mime import MessageContent, MessageHeader
 from pymap.parsing.primitives import List
 from pymap.parsing.response import CommandResponse, Response, ResponseCode, ResponseOk
 from pymap.parsing.response.specials import FetchResponse
-from proxyprotocol.reader import ProxyProtocolReader
 
 __all__ = ["WRITE_CHUNK", "LazyMessageContent", "parse_lazily", "use_lazy_parsing", "fetch_plan",
            "FastFetchResponse", "FastConnectionState", "BatchedIMAPConnection", "FastIMAPServer", "start_imap"]

@@ -1,0 +1,62 @@
+"""The JSON sidecar FILE.pcap.json beside every capture: how it was made, by whom, and how complete it is.
+
+Why a module of its own: the sidecar is a file format; it has one reader/writer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from mailstudy import __version__
+from mailstudy.capture.report import CaptureReport
+from mailstudy.outputs import publish
+
+
+# ---- sidecar -------------------------------------------------------------------------------------------------
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """``FILE.pcap`` -> ``FILE.pcap.json``."""
+    return Path(f"{os.fspath(path)}.json")
+
+
+def write_sidecar(report: CaptureReport, ports: list[int], meta: dict) -> Path:
+    """Write the JSON description of a capture beside it, atomically; returns its path."""
+    out = sidecar_path(report.path)
+    doc = {
+        "pcap": os.path.basename(report.path),
+        "backend": report.backend,
+        "rebuilt": report.rebuilt,
+        "reason": report.reason,
+        "ports": list(ports),
+        "protocol": meta.get("protocol"),
+        "server": meta.get("server"),
+        "server_version": meta.get("server_version"),
+        "parameters": meta,
+        "redaction": "none",
+        "complete": report.complete,
+        "bytes_up": report.bytes_up,
+        "bytes_down": report.bytes_down,
+        "trace_bytes_up": report.trace_bytes_up,
+        "trace_bytes_down": report.trace_bytes_down,
+        "packets": report.packets,
+        "dropped": report.dropped,
+        "unread_up": report.unread_up,
+        "unread_down": report.unread_down,
+        "warnings": report.warnings,
+        "notes": report.notes,
+        "mailstudy_version": __version__,
+        "time_offset_ns": report.time_offset_ns,
+        "time_offset_meaning": "epoch_ns = trace perf_counter_ns + time_offset_ns",
+    }
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(doc, fh, indent=2, default=str)
+            fh.write("\n")
+        publish(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out

@@ -1,0 +1,92 @@
+"""``mailstudy session``: run one measured IMAP or POP3 session against a local server and print what it cost.
+
+Why a module of its own: each subcommand is one small module with ``add_parser(sub)`` and ``run(args)``;
+:mod:`mailstudy.cli.commands` lists them and dispatches through ``args.func``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from mailstudy.cli.errors import fail
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("session", help="run one measured IMAP or POP3 session against a local server",
+                       description="Start a server with a seeded mailbox, run one session with Python's own "
+                                   "imaplib/poplib, check every downloaded byte and print what it cost.")
+    p.add_argument("--protocol", choices=["imap", "pop3"], default="imap")
+    p.add_argument("--strategy", choices=["header-first", "download-all"], default="header-first")
+    p.add_argument("--pop3-mode", choices=["keep", "delete"], default="keep",
+                   help="POP3 download-all: leave mail on the server (keep) or DELE it (default: keep)")
+    p.add_argument("--messages", type=int, default=200, metavar="N", help="messages in the mailbox (200)")
+    p.add_argument("--sizes", default="buchner2009", metavar="PRESET",
+                   help="message size preset: buchner2009, fixed-5k, lognormal (buchner2009)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="corpus and read-draw seed (0)")
+    p.add_argument("--read-fraction", type=float, default=0.0, metavar="F",
+                   help="share of messages the user opens after the list, header-first only (0)")
+    p.add_argument("--mailbox", metavar="PATH",
+                   help="deliver real mail instead of a generated corpus: an mbox file, a Maildir or a folder of "
+                        ".eml files (the first N messages; --messages 0 for all)")
+    p.add_argument("--server", choices=["embedded", "dovecot"], default="embedded")
+    p.add_argument("--per-message", action="store_true", help="IMAP: one FETCH per message instead of one batch")
+    p.add_argument("--pipelining", action="store_true",
+                   help="POP3: send each run of commands as one flight; IMAP (with --per-message): all tags "
+                        "in flight")
+    p.add_argument("--capture", metavar="FILE.pcap",
+                   help="also record the session as a pcap (with a JSON sidecar FILE.pcap.json)")
+    p.add_argument("--capture-backend", choices=["auto", "tcpdump", "scapy", "rebuilt"], default="auto",
+                   help="how to capture: tcpdump or scapy need root or CAP_NET_RAW; rebuilt makes the pcap from "
+                        "the socket trace (auto: the first that may run here, and says why)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.set_defaults(func=run)
+
+
+SESSION_KEYS = ("protocol", "strategy", "pop3_mode", "server", "server_version", "messages", "sizes", "seed",
+                "read_fraction", "batch", "pipelining", "mailbox_bytes", "bytes_up", "bytes_down", "commands",
+                "round_trips", "duration_s", "time_to_list_s", "headers_fetched", "bodies_fetched",
+                "integrity_ok")
+CAPTURE_KEYS = ("capture_path", "capture_backend", "capture_complete", "capture_rebuilt")
+
+
+def format_table(row: dict, keys=SESSION_KEYS) -> str:
+    """A two-column table a person reads at a glance."""
+    width = max(len(k) for k in keys)
+    lines = []
+    for k in keys:
+        v = row.get(k)
+        if isinstance(v, float):
+            v = f"{v:.6f}" if k.endswith("_s") else f"{v:g}"
+        elif isinstance(v, int) and not isinstance(v, bool) and k.startswith("bytes"):
+            v = f"{v:,}"
+        lines.append(f"{k.ljust(width)}  {v}")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    from mailstudy.study.experiment import Experiment, run_experiment
+
+    try:
+        exp = Experiment(server=args.server, protocol=args.protocol, strategy=args.strategy,
+                         pop3_mode=args.pop3_mode, messages=args.messages, sizes=args.sizes, seed=args.seed,
+                         read_fraction=args.read_fraction, batch=not args.per_message,
+                         pipelining=args.pipelining, mailbox=args.mailbox)
+    except ValueError as exc:
+        return fail(str(exc))
+    if args.capture:
+        from mailstudy.study.experiment import run_captured_session
+
+        row, report = run_captured_session(exp, args.capture, backend=args.capture_backend)
+        state = "complete" if report.complete else "INCOMPLETE: " + "; ".join(report.warnings)
+        print(f"capture: {report.path} ({report.backend}: {report.reason}; {report.packets} packets, {state})",
+              file=sys.stderr)
+    else:
+        row = run_experiment(exp)[0]
+    if args.json:
+        print(json.dumps({k: row.get(k) for k in row}, default=str))
+    else:
+        print(format_table(row, SESSION_KEYS + (CAPTURE_KEYS if args.capture else ())))
+    return 0
+
+

@@ -1,0 +1,33 @@
+"""``mailstudy study``: execute the notebooks with papermill into build/, with an HTML copy of each.
+
+Why a module of its own: one subcommand, one module (see :mod:`mailstudy.cli.commands`).
+"""
+
+from __future__ import annotations
+
+from mailstudy.cli.errors import fail
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("study", help="rebuild the study: execute every notebook into build/ (with HTML)",
+                       description="Execute notebooks/NN-*.ipynb with papermill into build/, writing tables "
+                                   "under data/results/ and charts under data/figures/.")
+    p.add_argument("--quick", action="store_true", help="small parameters (what the tests use)")
+    p.add_argument("--only", action="append", metavar="NAME", help="run only notebooks whose name contains NAME")
+    p.add_argument("--build", default="build", metavar="DIR", help="output folder (build)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from mailstudy.study.notebooks import run_notebooks
+
+    done = run_notebooks(quick=args.quick, build=Path(args.build), only=args.only)
+    if not done:
+        return fail("no notebook matched (looked for notebooks/NN-*.ipynb)")
+    for nb in done:
+        print(f"executed {nb} (+ {nb.with_suffix('.html').name})")
+    return 0
+
+

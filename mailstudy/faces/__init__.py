@@ -1,0 +1,1 @@
+"""Faces: what a person looks at (plots, ladder diagrams, the example captures for students)."""

@@ -1,0 +1,293 @@
+"""A ladder (sequence) diagram of one mail session: what the client sent, what the server answered, in order.
+
+Why: a student's first question about IMAP or POP3 is "what actually crosses the wire, and in how many trips?".
+A ladder answers it at a glance: two lifelines (client left, server right), time flowing down, one slanted arrow
+per *flight* (a maximal run of bytes one way, not interrupted by bytes the other way: the same flights that
+``round_trips`` counts, see DESIGN.md "Words"). A client arrow is labelled with the command(s) that start in it
+(credentials replaced by ``***`` with the protocol modules' ``redacted_arguments``) and its bytes; a server
+arrow with the status of the exchange(s) it completes and its bytes, e.g. ``OK · 12,345 B``.
+
+Rows, not a true time scale: on loopback a whole session lasts a few milliseconds and most flights are
+microseconds apart, so arrows drawn at their true times would sit on top of each other. Each flight gets its own
+row; the time of its first byte (ms since connect()) is printed on the left, so time still flows down and the
+numbers are true. Long sessions keep their first and last rows and replace the middle with one note,
+"… N exchanges …", so the figure stays readable (``max_rows``).
+
+Sources: a live :class:`~mailstudy.live.access.SessionResult` (``.trace`` chunks stamped with ``perf_counter_ns``)
+or a :class:`~mailstudy.offline.analyze.SessionAnalysis` from a pcap (``.connection.chunks`` stamped in float seconds).
+No protocol logic lives here: exchanges come from the one parser, flights from the chunks.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import matplotlib.pyplot as plt  # headless runs fall back to the Agg backend by themselves
+from matplotlib.figure import Figure
+
+from mailstudy.protocol import imap as _imap
+from mailstudy.protocol import pop3 as _pop3
+
+__all__ = ["Flight", "LadderError", "flights", "ladder", "save_ladder"]
+
+UP, DOWN = "up", "down"
+X_CLIENT, X_SERVER = 0.0, 1.0
+SLANT = 0.55  # rows an arrow descends while it crosses: the travel it stands for
+LABEL_MAX = 58  # characters of a command label before it is shortened
+COLORS = {UP: "#1f5fa8", DOWN: "#2e7d32", "fail": "#d9480f", "tls": "#6d6d6d"}
+FAILED = {"NO", "BAD", "-ERR", "BYE"}
+TLS_CONTENT = {0x14: "TLS change cipher spec", 0x15: "TLS alert", 0x16: "TLS handshake", 0x17: "TLS data"}
+
+
+class LadderError(ValueError):
+    """The thing handed to :func:`ladder` is not a session it can draw; the message says what it expects."""
+
+
+@dataclass
+class Flight:
+    """A maximal run of payload one way. Times are seconds since connect()."""
+
+    direction: str
+    t_start: float
+    t_end: float
+    nbytes: int = 0
+    first: bytes = b""  # the first few bytes (to recognise TLS records)
+    starts: list = field(default_factory=list)  # exchanges whose command's first byte is in this flight
+    completes: list = field(default_factory=list)  # exchanges whose response ends in this flight
+    index: int = 0
+
+
+@dataclass
+class _Session:
+    protocol: str
+    client: str
+    server: str
+    chunks: list  # (direction, t_raw, nbytes, first bytes)
+    exchanges: list
+    t0: Any
+    scale: float  # raw time units -> seconds
+    encrypted: bool = False
+
+
+def _endpoint(addr) -> str:
+    if not addr:
+        return "?"
+    host, port = addr[0], addr[1]
+    return f"{host}:{port}"
+
+
+def _session(source: Any) -> _Session:
+    """Normalise a live SessionResult or a pcap SessionAnalysis into one shape."""
+    if hasattr(source, "trace") and hasattr(source, "exchanges"):  # access.SessionResult
+        tr = source.trace
+        protocol = getattr(getattr(source, "spec", None), "protocol", None) or \
+            (source.exchanges[0].protocol if source.exchanges else "imap")
+        chunks = [(c.direction, c.t_ns, len(c.data), c.data[:8]) for c in tr.chunks]
+        t0 = tr.t_connect_ns or (tr.chunks[0].t_ns if tr.chunks else 0)
+        return _Session(protocol, _endpoint(tr.local), _endpoint(tr.remote), chunks, list(source.exchanges), t0,
+                        1e-9)
+    conn = getattr(source, "connection", None)
+    if conn is not None and hasattr(conn, "chunks") and hasattr(source, "exchanges"):  # analyze.SessionAnalysis
+        chunks = [(c.direction, c.t, len(c.data), c.data[:8]) for c in conn.chunks]
+        t0 = conn.t_syn if getattr(conn, "t_syn", None) is not None else conn.t_first
+        return _Session(getattr(source, "protocol", "imap"), _endpoint(conn.client), _endpoint(conn.server),
+                        chunks, list(source.exchanges), t0, 1.0, bool(getattr(source, "encrypted", False)))
+    raise LadderError(f"ladder() draws a SessionResult (from run_session) or a SessionAnalysis (from "
+                      f"analyze_pcap(...).sessions), not {type(source).__name__}")
+
+
+def flights(source: Any) -> list[Flight]:
+    """The session's flights in order, each with the exchanges that start and complete in it."""
+    s = _session(source)
+    out: list[Flight] = []
+    raw_ranges: list[tuple[Any, Any]] = []
+    for direction, t, n, head in s.chunks:
+        if not n:
+            continue
+        if out and out[-1].direction == direction:
+            out[-1].nbytes += n
+            out[-1].t_end = (t - s.t0) * s.scale
+            raw_ranges[-1] = (raw_ranges[-1][0], t)
+        else:
+            out.append(Flight(direction, (t - s.t0) * s.scale, (t - s.t0) * s.scale, n, bytes(head),
+                              index=len(out)))
+            raw_ranges.append((t, t))
+
+    def home(t: Any, direction: str) -> Flight | None:
+        """The flight of ``direction`` whose chunks span ``t`` (else the last one that started before it)."""
+        best = None
+        for f, (a, b) in zip(out, raw_ranges):
+            if f.direction != direction:
+                continue
+            if a <= t <= b:
+                return f
+            if a <= t:
+                best = f
+        return best
+
+    for e in sorted(s.exchanges, key=lambda e: e.index):
+        if e.t_sent is not None:
+            f = home(e.t_sent, UP)
+            if f is not None:
+                f.starts.append(e)
+        if e.t_done is not None and e.status is not None:
+            f = home(e.t_done, DOWN)
+            if f is not None:
+                f.completes.append(e)
+    return out
+
+
+def _redacted(e) -> str:
+    module = _pop3 if e.protocol == "pop3" else _imap
+    return module.redacted_arguments(e.command, e.arguments)
+
+
+def _shorten(text: str, limit: int = LABEL_MAX) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _command_text(e) -> str:
+    args = _redacted(e)
+    parts = [p for p in (e.tag, e.command, args) if p]
+    return _shorten(" ".join(parts))
+
+
+def _tls_kind(f: Flight) -> str | None:
+    if len(f.first) >= 2 and f.first[0] in TLS_CONTENT and f.first[1] == 3:
+        return TLS_CONTENT[f.first[0]]
+    return None
+
+
+def label(f: Flight, greeting: bool = False) -> tuple[str, str]:
+    """(text, colour key) for one flight's arrow."""
+    size = f"{f.nbytes:,} B"
+    tls = _tls_kind(f)
+    if f.direction == UP:
+        if f.starts:
+            first = _command_text(f.starts[0])
+            if len(f.starts) == 1:
+                return f"{first} · {size}", UP
+            last = _command_text(f.starts[-1])
+            return (f"{_shorten(first, 24)} … {_shorten(last, 24)} · {len(f.starts)} commands in one flight"
+                    f" · {size}"), UP
+        if tls:
+            return f"{tls} · {size}", "tls"
+        return f"(rest of a command: literal or SASL line) · {size}", UP
+    if f.completes:
+        statuses = [e.status for e in f.completes]
+        failed = any(s in FAILED for s in statuses)
+        if len(set(statuses)) == 1:
+            text = statuses[0] if len(statuses) == 1 else f"{len(statuses)}× {statuses[0]}"
+        else:
+            text = ", ".join(statuses)
+        verbs = {e.command for e in f.completes}
+        if len(verbs) == 1 and f.completes[0].command:
+            text = f"{text} ({f.completes[0].command})"
+        return f"{text} · {size}", "fail" if failed else DOWN
+    if tls:
+        return f"{tls} · {size}", "tls"
+    if greeting:
+        return f"greeting · {size}", DOWN
+    return f"response data (continues) · {size}", DOWN
+
+
+def _rows(fl: list[Flight], max_rows: int) -> tuple[list[Flight], list[Flight], list[Flight]]:
+    """(head, elided, tail): all flights fit in ``max_rows`` rows, or the middle gives way to one note row."""
+    if len(fl) <= max_rows:
+        return fl, [], []
+    keep = max(2, max_rows - 1)
+    n_head = (keep + 1) // 2
+    n_tail = keep - n_head
+    # Cut between a reply and the next command, so no command loses its reply to the note (and vice versa).
+    if n_head > 1 and fl[n_head].direction == DOWN:
+        n_head -= 1
+    if n_tail > 1 and fl[len(fl) - n_tail].direction == DOWN:
+        n_tail -= 1
+    return fl[:n_head], fl[n_head:len(fl) - n_tail], fl[len(fl) - n_tail:]
+
+
+def ladder(source: Any, ax=None, max_rows: int = 60, title: str | None = None) -> Figure:
+    """Draw ``source`` (a SessionResult or a SessionAnalysis) as a ladder diagram; returns the Figure.
+
+    One arrow (an annotation artist) per flight shown; label texts are separate text artists. ``max_rows``
+    bounds the rows drawn: beyond it the middle flights are replaced by a note "… N exchanges …".
+    """
+    if not isinstance(max_rows, int) or isinstance(max_rows, bool) or max_rows < 3:
+        raise LadderError(f"max_rows must be a whole number >= 3, not {max_rows!r}")
+    s = _session(source)
+    fl = flights(source)
+    head, elided, tail = _rows(fl, max_rows)
+    n_rows = len(head) + (1 if elided else 0) + len(tail)
+    if ax is None:
+        height = 1.5 + 0.42 * max(n_rows, 2)
+        fig = plt.figure(figsize=(10, height))
+        ax = fig.add_axes([0.12, 0.02, 0.80, 0.98 - 0.9 / height])
+    else:
+        fig = ax.figure
+    bottom = n_rows + SLANT - 0.2
+    ax.set_xlim(-0.05, 1.05)
+    ax.set_ylim(bottom + 0.3, -1.3)
+    for x, name, who in ((X_CLIENT, "client", s.client), (X_SERVER, "server", s.server)):
+        ax.plot([x, x], [-0.6, bottom], color="#444444", linewidth=1.6, zorder=1)
+        ax.text(x, -0.75, f"{name}\n{who}", ha="center", va="bottom", fontsize=9, fontweight="bold")
+    first_down = next((f for f in fl if f.direction == DOWN), None)
+    greeting_flight = first_down if first_down is not None and first_down.index == 0 else None
+
+    ticks, tick_labels = [], []
+    row = 0
+    for part in (head, None, tail):
+        if part is None:
+            if elided:
+                n_ex = sum(len(f.starts) for f in elided)
+                up = sum(f.nbytes for f in elided if f.direction == UP)
+                down = sum(f.nbytes for f in elided if f.direction == DOWN)
+                ax.text(0.5, row + SLANT / 2, f"… {n_ex} exchanges …\n({len(elided)} flights, {up:,} B up, "
+                        f"{down:,} B down)", ha="center", va="center", fontsize=9, style="italic",
+                        color="#555555", bbox=dict(boxstyle="round", fc="#f4f4f4", ec="#bbbbbb"))
+                ticks.append(row)
+                tick_labels.append("…")
+                row += 1
+            continue
+        for f in part:
+            text, colour = label(f, greeting=f is greeting_flight)
+            start, end = ((X_CLIENT, X_SERVER) if f.direction == UP else (X_SERVER, X_CLIENT))
+            ax.annotate("", xy=(end, row + SLANT), xytext=(start, row),
+                        arrowprops=dict(arrowstyle="-|>", color=COLORS[colour], linewidth=1.4,
+                                        shrinkA=0, shrinkB=0), zorder=3)
+            ax.text(0.5, row + SLANT / 2 - 0.08, text, ha="center", va="bottom", fontsize=8.5,
+                    family="monospace", color=COLORS[colour], rotation=0,
+                    bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.85), zorder=4)
+            ticks.append(row)
+            tick_labels.append(f"{f.t_start * 1e3:,.3f} ms")
+            row += 1
+    ax.set_yticks(ticks)
+    ax.set_yticklabels(tick_labels, fontsize=8, family="monospace")
+    ax.set_xticks([])
+    ax.tick_params(axis="y", length=0)
+    for side in ("top", "right", "bottom", "left"):
+        ax.spines[side].set_visible(False)
+    if title is None:
+        n_ex = len(s.exchanges)
+        ups = sum(n for d, _, n, _ in s.chunks if d == UP)
+        downs = sum(n for d, _, n, _ in s.chunks if d == DOWN)
+        client_flights = sum(1 for f in fl if f.direction == UP)
+        what = f"{n_ex} exchanges" if n_ex or not s.encrypted else "commands hidden by TLS"
+        title = (f"{s.protocol.upper()}{' (encrypted)' if s.encrypted else ''}: {what}, "
+                 f"{client_flights} client flights, {ups:,} B up, {downs:,} B down "
+                 f"(time = first byte, ms since connect)")
+    ax.set_title(title, fontsize=10, loc="left", pad=30)
+    return fig
+
+
+def save_ladder(source: Any, path: str | os.PathLike, max_rows: int = 60, title: str | None = None,
+                dpi: int = 110) -> str:
+    """Draw :func:`ladder` and write it to ``path`` (the format follows the suffix: .png, .svg, .pdf)."""
+    fig = ladder(source, max_rows=max_rows, title=title)
+    try:
+        fig.savefig(os.fspath(path), dpi=dpi)
+    finally:
+        plt.close(fig)
+    return os.fspath(path)

@@ -1,0 +1,1 @@
+"""Files become byte streams: packet layouts, the pcap/pcapng reader and TCP reassembly."""

@@ -1,0 +1,97 @@
+"""Step 5 of a replay, offline: cut the captured client stream into flights (maximal runs of client bytes not
+interrupted by server bytes), each with the point the server had reached before the next one, and cut the
+rewritten stream into the same flights.
+
+Why a module of its own: this is what keeps the replay's pipelining and round trips those of the original;
+it needs no socket and is tested on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailstudy.offline.replay.progress import _progress_parser
+from mailstudy.offline.replay.rewrite import Edit
+from mailstudy.protocol.events import UP
+
+
+@dataclass(frozen=True)
+class Target:
+    """How far the server had got when the client sent its next flight (or closed)."""
+
+    greeted: bool
+    completed: int  # exchanges complete
+    continuations: int  # continuation requests / SASL challenges seen
+    replied: bool  # the server sent bytes after this flight
+
+    def reached(self, p) -> bool:
+        """Whether the replay's parser ``p`` got as far; also True when the new server has answered every
+        command sent (it answered differently from the original server: waiting longer would only time out)."""
+        if self.greeted and p.greeting is None:
+            return False
+        if p.completed > self.completed:
+            return True  # e.g. a refused literal or login: the exchange ended instead of a "+"
+        if p.completed >= self.completed and p.continuations >= self.continuations:
+            return True
+        return p.greeting is not None and p.settled()
+
+
+def _state(p, replied: bool) -> Target:
+    return Target(p.greeting is not None, p.completed, p.continuations, replied)
+
+
+@dataclass
+class Flight:
+    """One run of client bytes (offsets into the client stream) and where the server must get before the next."""
+
+    start: int
+    end: int
+    target: Target
+    data: bytes = b""  # after rewriting
+
+
+def client_flights(session) -> tuple[Target, list[Flight]]:
+    """The original session's flights and, before the first one, what the client waited for (the greeting)."""
+    p = _progress_parser(session.protocol)
+    flights: list[Flight] = []
+    off = 0
+    initial = Target(False, 0, 0, False)
+    in_flight = False
+    for c in session.connection.chunks:
+        if not c.data:
+            continue
+        p.feed(c.direction, c.data, c.t)
+        if c.direction == UP:
+            if not in_flight:
+                flights.append(Flight(off, off, Target(False, 0, 0, False)))
+                in_flight = True
+            off += len(c.data)
+            flights[-1].end = off
+            flights[-1].target = _state(p, False)
+        else:
+            in_flight = False
+            if flights:
+                flights[-1].target = _state(p, True)
+            else:
+                initial = _state(p, True)
+    return initial, flights
+
+
+def _apply(up: bytes, flights: list[Flight], edits: list[Edit]) -> None:
+    """Cut the rewritten stream into the same flights (an edit belongs to the flight where it starts)."""
+    edits = sorted(edits)
+    k = 0
+    cursor = 0
+    for f in flights:
+        pos = max(f.start, cursor)
+        out = bytearray()
+        while k < len(edits) and edits[k][0] < f.end:
+            s, e, new = edits[k]
+            if s >= pos:
+                out += up[pos:s] + new
+                pos = e
+            k += 1
+        if pos < f.end:
+            out += up[pos:f.end]
+        cursor = max(pos, f.end)
+        f.data = bytes(out)

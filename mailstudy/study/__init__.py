@@ -1,0 +1,1 @@
+"""Orchestration: experiments (frozen parameters in, tidy rows out), sweeps with a cache, and the notebooks' runner."""

@@ -1,0 +1,235 @@
+"""Experiments: parameters in, tidy rows out, each finished cell cached so an interrupted sweep resumes.
+
+Why: a chart must be rebuildable from one frozen set of parameters. An :class:`Experiment` names everything a
+session depends on (server, protocol, strategy, mailbox, seed, read fraction, batching, pipelining); running it
+starts a fresh server with a seeded corpus for every repeat (so a delete-mode run cannot change the next one)
+and returns one row per session. :func:`sweep` runs many, caches each finished cell as a JSON file written
+atomically, and accepts any ``concurrent.futures.Executor``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from concurrent.futures import Executor
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Callable, Iterable
+
+from mailstudy import __version__
+from mailstudy.corpus import SIZE_PRESETS, Corpus, generate, load
+from mailstudy.live.access import Known, SessionSpec, run_session
+from mailstudy.live.devices import Device
+from mailstudy.servers import make_server
+
+STRATEGY_LABELS = {
+    ("imap", "header-first"): "IMAP header-first",
+    ("imap", "download-all"): "IMAP download-all",
+    ("pop3", "header-first"): "POP3 header-first",
+    ("pop3", "download-all"): "POP3 download-all",
+}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One cell of a study. Byte and round-trip counts are deterministic for a given seed and server."""
+
+    server: str = "embedded"
+    protocol: str = "imap"
+    strategy: str = "header-first"
+    pop3_mode: str = "keep"
+    messages: int = 200
+    sizes: str = "buchner2009"
+    seed: int = 0
+    read_fraction: float = 0.0
+    batch: bool = True
+    pipelining: bool = False
+    repeats: int = 1
+    mailbox: str | None = None  # real mail (mbox, Maildir or .eml folder) instead of a generated corpus
+
+    def __post_init__(self) -> None:
+        self.spec()  # validates protocol, strategy, mode and fraction early, with a clear message
+        if self.messages < 0:
+            raise ValueError(f"messages must be >= 0, not {self.messages}")
+        if self.mailbox is None and self.sizes not in SIZE_PRESETS:
+            raise ValueError(f"unknown size preset {self.sizes!r}; choose one of {sorted(SIZE_PRESETS)}")
+        if self.repeats < 1:
+            raise ValueError(f"repeats must be >= 1, not {self.repeats}")
+
+    def corpus(self) -> Corpus:
+        """The mailbox this cell delivers: ``messages`` generated ones, or the first ``messages`` of ``mailbox``
+        (all of them when ``messages`` is 0)."""
+        if self.mailbox is None:
+            return generate(self.messages, self.sizes, self.seed)
+        loaded = load(self.mailbox)
+        return loaded[: self.messages] if self.messages else loaded
+
+    def spec(self) -> SessionSpec:
+        return SessionSpec(protocol=self.protocol, strategy=self.strategy, pop3_mode=self.pop3_mode,
+                           read_fraction=self.read_fraction, seed=self.seed, batch=self.batch,
+                           pipelining=self.pipelining)
+
+    @property
+    def label(self) -> str:
+        return STRATEGY_LABELS[(self.protocol, self.strategy)]
+
+    def key(self) -> str:
+        """A stable name for this cell's cache file: parameters and library version."""
+        blob = json.dumps({**asdict(self), "version": __version__}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Experiment":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def run_experiment(exp: Experiment, capture: str | Path | None = None, capture_backend: str = "auto",
+                   reports: list | None = None) -> list[dict]:
+    """Run every repeat of ``exp`` on a fresh server; one tidy row per session.
+
+    With ``capture``, each session is also recorded as a pcap there (``-rN`` added before the suffix when there
+    are several repeats) with its JSON sidecar; the row says how (``capture_*``), and the
+    :class:`~mailstudy.capture.CaptureReport` of each is appended to ``reports`` when a list is given.
+    """
+    from contextlib import nullcontext
+
+    from mailstudy.capture import Capture, choose_backend
+
+    if capture is not None:
+        choose_backend(capture_backend)  # fail with a clear CaptureError before starting anything
+    corpus = exp.corpus()
+    known = Known(corpus.raws())
+    rows = []
+    for repeat in range(exp.repeats):
+        server = make_server(exp.server)
+        server.mailboxes[server.account.user] = corpus.raws()
+        with server:
+            described = server.describe()
+            cap = None
+            if capture is not None:
+                path = Path(capture)
+                if exp.repeats > 1:
+                    path = path.with_name(f"{path.stem}-r{repeat}{path.suffix}")
+                cap = Capture(path, [server.imap_port, server.pop3_port], backend=capture_backend,
+                              host=server.host)
+            with cap or nullcontext():
+                result = run_session(server.host, server.imap_port, server.pop3_port, server.account.user,
+                                     server.account.password, exp.spec(), known, Device())
+        row = {**asdict(exp), **result.row(), **described, "repeat": repeat, "label": exp.label,
+               "mailbox_bytes": corpus.total_bytes}
+        if cap is not None:
+            report = cap.finish(result.trace, {**asdict(exp), **described, "repeat": repeat})
+            row.update(capture_path=str(report.path), capture_backend=report.backend,
+                       capture_complete=report.complete, capture_rebuilt=report.rebuilt,
+                       capture_reason=report.reason, capture_packets=report.packets)
+            if reports is not None:
+                reports.append(report)
+        for k in ("host", "imap_port", "pop3_port"):
+            row.pop(k, None)
+        rows.append(row)
+    return rows
+
+
+def run_captured_session(exp: Experiment, path: str | Path, backend: str = "auto"):
+    """One session of ``exp`` recorded as a pcap at ``path``: returns ``(row, CaptureReport)``."""
+    reports: list = []
+    (row,) = run_experiment(replace(exp, repeats=1), capture=path, capture_backend=backend, reports=reports)
+    return row, reports[0]
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_csv_atomically(df, path: str | Path) -> Path:
+    """Write a DataFrame as CSV so a reader never sees half a file."""
+    path = Path(path)
+    _write_atomically(path, df.to_csv(index=False))
+    return path
+
+
+def sweep(experiments: Iterable[Experiment], cache_dir: str | Path | None = "data/cache",
+          executor: Executor | None = None, progress: bool = True,
+          on_row: Callable[[dict], None] | None = None):
+    """Run each experiment once, reusing cached cells; returns a pandas DataFrame of all rows.
+
+    A finished cell is written to ``cache_dir/<key>.json`` at once (atomically), so a sweep stopped midway
+    resumes where it was. With an ``executor`` the cells run through ``executor.submit``; without one they run
+    here one at a time, which is what timing needs on two cores.
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    exps = list(experiments)
+    cache = Path(cache_dir) if cache_dir else None
+    rows: list[dict] = []
+    todo: list[Experiment] = []
+    for exp in exps:
+        path = cache / f"{exp.key()}.json" if cache else None
+        if path and path.exists():
+            try:
+                rows.extend(json.loads(path.read_text()))
+                continue
+            except (OSError, json.JSONDecodeError):
+                pass  # a damaged cache cell is simply run again
+        todo.append(exp)
+
+    def done(exp: Experiment, cell_rows: list[dict]) -> None:
+        if cache:
+            _write_atomically(cache / f"{exp.key()}.json", json.dumps(cell_rows, default=str))
+        rows.extend(cell_rows)
+        if on_row:
+            for r in cell_rows:
+                on_row(r)
+
+    bar = tqdm(total=len(todo), desc="sessions", unit="cell", disable=not progress or not todo)
+    try:
+        if executor is None:
+            for exp in todo:
+                bar.set_postfix_str(f"{exp.server} {exp.label} n={exp.messages}")
+                done(exp, run_experiment(exp))
+                bar.update()
+        else:
+            futures = [(exp, executor.submit(run_experiment, exp)) for exp in todo]
+            for exp, fut in futures:
+                done(exp, fut.result())
+                bar.update()
+    finally:
+        bar.close()
+    return pd.DataFrame(rows)
+
+
+def grid(base: Experiment | None = None, **axes) -> list[Experiment]:
+    """Every combination of the values in ``axes`` applied to ``base``: ``grid(messages=[50, 100])``."""
+    cells = [base or Experiment()]
+    for name, values in axes.items():
+        cells = [replace(c, **{name: v}) for c in cells for v in values]
+    return cells
+
+
+def four_strategies(base: Experiment | None = None) -> list[Experiment]:
+    """IMAP and POP3, header-first and download-all (POP3 in keep mode), on ``base``'s other parameters."""
+    base = base or Experiment()
+    return [replace(base, protocol=p, strategy=s) for p in ("imap", "pop3") for s in ("header-first",
+                                                                                        "download-all")]
+
+
+def medians(df, by: list[str] | None = None):
+    """Median of every numeric column over repeats, grouped by the parameters (times are reported as medians)."""
+    by = by or [c for c in ("server", "protocol", "strategy", "pop3_mode", "messages", "sizes", "seed",
+                            "read_fraction", "batch", "pipelining", "label") if c in df.columns]
+    numeric = df.select_dtypes("number").columns.difference(by + ["repeat"])
+    return df.groupby(by, as_index=False)[list(numeric)].median()

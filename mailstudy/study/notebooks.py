@@ -1,0 +1,32 @@
+"""The notebook runner behind ``make study`` and ``mailstudy study``.
+
+Why: a researcher reproduces every chart with one command. :func:`run_notebooks` executes each notebook with papermill into ``build/`` and writes an HTML
+copy beside it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+NOTEBOOKS = Path("notebooks")
+
+
+def run_notebooks(quick: bool = False, build: Path = Path("build"), notebooks: Path = NOTEBOOKS,
+                  only: list[str] | None = None, progress: bool = True) -> list[Path]:
+    """Execute every ``notebooks/NN-*.ipynb`` with papermill (``QUICK`` set) into ``build/``, plus HTML copies."""
+    import nbformat
+    import papermill as pm
+    from nbconvert import HTMLExporter
+
+    build.mkdir(parents=True, exist_ok=True)
+    done = []
+    for nb in sorted(notebooks.glob("[0-9][0-9]-*.ipynb")):
+        if only and not any(o in nb.name for o in only):
+            continue
+        out = build / nb.name
+        pm.execute_notebook(str(nb), str(out), parameters={"QUICK": quick}, cwd=str(Path.cwd()),
+                            progress_bar=progress, kernel_name="python3")
+        html, _ = HTMLExporter().from_notebook_node(nbformat.read(out, as_version=4))
+        out.with_suffix(".html").write_text(html)
+        done.append(out)
+    return done
