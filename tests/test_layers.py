@@ -19,6 +19,7 @@ RANKS = {
     "mailstudy.link.profiles": 0,
     "mailstudy.link.model": 0,
     "mailstudy.outputs": 1,
+    "mailstudy.processes": 1,
     "mailstudy.net": 1,
     "mailstudy.servers": 1,
     "mailstudy.link": 1,
