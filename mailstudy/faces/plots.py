@@ -64,3 +64,25 @@ def save_figure(fig, name: str, folder: str | Path = "data/figures") -> Path:
     fig.savefig(tmp, dpi=120)
     tmp.replace(path)
     return path
+
+
+def bytes_per_exchange(frame, title: str = "Bytes per exchange"):
+    """Bytes up and down of each exchange of one session (a :func:`~mailstudy.protocol.metrics.exchanges_frame`),
+    as paired bars on a log scale, labelled with the command."""
+    import numpy as np
+
+    n = len(frame)
+    fig, ax = plt.subplots(figsize=(max(6.0, min(16.0, 0.35 * n + 3)), 3.6))
+    x = np.arange(n)
+    ax.bar(x - 0.2, frame["bytes_up"].clip(lower=1), width=0.4, label="up (client → server)", color="#1f5fa8")
+    ax.bar(x + 0.2, frame["bytes_down"].clip(lower=1), width=0.4, label="down (server → client)", color="#2e7d32")
+    ax.set_yscale("log")
+    ax.set_xticks(x)
+    ax.set_xticklabels([str(c) for c in frame["command"]], rotation=60, ha="right", fontsize=7)
+    ax.set_xlabel("exchange (command, in the order sent)")
+    ax.set_ylabel("TCP payload (bytes, log)")
+    ax.grid(True, axis="y", alpha=0.25)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
