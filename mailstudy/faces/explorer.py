@@ -250,7 +250,9 @@ class Explorer:
         self.open_button.on_click(self._guarded(lambda _b: self.open_path(self.path.value)))
         self.path.on_submit(self._guarded(lambda _t: self.open_path(self.path.value)))
         self.upload.observe(self._guarded(lambda ch: self.open_uploaded(ch["new"])), names="value")
-        self.session.observe(self._guarded(lambda ch: self.pick_session(ch["new"])), names="value")
+        self.session.observe(self._guarded(lambda ch: self._showing or self.pick_session(ch["new"])),
+                             names="value")
+        self._showing = False
         self.live_button.on_click(self._guarded(lambda _b: self.run_live()))
         live = w.VBox([w.HTML("<b>Run a live session</b>: a fresh embedded server, one captured session"),
                        w.HBox([self.live_protocol, self.live_strategy]),
@@ -306,10 +308,12 @@ class Explorer:
         self.status.value = (f"<b>{html.escape(name)}</b>: {len(analysis.sessions)} mail session(s), "
                              f"{analysis.stats.packets_total:,} packets")
         options = session_options(analysis)
-        self.session.unobserve_all("value")
-        self.session.options = options
-        self.session.value = options[0][1]
-        self.session.observe(self._guarded(lambda ch: self.pick_session(ch["new"])), names="value")
+        self._showing = True  # setting the options picks session 0; draw it once, below
+        try:
+            self.session.options = options
+            self.session.index = 0
+        finally:
+            self._showing = False
         self.pick_session(options[0][1])
 
     def pick_session(self, index) -> None:

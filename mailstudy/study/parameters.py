@@ -84,18 +84,16 @@ def _check(name: str, v) -> None:
             raise ParameterError(f"{name} must be an existing folder, not {v!r}")
 
 
-def check_parameters(**params) -> dict:
+def check_parameters(**params) -> None:
     """Check each named parameter by its rule; raise :class:`ParameterError` at the first that makes no sense.
 
     In IPython, a ParameterError is then shown as one line (``ParameterError: MESSAGES must be ...``).
-    Returns ``params`` so a notebook may keep them for its titles.
     """
     _one_line_in_ipython()
     for name, v in params.items():
         _check(name, v)
     if params.get("QUICK") and any(params.get(k) == 0 for k in ("MESSAGES", "DEVICES")):
         raise ParameterError("QUICK runs need at least one message and one device")
-    return params
 
 
 def _one_line_in_ipython() -> None:

@@ -1,0 +1,216 @@
+"""The pcap explorer (notebook 05) driven in a real browser: Debian's chromium, headless, through Playwright.
+
+Two faces are tested the way a student meets them: JupyterLab (open 05, run it, act on the widgets) and
+``mailstudy explore`` (Voilà). Each picks an example capture and a session, checks that the exchanges table and
+the ladder image changed, uploads a file that is not a pcap and checks the one-line error, and saves
+screenshots under ``build/``. Galata (JupyterLab's own UI tests) is the model: open, run, act, wait for the
+output, screenshot. Without chromium or Playwright the tests skip and say why; under CI they must run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from peers import PEER
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "build"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+BAD_UPLOAD = b"this is a text file, not a capture\n" * 4
+READY_S = 120  # a cold kernel on a busy 2-core machine; waits, never a timed assert
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+def _why_no_browser() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Playwright for Python is not installed (pip install playwright)"
+    if not os.path.exists(CHROMIUM):
+        return "no chromium binary (apt-get install chromium; .ci/run installs it)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    why = _why_no_browser()
+    if why:
+        if os.environ.get("CI"):
+            pytest.fail(f"under CI the browser tests must run: {why}")
+        pytest.skip(why)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    """A private copy of notebook 05 and the example captures: Jupyter may autosave outputs into it."""
+    (tmp_path / "notebooks").mkdir()
+    shutil.copy(ROOT / "notebooks" / "05-pcap-explorer.ipynb", tmp_path / "notebooks")
+    shutil.copytree(ROOT / "captures", tmp_path / "captures")
+    BUILD.mkdir(exist_ok=True)
+    return tmp_path
+
+
+def _free_port() -> int:
+    from mailstudy.servers.base import free_port
+
+    return free_port()
+
+
+def _wait_listening(port: int, proc: subprocess.Popen, log: Path) -> None:
+    """Wait until the server accepts connections (a GET would make Voilà start a kernel per try)."""
+    deadline = time.monotonic() + READY_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"server exited ({proc.returncode}): {log.read_text()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail(f"nothing listened on 127.0.0.1:{port} within {READY_S} s: {log.read_text()[-2000:]}")
+
+
+def _start(argv: list[str], cwd: Path, port: int, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(cwd / ".runtime"), "JUPYTER_CONFIG_DIR": str(cwd / ".config"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(cwd / ".workspaces")}
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+    _wait_listening(port, proc, log)
+    return proc
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)  # the server and the kernels it started, in their own group
+        proc.wait(20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
+def _state(page) -> tuple[str, str]:
+    """(exchanges table text, ladder image src): what must change when a capture or session is picked."""
+    table = page.locator(".ms-exchanges").inner_text()
+    src = page.locator("img.ms-ladder").get_attribute("src") or ""
+    return table, src
+
+
+def _wait_changed(page, before: tuple[str, str], what: str) -> tuple[str, str]:
+    deadline = time.monotonic() + READY_S
+    while time.monotonic() < deadline:
+        now = _state(page)
+        if now[0] != before[0] and now[1] != before[1] and now[1]:
+            for img in ("img.ms-ladder", "img.ms-bytes"):  # decoded, so a screenshot shows the whole picture
+                page.wait_for_function("el => el.complete && el.naturalHeight > 0",
+                                       arg=page.locator(img).element_handle(), timeout=READY_S * 1000)
+            return now
+        error = page.locator(".ms-error").inner_text().strip()
+        if error:
+            pytest.fail(f"{what}: the explorer showed an error: {error}")
+        page.wait_for_timeout(250)
+    pytest.fail(f"{what}: the exchanges table and the ladder did not both change within {READY_S} s")
+
+
+def _exercise(page, shot: str) -> None:
+    """Pick an example capture, then a session of a multi-session capture, then upload a bad file."""
+    try:
+        page.locator(".ms-capture select").wait_for(timeout=READY_S * 1000)
+    except Exception:
+        page.screenshot(path=str(BUILD / f"{shot}-never-ready.png"), full_page=True)  # what the page showed
+        raise
+    before = _state(page)
+    page.locator(".ms-capture select").select_option(label="imap-header-first")
+    after = _wait_changed(page, before, "picking imap-header-first")
+    assert "IMAP session #0" in after[0] and "FETCH" in after[0]
+    page.wait_for_function("() => document.querySelector('.ms-session select').value.startsWith('#0 IMAP')",
+                           timeout=READY_S * 1000)
+    assert page.locator("img.ms-bytes").get_attribute("src")
+    page.screenshot(path=str(BUILD / f"{shot}-example.png"), full_page=True)
+    page.locator(".ms-explorer").screenshot(path=str(BUILD / f"{shot}-widget.png"))
+
+    multi = PEER / "pop3.pcap"  # seven POP3 sessions from another project
+    page.locator(".ms-path input").fill(str(multi))
+    page.locator(".ms-open").click()
+    after_open = _wait_changed(page, after, "opening a capture by path")
+    assert "POP3 session #0" in after_open[0]
+    page.locator(".ms-session select").select_option(index=3)
+    after_pick = _wait_changed(page, after_open, "picking session #3")
+    assert "POP3 session #3" in after_pick[0]
+    page.screenshot(path=str(BUILD / f"{shot}-session.png"), full_page=True)
+
+    with page.expect_file_chooser() as chooser:  # the upload button opens the browser's file dialog
+        page.locator(".ms-upload").click()
+    chooser.value.set_files(files=[{"name": "notes.pcap", "mimeType": "application/octet-stream",
+                                    "buffer": BAD_UPLOAD}])
+    error = page.locator(".ms-error")
+    error.filter(has_text="notes.pcap").wait_for(timeout=READY_S * 1000)
+    text = error.inner_text().strip()
+    assert "not a pcap" in text and "notes.pcap" in text, text
+    assert "\n" not in text and "Traceback" not in page.locator(".ms-explorer").inner_text()
+    assert _state(page) == after_pick  # a bad upload loses nothing: the last good session stays on screen
+    page.screenshot(path=str(BUILD / f"{shot}-bad-upload.png"), full_page=True)
+
+
+def test_explorer_in_jupyterlab(browser, workspace):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    port, token = _free_port(), "mailstudy-test-token"
+    base = f"http://127.0.0.1:{port}"
+    proc = _start([sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+                   f"--ServerApp.port={port}", f"--IdentityProvider.token={token}", "--allow-root",
+                   f"--ServerApp.root_dir={workspace}", "--LabApp.expose_app_in_browser=True",
+                   "--ServerApp.port_retries=0"],
+                  workspace, port, workspace / "lab.log")
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{base}/lab/tree/notebooks/05-pcap-explorer.ipynb?token={token}")
+        page.wait_for_function("() => window.jupyterapp && document.querySelector('.jp-Notebook')",
+                               timeout=READY_S * 1000)
+        page.wait_for_function("() => window.jupyterapp.commands.isEnabled('notebook:run-all-cells')",
+                               timeout=READY_S * 1000)
+        accept = page.locator(".jp-Dialog .jp-mod-accept")  # "Select Kernel" on a fresh notebook session
+        try:
+            accept.wait_for(timeout=10_000)
+            accept.click()
+        except PlaywrightTimeout:
+            pass  # no dialog this time: the kernel was already chosen
+        # not awaited: the command's promise settles only when every cell has run
+        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+        _exercise(page, "explorer-lab")
+        page.close()
+    finally:
+        _stop(proc)
+
+
+def test_explorer_served_by_mailstudy_explore(browser, workspace):
+    port, token = _free_port(), "mailstudy-test-token"
+    base = f"http://127.0.0.1:{port}"
+    proc = _start([sys.executable, "-m", "mailstudy.cli", "explore", "--port", str(port), "--token", token],
+                  workspace, port, workspace / "voila.log")
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{base}/?token={token}")
+        _exercise(page, "explorer-voila")
+        assert "Traceback" not in page.content()
+        page.close()
+    finally:
+        _stop(proc)
