@@ -86,3 +86,26 @@ def bytes_per_exchange(frame, title: str = "Bytes per exchange"):
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+VERDICT_COLORS = {"supported": "#2e7d32", "contradicted": "#c62828", "holds-only-when": "#ef6c00",
+                  "not-a-protocol-property": "#757575"}
+
+
+def claims_chart(ledger, title: str = "The article's claims: verdicts"):
+    """One row per claim (first server's verdict), coloured by verdict: the ledger of notebook 06 at a glance."""
+    first = ledger.drop_duplicates("key")
+    fig, ax = plt.subplots(figsize=(10, 0.42 * len(first) + 1.4))
+    for i, (_, r) in enumerate(first.iloc[::-1].iterrows()):
+        ax.barh(i, 1, color=VERDICT_COLORS.get(r["verdict"], "#999"))
+        ax.text(0.01, i, f"{r['claim']}", va="center", fontsize=8, color="white")
+        ax.text(1.01, i, r["verdict"], va="center", fontsize=8)
+    ax.set_yticks([])
+    ax.set_xticks([])
+    ax.set_xlim(0, 1.3)
+    ax.set_xlabel("verdict of each claim (measured in this run; the ledger gives the numbers)")
+    ax.set_title(title, fontsize=10)
+    for side in ("top", "right", "left", "bottom"):
+        ax.spines[side].set_visible(False)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,518 @@
+"""The seed article's claims, each turned into an experiment with a measured number and a verdict.
+
+Why a module of its own: notebook ``06-the-article-claims`` and ``mailstudy claims`` print the same ledger, so
+the experiments and the rules that turn a number into a verdict live once, here. Every row is backed by a run in
+the same execution: nothing is read from a cache or typed in by hand.
+
+Verdicts (:data:`VERDICTS`):
+
+* ``supported``: the measurement agrees with the claim;
+* ``contradicted``: the measurement says the opposite;
+* ``holds-only-when``: true under a condition the article does not state (the row says which);
+* ``not-a-protocol-property``: the claim is about something the protocol does not do; the row says what
+  decides it instead.
+
+Each claim is a function ``claim_*(lab) -> Verdict``; :class:`Lab` starts fresh servers with a seeded mailbox
+and hands out logged-in stdlib ``imaplib``/``poplib`` clients (traced where bytes are counted). Two clients on
+one account stand for two devices until the fleet (``mailstudy.live.fleet``) is used for the device claims.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import imaplib
+import poplib
+import re
+import socket
+import subprocess
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from typing import Callable, Iterator
+
+from mailstudy.corpus import generate, make_message
+from mailstudy.live.clients import TracedIMAP4, TracedPOP3
+from mailstudy.live.trace import Trace
+from mailstudy.servers import available_servers, make_server
+from mailstudy.study.experiment import Experiment, run_experiment
+
+SUPPORTED, CONTRADICTED = "supported", "contradicted"
+HOLDS_ONLY_WHEN, NOT_PROTOCOL = "holds-only-when", "not-a-protocol-property"
+VERDICTS = (SUPPORTED, CONTRADICTED, HOLDS_ONLY_WHEN, NOT_PROTOCOL)
+
+#: The EICAR anti-virus test string (68 bytes, harmless by design; every scanner flags it).
+EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One row of the ledger."""
+
+    key: str
+    claim: str  # what the article says, in English (the article's own words in ``quote``)
+    quote: str
+    experiment: str
+    measured: str
+    verdict: str
+    condition: str = ""  # for holds-only-when: the condition; otherwise a short note
+    numbers: dict = field(default_factory=dict)
+    server: str = "embedded"
+    seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, not {self.verdict!r}")
+
+
+class Lab:
+    """Fresh servers with a seeded mailbox, and logged-in clients on them (two clients = two devices)."""
+
+    def __init__(self, messages: int = 20, seed: int = 0, sizes: str = "buchner2009") -> None:
+        self.messages, self.seed, self.sizes = messages, seed, sizes
+        self.corpus = generate(messages, sizes, seed)
+
+    @contextmanager
+    def server(self, kind: str = "embedded", mailbox: list[bytes] | None = None, **kwargs) -> Iterator:
+        server = make_server(kind, **kwargs)
+        server.mailboxes[server.account.user] = list(self.corpus.raws() if mailbox is None else mailbox)
+        with server:
+            yield server
+
+    @staticmethod
+    def imap(server, trace: Trace | None = None) -> imaplib.IMAP4:
+        c = TracedIMAP4(server.host, server.imap_port, trace) if trace is not None else \
+            imaplib.IMAP4(server.host, server.imap_port, timeout=30)
+        c.login(server.account.user, server.account.password)
+        return c
+
+    @staticmethod
+    def pop3(server, trace: Trace | None = None) -> poplib.POP3:
+        c = TracedPOP3(server.host, server.pop3_port, trace) if trace is not None else \
+            poplib.POP3(server.host, server.pop3_port, timeout=30)
+        c.user(server.account.user)
+        c.pass_(server.account.password)
+        return c
+
+    def count_on_server(self, server) -> int:
+        """Messages in INBOX, asked over IMAP (EXISTS): what any device could still see."""
+        c = self.imap(server)
+        try:
+            typ, data = c.select("INBOX", readonly=True)
+            return int(data[0])
+        finally:
+            c.logout()
+
+    def session(self, server_kind: str, **params) -> dict:
+        """One measured session (an :class:`Experiment` row) on this lab's mailbox."""
+        exp = Experiment(server=server_kind, messages=self.messages, sizes=self.sizes, seed=self.seed, **params)
+        return run_experiment(exp)[0]
+
+
+def _logout(c) -> None:
+    try:
+        c.logout() if isinstance(c, imaplib.IMAP4) else c.quit()
+    except (OSError, imaplib.IMAP4.error, poplib.error_proto):
+        pass
+
+
+# ---- the claims ----------------------------------------------------------------------------------------------
+def claim_ports(lab: Lab, kind: str) -> Verdict:
+    services = {}
+    for name in ("imap", "imaps", "pop3", "pop3s"):
+        try:
+            services[name] = socket.getservbyname(name, "tcp")
+        except OSError:
+            services[name] = None
+    dovecot = _dovecot_default_ports()
+    expected = {"imap": 143, "imaps": 993, "pop3": 110, "pop3s": 995}
+    agree = services == expected and (not dovecot or dovecot == expected)
+    measured = "services database: " + ", ".join(f"{k} {v}" for k, v in services.items())
+    if dovecot:
+        measured += "; Dovecot's defaults (doveconf -d): " + ", ".join(f"{k} {v}" for k, v in dovecot.items())
+    return Verdict("ports", "IMAP listens on 143 (993 with TLS), POP3 on 110 (995 with TLS)",
+                   "它在端口号 143 上监听，而 IMAPDS(带有 SSL 的 IMAP)在端口 993 上监听。",
+                   "look the service names up in the system's services database; read Dovecot's default listeners",
+                   measured, SUPPORTED if agree else CONTRADICTED,
+                   "assigned ports; any server may listen elsewhere (ours listen on free loopback ports)",
+                   numbers={"services": services, "dovecot": dovecot}, server="(none needed)")
+
+
+def _dovecot_default_ports() -> dict:
+    try:
+        out = subprocess.run(["doveconf", "-d"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    found = {}
+    for name, port in re.findall(r"inet_listener (\w+) \{[^}]*?port = (\d+)", out):
+        if name in ("imap", "imaps", "pop3", "pop3s"):
+            found[name] = int(port)
+    return found
+
+
+def claim_storage(lab: Lab, kind: str) -> list[Verdict]:
+    """Where the mail is after each protocol's download-all: IMAP keeps it, POP3 delete removes it."""
+    n = lab.messages
+    with lab.server(kind) as s:
+        row = run_experiment_on(s, lab, protocol="imap", strategy="download-all")
+        after_imap = lab.count_on_server(s)
+    with lab.server(kind) as s:
+        row_del = run_experiment_on(s, lab, protocol="pop3", strategy="download-all", pop3_mode="delete")
+        after_delete = lab.count_on_server(s)
+    with lab.server(kind) as s:
+        row_keep = run_experiment_on(s, lab, protocol="pop3", strategy="download-all", pop3_mode="keep")
+        after_keep = lab.count_on_server(s)
+    numbers = dict(messages=n, after_imap=after_imap, after_pop3_delete=after_delete, after_pop3_keep=after_keep,
+                   imap_bodies=row["bodies_fetched"], pop3_delete_bodies=row_del["bodies_fetched"],
+                   pop3_keep_bodies=row_keep["bodies_fetched"])
+    keeps = after_imap == n and after_delete == 0
+    modes = after_keep == n and after_delete == 0
+    swapped = after_imap == n and after_delete == 0
+    return [
+        Verdict("imap-keeps-pop3-delete-removes", "IMAP keeps mail on the server; POP3 (delete mode) removes it",
+                "电子邮件存储在服务器上，而不是电子邮件客户端。",
+                f"download all {n} messages with each protocol, then count INBOX over IMAP",
+                f"after IMAP download-all {after_imap}/{n} remain; after POP3 delete {after_delete}/{n}",
+                SUPPORTED if keeps else CONTRADICTED, numbers=numbers, server=kind),
+        Verdict("pop3-keep-delete", "POP3 has a keep mode and a delete mode",
+                "（文章的 POP3 描述：下载后从服务器删除，或保留）",
+                f"POP3 download-all of {n} messages with and without DELE, then count INBOX",
+                f"keep: {after_keep}/{n} remain; delete: {after_delete}/{n} remain "
+                f"({row_keep['bodies_fetched']} and {row_del['bodies_fetched']} bodies downloaded)",
+                SUPPORTED if modes else CONTRADICTED,
+                "the mode is the client's choice (DELE or not), not a server setting", numbers=numbers, server=kind),
+        Verdict("storage-row-swapped", "the article's 'email storage' row has its two columns swapped",
+                "电子邮件存储 | IMAP: 电子邮件一旦下载并从服务器上删除，就会存储在一个设备上。 | "
+                "POP3: 电子邮件存储在服务器上并同步&可以使用多种设备访问。",
+                "the same counts: where is the mail after each protocol's download-all?",
+                f"IMAP: {after_imap}/{n} on the server (the article's POP3 column); POP3 delete: {after_delete}/{n} "
+                f"on the server, {row_del['bodies_fetched']} on the device (the article's IMAP column)",
+                SUPPORTED if swapped else CONTRADICTED,
+                "the row's IMAP text describes POP3 and its POP3 text describes IMAP", numbers=numbers, server=kind),
+    ]
+
+
+def run_experiment_on(server, lab: Lab, **params) -> dict:
+    """One strategy session against an already running ``server`` (so the caller can look at it afterwards)."""
+    from mailstudy.live.access import Known, run_session
+    from mailstudy.live.devices import Device
+
+    spec = Experiment(messages=lab.messages, sizes=lab.sizes, seed=lab.seed, **params).spec()
+    result = run_session(server.host, server.imap_port, server.pop3_port, server.account.user,
+                         server.account.password, spec, Known(lab.corpus.raws()), Device())
+    return result.row()
+
+
+def claim_sent_folder(lab: Lab, kind: str) -> Verdict:
+    sent = make_message(lab.seed, 9999, 3000).raw
+    with lab.server(kind) as s:
+        a, b = lab.imap(s), lab.imap(s)
+        try:
+            a.create("Sent")
+            typ, _ = a.append("Sent", r"(\Seen)", None, sent)
+            b_list = b.list()[1]
+            typ_b, data = b.select("Sent", readonly=True)
+            visible = int(data[0]) if typ_b == "OK" else 0
+            _, fetched = b.fetch("1", "(BODY.PEEK[])")
+            same = hashlib.sha256(fetched[0][1]).hexdigest() == hashlib.sha256(sent).hexdigest()
+        finally:
+            _logout(a), _logout(b)
+        p = lab.pop3(s)
+        try:
+            pop_count = p.stat()[0]
+        finally:
+            _logout(p)
+    listed = any(b"Sent" in x for x in b_list if x)
+    ok = typ == "OK" and listed and visible == 1 and same
+    return Verdict("sent-folder", "IMAP's Sent folder lives on the server and is visible from another device",
+                   "已发送的邮件也存储在服务器端的“已发送”文件夹中，这使我们可以从任何地方检查已发送的电子邮件。",
+                   "device A: CREATE Sent, APPEND a sent message; device B (a second session): LIST, SELECT Sent, FETCH",
+                   f"APPEND {typ}; device B lists Sent: {listed}, sees {visible} message, byte-identical: {same}; "
+                   f"POP3 sees {pop_count} (INBOX only: the message is not there)",
+                   SUPPORTED if ok else CONTRADICTED, "the client must APPEND its sent mail (most do)",
+                   numbers=dict(visible=visible, identical=same, pop3_inbox=pop_count), server=kind)
+
+
+def claim_read_state(lab: Lab, kind: str) -> Verdict:
+    with lab.server(kind) as s:
+        a, b = lab.imap(s), lab.imap(s)
+        try:
+            a.select("INBOX")
+            a.fetch("1", "(BODY[])")  # reading sets \Seen
+            a.store("2", "+FLAGS", r"(\Answered)")
+            b.select("INBOX", readonly=True)
+            _, flags = b.fetch("1:3", "(FLAGS)")
+        finally:
+            _logout(a), _logout(b)
+    text = [f.decode() for f in flags if isinstance(f, bytes)]
+    seen1 = "\\Seen" in text[0]
+    answered2 = "\\Answered" in text[1]
+    unread3 = "\\Seen" not in text[2]
+    ok = seen1 and answered2 and unread3
+    return Verdict("read-state", "IMAP syncs read, unread and answered state across devices",
+                   "（IMAP：多设备同步）", "device A reads message 1 and marks message 2 answered; device B fetches FLAGS",
+                   f"device B sees 1 \\Seen: {seen1}, 2 \\Answered: {answered2}, 3 still unread: {unread3}; "
+                   "POP3 has no command that reads or sets a flag",
+                   SUPPORTED if ok else CONTRADICTED, numbers=dict(flags=text), server=kind)
+
+
+def claim_device_loss(lab: Lab, kind: str) -> Verdict:
+    """Device A downloads everything and is lost; how many messages can device B still get?"""
+    n = lab.messages
+    with lab.server(kind) as s:
+        run_experiment_on(s, lab, protocol="imap", strategy="download-all")
+        imap_left = lab.count_on_server(s)
+    with lab.server(kind) as s:
+        run_experiment_on(s, lab, protocol="pop3", strategy="download-all", pop3_mode="delete")
+        pop3_left = lab.count_on_server(s)
+    ok = imap_left == n
+    return Verdict("device-loss", "with IMAP, losing a device loses no mail",
+                   "（IMAP：电子邮件存储在服务器上）",
+                   f"device A downloads all {n} messages and is lost with its store; device B counts what is left",
+                   f"IMAP: {imap_left}/{n} messages left for device B; POP3 delete: {pop3_left}/{n} "
+                   f"({n - pop3_left} lost with the device)",
+                   SUPPORTED if ok else CONTRADICTED, "and POP3 keep mode loses none either",
+                   numbers=dict(imap_left=imap_left, pop3_delete_left=pop3_left), server=kind)
+
+
+def claim_headers_first(lab: Lab, kind: str) -> Verdict:
+    hf = lab.session(kind, protocol="imap", strategy="header-first")
+    da = lab.session(kind, protocol="imap", strategy="download-all")
+    ratio = hf["bytes_down"] / da["bytes_down"]
+    return Verdict("headers-first", "IMAP shows headers first, so the user can decide what to download",
+                   "（IMAP：先显示标题再决定下载）",
+                   f"IMAP header-first (read fraction 0) against download-all, {lab.messages} messages",
+                   f"list in {hf['bytes_down']:,} B down against {da['bytes_down']:,} B ({100 * ratio:.1f} %)",
+                   SUPPORTED if ratio < 0.5 else CONTRADICTED, "POP3 can do the same with TOP n 0 (see below)",
+                   numbers=dict(header_first=hf["bytes_down"], download_all=da["bytes_down"]), server=kind)
+
+
+def _largest(lab: Lab) -> tuple[int, bytes]:
+    raws = lab.corpus.raws()
+    i = max(range(len(raws)), key=lambda k: len(raws[k]))
+    return i + 1, raws[i]
+
+
+def claim_partial_read(lab: Lab, kind: str, preview: int = 2048) -> Verdict:
+    num, raw = _largest(lab)
+    with lab.server(kind) as s:
+        trace = Trace()
+        c = lab.imap(s, trace)
+        try:
+            c.select("INBOX", readonly=True)
+            before = trace.bytes_down
+            _, data = c.fetch(str(num), f"(BODY.PEEK[]<0.{preview}>)")
+            cost = trace.bytes_down - before
+        finally:
+            _logout(c)
+    got = data[0][1]
+    ok = got == raw[:preview] and cost < len(raw)
+    return Verdict("partial-read", "IMAP can read part of a message before it has been downloaded",
+                   "（IMAP：可以在下载前阅读部分邮件）", f"BODY.PEEK[]<0.{preview}> of the largest message",
+                   f"first {len(got):,} B of a {len(raw):,} B message in {cost:,} B down "
+                   f"({100 * cost / len(raw):.1f} % of it), byte-identical: {got == raw[:preview]}",
+                   SUPPORTED if ok else CONTRADICTED, numbers=dict(message=len(raw), cost=cost), server=kind)
+
+
+def claim_pop3_top(lab: Lab, kind: str, lines: int = 10) -> Verdict:
+    num, raw = _largest(lab)
+    with lab.server(kind) as s:
+        trace = Trace()
+        p = lab.pop3(s, trace)
+        try:
+            before = trace.bytes_down
+            p.top(num, lines)
+            top_cost = trace.bytes_down - before
+            before = trace.bytes_down
+            p.retr(num)
+            retr_cost = trace.bytes_down - before
+        finally:
+            _logout(p)
+    return Verdict("pop3-only-after-download", "POP3 can only read a message after downloading it",
+                   "（POP3：下载后才能阅读）", f"TOP {num} {lines} (headers + {lines} body lines) against RETR {num}",
+                   f"TOP: {top_cost:,} B down; RETR: {retr_cost:,} B ({100 * top_cost / retr_cost:.1f} %)",
+                   CONTRADICTED if top_cost < retr_cost else SUPPORTED,
+                   "TOP (RFC 1939, optional) reads the header and the first lines without the rest",
+                   numbers=dict(top=top_cost, retr=retr_cost), server=kind)
+
+
+def claim_pop3_one_device(lab: Lab, kind: str, with_lock: bool = False) -> Verdict:
+    """Two POP3 sessions on one maildrop at once: does the second get in? RFC 1939 says the server locks."""
+    kwargs = {"extra_config": "pop3_lock_session = yes\n"} if with_lock else {}
+    with lab.server(kind, **kwargs) as s:
+        a = lab.pop3(s)
+        t0 = time.monotonic()
+        try:
+            b = lab.pop3(s)
+            second, b_count = "+OK", b.stat()[0]
+            _logout(b)
+        except (poplib.error_proto, OSError) as exc:
+            why = exc.args[0] if exc.args else exc
+            why = why.decode("ascii", "replace") if isinstance(why, bytes) else str(why)
+            second, b_count = f"refused ({' '.join(why.split())[:70]})", 0
+        waited = time.monotonic() - t0
+        _logout(a)
+    locked = second != "+OK"
+    server = f"{kind}{' (pop3_lock_session = yes)' if with_lock else ''}"
+    return Verdict("pop3-one-device" + ("-locked" if with_lock else ""),
+                   "POP3 can be used from only one device at a time", "（POP3：只能在一台设备上使用）",
+                   "device A logs in over POP3 and stays; device B logs in at the same time",
+                   f"second login: {second} after {waited:.2f} s" + (f", sees {b_count} messages" if not locked else ""),
+                   HOLDS_ONLY_WHEN, "only when the server enforces RFC 1939's maildrop lock "
+                   f"({'it does here' if locked else 'this one does not'}); and one device at a time is not one "
+                   "device: keep mode serves many devices in turn",
+                   numbers=dict(second_login=second, waited_s=round(waited, 3)), server=server)
+
+
+def claim_offline(lab: Lab, kind: str) -> Verdict:
+    from mailstudy.live.access import Known, run_session
+    from mailstudy.live.devices import Device
+
+    held, fetched = {}, {}
+    for protocol in ("pop3", "imap"):
+        device = Device()
+        spec = Experiment(protocol=protocol, strategy="download-all", messages=lab.messages, sizes=lab.sizes,
+                          seed=lab.seed).spec()
+        with lab.server(kind) as s:
+            result = run_session(s.host, s.imap_port, s.pop3_port, s.account.user, s.account.password, spec,
+                                 Known(lab.corpus.raws()), device)
+        held[protocol] = device.messages_held  # counted after the server is gone
+        fetched[protocol] = result.bodies_fetched
+    n = lab.messages
+    return Verdict("pop3-offline", "POP3 messages are available offline", "想离线访问这些电子邮件，POP3 是合适的。",
+                   "download all, stop the server, count the bodies the device holds",
+                   f"POP3: {held['pop3']}/{n} bodies held by the device after the server stopped; IMAP "
+                   f"download-all fetched {fetched['imap']}/{n} bodies too (a client may keep them)",
+                   SUPPORTED if held["pop3"] == n else CONTRADICTED,
+                   "not POP3's alone: an IMAP client that downloads bodies (offline sync) holds them too",
+                   numbers=dict(pop3_held=held["pop3"], imap_fetched=fetched["imap"]), server=kind)
+
+
+def claim_many_messages(lab: Lab, kind: str) -> Verdict:
+    rows = {
+        "POP3 download-all": lab.session(kind, protocol="pop3", strategy="download-all"),
+        "POP3 download-all pipelined": lab.session(kind, protocol="pop3", strategy="download-all", pipelining=True),
+        "IMAP download-all": lab.session(kind, protocol="imap", strategy="download-all"),
+        "IMAP header-first, 10 % read": lab.session(kind, protocol="imap", strategy="header-first",
+                                                   read_fraction=0.1),
+    }
+    parts = [f"{k}: {r['bytes_down']:,} B, {r['round_trips']} round trips" for k, r in rows.items()]
+    pop, imap = rows["POP3 download-all"], rows["IMAP download-all"]
+    return Verdict("pop3-many-messages", "POP3 suits a large number of messages", "并且有大量的电子邮件……POP3 是合适的。",
+                   f"{lab.messages} messages: bytes down and round trips of each way to get them",
+                   "; ".join(parts), HOLDS_ONLY_WHEN,
+                   f"only when nearly every message is read: bytes are then within "
+                   f"{100 * abs(pop['bytes_down'] - imap['bytes_down']) / imap['bytes_down']:.1f} % of IMAP's; "
+                   f"but POP3 needs {pop['round_trips']} round trips to IMAP's {imap['round_trips']} unless it "
+                   "pipelines, and header-first IMAP moves far fewer bytes when few are read",
+                   numbers={k: dict(bytes_down=r["bytes_down"], round_trips=r["round_trips"]) for k, r in rows.items()},
+                   server=kind)
+
+
+def claim_folders(lab: Lab, kind: str) -> Verdict:
+    with lab.server(kind) as s:
+        c = lab.imap(s)
+        try:
+            steps = [c.create("Projects")[0], c.rename("Projects", "Archive")[0]]
+            listed = any(b"Archive" in x for x in c.list()[1] if x)
+            steps.append(c.delete("Archive")[0])
+            gone = not any(b"Archive" in x for x in c.list()[1] if x)
+        finally:
+            _logout(c)
+        p = lab.pop3(s)
+        try:
+            p._putcmd("CREATE Projects")  # poplib has no folder command because POP3 has none
+            pop_reply = p._getresp().decode("ascii", "replace")
+        except poplib.error_proto as exc:
+            pop_reply = exc.args[0].decode("ascii", "replace") if exc.args and isinstance(exc.args[0], bytes) \
+                else str(exc)
+        finally:
+            _logout(p)
+    ok = steps == ["OK", "OK", "OK"] and listed and gone and pop_reply.startswith("-ERR")
+    return Verdict("folders", "IMAP can create, rename and delete folders on the server; POP3 cannot",
+                   "（IMAP：在服务器上创建、重命名、删除文件夹）", "IMAP CREATE, RENAME, DELETE with LIST between; POP3 'CREATE'",
+                   f"IMAP: {' '.join(steps)}, listed after RENAME: {listed}, gone after DELETE: {gone}; "
+                   f"POP3 answers {pop_reply[:50]}", SUPPORTED if ok else CONTRADICTED,
+                   "POP3 (RFC 1939) knows one maildrop and no folders", numbers=dict(steps=steps, pop3=pop_reply),
+                   server=kind)
+
+
+def claim_spam_virus(lab: Lab, kind: str) -> Verdict:
+    virus = make_message(lab.seed, 8888, 2000).raw
+    virus = virus.replace(b"\r\n\r\n", b"\r\n\r\n" + EICAR + b"\r\n", 1)
+    spam = (b"From: winner@lottery.example\r\nTo: alice@example.org\r\nSubject: =?utf-8?q?You_have_WON?=\r\n"
+            b"Message-ID: <spam@lottery.example>\r\n\r\nClick here to claim 1,000,000 EUR.\r\n")
+    with lab.server(kind, mailbox=[virus, spam]) as s:
+        p = lab.pop3(s)
+        try:
+            got = [b"\r\n".join(p.retr(i)[1]) + b"\r\n" for i in (1, 2)]
+        finally:
+            _logout(p)
+    same = [hashlib.sha256(g).hexdigest() == hashlib.sha256(w).hexdigest() for g, w in zip(got, (virus, spam))]
+    return Verdict("pop3-spam-virus", "POP3 protects email from spam and viruses",
+                   "它有助于保护电子邮件免受互联网上的垃圾邮件和病毒的侵害。",
+                   "deliver the EICAR test virus and an obvious spam; RETR both over POP3",
+                   f"{sum(same)} of 2 retrieved byte for byte: the {len(virus):,} B message carrying EICAR "
+                   f"(identical: {same[0]}) and the {len(spam)} B spam (identical: {same[1]})",
+                   NOT_PROTOCOL, "filtering is done by the server's MTA/MDA or the client's scanner; RFC 1939 "
+                   "defines no filter, and IMAP carries the same bytes", numbers=dict(identical=same), server=kind)
+
+
+#: Every claim, in the order the ledger lists them. Each takes ``(lab, server_kind)``.
+CLAIMS: tuple[Callable, ...] = (claim_ports, claim_storage, claim_sent_folder, claim_read_state, claim_device_loss,
+                                claim_headers_first, claim_partial_read, claim_pop3_top, claim_pop3_one_device,
+                                claim_offline, claim_many_messages, claim_folders, claim_spam_virus)
+
+
+def run_claims(quick: bool = False, servers: list[str] | None = None, seed: int = 0,
+               progress: Callable[[str], None] | None = None) -> list[Verdict]:
+    """Run every claim's experiment and return the ledger (one row per claim, more when a server differs).
+
+    Quick: 10 messages on the embedded server. Full: 100 messages on every available server, and Dovecot's
+    POP3 lock tried with ``pop3_lock_session = yes`` (it waits about 11 s before refusing).
+    """
+    servers = servers or (["embedded"] if quick else available_servers())
+    lab = Lab(messages=10 if quick else 100, seed=seed)
+    out: list[Verdict] = []
+    for fn in CLAIMS:
+        kinds = servers if fn in (claim_pop3_one_device,) else servers[:1]
+        if fn is claim_ports:
+            kinds = ["embedded"]
+        for kind in kinds:
+            if progress:
+                progress(f"{fn.__name__} on {kind}")
+            t0 = time.monotonic()
+            got = fn(lab, kind)
+            took = time.monotonic() - t0
+            for v in got if isinstance(got, list) else [got]:
+                out.append(replace(v, seconds=round(took, 3)))
+    if not quick and "dovecot" in servers:
+        t0 = time.monotonic()
+        v = claim_pop3_one_device(lab, "dovecot", with_lock=True)
+        out.append(replace(v, seconds=round(time.monotonic() - t0, 3)))
+    return out
+
+
+def ledger_frame(verdicts: list[Verdict]):
+    """The ledger as a DataFrame (``numbers`` as JSON text)."""
+    import json
+
+    import pandas as pd
+
+    rows = []
+    for v in verdicts:
+        d = asdict(v)
+        d["numbers"] = json.dumps(d["numbers"], default=str, ensure_ascii=False)
+        rows.append(d)
+    return pd.DataFrame(rows, columns=[f for f in Verdict.__dataclass_fields__])
+
+
+def format_ledger(verdicts: list[Verdict]) -> str:
+    """The ledger as text: one block per claim."""
+    lines = []
+    for v in verdicts:
+        lines.append(f"[{v.verdict}] {v.claim}  ({v.server})")
+        lines.append(f"    experiment: {v.experiment}")
+        lines.append(f"    measured:   {v.measured}")
+        if v.condition:
+            lines.append(f"    {'condition' if v.verdict == HOLDS_ONLY_WHEN else 'note'}:  {v.condition}")
+    return "\n".join(lines)
