@@ -1,4 +1,4 @@
-"""``mailstudy study``: execute the notebooks with papermill into build/, with an HTML copy of each.
+"""``mailstudy study``: execute the notebooks with papermill into build/, with an HTML copy of each and an index.
 
 Why a module of its own: one subcommand, one module (see :mod:`mailstudy.cli.commands`).
 """
@@ -11,7 +11,7 @@ from mailstudy.cli.errors import fail
 def add_parser(sub) -> None:
     p = sub.add_parser("study", help="rebuild the study: execute every notebook into build/ (with HTML)",
                        description="Execute notebooks/NN-*.ipynb with papermill into build/, writing tables "
-                                   "under data/results/ and charts under data/figures/.")
+                                   "under data/results/, charts under data/figures/ and build/index.html.")
     p.add_argument("--quick", action="store_true", help="small parameters (what the tests use)")
     p.add_argument("--only", action="append", metavar="NAME", help="run only notebooks whose name contains NAME")
     p.add_argument("--build", default="build", metavar="DIR", help="output folder (build)")
@@ -21,13 +21,13 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from mailstudy.study.notebooks import run_notebooks
+    from mailstudy.study.notebooks import NotebookError, run_notebooks
 
-    done = run_notebooks(quick=args.quick, build=Path(args.build), only=args.only)
-    if not done:
-        return fail("no notebook matched (looked for notebooks/NN-*.ipynb)")
-    for nb in done:
-        print(f"executed {nb} (+ {nb.with_suffix('.html').name})")
+    try:
+        runs = run_notebooks(quick=args.quick, build=Path(args.build), only=args.only)
+    except NotebookError as exc:
+        return fail(str(exc))
+    for r in runs:
+        print(f"executed {r.notebook} (+ {r.html.name}) in {r.seconds:.1f} s")
+    print(f"index: {Path(args.build) / 'index.html'}")
     return 0
-
-

@@ -1,32 +1,128 @@
 """The notebook runner behind ``make study`` and ``mailstudy study``.
 
-Why: a researcher reproduces every chart with one command. :func:`run_notebooks` executes each notebook with papermill into ``build/`` and writes an HTML
-copy beside it.
+Why: a researcher reproduces every chart with one command. :func:`run_notebooks` executes each notebook with
+papermill into ``build/``, writes an HTML copy beside it, and :func:`write_index` writes ``build/index.html``
+listing each notebook with its question, its key figure and the time its run took.
+
+A notebook says what it answers in its first markdown cell (the sentence after ``**Question:**``) and names its
+key figure in its metadata (``metadata.mailstudy.key_figure``, a path under ``data/figures/``).
 """
 
 from __future__ import annotations
 
+import html
+import re
+import shutil
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 NOTEBOOKS = Path("notebooks")
+PATTERN = "[0-9][0-9]-*.ipynb"
+
+
+class NotebookError(RuntimeError):
+    """A notebook failed or none matched; the message is one line."""
+
+
+@dataclass
+class Run:
+    """One executed notebook."""
+
+    notebook: Path  # the executed copy in build/
+    html: Path
+    seconds: float
+    question: str
+    key_figure: Path | None
+
+
+def available(notebooks: Path = NOTEBOOKS) -> list[Path]:
+    return sorted(notebooks.glob(PATTERN))
+
+
+def select(only: list[str] | None, notebooks: Path = NOTEBOOKS) -> list[Path]:
+    """The notebooks whose names contain one of ``only`` (all without it); a NAME matching none is an error
+    that lists the notebooks there are."""
+    every = available(notebooks)
+    if not every:
+        raise NotebookError(f"no notebooks ({PATTERN}) in {notebooks}")
+    if not only:
+        return every
+    unmatched = [o for o in only if not any(o in nb.name for nb in every)]
+    if unmatched:
+        names = ", ".join(nb.stem for nb in every)
+        raise NotebookError(f"no notebook matches {', '.join(map(repr, unmatched))}; the notebooks are: {names}")
+    return [nb for nb in every if any(o in nb.name for o in only)]
+
+
+def question_and_figure(nb_path: Path) -> tuple[str, str | None]:
+    """The notebook's question (from its first markdown cell) and its key figure's path (from its metadata)."""
+    import nbformat
+
+    nb = nbformat.read(nb_path, as_version=4)
+    question = ""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            found = re.search(r"\*\*Question:\*\*\s*(.+?)(?:\*\*How|\n\n|$)", cell.source, re.S)
+            question = " ".join((found.group(1) if found else cell.source.splitlines()[0].lstrip("# ")).split())
+            break
+    return question, nb.metadata.get("mailstudy", {}).get("key_figure")
 
 
 def run_notebooks(quick: bool = False, build: Path = Path("build"), notebooks: Path = NOTEBOOKS,
-                  only: list[str] | None = None, progress: bool = True) -> list[Path]:
-    """Execute every ``notebooks/NN-*.ipynb`` with papermill (``QUICK`` set) into ``build/``, plus HTML copies."""
+                  only: list[str] | None = None, progress: bool = True) -> list[Run]:
+    """Execute the chosen ``notebooks/NN-*.ipynb`` with papermill (``QUICK`` set) into ``build/``, plus HTML
+    copies and ``build/index.html``. A failing notebook raises :class:`NotebookError` naming it and its error."""
     import nbformat
     import papermill as pm
     from nbconvert import HTMLExporter
 
+    chosen = select(only, notebooks)
     build.mkdir(parents=True, exist_ok=True)
-    done = []
-    for nb in sorted(notebooks.glob("[0-9][0-9]-*.ipynb")):
-        if only and not any(o in nb.name for o in only):
-            continue
+    runs = []
+    for nb in chosen:
         out = build / nb.name
-        pm.execute_notebook(str(nb), str(out), parameters={"QUICK": quick}, cwd=str(Path.cwd()),
-                            progress_bar=progress, kernel_name="python3")
-        html, _ = HTMLExporter().from_notebook_node(nbformat.read(out, as_version=4))
-        out.with_suffix(".html").write_text(html)
-        done.append(out)
-    return done
+        t0 = time.monotonic()
+        try:
+            pm.execute_notebook(str(nb), str(out), parameters={"QUICK": quick}, cwd=str(Path.cwd()),
+                                progress_bar=progress, kernel_name="python3")
+        except pm.PapermillExecutionError as exc:
+            raise NotebookError(f"{nb.name} stopped in cell {exc.exec_count}: {exc.ename}: "
+                                f"{' '.join(str(exc.evalue).split())}") from None
+        seconds = time.monotonic() - t0
+        page, _ = HTMLExporter().from_notebook_node(nbformat.read(out, as_version=4))
+        out.with_suffix(".html").write_text(page)
+        question, figure = question_and_figure(nb)
+        runs.append(Run(out, out.with_suffix(".html"), seconds, question, Path(figure) if figure else None))
+    write_index(runs, build, quick)
+    return runs
+
+
+def write_index(runs: list[Run], build: Path, quick: bool) -> Path:
+    """``build/index.html``: each notebook with its question, its key figure (copied beside) and its run time."""
+    from mailstudy.outputs import publish, tmp_beside
+
+    figures = build / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for r in runs:
+        img = "<i>no figure</i>"
+        if r.key_figure and r.key_figure.exists():
+            shutil.copy(r.key_figure, figures / r.key_figure.name)
+            img = (f'<a href="figures/{html.escape(r.key_figure.name)}"><img src="figures/'
+                   f'{html.escape(r.key_figure.name)}" width="360"></a>')
+        rows.append(f"<tr><td><a href=\"{html.escape(r.html.name)}\">{html.escape(r.notebook.stem)}</a></td>"
+                    f"<td>{html.escape(r.question)}</td><td>{img}</td><td>{r.seconds:.1f} s</td></tr>")
+    total = sum(r.seconds for r in runs)
+    page = (f"<!doctype html><meta charset=utf-8><title>mailstudy: the study</title>"
+            f"<style>body{{font-family:sans-serif;max-width:1200px;margin:2em auto}}td{{vertical-align:top;"
+            f"padding:6px;border-bottom:1px solid #ddd}}</style><h1>mailstudy: the study</h1>"
+            f"<p>{len(runs)} notebooks executed {'in quick mode ' if quick else ''}in {total:.0f} s. Tables are "
+            f"under <code>data/results/</code>, figures under <code>data/figures/</code>.</p>"
+            f"<table><tr><th>notebook</th><th>question</th><th>key figure</th><th>run time</th></tr>"
+            + "".join(rows) + "</table>")
+    path = build / "index.html"
+    tmp = tmp_beside(path)
+    tmp.write_text(page)
+    publish(tmp, path)
+    return path
