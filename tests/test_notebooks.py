@@ -23,9 +23,9 @@ def test_study_quick_executes_every_notebook(tmp_path):
     for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb")):
         assert (tmp_path / "build" / nb.name).exists()
         assert (tmp_path / "build" / nb.with_suffix(".html").name).stat().st_size > 10_000
-    table = pd.read_csv(tmp_path / "data" / "results" / "bytes_down_vs_mailbox_size.csv")
+    table = pd.read_csv(tmp_path / "data" / "results" / "traffic_volume.csv")
     assert set(table["label"]) == {"IMAP header-first", "IMAP download-all", "POP3 header-first",
                                    "POP3 download-all"}
     assert table["integrity_ok"].all()
-    png = tmp_path / "data" / "figures" / "bytes_down_vs_mailbox_size.png"
+    png = tmp_path / "data" / "figures" / "traffic_volume_up_down.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

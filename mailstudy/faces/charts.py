@@ -6,32 +6,37 @@ notebook, and every figure has its table beside it under ``data/``.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
-from mailstudy.faces.plots import bytes_down_vs_mailbox, save_figure
-from mailstudy.servers import available_servers
-from mailstudy.study.experiment import Experiment, four_strategies, sweep, write_csv_atomically
+from mailstudy.faces.plots import save_figure
+from mailstudy.study.experiment import Experiment, write_csv_atomically
 
 RESULTS = Path("data/results")
 FIGURES = Path("data/figures")
 
 
-def first_result(servers: list[str] | None = None, message_counts: tuple[int, ...] = (25, 50, 100, 200),
-                 sizes: str = "buchner2009", seed: int = 0, repeats: int = 1,
-                 results: Path = RESULTS, figures: Path = FIGURES, cache_dir: str | Path | None = "data/cache",
-                 progress: bool = True):
-    """Bytes down against mailbox size for the four strategies on each server; writes a CSV and a PNG.
+def traffic_volume(servers: list[str], message_counts, fractions, read_messages: int, sizes: str = "buchner2009",
+                   seed: int = 0, results: Path = RESULTS, figures: Path = FIGURES, cache_dir=None):
+    """Notebook 01's three charts and their tables: bytes up/down against mailbox size, bytes against the read
+    fraction with the measured break-even, and the overhead share. Returns a dict of frames and paths."""
+    from mailstudy.faces.plots import bytes_up_and_down, bytes_vs_read_fraction, overhead_share
+    from mailstudy.study.volume import measured_breakeven, read_fraction_sweep, volume_sweep, with_overhead
 
-    Returns ``(dataframe, csv_path, png_path)``.
-    """
-    servers = servers or available_servers()
-    cells = [replace(e, messages=n)
-             for server in servers
-             for e in four_strategies(Experiment(server=server, sizes=sizes, seed=seed, repeats=repeats))
-             for n in message_counts]
-    df = sweep(cells, cache_dir=cache_dir, progress=progress)
-    csv = write_csv_atomically(df, Path(results) / "bytes_down_vs_mailbox_size.csv")
-    fig = bytes_down_vs_mailbox(df, title=f"Bytes down against mailbox size ({sizes}, seed {seed}, read fraction 0)")
-    png = save_figure(fig, "bytes_down_vs_mailbox_size", figures)
-    return df, csv, png
+    what = f"{sizes}, seed {seed}"
+    volume = with_overhead(volume_sweep(servers, message_counts, sizes, seed, cache_dir))
+    out = {"volume": volume, "volume_csv": write_csv_atomically(volume, Path(results) / "traffic_volume.csv")}
+    out["volume_png"] = save_figure(bytes_up_and_down(
+        volume, f"Bytes down and up against mailbox size ({what}, read fraction 0, loopback)"),
+        "traffic_volume_up_down", figures)
+    out["overhead_png"] = save_figure(overhead_share(
+        volume[volume["server"] == servers[0]], f"Protocol overhead as a share of bytes down ({what}, {servers[0]})"),
+        "traffic_volume_overhead", figures)
+    base = Experiment(server=servers[0], messages=read_messages, sizes=sizes, seed=seed)
+    reads = read_fraction_sweep(base, fractions, cache_dir)
+    even = measured_breakeven(reads)
+    out.update(reads=reads, breakeven=even,
+               reads_csv=write_csv_atomically(reads, Path(results) / "bytes_vs_read_fraction.csv"))
+    out["reads_png"] = save_figure(bytes_vs_read_fraction(
+        reads, even, f"Bytes down against read fraction ({read_messages} messages, {what}, {servers[0]})"),
+        "bytes_vs_read_fraction", figures)
+    return out

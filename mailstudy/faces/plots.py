@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt  # headless runs fall back to the Agg backend by themselves
-from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 MIB = 1024 * 1024
 STYLE = {
@@ -19,40 +18,6 @@ STYLE = {
     "POP3 download-all": dict(color="#d62728", linestyle="--", marker="s", markerfacecolor="none",
                               markersize=9),
 }
-
-
-def bytes_down_vs_mailbox(df, title: str = "Bytes down against mailbox size"):
-    """Bytes each strategy brought down against the mailbox's total size, one column per server.
-
-    Top: bytes down (MiB, log-log, so header-first and download-all fit on one chart). Bottom: the same as a
-    share of the mailbox, where the protocols' framing shows (IMAP and POP3 markers differ so overlaps show).
-    """
-    servers = sorted(df["server"].unique())
-    fig, axes = plt.subplots(2, len(servers), figsize=(6 * len(servers), 7.5), squeeze=False, sharex=True)
-    for col, server in enumerate(servers):
-        part = df[df["server"] == server]
-        top, bottom = axes[0][col], axes[1][col]
-        for label, g in part.groupby("label"):
-            g = g.groupby("mailbox_bytes", as_index=False)["bytes_down"].median().sort_values("mailbox_bytes")
-            style = STYLE.get(label, {})
-            top.plot(g["mailbox_bytes"] / MIB, g["bytes_down"] / MIB, label=label, **style)
-            bottom.plot(g["mailbox_bytes"] / MIB, 100 * g["bytes_down"] / g["mailbox_bytes"], label=label,
-                        **style)
-        version = part["server_version"].iloc[0] if "server_version" in part else ""
-        top.set_title(f"{server} ({version})", fontsize=10)
-        for ax in (top, bottom):
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.grid(True, which="both", alpha=0.25)
-            ax.xaxis.set_major_formatter(ScalarFormatter())
-            ax.xaxis.set_minor_formatter(NullFormatter())
-        bottom.set_xlabel("mailbox size (MiB)")
-    axes[0][0].set_ylabel("bytes down (MiB)")
-    axes[1][0].set_ylabel("bytes down as % of the mailbox")
-    axes[0][-1].legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
 
 
 def save_figure(fig, name: str, folder: str | Path = "data/figures") -> Path:
@@ -107,5 +72,69 @@ def claims_chart(ledger, title: str = "The article's claims: verdicts"):
     ax.set_title(title, fontsize=10)
     for side in ("top", "right", "left", "bottom"):
         ax.spines[side].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def bytes_up_and_down(df, title: str = "Bytes down and up against mailbox size"):
+    """Bytes down (top) and up (bottom) of each strategy against the mailbox's size, one column per server."""
+    servers = sorted(df["server"].unique())
+    fig, axes = plt.subplots(2, len(servers), figsize=(6 * len(servers), 7.5), squeeze=False, sharex=True)
+    for col, server in enumerate(servers):
+        part = df[df["server"] == server]
+        for row, (column, unit, scale) in enumerate((("bytes_down", "MiB", MIB), ("bytes_up", "KiB", 1024))):
+            ax = axes[row][col]
+            for label, g in part.groupby("label"):
+                g = g.groupby("mailbox_bytes", as_index=False)[column].median().sort_values("mailbox_bytes")
+                ax.plot(g["mailbox_bytes"] / MIB, g[column] / scale, label=label, **STYLE.get(label, {}))
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.grid(True, which="both", alpha=0.25)
+            ax.set_ylabel(f"{column.replace('_', ' ')} ({unit})")
+        axes[0][col].set_title(server, fontsize=10)
+        axes[1][col].set_xlabel("mailbox size (MiB)")
+    axes[0][-1].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def bytes_vs_read_fraction(df, breakeven: dict, title: str = "Bytes down against the read fraction"):
+    """Header-first's bytes down as the user opens more messages, against download-all's (dashed), with the
+    measured break-even read fraction of each protocol marked."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    colors = {"imap": "#1f77b4", "pop3": "#d62728"}
+    for protocol, part in df.groupby("protocol"):
+        hf = part[part["strategy"] == "header-first"].groupby("read_fraction")["bytes_down"].median()
+        whole = part[part["strategy"] == "download-all"]["bytes_down"].median()
+        c = colors.get(protocol)
+        ax.plot(hf.index, hf.values / MIB, marker="o", color=c, label=f"{protocol.upper()} header-first")
+        ax.axhline(whole / MIB, color=c, linestyle="--", label=f"{protocol.upper()} download-all")
+        f = breakeven.get(protocol)
+        if f is not None:
+            ax.axvline(f, color=c, linestyle=":", alpha=0.8)
+            ax.annotate(f"break-even {protocol.upper()}: {f:.2f}", (f, whole / MIB), xytext=(5, -15 - 15 *
+                        (protocol == "pop3")), textcoords="offset points", fontsize=8, color=c)
+    ax.set_xlabel("read fraction (share of messages the user opens)")
+    ax.set_ylabel("bytes down (MiB)")
+    ax.grid(True, alpha=0.25)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def overhead_share(df, title: str = "Protocol overhead as a share of the bytes down"):
+    """Per strategy, the share of bytes down that is protocol, not mail, against the mailbox size."""
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    for label, g in df.groupby("label"):
+        g = g.groupby("mailbox_bytes", as_index=False)["overhead_share"].median().sort_values("mailbox_bytes")
+        ax.plot(g["mailbox_bytes"] / MIB, 100 * g["overhead_share"], label=label, **STYLE.get(label, {}))
+    ax.set_xscale("log")
+    ax.set_xlabel("mailbox size (MiB)")
+    ax.set_ylabel("overhead (% of bytes down)")
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
