@@ -29,3 +29,30 @@ def test_study_quick_executes_every_notebook(tmp_path):
     assert table["integrity_ok"].all()
     png = tmp_path / "data" / "figures" / "traffic_volume_up_down.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook, params, expected", [
+    ("06-the-article-claims", {"SERVERS": ["moon"]}, "ParameterError: SERVERS: unknown 'moon'"),
+    ("01-traffic-volume", {"MESSAGE_COUNTS": [0]}, "ParameterError: MESSAGE_COUNTS must be a whole number"),
+])
+def test_nonsense_parameters_stop_the_first_cell_with_one_line(tmp_path, notebook, params, expected):
+    import papermill as pm
+
+    from mailstudy.study.notebooks import _why
+
+    out = tmp_path / f"{notebook}.ipynb"
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        pm.execute_notebook(str(ROOT / "notebooks" / f"{notebook}.ipynb"), str(out),
+                            parameters={"QUICK": True, **params}, progress_bar=False, kernel_name="python3",
+                            cwd=str(ROOT))
+    assert err.value.exec_count == 3  # parameters, injected parameters, then the check
+    line = _why(err.value, out)
+    assert line.startswith(expected) and "\n" not in line and "Traceback" not in line
+
+
+def test_study_only_names_the_notebooks_when_nothing_matches(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "mailstudy.cli", "study", "--only", "no-such-notebook"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "no-such-notebook" in out.stderr and "05-pcap-explorer" in out.stderr

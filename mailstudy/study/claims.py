@@ -174,7 +174,7 @@ def claim_storage(lab: Lab, kind: str) -> list[Verdict]:
                 f"after IMAP download-all {after_imap}/{n} remain; after POP3 delete {after_delete}/{n}",
                 SUPPORTED if keeps else CONTRADICTED, numbers=numbers, server=kind),
         Verdict("pop3-keep-delete", "POP3 has a keep mode and a delete mode",
-                "（文章的 POP3 描述：下载后从服务器删除，或保留）",
+                "POP3 在两种模式下工作:删除模式和保留模式。",
                 f"POP3 download-all of {n} messages with and without DELE, then count INBOX",
                 f"keep: {after_keep}/{n} remain; delete: {after_delete}/{n} remain "
                 f"({row_keep['bodies_fetched']} and {row_del['bodies_fetched']} bodies downloaded)",
@@ -225,7 +225,8 @@ def claim_sent_folder(lab: Lab, kind: str) -> Verdict:
     ok = typ == "OK" and listed and visible == 1 and same
     return Verdict("sent-folder", "IMAP's Sent folder lives on the server and is visible from another device",
                    "已发送的邮件也存储在服务器端的“已发送”文件夹中，这使我们可以从任何地方检查已发送的电子邮件。",
-                   "device A: CREATE Sent, APPEND a sent message; device B (a second session): LIST, SELECT Sent, FETCH",
+                   "device A: CREATE Sent, APPEND a sent message; "
+                   "device B (a second session): LIST, SELECT Sent, FETCH",
                    f"APPEND {typ}; device B lists Sent: {listed}, sees {visible} message, byte-identical: {same}; "
                    f"POP3 sees {pop_count} (INBOX only: the message is not there)",
                    SUPPORTED if ok else CONTRADICTED, "the client must APPEND its sent mail (most do)",
@@ -249,7 +250,8 @@ def claim_read_state(lab: Lab, kind: str) -> Verdict:
     unread3 = "\\Seen" not in text[2]
     ok = seen1 and answered2 and unread3
     return Verdict("read-state", "IMAP syncs read, unread and answered state across devices",
-                   "（IMAP：多设备同步）", "device A reads message 1 and marks message 2 answered; device B fetches FLAGS",
+                   "服务器还保存电子邮件的状态，如已读、未读或已回复。它有助于检查来自任何计算机或设备的电子邮件的状态。",
+                   "device A reads message 1 and marks message 2 answered; device B fetches FLAGS",
                    f"device B sees 1 \\Seen: {seen1}, 2 \\Answered: {answered2}, 3 still unread: {unread3}; "
                    "POP3 has no command that reads or sets a flag",
                    SUPPORTED if ok else CONTRADICTED, numbers=dict(flags=text), server=kind)
@@ -266,7 +268,7 @@ def claim_device_loss(lab: Lab, kind: str) -> Verdict:
         pop3_left = lab.count_on_server(s)
     ok = imap_left == n
     return Verdict("device-loss", "with IMAP, losing a device loses no mail",
-                   "（IMAP：电子邮件存储在服务器上）",
+                   "即使我们的设备被破坏或被盗，我们也不会丢失电子邮件。",
                    f"device A downloads all {n} messages and is lost with its store; device B counts what is left",
                    f"IMAP: {imap_left}/{n} messages left for device B; POP3 delete: {pop3_left}/{n} "
                    f"({n - pop3_left} lost with the device)",
@@ -279,7 +281,8 @@ def claim_headers_first(lab: Lab, kind: str) -> Verdict:
     da = lab.session(kind, protocol="imap", strategy="download-all")
     ratio = hf["bytes_down"] / da["bytes_down"]
     return Verdict("headers-first", "IMAP shows headers first, so the user can decide what to download",
-                   "（IMAP：先显示标题再决定下载）",
+                   "当我们开始使用 IMAP 下载电子邮件时，它首先显示标题(发件人、日期、电子邮件主题)；"
+                   "在那一刻，我们可以决定是否下载电子邮件。",
                    f"IMAP header-first (read fraction 0) against download-all, {lab.messages} messages",
                    f"list in {hf['bytes_down']:,} B down against {da['bytes_down']:,} B ({100 * ratio:.1f} %)",
                    SUPPORTED if ratio < 0.5 else CONTRADICTED, "POP3 can do the same with TOP n 0 (see below)",
@@ -307,7 +310,7 @@ def claim_partial_read(lab: Lab, kind: str, preview: int = 2048) -> Verdict:
     got = data[0][1]
     ok = got == raw[:preview] and cost < len(raw)
     return Verdict("partial-read", "IMAP can read part of a message before it has been downloaded",
-                   "（IMAP：可以在下载前阅读部分邮件）", f"BODY.PEEK[]<0.{preview}> of the largest message",
+                   "我们可以在完成下载之前部分阅读消息。", f"BODY.PEEK[]<0.{preview}> of the largest message",
                    f"first {len(got):,} B of a {len(raw):,} B message in {cost:,} B down "
                    f"({100 * cost / len(raw):.1f} % of it), byte-identical: {got == raw[:preview]}",
                    SUPPORTED if ok else CONTRADICTED, numbers=dict(message=len(raw), cost=cost), server=kind)
@@ -328,7 +331,8 @@ def claim_pop3_top(lab: Lab, kind: str, lines: int = 10) -> Verdict:
         finally:
             _logout(p)
     return Verdict("pop3-only-after-download", "POP3 can only read a message after downloading it",
-                   "（POP3：下载后才能阅读）", f"TOP {num} {lines} (headers + {lines} body lines) against RETR {num}",
+                   "我们只能在消息下载后阅读它。",
+                   f"TOP {num} {lines} (headers + {lines} body lines) against RETR {num}",
                    f"TOP: {top_cost:,} B down; RETR: {retr_cost:,} B ({100 * top_cost / retr_cost:.1f} %)",
                    CONTRADICTED if top_cost < retr_cost else SUPPORTED,
                    "TOP (RFC 1939, optional) reads the header and the first lines without the rest",
@@ -354,9 +358,10 @@ def claim_pop3_one_device(lab: Lab, kind: str, with_lock: bool = False) -> Verdi
     locked = second != "+OK"
     server = f"{kind}{' (pop3_lock_session = yes)' if with_lock else ''}"
     return Verdict("pop3-one-device" + ("-locked" if with_lock else ""),
-                   "POP3 can be used from only one device at a time", "（POP3：只能在一台设备上使用）",
+                   "POP3 can be used from only one device at a time", "使用 POP3，一次只能使用一个设备访问邮件。",
                    "device A logs in over POP3 and stays; device B logs in at the same time",
-                   f"second login: {second} after {waited:.2f} s" + (f", sees {b_count} messages" if not locked else ""),
+                   f"second login: {second} after {waited:.2f} s"
+                   + (f", sees {b_count} messages" if not locked else ""),
                    HOLDS_ONLY_WHEN, "only when the server enforces RFC 1939's maildrop lock "
                    f"({'it does here' if locked else 'this one does not'}); and one device at a time is not one "
                    "device: keep mode serves many devices in turn",
@@ -378,7 +383,7 @@ def claim_offline(lab: Lab, kind: str) -> Verdict:
         held[protocol] = device.messages_held  # counted after the server is gone
         fetched[protocol] = result.bodies_fetched
     n = lab.messages
-    return Verdict("pop3-offline", "POP3 messages are available offline", "想离线访问这些电子邮件，POP3 是合适的。",
+    return Verdict("pop3-offline", "POP3 messages are available offline", "下载的电子邮件也可以离线访问。",
                    "download all, stop the server, count the bodies the device holds",
                    f"POP3: {held['pop3']}/{n} bodies held by the device after the server stopped; IMAP "
                    f"download-all fetched {fetched['imap']}/{n} bodies too (a client may keep them)",
@@ -397,7 +402,8 @@ def claim_many_messages(lab: Lab, kind: str) -> Verdict:
     }
     parts = [f"{k}: {r['bytes_down']:,} B, {r['round_trips']} round trips" for k, r in rows.items()]
     pop, imap = rows["POP3 download-all"], rows["IMAP download-all"]
-    return Verdict("pop3-many-messages", "POP3 suits a large number of messages", "并且有大量的电子邮件……POP3 是合适的。",
+    return Verdict("pop3-many-messages", "POP3 suits a large number of messages",
+                   "如果邮件数量多。",
                    f"{lab.messages} messages: bytes down and round trips of each way to get them",
                    "; ".join(parts), HOLDS_ONLY_WHEN,
                    f"only when nearly every message is read: bytes are then within "
@@ -429,7 +435,9 @@ def claim_folders(lab: Lab, kind: str) -> Verdict:
             _logout(p)
     ok = steps == ["OK", "OK", "OK"] and listed and gone and pop_reply.startswith("-ERR")
     return Verdict("folders", "IMAP can create, rename and delete folders on the server; POP3 cannot",
-                   "（IMAP：在服务器上创建、重命名、删除文件夹）", "IMAP CREATE, RENAME, DELETE with LIST between; POP3 'CREATE'",
+                   "IMAP 允许用户在邮件服务器上创建、删除或更新邮箱……"
+                   "POP3 不允许用户创建、删除或更新邮件服务器上的邮箱。",
+                   "IMAP CREATE, RENAME, DELETE with LIST between; POP3 'CREATE'",
                    f"IMAP: {' '.join(steps)}, listed after RENAME: {listed}, gone after DELETE: {gone}; "
                    f"POP3 answers {pop_reply[:50]}", SUPPORTED if ok else CONTRADICTED,
                    "POP3 (RFC 1939) knows one maildrop and no folders", numbers=dict(steps=steps, pop3=pop_reply),

@@ -87,8 +87,7 @@ def run_notebooks(quick: bool = False, build: Path = Path("build"), notebooks: P
             pm.execute_notebook(str(nb), str(out), parameters={"QUICK": quick}, cwd=str(Path.cwd()),
                                 progress_bar=progress, kernel_name="python3")
         except pm.PapermillExecutionError as exc:
-            raise NotebookError(f"{nb.name} stopped in cell {exc.exec_count}: {exc.ename}: "
-                                f"{' '.join(str(exc.evalue).split())}") from None
+            raise NotebookError(f"{nb.name} stopped in cell {exc.exec_count}: {_why(exc, out)}") from None
         seconds = time.monotonic() - t0
         page, _ = HTMLExporter().from_notebook_node(nbformat.read(out, as_version=4))
         out.with_suffix(".html").write_text(page)
@@ -96,6 +95,26 @@ def run_notebooks(quick: bool = False, build: Path = Path("build"), notebooks: P
         runs.append(Run(out, out.with_suffix(".html"), seconds, question, Path(figure) if figure else None))
     write_index(runs, build, quick)
     return runs
+
+
+def _why(exc, executed: Path) -> str:
+    """One line saying why a cell failed: the exception, or (for a ParameterError, which IPython shows as one
+    printed line and reports without a name) the last line that cell printed."""
+    if exc.ename and exc.ename != "CellExecutionError":
+        return " ".join(f"{exc.ename}: {exc.evalue}".split())
+    import nbformat
+
+    try:
+        cells = nbformat.read(executed, as_version=4).cells
+    except (OSError, ValueError):
+        return "the cell raised an error"
+    for cell in cells:
+        if cell.get("execution_count") == exc.exec_count:
+            text = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+            lines = [ln for ln in text.splitlines() if ln.strip()]
+            if lines:
+                return lines[-1].strip()
+    return "the cell raised an error"
 
 
 def write_index(runs: list[Run], build: Path, quick: bool) -> Path:
