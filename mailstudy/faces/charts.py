@@ -40,3 +40,77 @@ def traffic_volume(servers: list[str], message_counts, fractions, read_messages:
         reads, even, f"Bytes down against read fraction ({read_messages} messages, {what}, {servers[0]})"),
         "bytes_vs_read_fraction", figures)
     return out
+
+
+def round_trips_and_latency(server: str, profiles_measured, profiles_modelled, messages: int, read_fraction: float,
+                            repeats: int, sizes: str = "buchner2009", seed: int = 0, results: Path = RESULTS,
+                            figures: Path = FIGURES, cache_dir=None) -> dict:
+    """Notebook 03's five charts and their tables (see :mod:`mailstudy.study.latency`); a dict of frames and
+    paths. Measured cells go through the link; modelled ones take loopback counts and the model's times."""
+    from mailstudy.faces.plots import (breakeven_chart, list_and_open_bars, model_vs_measured_scatter,
+                                       pipelining_chart, waiting_vs_rtt)
+    from mailstudy.study import latency
+
+    base = Experiment(server=server, messages=messages, sizes=sizes, seed=seed, read_fraction=read_fraction,
+                      repeats=repeats)
+    what = f"{messages} messages, {sizes}, read fraction {read_fraction}, seed {seed}, {server}"
+    out: dict = {}
+    measured = latency.measured(base, profiles_measured, cache_dir)
+    modelled_same = latency.modelled(base, profiles_measured)
+    versus = latency.model_vs_measured(measured, modelled_same)
+    rtt_sweep = latency.modelled(base, latency.profiles_by_rtt(profiles_modelled))
+    pipe = latency.pipelining_and_batching(base, profiles_measured)
+    even = latency.breakeven_table(base, latency.profiles_by_rtt(profiles_modelled))
+    for name, df in (("latency_measured", measured), ("model_vs_measured", versus), ("waiting_vs_rtt", rtt_sweep),
+                     ("pipelining_batching", pipe), ("breakeven_per_profile", even)):
+        out[name] = df
+        out[f"{name}_csv"] = write_csv_atomically(df, Path(results) / f"{name}.csv")
+    runs = f"{repeats} run{'s' if repeats != 1 else ''} each"
+    out["bars_png"] = save_figure(list_and_open_bars(
+        measured, f"Time to list and to open a message, through the link ({what}; {runs})"), "latency_list_open",
+        figures)
+    out["scatter_png"] = save_figure(model_vs_measured_scatter(
+        versus, f"Model against measured ({what})"), "latency_model_vs_measured", figures)
+    out["rtt_png"] = save_figure(waiting_vs_rtt(
+        rtt_sweep, f"Total waiting against RTT, loopback to satellite (model; {what})"), "latency_waiting_vs_rtt",
+        figures)
+    out["pipelining_png"] = save_figure(pipelining_chart(
+        pipe, f"What pipelining and batching do (round trips measured on loopback, times modelled; {what})"),
+        "latency_pipelining_batching", figures)
+    out["breakeven_png"] = save_figure(breakeven_chart(
+        even, f"Break-even read fraction per profile (model; {messages} messages, {sizes}, seed {seed}, {server})"),
+        "latency_breakeven", figures)
+    return out
+
+
+def devices(servers, clients, device_counts, hours: float, rate: float, loss_clients, condstore_counts,
+            seed: int = 0, results: Path = RESULTS, figures: Path = FIGURES, cache_dir=None) -> dict:
+    """Notebook 04's four charts and their tables (see :mod:`mailstudy.study.device_counts`)."""
+    from mailstudy.faces.plots import bytes_per_day_vs_devices, condstore_chart, device_agreement, losses_chart
+    from mailstudy.study import device_counts as dc
+
+    what = f"{hours:g} h simulated, {rate:g} new messages/day, seed {seed}, loopback"
+    out: dict = {}
+    sweep_tables = dc.run(dc.device_count_cells(servers, clients, device_counts, hours, rate, seed), cache_dir)
+    loss = dc.run(dc.loss_cells(servers[0], loss_clients, max(device_counts), hours, rate, seed), cache_dir)
+    cond_server = "dovecot" if "dovecot" in servers else servers[0]
+    cond = dc.run(dc.condstore_cells(cond_server, condstore_counts, hours, rate, seed), cache_dir)
+    for name, df in (("devices_fleet", sweep_tables["fleet"]), ("devices_per_device", sweep_tables["devices"]),
+                     ("devices_losses", loss["fleet"]), ("devices_condstore", cond["fleet"])):
+        out[name] = df
+        out[f"{name}_csv"] = write_csv_atomically(df, Path(results) / f"{name}.csv")
+    fleet = sweep_tables["fleet"]
+    out["bytes_png"] = save_figure(bytes_per_day_vs_devices(fleet, f"Bytes per day against device count ({what})"),
+                                   "devices_bytes_per_day", figures)
+    first = fleet[fleet["server"] == servers[0]]
+    out["agreement_png"] = save_figure(device_agreement(
+        first, f"Duplicate downloads, availability, read state, staleness ({what}, {servers[0]})"),
+        "devices_agreement", figures)
+    out["losses_png"] = save_figure(losses_chart(
+        loss["fleet"], f"Messages lost: POP3 delete and a lost device ({max(device_counts)} devices, {what}, "
+                       f"{servers[0]})"), "devices_losses", figures)
+    offered = bool(cond["fleet"]["condstore_offered"].any()) if "condstore_offered" in cond["fleet"] else False
+    out["condstore_png"] = save_figure(condstore_chart(
+        cond["fleet"], f"Flag sync as the mailbox grows: naive against CONDSTORE ({what}, {cond_server}"
+                       f"{'' if offered else ', CONDSTORE not offered'})"), "devices_condstore", figures)
+    return out

@@ -138,3 +138,256 @@ def overhead_share(df, title: str = "Protocol overhead as a share of the bytes d
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+LABEL_ORDER = ["IMAP header-first", "IMAP download-all", "POP3 header-first", "POP3 download-all"]
+
+
+def list_and_open_bars(df, title: str = "Time to list and time to open"):
+    """Per profile (groups) and strategy (bars): the time to list (left) and the time to open one message
+    (right), each bar the median of the repeats with a whisker up to the 95th percentile."""
+    import numpy as np
+
+    profiles = list(dict.fromkeys(df["profile"]))
+    labels = [lb for lb in LABEL_ORDER if lb in set(df["label"])]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    width = 0.8 / max(len(labels), 1)
+    x = np.arange(len(profiles))
+    for ax, column, what in ((axes[0], "time_to_list_s", "time to list"),
+                             (axes[1], "open_median_s", "time to open a message")):
+        for i, label in enumerate(labels):
+            part = df[df["label"] == label]
+            if column == "time_to_list_s":
+                med = [part[part["profile"] == p][column].median() for p in profiles]
+                p95 = [part[part["profile"] == p][column].quantile(0.95) for p in profiles]
+            else:  # each session already gives its median and p95 open wait; take their medians
+                med = [part[part["profile"] == p]["open_median_s"].median() for p in profiles]
+                p95 = [part[part["profile"] == p]["open_p95_s"].median() for p in profiles]
+            med = np.array(med, dtype=float)
+            p95 = np.array(p95, dtype=float)
+            color = STYLE.get(label, {}).get("color")
+            hatch = "//" if "download-all" in label else None
+            ax.bar(x + (i - (len(labels) - 1) / 2) * width, med, width, label=label, color=color, alpha=0.85,
+                   hatch=hatch, edgecolor="white")
+            ax.errorbar(x + (i - (len(labels) - 1) / 2) * width, med, yerr=[np.zeros_like(med),
+                        np.nan_to_num(np.maximum(p95 - med, 0))], fmt="none", ecolor="black", capsize=2, lw=0.8)
+        ax.set_xticks(x)
+        ax.set_xticklabels(profiles)
+        ax.set_yscale("log")
+        ax.set_xlabel("network profile")
+        ax.set_ylabel(f"{what} (s, log; bar median, whisker p95)")
+        ax.grid(True, axis="y", which="both", alpha=0.25)
+        ax.set_title(what, fontsize=10)
+    axes[1].text(0.01, 0.01, "download-all opens nothing on demand: no bar", transform=axes[1].transAxes,
+                 fontsize=7, color="#555")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def model_vs_measured_scatter(df, title: str = "Model against measured"):
+    """Each cell's modelled time against its measured time, log-log, with y = x and the ±10 % band."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(6.5, 6))
+    markers = {"duration_s": "o", "time_to_list_s": "^"}
+    for (time_name, profile), g in df.groupby(["time", "profile"]):
+        ax.scatter(g["measured"], g["model"], marker=markers.get(time_name, "o"), s=28, alpha=0.8,
+                   label=f"{time_name} · {profile}")
+    lo = max(min(df["measured"].min(), df["model"].min()) * 0.7, 1e-4)
+    hi = max(df["measured"].max(), df["model"].max()) * 1.4
+    line = np.geomspace(lo, hi, 50)
+    ax.plot(line, line, color="black", lw=1, label="y = x")
+    ax.fill_between(line, line * 0.9, line * 1.1, color="grey", alpha=0.2, label="±10 %")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("measured through the link (s, log)")
+    ax.set_ylabel("model (s, log)")
+    within = (df["error"].abs() <= 0.10).mean() * 100
+    ax.set_title(f"{title}\n{within:.0f} % of points within 10 %, worst {100 * df['error'].abs().max():.1f} %",
+                 fontsize=10)
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def waiting_vs_rtt(df, title: str = "Total waiting against RTT"):
+    """Modelled session duration (left) and time to list (right) of each strategy against the profile's RTT."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    for ax, column, what in ((axes[0], "duration_s", "whole session"), (axes[1], "time_to_list_s", "time to list")):
+        for label, g in df.groupby("label"):
+            g = g.sort_values("rtt_s")
+            ax.plot(1000 * g["rtt_s"].clip(lower=0.05e-3), g[column], label=label, **STYLE.get(label, {}))
+        for _, r in df.drop_duplicates("profile").iterrows():
+            ax.annotate(r["profile"], (1000 * max(r["rtt_s"], 0.05e-3), ax.get_ylim()[0]), fontsize=7,
+                        rotation=90, va="bottom", color="#555")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("round-trip time (ms, log; loopback drawn at 0.05 ms)")
+        ax.set_ylabel(f"{what} (s, log)")
+        ax.grid(True, which="both", alpha=0.25)
+        ax.set_title(what, fontsize=10)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def pipelining_chart(df, title: str = "What pipelining and batching do"):
+    """Round trips (left) and modelled duration on each profile (right) per variant."""
+    import numpy as np
+
+    variants = list(dict.fromkeys(df["variant"]))
+    profiles = list(dict.fromkeys(df["profile"]))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 0.5 * len(variants) + 2.5))
+    first = df.drop_duplicates("variant").set_index("variant").loc[variants]
+    y = np.arange(len(variants))
+    axes[0].barh(y, first["round_trips"], color=["#1f77b4" if v.startswith("IMAP") else "#d62728" for v in variants])
+    for yi, v in zip(y, first["round_trips"]):
+        axes[0].text(v, yi, f" {int(v)}", va="center", fontsize=8)
+    axes[0].set_yticks(y)
+    axes[0].set_yticklabels(variants, fontsize=8)
+    axes[0].invert_yaxis()
+    axes[0].set_xlabel("round trips (client flights)")
+    h = 0.8 / max(len(profiles), 1)
+    for i, p in enumerate(profiles):
+        part = df[df["profile"] == p].set_index("variant").loc[variants]
+        axes[1].barh(y + (i - (len(profiles) - 1) / 2) * h, part["duration_s"], h, label=p)
+    axes[1].set_yticks(y)
+    axes[1].set_yticklabels([])
+    axes[1].invert_yaxis()
+    axes[1].set_xscale("log")
+    axes[1].set_xlabel("modelled session duration (s, log)")
+    axes[1].legend(fontsize=8)
+    for ax in axes:
+        ax.grid(True, axis="x", which="both", alpha=0.25)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def breakeven_chart(df, title: str = "Break-even read fraction per profile"):
+    """Per profile, the read fraction above which header-first costs more than download-all: in bytes, and in
+    total waiting (list plus every open), for IMAP and POP3. Values beyond [0, 1] are clipped and marked."""
+    import numpy as np
+
+    profiles = list(dict.fromkeys(df["profile"]))
+    fig, ax = plt.subplots(figsize=(10, 4.8))
+    x = np.arange(len(profiles))
+    series = [(p, col) for p in ("imap", "pop3") for col in ("waiting_r", "bytes_r")]
+    w = 0.8 / len(series)
+    for i, (protocol, col) in enumerate(series):
+        part = df[df["protocol"] == protocol].set_index("profile").reindex(profiles)
+        raw = part[col].astype(float).to_numpy()
+        shown = np.clip(np.nan_to_num(raw, nan=0.0), 0, 1.05)
+        color = "#1f77b4" if protocol == "imap" else "#d62728"
+        bars = ax.bar(x + (i - (len(series) - 1) / 2) * w, shown, w, color=color,
+                      alpha=1.0 if col == "waiting_r" else 0.45, label=f"{protocol.upper()} {col[:-2]}")
+        for b, v in zip(bars, raw):
+            if np.isnan(v) or v > 1 or v < 0:
+                ax.text(b.get_x() + b.get_width() / 2, b.get_height(), "never" if np.isnan(v) or v > 1 else "<0",
+                        ha="center", va="bottom", fontsize=6)
+    ax.axhline(1.0, color="black", lw=0.6)
+    ax.set_xticks(x)
+    ax.set_xticklabels(profiles)
+    ax.set_ylim(0, 1.15)
+    ax.set_xlabel("network profile (by RTT)")
+    ax.set_ylabel("break-even read fraction (share opened)")
+    ax.grid(True, axis="y", alpha=0.25)
+    ax.legend(fontsize=8, ncol=2)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _by_client(ax, df, y, scale: float = 1.0):
+    for client, g in df.groupby("clients"):
+        g = g.sort_values("devices")
+        pop3 = "pop3" in client
+        ax.plot(g["devices"], g[y].astype(float) * scale, marker="s" if pop3 else "o",
+                linestyle="--" if pop3 else "-", label=client)
+    ax.set_xlabel("devices on the account")
+    ax.grid(True, which="both", alpha=0.25)
+    ax.set_xticks(sorted(df["devices"].unique()))
+
+
+def bytes_per_day_vs_devices(df, title: str = "Bytes per day against device count"):
+    """Bytes down per simulated day of the whole fleet against its device count, one line per client profile,
+    one panel per server."""
+    servers = sorted(df["server"].unique())
+    fig, axes = plt.subplots(1, len(servers), figsize=(6.5 * len(servers), 4.8), squeeze=False)
+    for ax, server in zip(axes[0], servers):
+        _by_client(ax, df[df["server"] == server], "bytes_down_per_day", 1 / MIB)
+        ax.set_yscale("log")
+        ax.set_ylabel("bytes down per day, all devices (MiB, log)")
+        ax.set_title(server, fontsize=10)
+    axes[0][-1].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def device_agreement(df, title: str = "What the devices see"):
+    """Against device count: duplicate downloads, availability (the worst device), read-state agreement and
+    median staleness, one line per client profile."""
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    panels = (("duplicate_downloads", "duplicate downloads (bodies)", 1.0),
+              ("availability_min", "availability, worst device (% listed)", 100.0),
+              ("read_agreement", "read-state agreement (% of messages)", 100.0),
+              ("staleness_median_s", "staleness, median (minutes)", 1 / 60))
+    for ax, (column, label, scale) in zip(axes.flat, panels):
+        _by_client(ax, df, column, scale)
+        ax.set_ylabel(label)
+        ax.set_title(label.split(" (")[0], fontsize=10)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def losses_chart(df, title: str = "Messages lost"):
+    """Per client profile: messages no device and not the server holds, with all devices kept and after one
+    device is lost, and messages held by one device only (POP3 delete's risk)."""
+    import numpy as np
+
+    clients = list(dict.fromkeys(df["clients"]))
+    x = np.arange(len(clients))
+    fig, ax = plt.subplots(figsize=(10, 4.6))
+    kept = df[df["lose_device"].isna()].set_index("clients").reindex(clients)
+    lost = df[df["lose_device"].notna()].set_index("clients").reindex(clients)
+    ax.bar(x - 0.27, kept["messages_only_on_one_device"].astype(float), 0.27, label="only on one device (none lost)",
+           color="#ef6c00")
+    ax.bar(x, kept["messages_lost"].astype(float), 0.27, label="lost, all devices kept", color="#757575")
+    ax.bar(x + 0.27, lost["messages_lost"].astype(float), 0.27, label="lost after device 0 is lost",
+           color="#c62828")
+    ax.set_xticks(x)
+    ax.set_xticklabels(clients, rotation=20, ha="right")
+    ax.set_xlabel("client profile (every device runs it)")
+    ax.set_ylabel("messages")
+    ax.grid(True, axis="y", alpha=0.25)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def condstore_chart(df, title: str = "Flag sync: naive against CONDSTORE"):
+    """Bytes down per day of the fleet against the mailbox's size at the start, naive flag sync against
+    CONDSTORE's CHANGEDSINCE."""
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    for condstore, g in df.groupby("condstore"):
+        g = g.sort_values("start_messages")
+        ax.plot(g["start_messages"], g["bytes_down_per_day"] / MIB, marker="o",
+                linestyle="-" if condstore else "--",
+                label="CONDSTORE (UID FETCH ... CHANGEDSINCE)" if condstore else "naive (FLAGS of every message)")
+    ax.set_xlabel("messages in the mailbox at the start")
+    ax.set_ylabel("bytes down per day, all devices (MiB)")
+    ax.grid(True, alpha=0.25)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -62,9 +62,9 @@ def _check(name: str, v) -> None:
             raise ParameterError(f"QUICK must be True or False, not {v!r}")
     elif name in ("SEED",):
         _whole(name, v, 0, 2**31)
-    elif name in ("MESSAGES", "DEVICES", "REPEATS", "ARRIVALS_PER_DAY"):
+    elif name in ("MESSAGES", "DEVICES", "REPEATS"):
         _whole(name, v)
-    elif name in ("MESSAGE_COUNTS", "DEVICE_COUNTS"):
+    elif name in ("MESSAGE_COUNTS", "DEVICE_COUNTS", "START_COUNTS"):
         _counts(name, v)
     elif name in ("READ_FRACTION",):
         _fraction(name, v)
@@ -75,8 +75,15 @@ def _check(name: str, v) -> None:
             _fraction(name, x)
     elif name == "SIZES":
         _one_of(name, v, sorted(SIZE_PRESETS))
-    elif name == "SERVERS":
+    elif name in ("SERVERS", "SERVER"):
         _one_of(name, v, SERVER_KINDS)
+    elif name == "CLIENTS":
+        from mailstudy.live.client_profiles import CLIENTS
+
+        _one_of(name, v, list(CLIENTS))
+    elif name in ("HOURS", "RATE"):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 10_000:
+            raise ParameterError(f"{name} must be a number above 0, not {v!r}")
     elif name in ("PROFILES", "PROFILE"):
         _one_of(name, v, known_profiles())
     elif name.endswith("_DIR"):
