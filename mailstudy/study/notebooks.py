@@ -34,6 +34,7 @@ class Run:
     seconds: float
     question: str
     key_figure: Path | None
+    quick: bool = False
 
 
 def available(notebooks: Path = NOTEBOOKS) -> list[Path]:
@@ -92,7 +93,8 @@ def run_notebooks(quick: bool = False, build: Path = Path("build"), notebooks: P
         page, _ = HTMLExporter().from_notebook_node(nbformat.read(out, as_version=4))
         out.with_suffix(".html").write_text(page)
         question, figure = question_and_figure(nb)
-        runs.append(Run(out, out.with_suffix(".html"), seconds, question, Path(figure) if figure else None))
+        runs.append(Run(out, out.with_suffix(".html"), seconds, question, Path(figure) if figure else None,
+                        quick))
     write_index(runs, build, quick)
     return runs
 
@@ -117,12 +119,38 @@ def _why(exc, executed: Path) -> str:
     return "the cell raised an error"
 
 
+def _with_earlier_runs(runs: list[Run], build: Path) -> list[Run]:
+    """``runs`` plus the notebooks an earlier call ran into the same ``build`` (``--only`` runs a few; the index
+    still lists them all), remembered in ``build/index.json``; sorted by name."""
+    import json
+
+    from mailstudy.outputs import publish, tmp_beside
+
+    memory = build / "index.json"
+    earlier = {}
+    try:
+        earlier = {d["notebook"]: d for d in json.loads(memory.read_text())}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no or damaged memory: the index lists this call's notebooks
+    for r in runs:
+        earlier[str(r.notebook)] = {"notebook": str(r.notebook), "html": str(r.html), "seconds": r.seconds,
+                                    "question": r.question, "quick": r.quick,
+                                    "key_figure": str(r.key_figure) if r.key_figure else None}
+    tmp = tmp_beside(memory)
+    tmp.write_text(json.dumps(sorted(earlier.values(), key=lambda d: d["notebook"]), indent=1))
+    publish(tmp, memory)
+    return [Run(Path(d["notebook"]), Path(d["html"]), d["seconds"], d["question"],
+                Path(d["key_figure"]) if d["key_figure"] else None, d["quick"])
+            for d in sorted(earlier.values(), key=lambda d: d["notebook"]) if Path(d["notebook"]).exists()]
+
+
 def write_index(runs: list[Run], build: Path, quick: bool) -> Path:
     """``build/index.html``: each notebook with its question, its key figure (copied beside) and its run time."""
     from mailstudy.outputs import publish, tmp_beside
 
     figures = build / "figures"
     figures.mkdir(parents=True, exist_ok=True)
+    runs = _with_earlier_runs(runs, build)
     rows = []
     for r in runs:
         img = "<i>no figure</i>"
@@ -133,11 +161,13 @@ def write_index(runs: list[Run], build: Path, quick: bool) -> Path:
         rows.append(f"<tr><td><a href=\"{html.escape(r.html.name)}\">{html.escape(r.notebook.stem)}</a></td>"
                     f"<td>{html.escape(r.question)}</td><td>{img}</td><td>{r.seconds:.1f} s</td></tr>")
     total = sum(r.seconds for r in runs)
+    modes = sorted({"quick" if r.quick else "full" for r in runs})
     page = (f"<!doctype html><meta charset=utf-8><title>mailstudy: the study</title>"
             f"<style>body{{font-family:sans-serif;max-width:1200px;margin:2em auto}}td{{vertical-align:top;"
             f"padding:6px;border-bottom:1px solid #ddd}}</style><h1>mailstudy: the study</h1>"
-            f"<p>{len(runs)} notebooks executed {'in quick mode ' if quick else ''}in {total:.0f} s. Tables are "
-            f"under <code>data/results/</code>, figures under <code>data/figures/</code>.</p>"
+            f"<p>{len(runs)} notebook{'s' if len(runs) != 1 else ''} executed ({' and '.join(modes)} mode) in "
+            f"{total:.0f} s. Tables are under <code>data/results/</code>, figures under <code>data/figures/</code>."
+            f"</p>"
             f"<table><tr><th>notebook</th><th>question</th><th>key figure</th><th>run time</th></tr>"
             + "".join(rows) + "</table>")
     path = build / "index.html"
