@@ -21,6 +21,15 @@ STYLE = {
 }
 
 
+def _finish(fig, ax, title: str, legend: bool = True):
+    """The last touches every one-panel chart shares: legend, title, tight layout."""
+    if legend:
+        ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def save_figure(fig, name: str, folder: str | Path = "data/figures") -> Path:
     """Save ``fig`` as ``folder/name.png`` (written to a temporary name first, then moved into place)."""
     folder = Path(folder)
@@ -48,10 +57,7 @@ def bytes_per_exchange(frame, title: str = "Bytes per exchange"):
     ax.set_xlabel("exchange (command, in the order sent)")
     ax.set_ylabel("TCP payload (bytes, log)")
     ax.grid(True, axis="y", alpha=0.25)
-    ax.legend(fontsize=8)
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, title)
 
 
 VERDICT_COLORS = {"supported": "#2e7d32", "contradicted": "#c62828", "holds-only-when": "#ef6c00",
@@ -129,10 +135,7 @@ def bytes_vs_read_fraction(df, breakeven: dict, title: str = "Bytes down against
     ax.set_xlabel("read fraction (share of messages the user opens)")
     ax.set_ylabel("bytes down (MiB; the two protocols nearly overlap)")
     ax.grid(True, alpha=0.25)
-    ax.legend(fontsize=8)
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, title)
 
 
 def overhead_share(df, title: str = "Protocol overhead as a share of the bytes down"):
@@ -145,10 +148,7 @@ def overhead_share(df, title: str = "Protocol overhead as a share of the bytes d
     ax.set_xlabel("mailbox size (MiB)")
     ax.set_ylabel("overhead (% of bytes down)")
     ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=8)
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, title)
 
 
 LABEL_ORDER = ["IMAP header-first", "IMAP download-all", "POP3 header-first", "POP3 download-all"]
@@ -380,10 +380,7 @@ def losses_chart(df, title: str = "Messages lost"):
     ax.set_xlabel("client profile (every device runs it)")
     ax.set_ylabel("messages")
     ax.grid(True, axis="y", alpha=0.25)
-    ax.legend(fontsize=8)
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, title)
 
 
 def condstore_chart(df, title: str = "Flag sync: naive against CONDSTORE"):
@@ -398,7 +395,4 @@ def condstore_chart(df, title: str = "Flag sync: naive against CONDSTORE"):
     ax.set_xlabel("messages in the mailbox at the start")
     ax.set_ylabel("bytes down per day, all devices (MiB)")
     ax.grid(True, alpha=0.25)
-    ax.legend(fontsize=8)
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, title)

@@ -93,6 +93,17 @@ class Lab:
         c.pass_(server.account.password)
         return c
 
+    @contextmanager
+    def traced(self, kind: str, protocol: str) -> Iterator:
+        """A fresh server and one logged-in client on it whose socket counts bytes: yields ``(client, trace)``."""
+        with self.server(kind) as server:
+            trace = Trace()
+            client = (self.imap if protocol == "imap" else self.pop3)(server, trace)
+            try:
+                yield client, trace
+            finally:
+                _logout(client)
+
     def count_on_server(self, server) -> int:
         """Messages in INBOX, asked over IMAP (EXISTS): what any device could still see."""
         c = self.imap(server)
@@ -289,6 +300,13 @@ def claim_headers_first(lab: Lab, kind: str) -> Verdict:
                    numbers=dict(header_first=hf["bytes_down"], download_all=da["bytes_down"]), server=kind)
 
 
+def _costing(trace: Trace, call, *args):
+    """``(call(*args), bytes down it cost)`` as the client's traced socket saw them."""
+    before = trace.bytes_down
+    result = call(*args)
+    return result, trace.bytes_down - before
+
+
 def _largest(lab: Lab) -> tuple[int, bytes]:
     raws = lab.corpus.raws()
     i = max(range(len(raws)), key=lambda k: len(raws[k]))
@@ -297,16 +315,9 @@ def _largest(lab: Lab) -> tuple[int, bytes]:
 
 def claim_partial_read(lab: Lab, kind: str, preview: int = 2048) -> Verdict:
     num, raw = _largest(lab)
-    with lab.server(kind) as s:
-        trace = Trace()
-        c = lab.imap(s, trace)
-        try:
-            c.select("INBOX", readonly=True)
-            before = trace.bytes_down
-            _, data = c.fetch(str(num), f"(BODY.PEEK[]<0.{preview}>)")
-            cost = trace.bytes_down - before
-        finally:
-            _logout(c)
+    with lab.traced(kind, "imap") as (c, trace):
+        c.select("INBOX", readonly=True)
+        (_, data), cost = _costing(trace, c.fetch, str(num), f"(BODY.PEEK[]<0.{preview}>)")
     got = data[0][1]
     ok = got == raw[:preview] and cost < len(raw)
     return Verdict("partial-read", "IMAP can read part of a message before it has been downloaded",
@@ -318,18 +329,9 @@ def claim_partial_read(lab: Lab, kind: str, preview: int = 2048) -> Verdict:
 
 def claim_pop3_top(lab: Lab, kind: str, lines: int = 10) -> Verdict:
     num, raw = _largest(lab)
-    with lab.server(kind) as s:
-        trace = Trace()
-        p = lab.pop3(s, trace)
-        try:
-            before = trace.bytes_down
-            p.top(num, lines)
-            top_cost = trace.bytes_down - before
-            before = trace.bytes_down
-            p.retr(num)
-            retr_cost = trace.bytes_down - before
-        finally:
-            _logout(p)
+    with lab.traced(kind, "pop3") as (p, trace):
+        _, top_cost = _costing(trace, p.top, num, lines)
+        _, retr_cost = _costing(trace, p.retr, num)
     return Verdict("pop3-only-after-download", "POP3 can only read a message after downloading it",
                    "我们只能在消息下载后阅读它。",
                    f"TOP {num} {lines} (headers + {lines} body lines) against RETR {num}",
