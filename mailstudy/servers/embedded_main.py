@@ -46,7 +46,7 @@ from pysasl.hashing import BuiltinHash
 
 from mailstudy.servers.embedded import EMBEDDED_VERSION
 from mailstudy.servers.pop3d import Pop3Server
-from mailstudy.servers.pymap_speedups import start_imap, use_lazy_parsing
+from mailstudy.servers.pymap_speedups import keep_every_byte, start_imap, use_lazy_parsing
 
 #: Password hash for the in-memory users. pymap's default (PBKDF2, 500,000 rounds) costs ~0.3 s per login,
 #: which would dominate every session's timing; 1,000 rounds keeps a real hash at well under a millisecond.
@@ -80,6 +80,8 @@ async def build(spec: dict) -> tuple[DictBackend, EmbeddedConfig]:
     config.apply_context()
     if spec.get("speedups", True):
         use_lazy_parsing()
+    else:
+        keep_every_byte()
     login = Login(config)
     passwords = Passwords(config)
     when = datetime.now(timezone.utc)
