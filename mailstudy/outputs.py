@@ -18,9 +18,25 @@ def tmp_beside(path: Path) -> Path:
     return Path(tmp)
 
 
-def publish(tmp: Path | str, path: Path) -> None:
+def publish(tmp: Path | str, path: str | os.PathLike) -> None:
     """Give a finished temporary file the usual permissions (mkstemp makes it 0600) and move it into place."""
     mask = os.umask(0)
     os.umask(mask)
     os.chmod(tmp, 0o666 & ~mask)
     os.replace(tmp, path)
+
+
+def write_atomically(path: str | os.PathLike, data: bytes | str) -> Path:
+    """Write ``data`` (text as UTF-8) to ``path`` whole or not at all, with the umask's mode; returns the path."""
+    path = Path(path)
+    tmp = tmp_beside(path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        publish(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -22,6 +20,7 @@ from mailstudy import __version__
 from mailstudy.corpus import SIZE_PRESETS, Corpus, generate, load
 from mailstudy.live.access import Known, SessionSpec, run_session
 from mailstudy.live.devices import Device
+from mailstudy.outputs import write_atomically
 from mailstudy.servers import make_server
 
 STRATEGY_LABELS = {
@@ -140,25 +139,11 @@ def run_captured_session(exp: Experiment, path: str | Path, backend: str = "auto
     return row, reports[0]
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_csv_atomically(df, path: str | Path) -> Path:
     """Write a DataFrame as CSV so a reader never sees half a file."""
     path = Path(path)
-    _write_atomically(path, df.to_csv(index=False))
-    return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomically(path, df.to_csv(index=False))
 
 
 def sweep(experiments: Iterable[Experiment], cache_dir: str | Path | None = "data/cache",
@@ -189,7 +174,8 @@ def sweep(experiments: Iterable[Experiment], cache_dir: str | Path | None = "dat
 
     def done(exp: Experiment, cell_rows: list[dict]) -> None:
         if cache:
-            _write_atomically(cache / f"{exp.key()}.json", json.dumps(cell_rows, default=str))
+            cache.mkdir(parents=True, exist_ok=True)
+            write_atomically(cache / f"{exp.key()}.json", json.dumps(cell_rows, default=str))
         rows.extend(cell_rows)
         if on_row:
             for r in cell_rows:
