@@ -241,3 +241,8 @@ def test_messages_with_no_header_an_empty_message_and_a_header_to_the_end_pass(s
     assert result.integrity_ok is True
     assert result.bodies_fetched == len(ODD_HEADERS)
     assert result.headers_fetched == (len(ODD_HEADERS) if strategy == "header-first" else 0)
+
+
+def test_integrity_error_is_a_plain_error_not_an_assertion():
+    """``python -O`` and test runners treat AssertionError specially; a bad download is a finding, not a bug."""
+    assert issubclass(IntegrityError, Exception) and not issubclass(IntegrityError, AssertionError)

@@ -22,14 +22,6 @@ PLAIN = {ex.name: ex for ex in EXAMPLES}
 PASSWORD = b"wonderland-42"  # the default throwaway account's password
 
 
-def _redact_available() -> bool:
-    try:
-        from mailstudy.offline.redact import redact_pcap  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
     folder = tmp_path_factory.mktemp("examples")
@@ -87,8 +79,6 @@ def test_each_plain_example_is_the_session_it_claims(made, name):
 
 
 def test_example_pcaps_carry_no_password_once_redacted(made):
-    if not _redact_available():
-        pytest.skip("mailstudy.offline.redact is not present yet: the examples are not redacted (throwaway password)")
     folder, out = made
     for r in out["made"]:
         if r["name"] != "imaps":

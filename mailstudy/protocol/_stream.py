@@ -228,11 +228,6 @@ class ByteStream:
         self._scan = len(self.buf)
         return None
 
-    def no_line_yet(self) -> None:
-        """The caller found no newline in the buffer: remember how far it looked (so a long line fed byte by
-        byte is not searched again from its start each time)."""
-        self._scan = len(self.buf)
-
     def trim(self) -> None:
         """Drop the marks of chunks that lie wholly before the unconsumed bytes."""
         offs = self._offs
@@ -244,8 +239,6 @@ class ByteStream:
                 del offs[:lo]
                 del self._ts[:lo]
                 self._lo = 0
-
-    _trim = trim  # the old name
 
 
 def _new_segment(fields: tuple) -> Segment:
@@ -315,11 +308,6 @@ class ParserBase:
     def total(self) -> dict[str, int]:
         """Bytes fed so far, per direction."""
         return {d: s.total for d, s in self._streams.items()}
-
-    @property
-    def tls_bytes(self) -> TlsCounts:
-        """Alias of ``tls`` (the name used in events.py's docstring)."""
-        return self.tls
 
     def feed(self, direction: str, data: bytes, t: Any = None) -> None:
         """Hand the parser bytes seen in one direction ("up" client->server, "down" server->client) at ``t``."""

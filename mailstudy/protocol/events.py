@@ -62,7 +62,7 @@ class Exchange:
 class Encrypted:
     """The session switched to TLS (STARTTLS/STLS accepted, or bytes that are TLS records from the start).
 
-    After this event the parser only counts bytes; they are reported in the parser's ``tls_bytes``.
+    After this event the parser only counts bytes; they are reported in the parser's ``tls``.
     """
 
     t: Any

@@ -44,7 +44,7 @@ from pymap.parsing.message import AppendMessage
 from pymap.user import Passwords, UserMetadata
 from pysasl.hashing import BuiltinHash
 
-from mailstudy.servers.embedded import EMBEDDED_VERSION
+from mailstudy import __version__
 from mailstudy.servers.pop3d import Pop3Server
 from mailstudy.servers.pymap_speedups import keep_every_byte, start_imap, use_lazy_parsing
 
@@ -114,7 +114,7 @@ async def serve(spec: dict, ready_out=None) -> None:
     backend, config = await build(spec)
     disabled = frozenset(spec.get("disabled", ()))
     pop3 = Pop3Server(backend.login, disabled=disabled, fail_delay=FAIL_DELAY,
-                      implementation=f"mailstudy-embedded-{EMBEDDED_VERSION}")
+                      implementation=f"mailstudy-embedded-{__version__}")
     for mailbox_set, _filters in config.set_cache.values():
         pop3.warm([m async for m in (await mailbox_set.get_mailbox("INBOX")).messages()])
     loop = asyncio.get_running_loop()

@@ -13,6 +13,7 @@ import hashlib
 import json
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, fields, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -20,8 +21,8 @@ from mailstudy import __version__
 from mailstudy.corpus import SIZE_PRESETS, Corpus, generate, load
 from mailstudy.live.access import Known, SessionSpec, run_session
 from mailstudy.live.devices import Device
-from mailstudy.outputs import write_atomically
-from mailstudy.servers import make_server
+from mailstudy.outputs import data_dir, write_atomically
+from mailstudy.servers import ServerError, make_server
 
 STRATEGY_LABELS = {
     ("imap", "header-first"): "IMAP header-first",
@@ -29,6 +30,16 @@ STRATEGY_LABELS = {
     ("pop3", "header-first"): "POP3 header-first",
     ("pop3", "download-all"): "POP3 download-all",
 }
+
+
+@lru_cache(maxsize=None)
+def server_version(kind: str) -> str:
+    """The version a server of ``kind`` reports (``dovecot --version`` for Dovecot), asked once per process;
+    ``"unavailable"`` when it cannot run here (its cells cannot run either)."""
+    try:
+        return make_server(kind).version
+    except ServerError:
+        return "unavailable"
 
 
 @dataclass(frozen=True)
@@ -75,8 +86,19 @@ class Experiment:
         return STRATEGY_LABELS[(self.protocol, self.strategy)]
 
     def key(self) -> str:
-        """A stable name for this cell's cache file: parameters and library version."""
-        blob = json.dumps({**asdict(self), "version": __version__}, sort_keys=True)
+        """A stable name for this cell's cache file: what the cell's rows depend on.
+
+        That is the parameters, the library version, the server's version (an upgraded Dovecot must not answer
+        from cells it never ran) and, for a mailbox on disk, the content of the messages it delivers (an edited
+        mbox must not either); never the mailbox's path alone.
+        """
+        doc = {**asdict(self), "version": __version__, "server_version": server_version(self.server)}
+        if self.mailbox is not None:
+            digest = hashlib.sha256()
+            for m in self.corpus():
+                digest.update(bytes.fromhex(m.sha256))
+            doc["mailbox"] = digest.hexdigest()  # the content, not the path: the same mail anywhere is one cell
+        blob = json.dumps(doc, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
     @classmethod
@@ -146,13 +168,14 @@ def write_csv_atomically(df, path: str | Path) -> Path:
     return write_atomically(path, df.to_csv(index=False))
 
 
-def sweep(experiments: Iterable[Experiment], cache_dir: str | Path | None = "data/cache",
+def sweep(experiments: Iterable[Experiment], cache_dir: str | Path | None = data_dir("cache"),
           executor: Executor | None = None, progress: bool = True,
           on_row: Callable[[dict], None] | None = None):
     """Run each experiment once, reusing cached cells; returns a pandas DataFrame of all rows.
 
     A finished cell is written to ``cache_dir/<key>.json`` at once (atomically), so a sweep stopped midway
-    resumes where it was. With an ``executor`` the cells run through ``executor.submit``; without one they run
+    resumes where it was. ``cache_dir`` defaults to ``data/cache`` under the project root
+    (:func:`mailstudy.outputs.project_root`), never the working directory; None turns the cache off. With an ``executor`` the cells run through ``executor.submit``; without one they run
     here one at a time, which is what timing needs on two cores.
     """
     import pandas as pd
