@@ -17,11 +17,12 @@ from mailstudy.net.reassembly import packets_frame
 from mailstudy.net.pcap import PcapError, PcapReader, PcapStats, TcpPacket, read_tcp, \
     read_tcp_with_stats
 
-from peers import PEER, PEER_FILES
+import needs
+from peers import PEER_FILES
 TSHARK = shutil.which("tshark")
 
-needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed (apt-get install tshark)")
-needs_peer = pytest.mark.skipif(not PEER_FILES, reason=f"no peer captures in {PEER}")
+needs_tshark = pytest.mark.usefixtures("tshark")  # skip where missing, fail under CI (tests/needs.py)
+needs_peer = pytest.mark.usefixtures("peer_captures")
 
 
 def tshark_fields(path, *fields: str, display_filter: str = "tcp") -> list[list[str]]:
@@ -62,9 +63,7 @@ def test_peer_capture_matches_tshark_packet_by_packet(path):
 
 @needs_peer
 def test_redis_capture_is_tcp_on_6379():
-    path = PEER / "redis-50-pings.pcap"
-    if not path.exists():
-        pytest.skip(f"{path.name} is not among the peer captures")
+    path = needs.peer("redis-50-pings.pcap")
     packets = list(read_tcp(path))
     assert len(packets) == 116
     assert all(6379 in (p.sport, p.dport) for p in packets)
@@ -73,9 +72,7 @@ def test_redis_capture_is_tcp_on_6379():
 
 @needs_peer
 def test_null_linktype_peer_capture():
-    path = PEER / "pop3-starttls.pcap"
-    if not path.exists():
-        pytest.skip(f"{path.name} is not among the peer captures")
+    path = needs.peer("pop3-starttls.pcap")
     reader = PcapReader(path)
     packets = list(reader)
     assert reader.stats.link_types == [0]

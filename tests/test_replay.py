@@ -25,6 +25,7 @@ from mailstudy.servers.base import Account
 
 ALICE = Account("alice", "wonderland-42")
 BOB = Account("bob", "builder 7")  # a space: LOGIN must quote it
+import needs
 from peers import PEER
 
 
@@ -117,14 +118,6 @@ def _packet_backend_or_skip() -> str:
     return backend
 
 
-def _dovecot_or_skip() -> None:
-    from mailstudy.servers.dovecot import dovecot_available
-
-    why = dovecot_available()
-    if why:
-        pytest.skip(f"Dovecot not usable here: {why}")
-
-
 OWN = {
     "imap-header-first": dict(protocol="imap", strategy="header-first", read_fraction=0.5),
     "imap-download-all": dict(protocol="imap", strategy="download-all"),
@@ -169,8 +162,8 @@ def test_own_capture_replays_identically_on_the_same_server_kind(own_captures, n
         assert s.placeholders == 6 - row["bodies_fetched"]
 
 
-def test_embedded_capture_replays_on_dovecot(own_captures):
-    _dovecot_or_skip()
+@pytest.mark.dovecot
+def test_embedded_capture_replays_on_dovecot(own_captures, dovecot_usable):
     path, row = own_captures["imap-header-first"]
     [s] = replay_pcap(str(path), server="dovecot").sessions
     assert s.server == "dovecot"
@@ -339,7 +332,16 @@ def test_cli_json_and_errors(own_captures, tmp_path):
     assert data["file"] == str(path)
     [s] = data["sessions"]
     assert s["server"] == "embedded" and s["replayed"]["commands"] == s["original"]["commands"] == row["commands"]
-    assert isinstance(s["warnings"], list)
+    [direct] = replay_pcap(str(path)).sessions  # the JSON is the report, field for field (times aside)
+    expect = json.loads(json.dumps(direct.to_dict(), default=str))
+    assert s.keys() == expect.keys()
+    for key in ("index", "protocol", "server", "original", "messages", "placeholders", "messages_checked",
+                "messages_matched", "warnings"):
+        assert s[key] == expect[key], key
+    for key in ("commands", "round_trips", "bytes_up", "bytes_down", "exchanges_failed"):
+        assert s["replayed"][key] == expect["replayed"][key], key
+    assert s["messages_checked"] == s["messages_matched"] == row["bodies_fetched"] == 6
+    assert s["warnings"] == [] and s["placeholders"] == 0  # our own capture replays cleanly
     table = _cli(str(path), "--session", "0")
     assert table.returncode == 0 and "round_trips" in table.stdout
     for argv, words in (([str(tmp_path / "missing.pcap")], "missing.pcap"),
@@ -353,9 +355,7 @@ def test_cli_json_and_errors(own_captures, tmp_path):
 
 
 def test_encrypted_session_is_reported_not_replayed():
-    path = PEER / "imap-starttls.pcap"
-    if not path.exists():
-        pytest.skip(f"peer capture {path} is not here")
+    path = needs.peer("imap-starttls.pcap")
     [s] = replay_pcap(str(path)).sessions
     assert s.replayed is None
     assert any("cannot be replayed" in w and "STARTTLS" in w for w in s.warnings)
