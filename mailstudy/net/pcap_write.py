@@ -6,8 +6,7 @@ the reader. Everything here is built from the layouts the reader decodes (:mod:`
 frame this module writes is, by construction, one the reader must read back. Checksums are optional (loopback
 captures carry partial ones; redact's tests want right ones): :mod:`mailstudy.net.checksum` computes them.
 
-For real sessions, rebuilt captures (``mailstudy.capture.rebuild``) still use scapy, which also writes TCP
-options; this module is for exact, small, hand-made captures.
+Rebuilt captures of real sessions (``mailstudy.capture.rebuild``) are written here too.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from mailstudy.net.layouts import (AF_LOOP_INET6, AF_NULL_INET6, ETH_IPV4, ETH_I
                                    LINKS, TCP, VLAN_TAG)
 from mailstudy.outputs import write_atomically
 
-__all__ = ["T0_NS", "SNAPLEN", "tcp_segment", "ip_packet", "link_frame", "tcp_frame", "pcap_header", "pcap_record",
+__all__ = ["T0_NS", "SNAPLEN", "tcp_segment", "mss_option", "ip_packet", "link_frame", "tcp_frame", "pcap_header", "pcap_record",
            "pcap_bytes", "pcapng_block", "pcapng_bytes", "write_capture"]
 
 T0_NS = 1_700_000_000_123_456_789  # a timestamp with all nine decimals in use
@@ -34,10 +33,18 @@ _SUM_AT = TCP.offsets["sum"]
 
 
 # ---- frames ------------------------------------------------------------------------------------------------------
-def tcp_segment(sport: int, dport: int, seq: int, ack: int, flags: int, payload: bytes = b"", **fields) -> bytes:
-    """A TCP header (no options; other fields from :data:`~mailstudy.net.layouts.TCP`) followed by ``payload``."""
+def tcp_segment(sport: int, dport: int, seq: int, ack: int, flags: int, payload: bytes = b"",
+                options: bytes = b"", **fields) -> bytes:
+    """A TCP header (other fields from :data:`~mailstudy.net.layouts.TCP`), ``options`` (padded to 32-bit
+    words with end-of-list bytes) and ``payload``."""
+    options += b"\x00" * (-len(options) % 4)
     return TCP.pack(sport=sport, dport=dport, seq=seq & 0xFFFFFFFF, ack=ack & 0xFFFFFFFF, flags=flags,
-                    **fields) + payload
+                    off_x2=(TCP.size + len(options)) // 4 << 4, **fields) + options + payload
+
+
+def mss_option(mss: int) -> bytes:
+    """The TCP maximum-segment-size option (RFC 9293 section 3.7.1)."""
+    return struct.pack("!BBH", 2, 4, mss)
 
 
 def _raw(addr: str) -> bytes:
