@@ -10,19 +10,19 @@ from pathlib import Path
 
 from mailstudy.outputs import project_root, write_atomically
 
-NOTEBOOKS = project_root() / "notebooks"
 
-
-def run_notebooks(quick: bool = False, build: Path | None = None, notebooks: Path = NOTEBOOKS,
+def run_notebooks(quick: bool = False, build: Path | None = None, notebooks: Path | None = None,
                   only: list[str] | None = None, progress: bool = True) -> list[Path]:
     """Execute every ``notebooks/NN-*.ipynb`` with papermill (``QUICK`` set) into ``build/``, plus HTML copies.
 
-    ``build`` defaults to ``build/`` under the project root, and the notebooks run there too (so their
-    ``data/...`` paths land in the project whatever the working directory; see :mod:`mailstudy.outputs`)."""
+    ``notebooks`` and ``build`` default to ``notebooks/`` and ``build/`` under the project root, and the
+    notebooks run in the project root (so their ``data/...`` paths land in the project whatever the working
+    directory; see :mod:`mailstudy.outputs`)."""
     import nbformat
     import papermill as pm
     from nbconvert import HTMLExporter
 
+    notebooks = Path(notebooks) if notebooks is not None else project_root() / "notebooks"
     build = Path(build) if build is not None else project_root() / "build"
     build.mkdir(parents=True, exist_ok=True)
     done = []
