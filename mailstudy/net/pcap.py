@@ -409,8 +409,9 @@ class PcapReader:
         pairs = _pairs4
         fast, linklen, mask, want = _FAST.get(lt, (None, 0, 0, 0))
         minlen = linklen + 40
-        tcp_at = linklen + 20  # the fast path's IPv4 header has no options
+        tcp_at = linklen + 20  # the fast path's IPv4 header has no options: TCP sits this far into a frame
         base = 0  # file offset of buf[0]
+        fast_base = tcp_at  # base + tcp_at, kept so the fast path pays one addition
         try:
             while True:
                 if n - pos < hlen:
@@ -421,6 +422,7 @@ class PcapReader:
                                     f"({n - pos} of {hlen} bytes); stopped there")
                         break
                     base += pos
+                    fast_base += pos
                     buf = buf[pos:] + more
                     pos = 0
                     n = len(buf)
@@ -439,6 +441,7 @@ class PcapReader:
                                 f"present); stopped there")
                         break
                     base += pos
+                    fast_base += pos
                     buf = buf[pos:] + more
                     pos = 0
                     n = len(buf)
@@ -459,7 +462,7 @@ class PcapReader:
                         p = start + linklen
                         yield (t_ns / 1_000_000_000, pair[0], sport, pair[1], dport, seq, ack, of & 0x1FF,
                                buf[p + 20 + doff:p + totlen], orig, incl, incl < orig, index, t_ns,
-                               base + start + tcp_at)
+                               fast_base + start)
                         continue
                 r = decode(buf, start, end, lt)
                 if r.__class__ is tuple:
