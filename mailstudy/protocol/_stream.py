@@ -25,6 +25,7 @@ from mailstudy.protocol.events import (
     Event,
     Exchange,
     ParseWarning,
+    Progress,
     TlsCounts,
 )
 
@@ -294,12 +295,21 @@ class ParserBase:
     ``keep_payloads`` (default True): keep IMAP literal payloads (``Exchange.literals``) and POP3 multi-line data
     (``Exchange.data``). False leaves them empty (``()``, ``b""``) and counts the bytes without copying them:
     every other field of every event is the same.
+
+    ``spans`` (default False): also emit a :class:`~mailstudy.protocol.events.Span` for arguments a replay
+    rewrites (IMAP UID sets). Credential spans are always emitted: redaction and replay read them from here.
+
+    Progress (public, for a replay that waits for the server): ``completed`` exchanges, ``continuations``
+    (IMAP ``+`` requests, POP3 SASL challenges) and :meth:`progress`.
     """
 
     protocol = ""
 
-    def __init__(self, max_line: int = MAX_LINE, keep_payloads: bool = True) -> None:
+    def __init__(self, max_line: int = MAX_LINE, keep_payloads: bool = True, spans: bool = False) -> None:
         self.keep_payloads = bool(keep_payloads)
+        self.spans = bool(spans)
+        self.completed = 0
+        self.continuations = 0
         self._streams = {UP: ByteStream(max_line), DOWN: ByteStream(max_line)}
         self._events: deque[Event] = deque()
         self.tls = TlsCounts()
@@ -360,9 +370,9 @@ class ParserBase:
             except Exception as exc:  # noqa: BLE001 - as _guarded, one call less
                 self._internal_error(exc)
 
-    def _feed_lists(self, direction: str, datas: list[bytes], ts: list[Any]) -> None:
-        """``feed_many(direction, zip(datas, ts))`` for the analysis of a pcap: ``direction`` is checked by the
-        caller, ``datas`` is a non-empty list of non-empty chunks (what reassembly delivers)."""
+    def feed_lists(self, direction: str, datas: list[bytes], ts: list[Any]) -> None:
+        """``feed_many(direction, zip(datas, ts))`` for a run of chunks held as two lists (what the analysis of
+        a pcap has): the fastest way in. ``direction`` must be UP or DOWN (not checked here: the hot path)."""
         if self.closed or not all(datas):
             self.feed_many(direction, zip(datas, ts))
             return
@@ -377,6 +387,10 @@ class ParserBase:
         except Exception as exc:  # noqa: BLE001 - as _guarded, one call less
             self._internal_error(exc)
 
+    def progress(self) -> Progress:
+        """How far the parser has got (see :class:`~mailstudy.protocol.events.Progress`)."""
+        return Progress(self.greeting is not None, self.completed, self.continuations, self._settled())
+
     def next_event(self) -> Event | None:
         return self._events.popleft() if self._events else None
 
@@ -390,6 +404,9 @@ class ParserBase:
         if self.closed:
             return
         self.closed = True
+        up = self._streams[UP]
+        if len(up) and not self._opaque and not up.skipping:
+            self._guarded(self._tail_spans, bytes(up.buf), up.base)
         self._guarded(self._finish, t)
         for d, stream in self._streams.items():
             if len(stream):
@@ -446,6 +463,13 @@ class ParserBase:
         raise NotImplementedError
 
     def _finish(self, t: Any) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _settled(self) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _tail_spans(self, data: bytes, start: int) -> None:  # pragma: no cover - abstract
+        """Spans in an unterminated last client line (the stream ended inside it); no other effect."""
         raise NotImplementedError
 
     # -- internals ----------------------------------------------------------------------------------------
