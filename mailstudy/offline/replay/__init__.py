@@ -56,7 +56,6 @@ Layout (one job per module; this ``__init__`` only re-exports the public API):
 - :mod:`.mailbox` -- step 1: rebuild the mailbox (:func:`rebuild_mailbox`, :func:`filler`).
 - :mod:`.uids` -- step 4's sequence-set mapping (:func:`map_uid_set`).
 - :mod:`.rewrite` -- steps 3 and 4: edits to the client's bytes (:func:`rewrite_client_stream`).
-- :mod:`.progress` -- sans-IO parsers that also count continuations and completed exchanges.
 - :mod:`.flights` -- step 5, offline: cut the client stream into flights with their targets, apply the edits.
 - :mod:`.run` -- step 5, live: send the flights on a traced socket and read replies until each target.
 - :mod:`.session` -- steps 2 and 6 around the others: :func:`replay_session`.

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailstudy.offline.replay.progress import _progress_parser
 from mailstudy.offline.replay.rewrite import Edit
-from mailstudy.protocol.events import UP
+from mailstudy.protocol import make_parser
+from mailstudy.protocol.events import UP, Progress
 
 
 @dataclass(frozen=True)
@@ -24,20 +24,22 @@ class Target:
     continuations: int  # continuation requests / SASL challenges seen
     replied: bool  # the server sent bytes after this flight
 
-    def reached(self, p) -> bool:
-        """Whether the replay's parser ``p`` got as far; also True when the new server has answered every
-        command sent (it answered differently from the original server: waiting longer would only time out)."""
-        if self.greeted and p.greeting is None:
+    def reached(self, now: Progress) -> bool:
+        """Whether the replay's parser got as far (``now``: its ``progress()``); also True when the new server
+        has answered every command sent (it answered differently from the original server: waiting longer
+        would only time out)."""
+        if self.greeted and not now.greeted:
             return False
-        if p.completed > self.completed:
+        if now.completed > self.completed:
             return True  # e.g. a refused literal or login: the exchange ended instead of a "+"
-        if p.completed >= self.completed and p.continuations >= self.continuations:
+        if now.completed >= self.completed and now.continuations >= self.continuations:
             return True
-        return p.greeting is not None and p.settled()
+        return now.greeted and now.settled
 
 
 def _state(p, replied: bool) -> Target:
-    return Target(p.greeting is not None, p.completed, p.continuations, replied)
+    now = p.progress()
+    return Target(now.greeted, now.completed, now.continuations, replied)
 
 
 @dataclass
@@ -52,7 +54,7 @@ class Flight:
 
 def client_flights(session) -> tuple[Target, list[Flight]]:
     """The original session's flights and, before the first one, what the client waited for (the greeting)."""
-    p = _progress_parser(session.protocol)
+    p = make_parser(session.protocol)
     flights: list[Flight] = []
     off = 0
     initial = Target(False, 0, 0, False)

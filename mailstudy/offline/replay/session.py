@@ -76,7 +76,7 @@ def replay_session(session, server: str = "embedded", timeout: float = DEFAULT_T
     srv = make_server(server)
     account = srv.account
     up = _plain_stream(session, UP)
-    edits, w = rewrite_client_stream(session.protocol, up, account, box.uid_map())
+    edits, w = rewrite_client_stream(session.protocol, session.connection.chunks, account, box.uid_map())
     result.warnings.extend(dict.fromkeys(w))  # once each
     _apply(up, flights, edits)
     exchanges = _exchanges(session)
