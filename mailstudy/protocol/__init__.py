@@ -3,6 +3,18 @@
 Why: a live socket trace and a reassembled pcap must give the same exchanges, so both go through these parsers
 (``ImapParser``, ``Pop3Parser``: ``feed(direction, data, t)``, ``next_event()``, ``events()``, ``close()``).
 ``parse_session`` is the one-call form for a whole recorded session.
+
+They are the only holders of IMAP and POP3 state: redaction and replay read their events (credential spans with
+absolute client-stream offsets, :class:`~mailstudy.protocol.events.Span`) and their public progress
+(``progress()``), and keep no scanner of their own. :mod:`.imap_lexer` and :mod:`.imap_response` are the one IMAP
+tokenizer and FETCH reader; :mod:`.classify` tells IMAP, POP3 and not-mail apart for analysis and redaction.
+
+Which exchange a server byte belongs to (DESIGN "Words": an exchange is a command with its complete response):
+a tagged status line, a continuation request and a POP3 reply go to the command they answer (tag, waiting
+command, FIFO order). An untagged IMAP response goes to the command it answers: an untagged ``FETCH`` to the
+oldest in-flight FETCH/STORE whose UID set (UID commands, by the response's ``UID`` item) or sequence set holds
+it, so that 30 pipelined ``UID FETCH n (BODY.PEEK[])`` each get their own message; any other untagged response,
+and a FETCH that no in-flight set holds, to the oldest in-flight command.
 """
 
 from __future__ import annotations
@@ -17,6 +29,8 @@ from mailstudy.protocol.events import (
     Exchange,
     Greeting,
     ParseWarning,
+    Progress,
+    Span,
     TlsCounts,
 )
 from mailstudy.protocol.imap import ImapParser
@@ -35,6 +49,8 @@ __all__ = [
     "PARSERS",
     "ParseWarning",
     "Pop3Parser",
+    "Progress",
+    "Span",
     "TlsCounts",
     "feed_all",
     "make_parser",

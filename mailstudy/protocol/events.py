@@ -32,8 +32,9 @@ class Exchange:
     """A command with its complete response.
 
     IMAP: a tagged command line (with any literals it carries and SASL continuation lines it needs) up to and
-    including its tagged status line; untagged responses and continuation requests are counted in the
-    exchange that was oldest outstanding when they arrived. POP3: the command line, the status line and, for
+    including its tagged status line; an untagged FETCH is counted in the outstanding command whose UID set
+    (or sequence set) holds it, other untagged responses (and a FETCH no set holds) in the exchange that was
+    oldest outstanding when they arrived. POP3: the command line, the status line and, for
     multi-line replies, the data up to the terminating ``.`` line; SASL lines of ``AUTH`` belong to it.
     """
 

@@ -7,6 +7,10 @@ and read events, as h11 does for HTTP.
 Rules (the whole state machine in one place):
 
 Client side ("up")
+  * Credentials come out as :class:`~mailstudy.protocol.events.Span` events with absolute offsets in the client
+    stream: LOGIN's user and password (atom, quoted string's inside, or literal, with its marker's span),
+    AUTHENTICATE's initial response and every SASL line (those the server asked for with ``+``). With
+    ``spans=True`` the UID set of UID FETCH/STORE/COPY/MOVE/EXPUNGE too. Tokens come from :mod:`.imap_lexer`.
   * A line ``tag SP command [SP args]`` starts a command (an exchange). ``UID x`` is the command ``"UID X"``.
     A line ending in ``{n}`` (synchronizing), ``{n+}`` (LITERAL+) or ``~{n}`` (literal8) is followed by n literal
     bytes and then the rest of the command line; all of it is the command's ``bytes_up``; ``arguments`` shows the
@@ -19,9 +23,11 @@ Client side ("up")
 Server side ("down")
   * The first line is the greeting (``* OK``, ``* PREAUTH``, ``* BYE``).
   * An untagged response ``* ...`` may carry literals ``{n}\\r\\n<n bytes>`` (several per response); it ends at
-    the first line end outside a literal. Its bytes and literal payloads go to the **oldest outstanding**
-    exchange (the one sent first among those without a tagged status yet); with none outstanding they are
-    unattributed (a warning says so).
+    the first line end outside a literal. Its bytes and literal payloads go to the command it answers: an
+    untagged ``FETCH`` to the oldest outstanding FETCH/STORE whose set holds it (UID commands: the response's
+    ``UID`` item in the UID set; others: its sequence number in the sequence set); any other untagged response,
+    or a FETCH no set holds, to the **oldest outstanding** exchange (the one sent first among those without a
+    tagged status yet). With none outstanding they are unattributed (a warning says so).
   * A continuation request ``+ ...`` goes to the command that is waiting for one: the command whose line the
     client is still sending (synchronizing literal), else the oldest outstanding AUTHENTICATE, else the oldest
     outstanding IDLE, else the oldest outstanding exchange.
