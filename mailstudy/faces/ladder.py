@@ -29,10 +29,10 @@ from matplotlib.figure import Figure
 
 from mailstudy.protocol import imap as _imap
 from mailstudy.protocol import pop3 as _pop3
+from mailstudy.wire import DOWN, UP
 
 __all__ = ["Flight", "LadderError", "flights", "ladder", "save_ladder"]
 
-UP, DOWN = "up", "down"
 X_CLIENT, X_SERVER = 0.0, 1.0
 SLANT = 0.55  # rows an arrow descends while it crosses: the travel it stands for
 LABEL_MAX = 58  # characters of a command label before it is shortened
@@ -84,8 +84,8 @@ def _session(source: Any) -> _Session:
         tr = source.trace
         protocol = getattr(getattr(source, "spec", None), "protocol", None) or \
             (source.exchanges[0].protocol if source.exchanges else "imap")
-        chunks = [(c.direction, c.t_ns, len(c.data), c.data[:8]) for c in tr.chunks]
-        t0 = tr.t_connect_ns or (tr.chunks[0].t_ns if tr.chunks else 0)
+        chunks = [(c.direction, c.t, len(c.data), c.data[:8]) for c in tr.chunks]
+        t0 = tr.t_connect_ns or (tr.chunks[0].t if tr.chunks else 0)
         return _Session(protocol, _endpoint(tr.local), _endpoint(tr.remote), chunks, list(source.exchanges), t0,
                         1e-9)
     conn = getattr(source, "connection", None)

@@ -11,17 +11,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-UP = "up"  # client -> server
-DOWN = "down"  # server -> client
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """One send() or recv() on the client socket."""
-
-    direction: str  # UP or DOWN
-    t_ns: int  # perf_counter_ns() when the call returned
-    data: bytes
+from mailstudy.wire import DOWN, UP, Chunk  # a Chunk here: one send() or recv(), ``t`` = perf_counter_ns()
 
 
 @dataclass
@@ -29,7 +19,7 @@ class Trace:
     """Everything one session's client socket saw: chunks in order and named milestones."""
 
     t_connect_ns: int = 0  # perf_counter_ns() just before connect()
-    chunks: list[Chunk] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)  # t: perf_counter_ns() when the call returned
     milestones: dict[str, int] = field(default_factory=dict)
     local: tuple[str, int] | None = None
     remote: tuple[str, int] | None = None
@@ -52,7 +42,7 @@ class Trace:
 
     @property
     def t_end_ns(self) -> int:
-        return self.chunks[-1].t_ns if self.chunks else self.t_connect_ns
+        return self.chunks[-1].t if self.chunks else self.t_connect_ns
 
 
 class TracedSocket:

@@ -40,7 +40,8 @@ from mailstudy.protocol import make_parser
 from mailstudy.protocol.classify import IMPLICIT_TLS_PORTS, WELL_KNOWN_PORTS
 from mailstudy.protocol.classify import classify as classify_stream
 from mailstudy.protocol import metrics as _metrics
-from mailstudy.protocol.events import DOWN, Encrypted, Exchange, ParseWarning
+from mailstudy.protocol.events import Encrypted, Exchange, ParseWarning
+from mailstudy.wire import METRIC_KEYS, Flight
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
@@ -48,6 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Analysis", "SessionAnalysis", "analyze_pcap", "classify", "PcapError", "WELL_KNOWN_PORTS"]
 
 _MAX_SESSION_WARNINGS = 200
+_new_tuple = tuple.__new__  # a Flight without NamedTuple's Python-level __new__ (one per run of a big capture)
 
 
 @dataclass
@@ -109,8 +111,7 @@ class Analysis:
         return pd.concat(frames, ignore_index=True)
 
 
-SESSION_COLUMNS = ["client", "server", "protocol", "port", "encrypted", "packets", "bytes_up", "bytes_down",
-                   "commands", "round_trips", "duration_s", "time_to_list_s", "exchanges_failed"]
+SESSION_COLUMNS = ["client", "server", "protocol", "port", "encrypted", "packets", *METRIC_KEYS]
 
 
 # ---- recognising mail ----------------------------------------------------------------------------------------
@@ -130,17 +131,16 @@ def _warning_text(w: ParseWarning) -> str:
     return f"{w.direction} stream, offset {w.offset}: {w.message}"
 
 
-def _feed_runs(feed_many, chunks: list) -> list[tuple[str, int, float]]:
+def _feed_runs(feed_many, chunks: list) -> list[Flight]:
     """Feed every chunk, in capture order, with its own time; return the flights for the metrics.
 
     ``chunks`` are ``(direction, t, data)`` tuples (``TcpConnection.chunk_tuples``). A run of consecutive chunks
     in one direction goes to the parser in one ``feed_many`` (the same events as a ``feed`` per chunk, times
     included: the parsers decide on bytes and take each byte's time from its chunk), and is one
-    ``(direction, bytes, last time)`` item for the metrics: sums, flights (round trips) and the last time are
-    the same by construction, and the one definition runs on a third of the items. ``feed_many`` None: only
-    the flights.
+    :class:`~mailstudy.wire.Flight` for the metrics (reassembly's chunks are never empty, so a run is a
+    flight). ``feed_many`` None: only the flights.
     """
-    flights: list[tuple[str, int, float]] = []
+    flights: list[Flight] = []
     add = flights.append
     run_dir = None
     datas: list = []
@@ -150,7 +150,7 @@ def _feed_runs(feed_many, chunks: list) -> list[tuple[str, int, float]]:
             if datas:
                 if feed_many is not None:
                     feed_many(run_dir, datas, ts)
-                add((run_dir, sum(map(len, datas)), max(ts)))
+                add(_new_tuple(Flight, (run_dir, sum(map(len, datas)), ts[0], max(ts))))
             run_dir = direction
             datas = [data]
             ts = [t]
@@ -160,7 +160,7 @@ def _feed_runs(feed_many, chunks: list) -> list[tuple[str, int, float]]:
     if datas:
         if feed_many is not None:
             feed_many(run_dir, datas, ts)
-        add((run_dir, sum(map(len, datas)), max(ts)))
+        add(_new_tuple(Flight, (run_dir, sum(map(len, datas)), ts[0], max(ts))))
     return flights
 
 
@@ -190,7 +190,7 @@ def analyze_connection(conn: TcpConnection, protocol: str, index: int = 0,
     t_start = conn.t_syn if conn.t_syn is not None else conn.t_first
     m = _metrics.session_metrics(flights, exchanges, t_start=t_start, t_list_ready=None, time_scale=1.0)
     row = {"client": _endpoint(conn.client), "server": _endpoint(conn.server), "protocol": protocol,
-           "port": port, "encrypted": encrypted, "packets": conn.packets, **m}
+           "port": port, "encrypted": encrypted, "packets": conn.packets, **m.as_row()}
     warnings: list[str] = []
     if note:
         warnings.append(note)

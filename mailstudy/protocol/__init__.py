@@ -35,6 +35,7 @@ from mailstudy.protocol.events import (
 )
 from mailstudy.protocol.imap import ImapParser
 from mailstudy.protocol.pop3 import Pop3Parser
+from mailstudy.wire import Chunk
 
 PARSERS = {"imap": ImapParser, "pop3": Pop3Parser}
 
@@ -67,9 +68,9 @@ def make_parser(protocol: str) -> ImapParser | Pop3Parser:
 
 
 def _chunk_parts(chunk: Any) -> tuple[str, bytes, Any]:
-    # a mailstudy.live.trace.Chunk (direction, t_ns, data) or a (direction, data, t) tuple
-    if hasattr(chunk, "direction") and hasattr(chunk, "data"):
-        return chunk.direction, chunk.data, getattr(chunk, "t_ns", getattr(chunk, "t", None))
+    # a mailstudy.wire.Chunk or a (direction, data, t) tuple
+    if chunk.__class__ is Chunk:
+        return chunk.direction, chunk.data, chunk.t
     direction, data, t = chunk
     return direction, data, t
 
@@ -86,7 +87,7 @@ def feed_all(parser: ImapParser | Pop3Parser, chunks: Iterable[Any], t_close: An
 
 
 def parse_session(protocol: str, chunks: Iterable[Any]) -> list[Event]:
-    """Parse a whole session: ``chunks`` are ``(direction, data, t)`` tuples or ``trace.Chunk`` objects in order.
+    """Parse a whole session: ``chunks`` are ``(direction, data, t)`` tuples or ``wire.Chunk`` objects in order.
 
     Exchanges come in the order they completed; sort by ``index`` for the order they were sent.
     """

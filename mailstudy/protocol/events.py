@@ -13,8 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-UP = "up"  # client -> server
-DOWN = "down"  # server -> client
+from mailstudy.wire import DOWN, UP  # noqa: F401 - the directions, re-exported for the parsers' users
 
 
 @dataclass(frozen=True)
