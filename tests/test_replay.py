@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from mailstudy.offline.replay import (Flight, Target, _apply, filler, map_uid_set, replay_pcap, rewrite_client_stream)
+from mailstudy.offline.replay import (ReplayFlight, Target, _apply, filler, map_uid_set, replay_pcap, rewrite_client_stream)
 from mailstudy.servers import make_server
 from mailstudy.servers.base import Account
 
@@ -29,7 +29,7 @@ from peers import PEER
 
 
 def _apply_edits(up: bytes, edits) -> bytes:
-    f = [Flight(0, len(up), Target(True, 0, 0, True))]
+    f = [ReplayFlight(0, len(up), Target(True, 0, 0, True))]
     _apply(up, f, edits)
     return f[0].data
 
@@ -98,8 +98,8 @@ def test_rewritten_stream_is_cut_into_the_same_flights():
     cut1 = up.index(b"bob")
     cut2 = up.index(b"builder")
     cut3 = up.index(b"b LOGOUT")
-    flights = [Flight(0, cut1, Target(True, 0, 1, True)), Flight(cut1, cut2, Target(True, 0, 2, True)),
-               Flight(cut2, cut3, Target(True, 1, 2, True)), Flight(cut3, len(up), Target(True, 2, 2, True))]
+    flights = [ReplayFlight(0, cut1, Target(True, 0, 1, True)), ReplayFlight(cut1, cut2, Target(True, 0, 2, True)),
+               ReplayFlight(cut2, cut3, Target(True, 1, 2, True)), ReplayFlight(cut3, len(up), Target(True, 2, 2, True))]
     edits, _ = rewrite_client_stream("imap", [("down", b"* OK hi\r\n"), ("up", up)], ALICE)
     _apply(up, flights, edits)
     assert [f.data for f in flights] == [b"a LOGIN {5}\r\n", b"alice {13}\r\n", b"wonderland-42\r\n",

@@ -65,7 +65,12 @@ Layout (one job per module; this ``__init__`` only re-exports the public API):
 from __future__ import annotations
 
 from mailstudy.offline.replay.captured import _exchanges, _plain_stream
-from mailstudy.offline.replay.flights import Flight, Target, _apply, client_flights
+from mailstudy.offline.replay.flights import (
+           ReplayFlight,
+           Target,
+           _apply,
+           client_flights,
+)
 from mailstudy.offline.replay.imap_fetch import imap_fetched
 from mailstudy.offline.replay.mailbox import (
            FILLER_LINE,
@@ -85,7 +90,7 @@ from mailstudy.offline.replay.run import CLOSE_TIMEOUT_S, DEFAULT_TIMEOUT_S
 from mailstudy.offline.replay.session import replay_session
 from mailstudy.offline.replay.uids import map_uid_set
 
-__all__ = ["Flight", "Mailbox", "ReplayError", "ReplayReport", "SessionReplay", "Target", "METRIC_KEYS",
+__all__ = ["ReplayFlight", "Mailbox", "ReplayError", "ReplayReport", "SessionReplay", "Target", "METRIC_KEYS",
            "client_flights", "filler", "map_uid_set", "rebuild_mailbox", "replay_pcap", "replay_session",
            "rewrite_client_stream"]
 

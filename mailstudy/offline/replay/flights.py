@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from mailstudy.offline.replay.rewrite import Edit
 from mailstudy.protocol import make_parser
 from mailstudy.protocol.events import UP, Progress
+from mailstudy.wire import flights
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,9 @@ def _state(p, replied: bool) -> Target:
 
 
 @dataclass
-class Flight:
-    """One run of client bytes (offsets into the client stream) and where the server must get before the next."""
+class ReplayFlight:
+    """One client flight (:class:`mailstudy.wire.Flight`) to send again: its offsets in the client stream and
+    where the server must get before the next."""
 
     start: int
     end: int
@@ -52,34 +54,33 @@ class Flight:
     data: bytes = b""  # after rewriting
 
 
-def client_flights(session) -> tuple[Target, list[Flight]]:
-    """The original session's flights and, before the first one, what the client waited for (the greeting)."""
+def client_flights(session) -> tuple[Target, list[ReplayFlight]]:
+    """The original session's client flights and, before the first one, what the client waited for (the
+    greeting). The flights are :func:`mailstudy.wire.flights`; the parser is fed the chunks of each flight in
+    turn, and its progress at the end of the server's answer is the flight's target."""
+    chunks = [c for c in session.connection.chunks if c.data]
     p = make_parser(session.protocol)
-    flights: list[Flight] = []
-    off = 0
+    out: list[ReplayFlight] = []
     initial = Target(False, 0, 0, False)
-    in_flight = False
-    for c in session.connection.chunks:
-        if not c.data:
-            continue
-        p.feed(c.direction, c.data, c.t)
-        if c.direction == UP:
-            if not in_flight:
-                flights.append(Flight(off, off, Target(False, 0, 0, False)))
-                in_flight = True
-            off += len(c.data)
-            flights[-1].end = off
-            flights[-1].target = _state(p, False)
+    i = off = 0
+    for f in flights(chunks):
+        n = 0
+        while n < f.nbytes:
+            c = chunks[i]
+            p.feed(c.direction, c.data, c.t)
+            n += len(c.data)
+            i += 1
+        if f.direction == UP:
+            out.append(ReplayFlight(off, off + f.nbytes, _state(p, False)))
+            off += f.nbytes
+        elif out:
+            out[-1].target = _state(p, True)
         else:
-            in_flight = False
-            if flights:
-                flights[-1].target = _state(p, True)
-            else:
-                initial = _state(p, True)
-    return initial, flights
+            initial = _state(p, True)
+    return initial, out
 
 
-def _apply(up: bytes, flights: list[Flight], edits: list[Edit]) -> None:
+def _apply(up: bytes, flights: list[ReplayFlight], edits: list[Edit]) -> None:
     """Cut the rewritten stream into the same flights (an edit belongs to the flight where it starts)."""
     edits = sorted(edits)
     k = 0

@@ -11,7 +11,7 @@ import socket
 import time
 
 from mailstudy.live.trace import Trace, traced_connection
-from mailstudy.offline.replay.flights import Flight, Target
+from mailstudy.offline.replay.flights import ReplayFlight, Target
 from mailstudy.protocol import make_parser
 from mailstudy.protocol.events import DOWN, UP
 
@@ -54,7 +54,7 @@ def _read_to_close(sock, timeout: float) -> None:
         return
 
 
-def _run(host: str, port: int, protocol: str, initial: Target, flights: list[Flight], last_command: str,
+def _run(host: str, port: int, protocol: str, initial: Target, flights: list[ReplayFlight], last_command: str,
          timeout: float, trace: Trace, warnings: list[str]) -> None:
     sock = traced_connection(host, port, timeout, trace)
     p = make_parser(protocol)
