@@ -17,8 +17,9 @@ four times. Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from typing import Any, Iterable, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 UP = "up"  # client -> server
 DOWN = "down"  # server -> client

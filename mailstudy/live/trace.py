@@ -11,7 +11,11 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from mailstudy.wire import DOWN, UP, Chunk  # a Chunk here: one send() or recv(), ``t`` = perf_counter_ns()
+from mailstudy.wire import (  # a Chunk here: one send() or recv(), ``t`` = perf_counter_ns()
+    DOWN,
+    UP,
+    Chunk,
+)
 
 
 @dataclass

@@ -40,7 +40,9 @@ from typing import TYPE_CHECKING, Iterable
 
 from mailstudy.net.pcap import TcpPacket, read_tcp
 from mailstudy.wire import DOWN, UP
-from mailstudy.wire import Chunk as StreamChunk  # bytes that became readable in order, one way, at ``t``
+from mailstudy.wire import (
+    Chunk as StreamChunk,  # bytes that became readable in order, one way, at ``t``
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas

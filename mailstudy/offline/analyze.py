@@ -37,9 +37,9 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 from mailstudy.net.pcap import PcapError, PcapStats, read_tcp_tuples
 from mailstudy.net.reassembly import TcpConnection, reassemble_tuples
 from mailstudy.protocol import make_parser
+from mailstudy.protocol import metrics as _metrics
 from mailstudy.protocol.classify import IMPLICIT_TLS_PORTS, WELL_KNOWN_PORTS
 from mailstudy.protocol.classify import classify as classify_stream
-from mailstudy.protocol import metrics as _metrics
 from mailstudy.protocol.events import Encrypted, Exchange, ParseWarning
 from mailstudy.wire import METRIC_KEYS, Flight
 

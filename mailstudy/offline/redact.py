@@ -67,7 +67,7 @@ from mailstudy.net.pcap import (
     TcpPacket,
     _decode,
 )
-from mailstudy.net.reassembly import ConnectionTable, TcpConnection, reassemble
+from mailstudy.net.reassembly import ConnectionTable, reassemble
 from mailstudy.protocol import make_parser
 from mailstudy.protocol.classify import classify
 from mailstudy.protocol.events import CREDENTIAL_KINDS, Encrypted, Span

@@ -20,12 +20,14 @@ from typing import Any, Iterable, NamedTuple
 
 from mailstudy.protocol.events import (
     DOWN,
+    NOT_SECRET,
     UP,
     Encrypted,
     Event,
     Exchange,
     ParseWarning,
     Progress,
+    Span,
     TlsCounts,
 )
 
@@ -420,6 +422,24 @@ class ParserBase:
     # -- for subclasses -----------------------------------------------------------------------------------
     def _emit(self, event: Event) -> None:
         self._events.append(event)
+
+    def _sasl_start(self, p: Any, body: bytes, toks: list, start: int, kind: str) -> None:
+        """AUTHENTICATE/AUTH ``mechanism [initial-response]`` (``toks``: the lexer's tokens of ``body``, a line
+        starting at stream offset ``start``): note the mechanism on ``p`` and emit the initial response."""
+        p.mechanism = text_of(toks[0].value).upper() if toks else ""
+        if len(toks) > 1:
+            p.responses = 1
+            a, b = toks[1].start, len(body.rstrip())
+            if body[a:b].strip() not in NOT_SECRET:
+                self._emit(Span(kind, start + a, start + b, p.index, "atom", None, p.mechanism))
+
+    def _sasl_span(self, p: Any, line: bytes, start: int) -> None:
+        """A client SASL response line of ``p`` (AUTHENTICATE/AUTH) at stream offset ``start``."""
+        body = strip_eol(line)
+        if body.strip() not in NOT_SECRET:
+            self._emit(Span(f"{self.protocol}-sasl-response", start, start + len(body), p.index, "line", None,
+                            p.mechanism, p.responses))
+        p.responses += 1
 
     def _warn(self, direction: str, t: Any, message: str, offset: int = 0) -> None:
         self._nwarnings += 1

@@ -18,7 +18,8 @@ Everything else is not mail.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from mailstudy.protocol.events import DOWN
 

@@ -54,7 +54,7 @@ from mailstudy.protocol._stream import (
     strip_eol,
     text_of,
 )
-from mailstudy.protocol.events import DOWN, NOT_SECRET, UP, Exchange, Greeting, Span
+from mailstudy.protocol.events import DOWN, UP, Exchange, Greeting, Span
 from mailstudy.protocol.imap_lexer import lex, literal_marker
 
 PROTOCOL = "imap"
@@ -264,15 +264,10 @@ class ImapParser(ParserBase):
         if p.command == "LOGIN":
             self._login_spans(p, line, start, pos)
             return
-        end = len(_strip_eol(line))
-        toks = lex(line, pos, end)
+        body = _strip_eol(line)
+        toks = lex(body, pos)
         if p.command == "AUTHENTICATE":
-            p.mechanism = _text(toks[0].value).upper() if toks else ""
-            if len(toks) > 1:
-                p.responses = 1
-                a, b = toks[1].start, len(line[:end].rstrip())
-                if line[a:b].strip() not in NOT_SECRET:
-                    self._emit(Span("imap-authenticate", start + a, start + b, p.index, "atom", None, p.mechanism))
+            self._sasl_start(p, body, toks, start, "imap-authenticate")
         elif toks and toks[0].kind == "atom":  # UID FETCH|STORE|... <set>
             self._emit(Span("uid-set", start + toks[0].start, start + toks[0].end, p.index, "atom"))
 
@@ -288,13 +283,6 @@ class ImapParser(ParserBase):
             kind = "imap-login-user" if p.astrings == 0 else "imap-login-password"
             self._up_secret = (kind, p.index, (start + m.start(), start + m.end(3) + 1))
             p.astrings += 1
-
-    def _sasl_span(self, p: _Pending, line: bytes, start: int) -> None:
-        body = _strip_eol(line)
-        if body.strip() not in NOT_SECRET:
-            self._emit(Span("imap-sasl-response", start, start + len(body), p.index, "line", None, p.mechanism,
-                            p.responses))
-        p.responses += 1
 
     def _tail_spans(self, data: bytes, start: int) -> None:
         """The stream ended inside a client line (a capture cut short): it may still hold a credential."""

@@ -23,10 +23,9 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-#: A literal marker ending a line: group 1 ``~`` (literal8), group 2 the size, group 3 ``+`` (LITERAL+).
-LITERAL = re.compile(rb"(~?)\{(\d{1,20})(\+?)\}\r?\n\Z")
-
-_MARKER = re.compile(rb"(~?)\{(\d{1,20})(\+?)\}(?:\r?\n|\Z)")  # LITERAL inside a text of several lines
+#: A literal marker, which ends a line (before its line end, or at the end of the text): group 1 ``~``
+#: (literal8), group 2 the size, group 3 ``+`` (LITERAL+).
+LITERAL = re.compile(rb"(~?)\{(\d{1,20})(\+?)\}(?:\r?\n|\Z)")
 _SPACE = b" \t\r\n"
 
 
@@ -82,7 +81,7 @@ def lex(data: bytes, pos: int = 0, end: int | None = None, structure: bool = Fal
             out.append(Token(chr(c), pos, pos + 1, bytes((c,))))
             pos += 1
             continue
-        m = _MARKER.match(data, pos, end) if c in (0x7B, 0x7E) else None  # { ~
+        m = LITERAL.match(data, pos, end) if c in (0x7B, 0x7E) else None  # { ~
         if m is not None:
             out.append(Token("literal", pos, m.end(3) + 1, m.group(2)))
             pos = m.end()

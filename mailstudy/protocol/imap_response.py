@@ -14,8 +14,9 @@ command that asked for it. One reader serves all three, built on the one lexer. 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 from mailstudy.protocol.imap_lexer import Token, lex, literal_marker
 

@@ -37,7 +37,7 @@ from mailstudy.protocol._stream import (
     strip_eol,
     text_of,
 )
-from mailstudy.protocol.events import DOWN, NOT_SECRET, UP, Exchange, Greeting, Span
+from mailstudy.protocol.events import DOWN, UP, Exchange, Greeting, Span
 from mailstudy.protocol.imap_lexer import lex
 
 PROTOCOL = "pop3"
@@ -168,20 +168,7 @@ class Pop3Parser(ParserBase):
                 a = tok.start  # APOP has no quoting: a quote belongs to the name
                 self._emit(Span("pop3-apop", start + a, start + tok.end, p.index, "atom"))
         else:  # AUTH mechanism [initial-response]
-            toks = lex(body, pos)
-            p.mechanism = _text(toks[0].value).upper() if toks else ""
-            if len(toks) > 1:
-                p.responses = 1
-                a, b = toks[1].start, len(body.rstrip())
-                if body[a:b].strip() not in NOT_SECRET:
-                    self._emit(Span("pop3-auth", start + a, start + b, p.index, "atom", None, p.mechanism))
-
-    def _sasl_span(self, p: _Pending, line: bytes, start: int) -> None:
-        body = _strip_eol(line)
-        if body.strip() not in NOT_SECRET:
-            self._emit(Span("pop3-sasl-response", start, start + len(body), p.index, "line", None, p.mechanism,
-                            p.responses))
-        p.responses += 1
+            self._sasl_start(p, body, lex(body, pos), start, "pop3-auth")
 
     def _tail_spans(self, data: bytes, start: int) -> None:
         p = next((x for x in self._fifo if x.sasl_turns > 0 and x.command == "AUTH"), None)

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailstudy.protocol.imap_response import parse_fetch, split_responses, untagged_number
+from mailstudy.protocol.imap_response import (
+    parse_fetch,
+    split_responses,
+    untagged_number,
+)
 
 
 @dataclass

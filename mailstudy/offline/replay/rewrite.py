@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Iterable
+from collections.abc import Iterable
 
 from mailstudy.offline.replay.uids import map_uid_set
 from mailstudy.protocol import make_parser
