@@ -68,7 +68,7 @@ from mailstudy.net.pcap import (
     _decode,
 )
 from mailstudy.net.reassembly import ConnectionTable, reassemble
-from mailstudy.protocol import make_parser
+from mailstudy.protocol import feed_all, make_parser
 from mailstudy.protocol.classify import classify
 from mailstudy.protocol.events import CREDENTIAL_KINDS, Encrypted, Span
 
@@ -129,13 +129,9 @@ def find_credentials(protocol: str, chunks: Iterable) -> tuple[list[Span], bool]
     """
     parser = make_parser(protocol)
     parser.keep_payloads = False
-    for ch in chunks:
-        direction, data = (ch.direction, ch.data) if hasattr(ch, "direction") else (ch[0], ch[1])
-        parser.feed(direction, data)
-    parser.close()
     found: list[Span] = []
     encrypted = False
-    for e in parser.events():
+    for e in feed_all(parser, chunks):
         if e.__class__ is Span and e.secret and e.end > e.start:
             found.append(e)
         elif e.__class__ is Encrypted:

@@ -68,15 +68,15 @@ def make_parser(protocol: str) -> ImapParser | Pop3Parser:
 
 
 def _chunk_parts(chunk: Any) -> tuple[str, bytes, Any]:
-    # a mailstudy.wire.Chunk or a (direction, data, t) tuple
+    # a mailstudy.wire.Chunk, a (direction, data, t) tuple or a (direction, data) pair (no time)
     if chunk.__class__ is Chunk:
         return chunk.direction, chunk.data, chunk.t
-    direction, data, t = chunk
-    return direction, data, t
+    return chunk[0], chunk[1], chunk[2] if len(chunk) > 2 else None
 
 
 def feed_all(parser: ImapParser | Pop3Parser, chunks: Iterable[Any], t_close: Any = None) -> list[Event]:
-    """Feed every chunk to ``parser``, close it and return all its events."""
+    """Feed every chunk (a ``wire.Chunk``, a ``(direction, data, t)`` tuple or a ``(direction, data)`` pair) to
+    ``parser``, close it and return all its events."""
     last_t = t_close
     for chunk in chunks:
         direction, data, t = _chunk_parts(chunk)

@@ -15,9 +15,10 @@ import binascii
 from collections.abc import Iterable
 
 from mailstudy.offline.replay.uids import map_uid_set
-from mailstudy.protocol import make_parser
+from mailstudy.protocol import feed_all, make_parser
 from mailstudy.protocol.events import Span
 from mailstudy.servers.base import Account
+from mailstudy.wire import UP, Chunk
 
 Edit = tuple[int, int, bytes]  # replace up[start:end] with bytes
 
@@ -81,17 +82,12 @@ def _sasl_edit(up: bytes, span: Span, account: Account, edits: list[Edit]) -> No
 
 def _spans(protocol: str, chunks: Iterable) -> tuple[bytes, list[Span]]:
     """The client stream and the parser's spans (credentials and UID sets) of a session's chunks."""
+    parts = [(c.direction, c.data) if c.__class__ is Chunk else (c[0], c[1]) for c in chunks]
     parser = make_parser(protocol)
     parser.keep_payloads = False
     parser.spans = True
-    up = bytearray()
-    for ch in chunks:
-        direction, data = (ch.direction, ch.data) if hasattr(ch, "direction") else (ch[0], ch[1])
-        if direction == "up":
-            up += data
-        parser.feed(direction, data)
-    parser.close()
-    return bytes(up), [e for e in parser.events() if e.__class__ is Span]
+    events = feed_all(parser, parts)
+    return b"".join(d for k, d in parts if k == UP), [e for e in events if e.__class__ is Span]
 
 
 def rewrite_client_stream(protocol: str, chunks: Iterable, account: Account,
