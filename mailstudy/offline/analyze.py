@@ -61,7 +61,7 @@ class SessionAnalysis:
     protocol: str  # "imap" | "pop3"
     port: int  # server port
     encrypted: bool  # IMAPS/POP3S from the start, or after STARTTLS/STLS
-    events: list  # parser events (Greeting, Exchange, Encrypted, ParseWarning)
+    events: list  # parser events (Greeting, Exchange, Encrypted, ParseWarning, credential Span)
     exchanges: list[Exchange]  # sorted by Exchange.index (order sent)
     metrics: dict  # session_metrics(...) keys + client, server, protocol, packets, encrypted
     warnings: list[str] = field(default_factory=list)
