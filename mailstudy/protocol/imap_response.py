@@ -29,7 +29,9 @@ class Response(NamedTuple):
 
 
 def split_responses(down: bytes) -> Iterator[Response]:
-    """Every complete response of a server stream, in order (a response cut off by the end is left out)."""
+    """Every response of a server stream, in order. A response cut off by the end of the stream inside a literal
+    comes with what the stream has of it (a capture cut short still shows the start of a message); a last line
+    without its line end is left out."""
     pos, n = 0, len(down)
     while pos < n:
         end = down.find(b"\n", pos)
