@@ -41,7 +41,8 @@ def _replace_astring(up: bytes, span: Span, value: str, edits: list[Edit]) -> No
         raw = value.encode()
         a, b = span.marker
         old = up[a:b]
-        edits.append((a, b, (b"~" if old.startswith(b"~") else b"") + b"{%d%s}" % (len(raw), b"+" * old.endswith(b"+}"))))
+        tilde = b"~" if old.startswith(b"~") else b""
+        edits.append((a, b, tilde + b"{%d%s}" % (len(raw), b"+" if old.endswith(b"+}") else b"")))
         edits.append((span.start, min(span.end, len(up)), raw))
         return
     a, b = span.start, span.end
