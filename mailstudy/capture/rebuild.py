@@ -52,7 +52,7 @@ def rebuild_pcap(trace: Trace, path: str | os.PathLike, mss: int = DEFAULT_MSS,
         out.append((t + offset, ETH_LO + ip))
 
     other = {"c": "s", "s": "c"}
-    t0 = trace.t_connect_ns or (trace.chunks[0].t_ns if trace.chunks else time.perf_counter_ns())
+    t0 = trace.t_connect_ns or (trace.chunks[0].t if trace.chunks else time.perf_counter_ns())
     emit("c", t0, TH_SYN, isn["c"], None, options=mss_option(mss))
     emit("s", t0, TH_SYN | TH_ACK, isn["s"], nxt["c"], options=mss_option(mss))
     emit("c", t0, TH_ACK, nxt["c"], nxt["s"])
@@ -61,11 +61,11 @@ def rebuild_pcap(trace: Trace, path: str | os.PathLike, mss: int = DEFAULT_MSS,
         data = chunk.data
         for i in range(0, len(data), mss):
             seg = data[i:i + mss]
-            emit(side, chunk.t_ns, TH_PUSH | TH_ACK if i + mss >= len(data) else TH_ACK, nxt[side],
+            emit(side, chunk.t, TH_PUSH | TH_ACK if i + mss >= len(data) else TH_ACK, nxt[side],
                  nxt[other[side]], seg)
             nxt[side] = (nxt[side] + len(seg)) & 0xFFFFFFFF
         if data:
-            emit(other[side], chunk.t_ns, TH_ACK, nxt[other[side]], nxt[side])
+            emit(other[side], chunk.t, TH_ACK, nxt[other[side]], nxt[side])
     t_end = trace.t_end_ns
     emit("c", t_end, TH_FIN | TH_ACK, nxt["c"], nxt["s"])
     nxt["c"] = (nxt["c"] + 1) & 0xFFFFFFFF

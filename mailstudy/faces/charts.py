@@ -12,7 +12,12 @@ from pathlib import Path
 from mailstudy.faces.plots import bytes_down_vs_mailbox, save_figure
 from mailstudy.outputs import data_dir
 from mailstudy.servers import available_servers
-from mailstudy.study.experiment import Experiment, four_strategies, sweep, write_csv_atomically
+from mailstudy.study.experiment import (
+    Experiment,
+    four_strategies,
+    sweep,
+    write_csv_atomically,
+)
 
 
 def first_result(servers: list[str] | None = None, message_counts: tuple[int, ...] = (25, 50, 100, 200),

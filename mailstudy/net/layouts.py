@@ -4,7 +4,7 @@ Why a module of its own: the pcap format used to live in four places (the reader
 builders, reassembly's constants) that each spelled out the header layouts, the flag bits and the mail ports.
 dpkt's ``__hdr__`` tables and ``TH_*`` constants are the model: a header is a tuple of ``(name, struct format,
 default)`` fields, from which :class:`Layout` derives its struct, each field's offset, ``pack`` and ``unpack``.
-Pure: no files, no sockets.
+Pure: no files, no sockets; it reads only the pure classifier's table of well-known IMAP and POP3 ports.
 
 The reader's hot path (:mod:`mailstudy.net.pcap`) keeps its own combined struct formats (one ``unpack_from`` per
 packet for link + IPv4 + TCP); they are checked against these layouts in ``tests/test_pcap.py``.
@@ -16,8 +16,10 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+from mailstudy.protocol.classify import WELL_KNOWN_PORTS
+
 __all__ = ["TH_FIN", "TH_SYN", "TH_RST", "TH_PUSH", "TH_ACK", "TH_URG", "TH_ECE", "TH_CWR", "TCP_FLAGS",
-           "IMAP_PORTS", "POP3_PORTS", "MAIL_PORTS", "Layout", "TCP", "IPV4", "IPV6", "ETHERNET", "VLAN_TAG", "SLL",
+           "SMTP_PORTS", "MAIL_PORTS", "Layout", "TCP", "IPV4", "IPV6", "ETHERNET", "VLAN_TAG", "SLL",
            "SLL2", "NULL", "LOOP", "LinkLayout", "LINKS", "VLAN_TPIDS", "ETH_IPV4", "ETH_IPV6", "IP_PROTO_TCP",
            "AF_NULL_INET6", "AF_LOOP_INET6"]
 
@@ -26,10 +28,9 @@ TH_FIN, TH_SYN, TH_RST, TH_PUSH, TH_ACK, TH_URG, TH_ECE, TH_CWR = 0x01, 0x02, 0x
 TCP_FLAGS = {"FIN": TH_FIN, "SYN": TH_SYN, "RST": TH_RST, "PSH": TH_PUSH, "ACK": TH_ACK, "URG": TH_URG,
              "ECE": TH_ECE, "CWR": TH_CWR}
 
-# ---- mail ports --------------------------------------------------------------------------------------------------
-IMAP_PORTS = (143, 993)  # IMAP, IMAPS
-POP3_PORTS = (110, 995)  # POP3, POP3S
-MAIL_PORTS = IMAP_PORTS + POP3_PORTS + (25, 587, 465)  # and SMTP, submission, submissions: a mail server's side
+# ---- mail ports (IMAP's and POP3's are the classifier's: mailstudy.protocol.classify.WELL_KNOWN_PORTS) ----------
+SMTP_PORTS = (25, 587, 465)  # SMTP, submission, submissions
+MAIL_PORTS = tuple(WELL_KNOWN_PORTS) + SMTP_PORTS  # the side on one of these is a mail server's
 
 # ---- numbers the layouts use ---------------------------------------------------------------------------------------
 ETH_IPV4, ETH_IPV6 = 0x0800, 0x86DD

@@ -44,6 +44,10 @@ from mailstudy.net.layouts import TH_FIN as FIN
 from mailstudy.net.layouts import TH_RST as RST
 from mailstudy.net.layouts import TH_SYN as SYN
 from mailstudy.net.pcap import PACKET_FIELDS, TcpPacket, read_tcp
+from mailstudy.wire import DOWN, UP
+from mailstudy.wire import (
+    Chunk as StreamChunk,  # bytes that became readable in order, one way, at ``t``
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import os
@@ -52,22 +56,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["StreamChunk", "TcpConnection", "ConnectionTable", "reassemble", "reassemble_tuples", "MAIL_PORTS", "packets_frame"]
 
-UP = "up"  # client -> server
-DOWN = "down"  # server -> client
 _M32 = 0xFFFFFFFF
 _MAX_WARNINGS = 50  # per connection
 SegmentWatcher = Callable[[int, int, int, TcpPacket], None]  # see reassemble()
 # a TcpPacket as a tuple in mailstudy.net.pcap.PACKET_FIELDS order
 _fields = attrgetter(*PACKET_FIELDS)
-
-
-@dataclass(slots=True)
-class StreamChunk:
-    """Bytes that became readable in order, one way, at time ``t`` (the packet that completed them)."""
-
-    direction: str  # "up" | "down"
-    t: float
-    data: bytes
 
 
 @dataclass(slots=True)
