@@ -36,12 +36,7 @@ def test_every_claim_has_its_verdict_and_numbers(server_kind):
 
 @pytest.mark.dovecot
 @pytest.mark.slow
-def test_dovecot_with_the_rfc1939_lock_refuses_a_second_device():
-    from conftest import dovecot_skip_reason
-
-    why = dovecot_skip_reason()
-    if why:
-        pytest.skip(f"Dovecot not usable here: {why}")
+def test_dovecot_with_the_rfc1939_lock_refuses_a_second_device(dovecot_usable):
     v = claim_pop3_one_device(Lab(messages=3), "dovecot", with_lock=True)
     assert v.numbers["second_login"].startswith("refused") and "IN-USE" in v.numbers["second_login"]
 

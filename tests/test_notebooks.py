@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -17,8 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_study_quick_executes_every_notebook(tmp_path):
     shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
     shutil.copytree(ROOT / "captures", tmp_path / "captures")
-    out = subprocess.run([sys.executable, "-m", "mailstudy.cli", "study", "--quick", "--build", "build"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    # the project root is tmp_path (MAILSTUDY_ROOT); the working directory is elsewhere and must not matter
+    out = subprocess.run([sys.executable, "-m", "mailstudy.cli", "study", "--quick"],
+                         cwd=tmp_path / "notebooks", env={**os.environ, "MAILSTUDY_ROOT": str(tmp_path)},
+                         capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb")):
         assert (tmp_path / "build" / nb.name).exists()
@@ -27,8 +30,16 @@ def test_study_quick_executes_every_notebook(tmp_path):
     assert set(table["label"]) == {"IMAP header-first", "IMAP download-all", "POP3 header-first",
                                    "POP3 download-all"}
     assert table["integrity_ok"].all()
-    png = tmp_path / "data" / "figures" / "traffic_volume_up_down.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ("traffic_volume_up_down", "bytes_vs_read_fraction", "traffic_volume_overhead", "article_claims",
+                 "latency_list_open", "latency_model_vs_measured", "latency_waiting_vs_rtt", "latency_breakeven",
+                 "devices_bytes_per_day", "devices_agreement", "devices_losses", "devices_condstore"):
+        png = tmp_path / "data" / "figures" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    claims = pd.read_csv(tmp_path / "data" / "results" / "article_claims.csv")
+    assert claims["verdict"].notna().all() and len(claims) >= 15
+    index = (tmp_path / "build" / "index.html").read_text()
+    for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb")):
+        assert f'href="{nb.stem}.html"' in index, nb.stem
 
 
 @pytest.mark.slow

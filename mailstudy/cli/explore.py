@@ -36,7 +36,7 @@ def find_notebook(given: str | None = None) -> Path:
     """The explorer notebook: ``given``, else ``notebooks/05-...`` here or in the checkout holding the package."""
     if given:
         return Path(given)
-    from mailstudy.faces.explorer import project_root
+    from mailstudy.outputs import project_root
 
     for root in (Path.cwd(), project_root()):
         candidate = root / "notebooks" / NOTEBOOK
@@ -72,7 +72,7 @@ def run(args) -> int:
     token = "" if args.no_token else (args.token or secrets.token_urlsafe(16))
     url = f"http://127.0.0.1:{port}/" + (f"?token={token}" if token else "")
     print(f"mailstudy explore: {notebook} at {url}  (Ctrl-C stops it)", flush=True)
-    # the kernel starts in the notebook's folder; the explorer finds captures/ above it (project_root)
+    # the kernel starts in the notebook's folder; the explorer finds captures/ under the project root
     proc = popen_tied(voila_command(notebook, port, token, args.open))
     try:
         return proc.wait()

@@ -14,7 +14,8 @@ def add_parser(sub) -> None:
                                    "under data/results/, charts under data/figures/ and build/index.html.")
     p.add_argument("--quick", action="store_true", help="small parameters (what the tests use)")
     p.add_argument("--only", action="append", metavar="NAME", help="run only notebooks whose name contains NAME")
-    p.add_argument("--build", default="build", metavar="DIR", help="output folder (build)")
+    p.add_argument("--build", default=None, metavar="DIR",
+                   help="output folder (default: build/ in the project root, whatever the working directory)")
     p.set_defaults(func=run)
 
 
@@ -24,10 +25,10 @@ def run(args) -> int:
     from mailstudy.study.notebooks import NotebookError, run_notebooks
 
     try:
-        runs = run_notebooks(quick=args.quick, build=Path(args.build), only=args.only)
+        runs = run_notebooks(quick=args.quick, build=Path(args.build) if args.build else None, only=args.only)
     except NotebookError as exc:
         return fail(str(exc))
     for r in runs:
         print(f"executed {r.notebook} (+ {r.html.name}) in {r.seconds:.1f} s")
-    print(f"index: {Path(args.build) / 'index.html'}")
+    print(f"index: {runs[0].html.parent / 'index.html'}")
     return 0

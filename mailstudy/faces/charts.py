@@ -9,20 +9,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from mailstudy.faces.plots import save_figure
+from mailstudy.outputs import data_dir
 from mailstudy.study.experiment import Experiment, write_csv_atomically
 
-RESULTS = Path("data/results")
-FIGURES = Path("data/figures")
 
 
 def traffic_volume(servers: list[str], message_counts, fractions, read_messages: int, sizes: str = "buchner2009",
-                   seed: int = 0, results: Path = RESULTS, figures: Path = FIGURES, cache_dir=None):
+                   seed: int = 0, results: Path | None = None, figures: Path | None = None, cache_dir=None):
     """Notebook 01's three charts and their tables: bytes up/down against mailbox size, bytes against the read
     fraction with the measured break-even, and the overhead share. Returns a dict of frames and paths."""
     from mailstudy.faces.plots import bytes_up_and_down, bytes_vs_read_fraction, overhead_share
     from mailstudy.study.volume import measured_breakeven, read_fraction_sweep, volume_sweep, with_overhead
 
     what = f"{sizes}, seed {seed}"
+    results, figures = results or data_dir("results"), figures or data_dir("figures")
     volume = with_overhead(volume_sweep(servers, message_counts, sizes, seed, cache_dir))
     out = {"volume": volume, "volume_csv": write_csv_atomically(volume, Path(results) / "traffic_volume.csv")}
     out["volume_png"] = save_figure(bytes_up_and_down(
@@ -43,8 +43,8 @@ def traffic_volume(servers: list[str], message_counts, fractions, read_messages:
 
 
 def round_trips_and_latency(server: str, profiles_measured, profiles_modelled, messages: int, read_fraction: float,
-                            repeats: int, sizes: str = "buchner2009", seed: int = 0, results: Path = RESULTS,
-                            figures: Path = FIGURES, cache_dir=None) -> dict:
+                            repeats: int, sizes: str = "buchner2009", seed: int = 0, results: Path | None = None,
+                            figures: Path | None = None, cache_dir=None) -> dict:
     """Notebook 03's five charts and their tables (see :mod:`mailstudy.study.latency`); a dict of frames and
     paths. Measured cells go through the link; modelled ones take loopback counts and the model's times."""
     from mailstudy.faces.plots import (breakeven_chart, list_and_open_bars, model_vs_measured_scatter,
@@ -54,6 +54,7 @@ def round_trips_and_latency(server: str, profiles_measured, profiles_modelled, m
     base = Experiment(server=server, messages=messages, sizes=sizes, seed=seed, read_fraction=read_fraction,
                       repeats=repeats)
     what = f"{messages} messages, {sizes}, read fraction {read_fraction}, seed {seed}, {server}"
+    results, figures = results or data_dir("results"), figures or data_dir("figures")
     out: dict = {}
     measured = latency.measured(base, profiles_measured, cache_dir)
     modelled_same = latency.modelled(base, profiles_measured)
@@ -84,12 +85,13 @@ def round_trips_and_latency(server: str, profiles_measured, profiles_modelled, m
 
 
 def devices(servers, clients, device_counts, hours: float, rate: float, loss_clients, condstore_counts,
-            seed: int = 0, results: Path = RESULTS, figures: Path = FIGURES, cache_dir=None) -> dict:
+            seed: int = 0, results: Path | None = None, figures: Path | None = None, cache_dir=None) -> dict:
     """Notebook 04's four charts and their tables (see :mod:`mailstudy.study.device_counts`)."""
     from mailstudy.faces.plots import bytes_per_day_vs_devices, condstore_chart, device_agreement, losses_chart
     from mailstudy.study import device_counts as dc
 
     what = f"{hours:g} h simulated, {rate:g} new messages/day, seed {seed}, loopback"
+    results, figures = results or data_dir("results"), figures or data_dir("figures")
     out: dict = {}
     sweep_tables = dc.run(dc.device_count_cells(servers, clients, device_counts, hours, rate, seed), cache_dir)
     loss = dc.run(dc.loss_cells(servers[0], loss_clients, max(device_counts), hours, rate, seed), cache_dir)

@@ -25,10 +25,11 @@ import tempfile
 from pathlib import Path
 
 from mailstudy.offline.analyze import Analysis, SessionAnalysis, analyze_pcap
+from mailstudy.outputs import project_root
 from mailstudy.study.parameters import known_profiles
 
 __all__ = ["Explorer", "ExplorerError", "example_captures", "open_capture", "open_upload", "session_options",
-           "exchanges_html", "ladder_png", "bytes_png", "live_capture", "one_line", "project_root",
+           "exchanges_html", "ladder_png", "bytes_png", "live_capture", "one_line",
            "examples_summary", "save_example_bytes"]
 
 #: Columns of the exchanges table a student sees (credentials are already ``***`` in ``arguments``).
@@ -46,20 +47,6 @@ def one_line(exc: BaseException) -> str:
     if isinstance(exc, (ExplorerError, OSError)) or type(exc).__name__.endswith("Error") and ":" in text:
         return text
     return f"{type(exc).__name__}: {text}"
-
-
-def project_root(start: str | os.PathLike | None = None) -> Path:
-    """The nearest folder at or above ``start`` (default: the working directory) that holds ``captures/``.
-
-    Jupyter and Voilà start a notebook's kernel in the notebook's folder, papermill in the checkout: both find
-    the example captures this way. Falls back to the folder beside the installed package, then to ``start``.
-    """
-    here = Path(start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "captures").is_dir():
-            return folder
-    beside_package = Path(__file__).resolve().parents[2]
-    return beside_package if (beside_package / "captures").is_dir() else here
 
 
 def example_captures(folder: str | os.PathLike | None = None) -> dict[str, Path]:
@@ -194,7 +181,7 @@ def examples_summary(folder: str | os.PathLike | None = None):
 
 
 def save_example_bytes(folder: str | os.PathLike | None = None, name: str = "imap-header-first",
-                       figures: str | os.PathLike = "data/figures") -> Path:
+                       figures: str | os.PathLike | None = None) -> Path:
     """Save the bytes-per-exchange chart of one example capture's first session under ``figures``."""
     from mailstudy.faces.plots import bytes_per_exchange, save_figure
 

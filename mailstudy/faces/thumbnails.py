@@ -31,7 +31,9 @@ def thumbnail(src: str | Path, dst: str | Path, width: int = 640) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    figures, docs = Path("data/figures"), Path("docs")
+    from mailstudy.outputs import data_dir, project_root
+
+    figures, docs = data_dir("figures"), project_root() / "docs"
     missing = [n for n in KEY_FIGURES if not (figures / f"{n}.png").exists()]
     for name in KEY_FIGURES:
         if name not in missing:

@@ -17,7 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-NOTEBOOKS = Path("notebooks")
+from mailstudy.outputs import project_root, write_atomically
+
 PATTERN = "[0-9][0-9]-*.ipynb"
 
 
@@ -37,16 +38,17 @@ class Run:
     quick: bool = False
 
 
-def available(notebooks: Path = NOTEBOOKS) -> list[Path]:
-    return sorted(notebooks.glob(PATTERN))
+def available(notebooks: Path | None = None) -> list[Path]:
+    """The notebooks there are (``notebooks/`` under the project root by default)."""
+    return sorted(Path(notebooks or project_root() / "notebooks").glob(PATTERN))
 
 
-def select(only: list[str] | None, notebooks: Path = NOTEBOOKS) -> list[Path]:
+def select(only: list[str] | None, notebooks: Path | None = None) -> list[Path]:
     """The notebooks whose names contain one of ``only`` (all without it); a NAME matching none is an error
     that lists the notebooks there are."""
     every = available(notebooks)
     if not every:
-        raise NotebookError(f"no notebooks ({PATTERN}) in {notebooks}")
+        raise NotebookError(f"no notebooks ({PATTERN}) in {notebooks or project_root() / 'notebooks'}")
     if not only:
         return every
     unmatched = [o for o in only if not any(o in nb.name for nb in every)]
@@ -70,28 +72,33 @@ def question_and_figure(nb_path: Path) -> tuple[str, str | None]:
     return question, nb.metadata.get("mailstudy", {}).get("key_figure")
 
 
-def run_notebooks(quick: bool = False, build: Path = Path("build"), notebooks: Path = NOTEBOOKS,
+def run_notebooks(quick: bool = False, build: Path | None = None, notebooks: Path | None = None,
                   only: list[str] | None = None, progress: bool = True) -> list[Run]:
     """Execute the chosen ``notebooks/NN-*.ipynb`` with papermill (``QUICK`` set) into ``build/``, plus HTML
-    copies and ``build/index.html``. A failing notebook raises :class:`NotebookError` naming it and its error."""
+    copies and ``build/index.html``. A failing notebook raises :class:`NotebookError` naming it and its error.
+
+    ``notebooks`` and ``build`` default to ``notebooks/`` and ``build/`` under the project root, and the
+    notebooks run in the project root (so their ``data/...`` paths land in the project whatever the working
+    directory; see :mod:`mailstudy.outputs`)."""
     import nbformat
     import papermill as pm
     from nbconvert import HTMLExporter
 
     chosen = select(only, notebooks)
+    build = Path(build) if build is not None else project_root() / "build"
     build.mkdir(parents=True, exist_ok=True)
     runs = []
     for nb in chosen:
         out = build / nb.name
         t0 = time.monotonic()
         try:
-            pm.execute_notebook(str(nb), str(out), parameters={"QUICK": quick}, cwd=str(Path.cwd()),
+            pm.execute_notebook(str(nb), str(out), parameters={"QUICK": quick}, cwd=str(project_root()),
                                 progress_bar=progress, kernel_name="python3")
         except pm.PapermillExecutionError as exc:
             raise NotebookError(f"{nb.name} stopped in cell {exc.exec_count}: {_why(exc, out)}") from None
         seconds = time.monotonic() - t0
         page, _ = HTMLExporter().from_notebook_node(nbformat.read(out, as_version=4))
-        out.with_suffix(".html").write_text(page)
+        write_atomically(out.with_suffix(".html"), page)
         question, figure = question_and_figure(nb)
         runs.append(Run(out, out.with_suffix(".html"), seconds, question, Path(figure) if figure else None,
                         quick))
@@ -124,8 +131,6 @@ def _with_earlier_runs(runs: list[Run], build: Path) -> list[Run]:
     still lists them all), remembered in ``build/index.json``; sorted by name."""
     import json
 
-    from mailstudy.outputs import publish, tmp_beside
-
     memory = build / "index.json"
     earlier = {}
     try:
@@ -136,9 +141,7 @@ def _with_earlier_runs(runs: list[Run], build: Path) -> list[Run]:
         earlier[str(r.notebook)] = {"notebook": str(r.notebook), "html": str(r.html), "seconds": r.seconds,
                                     "question": r.question, "quick": r.quick,
                                     "key_figure": str(r.key_figure) if r.key_figure else None}
-    tmp = tmp_beside(memory)
-    tmp.write_text(json.dumps(sorted(earlier.values(), key=lambda d: d["notebook"]), indent=1))
-    publish(tmp, memory)
+    write_atomically(memory, json.dumps(sorted(earlier.values(), key=lambda d: d["notebook"]), indent=1))
     return [Run(Path(d["notebook"]), Path(d["html"]), d["seconds"], d["question"],
                 Path(d["key_figure"]) if d["key_figure"] else None, d["quick"])
             for d in sorted(earlier.values(), key=lambda d: d["notebook"]) if Path(d["notebook"]).exists()]
@@ -146,7 +149,6 @@ def _with_earlier_runs(runs: list[Run], build: Path) -> list[Run]:
 
 def write_index(runs: list[Run], build: Path, quick: bool) -> Path:
     """``build/index.html``: each notebook with its question, its key figure (copied beside) and its run time."""
-    from mailstudy.outputs import publish, tmp_beside
 
     figures = build / "figures"
     figures.mkdir(parents=True, exist_ok=True)
@@ -170,8 +172,4 @@ def write_index(runs: list[Run], build: Path, quick: bool) -> Path:
             f"</p>"
             f"<table><tr><th>notebook</th><th>question</th><th>key figure</th><th>run time</th></tr>"
             + "".join(rows) + "</table>")
-    path = build / "index.html"
-    tmp = tmp_beside(path)
-    tmp.write_text(page)
-    publish(tmp, path)
-    return path
+    return write_atomically(build / "index.html", page)
