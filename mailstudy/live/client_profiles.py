@@ -170,10 +170,11 @@ class ImapClient:
                 _typ, dat = c.login(account.user, account.password)
             except c.error as exc:
                 raise SessionError(f"{self.name}: IMAP login as {account.user!r} refused: {exc}") from exc
-            caps = set(c.capabilities)
+            caps = set(c.capabilities)  # before login; the login reply's [CAPABILITY ...] code wins
             m = _CAPS.search(dat[0] if dat else b"")
-            if m:
-                caps = {x.decode().upper() for x in m.group(1).split()}
+            after = m.group(1) if m else (c.untagged_responses.pop("CAPABILITY", [None]) or [None])[-1]
+            if after:
+                caps = {x.decode().upper() for x in after.split()}
             outcome.condstore_offered = "CONDSTORE" in caps
             outcome.condstore_used = condstore and outcome.condstore_offered
             n = self._select(c, device, outcome.condstore_used)
@@ -295,8 +296,11 @@ class ImapClient:
 
     autosync_group_bytes = 2 * 1024 * 1024
 
-    def _take_bodies(self, data: list, account: Account, device: Device, outcome: SyncOutcome) -> None:
+    def _take_bodies(self, data: list, account: Account, device: Device, outcome: SyncOutcome,
+                     uid_asked: int | None = None) -> None:
         for uid, raw in _fetched(data):
+            if uid < 0 and uid_asked is not None:  # the UID item may follow the literal (pymap does so)
+                uid = uid_asked
             sha = account.catalog.check_message(raw, f"{self.name} body of UID {uid}")
             device.uids.setdefault(uid, sha)
             if sha not in device.listed:
@@ -449,7 +453,7 @@ class K9(ImapClient):
         for uid in uids:
             sha = device.uids[uid]
             if device.sizes.get(sha, 0) <= self.body_limit:
-                self._take_bodies(self._uid_fetch(c, str(uid), "(UID BODY.PEEK[])"), account, device, outcome)
+                self._take_bodies(self._uid_fetch(c, str(uid), "(UID BODY.PEEK[])"), account, device, outcome, uid)
             else:
                 got = _fetched(self._uid_fetch(c, str(uid), f"(UID BODY.PEEK[]<0.{self.body_limit}>)"))
                 account.catalog.check_prefix(sha, got[0][1] if got else b"", 0, f"{self.name} part of UID {uid}")
@@ -457,7 +461,7 @@ class K9(ImapClient):
                 outcome.partial_bodies += 1
 
     def open_body(self, c, account, device, uid, sha, outcome) -> None:
-        self._take_bodies(self._uid_fetch(c, str(uid), "(UID BODY.PEEK[])"), account, device, outcome)
+        self._take_bodies(self._uid_fetch(c, str(uid), "(UID BODY.PEEK[])"), account, device, outcome, uid)
         self._store_seen(c, uid)
 
 
@@ -506,7 +510,7 @@ class NeoMutt(ImapClient):
             device.highest_modseq = outcome.modseq_at_select
 
     def open_body(self, c, account, device, uid, sha, outcome) -> None:
-        self._take_bodies(self._uid_fetch(c, str(uid), "BODY.PEEK[]"), account, device, outcome)
+        self._take_bodies(self._uid_fetch(c, str(uid), "BODY.PEEK[]"), account, device, outcome, uid)
         self._store_seen(c, uid)
 
 
@@ -525,7 +529,7 @@ class Mbsync(ImapClient):
 
     def fetch_headers(self, c, account, device, uids, outcome) -> None:
         for uid in uids:  # mbsync learns a message by its body
-            self._take_bodies(self._uid_fetch(c, str(uid), "(UID BODY.PEEK[])"), account, device, outcome)
+            self._take_bodies(self._uid_fetch(c, str(uid), "(UID BODY.PEEK[])"), account, device, outcome, uid)
 
     def after_headers(self, c, account, device, new, outcome) -> None:
         pass

@@ -29,6 +29,7 @@ from mailstudy.corpus import SIZE_PRESETS, Corpus, generate
 from mailstudy.live.client_profiles import CLIENTS, Account, Catalog, get_profile
 from mailstudy.live.devices import Device
 from mailstudy.live.network_time import LOOPBACK, check_profile, network_seconds
+from mailstudy.live.pop3_lock import probe_concurrent_pop3
 
 DAY_S = 86400.0
 _SESSION_COUNTS = ("bytes_up", "bytes_down", "commands", "round_trips")
@@ -222,8 +223,12 @@ def run_fleet(server, spec: FleetSpec, the_plan: Plan | None = None, progress=No
             progress(done, len(events))
 
     on_server = _on_server(server, catalog)
-    return _tidy(spec, p, devices, profiles, result, arrived_at, first_shown, truth, on_server, held_at_loss,
-                 condstore, server)
+    result = _tidy(spec, p, devices, profiles, result, arrived_at, first_shown, truth, on_server, held_at_loss,
+                   condstore, server)
+    if any(prof.protocol == "pop3" for prof in profiles):
+        result.fleet.update(probe_concurrent_pop3(server.host, server.pop3_port, server.account.user,
+                                                  server.account.password))
+    return result
 
 
 def _deliver(server, raw: bytes, t: float) -> None:
@@ -316,8 +321,6 @@ def _tidy(spec, p, devices, profiles, result, arrived_at, first_shown, truth, on
         "staleness_median_s": med, "staleness_p95_s": p95,
         "condstore_offered": condstore["offered"], "condstore_used": condstore["used"],
     }
-    for row in result.sessions:
-        row.update({k: params[k] for k in ("server", "seed")})
     return result
 
 

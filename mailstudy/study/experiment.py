@@ -163,13 +163,15 @@ def write_csv_atomically(df, path: str | Path) -> Path:
 
 def sweep(experiments: Iterable[Experiment], cache_dir: str | Path | None = "data/cache",
           executor: Executor | None = None, progress: bool = True,
-          on_row: Callable[[dict], None] | None = None):
+          on_row: Callable[[dict], None] | None = None, run: Callable[..., list[dict]] | None = None):
     """Run each experiment once, reusing cached cells; returns a pandas DataFrame of all rows.
 
     A finished cell is written to ``cache_dir/<key>.json`` at once (atomically), so a sweep stopped midway
     resumes where it was. With an ``executor`` the cells run through ``executor.submit``; without one they run
-    here one at a time, which is what timing needs on two cores.
+    here one at a time, which is what timing needs on two cores. ``run`` turns one cell into its rows
+    (default :func:`run_experiment`); any frozen cell with ``key()`` and ``label`` works, e.g. a fleet's.
     """
+    run = run or run_experiment
     import pandas as pd
     from tqdm.auto import tqdm
 
@@ -199,11 +201,11 @@ def sweep(experiments: Iterable[Experiment], cache_dir: str | Path | None = "dat
     try:
         if executor is None:
             for exp in todo:
-                bar.set_postfix_str(f"{exp.server} {exp.label} n={exp.messages}")
-                done(exp, run_experiment(exp))
+                bar.set_postfix_str(f"{exp.server} {exp.label}")
+                done(exp, run(exp))
                 bar.update()
         else:
-            futures = [(exp, executor.submit(run_experiment, exp)) for exp in todo]
+            futures = [(exp, executor.submit(run, exp)) for exp in todo]
             for exp, fut in futures:
                 done(exp, fut.result())
                 bar.update()
