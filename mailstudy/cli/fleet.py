@@ -83,13 +83,13 @@ def _cell(args):
                      profile=args.profile)
 
 
-def _executor(address: str):
+def _dask_client(address: str):
     try:
         from dask.distributed import Client
     except ImportError:
         raise ValueError("--scheduler needs Dask: pip install 'mailstudy[dask]'") from None
     try:
-        return Client(address, timeout=10).get_executor()
+        return Client(address, timeout=5)
     except (OSError, TimeoutError) as exc:
         raise ValueError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
 
@@ -102,12 +102,13 @@ def run(args) -> int:
 
     try:
         cell = _cell(args)
-        executor = _executor(args.scheduler) if args.scheduler else None
+        client = _dask_client(args.scheduler) if args.scheduler else None
     except ValueError as exc:
         return fail(str(exc))
     cache = None if args.no_cache else args.cache_dir
-    if executor is not None:
-        tables = fleet_sweep([cell], cache_dir=cache, executor=executor, progress=True)
+    if client is not None:
+        with client:
+            tables = fleet_sweep([cell], cache_dir=cache, executor=client.get_executor(), progress=True)
     else:
         bar = tqdm(desc="simulated events", unit="event", leave=False)
 
