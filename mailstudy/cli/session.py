@@ -40,6 +40,9 @@ def add_parser(sub) -> None:
                    help="how to capture: tcpdump or scapy need root or CAP_NET_RAW; rebuilt makes the pcap from "
                         "the socket trace (auto: the first that may run here, and says why)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--client", metavar="NAME", help="instead: what a real client sends (thunderbird, k9, neomutt, "
+                                                    "mbsync, thunderbird-pop3, ...): its first and next sync")
+    p.add_argument("--exchanges", action="store_true", help="with --client: list every command and its bytes")
     p.set_defaults(func=run)
 
 
@@ -66,6 +69,11 @@ def format_table(row: dict, keys=SESSION_KEYS) -> str:
 
 def run(args) -> int:
     from mailstudy.study.experiment import Experiment, run_experiment
+
+    if args.client:
+        from mailstudy.cli.fleet import show_client_sessions
+
+        return show_client_sessions(args)
 
     try:
         exp = Experiment(server=args.server, protocol=args.protocol, strategy=args.strategy,

@@ -398,6 +398,20 @@ class Thunderbird(ImapClient):
 
 
 @dataclass(frozen=True)
+class ThunderbirdOnline(Thunderbird):
+    """Thunderbird with offline autosync switched off (``mail.server.default.autosync_offline_stores`` in
+    thunderbird-desktop ``mailnews/mailnews.js``; the open path is ``nsImapProtocol.cpp``): the
+    same list and flag sync as :class:`Thunderbird`, and a body crosses the wire only when the user opens it
+    (``UID FETCH n (UID RFC822.SIZE BODY[])``, chunked above 98,304 bytes). Header-first, as Thunderbird does it.
+    """
+
+    name: str = "thunderbird-online"
+
+    def after_headers(self, c, account, device, new, outcome) -> None:
+        pass
+
+
+@dataclass(frozen=True)
 class K9(ImapClient):
     """K-9 Mail / Thunderbird for Android over IMAP (thunderbird-android ``RealImapFolder.kt``, ``ImapSync.kt``).
 
@@ -665,6 +679,7 @@ def _pop3(name: str, doc: str, **kw) -> Pop3Client:
 
 PROFILES: dict[str, object] = {
     "thunderbird": Thunderbird(),
+    "thunderbird-online": ThunderbirdOnline(),
     "k9": K9(),
     "neomutt": NeoMutt(),
     "mbsync": Mbsync(),

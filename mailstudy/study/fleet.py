@@ -104,6 +104,35 @@ def fleet_sweep(cells: Iterable[FleetCell], cache_dir: str | Path | None = "data
     return split_rows(df)
 
 
+def client_sessions(client: str, server: str = "embedded", messages: int = 10, sizes: str = "buchner2009",
+                    seed: int = 0, read_fraction: float = 0.2, new_messages: int = 2) -> list[tuple[str, object]]:
+    """What one client profile sends: its first sync of a seeded mailbox of ``messages`` (the user reading a
+    seeded ``read_fraction`` of them), then its next sync after ``new_messages`` arrive.
+
+    Returns ``[(phase, SyncOutcome), ...]``; each outcome's ``result.exchanges`` are the commands."""
+    from mailstudy.corpus import generate
+    from mailstudy.live.access import choose_opened
+    from mailstudy.live.client_profiles import Account, Catalog, get_profile
+    from mailstudy.live.devices import Device
+
+    profile = get_profile(client)
+    corpus = generate(messages + new_messages, sizes, seed)
+    raws = [m.raw for m in corpus.messages]
+    srv = make_server(server)
+    srv.mailboxes[srv.account.user] = raws[:messages]
+    device = Device(name=client)
+    to_read = {corpus.messages[i].sha256 for i in choose_opened(messages, read_fraction, seed)}
+    out = []
+    with srv:
+        account = Account(srv.host, srv.imap_port, srv.pop3_port, srv.account.user, srv.account.password,
+                          Catalog(raws))
+        out.append(("first sync", profile.run(account, device, to_read)))
+        for raw in raws[messages:]:
+            srv.deliver(srv.account.user, raw)
+        out.append((f"next sync, {new_messages} new", profile.run(account, device, set())))
+    return out
+
+
 def counts_only(rows: list[dict]) -> list[dict]:
     """Rows without the columns that measure the machine's time (for comparing runs)."""
     return [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in rows]
