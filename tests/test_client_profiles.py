@@ -33,7 +33,7 @@ def verbs(outcome) -> list[str]:
 
 
 def sessions(client, server_kind, **kw):
-    (first_phase, first), (next_phase, nxt) = client_sessions(client, server_kind, messages=4, sizes="fixed-5k",
+    (_first_phase, first), (_next_phase, nxt) = client_sessions(client, server_kind, messages=4, sizes="fixed-5k",
                                                               seed=1, read_fraction=0.5, **kw)
     assert all(e.ok for o in (first, nxt) for e in o.result.exchanges)
     return first, nxt

@@ -9,7 +9,7 @@ import pytest
 
 from mailstudy.live.fleet import FleetError, FleetSpec, plan, run_fleet
 
-SMALL = dict(hours=3, rate=96, start_messages=2, poll_s=1800, seed=7, read_fraction=0.5)
+SMALL = {"hours": 3, "rate": 96, "start_messages": 2, "poll_s": 1800, "seed": 7, "read_fraction": 0.5}
 
 
 def run(start_server, **kw):
@@ -110,25 +110,25 @@ def test_a_server_that_dies_mid_fleet_stops_the_fleet_with_a_clear_message(start
     p = plan(spec)
     server = start_server(p.start_raws)
     calls = {"n": 0}
-    real_deliver = server.deliver
+    real_deliver = server.deliver_many
 
-    def deliver_then_die(user, raw):
-        real_deliver(user, raw)
+    def deliver_then_die(user, raws):
+        real_deliver(user, raws)
         calls["n"] += 1
         if calls["n"] == 2:
             server.stop()
 
-    server.deliver = deliver_then_die
+    server.deliver_many = deliver_then_die
     with pytest.raises(FleetError, match=r"fleet stopped at simulated \d\d:\d\d:\d\d"):
         run_fleet(server, spec, p)
 
 
 @pytest.mark.parametrize("kw, needle", [
-    (dict(devices=0), "at least one device"),
-    (dict(rate=-1), "rate"),
-    (dict(poll_s=4 * 3600), "longer than the period"),
-    (dict(clients=("outlook",)), "unknown client profile"),
-    (dict(lose_device=5, lose_at_h=1), "lose_device"),
+    ({"devices": 0}, "at least one device"),
+    ({"rate": -1}, "rate"),
+    ({"poll_s": 4 * 3600}, "longer than the period"),
+    ({"clients": ("outlook",)}, "unknown client profile"),
+    ({"lose_device": 5, "lose_at_h": 1}, "lose_device"),
 ])
 def test_bad_fleets_are_refused_with_a_clear_message(kw, needle):
     with pytest.raises(ValueError, match=needle):

@@ -10,8 +10,8 @@ import pytest
 distributed = pytest.importorskip("distributed", reason="Dask is the optional extra mailstudy[dask] "
                                                         "(make test installs it)")
 
-from mailstudy.cli.commands import main  # noqa: E402
-from mailstudy.study.fleet import FleetCell, counts_only, fleet_sweep  # noqa: E402
+from mailstudy.cli.commands import main
+from mailstudy.study.fleet import FleetCell, counts_only, fleet_sweep
 
 CELLS = [FleetCell(devices=2, clients=c, hours=2, rate=72, start_messages=2, poll_s=1800, seed=3)
          for c in (("k9",), ("thunderbird-pop3", "neomutt"))]

@@ -97,8 +97,8 @@ def _dask_client(address: str):
 def run(args) -> int:
     from tqdm.auto import tqdm
 
-    from mailstudy.study.fleet import fleet_sweep, run_fleet_cell, split_rows
     from mailstudy.study.experiment import sweep
+    from mailstudy.study.fleet import fleet_sweep, run_fleet_cell, split_rows
 
     try:
         cell = _cell(args)
@@ -139,30 +139,3 @@ def _plain(v):
         return None
     return v.item() if hasattr(v, "item") else v
 
-
-def show_client_sessions(args) -> int:
-    """``mailstudy session --client NAME [--exchanges]``: what that client sends, session by session."""
-    from mailstudy.protocol.metrics import exchanges_frame
-    from mailstudy.study.fleet import client_sessions
-
-    try:
-        phases = client_sessions(args.client, args.server, args.messages, args.sizes, args.seed,
-                                 args.read_fraction)
-    except ValueError as exc:
-        return fail(str(exc))
-    if args.json:
-        print(json.dumps([{"phase": phase, "client": args.client, **out.result.metrics,
-                           "exchanges": [{"command": e.command, "arguments": e.arguments, "bytes_up": e.bytes_up,
-                                          "bytes_down": e.bytes_down} for e in out.result.exchanges]}
-                          for phase, out in phases], default=str))
-        return 0
-    for phase, out in phases:
-        m = out.result.metrics
-        print(f"{args.client}, {phase}: {m['commands']} commands, {m['round_trips']} round trips, "
-              f"{m['bytes_up']:,} B up, {m['bytes_down']:,} B down, {len(out.new_listed)} new, "
-              f"{out.bodies} bodies, {len(out.read)} read")
-        if args.exchanges:
-            frame = exchanges_frame(out.result.exchanges)
-            print(frame[["index", "command", "arguments", "bytes_up", "bytes_down"]].to_string(index=False))
-        print()
-    return 0

@@ -71,7 +71,7 @@ def run(args) -> int:
     from mailstudy.study.experiment import Experiment, run_experiment
 
     if args.client:
-        from mailstudy.cli.fleet import show_client_sessions
+        from mailstudy.cli.client_sessions import show_client_sessions
 
         return show_client_sessions(args)
 

@@ -30,9 +30,12 @@ from mailstudy.live.client_profiles import CLIENTS, Account, Catalog, get_profil
 from mailstudy.live.devices import Device
 from mailstudy.live.network_time import LOOPBACK, check_profile, network_seconds
 from mailstudy.live.pop3_lock import probe_concurrent_pop3
+from mailstudy.live.trace import DOWN
+from mailstudy.servers.dovecot import TIMING_TEXT
 
 DAY_S = 86400.0
 _SESSION_COUNTS = ("bytes_up", "bytes_down", "commands", "round_trips")
+_SUMMED = ("server_timing_bytes",)  # summed over sessions as the counts are
 
 
 class FleetError(RuntimeError):
@@ -59,7 +62,7 @@ class FleetSpec:
     profile: str = LOOPBACK  # network profile for the modelled seconds
 
     def __post_init__(self) -> None:
-        if isinstance(self.clients, str) or isinstance(self.clients, list):
+        if isinstance(self.clients, (str, list)):
             object.__setattr__(self, "clients", (self.clients,) if isinstance(self.clients, str)
                                else tuple(self.clients))
         if self.devices < 1:
@@ -187,41 +190,53 @@ def run_fleet(server, spec: FleetSpec, the_plan: Plan | None = None, progress=No
         events += [(spec.period_s, 3, i) for i in range(spec.devices)]
     events.sort()
 
+    arrived: list[tuple[float, int]] = []  # delivered together before the next event that looks at the server
+
+    def flush() -> None:
+        if arrived:
+            _deliver(server, [p.corpus.messages[k].raw for _, k in arrived], arrived[0][0])
+            for t_arrival, k in arrived:
+                arrived_at[sha_of[k]] = t_arrival
+                if k in p.readers:
+                    pending[p.readers[k]].add(sha_of[k])
+            arrived.clear()
+
+    def sync(t: float, idx: int, final: bool) -> None:
+        dev, prof = devices[idx], profiles[idx]
+        try:
+            out = prof.run(account, dev, set() if final else set(pending[idx]), condstore=spec.condstore)
+        except Exception as exc:  # SessionError, IntegrityError: stop the fleet and say where
+            raise FleetError(f"fleet stopped at simulated {_hms(t)} on device {idx} ({prof.name}): {exc}") from exc
+        pending[idx] -= set(out.read)
+        truth.update(out.read)
+        for sha in out.new_listed:
+            first_shown[idx].setdefault(sha, t)
+        if prof.protocol == "imap":
+            condstore["offered"] = out.condstore_offered
+            condstore["used"] = condstore["used"] or out.condstore_used
+        result.sessions.append({
+            "device": idx, "client": prof.name, "protocol": prof.protocol, "t_sim_s": t, "final_round": final,
+            **{c: out.result.metrics[c] for c in _SESSION_COUNTS},
+            "network_s": network_seconds(out.result, spec.profile), "headers": out.headers, "bodies": out.bodies,
+            "partial_bodies": out.partial_bodies, "new_listed": len(out.new_listed), "read": len(out.read),
+            "exchanges_failed": out.result.metrics["exchanges_failed"],
+            "server_timing_bytes": sum(map(len, TIMING_TEXT.findall(out.result.trace.stream(DOWN))))})
+
     for done, (t, kind, idx) in enumerate(events, 1):
         if kind == 0:
-            k = p.start + idx
-            sha = sha_of[k]
-            _deliver(server, p.corpus.messages[k].raw, t)
-            arrived_at[sha] = t
-            if k in p.readers:
-                pending[p.readers[k]].add(sha)
-        elif kind == 1:
+            arrived.append((t, p.start + idx))
+        else:
+            flush()
+        if kind == 1:
             held_at_loss = len(devices[idx].store)
             devices[idx].lose()
             pending[idx].clear()
-        elif not devices[idx].lost:
-            dev, prof = devices[idx], profiles[idx]
-            try:
-                out = prof.run(account, dev, set() if kind == 3 else set(pending[idx]), condstore=spec.condstore)
-            except Exception as exc:  # SessionError, IntegrityError: stop the fleet and say where
-                raise FleetError(f"fleet stopped at simulated {_hms(t)} on device {idx} ({prof.name}): {exc}") \
-                    from exc
-            pending[idx] -= set(out.read)
-            truth.update(out.read)
-            for sha in out.new_listed:
-                first_shown[idx].setdefault(sha, t)
-            if prof.protocol == "imap":
-                condstore["offered"] = out.condstore_offered
-                condstore["used"] = condstore["used"] or out.condstore_used
-            row = {"device": idx, "client": prof.name, "protocol": prof.protocol, "t_sim_s": t,
-                   "final_round": kind == 3, **{c: out.result.metrics[c] for c in _SESSION_COUNTS},
-                   "network_s": network_seconds(out.result, spec.profile), "headers": out.headers,
-                   "bodies": out.bodies, "partial_bodies": out.partial_bodies, "new_listed": len(out.new_listed),
-                   "read": len(out.read), "exchanges_failed": out.result.metrics["exchanges_failed"]}
-            result.sessions.append(row)
+        elif kind >= 2 and not devices[idx].lost:
+            sync(t, idx, kind == 3)
         if progress:
             progress(done, len(events))
 
+    flush()  # mail after the last poll (no final round): on the server, seen by no device
     on_server = _on_server(server, catalog)
     result = _tidy(spec, p, devices, profiles, result, arrived_at, first_shown, truth, on_server, held_at_loss,
                    condstore, server)
@@ -231,9 +246,9 @@ def run_fleet(server, spec: FleetSpec, the_plan: Plan | None = None, progress=No
     return result
 
 
-def _deliver(server, raw: bytes, t: float) -> None:
+def _deliver(server, raws: list[bytes], t: float) -> None:
     try:
-        server.deliver(server.account.user, raw)
+        server.deliver_many(server.account.user, raws)
     except Exception as exc:
         raise FleetError(f"fleet stopped at simulated {_hms(t)}: delivering a new message failed: {exc}") from exc
 
@@ -245,10 +260,10 @@ def _on_server(server, catalog: Catalog) -> set[str]:
     try:
         with imaplib.IMAP4(server.host, server.imap_port, timeout=60) as c:
             c.login(server.account.user, server.account.password)
-            typ, data = c.select("INBOX", readonly=True)
+            _typ, data = c.select("INBOX", readonly=True)
             found: set[str] = set()
             if int(data[0] or 0):
-                typ, data = c.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+                _typ, data = c.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
                 for item in data:
                     if isinstance(item, tuple):
                         found.add(catalog.identify_fields(item[1], "end-of-fleet inventory"))
@@ -288,6 +303,7 @@ def _tidy(spec, p, devices, profiles, result, arrived_at, first_shown, truth, on
         row = {**params, "device": i, "client": prof.name, "protocol": prof.protocol, "poll_s": spec.poll_of(i),
                "sessions": len(mine), **{c: sum(s[c] for s in mine) for c in _SESSION_COUNTS},
                "network_s": sum(s["network_s"] for s in mine),
+               **{c: sum(s[c] for s in mine) for c in _SUMMED},
                "headers_downloaded": sum(s["headers"] for s in mine),
                "bodies_downloaded": sum(dev.body_downloads.values()),
                "partial_bodies": sum(s["partial_bodies"] for s in mine),
@@ -311,6 +327,7 @@ def _tidy(spec, p, devices, profiles, result, arrived_at, first_shown, truth, on
         **params, "sessions": len(result.sessions),
         **{c: sum(s[c] for s in result.sessions) for c in _SESSION_COUNTS},
         "network_s": sum(s["network_s"] for s in result.sessions),
+        **{c: sum(s[c] for s in result.sessions) for c in _SUMMED},
         "delivered": len(delivered), "arrivals": len(p.arrivals), "reads_planned": len(p.readers),
         "reads": len(truth), "body_downloads": downloads, "duplicate_downloads": downloads - distinct,
         "read_agreement": agreeing / len(listed_anywhere) if listed_anywhere else None,

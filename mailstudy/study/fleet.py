@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Callable, Iterable
 
 from mailstudy import __version__
 from mailstudy.live.client_profiles import CLIENTS
@@ -60,6 +60,10 @@ class FleetCell(FleetSpec):
     def key(self) -> str:
         blob = json.dumps({**asdict(self), "version": __version__, "kind": "fleet"}, sort_keys=True, default=list)
         return "fleet-" + hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+#: Each cell of the standard sweep: one simulated day, 100 new messages, a poll every 15 minutes (the goal's).
+STANDARD_BASE = FleetCell(hours=24, rate=100, poll_s=900)
 
 
 def run_fleet_rows(cell: FleetCell, progress: Callable[[int, int], None] | None = None) -> dict[str, list[dict]]:
@@ -134,14 +138,22 @@ def client_sessions(client: str, server: str = "embedded", messages: int = 10, s
 
 
 def counts_only(rows: list[dict]) -> list[dict]:
-    """Rows without the columns that measure the machine's time (for comparing runs)."""
-    return [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in rows]
+    """Rows without the columns that measure the machine's time, for comparing runs: ``bytes_down`` becomes
+    ``bytes_down_less_timing`` (less the length of Dovecot's own "(0.001 + 0.000 secs)" timing text, the one
+    part of a server's replies that changes between identical runs)."""
+    out = []
+    for r in rows:
+        c = {k: v for k, v in r.items() if k not in TIME_COLUMNS + ("bytes_down", "server_timing_bytes")}
+        if "bytes_down" in r:
+            c["bytes_down_less_timing"] = r["bytes_down"] - (r.get("server_timing_bytes") or 0)
+        out.append(c)
+    return out
 
 
 def standard_fleet_cells(servers: Iterable[str] = ("embedded", "dovecot"), devices=STANDARD_DEVICES,
                          clients=STANDARD_CLIENTS, base: FleetCell | None = None) -> list[FleetCell]:
     """The standard sweep: each client profile alone, at each device count, on each server."""
-    base = base or FleetCell()
+    base = base or STANDARD_BASE
     return [replace(base, server=s, clients=(c,), devices=n) for s in servers for c in clients for n in devices]
 
 
