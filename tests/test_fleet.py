@@ -142,3 +142,15 @@ def test_the_plan_is_seeded():
     assert a.arrivals and all(0 < t < 3 * 3600 for t in a.arrivals)
     starts = sorted({t for t, i in a.polls if t < 1800})
     assert len(starts) == 2  # two devices, staggered
+
+
+def test_idle_shows_new_mail_at_once_over_one_connection_with_keepalives(start_server):
+    r = run(start_server, devices=2, clients=("thunderbird", "k9"), idle=True, poll_s=None)
+    tb, k9 = by_device(r)[0], by_device(r)[1]
+    assert tb["sessions"] == 1 and k9["sessions"] > 1  # thunderbird IDLEs, k9 cannot and polls
+    assert tb["staleness_p95_s"] == 0.0 < k9["staleness_median_s"]
+    (idle_row,) = [s for s in r.sessions if s["idle"]]
+    assert idle_row["held_s"] == 3 * 3600  # held from its start to the end of the period
+    assert idle_row["commands"] >= 1 + 3 * 3600 // (29 * 60)  # at least the IDLE and its 29-minute renewals
+    assert idle_row["round_trips"] > idle_row["commands"]  # each DONE is a flight of its own
+    assert r.fleet["read_agreement"] == 1.0 and r.fleet["reads"] > 0

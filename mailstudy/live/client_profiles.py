@@ -153,18 +153,46 @@ class ImapClient:
     protocol: str = "imap"
 
     # each step below is one hook; the defaults are Thunderbird's
-    def command_forms(self) -> list[str]:  # pragma: no cover - overridden
-        return []
-
     def run(self, account: Account, device: Device, to_read: set[str], condstore: bool = False) -> SyncOutcome:
+        """One poll: connect, log in, select, sync, open what the user reads here, log out."""
         trace = Trace()
         outcome = SyncOutcome(client=self.name, result=None)
+        c, n = self.connect(account, device, condstore, trace, outcome)
+        logged_out = False
+        try:
+            self.sync(c, account, device, n, outcome)
+            trace.mark("list_ready")
+            self.open_messages(c, account, device, to_read, outcome)
+            c.logout()
+            logged_out = True
+        except (imaplib.IMAP4.error, OSError) as exc:
+            raise self.failed(account, exc) from exc
+        finally:
+            if not logged_out:
+                try:
+                    c.shutdown()
+                except OSError:
+                    pass
+        outcome.result = self.finish(trace, n, outcome)
+        return outcome
+
+    def failed(self, account: Account, exc: Exception) -> SessionError:
+        return SessionError(f"{self.name}: IMAP session to {account.host}:{account.imap_port} failed: "
+                            f"{exc or type(exc).__name__}")
+
+    def finish(self, trace: Trace, n: int, outcome: SyncOutcome):
+        return _finish(SessionSpec(protocol="imap"), trace, n, headers_fetched=outcome.headers,
+                       bodies_fetched=outcome.bodies)
+
+    def connect(self, account: Account, device: Device, condstore: bool, trace: Trace,
+                outcome: SyncOutcome) -> tuple[TracedIMAP4, int]:
+        """Connect, log in (learning the capabilities the login reply names) and select INBOX (with CONDSTORE
+        when asked and offered): the logged-in client and the number of messages."""
         try:
             c = TracedIMAP4(account.host, account.imap_port, trace, timeout=account.timeout)
         except OSError as exc:
             raise SessionError(f"{self.name}: IMAP connect to {account.host}:{account.imap_port} failed: "
                                f"{exc}") from exc
-        logged_out = False
         try:
             try:
                 _typ, dat = c.login(account.user, account.password)
@@ -181,23 +209,15 @@ class ImapClient:
             if outcome.condstore_used:
                 hm = _HIGHESTMODSEQ.findall(b" ".join(c.untagged_responses.get("OK", [])))
                 outcome.modseq_at_select = int(hm[-1]) if hm else 0
-            self.sync(c, account, device, n, outcome)
-            trace.mark("list_ready")
-            self.open_messages(c, account, device, to_read, outcome)
-            c.logout()
-            logged_out = True
-        except (imaplib.IMAP4.error, OSError) as exc:
-            raise SessionError(f"{self.name}: IMAP session to {account.host}:{account.imap_port} failed: "
-                               f"{exc or type(exc).__name__}") from exc
-        finally:
-            if not logged_out:
-                try:
-                    c.shutdown()
-                except OSError:
-                    pass
-        spec = SessionSpec(protocol="imap")
-        outcome.result = _finish(spec, trace, n, headers_fetched=outcome.headers, bodies_fetched=outcome.bodies)
-        return outcome
+        except BaseException as exc:
+            try:
+                c.shutdown()
+            except OSError:
+                pass
+            if isinstance(exc, (imaplib.IMAP4.error, OSError)):
+                raise self.failed(account, exc) from exc
+            raise
+        return c, n
 
     # -- steps ------------------------------------------------------------------------------------------------
     def _select(self, c: TracedIMAP4, device: Device, condstore: bool) -> int:

@@ -28,10 +28,11 @@ from dataclasses import asdict, dataclass, field
 from mailstudy.corpus import SIZE_PRESETS, Corpus, generate
 from mailstudy.live.client_profiles import CLIENTS, Account, Catalog, get_profile
 from mailstudy.live.devices import Device
+from mailstudy.live.idle import KEEPALIVE_S, IdleConnection
 from mailstudy.live.network_time import LOOPBACK, check_profile, network_seconds
 from mailstudy.live.pop3_lock import probe_concurrent_pop3
 from mailstudy.live.trace import DOWN
-from mailstudy.servers.dovecot import TIMING_TEXT
+from mailstudy.servers.dovecot import IDLE_NOTICE, TIMING_TEXT
 
 DAY_S = 86400.0
 _SESSION_COUNTS = ("bytes_up", "bytes_down", "commands", "round_trips")
@@ -58,6 +59,7 @@ class FleetSpec:
     lose_device: int | None = None  # index of a device lost at lose_at_h
     lose_at_h: float | None = None
     condstore: bool = False  # IMAP flag sync with CHANGEDSINCE where the server offers CONDSTORE
+    idle: bool = False  # devices whose client profile can IDLE hold a connection instead of polling
     final_round: bool = True
     profile: str = LOOPBACK  # network profile for the modelled seconds
 
@@ -181,11 +183,22 @@ def run_fleet(server, spec: FleetSpec, the_plan: Plan | None = None, progress=No
     condstore = {"offered": None, "used": False}
     result = FleetResult()
 
-    events: list[tuple[float, int, int]] = []  # (t, kind, index): 0 arrival, 1 loss, 2 poll
-    events += [(t, 0, k) for k, t in enumerate(p.arrivals)]
+    idle = {i for i in range(spec.devices) if spec.idle and profiles[i].idle}
+    conns: dict[int, IdleConnection] = {}
+    opened_at: dict[int, float] = {}
+    first_poll: dict[int, float] = {}
+    for t, i in p.polls:
+        first_poll.setdefault(i, t)
+    # (t, kind, device or arrival): 0 arrival, 1 loss, 2 poll, 3 final round, 4 IDLE keep-alive, 5 IDLE start
+    events: list[tuple[float, int, int]] = [(t, 0, k) for k, t in enumerate(p.arrivals)]
     if spec.lose_device is not None:
         events.append((spec.lose_at_h * 3600.0, 1, spec.lose_device))
-    events += [(t, 2, i) for t, i in p.polls]
+    events += [(t, 2, i) for t, i in p.polls if i not in idle]
+    for i in idle:
+        events.append((first_poll[i], 5, i))
+        events += [(first_poll[i] + k * KEEPALIVE_S, 4, i)
+                   for k in range(1, int((spec.period_s - first_poll[i]) // KEEPALIVE_S) + 1)
+                   if first_poll[i] + k * KEEPALIVE_S < spec.period_s]
     if spec.final_round:
         events += [(spec.period_s, 3, i) for i in range(spec.devices)]
     events.sort()
@@ -201,41 +214,76 @@ def run_fleet(server, spec: FleetSpec, the_plan: Plan | None = None, progress=No
                     pending[p.readers[k]].add(sha_of[k])
             arrived.clear()
 
-    def sync(t: float, idx: int, final: bool) -> None:
-        dev, prof = devices[idx], profiles[idx]
+    def guarded(t: float, idx: int, work):
         try:
-            out = prof.run(account, dev, set() if final else set(pending[idx]), condstore=spec.condstore)
+            return work()
         except Exception as exc:  # SessionError, IntegrityError: stop the fleet and say where
-            raise FleetError(f"fleet stopped at simulated {_hms(t)} on device {idx} ({prof.name}): {exc}") from exc
+            raise FleetError(f"fleet stopped at simulated {_hms(t)} on device {idx} ({profiles[idx].name}): "
+                             f"{exc}") from exc
+
+    def take(t: float, idx: int, out) -> None:
+        """What a sync changed: reads done, messages shown for the first time."""
         pending[idx] -= set(out.read)
         truth.update(out.read)
         for sha in out.new_listed:
             first_shown[idx].setdefault(sha, t)
-        if prof.protocol == "imap":
-            condstore["offered"] = out.condstore_offered
+        if profiles[idx].protocol == "imap":
+            condstore["offered"] = bool(condstore["offered"]) or out.condstore_offered
             condstore["used"] = condstore["used"] or out.condstore_used
+
+    def session_row(t: float, idx: int, out, final: bool, held_s: float | None = None) -> None:
+        prof = profiles[idx]
         result.sessions.append({
             "device": idx, "client": prof.name, "protocol": prof.protocol, "t_sim_s": t, "final_round": final,
-            **{c: out.result.metrics[c] for c in _SESSION_COUNTS},
+            "idle": held_s is not None, "held_s": held_s, **{c: out.result.metrics[c] for c in _SESSION_COUNTS},
             "network_s": network_seconds(out.result, spec.profile), "headers": out.headers, "bodies": out.bodies,
             "partial_bodies": out.partial_bodies, "new_listed": len(out.new_listed), "read": len(out.read),
             "exchanges_failed": out.result.metrics["exchanges_failed"],
-            "server_timing_bytes": sum(map(len, TIMING_TEXT.findall(out.result.trace.stream(DOWN))))})
+            "server_timing_bytes": _clock_bytes(out.result.trace.stream(DOWN))})
+
+    def poll(t: float, idx: int, final: bool) -> None:
+        to_read = set() if final else set(pending[idx])
+        out = guarded(t, idx, lambda: profiles[idx].run(account, devices[idx], to_read, condstore=spec.condstore))
+        take(t, idx, out)
+        session_row(t, idx, out, final)
+
+    def end_idle(t: float, idx: int, final_sync: bool) -> None:
+        conn = conns.pop(idx)
+        out = guarded(t, idx, lambda: conn.close(final_sync))
+        take(t, idx, out)
+        session_row(opened_at[idx], idx, out, final_sync, held_s=t - opened_at[idx])
 
     for done, (t, kind, idx) in enumerate(events, 1):
         if kind == 0:
             arrived.append((t, p.start + idx))
+            if conns:  # an IDLE device hears of it at once
+                flush()
+                for i in sorted(conns):
+                    take(t, i, guarded(t, i, lambda i=i: conns[i].wake(set(pending[i]))))
         else:
             flush()
         if kind == 1:
             held_at_loss = len(devices[idx].store)
+            if idx in conns:
+                session_row(opened_at[idx], idx, conns.pop(idx).drop(), False, held_s=t - opened_at[idx])
             devices[idx].lose()
             pending[idx].clear()
-        elif kind >= 2 and not devices[idx].lost:
-            sync(t, idx, kind == 3)
+        elif kind in (2, 3) and not devices[idx].lost:
+            if idx in conns:
+                end_idle(t, idx, True)
+            elif idx not in idle:
+                poll(t, idx, kind == 3)
+        elif kind == 4 and idx in conns:
+            guarded(t, idx, conns[idx].keepalive)
+        elif kind == 5 and not devices[idx].lost:
+            conns[idx] = IdleConnection(profiles[idx], account, devices[idx], spec.condstore)
+            opened_at[idx] = t
+            take(t, idx, guarded(t, idx, lambda idx=idx: conns[idx].open(set(pending[idx]))))
         if progress:
             progress(done, len(events))
 
+    for idx in sorted(conns):  # no final round: the IDLE connections end with the period
+        end_idle(spec.period_s, idx, False)
     flush()  # mail after the last poll (no final round): on the server, seen by no device
     on_server = _on_server(server, catalog)
     result = _tidy(spec, p, devices, profiles, result, arrived_at, first_shown, truth, on_server, held_at_loss,
@@ -244,6 +292,12 @@ def run_fleet(server, spec: FleetSpec, the_plan: Plan | None = None, progress=No
         result.fleet.update(probe_concurrent_pop3(server.host, server.pop3_port, server.account.user,
                                                   server.account.password))
     return result
+
+
+def _clock_bytes(down: bytes) -> int:
+    """Bytes the server sent because of its wall clock, not the workload: Dovecot's "(0.001 + 0.000 secs)" and
+    its IDLE "* OK Still here" (every 2 real minutes). Counts that must repeat subtract them."""
+    return sum(len(m) for rx in (TIMING_TEXT, IDLE_NOTICE) for m in rx.findall(down))
 
 
 def _deliver(server, raws: list[bytes], t: float) -> None:
