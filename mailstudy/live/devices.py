@@ -30,9 +30,10 @@ class Device:
     highest_modseq: int = 0  # CONDSTORE: the HIGHESTMODSEQ of the last SELECT
     body_downloads: Counter = field(default_factory=Counter)  # sha256 -> whole-body downloads
     lost: bool = False
+    keep_bytes: bool = True  # False: remember which bodies are held, not their bytes (a fleet of many devices)
 
     def remember(self, sha256: str, raw: bytes, uidl: str | None = None) -> None:
-        self.store[sha256] = raw
+        self.store[sha256] = raw if self.keep_bytes else b""
         self.listed.add(sha256)
         self.partial.discard(sha256)
         self.body_downloads[sha256] += 1

@@ -172,7 +172,7 @@ def run_fleet(server, spec: FleetSpec, the_plan: Plan | None = None, progress=No
     catalog = Catalog(m.raw for m in p.corpus.messages)
     account = Account(server.host, server.imap_port, server.pop3_port, server.account.user,
                       server.account.password, catalog)
-    devices = [Device(name=f"device-{i}") for i in range(spec.devices)]
+    devices = [Device(name=f"device-{i}", keep_bytes=False) for i in range(spec.devices)]  # bytes were checked
     profiles = [get_profile(spec.client_of(i)) for i in range(spec.devices)]
     sha_of = [m.sha256 for m in p.corpus.messages]
     arrived_at: dict[str, float] = {sha_of[k]: 0.0 for k in range(p.start)}
