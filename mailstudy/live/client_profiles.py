@@ -15,6 +15,7 @@ COMPRESS), the profile's docstring says so.
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import poplib
 import re
@@ -169,10 +170,8 @@ class ImapClient:
             raise self.failed(account, exc) from exc
         finally:
             if not logged_out:
-                try:
+                with contextlib.suppress(OSError):
                     c.shutdown()
-                except OSError:
-                    pass
         outcome.result = self.finish(trace, n, outcome)
         return outcome
 
@@ -210,10 +209,8 @@ class ImapClient:
                 hm = _HIGHESTMODSEQ.findall(b" ".join(c.untagged_responses.get("OK", [])))
                 outcome.modseq_at_select = int(hm[-1]) if hm else 0
         except BaseException as exc:
-            try:
+            with contextlib.suppress(OSError):
                 c.shutdown()
-            except OSError:
-                pass
             if isinstance(exc, (imaplib.IMAP4.error, OSError)):
                 raise self.failed(account, exc) from exc
             raise
@@ -612,10 +609,8 @@ class Pop3Client:
                                f"{exc or type(exc).__name__}") from exc
         finally:
             if not quit_sent:
-                try:
+                with contextlib.suppress(OSError):
                     c.close()
-                except OSError:
-                    pass
         spec = SessionSpec(protocol="pop3", strategy="download-all",
                            pop3_mode="delete" if self.delete else "keep")
         outcome.result = _finish(spec, trace, n, headers_fetched=outcome.headers, bodies_fetched=outcome.bodies)

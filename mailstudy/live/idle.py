@@ -16,6 +16,7 @@ imaplib's own ``send`` and read with its ``_get_line``; the sans-IO parser knows
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 from mailstudy.live.access import SessionError
@@ -89,20 +90,16 @@ class IdleConnection:
         try:
             self._guard(work)
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 self.c.shutdown()
-            except OSError:
-                pass
         self._add(out)
         out.result = self.profile.finish(self.trace, self.n, self.totals)
         return out
 
     def drop(self) -> SyncOutcome:
         """The device is lost: the connection ends without a goodbye; the outcome holds its metrics."""
-        try:
+        with contextlib.suppress(OSError):
             self.c.shutdown()
-        except OSError:
-            pass
         out = SyncOutcome(client=self.profile.name, result=None)
         out.result = self.profile.finish(self.trace, self.n, self.totals)
         return out
