@@ -5,6 +5,8 @@ Kept small (a few hours of simulated time, a few messages, two or three devices)
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from mailstudy.live.fleet import FleetError, FleetSpec, plan, run_fleet
@@ -154,3 +156,34 @@ def test_idle_shows_new_mail_at_once_over_one_connection_with_keepalives(start_s
     assert idle_row["commands"] >= 1 + 3 * 3600 // (29 * 60)  # at least the IDLE and its 29-minute renewals
     assert idle_row["round_trips"] > idle_row["commands"]  # each DONE is a flight of its own
     assert r.fleet["read_agreement"] == 1.0 and r.fleet["reads"] > 0
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--devices", "0"], "at least one device"),
+    (["--rate", "-5"], "rate"),
+    (["--hours", "1", "--poll", "2h"], "longer than the period"),
+    (["--client", "outlook"], "unknown client profile"),
+    (["--poll", "soon"], "interval"),
+])
+def test_cli_bad_input_is_one_line_and_exit_2(capsys, args, needle):
+    from mailstudy.cli.commands import main
+
+    assert main(["fleet", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err
+
+
+def test_cli_prints_a_device_table_and_a_fleet_summary_and_resumes_from_its_cache(capsys, tmp_path):
+    from mailstudy.cli.commands import main
+
+    args = ["fleet", "--devices", "2", "--client", "neomutt", "--client", "k9-pop3", "--hours", "2", "--rate", "72",
+            "--poll", "30m", "--cache-dir", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "neomutt" in out and "k9-pop3" in out and "duplicate_downloads" in out
+    (cell,) = tmp_path.glob("fleet-*.json")
+    assert main([*args, "--json"]) == 0  # answered from the cache
+    again = json.loads(capsys.readouterr().out)
+    assert [d["client"] for d in again["devices"]] == ["neomutt", "k9-pop3"]
+    assert again["fleet"]["sessions"] == sum(d["sessions"] for d in again["devices"])
+    assert list(tmp_path.glob("fleet-*.json")) == [cell]

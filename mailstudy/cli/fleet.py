@@ -15,7 +15,7 @@ from mailstudy.cli.session import format_table
 
 DEVICE_COLUMNS = ["device", "client", "sessions", "bytes_up", "bytes_down", "commands", "round_trips", "network_s",
                   "bodies_downloaded", "availability_listed", "availability_offline", "read_agreement",
-                  "staleness_median_s", "staleness_p95_s", "lost"]
+                  "staleness_median_s", "staleness_p95_s", "uses_idle", "lost"]
 FLEET_KEYS = ("server", "server_version", "devices", "clients", "hours", "rate", "start_messages", "seed",
               "sessions", "bytes_up", "bytes_down", "commands", "round_trips", "network_s", "delivered",
               "reads", "body_downloads", "duplicate_downloads", "read_agreement", "availability_min",
@@ -63,6 +63,8 @@ def add_parser(sub) -> None:
     p.add_argument("--lose", metavar="DEVICE@HOURS", help="lose one device (and its local store) at that time")
     p.add_argument("--condstore", action="store_true",
                    help="IMAP flag sync with CONDSTORE CHANGEDSINCE where the server offers it")
+    p.add_argument("--idle", action="store_true",
+                   help="devices whose client can IDLE (thunderbird) hold one connection instead of polling")
     p.add_argument("--profile", default="loopback", help="network profile for the seconds (loopback)")
     p.add_argument("--server", choices=["embedded", "dovecot"], default="embedded")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="send the cell to this Dask cluster")
@@ -79,7 +81,7 @@ def _cell(args):
     return FleetCell(server=args.server, devices=args.devices, clients=tuple(args.client or ["thunderbird"]),
                      hours=args.hours, rate=args.rate, poll_s=parse_interval(args.poll) if args.poll else None,
                      start_messages=args.start, sizes=args.sizes, read_fraction=args.read_fraction,
-                     seed=args.seed, lose_device=lose[0], lose_at_h=lose[1], condstore=args.condstore,
+                     seed=args.seed, lose_device=lose[0], lose_at_h=lose[1], condstore=args.condstore, idle=args.idle,
                      profile=args.profile)
 
 

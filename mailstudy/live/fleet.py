@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import random
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from mailstudy.corpus import SIZE_PRESETS, Corpus, generate
 from mailstudy.live.client_profiles import CLIENTS, Account, Catalog, get_profile
@@ -341,7 +341,7 @@ def _tidy(spec, p, devices, profiles, result, arrived_at, first_shown, truth, on
     n_delivered = len(delivered) or 1
     params = {"devices": spec.devices, "clients": ",".join(spec.clients), "hours": spec.hours, "rate": spec.rate,
               "start_messages": spec.start_messages, "sizes": spec.sizes, "read_fraction": spec.read_fraction,
-              "seed": spec.seed, "condstore": spec.condstore, "profile": spec.profile,
+              "seed": spec.seed, "condstore": spec.condstore, "idle": spec.idle, "profile": spec.profile,
               "lose_device": spec.lose_device, "lose_at_h": spec.lose_at_h, "server": server.name,
               "server_version": server.version}
     holders = {sha: [i for i, d in enumerate(devices) if sha in d.store] for sha in delivered}
@@ -355,6 +355,7 @@ def _tidy(spec, p, devices, profiles, result, arrived_at, first_shown, truth, on
         all_delays += delays
         med, p95 = _quantiles(delays)
         row = {**params, "device": i, "client": prof.name, "protocol": prof.protocol, "poll_s": spec.poll_of(i),
+               "uses_idle": spec.idle and prof.idle,
                "sessions": len(mine), **{c: sum(s[c] for s in mine) for c in _SESSION_COUNTS},
                "network_s": sum(s["network_s"] for s in mine),
                **{c: sum(s[c] for s in mine) for c in _SUMMED},
@@ -393,12 +394,6 @@ def _tidy(spec, p, devices, profiles, result, arrived_at, first_shown, truth, on
         "condstore_offered": condstore["offered"], "condstore_used": condstore["used"],
     }
     return result
-
-
-def spec_dict(spec: FleetSpec) -> dict:
-    d = asdict(spec)
-    d["clients"] = list(spec.clients)
-    return d
 
 
 __all__ = ["CLIENTS", "FleetError", "FleetResult", "FleetSpec", "Plan", "plan", "run_fleet"]
