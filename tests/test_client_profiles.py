@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailstudy.corpus import make_message
 from mailstudy.live.client_profiles import (
@@ -145,3 +147,16 @@ def test_uid_sets_are_compact_and_split_as_thunderbird_splits_them():
     sets = split_uid_sets(range(1, 2000, 2), 950)  # every other UID: no ranges
     assert all(len(s) <= 950 for s in sets) and len(sets) > 1
     assert sorted(int(x) for s in sets for x in s.split(",")) == list(range(1, 2000, 2))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sets(st.integers(1, 5000), min_size=1, max_size=600), st.integers(12, 300))
+def test_split_uid_sets_round_trip_within_the_limit(uids, limit):
+    sets = split_uid_sets(uids, limit)
+    assert all(len(s) <= limit for s in sets)
+    back = []
+    for s in sets:
+        for piece in s.split(","):
+            a, _, b = piece.partition(":")
+            back += range(int(a), int(b or a) + 1)
+    assert back == sorted(uids)

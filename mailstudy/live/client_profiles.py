@@ -102,34 +102,37 @@ class SyncOutcome:
     modseq_at_select: int = 0
 
 
-def uid_set(uids) -> str:
-    """A compact IMAP sequence set (``1:5,7,9:12``) of sorted UIDs."""
-    uids = sorted(uids)
-    out, start, prev = [], None, None
-    for u in uids:
-        if start is None:
-            start = prev = u
-        elif u == prev + 1:
-            prev = u
-        else:
-            out.append(f"{start}" if start == prev else f"{start}:{prev}")
-            start = prev = u
-    if start is not None:
-        out.append(f"{start}" if start == prev else f"{start}:{prev}")
-    return ",".join(out)
+def _piece(start: int, end: int) -> str:
+    return f"{start}" if start == end else f"{start}:{end}"
 
 
 def split_uid_sets(uids, limit: int) -> list[str]:
-    """UID sets whose text stays within ``limit`` characters (Thunderbird splits at 950, nsImapProtocol.cpp)."""
-    sets, current = [], []
+    """Compact UID sets (``1:5,7,9:12``) whose text stays within ``limit`` characters (Thunderbird splits at 950,
+    nsImapProtocol.cpp). Built in one pass: the text length is kept as ranges grow."""
+    sets: list[str] = []
+    ranges: list[list[int]] = []
+    length = 0
     for u in sorted(uids):
-        if current and len(uid_set(current + [u])) > limit:
-            sets.append(uid_set(current))
-            current = []
-        current.append(u)
-    if current:
-        sets.append(uid_set(current))
+        if ranges and u == ranges[-1][1] + 1:
+            grown = length - len(_piece(*ranges[-1])) + len(_piece(ranges[-1][0], u))
+            if grown <= limit:
+                ranges[-1][1], length = u, grown
+                continue
+        elif ranges and length + 1 + len(str(u)) <= limit:
+            ranges.append([u, u])
+            length += 1 + len(str(u))
+            continue
+        if ranges:
+            sets.append(",".join(_piece(*r) for r in ranges))
+        ranges, length = [[u, u]], len(str(u))
+    if ranges:
+        sets.append(",".join(_piece(*r) for r in ranges))
     return sets
+
+
+def uid_set(uids) -> str:
+    """A compact IMAP sequence set (``1:5,7,9:12``) of the UIDs, in one piece."""
+    return (split_uid_sets(uids, 1 << 62) or [""])[0]
 
 
 def _fetch_items(data: list) -> list[tuple[bytes, bytes | None]]:
