@@ -39,7 +39,8 @@ def table(rows: list[dict], cols: list[str]) -> str:
         cells = []
         for c in cols:
             v = r.get(c)
-            cells.append(f"{v:,.1f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v))
+            cells.append(str(v) if isinstance(v, bool) else f"{v:,.1f}" if isinstance(v, float)
+                         else f"{v:,}" if isinstance(v, int) else str(v))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
