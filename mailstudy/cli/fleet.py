@@ -68,7 +68,7 @@ def add_parser(sub) -> None:
     p.add_argument("--profile", default="loopback", help="network profile for the seconds (loopback)")
     p.add_argument("--server", choices=["embedded", "dovecot"], default="embedded")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="send the cell to this Dask cluster")
-    p.add_argument("--cache-dir", default="data/cache/fleet", help="finished cells (data/cache/fleet)")
+    p.add_argument("--cache-dir", help="where finished cells are kept (data/cache/fleet under the project root)")
     p.add_argument("--no-cache", action="store_true", help="run again even when the cell is cached")
     p.add_argument("--json", action="store_true", help="print one JSON object (devices, fleet)")
     p.set_defaults(func=run)
@@ -99,6 +99,7 @@ def _dask_client(address: str):
 def run(args) -> int:
     from tqdm.auto import tqdm
 
+    from mailstudy.outputs import data_dir
     from mailstudy.study.experiment import sweep
     from mailstudy.study.fleet import fleet_sweep, run_fleet_cell, split_rows
 
@@ -107,7 +108,7 @@ def run(args) -> int:
         client = _dask_client(args.scheduler) if args.scheduler else None
     except ValueError as exc:
         return fail(str(exc))
-    cache = None if args.no_cache else args.cache_dir
+    cache = None if args.no_cache else (args.cache_dir or data_dir("cache") / "fleet")
     if client is not None:
         with client:
             tables = fleet_sweep([cell], cache_dir=cache, executor=client.get_executor(), progress=True)

@@ -31,8 +31,9 @@ from pathlib import Path
 from mailstudy import __version__
 from mailstudy.live.client_profiles import CLIENTS
 from mailstudy.live.fleet import FleetSpec, plan, run_fleet
+from mailstudy.outputs import data_dir
 from mailstudy.servers import make_server
-from mailstudy.study.experiment import sweep
+from mailstudy.study.experiment import server_version, sweep
 
 #: Columns that hold the machine's time, not a count: left out when rows are compared across runs.
 TIME_COLUMNS = ("network_s", "pop3_second_s")
@@ -58,7 +59,9 @@ class FleetCell(FleetSpec):
         return f"{'+'.join(self.clients)} x{self.devices}"
 
     def key(self) -> str:
-        blob = json.dumps({**asdict(self), "version": __version__, "kind": "fleet"}, sort_keys=True, default=list)
+        """The cell's cache name: its parameters, the library's and the server's versions."""
+        blob = json.dumps({**asdict(self), "version": __version__, "kind": "fleet",
+                           "server_version": server_version(self.server)}, sort_keys=True, default=list)
         return "fleet-" + hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
@@ -101,7 +104,7 @@ def split_rows(rows) -> dict:
     return out
 
 
-def fleet_sweep(cells: Iterable[FleetCell], cache_dir: str | Path | None = "data/cache/fleet",
+def fleet_sweep(cells: Iterable[FleetCell], cache_dir: str | Path | None = data_dir("cache") / "fleet",
                 executor: Executor | None = None, progress: bool = True) -> dict:
     """Run every cell once (cached cells are read back, so a stopped sweep resumes); three DataFrames out."""
     df = sweep(cells, cache_dir=cache_dir, executor=executor, progress=progress, run=run_fleet_cell)
