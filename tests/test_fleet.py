@@ -131,6 +131,7 @@ def test_a_server_that_dies_mid_fleet_stops_the_fleet_with_a_clear_message(start
     ({"poll_s": 4 * 3600}, "longer than the period"),
     ({"clients": ("outlook",)}, "unknown client profile"),
     ({"lose_device": 5, "lose_at_h": 1}, "lose_device"),
+    ({"profile": "no-such-network"}, "no-such-network"),  # the latency hook refuses what it cannot time
 ])
 def test_bad_fleets_are_refused_with_a_clear_message(kw, needle):
     with pytest.raises(ValueError, match=needle):
