@@ -6,6 +6,10 @@ import os
 
 import pytest
 
+from mailstudy.caches import keep_caches_in_project
+
+keep_caches_in_project()  # the suite leaves nothing in ~ either (scapy, matplotlib, notebook kernels)
+
 SERVER_KINDS = ["embedded", "dovecot"]
 
 

@@ -34,7 +34,8 @@ from mailstudy.capture.report import (
 )
 from mailstudy.capture.sidecar import write_sidecar
 from mailstudy.live.trace import Trace, perf_to_epoch_offset_ns
-from mailstudy.outputs import publish, tmp_beside
+from mailstudy.outputs import OutputError, check_output, publish, tmp_beside
+from mailstudy.processes import TiedPopen, popen_tied
 
 
 # ---- the capture ---------------------------------------------------------------------------------------------
@@ -75,15 +76,17 @@ class Capture:
         if not self.ports or any(not 0 < p < 65536 for p in self.ports):
             raise CaptureError(f"ports must be 1-65535 and at least one, not {ports!r}")
         self.host = host
-        if not self.path.parent.is_dir():
-            raise CaptureError(f"cannot write {self.path}: folder {self.path.parent} does not exist")
+        try:
+            check_output(self.path, sidecar=True, what="capture")
+        except OutputError as exc:
+            raise CaptureError(str(exc)) from None
         self.backend, self.reason = choose_backend(backend)
         self.rebuilt = self.backend == "rebuilt"
         self.time_offset_ns = 0
         self.dropped = 0
         self.started = False
         self.stopped = False
-        self._proc: subprocess.Popen | None = None
+        self._proc: TiedPopen | None = None
         self._stderr: list[str] = []
         self._stderr_thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -98,6 +101,9 @@ class Capture:
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
                  tb: TracebackType | None) -> None:
+        if et is not None and issubclass(et, KeyboardInterrupt):
+            self.abort()  # Ctrl-C, TERM or HUP: a partial capture is no result; leave nothing behind
+            return
         try:
             self.stop()
         except CaptureError:
@@ -124,6 +130,14 @@ class Capture:
         elif self.backend == "scapy":
             self._stop_scapy()
 
+    def abort(self) -> None:
+        """Stop capturing at once and remove what was written so far (no pcap appears at ``path``)."""
+        self.stopped = True
+        if self.backend == "tcpdump":
+            self._kill_tcpdump()
+        elif self.backend == "scapy":
+            self._close_scapy()
+
     # -- tcpdump -------------------------------------------------------------------------------------------
     def _start_tcpdump(self) -> None:
         prog = _tcpdump_path()
@@ -136,10 +150,14 @@ class Capture:
             cmd[1:1] = ["-Z", "root"]
         cmd.append(_bpf(self.host, self.ports))
         try:
-            self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.PIPE, text=True, errors="replace")
-        except OSError as exc:
+            # tied, with a guardian that removes the .part file should mailstudy be killed
+            self._proc = popen_tied(cmd, cleanup=[self._tmp], stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                    errors="replace")
+        except BaseException as exc:
             self._tmp.unlink(missing_ok=True)
+            if not isinstance(exc, OSError):
+                raise
             raise CaptureError(f"cannot run tcpdump ({prog}): {exc.strerror or exc}") from exc
 
         def read_stderr(stream=self._proc.stderr) -> None:
@@ -151,17 +169,27 @@ class Capture:
 
         self._stderr_thread = threading.Thread(target=read_stderr, name="tcpdump-stderr", daemon=True)
         self._stderr_thread.start()
-        if not self._ready.wait(READY_TIMEOUT_S) or self._proc.poll() is not None:
+        try:
+            ready = self._ready.wait(READY_TIMEOUT_S) and self._proc.poll() is None
+        except BaseException:
+            self._kill_tcpdump()
+            raise
+        if not ready:
             self._kill_tcpdump()
             said = "; ".join(line for line in self._stderr if line.strip())[-400:]
-            self._tmp.unlink(missing_ok=True)
             raise CaptureError(f"tcpdump did not start listening within {READY_TIMEOUT_S:.0f} s"
                                f" ({said or 'it said nothing'})")
 
     def _kill_tcpdump(self) -> None:
-        if self._proc and self._proc.poll() is None:
+        """Kill tcpdump, remove its unfinished file and stand its guardian down."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait()
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+        self._proc.release()
 
     def _file_size(self) -> int:
         try:
@@ -177,22 +205,24 @@ class Capture:
             self._proc.wait(STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             self._kill_tcpdump()
-            self._tmp.unlink(missing_ok=True)
             raise CaptureError(f"tcpdump did not stop within {STOP_TIMEOUT_S:.0f} s of SIGINT; killed it")
         if self._stderr_thread:
             self._stderr_thread.join(5)
         text = "\n".join(self._stderr)
         m = re.search(r"(\d+) packets? dropped by kernel", text)
         if m is None:
-            self._tmp.unlink(missing_ok=True)
+            self._kill_tcpdump()
             raise CaptureError(f"tcpdump ended (exit {self._proc.returncode}) without its packet counts: "
                                f"{text[-300:]!r}")
         self.dropped = int(m.group(1))
         if self.dropped:
-            self._tmp.unlink(missing_ok=True)
+            self._kill_tcpdump()
             raise CaptureError(f"tcpdump: {self.dropped} packets dropped by kernel, so the capture is "
                                f"incomplete; run fewer sessions at once or give tcpdump a larger -B buffer")
-        publish(self._tmp, self.path)
+        try:
+            publish(self._tmp, self.path)
+        finally:
+            self._kill_tcpdump()  # exited already: removes nothing but a file publish refused
 
     # -- scapy ---------------------------------------------------------------------------------------------
     def _start_scapy(self) -> None:

@@ -23,7 +23,14 @@ def run(args) -> int:
 
     from mailstudy.study.notebooks import run_notebooks
 
-    done = run_notebooks(quick=args.quick, build=Path(args.build), only=args.only)
+    build = Path(args.build)
+    if build.exists() and not build.is_dir():
+        return fail(f"--build {build} exists and is not a folder; give a folder for the executed notebooks")
+    try:
+        build.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return fail(f"cannot create --build folder {build}: {exc.strerror or exc}")
+    done = run_notebooks(quick=args.quick, build=build, only=args.only)
     if not done:
         return fail("no notebook matched (looked for notebooks/NN-*.ipynb)")
     for nb in done:

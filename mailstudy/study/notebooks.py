@@ -18,6 +18,9 @@ def run_notebooks(quick: bool = False, build: Path = Path("build"), notebooks: P
     import papermill as pm
     from nbconvert import HTMLExporter
 
+    from mailstudy.caches import keep_caches_in_project
+
+    keep_caches_in_project()  # the kernels inherit it: no ~/.ipython, no ~/.cache/matplotlib
     build.mkdir(parents=True, exist_ok=True)
     done = []
     for nb in sorted(notebooks.glob("[0-9][0-9]-*.ipynb")):
