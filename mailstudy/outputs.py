@@ -16,7 +16,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from mailstudy.processes import owner_gone
+from mailstudy.processes import owner_gone, uninterrupted
 
 
 class OutputError(ValueError):
@@ -67,14 +67,16 @@ def check_output(path: str | os.PathLike, *, inputs: tuple = (), force: bool = T
     if not folder.is_dir():
         raise OutputError(f"cannot write {what} {path}: folder {folder} does not exist")
     try:
-        tmp_beside(path).unlink()  # the real test: permissions, a read-only file system, a full inode table
+        with uninterrupted():
+            tmp_beside(path).unlink()  # the real test: permissions, a read-only file system, a full inode table
     except OSError as exc:
         raise OutputError(f"cannot write {what} in {folder}: {exc.strerror or exc}") from None
     return path
 
 
-def _sweep_parts(folder: Path, name: str) -> None:
-    """Remove ``.NAME.PID.XXXX.part`` files in ``folder`` whose owner no longer runs."""
+def sweep_parts(path: str | os.PathLike) -> None:
+    """Remove the unfinished ``.NAME.PID.XXXX.part`` files of ``path`` whose owner no longer runs."""
+    folder, name = Path(path).parent, Path(path).name
     pattern = re.compile(rf"^\.{re.escape(name)}\.(\d+)\.[^.]+\.part$")
     try:
         entries = os.listdir(folder)
@@ -92,7 +94,7 @@ def _sweep_parts(folder: Path, name: str) -> None:
 def tmp_beside(path: Path) -> Path:
     """A new empty hidden temporary file in ``path``'s folder (same file system, so the final rename is atomic)."""
     path = Path(path)
-    _sweep_parts(path.parent, path.name)
+    sweep_parts(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".part")
     os.close(fd)
     return Path(tmp)

@@ -72,6 +72,9 @@ class Stopped(KeyboardInterrupt):
         return 128 + self.signum
 
 
+_stop = {"fired": False, "critical": 0, "pending": None}
+
+
 @contextlib.contextmanager
 def stop_on_signals(signals: tuple = STOP_SIGNALS):
     """Within the block, each of ``signals`` raises :class:`Stopped` in the main thread (once: a second signal
@@ -80,20 +83,38 @@ def stop_on_signals(signals: tuple = STOP_SIGNALS):
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    fired: list[int] = []
 
     def handler(signum, frame) -> None:
-        if fired:
+        if _stop["fired"] or _stop["pending"]:
             return
-        fired.append(signum)
+        if _stop["critical"]:
+            _stop["pending"] = signum  # raised when the uninterrupted() section ends
+            return
+        _stop["fired"] = True
         raise Stopped(signum)
 
     old = {sig: signal.signal(sig, handler) for sig in signals}
+    _stop.update(fired=False, pending=None)
     try:
         yield
     finally:
         for sig, was in old.items():
             signal.signal(sig, was)
+
+
+@contextlib.contextmanager
+def uninterrupted():
+    """Hold a stop signal back for a few lines that must not be cut in two (make a temporary file, then name it
+    to its guardian); it is raised as :class:`Stopped` when the section ends."""
+    _stop["critical"] += 1
+    try:
+        yield
+    finally:
+        _stop["critical"] -= 1
+    signum = _stop["pending"]
+    if signum and not _stop["critical"]:
+        _stop.update(fired=True, pending=None)
+        raise Stopped(signum)
 
 
 # ---- temporary folders named after their owner ------------------------------------------------------------
@@ -130,46 +151,101 @@ def owner_gone(pid_text: str) -> bool:
 # ---- a guardian for what the parent-death signal cannot reach ---------------------------------------------
 # PR_SET_PDEATHSIG reaches one process. Dovecot's master leaves its log and stats processes (and any session
 # process with a client still connected) running when it is SIGKILLed: measured with Dovecot 2.3.19, they were
-# all still there 10 s later. Temporary files of a killed child stay too. So a child may get a guardian: a tiny
-# stdlib-only Python process in its own session (a terminal's Ctrl-C or hang-up does not reach it) that reads a
-# pipe whose only writer is mailstudy. EOF without the word "done" means mailstudy died: the guardian kills the
-# child (and its process group, when asked) and removes the named paths. A normal stop says "done" first.
+# all still there 10 s later. Temporary files of a killed child stay too. So a child may get a guardian: a small
+# /bin/sh script in its own session (a terminal's Ctrl-C or hang-up does not reach it) that reads a pipe whose
+# only writer is mailstudy. EOF without the word "done" means mailstudy died: the guardian kills the child (and
+# its process group, when asked) and removes the named paths. A normal stop says "done" first. The shell rather
+# than Python: it starts in a millisecond and runs for any user (a venv's interpreter may not be reachable for a
+# user that mailstudy switched to).
 
-_GUARD_DONE = b"done\n"
-_REAP_S = 3.0  # how long a guardian (or a stop) waits for killed processes to go
+_REAP_S = 3.0  # how long a stop waits for a guardian to go
+# Lines on the pipe: "path P" (remove P), "kill PID" or "kill -PGID" (kill it), "done" (all is clean: exit).
+# On EOF it kills twice, 0.1 s apart (a process group member forked meanwhile), then removes; it does not wait
+# for the killed to be reaped: their new parent may be a PID 1 that never reaps zombies.
+_GUARDIAN = """
+trap '' INT HUP TERM
+set --
+targets=
+while IFS= read -r line; do
+  case $line in
+    done) exit 0 ;;
+    kill\\ *) targets="$targets ${line#kill }" ;;
+    path\\ *) set -- "$@" "${line#path }" ;;
+  esac
+done
+for t in $targets; do kill -9 -- "$t" 2>/dev/null; done
+sleep 0.1
+for t in $targets; do kill -9 -- "$t" 2>/dev/null; done
+rm -rf -- "$@"
+"""
+
+
+class Guardian:
+    """A guardian process (see above). Start it *before* creating what it guards, then :meth:`watch` each path
+    and :meth:`kill` each child as soon as it exists, so that a ``kill -9`` at any moment leaves at most what
+    :func:`sweep_dead` removes at the next start; :meth:`release` after a normal stop."""
+
+    def __init__(self) -> None:
+        read_end, self._fd = os.pipe()  # both close-on-exec: no other child inherits the write end
+        try:
+            self.proc = subprocess.Popen(["/bin/sh", "-c", _GUARDIAN], stdin=read_end, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL, start_new_session=True)
+        except BaseException:
+            os.close(self._fd)
+            raise
+        finally:
+            os.close(read_end)
+
+    def _say(self, line: str) -> None:
+        if self._fd is not None and "\n" not in line:  # a name with a newline is left to the sweep
+            os.write(self._fd, line.encode(errors="surrogateescape") + b"\n")
+
+    def watch(self, path: str | os.PathLike) -> None:
+        """Remove ``path`` (a file or a folder) should mailstudy die."""
+        self._say(f"path {os.path.abspath(path)}")
+
+    def kill(self, pid: int, group: bool = False) -> None:
+        """SIGKILL process ``pid`` (its whole process group with ``group``) should mailstudy die."""
+        self._say(f"kill {'-' if group else ''}{int(pid)}")
+
+    def release(self) -> None:
+        """All is stopped and removed: the guardian exits without doing anything."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            os.write(fd, b"done\n")
+        except OSError:
+            pass
+        os.close(fd)
+        try:
+            self.proc.wait(_REAP_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 class TiedPopen(subprocess.Popen):
     """A :class:`subprocess.Popen` started by :func:`popen_tied`; :meth:`release` stands its guardian down."""
 
-    guardian: subprocess.Popen | None = None
-    _guard_fd: int | None = None
+    guardian: Guardian | None = None
 
     def release(self) -> None:
-        """Call once the child is stopped and its files removed: the guardian exits without doing anything."""
-        fd, self._guard_fd = self._guard_fd, None
-        if fd is not None:
-            try:
-                os.write(fd, _GUARD_DONE)
-            except OSError:
-                pass
-            os.close(fd)
+        """Call once the child is stopped and its files removed."""
         if self.guardian is not None:
-            try:
-                self.guardian.wait(_REAP_S)
-            except subprocess.TimeoutExpired:
-                self.guardian.kill()
-                self.guardian.wait()
-            self.guardian = None
+            self.guardian.release()
 
 
-def popen_tied(argv: list[str], *, group: bool = False, cleanup: tuple | list = (), **kwargs) -> TiedPopen:
+def popen_tied(argv: list[str], *, group: bool = False, cleanup: tuple | list = (),
+               guardian: Guardian | None = None, **kwargs) -> TiedPopen:
     """:class:`subprocess.Popen` of a child that is killed when this process dies (see :func:`die_with_parent`).
 
     Extra keyword arguments go to Popen; a caller's own ``preexec_fn`` runs after the parent-death request.
-    ``group=True`` starts the child in a new session and, should mailstudy die without stopping it, kills that
-    whole process group (Dovecot's helpers); ``cleanup`` names files or folders removed in that case. Either
-    starts a guardian (see above); call :meth:`TiedPopen.release` after a normal stop."""
+    ``group=True`` starts the child in a new session and, should mailstudy die without stopping it, has its
+    whole process group killed (Dovecot's helpers); ``cleanup`` names files or folders removed in that case.
+    Either needs a guardian: pass one started before those files were made (see :class:`Guardian`), or one is
+    started here. Call :meth:`TiedPopen.release` after a normal stop. Call it inside :func:`uninterrupted` with
+    the assignment of its result, so that a stop signal cannot come between the start and holding the handle."""
     own = kwargs.pop("preexec_fn", None)
 
     def preexec() -> None:
@@ -179,37 +255,21 @@ def popen_tied(argv: list[str], *, group: bool = False, cleanup: tuple | list = 
 
     if group:
         kwargs["start_new_session"] = True
-    proc = TiedPopen(argv, preexec_fn=preexec, **kwargs)
-    if group or cleanup:
+    if guardian is None and (group or cleanup):
+        guardian = Guardian()
+    with uninterrupted():  # a child that exists is known to its guardian
         try:
-            _guard(proc, group, [str(p) for p in cleanup])
+            for path in cleanup:
+                guardian.watch(path)
+            proc = TiedPopen(argv, preexec_fn=preexec, **kwargs)
         except BaseException:
-            _kill_now(proc.pid, group)
-            proc.wait()
+            if guardian is not None:
+                guardian.release()
             raise
+        proc.guardian = guardian
+        if guardian is not None:
+            guardian.kill(proc.pid, group)
     return proc
-
-
-def _guard(proc: TiedPopen, group: bool, paths: list[str]) -> None:
-    read_end, write_end = os.pipe()  # both close-on-exec: no other child inherits the write end
-    try:
-        argv = [sys.executable, "-I", "-S", os.path.abspath(__file__), "--guard", str(proc.pid),
-                "group" if group else "single", *paths]
-        proc.guardian = subprocess.Popen(argv, stdin=read_end, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL, start_new_session=True)
-    except BaseException:
-        os.close(write_end)
-        raise
-    finally:
-        os.close(read_end)
-    proc._guard_fd = write_end
-
-
-def _kill_now(pid: int, group: bool) -> None:
-    try:
-        (os.killpg if group else os.kill)(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def running(pid: int) -> bool:
@@ -224,12 +284,13 @@ def running(pid: int) -> bool:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             return fh.read().rsplit(b") ", 1)[1][:1] != b"Z"
     except (FileNotFoundError, IndexError):
-        return os.path.exists(f"/proc/{pid}") or not os.path.isdir("/proc")
+        return not os.path.isdir("/proc")
 
 
-def group_running(pgid: int) -> list[int]:
-    """Processes of process group ``pgid`` that have not exited (Linux: read from /proc)."""
-    found = []
+def group_members(pgid: int, zombies: bool = False) -> dict[int, str]:
+    """Processes in process group ``pgid`` (zombies only if asked): pid -> command line (empty for zombies).
+    Linux: read from /proc."""
+    found: dict[int, str] = {}
     try:
         entries = os.listdir("/proc")
     except OSError:
@@ -238,46 +299,13 @@ def group_running(pgid: int) -> list[int]:
         if not name.isdigit():
             continue
         try:
-            with open(f"/proc/{name}/stat", "rb") as fh:
-                fields = fh.read().rsplit(b") ", 1)[1].split()
-        except (OSError, IndexError):
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+            fields = stat[stat.rindex(b")") + 2:].split()
+            if int(fields[2]) != pgid or (fields[0] == b"Z" and not zombies):
+                continue
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                found[int(name)] = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except (OSError, ValueError, IndexError):
             continue
-        if fields[0] != b"Z" and int(fields[2]) == pgid:
-            found.append(int(name))
     return found
-
-
-def _guardian_main(argv: list[str]) -> int:
-    """The guardian itself (``python processes.py --guard PID group|single PATH...``); stdlib only."""
-    import time
-
-    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)  # it ends when its pipe says so, not with the terminal
-    pid, group, paths = int(argv[0]), argv[1] == "group", argv[2:]
-    said = b""
-    while True:
-        chunk = os.read(0, 64)
-        if not chunk:
-            break
-        said += chunk
-    if said.startswith(_GUARD_DONE):
-        return 0
-    deadline = time.monotonic() + _REAP_S
-    while time.monotonic() < deadline:
-        _kill_now(pid, group)
-        if not (group_running(pid) if group else running(pid)):
-            break
-        time.sleep(0.02)
-    for path in paths:
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-    return 0
-
-
-if __name__ == "__main__" and sys.argv[1:2] == ["--guard"]:
-    sys.exit(_guardian_main(sys.argv[2:]))

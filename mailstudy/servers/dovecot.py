@@ -41,7 +41,15 @@ import time
 import weakref
 from pathlib import Path
 
-from mailstudy.processes import TiedPopen, owned_tempdir, popen_tied, sweep_dead
+from mailstudy.processes import (
+    Guardian,
+    TiedPopen,
+    group_members,
+    owned_tempdir,
+    popen_tied,
+    sweep_dead,
+    uninterrupted,
+)
 from mailstudy.servers.base import Account, MailServer, ServerError, wait_for_greeting
 
 DOVECOT = "/usr/sbin/dovecot"
@@ -131,25 +139,6 @@ def maildir_name(index: int, raw: bytes) -> str:
     return f"{_BASE_TIME + index}.M{index:09d}P0.mailstudy,S={len(raw)},W={virtual}:2,"
 
 
-def _group_members(pgid: int, zombies: bool = False) -> dict[int, str]:
-    """Processes in process group ``pgid`` (zombies only if asked): pid -> command line (empty for zombies)."""
-    found: dict[int, str] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                stat = f.read()
-            fields = stat[stat.rindex(b")") + 2:].split()
-            if int(fields[2]) != pgid or (fields[0] == b"Z" and not zombies):
-                continue
-            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
-                found[int(entry.name)] = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
-
-
 def _terminate(proc: TiedPopen | None, workdir: Path | None, remove: bool) -> None:
     """Stop Dovecot's master and anything left in its process group; optionally remove the private dir.
 
@@ -167,7 +156,7 @@ def _terminate(proc: TiedPopen | None, workdir: Path | None, remove: bool) -> No
             deadline = time.monotonic() + 5
             done_at = None  # when only the log process and exited-but-unreaped children were left
             while proc.poll() is None and time.monotonic() < deadline:
-                others = [cmd for pid, cmd in _group_members(pgid, zombies=True).items() if pid != proc.pid]
+                others = [cmd for pid, cmd in group_members(pgid, zombies=True).items() if pid != proc.pid]
                 if all(cmd.endswith("/log") for cmd in others):
                     break
                 if all(cmd == "" or cmd.endswith("/log") for cmd in others):  # "" = a zombie
@@ -186,7 +175,7 @@ def _terminate(proc: TiedPopen | None, workdir: Path | None, remove: bool) -> No
                     proc.wait(timeout=0.01)
                 except subprocess.TimeoutExpired:
                     pass
-            if proc.poll() is not None and not _group_members(pgid):
+            if proc.poll() is not None and not group_members(pgid):
                 break
         if proc.poll() is None:
             proc.wait(timeout=5)
@@ -399,18 +388,24 @@ service pop3-login {{
             except OSError as exc:
                 raise ServerError(f"cannot create workdir {wd}: {exc.strerror}") from exc
         else:
-            sweep_dead()
-            need = sum(len(m) for msgs in self.mailboxes.values() for m in msgs)
-            wd, remove = owned_tempdir("dovecot", dir=_scratch_root(need)), True
-        self.workdir = wd
+            wd, remove = None, True
+        guardian = Guardian()  # first, so that a kill -9 from here on leaves nothing
         try:
+            if wd is None:
+                sweep_dead()
+                need = sum(len(m) for msgs in self.mailboxes.values() for m in msgs)
+                with uninterrupted():
+                    wd = owned_tempdir("dovecot", dir=_scratch_root(need))
+                    guardian.watch(wd)
+            self.workdir = wd
             self._write_tree(wd, self._identities())
-            with open(wd / "master.stderr", "wb") as stderr:
+            with open(wd / "master.stderr", "wb") as stderr, uninterrupted():  # no stop before we hold it
                 self._proc = popen_tied([self.binary, "-F", "-c", str(wd / "dovecot.conf")], group=True,
-                                        cleanup=[wd] if remove else [], stdin=subprocess.DEVNULL,
-                                        stdout=stderr, stderr=stderr, cwd=wd)
+                                        guardian=guardian, stdin=subprocess.DEVNULL, stdout=stderr,
+                                        stderr=stderr, cwd=wd)
         except BaseException as exc:
             _terminate(self._proc, wd, remove)
+            guardian.release()
             self._proc = None
             if not isinstance(exc, OSError):
                 raise

@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from mailstudy.processes import TiedPopen, owned_tempdir, popen_tied, sweep_dead
+from mailstudy.processes import Guardian, TiedPopen, owned_tempdir, popen_tied, sweep_dead, uninterrupted
 from mailstudy.servers.base import MailServer, ServerError, wait_for_greeting
 
 __all__ = ["EmbeddedServer", "EMBEDDED_VERSION"]
@@ -62,6 +62,7 @@ class EmbeddedServer(MailServer):
         self.speedups = speedups
         self._proc: TiedPopen | None = None
         self._tmp: Path | None = None
+        self._guardian: Guardian | None = None
         self._timeout = self.start_timeout
 
     @property
@@ -78,8 +79,11 @@ class EmbeddedServer(MailServer):
     def _start(self) -> None:
         self._timeout = self.start_timeout + self.parse_allowance()
         sweep_dead()
-        self._tmp = owned_tempdir("embedded")
+        self._guardian = Guardian()  # first, so that a kill -9 from here on leaves nothing
         try:
+            with uninterrupted():
+                self._tmp = owned_tempdir("embedded")
+                self._guardian.watch(self._tmp)
             self._launch()
         except BaseException:
             self._kill()
@@ -102,9 +106,9 @@ class EmbeddedServer(MailServer):
         pkg_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env["PYTHONUNBUFFERED"] = "1"
-        with open(stderr_path, "wb") as err:
+        with open(stderr_path, "wb") as err, uninterrupted():  # no stop between starting it and holding it
             self._proc = popen_tied(
-                [sys.executable, "-m", "mailstudy.servers.embedded_main", str(spec_path)], cleanup=[self._tmp],
+                [sys.executable, "-m", "mailstudy.servers.embedded_main", str(spec_path)], guardian=self._guardian,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env, close_fds=True)
         self._wait_ready(deadline)
         spec_path.unlink(missing_ok=True)  # may be large: the child has read it
@@ -163,8 +167,9 @@ class EmbeddedServer(MailServer):
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
-        if proc is not None:
-            proc.release()
+        guardian, self._guardian = self._guardian, None
+        if guardian is not None:
+            guardian.release()
 
     def _stop(self) -> None:
         self._kill()
