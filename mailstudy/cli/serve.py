@@ -49,23 +49,24 @@ def run(args) -> int:
     # Ctrl-C, TERM and HUP all stop it the same way, even when the shell started us with SIGINT ignored: the
     # command line runs every subcommand under mailstudy.processes.stop_on_signals
     with server:
-        a = server.account
-        origin = args.mailbox or f"{args.sizes}, seed {args.seed}"
-        print(f"{server.name} {server.version} is serving {len(corpus)} messages "
-              f"({corpus.total_bytes:,} bytes, {origin})")
-        print(f"  host      {server.host}")
-        print(f"  IMAP      {server.host}:{server.imap_port}   try: telnet {server.host} {server.imap_port}")
-        print(f"  POP3      {server.host}:{server.pop3_port}   try: curl -v pop3://{server.host}:{server.pop3_port}/ "
-              f"-u {a.user}:{a.password}")
-        print(f"  user      {a.user}")
-        print(f"  password  {a.password}")
-        print("Ctrl-C stops it.", flush=True)
         try:
+            _announce(server, corpus, args.mailbox or f"{args.sizes}, seed {args.seed}")
             while True:
                 time.sleep(3600)
-        except KeyboardInterrupt:  # Ctrl-C, TERM or HUP: the usual way to stop a server, so exit status 0
+        except KeyboardInterrupt:  # Ctrl-C, TERM or HUP, once it serves: the usual way to stop, so exit status 0
             pass
     print("stopped.")
     return 0
 
 
+def _announce(server, corpus, origin: str) -> None:
+    a = server.account
+    print(f"{server.name} {server.version} is serving {len(corpus)} messages "
+          f"({corpus.total_bytes:,} bytes, {origin})")
+    print(f"  host      {server.host}")
+    print(f"  IMAP      {server.host}:{server.imap_port}   try: telnet {server.host} {server.imap_port}")
+    print(f"  POP3      {server.host}:{server.pop3_port}   try: curl -v pop3://{server.host}:{server.pop3_port}/ "
+          f"-u {a.user}:{a.password}")
+    print(f"  user      {a.user}")
+    print(f"  password  {a.password}")
+    print("Ctrl-C stops it.", flush=True)
