@@ -23,21 +23,11 @@ import termios
 from pathlib import Path
 
 import pytest
+from cli_run import CLI, one_line_error, run
 
 from mailstudy.corpus import CorpusError, check_mailbox_size, estimate_bytes, generate, load
 
 REPO = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "mailstudy.cli"]
-
-
-def run(*args, timeout=120, **kw):
-    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, timeout=timeout, **kw)
-
-
-def one_line_error(out, needle: str) -> None:
-    assert out.returncode == 2, (out.returncode, out.stderr)
-    assert needle in out.stderr and "Traceback" not in out.stderr, out.stderr
-    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
 
 
 @pytest.mark.parametrize("port", ["-1", "0", "70000", "99999999999", "imap"])

@@ -15,22 +15,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from cli_run import one_line_error, run
 
 from mailstudy.outputs import OutputError, check_output, sidecar_path, tmp_beside
 
 REPO = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "mailstudy.cli"]
 CAPTURE = REPO / "captures" / "pop3-keep.pcap"
-
-
-def run(*args, timeout=120, **kw):
-    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, timeout=timeout, **kw)
-
-
-def refused(out, needle: str) -> None:
-    assert out.returncode == 2, (out.returncode, out.stderr)
-    assert needle in out.stderr and "Traceback" not in out.stderr, out.stderr
-    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
 
 
 @pytest.fixture
@@ -45,19 +35,19 @@ def capture(tmp_path) -> Path:
 def test_a_fifo_or_a_device_is_never_replaced(tmp_path, capture):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    refused(run("session", "--messages", "2", "--capture", fifo), "not a regular file")
-    refused(run("redact", capture, fifo), "not a regular file")
-    refused(run("session", "--messages", "2", "--capture", "/dev/null"), "not a regular file")
+    one_line_error(run("session", "--messages", "2", "--capture", fifo), "not a regular file")
+    one_line_error(run("redact", capture, fifo), "not a regular file")
+    one_line_error(run("session", "--messages", "2", "--capture", "/dev/null"), "not a regular file")
     assert stat.S_ISFIFO(os.stat(fifo).st_mode) and not sidecar_path(fifo).exists()
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode) and not os.path.exists("/dev/null.json")
 
 
 def test_redact_never_writes_over_its_input_or_the_inputs_sidecar(tmp_path, capture):
     before = capture.read_bytes(), sidecar_path(capture).read_bytes()
-    refused(run("redact", capture, sidecar_path(capture)), "would overwrite the input")
+    one_line_error(run("redact", capture, sidecar_path(capture)), "would overwrite the input")
     as_json = tmp_path / "cap.json"  # IN named cap.json: OUT=cap would put OUT's sidecar over IN
     shutil.copy(capture, as_json)
-    refused(run("redact", as_json, tmp_path / "cap"), "would overwrite the input")
+    one_line_error(run("redact", as_json, tmp_path / "cap"), "would overwrite the input")
     assert (capture.read_bytes(), sidecar_path(capture).read_bytes()) == before
     assert as_json.read_bytes() == before[0] and not (tmp_path / "cap").exists()
 
@@ -65,7 +55,7 @@ def test_redact_never_writes_over_its_input_or_the_inputs_sidecar(tmp_path, capt
 def test_redact_overwrites_an_earlier_result_only_with_force(tmp_path, capture):
     out = tmp_path / "existing.pcap"
     out.write_bytes(b"an earlier result")
-    refused(run("redact", capture, out), "--force")
+    one_line_error(run("redact", capture, out), "--force")
     assert out.read_bytes() == b"an earlier result" and not sidecar_path(out).exists()
     forced = run("redact", capture, out, "--force")
     assert forced.returncode == 0, forced.stderr
@@ -75,14 +65,14 @@ def test_redact_overwrites_an_earlier_result_only_with_force(tmp_path, capture):
 
 def test_capture_into_a_folder_is_refused_before_the_session(tmp_path):
     out = run("session", "--messages", "2", "--capture", tmp_path)
-    refused(out, "is a folder")
+    one_line_error(out, "is a folder")
     assert out.stdout == ""  # nothing ran: no result table
 
 
 def test_study_build_that_is_a_file_is_a_clear_error(tmp_path):
     f = tmp_path / "build"
     f.write_text("not a folder")
-    refused(run("study", "--quick", "--build", f), "not a folder")
+    one_line_error(run("study", "--quick", "--build", f), "not a folder")
     assert f.read_text() == "not a folder"
 
 

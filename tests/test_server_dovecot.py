@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from mailstudy.servers.base import DEFAULT_ACCOUNT, ServerError, free_port
 from mailstudy.processes import group_members
+from mailstudy.servers.base import DEFAULT_ACCOUNT, ServerError, free_port
 from mailstudy.servers.dovecot import DovecotServer, dovecot_available
 
 _REASON = dovecot_available()

@@ -14,7 +14,6 @@ from mailstudy import __version__
 from mailstudy.capture.report import CaptureReport
 from mailstudy.outputs import publish, sidecar_path
 
-
 # ---- sidecar -------------------------------------------------------------------------------------------------
 
 

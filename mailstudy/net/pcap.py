@@ -29,15 +29,15 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 import socket
+import stat
 import struct
 from dataclasses import dataclass, field
 from itertools import starmap
 from typing import TYPE_CHECKING, Iterator
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pandas
+    pass
 
 log = logging.getLogger(__name__)
 
