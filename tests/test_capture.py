@@ -214,7 +214,7 @@ def test_check_reports_missing_bytes_without_raising(imap_trace, tmp_path):
 
     first_down = next(i for i, c in enumerate(imap_trace.chunks) if c.direction == DOWN)
     changed = list(imap_trace.chunks)
-    changed[first_down] = Chunk(DOWN, changed[first_down].t_ns, b"?" + changed[first_down].data[1:])
+    changed[first_down] = Chunk(DOWN, changed[first_down].t, b"?" + changed[first_down].data[1:])
     report = check_capture(pcap, replace(imap_trace, chunks=changed))
     assert not report.complete and any("differs" in w and "byte 0" in w for w in report.warnings)
 

@@ -26,9 +26,10 @@ from mailstudy.protocol import parse_session
 from mailstudy.protocol.events import Exchange
 from mailstudy.net.reassembly import reassemble
 from mailstudy.net.pcap import read_tcp
+from mailstudy.offline.analyze import analyze_pcap
 from mailstudy.offline.redact import RedactError, find_credentials, redact_pcap
 
-from peers import PEER
+from peers import PEER, PEER_FILES
 
 PEER_POP3 = str(PEER / "pop3.pcap")
 USER, PASSWORD = "rdx7user", "Zq-9pass Wt3"  # a space: PASS takes the rest of the line
@@ -393,7 +394,28 @@ def test_snap_length_cut_gets_an_incremental_checksum(tmp_path):
     assert_only_credentials_changed(str(src), str(dst))
 
 
-# ---- the peer capture --------------------------------------------------------------------------------------------
+# ---- the peer captures -------------------------------------------------------------------------------------------
+#: what redaction must overwrite in each peer capture (credential kind -> count); everything else is untouched
+PEER_CREDENTIALS = {"bad-list-retr-crafted.pcap": {}, "imap-starttls.pcap": {}, "pop3-starttls.pcap": {},
+                    "pop3-unknown-commands.pcap": {"pop3-user": 1, "pop3-pass": 1},
+                    "pop3.pcap": {"pop3-sasl-response": 3}, "redis-50-pings.pcap": {}}
+
+
+@pytest.mark.parametrize("path", PEER_FILES, ids=[p.name for p in PEER_FILES])
+def test_every_peer_capture_redacts_only_what_analysis_calls_mail(tmp_path, path):
+    """Redaction and analysis use one classifier: the mail sessions agree, only credentials change, and a
+    capture with no credential (Redis's ``+OK`` replies included) comes out byte-identical."""
+    dst = tmp_path / path.name
+    report = redact_pcap(path, dst)
+    assert report.mail_sessions == len(analyze_pcap(path).sessions)
+    assert report.kinds == PEER_CREDENTIALS[path.name]
+    if not report.kinds:
+        assert dst.read_bytes() == path.read_bytes() and report.packets == 0
+    else:
+        assert assert_only_credentials_changed(str(path), str(dst)) and report.packets > 0
+    assert analysis(str(path)) == analysis(str(dst))
+
+
 def test_peer_pop3_auth_plain_line(tmp_path):
     if not os.path.exists(PEER_POP3):
         pytest.skip(f"peer capture missing: {PEER_POP3}")

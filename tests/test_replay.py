@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from mailstudy.offline.replay import (Flight, Target, _apply, filler, map_uid_set, replay_pcap, rewrite_client_stream)
+from mailstudy.offline.replay import (ReplayFlight, Target, _apply, filler, map_uid_set, replay_pcap, rewrite_client_stream)
 from mailstudy.servers import make_server
 from mailstudy.servers.base import Account
 
@@ -29,7 +29,7 @@ from peers import PEER
 
 
 def _apply_edits(up: bytes, edits) -> bytes:
-    f = [Flight(0, len(up), Target(True, 0, 0, True))]
+    f = [ReplayFlight(0, len(up), Target(True, 0, 0, True))]
     _apply(up, f, edits)
     return f[0].data
 
@@ -55,7 +55,8 @@ def test_imap_credentials_are_mapped_in_the_form_they_were_sent():
           b"a2 LOGIN {3}\r\nbob {9}\r\nbuilder 7\r\n"
           b"a3 UID FETCH 3:7 (BODY.PEEK[])\r\n"
           b"a4 FETCH 3 BODY[]\r\n")
-    edits, warnings = rewrite_client_stream("imap", up, ALICE, {3: 1, 4: 2, 7: 3})
+    edits, warnings = rewrite_client_stream("imap", [("down", b"* OK hi\r\n"), ("up", up)], ALICE,
+                                             {3: 1, 4: 2, 7: 3})
     assert warnings == []
     assert _apply_edits(up, edits) == (b'a1 LOGIN alice "wonderland-42"\r\n'
                                        b"a2 LOGIN {5}\r\nalice {13}\r\nwonderland-42\r\n"
@@ -64,21 +65,31 @@ def test_imap_credentials_are_mapped_in_the_form_they_were_sent():
 
 
 def test_sasl_plain_and_login_are_mapped_with_and_without_initial_response():
+    """SASL lines are the ones the server asked for with ``+`` (the parser's rule, the same as redaction's)."""
     plain_bob = base64.b64encode(b"\0bob\0builder 7")
     plain_alice = base64.b64encode(b"\0alice\0wonderland-42")
-    up = (b"A AUTHENTICATE PLAIN " + plain_bob + b"\r\n" +
-          b"B AUTHENTICATE PLAIN\r\n" + plain_bob + b"\r\n" +
-          b"C AUTHENTICATE LOGIN\r\n" + base64.b64encode(b"bob") + b"\r\n" + base64.b64encode(b"builder 7") +
-          b"\r\nD NOOP\r\n")
-    edits, _ = rewrite_client_stream("imap", up, ALICE)
+    go = ("down", b"+ \r\n")
+    chunks = [("down", b"* OK hi\r\n"),
+              ("up", b"A AUTHENTICATE PLAIN " + plain_bob + b"\r\n"), ("down", b"A OK\r\n"),
+              ("up", b"B AUTHENTICATE PLAIN\r\n"), go, ("up", plain_bob + b"\r\n"), ("down", b"B OK\r\n"),
+              ("up", b"C AUTHENTICATE LOGIN\r\n"), go, ("up", base64.b64encode(b"bob") + b"\r\n"), go,
+              ("up", base64.b64encode(b"builder 7") + b"\r\n"), ("down", b"C OK\r\n"), ("up", b"D NOOP\r\n")]
+    up = b"".join(d for k, d in chunks if k == "up")
+    edits, _ = rewrite_client_stream("imap", chunks, ALICE)
     assert _apply_edits(up, edits) == (b"A AUTHENTICATE PLAIN " + plain_alice + b"\r\n" +
                                        b"B AUTHENTICATE PLAIN\r\n" + plain_alice + b"\r\n" +
                                        b"C AUTHENTICATE LOGIN\r\n" + base64.b64encode(b"alice") + b"\r\n" +
                                        base64.b64encode(b"wonderland-42") + b"\r\nD NOOP\r\n")
-    pop = b"USER bob\r\nPASS builder 7\r\nAUTH PLAIN\r\n" + plain_bob + b"\r\nSTAT\r\nAPOP bob 0123\r\n"
+    # without the server's "+" a line is a command, not a SASL response: left alone (redaction agrees)
+    unasked = [("down", b"* OK hi\r\n"), ("up", b"B AUTHENTICATE PLAIN\r\n" + plain_bob + b"\r\n")]
+    assert rewrite_client_stream("imap", unasked, ALICE)[0] == []
+    pop = [("down", b"+OK hi\r\n"), ("up", b"USER bob\r\nPASS builder 7\r\nAUTH PLAIN\r\n"),
+           ("down", b"+OK\r\n+OK\r\n+ \r\n"), ("up", plain_bob + b"\r\n"), ("down", b"+OK\r\n"),
+           ("up", b"STAT\r\nAPOP bob 0123\r\n")]
+    pop_up = b"".join(d for k, d in pop if k == "up")
     edits, warnings = rewrite_client_stream("pop3", pop, ALICE)
-    assert _apply_edits(pop, edits) == (b"USER alice\r\nPASS wonderland-42\r\nAUTH PLAIN\r\n" + plain_alice +
-                                        b"\r\nSTAT\r\nAPOP bob 0123\r\n")
+    assert _apply_edits(pop_up, edits) == (b"USER alice\r\nPASS wonderland-42\r\nAUTH PLAIN\r\n" + plain_alice +
+                                           b"\r\nSTAT\r\nAPOP bob 0123\r\n")
     assert any("APOP" in w for w in warnings)
 
 
@@ -87,9 +98,9 @@ def test_rewritten_stream_is_cut_into_the_same_flights():
     cut1 = up.index(b"bob")
     cut2 = up.index(b"builder")
     cut3 = up.index(b"b LOGOUT")
-    flights = [Flight(0, cut1, Target(True, 0, 1, True)), Flight(cut1, cut2, Target(True, 0, 2, True)),
-               Flight(cut2, cut3, Target(True, 1, 2, True)), Flight(cut3, len(up), Target(True, 2, 2, True))]
-    edits, _ = rewrite_client_stream("imap", up, ALICE)
+    flights = [ReplayFlight(0, cut1, Target(True, 0, 1, True)), ReplayFlight(cut1, cut2, Target(True, 0, 2, True)),
+               ReplayFlight(cut2, cut3, Target(True, 1, 2, True)), ReplayFlight(cut3, len(up), Target(True, 2, 2, True))]
+    edits, _ = rewrite_client_stream("imap", [("down", b"* OK hi\r\n"), ("up", up)], ALICE)
     _apply(up, flights, edits)
     assert [f.data for f in flights] == [b"a LOGIN {5}\r\n", b"alice {13}\r\n", b"wonderland-42\r\n",
                                          b"b LOGOUT\r\n"]

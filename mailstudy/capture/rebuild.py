@@ -56,7 +56,7 @@ def rebuild_pcap(trace: Trace, path: str | os.PathLike, mss: int = DEFAULT_MSS,
         out.append((t, ETH_LO + bytes(pkt)))
 
     other = {"c": "s", "s": "c"}
-    t0 = trace.t_connect_ns or (trace.chunks[0].t_ns if trace.chunks else time.perf_counter_ns())
+    t0 = trace.t_connect_ns or (trace.chunks[0].t if trace.chunks else time.perf_counter_ns())
     emit("c", t0, "S", isn["c"], None, options=[("MSS", mss)])
     emit("s", t0, "SA", isn["s"], nxt["c"], options=[("MSS", mss)])
     emit("c", t0, "A", nxt["c"], nxt["s"])
@@ -65,10 +65,10 @@ def rebuild_pcap(trace: Trace, path: str | os.PathLike, mss: int = DEFAULT_MSS,
         data = chunk.data
         for i in range(0, len(data), mss):
             seg = data[i:i + mss]
-            emit(side, chunk.t_ns, "PA" if i + mss >= len(data) else "A", nxt[side], nxt[other[side]], seg)
+            emit(side, chunk.t, "PA" if i + mss >= len(data) else "A", nxt[side], nxt[other[side]], seg)
             nxt[side] = (nxt[side] + len(seg)) & 0xFFFFFFFF
         if data:
-            emit(other[side], chunk.t_ns, "A", nxt[other[side]], nxt[side])
+            emit(other[side], chunk.t, "A", nxt[other[side]], nxt[side])
     t_end = trace.t_end_ns
     emit("c", t_end, "FA", nxt["c"], nxt["s"])
     nxt["c"] = (nxt["c"] + 1) & 0xFFFFFFFF

@@ -13,6 +13,7 @@ import sys
 
 from mailstudy.cli.errors import fail
 from mailstudy.cli.values import count, gigabytes
+from mailstudy.wire import METRIC_KEYS
 
 
 def add_parser(sub) -> None:
@@ -49,9 +50,8 @@ def add_parser(sub) -> None:
 
 
 SESSION_KEYS = ("protocol", "strategy", "pop3_mode", "server", "server_version", "messages", "sizes", "seed",
-                "read_fraction", "batch", "pipelining", "mailbox_bytes", "bytes_up", "bytes_down", "commands",
-                "round_trips", "duration_s", "time_to_list_s", "headers_fetched", "bodies_fetched",
-                "integrity_ok")
+                "read_fraction", "batch", "pipelining", "mailbox_bytes", *METRIC_KEYS, "headers_fetched",
+                "bodies_fetched", "integrity_ok")
 CAPTURE_KEYS = ("capture_path", "capture_backend", "capture_complete", "capture_rebuilt")
 
 #: row key -> (flag, when it applies, what it applies to). A field that does not apply is null in the output.

@@ -11,7 +11,12 @@ from pathlib import Path
 
 from mailstudy.faces.plots import bytes_down_vs_mailbox, save_figure
 from mailstudy.servers import available_servers
-from mailstudy.study.experiment import Experiment, four_strategies, sweep, write_csv_atomically
+from mailstudy.study.experiment import (
+    Experiment,
+    four_strategies,
+    sweep,
+    write_csv_atomically,
+)
 
 RESULTS = Path("data/results")
 FIGURES = Path("data/figures")

@@ -162,11 +162,10 @@ def port_of(spec: SessionSpec, imap_port: int, pop3_port: int) -> int:
 
 
 def _finish(spec: SessionSpec, trace: Trace, messages: int, **counts) -> SessionResult:
-    parser_events = parse_session(spec.protocol, ((c.direction, c.data, c.t_ns) for c in trace.chunks))
+    parser_events = parse_session(spec.protocol, trace.chunks)
     exchanges = [e for e in parser_events if isinstance(e, Exchange)]
-    metrics = session_metrics([(c.direction, len(c.data), c.t_ns) for c in trace.chunks], exchanges,
-                              t_start=trace.t_connect_ns, t_list_ready=trace.milestones.get("list_ready"),
-                              time_scale=1e-9)
+    metrics = session_metrics(trace.chunks, exchanges, t_start=trace.t_connect_ns,
+                              t_list_ready=trace.milestones.get("list_ready"), time_scale=1e-9).as_row()
     return SessionResult(spec=spec, trace=trace, exchanges=exchanges, metrics=metrics, messages=messages,
                          **counts)
 

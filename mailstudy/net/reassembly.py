@@ -39,14 +39,16 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Iterable
 
 from mailstudy.net.pcap import TcpPacket, read_tcp
+from mailstudy.wire import DOWN, UP
+from mailstudy.wire import (
+    Chunk as StreamChunk,  # bytes that became readable in order, one way, at ``t``
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
 
 __all__ = ["StreamChunk", "TcpConnection", "ConnectionTable", "reassemble", "reassemble_tuples", "MAIL_PORTS", "packets_frame"]
 
-UP = "up"  # client -> server
-DOWN = "down"  # server -> client
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 MAIL_PORTS = (143, 993, 110, 995, 25, 587, 465)
 _M32 = 0xFFFFFFFF
@@ -54,15 +56,6 @@ _MAX_WARNINGS = 50  # per connection
 # a TcpPacket as a tuple in mailstudy.net.pcap.PACKET_FIELDS order
 _fields = attrgetter("t", "src", "sport", "dst", "dport", "seq", "ack", "flags", "payload", "wire_len", "cap_len",
                      "truncated", "index", "t_ns")
-
-
-@dataclass(slots=True)
-class StreamChunk:
-    """Bytes that became readable in order, one way, at time ``t`` (the packet that completed them)."""
-
-    direction: str  # "up" | "down"
-    t: float
-    data: bytes
 
 
 @dataclass(slots=True)

@@ -8,8 +8,8 @@ a quoted string and base64 alike), CR/LF, quotes and literal markers stay, and t
 byte-identical: same record headers, same timestamps, same link layer, same IP headers (lengths do not change,
 so neither does the IP header checksum). Only the TCP checksum of each modified segment is recomputed.
 
-What counts as a credential (the parsers' own definition: :func:`mailstudy.protocol.imap.redacted_arguments` and
-:func:`mailstudy.protocol.pop3.redacted_arguments` decide which commands carry one):
+What counts as a credential is the parsers' own definition: their credential spans
+(:class:`mailstudy.protocol.events.Span`, kinds :data:`~mailstudy.protocol.events.CREDENTIAL_KINDS`):
 
 - IMAP ``LOGIN`` user and password, each an atom, a quoted string (the characters inside the quotes) or a
   literal (the literal's bytes, synchronizing or LITERAL+);
@@ -23,12 +23,10 @@ How, in stream offsets (so retransmissions and overlaps are redacted too):
 1. The capture is read with :class:`mailstudy.net.pcap.PcapReader` and reassembled with
    :func:`mailstudy.net.reassembly.reassemble`, exactly as the analysis reads it; alongside, every client segment's
    sequence offset is noted (same connection split, same offset rule as the reassembler).
-2. Each session's chunks, in the order they became readable, go through a small scanner per protocol that finds
-   the byte ranges of the credentials in the client stream. Why not the parsers themselves: they emit exchanges
-   with counts, never byte offsets, and the rules forbid changing them for this; the scanners mirror their rules
-   (which client line is a SASL line, which ``+`` is for a literal, refused synchronizing literals, STARTTLS)
-   and reuse their regular expressions, line cutting (:class:`~mailstudy.protocol._stream.ByteStream`) and
-   helpers (``redacted_arguments``, ``is_multiline``, ``_status_of``).
+2. Each session's chunks, in the order they became readable, go through the session's protocol parser
+   (:mod:`mailstudy.protocol`), which emits the credentials as spans of the client stream: which client line is
+   a SASL line, which ``+`` is for a literal, refused synchronizing literals and STARTTLS follow its rules, the
+   same ones the analysis and the replay use.
 3. Ranges map back to sequence offsets (gaps in the client stream are skipped the way the reassembler skips
    them) and from there to *every* packet whose payload covers them: the first copy, retransmissions, overlaps.
 4. The input is copied to a temporary file beside the output; the covered payload bytes are overwritten in place
@@ -42,8 +40,8 @@ Loopback captures carry *partial* checksums (checksum offload: tshark flags near
 capture as bad); a redacted segment gets a complete, correct checksum, every other packet keeps its bytes.
 
 Encrypted sessions (implicit TLS, or after STARTTLS/STLS/COMPRESS) hold no readable credential after the switch
-and are not scanned past it. Sessions that are neither IMAP nor POP3 (by greeting, else by port) are copied
-unchanged and listed in the report.
+and are not scanned past it. Sessions that are neither IMAP nor POP3 (by
+:mod:`mailstudy.protocol.classify`, the analysis's classifier) are copied unchanged and listed in the report.
 """
 
 from __future__ import annotations
@@ -69,37 +67,22 @@ from mailstudy.net.pcap import (
     TcpPacket,
     _decode,
 )
-from mailstudy.net.reassembly import ConnectionTable, TcpConnection, reassemble
-from mailstudy.protocol._stream import ByteStream, strip_eol
-from mailstudy.protocol.events import DOWN, UP
-from mailstudy.protocol.imap import _CLIENT_LITERAL, _GREETING, _SERVER_LITERAL, _TAGGED
-from mailstudy.protocol.imap import redacted_arguments as imap_redacted_arguments
-from mailstudy.protocol.pop3 import _status_of, is_multiline
-from mailstudy.protocol.pop3 import redacted_arguments as pop3_redacted_arguments
+from mailstudy.net.reassembly import ConnectionTable, reassemble
+from mailstudy.protocol import feed_all, make_parser
+from mailstudy.protocol.classify import classify
+from mailstudy.protocol.events import CREDENTIAL_KINDS, Encrypted, Span
 
-__all__ = ["FILLER", "KINDS", "RedactError", "Credential", "SessionRedaction", "RedactionReport",
-           "find_credentials", "redact_pcap"]
+__all__ = ["FILLER", "KINDS", "RedactError", "SessionRedaction", "RedactionReport", "find_credentials",
+           "redact_pcap"]
 
 FILLER = b"x"
-KINDS = ("imap-login-user", "imap-login-password", "imap-authenticate", "imap-sasl-response",
-         "pop3-user", "pop3-pass", "pop3-apop", "pop3-auth", "pop3-sasl-response")
+KINDS = CREDENTIAL_KINDS
 _M32 = 0xFFFFFFFF
 _SYN, _FIN, _RST = 0x02, 0x01, 0x04
-_IMAP_PORTS, _POP3_PORTS = (143, 993), (110, 995)
-_NOT_SECRET = (b"", b"*", b"=")  # SASL cancel, empty responses
 
 
 class RedactError(ValueError):
     """Redaction cannot be done (unreadable input, OUT == IN, a stream that cannot be mapped); one line."""
-
-
-@dataclass(frozen=True)
-class Credential:
-    """One credential: ``[start, end)`` in the session's client stream (gaps left out, as ``stream("up")``)."""
-
-    kind: str
-    start: int
-    end: int
 
 
 @dataclass
@@ -108,7 +91,7 @@ class SessionRedaction:
     protocol: str  # "imap" | "pop3" | "" (not a mail session: not scanned)
     client: tuple[str, int]
     server: tuple[str, int]
-    credentials: list[Credential] = field(default_factory=list)
+    credentials: list[Span] = field(default_factory=list)  # the parser's credential spans
     encrypted: bool = False  # the scan stopped at TLS/COMPRESS
 
 
@@ -137,402 +120,23 @@ class RedactionReport:
         return sum(1 for s in self.sessions if s.protocol)
 
 
-# ---- scanners --------------------------------------------------------------------------------------------------
-_strip_eol = strip_eol
-
-
-def _tokens(data: bytes, i: int, end: int) -> list[tuple[int, int]]:
-    """Ranges of the astrings in ``data[i:end]``: an atom whole, a quoted string's inside (escapes included)."""
-    out = []
-    while i < end:
-        if data[i] in b" \t":
-            i += 1
-            continue
-        if data[i] == 0x22:  # '"'
-            j = i + 1
-            while j < end and data[j] != 0x22:
-                j += 2 if data[j] == 0x5C else 1  # backslash escapes the next character
-            j = min(j, end)
-            if j > i + 1:
-                out.append((i + 1, j))
-            i = j + 1
-        else:
-            j = i
-            while j < end and data[j] not in b" \t":
-                j += 1
-            out.append((i, j))
-            i = j
-    return out
-
-
-class _Scanner:
-    """Both directions of one session in the order they became readable; collects :class:`Credential`."""
-
-    def __init__(self) -> None:
-        self.up = ByteStream()
-        self.down = ByteStream()
-        self.found: list[Credential] = []
-        self.opaque = False
-        self._checked = {UP: False, DOWN: False}
-
-    def feed(self, direction: str, data: bytes) -> None:
-        if self.opaque or not data:
-            return
-        s = self.up if direction == UP else self.down
-        s.append(data, None)
-        if not self._checked[direction]:
-            if s.base == 0 and len(s) < 2 and s.peek(1) == b"\x16":
-                return  # may start a TLS record: wait for the next byte
-            self._checked[direction] = True
-            if s.base == 0 and s.peek(2) == b"\x16\x03":
-                self.opaque = True  # implicit TLS: nothing readable
-                return
-        if direction == UP:
-            self._up()
-        else:
-            self._down()
-
-    def close(self) -> None:
-        """End of stream: an unterminated last client line may still hold a credential (a capture cut short)."""
-        if not self.opaque and len(self.up):
-            self._last_line(self.up.take_all())
-
-    def _found(self, kind: str, start: int, end: int) -> None:
-        if end > start:
-            self.found.append(Credential(kind, start, end))
-
-    def _sasl(self, kind: str, seg) -> None:
-        body = _strip_eol(seg.data)
-        if body.strip() not in _NOT_SECRET:
-            self._found(kind, seg.start, seg.start + len(body))
-
-    def _up(self) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _down(self) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _last_line(self, seg) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-
-@dataclass(eq=False)  # identity: two commands may carry the same tag
-class _ImapCmd:
-    tag: bytes
-    command: str
-    sasl_turns: int = 0
-    args_seen: int = 0  # LOGIN: astrings seen so far (0: user next, 1+: password)
-    idle_done: bool = False
-
-
-class _ImapScanner(_Scanner):
-    """Mirrors :class:`mailstudy.protocol.imap.ImapParser`'s rules for lines, literals, ``+`` and tags."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.outstanding: list[_ImapCmd] = []
-        self.cur: _ImapCmd | None = None  # command whose line continues after a literal
-        self.up_literal = 0
-        self.up_literal_size = 0
-        self.up_literal_sync = False
-        self.up_literal_kind: str | None = None
-        self.down_literal = 0
-        self.resp_first: bytes | None = None
-        self.resp_junk = False
-        self.greeted = False
-
-    # -- client
-    def _up(self) -> None:
-        s = self.up
-        while len(s) and not self.opaque:
-            if self.up_literal:
-                seg = s.take(self.up_literal)
-                self.up_literal -= len(seg.data)
-                if self.up_literal_kind:
-                    self._found(self.up_literal_kind, seg.start, seg.start + len(seg.data))
-                continue
-            seg = s.read_line()
-            if seg is None:
-                return
-            if seg.kind == "overflow":
-                continue  # a runaway line (> 1 MiB) is no credential; the parser skips it too
-            if seg.kind == "skip":
-                if seg.ends_line:
-                    self.cur = None
-                continue
-            if self.cur is not None:
-                self._continues(self.cur, seg.data, seg.start)
-            else:
-                self._line(seg)
-
-    def _last_line(self, seg) -> None:
-        if self.cur is not None:
-            self._continues(self.cur, seg.data, seg.start)
-        else:
-            self._line(seg)
-        self.up_literal = 0
-
-    def _line(self, seg) -> None:
-        line = seg.data
-        auth = next((c for c in self.outstanding if c.command == "AUTHENTICATE" and c.sasl_turns > 0), None)
-        if auth is not None:
-            auth.sasl_turns -= 1
-            self._sasl("imap-sasl-response", seg)
-            return
-        body = _strip_eol(line)
-        if body.strip().upper() == b"DONE":
-            idle = next((c for c in self.outstanding if c.command == "IDLE" and not c.idle_done), None)
-            if idle is not None:
-                idle.idle_done = True
-                return
-        tag, _, rest = body.partition(b" ")
-        if not tag:
-            return
-        verb, _, args = rest.partition(b" ")
-        command = verb.decode("utf-8", "replace").upper()
-        c = _ImapCmd(tag, command)
-        self.outstanding.append(c)
-        pos = len(tag) + 1 + len(verb) + 1  # where args start in the line
-        text = args.decode("utf-8", "replace")
-        if command in ("LOGIN", "AUTHENTICATE") and imap_redacted_arguments(command, text) != text:
-            if command == "LOGIN":
-                self._continues(c, line, seg.start, pos)
-                return
-            i = pos
-            while i < len(body) and body[i] in b" \t":
-                i += 1
-            while i < len(body) and body[i] not in b" \t":  # the mechanism
-                i += 1
-            while i < len(body) and body[i] in b" \t":
-                i += 1
-            if body[i:].strip() not in _NOT_SECRET:
-                self._found("imap-authenticate", seg.start + i, seg.start + len(body.rstrip()))
-        self._after(c, _CLIENT_LITERAL.search(line), secret_literal=False)
-
-    def _continues(self, c: _ImapCmd, line: bytes, start: int, pos: int = 0) -> None:
-        """A LOGIN line (from ``pos``) or the rest of a command line after a literal."""
-        m = _CLIENT_LITERAL.search(line)
-        end = m.start() if m else len(_strip_eol(line))
-        login = c.command == "LOGIN"
-        if login:
-            for a, b in _tokens(line, pos, end):
-                self._found("imap-login-user" if c.args_seen == 0 else "imap-login-password", start + a, start + b)
-                c.args_seen += 1
-        self._after(c, m, secret_literal=login)
-
-    def _after(self, c: _ImapCmd, m, secret_literal: bool) -> None:
-        if m is None:
-            self.cur = None
-            return
-        self.cur = c
-        self.up_literal = self.up_literal_size = int(m.group(1))
-        self.up_literal_sync = not m.group(2)
-        self.up_literal_kind = None
-        if secret_literal:
-            self.up_literal_kind = "imap-login-user" if c.args_seen == 0 else "imap-login-password"
-            c.args_seen += 1
-
-    # -- server
-    def _down(self) -> None:
-        s = self.down
-        while len(s) and not self.opaque:
-            if self.down_literal:
-                seg = s.take(self.down_literal)
-                self.down_literal -= len(seg.data)
-                continue
-            seg = s.read_line()
-            if seg is None:
-                return
-            if self.resp_first is None:
-                self.resp_first = seg.data if seg.kind == "line" else seg.data[:64]
-                self.resp_junk = False
-            if seg.kind == "overflow":
-                self.resp_junk = True
-                continue
-            if seg.kind == "skip":
-                if seg.ends_line:
-                    self._response()
-                continue
-            if not self.resp_junk and self.resp_first.startswith(b"*"):
-                m = _SERVER_LITERAL.search(seg.data)
-                if m is not None:
-                    self.down_literal = int(m.group(1))
-                    continue
-            self._response()
-
-    def _response(self) -> None:
-        first, self.resp_first = self.resp_first, None
-        if not self.greeted:
-            self.greeted = True
-            if not self.resp_junk and _GREETING.match(first):
-                return
-        if self.resp_junk or first.startswith(b"*"):
-            return
-        if first.startswith(b"+"):
-            target = self._continuation_target()
-            if target is not None and target.command == "AUTHENTICATE" and target is not self.cur:
-                target.sasl_turns += 1
-            return
-        m = _TAGGED.match(first)
-        if m is None:
-            return
-        c = next((x for x in self.outstanding if x.tag == m.group(1)), None)
-        if c is None:
-            return
-        self.outstanding.remove(c)
-        if c is self.cur and self.up_literal and self.up_literal_sync and self.up_literal == self.up_literal_size:
-            self.cur = None  # a refused synchronizing literal is never sent
-            self.up_literal = 0
-        if m.group(2).upper() == b"OK" and c.command in ("STARTTLS", "COMPRESS"):
-            self.opaque = True
-
-    def _continuation_target(self) -> _ImapCmd | None:
-        if self.cur is not None and self.cur in self.outstanding:
-            return self.cur
-        for command in ("AUTHENTICATE", "IDLE"):
-            c = next((x for x in self.outstanding if x.command == command), None)
-            if c is not None:
-                return c
-        return self.outstanding[0] if self.outstanding else None
-
-
-@dataclass(eq=False)
-class _Pop3Cmd:
-    command: str
-    arguments: str
-    sasl_turns: int = 0
-
-
-class _Pop3Scanner(_Scanner):
-    """Mirrors :class:`mailstudy.protocol.pop3.Pop3Parser`: FIFO replies, multi-line data, AUTH challenges."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fifo: list[_Pop3Cmd] = []
-        self.multi = False
-        self.line_start = True  # in multi-line data: at the start of a line
-        self.greeted = False
-
-    def _up(self) -> None:
-        s = self.up
-        while len(s) and not self.opaque:
-            seg = s.read_line()
-            if seg is None:
-                return
-            if seg.kind == "line":
-                self._last_line(seg)
-
-    def _last_line(self, seg) -> None:
-        auth = next((c for c in self.fifo if c.command == "AUTH" and c.sasl_turns > 0), None)
-        if auth is not None:
-            auth.sasl_turns -= 1
-            self._sasl("pop3-sasl-response", seg)
-            return
-        body = _strip_eol(seg.data)
-        verb, _, args = body.partition(b" ")
-        command = verb.decode("utf-8", "replace").upper()
-        text = args.decode("utf-8", "replace")
-        self.fifo.append(_Pop3Cmd(command, text))
-        if pop3_redacted_arguments(command, text) == text:
-            return
-        pos = len(verb) + 1
-        start = seg.start
-        if command in ("USER", "PASS"):  # the whole rest of the line: a password may hold spaces
-            self._found(f"pop3-{command.lower()}", start + pos, start + len(body))
-        elif command == "APOP":
-            for a, b in _tokens(body, pos, len(body)):
-                if body[a - 1:a] == b'"':
-                    a -= 1  # APOP has no quoting: a leading quote belongs to the name
-                self._found("pop3-apop", start + a, start + b)
-        elif command == "AUTH":
-            toks = _tokens(body, pos, len(body))
-            if len(toks) > 1:
-                a, b = toks[1][0], len(body.rstrip())
-                if body[a:b].strip() not in _NOT_SECRET:
-                    self._found("pop3-auth", start + a, start + b)
-
-    def _down(self) -> None:
-        s = self.down
-        while len(s) and not self.opaque:
-            if self.multi:
-                if not self._multiline():
-                    return
-                continue
-            seg = s.read_line()
-            if seg is None:
-                return
-            if seg.kind != "line":
-                continue
-            line = seg.data
-            status = _status_of(line)
-            if not self.greeted:
-                self.greeted = True
-                if status is not None:
-                    continue
-            c = self.fifo[0] if self.fifo else None
-            if c is None:
-                continue
-            if status is None:
-                if line.startswith(b"+") and c.command == "AUTH":
-                    c.sasl_turns += 1
-                continue
-            c.sasl_turns = 0
-            self.fifo.pop(0)
-            if status == "+OK" and is_multiline(c.command, c.arguments):
-                self.multi = self.line_start = True
-            elif status == "+OK" and c.command == "STLS":
-                self.opaque = True
-
-
-    def _multiline(self) -> bool:
-        """Skip multi-line data up to its ``.`` line, as Pop3Parser._read_multiline does; True when it ended."""
-        s = self.down
-        while len(s):
-            if self.line_start and s.peek(1) == b".":
-                head = s.peek(3)
-                if head == b".\r\n" or head[:2] == b".\n":
-                    s.take(3 if head == b".\r\n" else 2)
-                    self.multi = False
-                    return True
-                if head in (b".", b".\r"):
-                    return False  # cannot tell the end line from a stuffed line yet
-                s.take(1)
-                self.line_start = False
-                continue
-            i = s.find(b"\n.")
-            data = s.take(i + 1 if i >= 0 else len(s)).data
-            self.line_start = data.endswith(b"\n")
-        return False
-
-
-_SCANNERS = {"imap": _ImapScanner, "pop3": _Pop3Scanner}
-
-
-def find_credentials(protocol: str, chunks: Iterable) -> tuple[list[Credential], bool]:
+# ---- credentials: the parsers' spans ----------------------------------------------------------------------------
+def find_credentials(protocol: str, chunks: Iterable) -> tuple[list[Span], bool]:
     """Credentials in one session: ``chunks`` are ``StreamChunk``s (or ``(direction, data)`` pairs) in order.
 
-    Returns the credentials (offsets in the client stream) and whether the scan stopped at encryption.
+    Returns the parser's credential spans (offsets in the client stream) and whether the session went
+    encrypted (implicit TLS, STARTTLS/STLS, COMPRESS: nothing readable after that).
     """
-    try:
-        scanner = _SCANNERS[protocol]()
-    except KeyError:
-        raise ValueError(f"unknown protocol {protocol!r}: expected 'imap' or 'pop3'") from None
-    for ch in chunks:
-        direction, data = (ch.direction, ch.data) if hasattr(ch, "direction") else (ch[0], ch[1])
-        scanner.feed(direction, data)
-    scanner.close()
-    return scanner.found, scanner.opaque
-
-
-def _protocol_of(conn: TcpConnection) -> str:
-    """IMAP or POP3 by the server's first bytes (the greeting), else by the server's port; "" if neither."""
-    first = next((c.data for c in conn.chunks if c.direction == DOWN), b"")
-    if first[:4] in (b"* OK", b"* PR", b"* BY"):
-        return "imap"
-    if first[:3] == b"+OK" or first[:4] == b"-ERR":
-        return "pop3"
-    port = conn.server[1]
-    return "imap" if port in _IMAP_PORTS else "pop3" if port in _POP3_PORTS else ""
+    parser = make_parser(protocol)
+    parser.keep_payloads = False
+    found: list[Span] = []
+    encrypted = False
+    for e in feed_all(parser, chunks):
+        if e.__class__ is Span and e.secret and e.end > e.start:
+            found.append(e)
+        elif e.__class__ is Encrypted:
+            encrypted = True
+    return found, encrypted
 
 
 # ---- pass 1: where every client segment sits in its stream -------------------------------------------------------
@@ -787,7 +391,7 @@ def redact_pcap(src: str | os.PathLike, dst: str | os.PathLike) -> RedactionRepo
     # which bytes of which packet: record index -> (raw seq, payload length, [(a, b) in the payload])
     patches: dict[int, tuple[int, int, list[tuple[int, int]]]] = {}
     for conn in conns:
-        proto = _protocol_of(conn)
+        proto = classify(conn.server[1], conn.chunk_tuples)[0] or ""
         sr = SessionRedaction(conn.index, proto, conn.client, conn.server)
         report.sessions.append(sr)
         if not proto:
