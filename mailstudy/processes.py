@@ -173,9 +173,9 @@ while IFS= read -r line; do
     path\\ *) set -- "$@" "${line#path }" ;;
   esac
 done
-for t in $targets; do kill -9 -- "$t" 2>/dev/null; done
+for t in $targets; do kill -9 "$t" 2>/dev/null; done
 sleep 0.1
-for t in $targets; do kill -9 -- "$t" 2>/dev/null; done
+for t in $targets; do kill -9 "$t" 2>/dev/null; done
 rm -rf -- "$@"
 """
 

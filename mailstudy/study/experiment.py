@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -22,6 +20,7 @@ from mailstudy import __version__
 from mailstudy.corpus import SIZE_PRESETS, Corpus, generate, load
 from mailstudy.live.access import Known, SessionSpec, run_session
 from mailstudy.live.devices import Device
+from mailstudy.outputs import write_text
 from mailstudy.servers import make_server
 
 STRATEGY_LABELS = {
@@ -157,16 +156,7 @@ def run_captured_session(exp: Experiment, path: str | Path, backend: str = "auto
 
 def _write_atomically(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(path, text)
 
 
 def write_csv_atomically(df, path: str | Path) -> Path:
