@@ -68,11 +68,13 @@ class Experiment:
         if self.repeats < 1:
             raise ValueError(f"repeats must be >= 1, not {self.repeats}")
 
-    def corpus(self) -> Corpus:
+    def corpus(self, progress=None) -> Corpus:
         """The mailbox this cell delivers: ``messages`` generated ones, or the first ``messages`` of ``mailbox``
-        (all of them when ``messages`` is 0)."""
+        (all of them when ``messages`` is 0). ``progress`` may wrap the generation (see :func:`generate`)."""
         if self.mailbox is None:
-            return generate(self.messages, self.sizes, self.seed)
+            if progress is None:
+                return generate(self.messages, self.sizes, self.seed)
+            return generate(self.messages, self.sizes, self.seed, progress=progress)
         loaded = load(self.mailbox)
         return loaded[: self.messages] if self.messages else loaded
 
@@ -107,33 +109,45 @@ class Experiment:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+def _capture_path(capture: str | Path, exp: Experiment, repeat: int) -> Path:
+    path = Path(capture)
+    return path.with_name(f"{path.stem}-r{repeat}{path.suffix}") if exp.repeats > 1 else path
+
+
 def run_experiment(exp: Experiment, capture: str | Path | None = None, capture_backend: str = "auto",
-                   reports: list | None = None) -> list[dict]:
+                   reports: list | None = None, progress=None) -> list[dict]:
     """Run every repeat of ``exp`` on a fresh server; one tidy row per session.
 
     With ``capture``, each session is also recorded as a pcap there (``-rN`` added before the suffix when there
     are several repeats) with its JSON sidecar; the row says how (``capture_*``), and the
     :class:`~mailstudy.capture.CaptureReport` of each is appended to ``reports`` when a list is given.
+    ``progress(items, total, desc)`` may wrap generating and delivering the mailbox in a progress bar.
     """
     from contextlib import nullcontext
 
-    from mailstudy.capture import Capture, choose_backend
+    from mailstudy.capture import Capture, CaptureError, choose_backend
+    from mailstudy.outputs import OutputError, check_output
 
     if capture is not None:
         choose_backend(capture_backend)  # fail with a clear CaptureError before starting anything
-    corpus = exp.corpus()
+        for repeat in range(exp.repeats):
+            try:
+                check_output(_capture_path(capture, exp, repeat), sidecar=True, what="capture")
+            except OutputError as exc:
+                raise CaptureError(str(exc)) from None
+    corpus = exp.corpus(progress)
     known = Known(corpus.raws())
     rows = []
     for repeat in range(exp.repeats):
         server = make_server(exp.server)
         server.mailboxes[server.account.user] = corpus.raws()
+        if progress is not None:
+            server.progress = progress
         with server:
             described = server.describe()
             cap = None
             if capture is not None:
-                path = Path(capture)
-                if exp.repeats > 1:
-                    path = path.with_name(f"{path.stem}-r{repeat}{path.suffix}")
+                path = _capture_path(capture, exp, repeat)
                 cap = Capture(path, [server.imap_port, server.pop3_port], backend=capture_backend,
                               host=server.host)
             with cap or nullcontext():
@@ -154,10 +168,11 @@ def run_experiment(exp: Experiment, capture: str | Path | None = None, capture_b
     return rows
 
 
-def run_captured_session(exp: Experiment, path: str | Path, backend: str = "auto"):
+def run_captured_session(exp: Experiment, path: str | Path, backend: str = "auto", progress=None):
     """One session of ``exp`` recorded as a pcap at ``path``: returns ``(row, CaptureReport)``."""
     reports: list = []
-    (row,) = run_experiment(replace(exp, repeats=1), capture=path, capture_backend=backend, reports=reports)
+    (row,) = run_experiment(replace(exp, repeats=1), capture=path, capture_backend=backend, reports=reports,
+                            progress=progress)
     return row, reports[0]
 
 
