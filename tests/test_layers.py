@@ -20,6 +20,7 @@ RANKS = {
     "mailstudy.link.model": 0,
     "mailstudy.outputs": 1,
     "mailstudy.processes": 1,
+    "mailstudy.caches": 1,
     "mailstudy.net": 1,
     "mailstudy.servers": 1,
     "mailstudy.link": 1,

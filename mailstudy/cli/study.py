@@ -24,11 +24,20 @@ def run(args) -> int:
 
     from mailstudy.study.notebooks import NotebookError, run_notebooks
 
+    from mailstudy.outputs import project_root
+
+    build = Path(args.build) if args.build else project_root() / "build"
+    if build.exists() and not build.is_dir():
+        return fail(f"--build {build} exists and is not a folder; give a folder for the executed notebooks")
     try:
-        runs = run_notebooks(quick=args.quick, build=Path(args.build) if args.build else None, only=args.only)
+        build.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return fail(f"cannot create --build folder {build}: {exc.strerror or exc}")
+    try:
+        runs = run_notebooks(quick=args.quick, build=build, only=args.only)
     except NotebookError as exc:
         return fail(str(exc))
     for r in runs:
         print(f"executed {r.notebook} (+ {r.html.name}) in {r.seconds:.1f} s")
-    print(f"index: {runs[0].html.parent / 'index.html'}")
+    print(f"index: {build / 'index.html'}")
     return 0

@@ -95,8 +95,11 @@ def devices(servers, clients, device_counts, hours: float, rate: float, loss_cli
     out: dict = {}
     sweep_tables = dc.run(dc.device_count_cells(servers, clients, device_counts, hours, rate, seed), cache_dir)
     loss = dc.run(dc.loss_cells(servers[0], loss_clients, max(device_counts), hours, rate, seed), cache_dir)
-    cond_server = "dovecot" if "dovecot" in servers else servers[0]
-    cond = dc.run(dc.condstore_cells(cond_server, condstore_counts, hours, rate, seed), cache_dir)
+    from mailstudy.servers import available_servers
+
+    # Dovecot offers CONDSTORE, the embedded server does not: use it whenever it is installed
+    cond_server = "dovecot" if "dovecot" in available_servers() else servers[0]
+    cond = dc.run(dc.condstore_cells(cond_server, condstore_counts, hours, seed), cache_dir)
     for name, df in (("devices_fleet", sweep_tables["fleet"]), ("devices_per_device", sweep_tables["devices"]),
                      ("devices_losses", loss["fleet"]), ("devices_condstore", cond["fleet"])):
         out[name] = df
@@ -113,6 +116,7 @@ def devices(servers, clients, device_counts, hours: float, rate: float, loss_cli
                        f"{servers[0]})"), "devices_losses", figures)
     offered = bool(cond["fleet"]["condstore_offered"].any()) if "condstore_offered" in cond["fleet"] else False
     out["condstore_png"] = save_figure(condstore_chart(
-        cond["fleet"], f"Flag sync as the mailbox grows: naive against CONDSTORE ({what}, {cond_server}"
+        cond["fleet"], f"Flag sync as the mailbox grows, no new mail: naive against CONDSTORE ({hours:g} h, "
+                       f"neomutt x2, polls every 15 min, seed {seed}, {cond_server}"
                        f"{'' if offered else ', CONDSTORE not offered'})"), "devices_condstore", figures)
     return out

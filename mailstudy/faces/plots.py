@@ -27,7 +27,7 @@ def _finish(fig, ax, title: str, legend: bool = True):
     """The last touches every one-panel chart shares: legend, title, tight layout."""
     if legend:
         ax.legend(fontsize=8)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(_wrap(title, fig), fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -83,19 +83,32 @@ def claims_chart(ledger, title: str = "The article's claims: verdicts"):
     ax.set_xticks([])
     ax.set_xlim(0, 1.3)
     ax.set_xlabel("verdict of each claim (measured in this run; the ledger gives the numbers)")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(_wrap(title, fig), fontsize=10)
     for side in ("top", "right", "left", "bottom"):
         ax.spines[side].set_visible(False)
     fig.tight_layout()
     return fig
 
 
-def _plain_log_axes(ax) -> None:
-    """Log-log axes ticked at 1, 2, 5 x 10^k and labelled 0.5, 1, 2 rather than 5x10^-1, 10^0."""
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+def _wrap(title: str, fig, fontsize: float = 10) -> str:
+    """A long title (they carry seed, server and profile) broken into lines that fit ``fig``'s width."""
+    import textwrap
+
+    width = int(fig.get_figwidth() * 72 / (0.62 * fontsize))  # characters per line at about 0.62 em each
+    return "\n".join(textwrap.wrap(title, width)) or title
+
+
+def _plain_log_axes(ax, which: str = "xy") -> None:
+    """Log axes ticked at 1, 2, 5 x 10^k and labelled 0.5, 1, 2 rather than 5x10^-1, 10^0."""
+    axes = []
+    if "x" in which:
+        ax.set_xscale("log")
+        axes.append(ax.xaxis)
+    if "y" in which:
+        ax.set_yscale("log")
+        axes.append(ax.yaxis)
     ax.grid(True, which="both", alpha=0.25)
-    for axis in (ax.xaxis, ax.yaxis):
+    for axis in axes:
         axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
         axis.set_minor_formatter(NullFormatter())
@@ -117,7 +130,7 @@ def bytes_up_and_down(df, title: str = "Bytes down and up against mailbox size")
         axes[0][col].set_title(server, fontsize=10)
         axes[1][col].set_xlabel("mailbox size (MiB)")
     axes[0][-1].legend(fontsize=8)
-    fig.suptitle(title)
+    fig.suptitle(_wrap(title, fig, 12))
     fig.tight_layout()
     return fig
 
@@ -199,7 +212,7 @@ def list_and_open_bars(df, title: str = "Time to list and time to open"):
     axes[1].text(0.01, 0.01, "download-all opens nothing on demand: no bar", transform=axes[1].transAxes,
                  fontsize=7, color="#555")
     axes[0].legend(fontsize=8)
-    fig.suptitle(title)
+    fig.suptitle(_wrap(title, fig, 12))
     fig.tight_layout()
     return fig
 
@@ -225,7 +238,8 @@ def model_vs_measured_scatter(df, title: str = "Model against measured"):
     ax.set_xlabel("measured through the link (s, log)")
     ax.set_ylabel("model (s, log)")
     within = (df["error"].abs() <= 0.10).mean() * 100
-    ax.set_title(f"{title}\n{within:.0f} % of points within 10 %, worst {100 * df['error'].abs().max():.1f} %",
+    worst = 100 * df["error"].abs().max()
+    ax.set_title(f"{_wrap(title, fig)}\n{within:.0f} % of points within 10 %, worst {worst:.1f} %",
                  fontsize=10)
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=7, ncol=2)
@@ -250,7 +264,7 @@ def waiting_vs_rtt(df, title: str = "Total waiting against RTT"):
         ax.grid(True, which="both", alpha=0.25)
         ax.set_title(what, fontsize=10)
     axes[0].legend(fontsize=8)
-    fig.suptitle(title)
+    fig.suptitle(_wrap(title, fig, 12))
     fig.tight_layout()
     return fig
 
@@ -283,7 +297,7 @@ def pipelining_chart(df, title: str = "What pipelining and batching do"):
     axes[1].legend(fontsize=8)
     for ax in axes:
         ax.grid(True, axis="x", which="both", alpha=0.25)
-    fig.suptitle(title)
+    fig.suptitle(_wrap(title, fig, 12))
     fig.tight_layout()
     return fig
 
@@ -317,7 +331,7 @@ def breakeven_chart(df, title: str = "Break-even read fraction per profile"):
     ax.set_ylabel("break-even read fraction (share opened)")
     ax.grid(True, axis="y", alpha=0.25)
     ax.legend(fontsize=8, ncol=2)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(_wrap(title, fig), fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -340,11 +354,11 @@ def bytes_per_day_vs_devices(df, title: str = "Bytes per day against device coun
     fig, axes = plt.subplots(1, len(servers), figsize=(6.5 * len(servers), 4.8), squeeze=False)
     for ax, server in zip(axes[0], servers):
         _by_client(ax, df[df["server"] == server], "bytes_down_per_day", 1 / MIB)
-        ax.set_yscale("log")
+        _plain_log_axes(ax, "y")
         ax.set_ylabel("bytes down per day, all devices (MiB, log)")
         ax.set_title(server, fontsize=10)
     axes[0][-1].legend(fontsize=8)
-    fig.suptitle(title)
+    fig.suptitle(_wrap(title, fig, 12))
     fig.tight_layout()
     return fig
 
@@ -362,7 +376,7 @@ def device_agreement(df, title: str = "What the devices see"):
         ax.set_ylabel(label)
         ax.set_title(label.split(" (")[0], fontsize=10)
     axes[0][0].legend(fontsize=8)
-    fig.suptitle(title)
+    fig.suptitle(_wrap(title, fig, 12))
     fig.tight_layout()
     return fig
 
@@ -377,11 +391,12 @@ def losses_chart(df, title: str = "Messages lost"):
     fig, ax = plt.subplots(figsize=(10, 4.6))
     kept = df[df["lose_device"].isna()].set_index("clients").reindex(clients)
     lost = df[df["lose_device"].notna()].set_index("clients").reindex(clients)
-    ax.bar(x - 0.27, kept["messages_only_on_one_device"].astype(float), 0.27, label="only on one device (none lost)",
-           color="#ef6c00")
-    ax.bar(x, kept["messages_lost"].astype(float), 0.27, label="lost, all devices kept", color="#757575")
-    ax.bar(x + 0.27, lost["messages_lost"].astype(float), 0.27, label="lost after device 0 is lost",
-           color="#c62828")
+    for dx, values, label, color in ((-0.27, kept["messages_only_on_one_device"], "only on one device (none lost)",
+                                      "#ef6c00"),
+                                     (0.0, kept["messages_lost"], "lost, all devices kept", "#757575"),
+                                     (0.27, lost["messages_lost"], "lost after device 0 is lost", "#c62828")):
+        bars = ax.bar(x + dx, values.astype(float), 0.27, label=label, color=color)
+        ax.bar_label(bars, fontsize=7)  # a zero is a result too: say it
     ax.set_xticks(x)
     ax.set_xticklabels(clients, rotation=20, ha="right")
     ax.set_xlabel("client profile (every device runs it)")
@@ -401,5 +416,6 @@ def condstore_chart(df, title: str = "Flag sync: naive against CONDSTORE"):
                 label="CONDSTORE (UID FETCH ... CHANGEDSINCE)" if condstore else "naive (FLAGS of every message)")
     ax.set_xlabel("messages in the mailbox at the start")
     ax.set_ylabel("bytes down per day, all devices (MiB)")
+    ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.25)
     return _finish(fig, ax, title)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import stat
 import struct
 from dataclasses import dataclass, field
 from itertools import starmap
@@ -305,9 +306,16 @@ class PcapReader:
         self.stats = stats if stats is not None else PcapStats()
         name = os.path.basename(self.path)
         try:
-            self._f = open(self.path, "rb")
+            # O_NONBLOCK: opening a FIFO with no writer must not block; a non-regular file is refused below
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
         except OSError as e:
             raise PcapError(f"cannot open {name}: {e.strerror or e}") from None
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a FIFO, device or socket)"
+            raise PcapError(f"{name} is {kind}; give a pcap or pcapng file")
+        self._f = os.fdopen(fd, "rb")
         try:
             head = self._f.read(_BLOCK)
         except OSError as e:

@@ -43,6 +43,9 @@ def check_port_free(port: int, host: str = HOST) -> None:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
+        except PermissionError as exc:
+            raise ServerError(f"no permission to listen on port {port} on {host}: ports below 1024 need root "
+                              f"or the CAP_NET_BIND_SERVICE capability; choose a port from 1024 up") from exc
         except OSError as exc:
             raise ServerError(f"port {port} on {host} is already in use ({exc.strerror}); "
                               f"choose another port or stop what listens there") from exc
@@ -95,6 +98,8 @@ class MailServer(abc.ABC):
         self.pop3_port: int = 0
         self.start_timeout = start_timeout
         self.running = False
+        #: ``progress(items, total, desc)`` may wrap delivering the initial messages in a progress bar
+        self.progress = lambda items, total, desc: items
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def start(self) -> "MailServer":
@@ -145,13 +150,20 @@ class MailServer(abc.ABC):
 
     def deliver(self, user: str, raw: bytes, folder: str = "INBOX") -> None:
         """Put one new message into ``user``'s folder while the server runs (over IMAP APPEND)."""
+        self.deliver_many(user, [raw], folder)
+
+    def deliver_many(self, user: str, raws: list[bytes], folder: str = "INBOX") -> None:
+        """Put new messages into ``user``'s folder in this order, one APPEND each over one connection (a fleet
+        delivers the mail that arrives between two polls this way: a login per message cost more than the
+        polls)."""
         if not self.running:
             raise ServerError("deliver() needs a running server; call start() first")
         with imaplib.IMAP4(self.host, self.imap_port, timeout=10) as c:
             c.login(user, self.password_of(user))
-            typ, data = c.append(folder, None, None, raw)
-            if typ != "OK":
-                raise ServerError(f"APPEND to {folder} failed: {data!r}")
+            for raw in raws:
+                typ, data = c.append(folder, None, None, raw)
+                if typ != "OK":
+                    raise ServerError(f"APPEND to {folder} failed: {data!r}")
             c.logout()
 
     def describe(self) -> dict:

@@ -39,11 +39,12 @@ def loss_cells(server: str, clients, devices: int, hours: float, rate: float, se
             for c in clients for lost in (None, 0)]
 
 
-def condstore_cells(server: str, start_counts, hours: float, rate: float, seed: int = 0, client: str = "neomutt",
+def condstore_cells(server: str, start_counts, hours: float, seed: int = 0, client: str = "neomutt",
                     devices: int = 2, poll_s: float | None = 900) -> list[FleetCell]:
-    """Flag sync as the mailbox grows: the same fleet with and without CONDSTORE (``CHANGEDSINCE``)."""
-    base = FleetCell(server=server, devices=devices, clients=(client,), hours=hours, rate=rate, seed=seed,
-                     poll_s=poll_s)
+    """Flag sync as the mailbox grows: the same fleet with and without CONDSTORE (``CHANGEDSINCE``). No new mail
+    arrives and nobody reads, so every byte down is the cost of keeping the devices in sync."""
+    base = FleetCell(server=server, devices=devices, clients=(client,), hours=hours, rate=0.0, seed=seed,
+                     read_fraction=0.0, poll_s=poll_s)
     return [replace(base, start_messages=n, condstore=c) for n in start_counts for c in (False, True)]
 
 

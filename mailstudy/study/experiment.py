@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, fields, replace
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Callable, Iterable
 
 from mailstudy import __version__
 from mailstudy.corpus import SIZE_PRESETS, Corpus, generate, load
@@ -32,7 +32,7 @@ STRATEGY_LABELS = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def server_version(kind: str) -> str:
     """The version a server of ``kind`` reports (``dovecot --version`` for Dovecot), asked once per process;
     ``"unavailable"`` when it cannot run here (its cells cannot run either)."""
@@ -68,11 +68,13 @@ class Experiment:
         if self.repeats < 1:
             raise ValueError(f"repeats must be >= 1, not {self.repeats}")
 
-    def corpus(self) -> Corpus:
+    def corpus(self, progress=None) -> Corpus:
         """The mailbox this cell delivers: ``messages`` generated ones, or the first ``messages`` of ``mailbox``
-        (all of them when ``messages`` is 0)."""
+        (all of them when ``messages`` is 0). ``progress`` may wrap the generation (see :func:`generate`)."""
         if self.mailbox is None:
-            return generate(self.messages, self.sizes, self.seed)
+            if progress is None:
+                return generate(self.messages, self.sizes, self.seed)
+            return generate(self.messages, self.sizes, self.seed, progress=progress)
         loaded = load(self.mailbox)
         return loaded[: self.messages] if self.messages else loaded
 
@@ -102,38 +104,50 @@ class Experiment:
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Experiment":
+    def from_dict(cls, d: dict) -> Experiment:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+def _capture_path(capture: str | Path, exp: Experiment, repeat: int) -> Path:
+    path = Path(capture)
+    return path.with_name(f"{path.stem}-r{repeat}{path.suffix}") if exp.repeats > 1 else path
+
+
 def run_experiment(exp: Experiment, capture: str | Path | None = None, capture_backend: str = "auto",
-                   reports: list | None = None) -> list[dict]:
+                   reports: list | None = None, progress=None) -> list[dict]:
     """Run every repeat of ``exp`` on a fresh server; one tidy row per session.
 
     With ``capture``, each session is also recorded as a pcap there (``-rN`` added before the suffix when there
     are several repeats) with its JSON sidecar; the row says how (``capture_*``), and the
     :class:`~mailstudy.capture.CaptureReport` of each is appended to ``reports`` when a list is given.
+    ``progress(items, total, desc)`` may wrap generating and delivering the mailbox in a progress bar.
     """
     from contextlib import nullcontext
 
-    from mailstudy.capture import Capture, choose_backend
+    from mailstudy.capture import Capture, CaptureError, choose_backend
+    from mailstudy.outputs import OutputError, check_output
 
     if capture is not None:
         choose_backend(capture_backend)  # fail with a clear CaptureError before starting anything
-    corpus = exp.corpus()
+        for repeat in range(exp.repeats):
+            try:
+                check_output(_capture_path(capture, exp, repeat), sidecar=True, what="capture")
+            except OutputError as exc:
+                raise CaptureError(str(exc)) from None
+    corpus = exp.corpus(progress)
     known = Known(corpus.raws())
     rows = []
     for repeat in range(exp.repeats):
         server = make_server(exp.server)
         server.mailboxes[server.account.user] = corpus.raws()
+        if progress is not None:
+            server.progress = progress
         with server:
             described = server.describe()
             cap = None
             if capture is not None:
-                path = Path(capture)
-                if exp.repeats > 1:
-                    path = path.with_name(f"{path.stem}-r{repeat}{path.suffix}")
+                path = _capture_path(capture, exp, repeat)
                 cap = Capture(path, [server.imap_port, server.pop3_port], backend=capture_backend,
                               host=server.host)
             with cap or nullcontext():
@@ -154,10 +168,11 @@ def run_experiment(exp: Experiment, capture: str | Path | None = None, capture_b
     return rows
 
 
-def run_captured_session(exp: Experiment, path: str | Path, backend: str = "auto"):
+def run_captured_session(exp: Experiment, path: str | Path, backend: str = "auto", progress=None):
     """One session of ``exp`` recorded as a pcap at ``path``: returns ``(row, CaptureReport)``."""
     reports: list = []
-    (row,) = run_experiment(replace(exp, repeats=1), capture=path, capture_backend=backend, reports=reports)
+    (row,) = run_experiment(replace(exp, repeats=1), capture=path, capture_backend=backend, reports=reports,
+                            progress=progress)
     return row, reports[0]
 
 
@@ -170,14 +185,17 @@ def write_csv_atomically(df, path: str | Path) -> Path:
 
 def sweep(experiments: Iterable[Experiment], cache_dir: str | Path | None = data_dir("cache"),
           executor: Executor | None = None, progress: bool = True,
-          on_row: Callable[[dict], None] | None = None):
+          on_row: Callable[[dict], None] | None = None, run: Callable[..., list[dict]] | None = None):
     """Run each experiment once, reusing cached cells; returns a pandas DataFrame of all rows.
 
     A finished cell is written to ``cache_dir/<key>.json`` at once (atomically), so a sweep stopped midway
     resumes where it was. ``cache_dir`` defaults to ``data/cache`` under the project root
-    (:func:`mailstudy.outputs.project_root`), never the working directory; None turns the cache off. With an ``executor`` the cells run through ``executor.submit``; without one they run
-    here one at a time, which is what timing needs on two cores.
+    (:func:`mailstudy.outputs.project_root`), never the working directory; None turns the cache off. With an
+    ``executor`` the cells run through ``executor.submit``; without one they run here one at a time, which is
+    what timing needs on two cores. ``run`` turns one cell into its rows (default :func:`run_experiment`); any
+    frozen cell with ``key()`` and ``label`` works, e.g. a fleet's.
     """
+    run = run or run_experiment
     import pandas as pd
     from tqdm.auto import tqdm
 
@@ -208,11 +226,11 @@ def sweep(experiments: Iterable[Experiment], cache_dir: str | Path | None = data
     try:
         if executor is None:
             for exp in todo:
-                bar.set_postfix_str(f"{exp.server} {exp.label} n={exp.messages}")
-                done(exp, run_experiment(exp))
+                bar.set_postfix_str(f"{exp.server} {exp.label}")
+                done(exp, run(exp))
                 bar.update()
         else:
-            futures = [(exp, executor.submit(run_experiment, exp)) for exp in todo]
+            futures = [(exp, executor.submit(run, exp)) for exp in todo]
             for exp, fut in futures:
                 done(exp, fut.result())
                 bar.update()

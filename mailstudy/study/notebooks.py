@@ -84,8 +84,11 @@ def run_notebooks(quick: bool = False, build: Path | None = None, notebooks: Pat
     import papermill as pm
     from nbconvert import HTMLExporter
 
+    from mailstudy.caches import keep_caches_in_project
+
     chosen = select(only, notebooks)
     build = Path(build) if build is not None else project_root() / "build"
+    keep_caches_in_project()  # the kernels inherit it: no ~/.ipython, no ~/.cache/matplotlib
     build.mkdir(parents=True, exist_ok=True)
     runs = []
     for nb in chosen:
