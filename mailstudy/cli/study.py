@@ -38,6 +38,9 @@ def run(args) -> int:
     except NotebookError as exc:
         return fail(str(exc))
     for r in runs:
-        print(f"executed {r.notebook} (+ {r.html.name}) in {r.seconds:.1f} s")
+        if r.skipped:
+            print(f"skipped {r.notebook.stem}: {r.skipped}")
+        else:
+            print(f"executed {r.notebook} (+ {r.html.name}) in {r.seconds:.1f} s")
     print(f"index: {build / 'index.html'}")
     return 0

@@ -5,7 +5,9 @@ papermill into ``build/``, writes an HTML copy beside it, and :func:`write_index
 listing each notebook with its question, its key figure and the time its run took.
 
 A notebook says what it answers in its first markdown cell (the sentence after ``**Question:**``) and names its
-key figure in its metadata (``metadata.mailstudy.key_figure``, a path under ``data/figures/``).
+key figure in its metadata (``metadata.mailstudy.key_figure``, a path under ``data/figures/``). A notebook whose
+metadata names modules it needs (``metadata.mailstudy.needs``) that this build lacks is skipped and listed as
+such, with the reason, instead of failing the whole study.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Run:
     question: str
     key_figure: Path | None
     quick: bool = False
+    skipped: str = ""  # why it did not run (a package it needs is not in this build); "" when it ran
 
 
 def available(notebooks: Path | None = None) -> list[Path]:
@@ -93,6 +96,11 @@ def run_notebooks(quick: bool = False, build: Path | None = None, notebooks: Pat
     runs = []
     for nb in chosen:
         out = build / nb.name
+        question, figure = question_and_figure(nb)
+        missing = missing_needs(nb)
+        if missing:
+            runs.append(Run(out, out.with_suffix(".html"), 0.0, question, None, quick, skipped=missing))
+            continue
         t0 = time.monotonic()
         try:
             pm.execute_notebook(str(nb), str(out), parameters={"QUICK": quick}, cwd=str(project_root()),
@@ -102,11 +110,27 @@ def run_notebooks(quick: bool = False, build: Path | None = None, notebooks: Pat
         seconds = time.monotonic() - t0
         page, _ = HTMLExporter().from_notebook_node(nbformat.read(out, as_version=4))
         write_atomically(out.with_suffix(".html"), page)
-        question, figure = question_and_figure(nb)
         runs.append(Run(out, out.with_suffix(".html"), seconds, question, Path(figure) if figure else None,
                         quick))
     write_index(runs, build, quick)
     return runs
+
+
+def missing_needs(nb_path: Path) -> str:
+    """Why ``nb_path`` cannot run in this build ("needs mailstudy.link, not installed"), or "" when it can."""
+    import importlib.util
+
+    import nbformat
+
+    needs = nbformat.read(nb_path, as_version=4).metadata.get("mailstudy", {}).get("needs", [])
+    for module in needs:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # its parent package is missing
+            found = False
+        if not found:
+            return f"needs {module}, which this build does not have"
+    return ""
 
 
 def _why(exc, executed: Path) -> str:
@@ -142,12 +166,13 @@ def _with_earlier_runs(runs: list[Run], build: Path) -> list[Run]:
         pass  # no or damaged memory: the index lists this call's notebooks
     for r in runs:
         earlier[str(r.notebook)] = {"notebook": str(r.notebook), "html": str(r.html), "seconds": r.seconds,
-                                    "question": r.question, "quick": r.quick,
+                                    "question": r.question, "quick": r.quick, "skipped": r.skipped,
                                     "key_figure": str(r.key_figure) if r.key_figure else None}
     write_atomically(memory, json.dumps(sorted(earlier.values(), key=lambda d: d["notebook"]), indent=1))
     return [Run(Path(d["notebook"]), Path(d["html"]), d["seconds"], d["question"],
-                Path(d["key_figure"]) if d["key_figure"] else None, d["quick"])
-            for d in sorted(earlier.values(), key=lambda d: d["notebook"]) if Path(d["notebook"]).exists()]
+                Path(d["key_figure"]) if d["key_figure"] else None, d["quick"], d.get("skipped", ""))
+            for d in sorted(earlier.values(), key=lambda d: d["notebook"])
+            if d.get("skipped") or Path(d["notebook"]).exists()]
 
 
 def write_index(runs: list[Run], build: Path, quick: bool) -> Path:
@@ -163,6 +188,10 @@ def write_index(runs: list[Run], build: Path, quick: bool) -> Path:
             shutil.copy(r.key_figure, figures / r.key_figure.name)
             img = (f'<a href="figures/{html.escape(r.key_figure.name)}"><img src="figures/'
                    f'{html.escape(r.key_figure.name)}" width="360"></a>')
+        if r.skipped:
+            rows.append(f"<tr><td>{html.escape(r.notebook.stem)}</td><td>{html.escape(r.question)}</td>"
+                        f"<td><i>skipped: {html.escape(r.skipped)}</i></td><td>-</td></tr>")
+            continue
         rows.append(f"<tr><td><a href=\"{html.escape(r.html.name)}\">{html.escape(r.notebook.stem)}</a></td>"
                     f"<td>{html.escape(r.question)}</td><td>{img}</td><td>{r.seconds:.1f} s</td></tr>")
     total = sum(r.seconds for r in runs)
