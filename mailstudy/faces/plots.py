@@ -204,15 +204,14 @@ def list_and_open_bars(df, title: str = "Time to list and time to open"):
                         np.nan_to_num(np.maximum(p95 - med, 0))], fmt="none", ecolor="black", capsize=2, lw=0.8)
         ax.set_xticks(x)
         ax.set_xticklabels(profiles)
-        ax.set_yscale("log")
+        _plain_log_axes(ax, "y")
         ax.set_xlabel("network profile")
-        ax.set_ylabel(f"{what} (s, log; bar median, whisker p95)")
-        ax.grid(True, axis="y", which="both", alpha=0.25)
+        ax.set_ylabel(f"{what} (s, log)")
         ax.set_title(what, fontsize=10)
-    axes[1].text(0.01, 0.01, "download-all opens nothing on demand: no bar", transform=axes[1].transAxes,
-                 fontsize=7, color="#555")
+    axes[1].text(0.01, 0.98, "download-all opens nothing on demand: no bar", transform=axes[1].transAxes,
+                 fontsize=7, color="#555", va="top")
     axes[0].legend(fontsize=8)
-    fig.suptitle(_wrap(title, fig, 12))
+    fig.suptitle(_wrap(title + "; bars: medians, whiskers: 95th percentiles", fig, 12))
     fig.tight_layout()
     return fig
 
@@ -254,12 +253,12 @@ def waiting_vs_rtt(df, title: str = "Total waiting against RTT"):
         for label, g in df.groupby("label"):
             g = g.sort_values("rtt_s")
             ax.plot(1000 * g["rtt_s"].clip(lower=0.05e-3), g[column], label=label, **STYLE.get(label, {}))
-        for _, r in df.drop_duplicates("profile").iterrows():
-            ax.annotate(r["profile"], (1000 * max(r["rtt_s"], 0.05e-3), ax.get_ylim()[0]), fontsize=7,
-                        rotation=90, va="bottom", color="#555")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("round-trip time (ms, log; loopback drawn at 0.05 ms)")
+        _plain_log_axes(ax)
+        marks = df.drop_duplicates("profile").sort_values("rtt_s")
+        ax.set_xticks([1000 * max(r, 0.05e-3) for r in marks["rtt_s"]])
+        ax.set_xticklabels([f"{p} {1000 * r:g}" for p, r in zip(marks["profile"], marks["rtt_s"])], rotation=45,
+                           ha="right", fontsize=7)
+        ax.set_xlabel("profile and its round-trip time (ms, log; loopback drawn at 0.05 ms)")
         ax.set_ylabel(f"{what} (s, log)")
         ax.grid(True, which="both", alpha=0.25)
         ax.set_title(what, fontsize=10)
@@ -292,7 +291,7 @@ def pipelining_chart(df, title: str = "What pipelining and batching do"):
     axes[1].set_yticks(y)
     axes[1].set_yticklabels([])
     axes[1].invert_yaxis()
-    axes[1].set_xscale("log")
+    _plain_log_axes(axes[1], "x")
     axes[1].set_xlabel("modelled session duration (s, log)")
     axes[1].legend(fontsize=8)
     for ax in axes:
