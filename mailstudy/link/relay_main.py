@@ -1,0 +1,147 @@
+"""The link's relay process: listens on 127.0.0.1, forwards each connection upstream, delays bytes by the rule.
+
+Why a process of its own: the client's and the server's CPU work must not skew the relay's clock (DESIGN.md,
+"Networks"). Started by :class:`mailstudy.link.relay.Link`; argv[1] is a JSON object
+``{"profile": {...}, "upstreams": [[host, port], ...], "seed": s}``. When every listener is bound it prints one
+JSON line ``{"ports": [...]}`` (the listening port for each upstream, in order) and serves until killed.
+
+Each direction of each connection is a reader thread (recv, stamp, schedule with
+:class:`~mailstudy.link.schedule.Direction`) and a writer thread (sleep until a piece is due, send every piece
+that is due in one call). Threads rather than asyncio: a blocking recv/send per direction keeps the two
+directions independent (an upload never waits behind a download) and adds the least time per hop. The reader
+reads without limit, so a sender is never slowed by the link's buffer; the receiver sees the emulated times.
+When one side closes, the other side gets its remaining bytes (on time) and then an orderly close.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import socket
+import sys
+import threading
+import time
+
+from mailstudy.link.profiles import get_profile
+from mailstudy.link.schedule import Direction
+
+RECV_SIZE = 65536
+_EOF = None
+
+
+def _reader(src: socket.socket, direction: Direction, out: "queue.SimpleQueue") -> None:
+    clock = time.perf_counter
+    try:
+        while True:
+            data = src.recv(RECV_SIZE)
+            if not data:
+                break
+            t_in = clock()
+            offset = 0
+            for due, size in direction.schedule(t_in, len(data)):
+                out.put((due, data[offset:offset + size]))
+                offset += size
+    except OSError:
+        pass  # reset by the peer: forward what we have, then close
+    out.put(_EOF)
+
+
+SPIN_S = 0.0005  # sleep() wakes 0.1-0.3 ms late; the last half millisecond is waited out by yielding
+
+
+def _sleep_until(due: float, clock) -> None:
+    wait = due - clock()
+    if wait > SPIN_S:
+        time.sleep(wait - SPIN_S)
+    while clock() < due:
+        time.sleep(0)
+
+
+def _writer(dst: socket.socket, inbox: "queue.SimpleQueue", done: threading.Event) -> None:
+    clock = time.perf_counter
+    pending = None
+    try:
+        while True:
+            item = pending if pending is not None else inbox.get()
+            pending = None
+            if item is _EOF:
+                break
+            due, data = item
+            _sleep_until(due, clock)
+            parts = [data]
+            while True:  # everything else already due goes in the same send
+                try:
+                    nxt = inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _EOF or nxt[0] > clock():
+                    pending = nxt
+                    break
+                parts.append(nxt[1])
+            dst.sendall(parts[0] if len(parts) == 1 else b"".join(parts))
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+    except OSError:
+        pass  # the receiver went away; the reader on its side sees that too
+    finally:
+        done.set()
+
+
+def _serve_connection(client: socket.socket, upstream: tuple[str, int], profile, seed: str) -> None:
+    t_open = time.perf_counter()
+    try:
+        server = socket.create_connection(upstream, timeout=10)
+        server.settimeout(None)
+    except OSError:
+        client.close()  # upstream is gone: the client sees the connection close at once
+        return
+    for s in (client, server):
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    finished = []
+    for src, dst, down in ((client, server, False), (server, client, True)):
+        q: queue.SimpleQueue = queue.SimpleQueue()
+        done = threading.Event()
+        finished.append(done)
+        threading.Thread(target=_reader, args=(src, Direction(profile, down, t_open, seed), q),
+                         daemon=True).start()
+        threading.Thread(target=_writer, args=(dst, q, done), daemon=True).start()
+
+    def closer() -> None:
+        for d in finished:
+            d.wait()
+        for s in (client, server):
+            s.close()
+
+    threading.Thread(target=closer, daemon=True).start()
+
+
+def _listen(listener: socket.socket, upstream: tuple[str, int], profile, seed: int, index: int) -> None:
+    n = 0
+    while True:
+        client, _ = listener.accept()
+        n += 1
+        _serve_connection(client, upstream, profile, f"{seed}:{index}:{n}")
+
+
+def main(argv: list[str]) -> int:
+    config = json.loads(argv[1])
+    profile = get_profile(config["profile"])
+    listeners = []
+    for host, port in config["upstreams"]:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", 0))  # loopback only, like the servers
+        s.listen(64)
+        listeners.append((s, (host, int(port))))
+    for i, (s, upstream) in enumerate(listeners):
+        threading.Thread(target=_listen, args=(s, upstream, profile, config.get("seed", 0), i),
+                         daemon=True).start()
+    print(json.dumps({"ports": [s.getsockname()[1] for s, _ in listeners]}), flush=True)
+    threading.Event().wait()  # serve until killed
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
