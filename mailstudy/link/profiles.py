@@ -145,3 +145,18 @@ def custom(base: "str | Profile" = "loopback", rtt: str | None = None, down: str
         return p
     named = "custom" if set(changes) - {"slow_start"} else f"{p.name}+slow-start"
     return replace(p, name=named, source=f"custom link (from {p.name})", **changes)
+
+
+def format_rate(bps: float | None) -> str:
+    """``21.3e6`` -> ``"21.3 Mbit/s"``; None -> ``"unlimited"``."""
+    if not bps:
+        return "unlimited"
+    for scale, unit in ((1e9, "Gbit/s"), (1e6, "Mbit/s"), (1e3, "kbit/s")):
+        if bps >= scale:
+            return f"{bps / scale:g} {unit}"
+    return f"{bps:g} bit/s"
+
+
+def format_duration(seconds: float) -> str:
+    """``0.055`` -> ``"55 ms"``."""
+    return f"{seconds * 1e3:g} ms" if seconds < 10 else f"{seconds:g} s"
