@@ -63,11 +63,12 @@ def add_link_arguments(p) -> None:
 
 
 def link_profile(args):
-    """The :class:`~mailstudy.link.Profile` the network options name (raises ProfileError, a ValueError)."""
-    from mailstudy.link import custom
+    """The profile the network options name: a name, or a custom :class:`~mailstudy.link.Profile` (raises ProfileError, a ValueError)."""
+    from mailstudy.link import PROFILES, custom
 
-    return custom(args.profile, rtt=args.rtt, down=args.down, up=args.up, jitter=args.jitter,
-                  slow_start=args.slow_start or None)
+    p = custom(args.profile, rtt=args.rtt, down=args.down, up=args.up, jitter=args.jitter,
+               slow_start=args.slow_start or None)
+    return p.name if PROFILES.get(p.name) == p else p  # a named profile stays a name in rows and cache keys
 
 
 SESSION_KEYS = ("protocol", "strategy", "pop3_mode", "server", "server_version", "messages", "sizes", "seed",
