@@ -24,6 +24,7 @@ import time
 
 from mailstudy.link.profiles import get_profile
 from mailstudy.link.schedule import Direction
+from mailstudy.processes import precise_timers
 
 RECV_SIZE = 65536
 _EOF = None
@@ -46,15 +47,11 @@ def _reader(src: socket.socket, direction: Direction, out: "queue.SimpleQueue") 
     out.put(_EOF)
 
 
-SPIN_S = 0.0005  # sleep() wakes 0.1-0.3 ms late; the last half millisecond is waited out by yielding
-
-
 def _sleep_until(due: float, clock) -> None:
     wait = due - clock()
-    if wait > SPIN_S:
-        time.sleep(wait - SPIN_S)
-    while clock() < due:
-        time.sleep(0)
+    while wait > 0:
+        time.sleep(wait)  # exact to a few microseconds: precise_timers() set the slack at start
+        wait = due - clock()
 
 
 def _writer(dst: socket.socket, inbox: "queue.SimpleQueue", done: threading.Event) -> None:
@@ -125,8 +122,19 @@ def _listen(listener: socket.socket, upstream: tuple[str, int], profile, seed: i
         _serve_connection(client, upstream, profile, f"{seed}:{index}:{n}")
 
 
+def _warm_up(profile, upstreams: list[tuple[str, int]]) -> None:
+    """Pay the first-call costs before the first session does: the resolver (a process's first getaddrinfo
+    loads its configuration: milliseconds, measured), a thread start, the jitter generator."""
+    for host, port in upstreams:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    t = threading.Thread(target=Direction(profile, True, 0.0).schedule, args=(0.0, 1))
+    t.start()
+    t.join()
+
+
 def main(argv: list[str]) -> int:
     config = json.loads(argv[1])
+    precise_timers()
     profile = get_profile(config["profile"])
     listeners = []
     for host, port in config["upstreams"]:
@@ -135,6 +143,7 @@ def main(argv: list[str]) -> int:
         s.bind(("127.0.0.1", 0))  # loopback only, like the servers
         s.listen(64)
         listeners.append((s, (host, int(port))))
+    _warm_up(profile, [u for _, u in listeners])
     for i, (s, upstream) in enumerate(listeners):
         threading.Thread(target=_listen, args=(s, upstream, profile, config.get("seed", 0), i),
                          daemon=True).start()
