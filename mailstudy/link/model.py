@@ -10,12 +10,14 @@ u_f bytes up and d_f bytes down (the server's bytes until the next flight). From
 takes c_f, the flight's own time on loopback (first byte up to last byte down: the server's and the client's
 work), g_f, the client's pause before the flight, and c_0, the time from connect to the end of the greeting::
 
-    T_0 = max(RTT, c_0)                                                 (handshake: connect, greeting in)
+    T_0 = max(RTT, c_0 + RTT / 2)                                      (handshake: connect, greeting in)
     t_f = g_f + RTT + u_f / B_up + max(d_f / B_down, c_f) + S_f         (one flight)
     duration_s     = T_0 + sum over all flights of t_f
     time_to_list_s = T_0 + sum over the flights before the list is ready of t_f + g_list
     open wait      = t_f - g_f, for each flight that fetches a message the user opened (FETCH, RETR, TOP)
 
+T_0 is what the link does: the server greets c_0 after connect (on loopback; for a freshly started embedded
+server mostly its warm-up, 0.3-60 ms measured), the greeting travels RTT/2, and no byte arrives before one RTT.
 B_up/B_down are the profile's rates in bytes/s (unlimited: the term is 0). The work term is max(...) rather
 than a sum because a server streams while the link serializes. S_f is the slow-start term, 0 unless the
 profile turns slow start on: starting from a window W = 10 x 1448 B (carried across flights, each direction on
@@ -148,7 +150,7 @@ def predict(session_or_flights: Any, profile: "str | Profile") -> dict:
     p = get_profile(profile)
     up = _Window(p.up_bps, p.rtt_s, p.slow_start)
     down = _Window(p.down_bps, p.rtt_s, p.slow_start)
-    t = max(p.rtt_s, s.greeting_s)
+    t = max(p.rtt_s, s.greeting_s + p.rtt_s / 2)
     t_list = None
     opens = []
     for f in s.flights:
