@@ -213,8 +213,9 @@ def main(argv=None) -> int:
         (hf0,) = run_experiment(replace(p, strategy="header-first", read_fraction=0.0))
         (hf1,) = run_experiment(replace(p, strategy="header-first", read_fraction=1.0))
         (da,) = run_experiment(replace(p, strategy="download-all"))
-        opens_total = hf1["open_median_s"] * hf1["opens"] if hf1["opens"] else 0  # median x n: robust total
-        measured = (da["time_to_list_s"] - hf0["time_to_list_s"]) / opens_total if opens_total else None
+        # every open's wait at r = 1: the time after the list, less the same session's tail at r = 0 (LOGOUT)
+        opens_total = (hf1["duration_s"] - hf1["time_to_list_s"]) - (hf0["duration_s"] - hf0["time_to_list_s"])
+        measured = (da["time_to_list_s"] - hf0["time_to_list_s"]) / opens_total if opens_total > 0 else None
         lines.append(f"| {row['protocol']} | {row['bytes_r']:.3f} | {row['waiting_r']:.3f} | "
                      f"{'n/a' if measured is None else f'{measured:.3f}'} |")
     text = "\n".join(lines)
