@@ -248,9 +248,9 @@ def test_a_dying_upstream_ends_the_session_with_a_session_error_and_no_relay_is_
 @pytest.mark.skipif(shutil.which("tshark") is None or shutil.which("tcpdump") is None,
                     reason="tshark and tcpdump are needed (CI installs them: .ci/run)")
 def test_a_capture_through_the_link_shows_the_delays_and_tshark_agrees(tmp_path):
-    from mailstudy.live.access import Known, SessionSpec, run_session
     from mailstudy.capture import Capture
     from mailstudy.corpus import generate
+    from mailstudy.live.access import Known, SessionSpec, run_session
     from mailstudy.servers import make_server
 
     corpus = generate(5, "fixed-5k", 0)

@@ -16,5 +16,5 @@ from mailstudy.link.profiles import (PROFILES, Profile, ProfileError, custom, ge
                                      parse_rate, rows)
 from mailstudy.link.relay import Link, LinkError
 
-__all__ = ["PROFILES", "Profile", "ProfileError", "custom", "get_profile", "parse_duration", "parse_rate", "rows",
-           "Link", "LinkError", "Flight", "Session", "breakeven", "flights_from_chunks", "predict", "session_of"]
+__all__ = ["PROFILES", "Flight", "Link", "LinkError", "Profile", "ProfileError", "Session", "breakeven", "custom",
+           "flights_from_chunks", "get_profile", "parse_duration", "parse_rate", "predict", "rows", "session_of"]

@@ -33,8 +33,9 @@ r* = (L_da - L_hf) / W_1. Above r*, header-first costs more.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from mailstudy.link.profiles import INITIAL_WINDOW, MSS, Profile, get_profile
 from mailstudy.protocol.events import UP
@@ -143,7 +144,7 @@ def _serial(nbytes: int, bps: float | None) -> float:
     return nbytes * 8 / bps if bps else 0.0
 
 
-def predict(session_or_flights: Any, profile: "str | Profile") -> dict:
+def predict(session_or_flights: Any, profile: str | Profile) -> dict:
     """The model's times for a session on ``profile``: ``duration_s``, ``time_to_list_s``, ``open_waits_s``
     (one per opened message, in order), ``open_median_s`` and ``open_p95_s``."""
     s = session_of(session_or_flights)
@@ -171,7 +172,7 @@ def total_bytes(session_or_flights: Any) -> int:
 
 
 def breakeven(header_first_none: Any, header_first_all: Any, download_all: Any,
-              profile: "str | Profile") -> dict:
+              profile: str | Profile) -> dict:
     """The read fractions above which header-first costs more than download-all (module formula).
 
     Arguments are sessions (or flights) of header-first with read fraction 0 and 1, and of download-all, on the

@@ -86,7 +86,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
 )}
 
 
-def get_profile(profile: "str | Profile | dict") -> Profile:
+def get_profile(profile: str | Profile | dict) -> Profile:
     """A :class:`Profile` from a name, a Profile, or a dict of its fields (as a cached row holds it)."""
     if isinstance(profile, Profile):
         return profile
@@ -126,7 +126,7 @@ def parse_rate(text: str, what: str = "bandwidth") -> float:
     return float(m.group(1)) * _RATE_SCALE[m.group(2).lower()]
 
 
-def custom(base: "str | Profile" = "loopback", rtt: str | None = None, down: str | None = None,
+def custom(base: str | Profile = "loopback", rtt: str | None = None, down: str | None = None,
            up: str | None = None, jitter: str | None = None, slow_start: bool | None = None) -> Profile:
     """``base`` with the given command-line values put in; named ``custom`` when any value changed it."""
     p = get_profile(base)

@@ -31,7 +31,7 @@ class LinkError(RuntimeError):
 class Link:
     """A running relay for ``profile`` in front of each ``(host, port)`` upstream; ``ports`` in the same order."""
 
-    def __init__(self, profile: "str | Profile", upstreams: list[tuple[str, int]], seed: int = 0) -> None:
+    def __init__(self, profile: str | Profile, upstreams: list[tuple[str, int]], seed: int = 0) -> None:
         self.profile = get_profile(profile)
         self.upstreams = [(h, int(p)) for h, p in upstreams]
         self.seed = seed
@@ -39,7 +39,7 @@ class Link:
         self.ports: list[int] = []
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "Link":
+    def start(self) -> Link:
         config = json.dumps({"profile": self.profile.to_dict(), "upstreams": self.upstreams, "seed": self.seed})
         self.proc = popen_tied([sys.executable, "-m", "mailstudy.link.relay_main", config],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
@@ -72,7 +72,7 @@ class Link:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
-    def __enter__(self) -> "Link":
+    def __enter__(self) -> Link:
         return self.start()
 
     def __exit__(self, *exc) -> None:

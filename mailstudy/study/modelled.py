@@ -8,8 +8,8 @@ time must be measured, which is how the model is checked.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
-from typing import Iterable
 
 from mailstudy.link import Profile, breakeven, get_profile, predict
 from mailstudy.study.experiment import Experiment, run_experiment
@@ -22,7 +22,7 @@ def loopback_session(exp: Experiment):
     return row, results[0]
 
 
-def model_rows(experiments: Iterable[Experiment], profiles: Iterable["str | Profile"]) -> list[dict]:
+def model_rows(experiments: Iterable[Experiment], profiles: Iterable[str | Profile]) -> list[dict]:
     """One row per experiment and profile: the loopback session's counts, the model's times on the profile."""
     profiles = [get_profile(p) for p in profiles]
     out = []
@@ -35,7 +35,7 @@ def model_rows(experiments: Iterable[Experiment], profiles: Iterable["str | Prof
     return out
 
 
-def breakeven_rows(base: Experiment, profile: "str | Profile",
+def breakeven_rows(base: Experiment, profile: str | Profile,
                    protocols: Iterable[str] = ("imap", "pop3")) -> list[dict]:
     """Per protocol, the read fractions above which header-first moves more bytes, or makes the user wait
     longer in total, than download-all, on ``base``'s mailbox (see :func:`mailstudy.link.breakeven`)."""
