@@ -121,9 +121,11 @@ def link_accuracy(quick: bool) -> list[tuple]:
     return rows
 
 
-def acceptance_grid(quick: bool) -> list[Experiment]:
+def acceptance_grid(quick: bool, only: list[str] | None = None) -> list[Experiment]:
     sizes = (20,) if quick else (20, 200)
     profiles = ("lan", "4g") if quick else ("lan", "4g", "3g")
+    if only:
+        return [e for e in acceptance_grid(quick) if e.profile in only]
     cells = []
     for prof in profiles:
         for n in sizes:
@@ -171,10 +173,16 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="smaller bulk and grid")
     ap.add_argument("--repeats", type=int, default=1, help="sessions per grid cell (medians)")
     ap.add_argument("--out", default="bench/results")
+    ap.add_argument("--grid-only", nargs="*", metavar="PROFILE",
+                    help="only the model-vs-link grid, for these profiles (all when none named)")
     args = ap.parse_args(argv)
     import pandas as pd
 
     lines = ["| check | measured | goal | met |", "|---|---|---|---|"]
+    if args.grid_only is not None:
+        df = pd.DataFrame(model_vs_link(acceptance_grid(args.quick, args.grid_only), args.repeats))
+        print(df.to_string())
+        return 0
     for name, got, goal, ok in link_accuracy(args.quick):
         lines.append(f"| {name} | {got} | {goal} | {'yes' if ok else 'NO'} |")
         print(lines[-1], file=sys.stderr, flush=True)

@@ -19,6 +19,7 @@ import json
 import os
 import queue
 import socket
+import struct
 import sys
 import threading
 import time
@@ -28,18 +29,47 @@ from mailstudy.link.schedule import Direction
 from mailstudy.processes import precise_timers
 
 RECV_SIZE = 65536
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux <asm-generic/socket.h>; also the cmsg type
+ANC_SIZE = socket.CMSG_SPACE(16)  # one struct timespec
 RELAY_NICE = -10
 _EOF = None
 
 
-def _reader(src: socket.socket, direction: Direction, out: queue.SimpleQueue) -> None:
+def _kernel_clock(sock: socket.socket):
+    """A ``recv`` that also says when the kernel received the bytes, on the perf_counter clock.
+
+    Why: the relay's thread wakes some time after the bytes arrived (tens of microseconds, more on a busy
+    machine); counting the delay from the wake-up would add that to every hop. Linux stamps TCP data on receipt
+    (``SO_TIMESTAMPNS``, wall clock); the stamp is moved to perf_counter with an offset taken at start. Where
+    the stamp is missing, the wake-up time is used."""
     clock = time.perf_counter
     try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    except OSError:
+        def plain(n: int):
+            data = sock.recv(n)
+            return data, clock()
+        return plain
+    offset = time.time() - clock()  # wall minus perf, good to microseconds over a session
+
+    def stamped(n: int):
+        data, anc, _flags, _addr = sock.recvmsg(n, ANC_SIZE)
+        now = clock()
+        for level, kind, blob in anc:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(blob) >= 16:
+                sec, nsec = struct.unpack("qq", blob[:16])
+                return data, min(now, sec + nsec * 1e-9 - offset)
+        return data, now
+    return stamped
+
+
+def _reader(src: socket.socket, direction: Direction, out: queue.SimpleQueue) -> None:
+    recv = _kernel_clock(src)
+    try:
         while True:
-            data = src.recv(RECV_SIZE)
+            data, t_in = recv(RECV_SIZE)
             if not data:
                 break
-            t_in = clock()
             offset = 0
             for due, size in direction.schedule(t_in, len(data)):
                 out.put((due, data[offset:offset + size]))
