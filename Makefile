@@ -5,12 +5,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: study study-quick test bench clean
+.PHONY: study study-quick test bench bench-fleet clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,dask]'
 	@touch $(STAMP)
 
 study: $(STAMP)
@@ -24,6 +24,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/sessions.py
+
+bench-fleet: $(STAMP)
+	$(BIN)/python bench/fleet.py
 
 clean:
 	rm -rf build data/cache .pytest_cache .hypothesis

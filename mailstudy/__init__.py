@@ -3,7 +3,8 @@
 The package is layered as DESIGN.md draws it, one folder a room, and a lower layer never imports a higher one
 (``tests/test_layers.py``):
 
-- pure: :mod:`mailstudy.corpus` (mail in), :mod:`mailstudy.protocol` (parsers, metrics);
+- pure: :mod:`mailstudy.wire` (the shared nouns: direction, chunk, flight, session metrics), :mod:`mailstudy.corpus`
+  (mail in), :mod:`mailstudy.protocol` (parsers, IMAP lexer, mail classifier, metrics);
 - I/O: :mod:`mailstudy.net` (pcap, reassembly), :mod:`mailstudy.servers`, :mod:`mailstudy.capture`,
   :mod:`mailstudy.outputs`, :mod:`mailstudy.live.trace`;
 - behaviour: :mod:`mailstudy.live` (clients, access strategies, devices), :mod:`mailstudy.offline` (analyze,

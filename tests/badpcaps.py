@@ -7,19 +7,23 @@ returns what a correct reader must find (an :class:`Expect`).
 
 Building blocks: :func:`conversation` makes the segments of a TCP session (handshake, request/response
 exchanges, FIN both ways) with exact sequence numbers; :func:`frame` wraps one segment in IPv4/IPv6 and a link
-layer; :func:`write_pcap` and :func:`write_pcapng` write records.
+layer and :func:`write_pcap` writes records, both through :mod:`mailstudy.net.pcap_write` (the reader's mirror,
+built from the same declared layouts), so this file holds only what makes each capture odd.
 """
 
 from __future__ import annotations
 
-import socket
 import struct
 from dataclasses import dataclass, field, replace
 from functools import partial
 
-T0_NS = 1_700_000_000_123_456_789  # a timestamp with all nine decimals in use
-
-SYN, FIN, RST, PSH, ACK = 0x02, 0x01, 0x04, 0x08, 0x10
+from mailstudy.net.layouts import TH_ACK as ACK
+from mailstudy.net.layouts import TH_FIN as FIN
+from mailstudy.net.layouts import TH_PUSH as PSH
+from mailstudy.net.layouts import TH_RST as RST
+from mailstudy.net.layouts import TH_SYN as SYN
+from mailstudy.net.pcap_write import (T0_NS, ip_packet, link_frame, pcap_bytes, pcap_header, pcapng_bytes,
+                                      tcp_segment, write_capture)
 
 CLIENT, SERVER = "10.0.0.2", "10.0.0.1"
 CLIENT6, SERVER6 = "2001:db8::2", "2001:db8::1"
@@ -105,100 +109,35 @@ def streams(exchanges=EXCHANGES) -> tuple[bytes, bytes]:
     return b"".join(r for r, _ in exchanges), b"".join(s for _, s in exchanges)
 
 
-# ---- frames --------------------------------------------------------------------------------------------------
-def _tcp(s: Seg) -> bytes:
-    return struct.pack("!HHIIBBHHH", s.sport, s.dport, s.seq, s.ack, 5 << 4, s.flags, 65535, 0, 0) + s.payload
+# ---- frames and files: mailstudy.net.pcap_write, the reader's mirror ----------------------------------------
+def _l4(s: Seg) -> bytes:
+    return tcp_segment(s.sport, s.dport, s.seq, s.ack, s.flags, s.payload)
 
 
 def ipv4(s: Seg, proto: int = 6, l4: bytes | None = None, frag: int = 0x4000) -> bytes:
-    body = _tcp(s) if l4 is None else l4
-    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), 1, frag, 64, proto, 0,
-                       socket.inet_aton(s.src), socket.inet_aton(s.dst)) + body
+    return ip_packet(s.src, s.dst, _l4(s) if l4 is None else l4, proto, off=frag)
 
 
 def ipv6(s: Seg, ext: bytes = b"", first_nh: int = 6) -> bytes:
-    body = ext + _tcp(s)
-    return struct.pack("!IHBB16s16s", 0x60000000, len(body), first_nh, 64, socket.inet_pton(socket.AF_INET6, s.src),
-                       socket.inet_pton(socket.AF_INET6, s.dst)) + body
+    return ip_packet(s.src, s.dst, _l4(s), ext=ext, first_nh=first_nh)
 
 
-ETH_SRC, ETH_DST = b"\x02\x00\x00\x00\x00\x02", b"\x02\x00\x00\x00\x00\x01"
-
-
-def ether(ip: bytes, ethertype: int = 0x0800, vlans: tuple[int, ...] = ()) -> bytes:
-    tags = b""
-    for tpid in vlans:
-        tags += struct.pack("!HH", tpid, 7)
-    frame = ETH_DST + ETH_SRC + tags + struct.pack("!H", ethertype) + ip
-    return frame + b"\x00" * max(0, 60 - len(frame))  # Ethernet pads short frames: the reader must trim
+def ether(ip: bytes, ethertype: int | None = None, vlans: tuple[int, ...] = ()) -> bytes:
+    return link_frame(ip, 1, vlans, ethertype)
 
 
 def frame(s: Seg, link: int = 1, v6: bool = False, vlans: tuple[int, ...] = ()) -> bytes:
-    ip = ipv6(s) if v6 else ipv4(s)
-    et = 0x86DD if v6 else 0x0800
-    if link == 1:
-        return ether(ip, et, vlans)
-    if link == 113:
-        return struct.pack("!HHH8sH", 0, 772, 6, b"\0" * 8, et) + ip
-    if link == 276:
-        return struct.pack("!HHIHBB8s", et, 0, 1, 772, 0, 6, b"\0" * 8) + ip
-    if link in (101, 12, 14):
-        return ip
-    if link == 0:
-        return struct.pack("<I", 30 if v6 else 2) + ip  # host byte order (little-endian here)
-    if link == 108:
-        return struct.pack("!I", 24 if v6 else 2) + ip
-    raise ValueError(link)
-
-
-# ---- files ---------------------------------------------------------------------------------------------------
-def pcap_header(linktype: int = 1, nano: bool = True, endian: str = "<", snaplen: int = 262144) -> bytes:
-    return struct.pack(endian + "IHHiIII", 0xA1B23C4D if nano else 0xA1B2C3D4, 2, 4, 0, 0, snaplen, linktype)
-
-
-def pcap_record(t_ns: int, data: bytes, orig: int | None = None, nano: bool = True, endian: str = "<") -> bytes:
-    sec, ns = divmod(t_ns, 1_000_000_000)
-    frac = ns if nano else ns // 1000
-    return struct.pack(endian + "IIII", sec, frac, len(data), len(data) if orig is None else orig) + data
+    return link_frame(ipv6(s) if v6 else ipv4(s), link, vlans)
 
 
 def write_pcap(path, frames: list[tuple[int, bytes]], linktype: int = 1, nano: bool = True, endian: str = "<",
                snaplen: int = 262144) -> bytes:
     """Write (t_ns, frame) records, cutting each to ``snaplen``; returns the file's bytes."""
-    out = pcap_header(linktype, nano, endian, snaplen)
-    for t_ns, data in frames:
-        out += pcap_record(t_ns, data[:snaplen], len(data), nano, endian)
-    with open(path, "wb") as f:
-        f.write(out)
-    return out
-
-
-def _block(btype: int, body: bytes, endian: str) -> bytes:
-    body += b"\0" * (-len(body) % 4)
-    n = len(body) + 12
-    return struct.pack(endian + "II", btype, n) + body + struct.pack(endian + "I", n)
-
-
-def pcapng_bytes(interfaces: list[tuple[int, int]], packets: list[tuple[int, int, bytes]],
-                 endian: str = "<", simple: list[bytes] = ()) -> bytes:
-    """interfaces: (linktype, tsresol byte); packets: (interface id, t_ns, frame) written as EPBs."""
-    out = _block(0x0A0D0D0A, struct.pack(endian + "IHHq", 0x1A2B3C4D, 1, 0, -1), endian)
-    for lt, res in interfaces:
-        opt = struct.pack(endian + "HH", 9, 1) + bytes([res]) + b"\0\0\0" + struct.pack(endian + "HH", 0, 0)
-        out += _block(1, struct.pack(endian + "HHI", lt, 0, 262144) + opt, endian)
-    for ifid, t_ns, data in packets:
-        res = interfaces[ifid][1]
-        ts = t_ns // 10 ** (9 - res) if not res & 0x80 else (t_ns << (res & 0x7F)) // 1_000_000_000
-        body = struct.pack(endian + "IIIII", ifid, ts >> 32, ts & 0xFFFFFFFF, len(data), len(data)) + data
-        out += _block(6, body, endian)
-    for data in simple:
-        out += _block(3, struct.pack(endian + "I", len(data)) + data, endian)
-    return out
+    return write_capture(path, pcap_bytes(frames, linktype, nano, endian, snaplen))
 
 
 def write(path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
+    write_capture(path, data)
 
 
 # ---- the corpus: one function per odd capture ----------------------------------------------------------------

@@ -1,30 +1,51 @@
-"""Shared fixtures: real servers over real sockets, parametrized over the embedded server and Dovecot."""
+"""Shared fixtures: real servers over real sockets, parametrized over the embedded server and Dovecot, and what a
+test needs from the machine (tshark, Dovecot, peer captures: skipped with the reason, failed under CI; see
+``tests/needs.py``)."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-SERVER_KINDS = ["embedded", "dovecot"]
+import needs
+
+# the Dovecot case carries the ``dovecot`` marker, so ``-m "not dovecot"`` leaves it out
+SERVER_KINDS = ["embedded", pytest.param("dovecot", marks=pytest.mark.dovecot)]
 
 
-def dovecot_skip_reason() -> str | None:
-    from mailstudy.servers.dovecot import dovecot_available
+@pytest.fixture(scope="session")
+def tshark() -> str:
+    """The tshark binary (skip where missing; fail under CI)."""
+    return needs.tshark()
 
-    why = dovecot_available()
-    if why and os.environ.get("CI"):
-        # CI installs Dovecot (.ci/run); a missing Dovecot there is a broken setup, not a reason to skip.
-        pytest.fail(f"Dovecot must be usable in CI: {why}")
-    return why
+
+@pytest.fixture(scope="session")
+def tcpdump() -> str:
+    """The tcpdump binary (skip where missing; fail under CI)."""
+    return needs.program("tcpdump", "tcpdump")
+
+
+@pytest.fixture(scope="session")
+def dovecot_usable() -> None:
+    """Dovecot can run here (skip where not; fail under CI)."""
+    needs.dovecot()
+
+
+@pytest.fixture(scope="session")
+def peer_captures():
+    """The folder of peer captures (skip where empty; fail under CI)."""
+    return needs.peer_folder()
+
+
+@pytest.fixture
+def peer_capture():
+    """``peer_capture(name)``: the path of a peer capture (skip where missing; fail under CI)."""
+    return needs.peer
 
 
 @pytest.fixture(params=SERVER_KINDS)
 def server_kind(request) -> str:
     if request.param == "dovecot":
-        why = dovecot_skip_reason()
-        if why:
-            pytest.skip(f"Dovecot not usable here: {why}")
+        needs.dovecot()
     return request.param
 
 

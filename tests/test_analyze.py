@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -24,17 +23,14 @@ from mailstudy.protocol.metrics import FRAME_COLUMNS
 from mailstudy.net.pcap import PcapError, read_tcp
 from mailstudy.net.reassembly import reassemble
 
+import needs
 from peers import PEER
 
 PEER_FILES = sorted(PEER.glob("*.pcap")) if PEER.is_dir() else []
 PYTHON = sys.executable
 
 
-def _peer(name: str) -> Path:
-    path = PEER / name
-    if not path.exists():
-        pytest.skip(f"peer capture {name} not found in {PEER}")
-    return path
+_peer = needs.peer
 
 
 def _args(argv: list[str]) -> argparse.Namespace:
@@ -61,11 +57,7 @@ def _one_line_error(err: str) -> None:
     assert "Traceback" not in err
 
 
-def _tshark() -> str:
-    path = shutil.which("tshark")
-    if path is None:
-        pytest.skip("tshark is not installed (CI installs it: .ci/run)")
-    return path
+_tshark = needs.tshark
 
 
 # ---- every peer capture, both ways ---------------------------------------------------------------------------

@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+from mailstudy.cli.commands import COMMANDS
+
 CLI = [sys.executable, "-m", "mailstudy.cli"]
 REQUIRED = {"protocol", "strategy", "server", "server_version", "messages", "sizes", "seed", "read_fraction",
             "bytes_up", "bytes_down", "commands", "round_trips", "duration_s", "time_to_list_s",
@@ -21,10 +23,18 @@ def run(*args, timeout=120):
     return subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.parametrize("sub", ["session", "serve", "study"])
+@pytest.mark.parametrize("sub", COMMANDS)
 def test_every_subcommand_has_help(sub):
     out = run(sub, "--help")
-    assert out.returncode == 0 and "usage: mailstudy" in out.stdout
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"usage: mailstudy {sub}") and "options:" in out.stdout
+
+
+def test_top_level_help_lists_every_subcommand():
+    out = run("--help")
+    assert out.returncode == 0, out.stderr
+    for sub in COMMANDS:
+        assert re.search(rf"^\s+{sub}\s", out.stdout, re.M), sub
 
 
 def test_session_json_has_the_promised_fields(server_kind):

@@ -13,7 +13,7 @@ import socket
 
 import pytest
 
-from mailstudy.live.access import header_of
+from mailstudy.corpus.sections import header_of
 from mailstudy.corpus import generate
 
 LEGITIMATE_DIFFERENCES = {

@@ -253,3 +253,19 @@ def test_message_without_body_and_unknown_headers():
     m = Message(b"X-Other: 1\r\n")
     assert m.header_bytes == m.raw
     assert m.subject == "" and m.message_id == ""
+
+
+@pytest.mark.parametrize("raw,header", [
+    (b"A: 1\r\n\r\nbody\r\n", b"A: 1\r\n\r\n"),
+    (b"\r\nno header at all\r\n", b"\r\n"),
+    (b"", b""),
+    (b"Subject: only a header\r\n", b"Subject: only a header\r\n"),
+    (b"A: 1\r\n\r\n", b"A: 1\r\n\r\n"),
+])
+def test_one_definition_of_the_header_serves_corpus_client_and_pop3_server(raw, header):
+    from mailstudy.corpus.sections import header_end, header_of
+    from mailstudy.servers.pop3d import wire_form
+
+    assert header_of(raw) == header and header_end(raw) == len(header)
+    assert Message(raw).header_bytes == header
+    assert wire_form(raw).top(0) == (header if header.endswith(b"\r\n") else header + b"\r\n")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+import needs
+
 from mailstudy.offline.analyze import analyze_pcap
 from mailstudy.faces.examples import EXAMPLES, make_examples, tshark_decrypts
 
@@ -20,14 +22,6 @@ ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = ROOT / "captures"
 PLAIN = {ex.name: ex for ex in EXAMPLES}
 PASSWORD = b"wonderland-42"  # the default throwaway account's password
-
-
-def _redact_available() -> bool:
-    try:
-        from mailstudy.offline.redact import redact_pcap  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +81,6 @@ def test_each_plain_example_is_the_session_it_claims(made, name):
 
 
 def test_example_pcaps_carry_no_password_once_redacted(made):
-    if not _redact_available():
-        pytest.skip("mailstudy.offline.redact is not present yet: the examples are not redacted (throwaway password)")
     folder, out = made
     for r in out["made"]:
         if r["name"] != "imaps":
@@ -96,8 +88,7 @@ def test_example_pcaps_carry_no_password_once_redacted(made):
 
 
 def test_imaps_keylog_decrypts_with_tshark(made):
-    if shutil.which("tshark") is None:
-        pytest.skip("tshark is not installed (apt-get install tshark)")
+    needs.tshark()
     folder, out = made
     if "imaps" in out["skipped"]:
         pytest.skip(f"the IMAPS example was not made here: {out['skipped']['imaps']}")
@@ -172,8 +163,7 @@ def test_committed_plain_captures_analyze(name):
 
 
 def test_committed_imaps_keylog_decrypts():
-    if shutil.which("tshark") is None:
-        pytest.skip("tshark is not installed (apt-get install tshark)")
+    needs.tshark()
     if not (CAPTURES / "imaps.pcap").exists():
         pytest.skip("no committed IMAPS example (it needs Dovecot and tcpdump where it was made)")
     port = json.loads((CAPTURES / "imaps.pcap.json").read_text())["ports"][0]
@@ -183,8 +173,7 @@ def test_committed_imaps_keylog_decrypts():
 
 def test_readme_tshark_lines_show_the_commands():
     """The tshark command the README gives for each plain capture really dissects it."""
-    if shutil.which("tshark") is None:
-        pytest.skip("tshark is not installed (apt-get install tshark)")
+    needs.tshark()
     text = (CAPTURES / "README.md").read_text()
     commands = re.findall(r"`(tshark -r captures/([\w.-]+\.pcap) -d tcp\.port==\d+,(?:imap|pop) -Y (?:imap|pop))`",
                           text)

@@ -74,3 +74,46 @@ def test_real_mail_from_a_folder_is_delivered_and_checked(tmp_path):
     (first5,) = experiment.run_experiment(Experiment(mailbox=str(tmp_path / "mail"), messages=5,
                                                      protocol="pop3", strategy="download-all"))
     assert first5["messages"] == 5 and first5["mailbox_bytes"] < row["mailbox_bytes"]
+
+
+def test_the_cache_key_follows_the_mailbox_content_and_the_server_version(tmp_path, monkeypatch):
+    """Issue 10: an edited mbox or an upgraded server must not answer from stale cells."""
+    from mailstudy.corpus import generate, save_eml
+
+    folder = tmp_path / "mail"
+    save_eml(generate(3, "fixed-5k", seed=1), folder)
+    exp = Experiment(mailbox=str(folder), messages=0)
+    before = exp.key()
+    assert Experiment(mailbox=str(folder), messages=0).key() == before  # stable
+    first = sorted(folder.iterdir())[0]
+    first.write_bytes(first.read_bytes().replace(b"Subject:", b"Subject: edited", 1))
+    edited = exp.key()
+    assert edited != before  # same path, other content
+    moved = tmp_path / "elsewhere"
+    folder.rename(moved)
+    assert Experiment(mailbox=str(moved), messages=0).key() == edited  # other path, same content
+    plain = Experiment()
+    old = plain.key()
+    monkeypatch.setattr(experiment, "server_version", lambda kind: "dovecot 9.9 (upgraded)")
+    assert plain.key() != old
+
+
+def test_results_get_the_umasks_mode_and_default_folders_ignore_the_working_directory(tmp_path, monkeypatch):
+    import os
+
+    import pandas as pd
+
+    from mailstudy.outputs import data_dir, project_root
+
+    mask = os.umask(0o022)
+    try:
+        csv = experiment.write_csv_atomically(pd.DataFrame({"a": [1]}), tmp_path / "deep" / "r.csv")
+    finally:
+        os.umask(mask)
+    assert csv.read_text() == "a\n1\n" and csv.stat().st_mode & 0o777 == 0o644
+    assert not [p for p in csv.parent.iterdir() if p.name.startswith(".")]  # no temporary left behind
+    here = data_dir("cache")
+    monkeypatch.chdir(tmp_path)
+    assert data_dir("cache") == here and (project_root() / "pyproject.toml").is_file()
+    monkeypatch.setenv("MAILSTUDY_ROOT", str(tmp_path))
+    assert data_dir("results") == tmp_path / "data" / "results"

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailstudy.protocol.metrics import FRAME_COLUMNS, exchanges_frame, round_trips, session_metrics
+from mailstudy.wire import METRIC_KEYS
 from mailstudy.protocol import Exchange, parse_session
 
 IMAP = [
@@ -86,12 +87,12 @@ def test_round_trips_never_exceed_client_chunks_and_merging_client_chunks_keeps_
 def test_session_metrics_from_a_parsed_session():
     chunks = timed(IMAP)
     m = session_metrics(sized(chunks), exchanges(chunks, "imap"), t_start=T0, t_list_ready=T0 + 8_000_000)
-    assert m["bytes_up"] == sum(len(b) for d, b in IMAP if d == "up")
-    assert m["bytes_down"] == sum(len(b) for d, b in IMAP if d == "down")
-    assert m["commands"] == 5 and m["round_trips"] == 5
-    assert math.isclose(m["duration_s"], 0.012)
-    assert math.isclose(m["time_to_list_s"], 0.008)
-    assert m["exchanges_failed"] == 1  # a4 NO
+    assert m.bytes_up == sum(len(b) for d, b in IMAP if d == "up")
+    assert m.bytes_down == sum(len(b) for d, b in IMAP if d == "down")
+    assert m.commands == 5 and m.round_trips == 5
+    assert math.isclose(m.duration_s, 0.012)
+    assert math.isclose(m.time_to_list_s, 0.008)
+    assert m.exchanges_failed == 1  # a4 NO
 
 
 def test_session_metrics_bytes_equal_exchange_bytes_plus_greeting():
@@ -100,25 +101,26 @@ def test_session_metrics_bytes_equal_exchange_bytes_plus_greeting():
     ex = [e for e in events if isinstance(e, Exchange)]
     m = session_metrics(sized(chunks), ex, t_start=T0)
     greeting = events[0].nbytes
-    assert m["bytes_up"] == sum(e.bytes_up for e in ex)
-    assert m["bytes_down"] == sum(e.bytes_down for e in ex) + greeting
+    assert m.bytes_up == sum(e.bytes_up for e in ex)
+    assert m.bytes_down == sum(e.bytes_down for e in ex) + greeting
 
 
 def test_session_metrics_with_float_seconds_and_unfinished_exchanges():
     chunks = [(d, data, 10.0 + i * 0.5) for i, (d, data) in enumerate(POP3_PIPELINED[:-1])]
     ex = exchanges(chunks, "pop3")  # RETR 1, RETR 2, QUIT never answered
     m = session_metrics(sized(chunks), ex, t_start=9.5, time_scale=1.0)
-    assert math.isclose(m["duration_s"], 2.0)
-    assert m["time_to_list_s"] is None
-    assert m["commands"] == 6 and m["exchanges_failed"] == 3
-    assert m["round_trips"] == 2
+    assert math.isclose(m.duration_s, 2.0)
+    assert m.time_to_list_s is None
+    assert m.commands == 6 and m.exchanges_failed == 3
+    assert m.round_trips == 2
 
 
 def test_session_metrics_accepts_byte_chunks_and_empty_sessions():
     chunks = timed(POP3_PIPELINED)
-    assert session_metrics(chunks, [], T0)["bytes_up"] == sum(len(b) for d, b in POP3_PIPELINED if d == "up")
+    assert session_metrics(chunks, [], T0).bytes_up == sum(len(b) for d, b in POP3_PIPELINED if d == "up")
     empty = session_metrics([], [], T0)
-    assert empty["duration_s"] == 0 and empty["round_trips"] == 0 and empty["commands"] == 0
+    assert empty.duration_s == 0 and empty.round_trips == 0 and empty.commands == 0
+    assert tuple(empty.as_row()) == METRIC_KEYS  # the one key list, in order
 
 
 def test_exchanges_frame_redacts_and_orders_by_index():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -17,8 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_study_quick_executes_every_notebook(tmp_path):
     shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
     shutil.copytree(ROOT / "captures", tmp_path / "captures")
-    out = subprocess.run([sys.executable, "-m", "mailstudy.cli", "study", "--quick", "--build", "build"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    # the project root is tmp_path (MAILSTUDY_ROOT); the working directory is elsewhere and must not matter
+    out = subprocess.run([sys.executable, "-m", "mailstudy.cli", "study", "--quick"],
+                         cwd=tmp_path / "notebooks", env={**os.environ, "MAILSTUDY_ROOT": str(tmp_path)},
+                         capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb")):
         assert (tmp_path / "build" / nb.name).exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import struct
 from collections import Counter
 
 import pytest
@@ -16,11 +17,12 @@ from mailstudy.net.reassembly import packets_frame
 from mailstudy.net.pcap import PcapError, PcapReader, PcapStats, TcpPacket, read_tcp, \
     read_tcp_with_stats
 
-from peers import PEER, PEER_FILES
+import needs
+from peers import PEER_FILES
 TSHARK = shutil.which("tshark")
 
-needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed (apt-get install tshark)")
-needs_peer = pytest.mark.skipif(not PEER_FILES, reason=f"no peer captures in {PEER}")
+needs_tshark = pytest.mark.usefixtures("tshark")  # skip where missing, fail under CI (tests/needs.py)
+needs_peer = pytest.mark.usefixtures("peer_captures")
 
 
 def tshark_fields(path, *fields: str, display_filter: str = "tcp") -> list[list[str]]:
@@ -61,9 +63,7 @@ def test_peer_capture_matches_tshark_packet_by_packet(path):
 
 @needs_peer
 def test_redis_capture_is_tcp_on_6379():
-    path = PEER / "redis-50-pings.pcap"
-    if not path.exists():
-        pytest.skip(f"{path.name} is not among the peer captures")
+    path = needs.peer("redis-50-pings.pcap")
     packets = list(read_tcp(path))
     assert len(packets) == 116
     assert all(6379 in (p.sport, p.dport) for p in packets)
@@ -72,9 +72,7 @@ def test_redis_capture_is_tcp_on_6379():
 
 @needs_peer
 def test_null_linktype_peer_capture():
-    path = PEER / "pop3-starttls.pcap"
-    if not path.exists():
-        pytest.skip(f"{path.name} is not among the peer captures")
+    path = needs.peer("pop3-starttls.pcap")
     reader = PcapReader(path)
     packets = list(reader)
     assert reader.stats.link_types == [0]
@@ -379,3 +377,49 @@ def test_record_spanning_read_blocks(tmp_path):
     packets = list(read_tcp(path))
     assert sum(len(p.payload) for p in packets) == 40 * 60_000
     assert len(packets) == len(segs)
+
+
+# ---- the pcap format lives once: layouts, file offsets, the writer ------------------------------------------------
+@pytest.mark.parametrize("name", ["clean", "vlan", "qinq", "sll", "sll2", "null_ipv6", "loop", "raw", "ipv6",
+                                  "ipv6_vlan", "big_endian_micro", "pcapng_two_interfaces",
+                                  "pcapng_simple_and_pow2", "ipv6_ext_and_fragment", "snaplen", "non_tcp"])
+def test_tcp_offset_is_where_each_packets_tcp_header_sits_in_the_file(tmp_path, name):
+    path = tmp_path / f"{name}.pcap"
+    badpcaps.CORPUS[name](path)
+    data = path.read_bytes()
+    packets = list(read_tcp(path))
+    assert packets
+    for p in packets:
+        at = p.tcp_offset
+        sport, dport, seq, ack = struct.unpack_from("!HHII", data, at)
+        assert (sport, dport, seq, ack) == (p.sport, p.dport, p.seq, p.ack), p.index
+        start = at + ((data[at + 12] >> 4) << 2)
+        assert data[start:start + len(p.payload)] == p.payload, p.index
+
+
+def test_layouts_pack_and_unpack_symmetrically_and_match_the_wire_offsets():
+    from mailstudy.net.layouts import IPV4, IPV6, LINKS, TCP, TCP_FLAGS
+
+    hdr = TCP.pack(sport=40000, dport=143, seq=7, ack=9, flags=TCP_FLAGS["SYN"] | TCP_FLAGS["ACK"])
+    assert TCP.size == 20 and TCP.unpack(hdr)["flags"] == 0x12 and TCP.offsets["sum"] == 16
+    assert IPV4.size == 20 and IPV4.offsets["src"] == 12 and IPV6.size == 40 and IPV6.offsets["src"] == 8
+    assert {lt: link.length for lt, link in LINKS.items()} == {1: 14, 113: 16, 276: 20, 101: 0, 12: 0, 14: 0,
+                                                              0: 4, 108: 4}
+    with pytest.raises(TypeError, match="no field 'bogus'"):
+        TCP.pack(bogus=1)
+
+
+def test_the_writer_is_the_readers_mirror(tmp_path):
+    """What pcap_write writes, the reader reads back field for field, on every declared link layout."""
+    from mailstudy.net.layouts import LINKS
+    from mailstudy.net.pcap_write import pcap_bytes, tcp_frame, write_capture
+
+    for lt in LINKS:
+        for src, dst in (("10.1.2.3", "10.3.2.1"), ("fd00::3", "fd00::4")):
+            path = tmp_path / f"{lt}-{len(src)}.pcap"
+            frames = [(badpcaps.T0_NS + i, tcp_frame(src, dst, 50000 + i, 993, 10 * i, 0, 0x18, b"p%d" % i, lt,
+                                                     checksums=True)) for i in range(3)]
+            write_capture(path, pcap_bytes(frames, lt))
+            got = [(p.t_ns, p.src, p.dst, p.sport, p.dport, p.seq, p.flags, p.payload) for p in read_tcp(path)]
+            assert got == [(badpcaps.T0_NS + i, src, dst, 50000 + i, 993, 10 * i, 0x18, b"p%d" % i)
+                           for i in range(3)], lt

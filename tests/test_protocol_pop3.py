@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailstudy.protocol import Encrypted, Exchange, Greeting, ParseWarning, Pop3Parser, parse_session
+from protocol_helpers import assert_bytes_add_up, exchanges, one_byte_chunks, rechunked, timeless, warnings
+from protocol_helpers import feed as _feed
+from mailstudy.protocol import Encrypted, Exchange, Greeting, Pop3Parser, parse_session
 from mailstudy.protocol.pop3 import is_multiline, redacted_arguments
 
 GREETING = b"+OK Dovecot (Debian) ready.\r\n"
@@ -88,39 +89,7 @@ AUTH = [
 
 
 def feed(chunks, parser=None):
-    parser = parser or Pop3Parser()
-    for i, (direction, data) in enumerate(chunks):
-        parser.feed(direction, data, i)
-    parser.close(len(chunks))
-    return parser, parser.events()
-
-
-def exchanges(events):
-    return sorted((e for e in events if isinstance(e, Exchange)), key=lambda e: e.index)
-
-
-def warnings(events):
-    return [e for e in events if isinstance(e, ParseWarning)]
-
-
-def assert_bytes_add_up(parser, events):
-    ex = [e for e in events if isinstance(e, Exchange)]
-    greeting = sum(e.nbytes for e in events if isinstance(e, Greeting))
-    assert sum(e.bytes_up for e in ex) + parser.unattributed["up"] + parser.tls.bytes_up == parser.total["up"]
-    assert (
-        sum(e.bytes_down for e in ex) + greeting + parser.unattributed["down"] + parser.tls.bytes_down
-        == parser.total["down"]
-    )
-
-
-def timeless(events):
-    out = []
-    for e in events:
-        if isinstance(e, Exchange):
-            out.append(dataclasses.replace(e, t_sent=None, t_first_response=None, t_done=None))
-        elif isinstance(e, (Greeting, Encrypted)):
-            out.append(dataclasses.replace(e, t=None))
-    return out
+    return _feed(chunks, parser or Pop3Parser())
 
 
 # -- a plain Dovecot session ----------------------------------------------------------------------------------
@@ -293,25 +262,11 @@ def test_parse_session_with_tuples():
 # -- properties -----------------------------------------------------------------------------------------------
 
 
-@st.composite
-def rechunked(draw, chunks):
-    out: list[tuple[str, bytes]] = []
-    for direction, data in chunks:
-        cuts = sorted(set(draw(st.lists(st.integers(1, max(1, len(data) - 1)), max_size=6)))) if len(data) > 1 else []
-        for a, b in zip([0] + cuts, cuts + [len(data)]):
-            piece = data[a:b]
-            if out and out[-1][0] == direction and draw(st.booleans()):
-                out[-1] = (direction, out[-1][1] + piece)
-            else:
-                out.append((direction, piece))
-    return out
-
-
 @pytest.mark.parametrize("name", ["session", "pipelined", "auth"])
 def test_one_byte_chunks_give_the_same_events(name):
     chunks = {"session": session_chunks(), "pipelined": PIPELINED, "auth": AUTH}[name]
     _, whole = feed(chunks)
-    _, tiny = feed([(d, data[i : i + 1]) for d, data in chunks for i in range(len(data))])
+    _, tiny = feed(one_byte_chunks(chunks))
     assert timeless(tiny) == timeless(whole)
     assert warnings(tiny) == []
 

@@ -15,11 +15,12 @@ import badpcaps
 from mailstudy.net.pcap import TcpPacket, read_tcp, read_tcp_with_stats
 from mailstudy.net.reassembly import StreamChunk, TcpConnection, reassemble
 
+import needs
 from peers import PEER
 PEER_FILES = sorted(PEER.glob("*.pcap*")) if PEER.is_dir() else []
 TSHARK = shutil.which("tshark")
-needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed (apt-get install tshark)")
-needs_peer = pytest.mark.skipif(not PEER_FILES, reason=f"no peer captures in {PEER}")
+needs_tshark = pytest.mark.usefixtures("tshark")  # skip where missing, fail under CI (tests/needs.py)
+needs_peer = pytest.mark.usefixtures("peer_captures")
 
 
 def conns_of(path) -> list[TcpConnection]:
@@ -84,9 +85,7 @@ def test_peer_payload_per_connection_equals_tshark(path):
 
 @needs_peer
 def test_peer_pop3_sessions():
-    path = PEER / "pop3.pcap"
-    if not path.exists():
-        pytest.skip("pop3.pcap is not among the peer captures")
+    path = needs.peer("pop3.pcap")
     conns = conns_of(path)
     assert len(conns) == 7
     assert all(c.server[1] == 110 and c.t_syn is not None and not c.mid_stream and c.closed for c in conns)
@@ -100,9 +99,7 @@ def test_peer_pop3_sessions():
 
 @needs_peer
 def test_peer_redis_is_one_session_on_6379():
-    path = PEER / "redis-50-pings.pcap"
-    if not path.exists():
-        pytest.skip("redis-50-pings.pcap is not among the peer captures")
+    path = needs.peer("redis-50-pings.pcap")
     (c,) = conns_of(path)
     assert c.server == ("127.0.0.1", 6379)
     assert c.stream("up").count(b"PING") == 50

@@ -11,10 +11,8 @@ import base64
 import bisect
 import imaplib
 import json
-import os
 import poplib
 import re
-import shutil
 import socket
 import struct
 import subprocess
@@ -24,16 +22,20 @@ import pytest
 
 from mailstudy.protocol import parse_session
 from mailstudy.protocol.events import Exchange
-from mailstudy.net.reassembly import reassemble
+from mailstudy.net.checksum import tcp_checksum
+from mailstudy.net.layouts import LINKS, TH_ACK as ACK, TH_FIN as FIN, TH_PUSH as PSH, TH_SYN as SYN
 from mailstudy.net.pcap import read_tcp
+from mailstudy.net.pcap_write import ip_packet, link_frame, pcap_bytes, pcapng_bytes, tcp_segment, write_capture
+from mailstudy.net.reassembly import reassemble
+from mailstudy.offline.analyze import analyze_pcap
 from mailstudy.offline.redact import RedactError, find_credentials, redact_pcap
 
-from peers import PEER
+import needs
+from peers import PEER, PEER_FILES
 
 PEER_POP3 = str(PEER / "pop3.pcap")
 USER, PASSWORD = "rdx7user", "Zq-9pass Wt3"  # a space: PASS takes the rest of the line
 PLAIN = b"\0" + USER.encode() + b"\0" + PASSWORD.encode()
-LINK_HEADER = {1: 14, 113: 16, 276: 20, 101: 0, 0: 4, 108: 4}
 
 
 # ---- helpers: files ----------------------------------------------------------------------------------------------
@@ -62,7 +64,7 @@ def pcap_records(data: bytes) -> list[tuple[int, int, int]]:
 
 
 def tcp_checksum_offset(frame: bytes, lt: int) -> int:
-    ip = LINK_HEADER[lt]
+    ip = LINKS[lt].length
     ihl = (frame[ip] & 15) * 4 if frame[ip] >> 4 == 4 else 40
     return ip + ihl + 16
 
@@ -91,9 +93,7 @@ def assert_only_credentials_changed(src: str, dst: str, lt: int = 1) -> set[int]
     return changed
 
 
-def have_tshark() -> None:
-    if shutil.which("tshark") is None:
-        pytest.skip("tshark is not installed (apt-get install tshark)")
+have_tshark = needs.tshark  # skipped where missing, failed under CI
 
 
 def tshark_checksums(path: str) -> dict[int, int]:
@@ -138,103 +138,56 @@ def cli(*args: str) -> subprocess.CompletedProcess:
                           timeout=60)
 
 
-# ---- helpers: crafted captures -----------------------------------------------------------------------------------
-def _sum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return s
-
-
-def ip_tcp(src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, flags: int, payload: bytes) -> bytes:
-    """An IPv4 (4-byte addresses) or IPv6 (16) packet with a TCP segment, both checksums right."""
-    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4, flags, 65535, 0, 0)
-    seg = tcp + payload
-    if len(src) == 4:
-        pseudo = src + dst + struct.pack("!BBH", 0, 6, len(seg))
-    else:
-        pseudo = src + dst + struct.pack("!IxxxB", len(seg), 6)
-    csum = ~_sum(pseudo + seg) & 0xFFFF
-    seg = seg[:16] + struct.pack("!H", csum) + seg[18:]
-    if len(src) == 4:
-        hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(seg), 1, 0x4000, 64, 6, 0, src, dst)
-        hdr = hdr[:10] + struct.pack("!H", ~_sum(hdr) & 0xFFFF) + hdr[12:]
-        return hdr + seg
-    return struct.pack("!IHBB16s16s", 0x60000000, len(seg), 6, 64, src, dst) + seg
-
-
-def link(lt: int, ip: bytes) -> bytes:
-    v6 = ip[0] >> 4 == 6
-    et = struct.pack("!H", 0x86DD if v6 else 0x0800)
-    if lt == 1:
-        return b"\0" * 12 + et + ip
-    if lt == 113:
-        return struct.pack("!HHH", 0, 772, 6) + b"\0" * 8 + et + ip
-    if lt == 276:
-        return et + b"\0\0" + struct.pack("!IHBB", 1, 772, 0, 6) + b"\0" * 8 + ip
-    if lt == 0:
-        return struct.pack("<I", 30 if v6 else 2) + ip
-    if lt == 108:
-        return struct.pack(">I", 24 if v6 else 2) + ip
-    return ip
-
-
+# ---- helpers: crafted captures (built with mailstudy.net.pcap_write, the reader's mirror) -----------------------
 class Flow:
-    """One crafted TCP connection: handshake, segments each way (optionally at an explicit offset), FINs."""
+    """One crafted TCP connection: handshake, segments each way (optionally at an explicit offset), FINs; every
+    packet an IP packet with right IP and TCP checksums."""
 
     def __init__(self, v6: bool = False, sport: int = 40000, dport: int = 143) -> None:
-        self.c = socket.inet_pton(socket.AF_INET6, "fd00::1") if v6 else bytes([10, 0, 0, 1])
-        self.s = socket.inet_pton(socket.AF_INET6, "fd00::2") if v6 else bytes([10, 0, 0, 2])
+        self.c, self.s = ("fd00::1", "fd00::2") if v6 else ("10.0.0.1", "10.0.0.2")
         self.ports = (sport, dport)
         self.isn = {"up": 1000, "down": 0xFFFFFF00}  # the server's stream wraps around 2**32
         self.next = {"up": 0, "down": 0}
         self.packets: list[bytes] = []
-        self._pkt("up", self.isn["up"], 0, 0x02, b"")
-        self._pkt("down", self.isn["down"], self.isn["up"] + 1, 0x12, b"")
-        self._pkt("up", self.isn["up"] + 1, self.isn["down"] + 1, 0x10, b"")
+        self._pkt("up", self.isn["up"], 0, SYN, b"")
+        self._pkt("down", self.isn["down"], self.isn["up"] + 1, SYN | ACK, b"")
+        self._pkt("up", self.isn["up"] + 1, self.isn["down"] + 1, ACK, b"")
 
     def _pkt(self, d: str, seq: int, ack: int, flags: int, data: bytes) -> None:
         src, dst = (self.c, self.s) if d == "up" else (self.s, self.c)
         sp, dp = self.ports if d == "up" else self.ports[::-1]
-        self.packets.append(ip_tcp(src, dst, sp, dp, seq, ack, flags, data))
+        self.packets.append(ip_packet(src, dst, tcp_segment(sp, dp, seq, ack, flags, data), checksums=True))
 
     def send(self, d: str, data: bytes, at: int | None = None) -> None:
         other = "down" if d == "up" else "up"
         off = self.next[d] if at is None else at
-        self._pkt(d, self.isn[d] + 1 + off, self.isn[other] + 1 + self.next[other], 0x18, data)
+        self._pkt(d, self.isn[d] + 1 + off, self.isn[other] + 1 + self.next[other], PSH | ACK, data)
         if at is None:
             self.next[d] += len(data)
 
     def close(self) -> list[bytes]:
         for d in ("up", "down"):
             other = "down" if d == "up" else "up"
-            self._pkt(d, self.isn[d] + 1 + self.next[d], self.isn[other] + 1 + self.next[other], 0x11, b"")
+            self._pkt(d, self.isn[d] + 1 + self.next[d], self.isn[other] + 1 + self.next[other], FIN | ACK, b"")
         return self.packets
+
+
+def link(lt: int, ip: bytes) -> bytes:
+    return link_frame(ip, lt, pad=False)
+
+
+def _t_ns(i: int) -> int:
+    return (1_700_000_000 + i) * 1_000_000_000 + 123_456_789
 
 
 def write_pcap(path, frames: list[bytes], lt: int, cut: dict[int, int] | None = None) -> None:
     """A nanosecond pcap; ``cut`` maps a 0-based frame number to its captured length (snap length cut)."""
-    with open(path, "wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, lt))
-        for i, fr in enumerate(frames):
-            incl = (cut or {}).get(i, len(fr))
-            f.write(struct.pack("<IIII", 1_700_000_000 + i, 123_456_789, incl, len(fr)) + fr[:incl])
+    cut = cut or {}
+    write_capture(path, pcap_bytes([(_t_ns(i), fr, cut.get(i, len(fr))) for i, fr in enumerate(frames)], lt))
 
 
 def write_pcapng(path, frames: list[bytes], lt: int) -> None:
-    def block(btype: int, body: bytes) -> bytes:
-        body += b"\0" * (-len(body) % 4)
-        return struct.pack("<II", btype, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
-
-    out = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
-    out += block(1, struct.pack("<HHI", lt, 0, 262144) + struct.pack("<HHB3x", 9, 1, 9) + b"\0" * 4)
-    for i, fr in enumerate(frames):
-        ts = (1_700_000_000 + i) * 1_000_000_000
-        out += block(6, struct.pack("<IIIII", 0, ts >> 32, ts & 0xFFFFFFFF, len(fr), len(fr)) + fr)
-    with open(path, "wb") as f:
-        f.write(out)
+    write_capture(path, pcapng_bytes([(lt, 9)], [(0, _t_ns(i) - 123_456_789, fr) for i, fr in enumerate(frames)]))
 
 
 def imap_login_flow(v6: bool = False) -> list[bytes]:
@@ -384,19 +337,37 @@ def test_snap_length_cut_gets_an_incremental_checksum(tmp_path):
     full = bytearray(frames[i])
     full[14 + 40 + 5:keep] = b"x" * (keep - 14 - 40 - 5)
     ip = bytes(full[14:])
-    seg = ip[20:]
-    pseudo = ip[12:20] + struct.pack("!BBH", 0, 6, len(seg))
-    want = ~_sum(pseudo + seg[:16] + b"\0\0" + seg[18:]) & 0xFFFF
+    want = tcp_checksum(ip[12:16], ip[16:20], ip[20:])  # summed whole, where redact could only update
     rec = pcap_records(dst.read_bytes())[i]
     got = struct.unpack_from("!H", dst.read_bytes(), rec[1] + 14 + 20 + 16)[0]
     assert got == want
     assert_only_credentials_changed(str(src), str(dst))
 
 
-# ---- the peer capture --------------------------------------------------------------------------------------------
+# ---- the peer captures -------------------------------------------------------------------------------------------
+#: what redaction must overwrite in each peer capture (credential kind -> count); everything else is untouched
+PEER_CREDENTIALS = {"bad-list-retr-crafted.pcap": {}, "imap-starttls.pcap": {}, "pop3-starttls.pcap": {},
+                    "pop3-unknown-commands.pcap": {"pop3-user": 1, "pop3-pass": 1},
+                    "pop3.pcap": {"pop3-sasl-response": 3}, "redis-50-pings.pcap": {}}
+
+
+@pytest.mark.parametrize("path", PEER_FILES, ids=[p.name for p in PEER_FILES])
+def test_every_peer_capture_redacts_only_what_analysis_calls_mail(tmp_path, path):
+    """Redaction and analysis use one classifier: the mail sessions agree, only credentials change, and a
+    capture with no credential (Redis's ``+OK`` replies included) comes out byte-identical."""
+    dst = tmp_path / path.name
+    report = redact_pcap(path, dst)
+    assert report.mail_sessions == len(analyze_pcap(path).sessions)
+    assert report.kinds == PEER_CREDENTIALS[path.name]
+    if not report.kinds:
+        assert dst.read_bytes() == path.read_bytes() and report.packets == 0
+    else:
+        assert assert_only_credentials_changed(str(path), str(dst)) and report.packets > 0
+    assert analysis(str(path)) == analysis(str(dst))
+
+
 def test_peer_pop3_auth_plain_line(tmp_path):
-    if not os.path.exists(PEER_POP3):
-        pytest.skip(f"peer capture missing: {PEER_POP3}")
+    needs.peer("pop3.pcap")
     dst = tmp_path / "pop3.pcap"
     report = redact_pcap(PEER_POP3, dst)
     assert report.kinds == {"pop3-sasl-response": 3}
@@ -541,8 +512,7 @@ def test_live_pop3_auth_plain(tmp_path, server_kind, live_server):
 
 
 def test_live_capture_as_pcapng(tmp_path, live_server):
-    if shutil.which("editcap") is None:
-        pytest.skip("editcap is not installed (it comes with wireshark-common)")
+    needs.program("editcap", "tshark")  # editcap comes with wireshark-common, which tshark depends on
     src = capture_sessions(tmp_path, live_server, [imap_login, pop3_user_pass])
     ng, out = str(tmp_path / "live.pcapng"), str(tmp_path / "red.pcapng")
     subprocess.run(["editcap", "-F", "pcapng", src, ng], check=True, capture_output=True, timeout=60)

@@ -25,11 +25,7 @@ from mailstudy.capture import Capture, CaptureError, check_capture, choose_backe
 from mailstudy.corpus import generate
 
 TSHARK = shutil.which("tshark")
-TCPDUMP = shutil.which("tcpdump")
-pytestmark = [
-    pytest.mark.skipif(TSHARK is None, reason="tshark is not installed (CI installs it: .ci/run)"),
-    pytest.mark.skipif(TCPDUMP is None, reason="tcpdump is not installed (CI installs it: .ci/run)"),
-]
+pytestmark = pytest.mark.usefixtures("tshark", "tcpdump")  # skipped where missing, failed under CI
 
 SPECS = [  # small on purpose: 8 sessions per server, 12 messages
     SessionSpec(protocol="imap", strategy="header-first", read_fraction=0.25, seed=1),

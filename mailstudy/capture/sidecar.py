@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from mailstudy import __version__
 from mailstudy.capture.report import CaptureReport
-from mailstudy.outputs import publish
+from mailstudy.outputs import write_atomically
 
 
 # ---- sidecar -------------------------------------------------------------------------------------------------
@@ -50,13 +49,4 @@ def write_sidecar(report: CaptureReport, ports: list[int], meta: dict) -> Path:
         "time_offset_ns": report.time_offset_ns,
         "time_offset_meaning": "epoch_ns = trace perf_counter_ns + time_offset_ns",
     }
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, indent=2, default=str)
-            fh.write("\n")
-        publish(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return write_atomically(out, json.dumps(doc, indent=2, default=str) + "\n")

@@ -16,7 +16,7 @@ from mailstudy import __version__
 from mailstudy.cli.errors import EXIT_USAGE, fail
 
 #: Subcommands in the order ``--help`` lists them; each is the module ``mailstudy.cli.<name>``.
-COMMANDS = ("session", "serve", "study", "analyze", "redact", "replay", "profiles", "breakeven")
+COMMANDS = ("session", "serve", "study", "analyze", "redact", "replay", "fleet", "profiles", "breakeven")
 
 
 def build_parser() -> argparse.ArgumentParser:

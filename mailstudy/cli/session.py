@@ -10,6 +10,7 @@ import json
 import sys
 
 from mailstudy.cli.errors import fail
+from mailstudy.wire import METRIC_KEYS
 
 
 def add_parser(sub) -> None:
@@ -44,6 +45,9 @@ def add_parser(sub) -> None:
                    help="how to capture: tcpdump or scapy need root or CAP_NET_RAW; rebuilt makes the pcap from "
                         "the socket trace (auto: the first that may run here, and says why)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--client", metavar="NAME", help="instead: what a real client sends (thunderbird, k9, neomutt, "
+                                                    "mbsync, thunderbird-pop3, ...): its first and next sync")
+    p.add_argument("--exchanges", action="store_true", help="with --client: list every command and its bytes")
     p.set_defaults(func=run)
 
 
@@ -73,9 +77,8 @@ def link_profile(args):
 
 SESSION_KEYS = ("protocol", "strategy", "pop3_mode", "server", "server_version", "messages", "sizes", "seed",
                 "read_fraction", "batch", "pipelining", "preview", "profile", "rtt_s", "down_bps", "up_bps",
-                "jitter_s", "mailbox_bytes", "bytes_up", "bytes_down", "commands", "round_trips", "duration_s",
-                "time_to_list_s", "opens", "open_median_s", "open_p95_s", "headers_fetched", "bodies_fetched",
-                "integrity_ok")
+                "jitter_s", "mailbox_bytes", *METRIC_KEYS, "opens", "open_median_s", "open_p95_s", "headers_fetched",
+                "bodies_fetched", "integrity_ok")
 CAPTURE_KEYS = ("capture_path", "capture_backend", "capture_complete", "capture_rebuilt")
 
 
@@ -95,6 +98,11 @@ def format_table(row: dict, keys=SESSION_KEYS) -> str:
 
 def run(args) -> int:
     from mailstudy.study.experiment import Experiment, run_experiment
+
+    if args.client:
+        from mailstudy.cli.client_sessions import show_client_sessions
+
+        return show_client_sessions(args)
 
     try:
         exp = Experiment(server=args.server, protocol=args.protocol, strategy=args.strategy,

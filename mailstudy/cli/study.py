@@ -14,7 +14,8 @@ def add_parser(sub) -> None:
                                    "under data/results/ and charts under data/figures/.")
     p.add_argument("--quick", action="store_true", help="small parameters (what the tests use)")
     p.add_argument("--only", action="append", metavar="NAME", help="run only notebooks whose name contains NAME")
-    p.add_argument("--build", default="build", metavar="DIR", help="output folder (build)")
+    p.add_argument("--build", default=None, metavar="DIR",
+                   help="output folder (default: build/ in the project root, whatever the working directory)")
     p.set_defaults(func=run)
 
 
@@ -23,7 +24,7 @@ def run(args) -> int:
 
     from mailstudy.study.notebooks import run_notebooks
 
-    done = run_notebooks(quick=args.quick, build=Path(args.build), only=args.only)
+    done = run_notebooks(quick=args.quick, build=Path(args.build) if args.build else None, only=args.only)
     if not done:
         return fail("no notebook matched (looked for notebooks/NN-*.ipynb)")
     for nb in done:

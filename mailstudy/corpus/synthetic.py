@@ -20,7 +20,8 @@ from functools import cached_property
 from statistics import NormalDist
 from typing import Callable, Iterator
 
-CRLF = b"\r\n"
+from mailstudy.corpus.sections import CRLF, header_of
+
 MIN_SIZE = 900  # bytes: floor of every preset (a message smaller than this is mostly header anyway)
 MAX_SIZE = 10 * 1024 * 1024  # bytes: cap of every preset (one unlucky draw must not ask for gigabytes)
 MULTIPART_THRESHOLD = 16 * 1024  # bytes: larger messages become multipart/mixed with an attachment
@@ -51,9 +52,8 @@ class Message:
 
     @property
     def header_bytes(self) -> bytes:
-        """Everything up to and including the blank line (CRLFCRLF); the whole message if it has no body."""
-        end = self.raw.find(b"\r\n\r\n")
-        return self.raw if end < 0 else self.raw[:end + 4]
+        """The header section with the empty line that ends it (:func:`mailstudy.corpus.sections.header_of`)."""
+        return header_of(self.raw)
 
     @cached_property
     def _headers(self):

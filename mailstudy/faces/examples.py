@@ -11,8 +11,8 @@ How each file is made:
 - Plain sessions: :func:`mailstudy.study.experiment.run_captured_session` with the default (throwaway) account
   ``alice``/``wonderland-42``; capture backend ``auto`` (tcpdump where permitted, else scapy, else a pcap
   *rebuilt* from the socket trace, which needs no privileges; the sidecar says which). The pcaps are then
-  redacted with :func:`mailstudy.offline.redact.redact_pcap` when that module exists; otherwise they are left as
-  captured (the password in them is a throwaway string either way) and the sidecar says ``redaction: none``.
+  redacted with :func:`mailstudy.offline.redact.redact_pcap`, which must find the login's credentials (a
+  session that logs in and yields nothing to redact is an error, not a silent pass).
 - IMAPS: Dovecot with an extra ``imaps`` listener on a free loopback port (via ``DovecotServer.extra_config``)
   and a self-signed certificate made with the ``openssl`` CLI in a temporary folder; the client is
   ``imaplib.IMAP4_SSL`` with an ``ssl.SSLContext`` whose ``keylog_filename`` writes ``imaps.keylog``; captured
@@ -34,6 +34,7 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from mailstudy.outputs import write_atomically
 from mailstudy.study.experiment import Experiment, run_captured_session
 
 __all__ = ["EXAMPLES", "Example", "make_examples", "make_imaps_example", "tshark_decrypts", "main"]
@@ -103,46 +104,32 @@ def _cli_command(exp: Experiment, pcap: str) -> str:
     return " ".join(parts)
 
 
-def _redactor():
-    try:
-        from mailstudy.offline.redact import (
-            redact_pcap,  # written separately; optional here
-        )
-    except ImportError:
-        return None
-    return redact_pcap
-
-
 def _update_sidecar(pcap: Path, **changes) -> dict:
     from mailstudy.capture import sidecar_path
 
     side = sidecar_path(pcap)
     doc = json.loads(side.read_text()) if side.exists() else {"pcap": pcap.name}
     doc.update(changes)
-    tmp = side.with_name(f".{side.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    os.replace(tmp, side)
+    write_atomically(side, json.dumps(doc, indent=2, default=str) + "\n")
     return doc
 
 
 def _redact_in_place(pcap: Path) -> str:
-    """Redact ``pcap`` (and its sidecar) with mailstudy.offline.redact if present; returns a one-line summary."""
+    """Redact ``pcap`` (and its sidecar) with :func:`mailstudy.offline.redact.redact_pcap`; returns a one-line
+    summary."""
     from mailstudy.capture import sidecar_path
+    from mailstudy.offline.redact import redact_pcap
 
-    redact_pcap = _redactor()
-    if redact_pcap is None:
-        return "none"
     tmp = pcap.with_name(f".{pcap.stem}.redacted{pcap.suffix}")
     try:
         report = redact_pcap(pcap, tmp)
         if not report.bytes:
             raise RuntimeError(f"{pcap}: the redactor found no credential to overwrite in a session that logs in")
-        os.replace(tmp, pcap)
+        os.replace(tmp, pcap)  # redact_pcap wrote tmp whole, with the umask's mode: one rename publishes it
         if sidecar_path(tmp).exists():  # the redactor's copy of the sidecar says what it overwrote
             doc = json.loads(sidecar_path(tmp).read_text())
             doc["pcap"] = pcap.name
-            sidecar_path(tmp).write_text(json.dumps(doc, indent=2, default=str) + "\n")
-            os.replace(sidecar_path(tmp), sidecar_path(pcap))
+            write_atomically(sidecar_path(pcap), json.dumps(doc, indent=2, default=str) + "\n")
     finally:
         tmp.unlink(missing_ok=True)
         sidecar_path(tmp).unlink(missing_ok=True)
@@ -176,8 +163,7 @@ def make_plain_example(ex: Example, folder: Path, server: str = "embedded", back
         raise RuntimeError(f"{pcap}: capture incomplete ({'; '.join(report.warnings)})")
     redaction = _redact_in_place(pcap)
     command = _cli_command(exp, f"captures/{pcap.name}")
-    side = _update_sidecar(pcap, example=ex.name, command=command,
-                           **({"redaction": "none"} if redaction == "none" else {}))
+    side = _update_sidecar(pcap, example=ex.name, command=command)
     png = folder / f"{ex.name}.ladder.png"
     _ladder_of(pcap, png, ports=side.get("ports") or ())
     port = side["parameters"]["imap_port" if exp.protocol == "imap" else "pop3_port"]

@@ -29,10 +29,11 @@ from matplotlib.figure import Figure
 
 from mailstudy.protocol import imap as _imap
 from mailstudy.protocol import pop3 as _pop3
+from mailstudy.wire import DOWN, UP
+from mailstudy.wire import flights as wire_flights
 
-__all__ = ["Flight", "LadderError", "flights", "ladder", "save_ladder"]
+__all__ = ["Arrow", "LadderError", "flights", "ladder", "save_ladder"]
 
-UP, DOWN = "up", "down"
 X_CLIENT, X_SERVER = 0.0, 1.0
 SLANT = 0.55  # rows an arrow descends while it crosses: the travel it stands for
 LABEL_MAX = 58  # characters of a command label before it is shortened
@@ -46,8 +47,9 @@ class LadderError(ValueError):
 
 
 @dataclass
-class Flight:
-    """A maximal run of payload one way. Times are seconds since connect()."""
+class Arrow:
+    """One arrow of the ladder: a flight (:class:`mailstudy.wire.Flight`) with what it starts and completes.
+    Times are seconds since connect()."""
 
     direction: str
     t_start: float
@@ -84,8 +86,8 @@ def _session(source: Any) -> _Session:
         tr = source.trace
         protocol = getattr(getattr(source, "spec", None), "protocol", None) or \
             (source.exchanges[0].protocol if source.exchanges else "imap")
-        chunks = [(c.direction, c.t_ns, len(c.data), c.data[:8]) for c in tr.chunks]
-        t0 = tr.t_connect_ns or (tr.chunks[0].t_ns if tr.chunks else 0)
+        chunks = [(c.direction, c.t, len(c.data), c.data[:8]) for c in tr.chunks]
+        t0 = tr.t_connect_ns or (tr.chunks[0].t if tr.chunks else 0)
         return _Session(protocol, _endpoint(tr.local), _endpoint(tr.remote), chunks, list(source.exchanges), t0,
                         1e-9)
     conn = getattr(source, "connection", None)
@@ -98,24 +100,18 @@ def _session(source: Any) -> _Session:
                       f"analyze_pcap(...).sessions), not {type(source).__name__}")
 
 
-def flights(source: Any) -> list[Flight]:
-    """The session's flights in order, each with the exchanges that start and complete in it."""
+def flights(source: Any) -> list[Arrow]:
+    """The session's flights in order (:func:`mailstudy.wire.flights`), each as an arrow with the exchanges that
+    start and complete in it."""
     s = _session(source)
-    out: list[Flight] = []
-    raw_ranges: list[tuple[Any, Any]] = []
-    for direction, t, n, head in s.chunks:
-        if not n:
-            continue
-        if out and out[-1].direction == direction:
-            out[-1].nbytes += n
-            out[-1].t_end = (t - s.t0) * s.scale
-            raw_ranges[-1] = (raw_ranges[-1][0], t)
-        else:
-            out.append(Flight(direction, (t - s.t0) * s.scale, (t - s.t0) * s.scale, n, bytes(head),
-                              index=len(out)))
-            raw_ranges.append((t, t))
+    sent = [c for c in s.chunks if c[2]]
+    heads = [c[3] for i, c in enumerate(sent) if i == 0 or sent[i - 1][0] != c[0]]  # each flight's first chunk
+    runs = wire_flights((d, t, n) for d, t, n, _ in sent)
+    out = [Arrow(f.direction, (f.t_start - s.t0) * s.scale, (f.t_end - s.t0) * s.scale, f.nbytes, bytes(head),
+                 index=i) for i, (f, head) in enumerate(zip(runs, heads))]
+    raw_ranges = [(f.t_start, f.t_end) for f in runs]
 
-    def home(t: Any, direction: str) -> Flight | None:
+    def home(t: Any, direction: str) -> Arrow | None:
         """The flight of ``direction`` whose chunks span ``t`` (else the last one that started before it)."""
         best = None
         for f, (a, b) in zip(out, raw_ranges):
@@ -155,13 +151,13 @@ def _command_text(e) -> str:
     return _shorten(" ".join(parts))
 
 
-def _tls_kind(f: Flight) -> str | None:
+def _tls_kind(f: Arrow) -> str | None:
     if len(f.first) >= 2 and f.first[0] in TLS_CONTENT and f.first[1] == 3:
         return TLS_CONTENT[f.first[0]]
     return None
 
 
-def label(f: Flight, greeting: bool = False) -> tuple[str, str]:
+def label(f: Arrow, greeting: bool = False) -> tuple[str, str]:
     """(text, colour key) for one flight's arrow."""
     size = f"{f.nbytes:,} B"
     tls = _tls_kind(f)
@@ -194,7 +190,7 @@ def label(f: Flight, greeting: bool = False) -> tuple[str, str]:
     return f"response data (continues) · {size}", DOWN
 
 
-def _rows(fl: list[Flight], max_rows: int) -> tuple[list[Flight], list[Flight], list[Flight]]:
+def _rows(fl: list[Arrow], max_rows: int) -> tuple[list[Arrow], list[Arrow], list[Arrow]]:
     """(head, elided, tail): all flights fit in ``max_rows`` rows, or the middle gives way to one note row."""
     if len(fl) <= max_rows:
         return fl, [], []

@@ -11,6 +11,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt  # headless runs fall back to the Agg backend by themselves
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
+from mailstudy.outputs import data_dir, publish, tmp_beside
+
 MIB = 1024 * 1024
 STYLE = {
     "IMAP header-first": dict(color="#1f77b4", linestyle="-", marker="o"),
@@ -55,12 +57,17 @@ def bytes_down_vs_mailbox(df, title: str = "Bytes down against mailbox size"):
     return fig
 
 
-def save_figure(fig, name: str, folder: str | Path = "data/figures") -> Path:
-    """Save ``fig`` as ``folder/name.png`` (written to a temporary name first, then moved into place)."""
-    folder = Path(folder)
+def save_figure(fig, name: str, folder: str | Path | None = None) -> Path:
+    """Save ``fig`` as ``folder/name.png``, whole or not at all (:mod:`mailstudy.outputs`); ``folder`` defaults
+    to ``data/figures`` under the project root, never the working directory."""
+    folder = Path(folder) if folder is not None else data_dir("figures")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
-    tmp = folder / f".{name}.tmp.png"
-    fig.savefig(tmp, dpi=120)
-    tmp.replace(path)
+    tmp = tmp_beside(path)
+    try:
+        fig.savefig(tmp, dpi=120, format="png")
+        publish(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path

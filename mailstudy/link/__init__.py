@@ -7,14 +7,14 @@ against the link) are three jobs that share one vocabulary. The public API, for 
   :class:`Profile`, :func:`parse_duration`, :func:`parse_rate`, :class:`ProfileError`;
 - :class:`Link` (a context manager: the relay's ports in front of a server's);
 - :func:`predict` (``predict(session_or_flights, profile)`` -> duration, time to list, open waits),
-  :func:`breakeven` (the read fractions where header-first starts to cost more), :func:`flights_from_chunks`,
-  :class:`Flight`, :class:`Session`.
+  :func:`breakeven` (the read fractions where header-first starts to cost more), :func:`session_from_chunks`,
+  :class:`RoundTrip`, :class:`Session`.
 """
 
-from mailstudy.link.model import Flight, Session, breakeven, flights_from_chunks, predict, session_of
+from mailstudy.link.model import RoundTrip, Session, breakeven, predict, session_from_chunks, session_of
 from mailstudy.link.profiles import (PROFILES, Profile, ProfileError, custom, get_profile, parse_duration,
                                      parse_rate, rows)
 from mailstudy.link.relay import Link, LinkError
 
-__all__ = ["PROFILES", "Flight", "Link", "LinkError", "Profile", "ProfileError", "Session", "breakeven", "custom",
-           "flights_from_chunks", "get_profile", "parse_duration", "parse_rate", "predict", "rows", "session_of"]
+__all__ = ["PROFILES", "Link", "LinkError", "Profile", "ProfileError", "RoundTrip", "Session", "breakeven", "custom",
+           "get_profile", "parse_duration", "parse_rate", "predict", "rows", "session_from_chunks", "session_of"]

@@ -38,13 +38,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailstudy.link.profiles import INITIAL_WINDOW, MSS, Profile, get_profile
-from mailstudy.protocol.events import UP
 from mailstudy.protocol.metrics import OPEN_COMMANDS, percentile
+from mailstudy.wire import DOWN, UP, flights
 
 
 @dataclass(frozen=True)
-class Flight:
-    """One client flight and the server's answer. Times are seconds on the link the counts came from."""
+class RoundTrip:
+    """One client flight and the server's answer to it. Times are seconds on the link the counts came from."""
 
     bytes_up: int
     bytes_down: int
@@ -56,66 +56,59 @@ class Flight:
 
 @dataclass(frozen=True)
 class Session:
-    """What the model needs from a session: the greeting's time and the flights."""
+    """What the model needs from a session: the greeting's time and its round trips."""
 
     greeting_s: float
-    flights: tuple[Flight, ...]
-    list_pause_s: float = 0.0  # the client's time from the last listing flight to "list ready"
+    round_trips: tuple[RoundTrip, ...]
+    list_pause_s: float = 0.0  # the client's time from the last listing round trip to "list ready"
 
 
-def flights_from_chunks(chunks: Iterable[tuple[str, int, Any]], t_connect: Any, t_list_ready: Any = None,
+def session_from_chunks(chunks: Iterable[Any], t_connect: Any, t_list_ready: Any = None,
                         exchanges: Sequence[Any] = (), time_scale: float = 1e-9) -> Session:
-    """Cut a session's ``(direction, nbytes, t)`` chunks into flights (the same flights ``round_trips`` counts).
+    """A :class:`Session` from a session's chunks (:class:`mailstudy.wire.Chunk` or ``(direction, t, data)``),
+    cut by :func:`mailstudy.wire.flights`: each client flight with the server flight after it.
 
-    ``exchanges`` (the parsers' Exchange events) mark the flights that open a message: those sent after the list
-    was ready whose command fetches (FETCH, UID FETCH, RETR, TOP)."""
-    sec = (lambda t: (t - t_connect) * time_scale)
+    ``exchanges`` (the parsers' Exchange events) mark the round trips that open a message: those sent after the
+    list was ready whose command fetches (FETCH, UID FETCH, RETR, TOP)."""
+    def sec(t):
+        return (t - t_connect) * time_scale
+
     t_list = None if t_list_ready is None else sec(t_list_ready)
     opens_at = sorted(sec(e.t_sent) for e in exchanges
                       if e.command in OPEN_COMMANDS and e.t_sent is not None
                       and t_list is not None and sec(e.t_sent) >= t_list)
-    greeting_end = 0.0
-    raw: list[list] = []  # [up, down, t_first_up, t_last]
-    for direction, n, t in chunks:
-        if not n:
-            continue
-        s = sec(t)
-        if direction == UP:
-            if not raw or raw[-1][1]:  # a new flight starts after server bytes (or at the first client byte)
-                raw.append([0, 0, s, s])
-            raw[-1][0] += n
-        elif raw:
-            raw[-1][1] += n
-        else:
-            greeting_end = s
-            continue
-        raw[-1][3] = s
-    flights = []
+    runs = flights(chunks)
+    greeting_end = sec(runs[0].t_end) if runs and runs[0].direction == DOWN else 0.0
+    trips = []
     prev_end = greeting_end
     list_pause = 0.0
     k = 0
-    for up, down, t_first, t_last in raw:
+    for i, run in enumerate(runs):
+        if run.direction != UP:
+            continue
+        answer = runs[i + 1] if i + 1 < len(runs) else None
+        t_first, t_last = sec(run.t_start), sec((answer or run).t_end)
         before = t_list is None or t_first < t_list
         opens = False
         while k < len(opens_at) and opens_at[k] <= t_last:
-            opens = opens or opens_at[k] >= t_first - 1e-12
+            opens = opens or opens_at[k] >= t_first
             k += 1
-        flights.append(Flight(up, down, max(0.0, t_last - t_first), max(0.0, t_first - prev_end), before, opens))
+        trips.append(RoundTrip(run.nbytes, answer.nbytes if answer else 0, max(0.0, t_last - t_first),
+                               max(0.0, t_first - prev_end), before, opens))
         if before and t_list is not None:
             list_pause = max(0.0, t_list - t_last)
         prev_end = t_last
-    return Session(greeting_end, tuple(flights), list_pause)
+    return Session(greeting_end, tuple(trips), list_pause)
 
 
 def session_of(x: Any) -> Session:
-    """A :class:`Session` from one, from a list of :class:`Flight`, or from a live session result (anything with
+    """A :class:`Session` from one, from a list of :class:`RoundTrip`, or from a live session result (anything with
     ``trace`` and ``exchanges``, as :class:`mailstudy.live.access.SessionResult` has)."""
     if isinstance(x, Session):
         return x
     if hasattr(x, "trace") and hasattr(x, "exchanges"):
         tr = x.trace
-        return flights_from_chunks(((c.direction, len(c.data), c.t_ns) for c in tr.chunks), tr.t_connect_ns,
-                                   tr.milestones.get("list_ready"), x.exchanges, 1e-9)
+        return session_from_chunks(tr.chunks, tr.t_connect_ns, tr.milestones.get("list_ready"), x.exchanges, 1e-9)
     return Session(0.0, tuple(x))
 
 
@@ -154,7 +147,7 @@ def predict(session_or_flights: Any, profile: str | Profile) -> dict:
     t = max(p.rtt_s, s.greeting_s + p.rtt_s / 2)
     t_list = None
     opens = []
-    for f in s.flights:
+    for f in s.round_trips:
         wait = (p.rtt_s + _serial(f.bytes_up, p.up_bps) + max(_serial(f.bytes_down, p.down_bps), f.work_s)
                 + up.stall(f.bytes_up) + down.stall(f.bytes_down))
         t += f.pause_s + wait
@@ -168,14 +161,14 @@ def predict(session_or_flights: Any, profile: str | Profile) -> dict:
 
 def total_bytes(session_or_flights: Any) -> int:
     s = session_of(session_or_flights)
-    return sum(f.bytes_up + f.bytes_down for f in s.flights)
+    return sum(f.bytes_up + f.bytes_down for f in s.round_trips)
 
 
 def breakeven(header_first_none: Any, header_first_all: Any, download_all: Any,
               profile: str | Profile) -> dict:
     """The read fractions above which header-first costs more than download-all (module formula).
 
-    Arguments are sessions (or flights) of header-first with read fraction 0 and 1, and of download-all, on the
+    Arguments are sessions (or lists of round trips) of header-first with read fraction 0 and 1, and of download-all, on the
     same mailbox. Returns ``bytes_r`` and ``waiting_r`` (may fall outside [0, 1]: then one strategy wins at every
     read fraction; None when header-first's cost does not grow with r) with the terms they come from."""
     h0, h1, d = (total_bytes(x) for x in (header_first_none, header_first_all, download_all))

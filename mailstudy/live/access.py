@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterable
 
 from mailstudy import __version__
+from mailstudy.corpus.sections import header_of, pop3_form
 from mailstudy.live.clients import TracedIMAP4, TracedPOP3
 from mailstudy.live.devices import Device
 from mailstudy.live.trace import Trace
@@ -49,12 +50,14 @@ from mailstudy.protocol.metrics import open_waits, session_metrics
 PROTOCOLS = ("imap", "pop3")
 STRATEGIES = ("header-first", "download-all")
 POP3_MODES = ("keep", "delete")
-HEADER_END = b"\r\n\r\n"
 PREVIEW_LINE_BYTES = 78  # RFC 5322 2.1.1: lines SHOULD be no more than 78 characters
 
 
-class IntegrityError(AssertionError):
-    """A downloaded message or header is not byte-identical to any message delivered to the account."""
+class IntegrityError(Exception):
+    """A downloaded message or header is not byte-identical to any message delivered to the account.
+
+    A plain error, not an AssertionError: ``python -O`` and test tools treat assertions specially, and this is a
+    finding about the server, not a bug in mailstudy."""
 
 
 class SessionError(RuntimeError):
@@ -116,39 +119,52 @@ class SessionResult:
 
 
 class Known:
-    """The messages delivered to an account, indexed for byte-exact checks of what comes back."""
+    """The messages delivered to an account, indexed for byte-exact checks of what comes back.
+
+    What "the header" is and how POP3 hands a message back are :mod:`mailstudy.corpus.sections`'s rules; a POP3
+    check compares with the POP3 form (CRLF-terminated), an IMAP check with the bytes as delivered.
+    """
 
     def __init__(self, raws: Iterable[bytes]) -> None:
         self.by_sha: dict[str, bytes] = {}
-        self.header_sha: dict[str, str] = {}
+        # (protocol, "message" | "header") -> sha256 of that form -> sha256 of the delivered message
+        self._forms: dict[tuple[str, str], dict[str, str]] = {
+            (p, part): {} for p in ("imap", "pop3") for part in ("message", "header")}
         for raw in raws:
-            sha = hashlib.sha256(raw).hexdigest()
+            sha = _sha(raw)
             self.by_sha[sha] = raw
-            self.header_sha[hashlib.sha256(header_of(raw)).hexdigest()] = sha
+            header = header_of(raw)
+            for protocol, form in (("imap", lambda b: b), ("pop3", pop3_form)):
+                self._forms[protocol, "message"][_sha(form(raw))] = sha
+                self._forms[protocol, "header"][_sha(form(header))] = sha
 
-    def check_message(self, data: bytes, what: str) -> str:
-        sha = hashlib.sha256(data).hexdigest()
-        if sha not in self.by_sha:
+    def check_message(self, data: bytes, what: str, protocol: str = "imap") -> str:
+        """The delivered message's sha256 if ``data`` is one of them as ``protocol`` returns it, else raise."""
+        sha = _sha(data)
+        found = self._forms[protocol, "message"].get(sha)
+        if found is None:
             raise IntegrityError(f"{what}: {len(data)} bytes (sha256 {sha[:12]}) match no delivered message")
-        return sha
+        return found
 
-    def check_header(self, data: bytes, what: str) -> str:
-        sha = hashlib.sha256(data).hexdigest()
-        if sha not in self.header_sha:
+    def check_header(self, data: bytes, what: str, protocol: str = "imap") -> str:
+        """The delivered message's sha256 if ``data`` is the header of one of them as ``protocol`` returns it."""
+        sha = _sha(data)
+        found = self._forms[protocol, "header"].get(sha)
+        if found is None:
             raise IntegrityError(f"{what}: header of {len(data)} bytes (sha256 {sha[:12]}) matches no "
                                  f"delivered message's header")
-        return self.header_sha[sha]
+        return found
 
-    def check_prefix(self, data: bytes, sha: str, what: str) -> None:
-        """``data`` must be the start of the delivered message ``sha`` (a preview: TOP n k, a partial FETCH)."""
-        if not self.by_sha[sha].startswith(data):
+    def check_prefix(self, data: bytes, sha: str, what: str, protocol: str = "imap") -> None:
+        """``data`` must be the start of the delivered message ``sha`` as ``protocol`` returns it (a preview:
+        a partial FETCH, TOP n k)."""
+        raw = self.by_sha[sha]
+        if not (pop3_form(raw) if protocol == "pop3" else raw).startswith(data):
             raise IntegrityError(f"{what}: {len(data)} bytes are not the start of the delivered message")
 
 
-def header_of(raw: bytes) -> bytes:
-    """The header section including the blank line that ends it (what BODY[HEADER] and TOP n 0 return)."""
-    end = raw.find(HEADER_END)
-    return raw if end < 0 else raw[: end + len(HEADER_END)]
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def choose_opened(n: int, read_fraction: float, seed: int) -> list[int]:
@@ -182,11 +198,10 @@ def port_of(spec: SessionSpec, imap_port: int, pop3_port: int) -> int:
 
 
 def _finish(spec: SessionSpec, trace: Trace, messages: int, **counts) -> SessionResult:
-    parser_events = parse_session(spec.protocol, ((c.direction, c.data, c.t_ns) for c in trace.chunks))
+    parser_events = parse_session(spec.protocol, trace.chunks)
     exchanges = [e for e in parser_events if isinstance(e, Exchange)]
-    metrics = session_metrics([(c.direction, len(c.data), c.t_ns) for c in trace.chunks], exchanges,
-                              t_start=trace.t_connect_ns, t_list_ready=trace.milestones.get("list_ready"),
-                              time_scale=1e-9)
+    metrics = session_metrics(trace.chunks, exchanges, t_start=trace.t_connect_ns,
+                              t_list_ready=trace.milestones.get("list_ready"), time_scale=1e-9).as_row()
     metrics.update(open_waits(exchanges, trace.milestones.get("list_ready"), time_scale=1e-9))
     return SessionResult(spec=spec, trace=trace, exchanges=exchanges, metrics=metrics, messages=messages,
                          **counts)
@@ -351,7 +366,7 @@ def _pop3_session(host, port, user, password, spec: SessionSpec, known: Known, d
                 uidls[int(num) - 1] = uidl.decode("ascii", "replace")
         if spec.strategy == "header-first":
             tops = _pop3_run(c, [f"TOP {i} 0" for i in range(1, n + 1)], True, pipelining)
-            shas = [known.check_header(_joined(lines), f"POP3 TOP {i} 0")
+            shas = [known.check_header(_joined(lines), f"POP3 TOP {i} 0", "pop3")
                     for i, (_resp, lines) in enumerate(tops, 1)]
             counts["headers_fetched"] = len(tops)
             trace.mark("list_ready")
@@ -359,11 +374,12 @@ def _pop3_session(host, port, user, password, spec: SessionSpec, known: Known, d
             for pos in opened:
                 if spec.preview:
                     _resp, lines, _ = c.top(pos + 1, spec.preview_lines)
-                    known.check_prefix(_joined(lines), shas[pos], f"POP3 TOP {pos + 1} {spec.preview_lines}")
+                    known.check_prefix(_joined(lines), shas[pos], f"POP3 TOP {pos + 1} {spec.preview_lines}",
+                                       "pop3")
                     continue
                 _resp, lines, _ = c.retr(pos + 1)
                 raw = _joined(lines)
-                device.remember(known.check_message(raw, f"POP3 RETR {pos + 1}"), raw, uidls[pos])
+                device.remember(known.check_message(raw, f"POP3 RETR {pos + 1}", "pop3"), raw, uidls[pos])
             counts["bodies_fetched"] = 0 if spec.preview else len(opened)
             counts["opened"] = opened
         else:
@@ -373,7 +389,7 @@ def _pop3_session(host, port, user, password, spec: SessionSpec, known: Known, d
             got = _pop3_run(c, [f"RETR {i}" for i in wanted], True, pipelining)
             for i, (_resp, lines) in zip(wanted, got):
                 raw = _joined(lines)
-                device.remember(known.check_message(raw, f"POP3 RETR {i}"), raw, uidls[i - 1])
+                device.remember(known.check_message(raw, f"POP3 RETR {i}", "pop3"), raw, uidls[i - 1])
             counts["bodies_fetched"] = len(got)
             trace.mark("list_ready")
             if spec.pop3_mode == "delete":

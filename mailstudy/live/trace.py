@@ -11,17 +11,11 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-UP = "up"  # client -> server
-DOWN = "down"  # server -> client
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """One send() or recv() on the client socket."""
-
-    direction: str  # UP or DOWN
-    t_ns: int  # perf_counter_ns() when the call returned
-    data: bytes
+from mailstudy.wire import (  # a Chunk here: one send() or recv(), ``t`` = perf_counter_ns()
+    DOWN,
+    UP,
+    Chunk,
+)
 
 
 @dataclass
@@ -29,7 +23,7 @@ class Trace:
     """Everything one session's client socket saw: chunks in order and named milestones."""
 
     t_connect_ns: int = 0  # perf_counter_ns() just before connect()
-    chunks: list[Chunk] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)  # t: perf_counter_ns() when the call returned
     milestones: dict[str, int] = field(default_factory=dict)
     local: tuple[str, int] | None = None
     remote: tuple[str, int] | None = None
@@ -52,7 +46,7 @@ class Trace:
 
     @property
     def t_end_ns(self) -> int:
-        return self.chunks[-1].t_ns if self.chunks else self.t_connect_ns
+        return self.chunks[-1].t if self.chunks else self.t_connect_ns
 
 
 class TracedSocket:

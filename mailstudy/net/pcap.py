@@ -33,10 +33,9 @@ import socket
 import struct
 from dataclasses import dataclass, field
 from itertools import starmap
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
-if TYPE_CHECKING:  # pragma: no cover
-    import pandas
+from mailstudy.net.layouts import ETH_IPV4, ETH_IPV6, IP_PROTO_TCP, LINKS, VLAN_TPIDS, LinkLayout
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +45,6 @@ __all__ = ["PcapError", "TcpPacket", "PcapStats", "PcapReader", "read_tcp", "rea
 _BLOCK = 1 << 20  # bytes read at a time
 _MAX_RECORD = 1 << 26  # a record longer than 64 MiB means a corrupt length field
 _MAX_WARNINGS = 100  # per file; further ones are only counted
-
-# TCP flag bits (also used by reassembly)
-FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
 
 
 class PcapError(ValueError):
@@ -63,6 +59,8 @@ class TcpPacket:
     the packet, ``truncated`` is True and the payload is shorter than the segment really was. ``index`` is the
     record's 1-based number in the file, as Wireshark shows it, counting every record (TCP or not).
     ``flags`` holds the 9 TCP flag bits (NS..FIN). ``t`` is float seconds; ``t_ns`` the exact integer time.
+    ``tcp_offset`` is where the segment's TCP header sits in the file (-1 for a packet not read from a file):
+    with it a tool can rewrite a packet in place without walking the records again (see ``offline/redact``).
     """
 
     t: float
@@ -79,11 +77,12 @@ class TcpPacket:
     truncated: bool
     index: int
     t_ns: int = 0
+    tcp_offset: int = -1
 
 
 # The order of the plain tuples that ``read_tcp_tuples`` yields: TcpPacket's fields, in TcpPacket's order.
 PACKET_FIELDS = ("t", "src", "sport", "dst", "dport", "seq", "ack", "flags", "payload", "wire_len", "cap_len",
-                 "truncated", "index", "t_ns")
+                 "truncated", "index", "t_ns", "tcp_offset")
 
 
 @dataclass(slots=True)
@@ -131,15 +130,10 @@ _HINTS = {
     b"PK": "a zip archive, not a capture",
 }
 
-# ---- packet layouts ------------------------------------------------------------------------------------------
+# ---- packet layouts (declared in mailstudy.net.layouts; these are the reader's tuned views of them) ------------
 _IPV4 = struct.Struct("!BxHxxHxB2x4s4s").unpack_from  # vihl, total length, frag field, proto, src, dst
 _IPV6 = struct.Struct("!4xHBx16s16s").unpack_from  # payload length, next header, src, dst
 _TCP = struct.Struct("!HHIIH").unpack_from  # sport, dport, seq, ack, data offset + flags
-_VLANS = (0x8100, 0x88A8, 0x9100)
-_RAW_LINKTYPES = (101, 12, 14)
-_NULL_LINKTYPES = (0, 108)
-_LINK_NAMES = {1: "Ethernet", 113: "Linux SLL", 276: "Linux SLL2", 101: "raw IP", 12: "raw IP", 14: "raw IP",
-               0: "BSD NULL", 108: "OpenBSD LOOP"}
 _IP_PROTOS = {1: "icmp", 2: "igmp", 17: "udp", 47: "gre", 50: "esp", 58: "icmpv6", 59: "ipv6-no-next",
               132: "sctp"}
 _ETHERTYPES = {0x0806: "arp", 0x8035: "rarp", 0x88CC: "lldp", 0x8863: "pppoe", 0x8864: "pppoe", 0x888E: "eapol"}
@@ -150,14 +144,19 @@ _V6_EXT = (0, 43, 60)  # hop-by-hop, routing, destination options: length in 8-o
 # without an ethertype): masked, it must say "IPv4, 20-byte header"; the second word is fragment field+TTL+
 # protocol: masked, it must say "not a fragment, TCP". Anything else goes to _decode().
 _IP_TCP = "H2xI2x8sHHIIH"  # total length, frag+ttl+proto, src+dst as one 8-byte key, TCP header
-_FAST = {
-    1: (struct.Struct("!12xI" + _IP_TCP).unpack_from, 14, 0xFFFFFF00, 0x08004500),
-    113: (struct.Struct("!12x2xI" + _IP_TCP).unpack_from, 16, 0xFFFFFF00, 0x08004500),
-    101: (struct.Struct("!H" + _IP_TCP).unpack_from, 0, 0xFF00, 0x4500),
-    0: (struct.Struct("!4xH" + _IP_TCP).unpack_from, 4, 0xFF00, 0x4500),
-    108: (struct.Struct("!4xH" + _IP_TCP).unpack_from, 4, 0xFF00, 0x4500),
-}
-_FAST[12] = _FAST[14] = _FAST[101]
+
+
+def _fast(link: LinkLayout):
+    """The fast-path entry of one link layout, or None when its EtherType is not right before the IP header."""
+    if link.ethertype_at is None:
+        return struct.Struct(f"!{link.length}xH" + _IP_TCP).unpack_from, link.length, 0xFF00, 0x4500
+    if link.ethertype_at + 2 == link.length:
+        return (struct.Struct(f"!{link.ethertype_at}xI" + _IP_TCP).unpack_from, link.length, 0xFFFFFF00,
+                ETH_IPV4 << 16 | 0x4500)
+    return None
+
+
+_FAST = {lt: f for lt, link in LINKS.items() if (f := _fast(link)) is not None}
 
 _addr4: dict[bytes, str] = {}
 _addr6: dict[bytes, str] = {}
@@ -194,50 +193,43 @@ def _ntoa6(raw: bytes) -> str:
 def _decode(buf: bytes, off: int, end: int, lt: int):
     """Find the TCP segment in one link-layer frame ``buf[off:end]``.
 
-    Returns ``(src, dst, sport, dport, seq, ack, flags, payload_start, payload_end, short)`` for TCP, where
-    ``short`` is 0, 1 (the IP packet was cut by the snap length) or 2 (a first IP fragment: payload incomplete);
-    otherwise a short string naming what the frame was ("udp", "arp", "ipv4-fragment", ...).
+    Returns ``(src, dst, sport, dport, seq, ack, flags, payload_start, payload_end, short, tcp_start)`` for TCP,
+    where ``short`` is 0, 1 (the IP packet was cut by the snap length) or 2 (a first IP fragment: payload
+    incomplete) and ``tcp_start`` is the TCP header's offset in ``buf``; otherwise a short string naming what
+    the frame was ("udp", "arp", "ipv4-fragment", ...).
     """
-    # -- link layer -> ethertype
-    if lt == 1:
-        if end - off < 14:
+    # -- link layer -> ethertype (layouts: mailstudy.net.layouts.LINKS)
+    link = LINKS.get(lt)
+    if link is None:
+        return "linktype-%d" % lt
+    at = link.ethertype_at
+    if at is not None:
+        if end - off < link.length:
             return "short-frame"
-        et = (buf[off + 12] << 8) | buf[off + 13]
-        off += 14
-        while et in _VLANS:
-            if end - off < 4:
-                return "short-frame"
-            et = (buf[off + 2] << 8) | buf[off + 3]
-            off += 4
-    elif lt == 113:
-        if end - off < 16:
-            return "short-frame"
-        et = (buf[off + 14] << 8) | buf[off + 15]
-        off += 16
-    elif lt == 276:
-        if end - off < 20:
-            return "short-frame"
-        et = (buf[off] << 8) | buf[off + 1]
-        off += 20
+        et = (buf[off + at] << 8) | buf[off + at + 1]
+        off += link.length
+        if link.vlan:
+            while et in VLAN_TPIDS:
+                if end - off < 4:
+                    return "short-frame"
+                et = (buf[off + 2] << 8) | buf[off + 3]
+                off += 4
     else:
-        if lt in _NULL_LINKTYPES:
-            off += 4  # address family, in the capturing host's byte order: the IP version nibble is surer
-        elif lt not in _RAW_LINKTYPES:
-            return "linktype-%d" % lt
+        off += link.length  # BSD NULL/LOOP: an address family in the host's byte order; the IP version is surer
         if end - off < 1:
             return "short-frame"
         v = buf[off] >> 4
-        et = 0x0800 if v == 4 else 0x86DD if v == 6 else -1
+        et = ETH_IPV4 if v == 4 else ETH_IPV6 if v == 6 else -1
     # -- network layer -> TCP header offset
     short = 0
-    if et == 0x0800:
+    if et == ETH_IPV4:
         if end - off < 20:
             return "short-ip"
         vihl, totlen, frag, proto, s, d = _IPV4(buf, off)
         ihl = (vihl & 15) << 2
         if vihl >> 4 != 4 or ihl < 20:
             return "bad-ipv4"
-        if proto != 6:
+        if proto != IP_PROTO_TCP:
             return _IP_PROTOS.get(proto) or "ip-proto-%d" % proto
         if frag & 0x1FFF:
             return "ipv4-fragment"
@@ -252,7 +244,7 @@ def _decode(buf: bytes, off: int, end: int, lt: int):
         elif ip_end > end:
             ip_end = end
             short = short or 1
-    elif et == 0x86DD:
+    elif et == ETH_IPV6:
         if end - off < 40:
             return "short-ip"
         plen, nh, s, d = _IPV6(buf, off)
@@ -261,7 +253,7 @@ def _decode(buf: bytes, off: int, end: int, lt: int):
         if ip_end > end:
             ip_end = end
             short = 1
-        while nh != 6:
+        while nh != IP_PROTO_TCP:
             if nh in _V6_EXT or nh == 51:
                 if ip_end - tcp < 8:
                     return "short-ip"
@@ -296,7 +288,8 @@ def _decode(buf: bytes, off: int, end: int, lt: int):
     pstart = tcp + doff
     if pstart > ip_end:
         return "tcp-header-cut"
-    return src, dst, sport, dport, seq, ack, offflags & 0x1FF, pstart, ip_end, short
+    return src, dst, sport, dport, seq, ack, offflags & 0x1FF, pstart, ip_end, short, tcp
+
 
 
 # ---- the reader ----------------------------------------------------------------------------------------------
@@ -368,7 +361,7 @@ class PcapReader:
         raise PcapError(f"{name}: {what} (magic 0x{struct.unpack_from('>I', head)[0]:08x})")
 
     def _check_linktype(self, linktype: int) -> None:
-        if linktype not in _LINK_NAMES:
+        if linktype not in LINKS:
             self.stats.warn(f"link type {linktype} is not supported: its packets are counted, not decoded")
 
     # -- iteration -----------------------------------------------------------------------------------------
@@ -416,6 +409,9 @@ class PcapReader:
         pairs = _pairs4
         fast, linklen, mask, want = _FAST.get(lt, (None, 0, 0, 0))
         minlen = linklen + 40
+        tcp_at = linklen + 20  # the fast path's IPv4 header has no options: TCP sits this far into a frame
+        base = 0  # file offset of buf[0]
+        fast_base = tcp_at  # base + tcp_at, kept so the fast path pays one addition
         try:
             while True:
                 if n - pos < hlen:
@@ -425,6 +421,8 @@ class PcapReader:
                             st.warn(f"record #{index + 1}: truncated record header at the end of the file "
                                     f"({n - pos} of {hlen} bytes); stopped there")
                         break
+                    base += pos
+                    fast_base += pos
                     buf = buf[pos:] + more
                     pos = 0
                     n = len(buf)
@@ -442,6 +440,8 @@ class PcapReader:
                         st.warn(f"record #{index + 1}: truncated last record ({n - start} of {incl} bytes "
                                 f"present); stopped there")
                         break
+                    base += pos
+                    fast_base += pos
                     buf = buf[pos:] + more
                     pos = 0
                     n = len(buf)
@@ -461,16 +461,17 @@ class PcapReader:
                         t_ns = sec * 1_000_000_000 + frac * frac_ns
                         p = start + linklen
                         yield (t_ns / 1_000_000_000, pair[0], sport, pair[1], dport, seq, ack, of & 0x1FF,
-                               buf[p + 20 + doff:p + totlen], orig, incl, incl < orig, index, t_ns)
+                               buf[p + 20 + doff:p + totlen], orig, incl, incl < orig, index, t_ns,
+                               fast_base + start)
                         continue
                 r = decode(buf, start, end, lt)
                 if r.__class__ is tuple:
-                    src, dst, sport, dport, seq, ack, flags, ps, pe, short = r
+                    src, dst, sport, dport, seq, ack, flags, ps, pe, short, tcp = r
                     t_ns = sec * 1_000_000_000 + frac * frac_ns
                     if short == 2:
                         st.warn(f"packet #{index}: first IP fragment; its TCP payload is incomplete")
                     yield (t_ns / 1_000_000_000, src, sport, dst, dport, seq, ack, flags, buf[ps:pe],
-                           orig, incl, bool(short) or incl < orig, index, t_ns)
+                           orig, incl, bool(short) or incl < orig, index, t_ns, base + tcp)
                 else:
                     self._non_tcp(r, index)
         finally:
@@ -495,6 +496,7 @@ class PcapReader:
         ifaces: list[tuple[int, int, int, int, int, int]] = []  # linktype, snaplen, mul, div, shift, offset_ns
         last_t_ns = 0
         spb_warned = False
+        base = 0  # file offset of buf[0]
         try:
             while True:
                 if n - pos < 12:
@@ -504,6 +506,7 @@ class PcapReader:
                             st.warn(f"truncated block header at the end of the file ({n - pos} bytes); "
                                     f"stopped there")
                         break
+                    base += pos
                     buf = buf[pos:] + more
                     pos = 0
                     n = len(buf)
@@ -530,6 +533,7 @@ class PcapReader:
                         st.warn(f"truncated last block (type 0x{btype:x}: {n - pos} of {blen} bytes present); "
                                 f"stopped there")
                         break
+                    base += pos
                     buf = buf[pos:] + more
                     pos = 0
                     n = len(buf)
@@ -586,12 +590,12 @@ class PcapReader:
                     truncated_records += 1
                 r = decode(buf, start, start + incl, lt)
                 if r.__class__ is tuple:
-                    src, dst, sport, dport, seq, ack, flags, ps, pe, short = r
+                    src, dst, sport, dport, seq, ack, flags, ps, pe, short, tcp = r
                     if short == 2:
                         st.warn(f"packet #{index}: first IP fragment; its TCP payload is incomplete")
                     tcp_count += 1
                     yield (t_ns / 1_000_000_000, src, sport, dst, dport, seq, ack, flags, buf[ps:pe],
-                           orig, incl, bool(short) or incl < orig, index, t_ns)
+                           orig, incl, bool(short) or incl < orig, index, t_ns, base + tcp)
                 else:
                     self._non_tcp(r, index)
         finally:

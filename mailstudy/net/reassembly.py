@@ -36,33 +36,31 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from heapq import heappop, heappush
 from operator import attrgetter
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
-from mailstudy.net.pcap import TcpPacket, read_tcp
+from mailstudy.net.layouts import MAIL_PORTS
+from mailstudy.net.layouts import TH_ACK as ACK
+from mailstudy.net.layouts import TH_FIN as FIN
+from mailstudy.net.layouts import TH_RST as RST
+from mailstudy.net.layouts import TH_SYN as SYN
+from mailstudy.net.pcap import PACKET_FIELDS, TcpPacket, read_tcp
+from mailstudy.wire import DOWN, UP
+from mailstudy.wire import (
+    Chunk as StreamChunk,  # bytes that became readable in order, one way, at ``t``
+)
 
 if TYPE_CHECKING:  # pragma: no cover
+    import os
+
     import pandas
 
 __all__ = ["StreamChunk", "TcpConnection", "ConnectionTable", "reassemble", "reassemble_tuples", "MAIL_PORTS", "packets_frame"]
 
-UP = "up"  # client -> server
-DOWN = "down"  # server -> client
-FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
-MAIL_PORTS = (143, 993, 110, 995, 25, 587, 465)
 _M32 = 0xFFFFFFFF
 _MAX_WARNINGS = 50  # per connection
+SegmentWatcher = Callable[[int, int, int, TcpPacket], None]  # see reassemble()
 # a TcpPacket as a tuple in mailstudy.net.pcap.PACKET_FIELDS order
-_fields = attrgetter("t", "src", "sport", "dst", "dport", "seq", "ack", "flags", "payload", "wire_len", "cap_len",
-                     "truncated", "index", "t_ns")
-
-
-@dataclass(slots=True)
-class StreamChunk:
-    """Bytes that became readable in order, one way, at time ``t`` (the packet that completed them)."""
-
-    direction: str  # "up" | "down"
-    t: float
-    data: bytes
+_fields = attrgetter(*PACKET_FIELDS)
 
 
 @dataclass(slots=True)
@@ -171,6 +169,7 @@ class ConnectionTable:
         self.fast: dict[tuple, tuple[TcpConnection, _Dir, _Dir]] = {}
         self.tracks: list[_Track] = []
         self._make = make_conns
+        self.on_segment: SegmentWatcher | None = None
 
     def _new(self, p: TcpPacket) -> tuple[_Track, int]:
         to_dst = _server_is_dst(p)
@@ -376,6 +375,8 @@ def _packet(table: ConnectionTable, p: TcpPacket) -> None:
     if data or f & (FIN | RST) or p.truncated:
         x = ((seq - d.base) - d.next) & _M32  # unwrap against the next expected offset
         off = d.next + (x - 0x100000000 if x & 0x80000000 else x)
+        if table.on_segment is not None:
+            table.on_segment(tr.index, di, off, p)
         if data:
             _segment(c, d, off, data, t, p.index)
         if p.truncated and p.wire_len > p.cap_len and d.next == off + len(data):
@@ -395,24 +396,31 @@ def _packet(table: ConnectionTable, p: TcpPacket) -> None:
             _check_acked(c, o)
 
 
-def reassemble(packets: Iterable[TcpPacket]) -> list[TcpConnection]:
-    """Group TCP packets into connections and rebuild both byte streams of each (rules in the module doc)."""
-    return reassemble_tuples(map(_fields, packets))
+def reassemble(packets: Iterable[TcpPacket], on_segment: SegmentWatcher | None = None) -> list[TcpConnection]:
+    """Group TCP packets into connections and rebuild both byte streams of each (rules in the module doc).
+
+    ``on_segment(connection index, direction 0 up / 1 down, stream offset, packet)`` is called for every packet
+    that carries data, FIN or RST, with the offset rule 3 gives it (before FIN trimming or overlap handling): how
+    a tool maps stream bytes back to the packets that carried them, every copy included (``offline/redact``).
+    """
+    return reassemble_tuples(map(_fields, packets), on_segment)
 
 
-def reassemble_tuples(packets: Iterable[tuple]) -> list[TcpConnection]:
+def reassemble_tuples(packets: Iterable[tuple], on_segment: SegmentWatcher | None = None) -> list[TcpConnection]:
     """:func:`reassemble` for packets as plain tuples in ``mailstudy.net.pcap.PACKET_FIELDS`` order (what
     ``read_tcp_tuples`` yields): the same connections, without making a TcpPacket per packet.
 
     The fast path takes the common packet (no SYN/FIN/RST, known connection and direction, data in order or
-    none) in a few lines; everything else is rebuilt as a TcpPacket and goes through ``_packet``.
+    none) in a few lines; everything else is rebuilt as a TcpPacket and goes through ``_packet``. With an
+    ``on_segment`` watcher every packet takes the general path (the fast path stays free of the check).
     """
     table = ConnectionTable(make_conns=True)
-    get = table.fast.get
+    table.on_segment = on_segment
+    get = table.fast.get if on_segment is None else {}.get
     M = _M32
     general = _packet
     for tup in packets:
-        t, src, sport, dst, dport, seq, ack, f, data, _wire, _cap, trunc, _index, _t_ns = tup
+        t, src, sport, dst, dport, seq, ack, f, data, _wire, _cap, trunc, _index, _t_ns, _at = tup
         if f & 0x07 or trunc:
             general(table, TcpPacket(*tup))
             continue

@@ -6,15 +6,9 @@ definitions: :mod:`mailstudy.net.pcap` reads packets, :mod:`mailstudy.net.reasse
 :mod:`mailstudy.protocol` turns bytes into exchanges and :mod:`mailstudy.protocol.metrics` computes every number. Nothing
 here counts a byte or a round trip in a way of its own.
 
-Which connections are mail sessions (first rule that applies wins):
-
-1. The server port is 143 or 993 (IMAP) or 110 or 995 (POP3). If the server's first line clearly says the
-   other protocol, the greeting wins (with a warning).
-2. The server port is one the caller named (``ports``): the protocol is told by the server's first line.
-3. Any other port: the *server speaks first* and its first line starts ``* OK``/``* PREAUTH`` (IMAP) or
-   ``+OK`` (POP3). The "server first" condition is what keeps Redis (whose replies are ``+OK`` too, but only
-   after the client spoke) out.
-Everything else is not mail; it yields no session, only a count in the file's warnings.
+Which connections are mail sessions: :mod:`mailstudy.protocol.classify` decides (by port and greeting), the
+same classifier redaction uses; everything else is not mail and yields no session, only a count in the file's
+warnings.
 
 A session is *encrypted* when its port is 993/995, its first bytes are TLS records, or STARTTLS/STLS succeeded
 (the parser's :class:`~mailstudy.protocol.events.Encrypted` event). Times are the capture's float seconds
@@ -26,7 +20,7 @@ Speed and memory: packets stream from the reader into reassembly as plain tuples
 the file, as the contract hands back each ``TcpConnection``; it keeps them as plain ``(direction, t, data)``
 tuples (``chunk_tuples``), which the cyclic garbage collector stops visiting once it has seen them
 (``TcpConnection.chunks`` makes the ``StreamChunk`` objects only when asked). Each run of chunks in one direction
-goes to the parser in one call (``_feed_lists``, ``feed_many`` for lists of non-empty chunks). The parsers do
+goes to the parser in one call (``feed_lists``, ``feed_many`` for two lists). The parsers do
 not copy payloads (IMAP literals, POP3 data) unless ``keep_payloads=True``: the bytes stay available in
 ``connection.stream()``, and not copying them keeps a 1,000,000-packet capture under 1 GB. ``pause_gc=True``
 (for a command line only) switches the cyclic garbage collector off during the call; bench/analyze.py measures
@@ -44,17 +38,18 @@ from mailstudy.net.pcap import PcapError, PcapStats, read_tcp_tuples
 from mailstudy.net.reassembly import TcpConnection, reassemble_tuples
 from mailstudy.protocol import make_parser
 from mailstudy.protocol import metrics as _metrics
-from mailstudy.protocol.events import DOWN, Encrypted, Exchange, ParseWarning
+from mailstudy.protocol.classify import IMPLICIT_TLS_PORTS, WELL_KNOWN_PORTS
+from mailstudy.protocol.classify import classify as classify_stream
+from mailstudy.protocol.events import Encrypted, Exchange, ParseWarning
+from mailstudy.wire import METRIC_KEYS, Flight
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
 
 __all__ = ["Analysis", "SessionAnalysis", "analyze_pcap", "classify", "PcapError", "WELL_KNOWN_PORTS"]
 
-WELL_KNOWN_PORTS = {143: "imap", 993: "imap", 110: "pop3", 995: "pop3"}
-IMPLICIT_TLS_PORTS = (993, 995)
-_FIRST_LINE_MAX = 4096  # bytes of the server's first line looked at to recognise a greeting
 _MAX_SESSION_WARNINGS = 200
+_new_tuple = tuple.__new__  # a Flight without NamedTuple's Python-level __new__ (one per run of a big capture)
 
 
 @dataclass
@@ -66,7 +61,7 @@ class SessionAnalysis:
     protocol: str  # "imap" | "pop3"
     port: int  # server port
     encrypted: bool  # IMAPS/POP3S from the start, or after STARTTLS/STLS
-    events: list  # parser events (Greeting, Exchange, Encrypted, ParseWarning)
+    events: list  # parser events (Greeting, Exchange, Encrypted, ParseWarning, credential Span)
     exchanges: list[Exchange]  # sorted by Exchange.index (order sent)
     metrics: dict  # session_metrics(...) keys + client, server, protocol, packets, encrypted
     warnings: list[str] = field(default_factory=list)
@@ -116,8 +111,7 @@ class Analysis:
         return pd.concat(frames, ignore_index=True)
 
 
-SESSION_COLUMNS = ["client", "server", "protocol", "port", "encrypted", "packets", "bytes_up", "bytes_down",
-                   "commands", "round_trips", "duration_s", "time_to_list_s", "exchanges_failed"]
+SESSION_COLUMNS = ["client", "server", "protocol", "port", "encrypted", "packets", *METRIC_KEYS]
 
 
 # ---- recognising mail ----------------------------------------------------------------------------------------
@@ -126,57 +120,10 @@ def _endpoint(addr: tuple[str, int]) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _first_payload(conn: TcpConnection) -> tuple[str | None, bytes, bytes]:
-    """(direction of the first payload chunk, start of the down stream, start of the up stream)."""
-    first = None
-    down = bytearray()
-    up = bytearray()
-    for direction, _t, data in conn.chunk_tuples:
-        if first is None:
-            first = direction
-        if direction == DOWN:
-            if len(down) < _FIRST_LINE_MAX and b"\n" not in down:
-                down += data[:_FIRST_LINE_MAX]
-        elif len(up) < 2:
-            up += data[:2]
-        if (b"\n" in down or len(down) >= _FIRST_LINE_MAX) and len(up) >= 2:
-            break
-    return first, bytes(down), bytes(up)
-
-
-def _greeting_protocol(down: bytes) -> str | None:
-    line = down.split(b"\n", 1)[0]
-    if line[:9].upper().startswith((b"* OK", b"* PREAUTH")):
-        return "imap"
-    if line[:3].upper() == b"+OK":
-        return "pop3"
-    return None
-
-
-def _is_tls(start: bytes) -> bool:
-    return start[:2] == b"\x16\x03"
-
-
 def classify(conn: TcpConnection, ports: Iterable[int] = ()) -> tuple[str | None, str]:
-    """The protocol of a connection (``"imap"``, ``"pop3"`` or None) and why, by the rules in the module doc."""
-    port = conn.server[1]
-    first, down, up = _first_payload(conn)
-    by_greeting = _greeting_protocol(down) if first == DOWN or port in WELL_KNOWN_PORTS else None
-    tls = _is_tls(down) or _is_tls(up)
-    if port in WELL_KNOWN_PORTS:
-        proto = WELL_KNOWN_PORTS[port]
-        if by_greeting and by_greeting != proto and not tls:
-            return by_greeting, f"port {port} is {proto}, but the server's first line is {by_greeting}"
-        return proto, ""
-    if port in set(ports):
-        if by_greeting:
-            return by_greeting, ""
-        if tls:
-            return None, f"port {port}: TLS from the start, so the protocol cannot be told from a greeting"
-        return None, f"port {port}: the server's first line is not an IMAP or POP3 greeting"
-    if first == DOWN and by_greeting:
-        return by_greeting, ""
-    return None, ""
+    """The protocol of a connection (``"imap"``, ``"pop3"`` or None) and why: :func:`mailstudy.protocol.classify.
+    classify` on its server port and first bytes."""
+    return classify_stream(conn.server[1], conn.chunk_tuples, ports)
 
 
 # ---- one session ---------------------------------------------------------------------------------------------
@@ -184,17 +131,16 @@ def _warning_text(w: ParseWarning) -> str:
     return f"{w.direction} stream, offset {w.offset}: {w.message}"
 
 
-def _feed_runs(feed_many, chunks: list) -> list[tuple[str, int, float]]:
+def _feed_runs(feed_many, chunks: list) -> list[Flight]:
     """Feed every chunk, in capture order, with its own time; return the flights for the metrics.
 
     ``chunks`` are ``(direction, t, data)`` tuples (``TcpConnection.chunk_tuples``). A run of consecutive chunks
     in one direction goes to the parser in one ``feed_many`` (the same events as a ``feed`` per chunk, times
     included: the parsers decide on bytes and take each byte's time from its chunk), and is one
-    ``(direction, bytes, last time)`` item for the metrics: sums, flights (round trips) and the last time are
-    the same by construction, and the one definition runs on a third of the items. ``feed_many`` None: only
-    the flights.
+    :class:`~mailstudy.wire.Flight` for the metrics (reassembly's chunks are never empty, so a run is a
+    flight). ``feed_many`` None: only the flights.
     """
-    flights: list[tuple[str, int, float]] = []
+    flights: list[Flight] = []
     add = flights.append
     run_dir = None
     datas: list = []
@@ -204,7 +150,7 @@ def _feed_runs(feed_many, chunks: list) -> list[tuple[str, int, float]]:
             if datas:
                 if feed_many is not None:
                     feed_many(run_dir, datas, ts)
-                add((run_dir, sum(map(len, datas)), max(ts)))
+                add(_new_tuple(Flight, (run_dir, sum(map(len, datas)), ts[0], max(ts))))
             run_dir = direction
             datas = [data]
             ts = [t]
@@ -214,7 +160,7 @@ def _feed_runs(feed_many, chunks: list) -> list[tuple[str, int, float]]:
     if datas:
         if feed_many is not None:
             feed_many(run_dir, datas, ts)
-        add((run_dir, sum(map(len, datas)), max(ts)))
+        add(_new_tuple(Flight, (run_dir, sum(map(len, datas)), ts[0], max(ts))))
     return flights
 
 
@@ -232,7 +178,7 @@ def analyze_connection(conn: TcpConnection, protocol: str, index: int = 0,
     parser = make_parser(protocol)
     parser.keep_payloads = keep_payloads  # without: literals and POP3 data are counted, never copied
     chunks = conn.chunk_tuples
-    flights = _feed_runs(parser._feed_lists if fast else None, chunks)
+    flights = _feed_runs(parser.feed_lists if fast else None, chunks)
     if not fast:
         for direction, t, data in chunks:
             parser.feed(direction, data, t)
@@ -244,7 +190,7 @@ def analyze_connection(conn: TcpConnection, protocol: str, index: int = 0,
     t_start = conn.t_syn if conn.t_syn is not None else conn.t_first
     m = _metrics.session_metrics(flights, exchanges, t_start=t_start, t_list_ready=None, time_scale=1.0)
     row = {"client": _endpoint(conn.client), "server": _endpoint(conn.server), "protocol": protocol,
-           "port": port, "encrypted": encrypted, "packets": conn.packets, **m}
+           "port": port, "encrypted": encrypted, "packets": conn.packets, **m.as_row()}
     warnings: list[str] = []
     if note:
         warnings.append(note)

@@ -3,6 +3,18 @@
 Why: a live socket trace and a reassembled pcap must give the same exchanges, so both go through these parsers
 (``ImapParser``, ``Pop3Parser``: ``feed(direction, data, t)``, ``next_event()``, ``events()``, ``close()``).
 ``parse_session`` is the one-call form for a whole recorded session.
+
+They are the only holders of IMAP and POP3 state: redaction and replay read their events (credential spans with
+absolute client-stream offsets, :class:`~mailstudy.protocol.events.Span`) and their public progress
+(``progress()``), and keep no scanner of their own. :mod:`.imap_lexer` and :mod:`.imap_response` are the one IMAP
+tokenizer and FETCH reader; :mod:`.classify` tells IMAP, POP3 and not-mail apart for analysis and redaction.
+
+Which exchange a server byte belongs to (DESIGN "Words": an exchange is a command with its complete response):
+a tagged status line, a continuation request and a POP3 reply go to the command they answer (tag, waiting
+command, FIFO order). An untagged IMAP response goes to the command it answers: an untagged ``FETCH`` to the
+oldest in-flight FETCH/STORE whose UID set (UID commands, by the response's ``UID`` item) or sequence set holds
+it, so that 30 pipelined ``UID FETCH n (BODY.PEEK[])`` each get their own message; any other untagged response,
+and a FETCH that no in-flight set holds, to the oldest in-flight command.
 """
 
 from __future__ import annotations
@@ -17,10 +29,13 @@ from mailstudy.protocol.events import (
     Exchange,
     Greeting,
     ParseWarning,
+    Progress,
+    Span,
     TlsCounts,
 )
 from mailstudy.protocol.imap import ImapParser
 from mailstudy.protocol.pop3 import Pop3Parser
+from mailstudy.wire import Chunk
 
 PARSERS = {"imap": ImapParser, "pop3": Pop3Parser}
 
@@ -35,6 +50,8 @@ __all__ = [
     "PARSERS",
     "ParseWarning",
     "Pop3Parser",
+    "Progress",
+    "Span",
     "TlsCounts",
     "feed_all",
     "make_parser",
@@ -51,15 +68,15 @@ def make_parser(protocol: str) -> ImapParser | Pop3Parser:
 
 
 def _chunk_parts(chunk: Any) -> tuple[str, bytes, Any]:
-    # a mailstudy.live.trace.Chunk (direction, t_ns, data) or a (direction, data, t) tuple
-    if hasattr(chunk, "direction") and hasattr(chunk, "data"):
-        return chunk.direction, chunk.data, getattr(chunk, "t_ns", getattr(chunk, "t", None))
-    direction, data, t = chunk
-    return direction, data, t
+    # a mailstudy.wire.Chunk, a (direction, data, t) tuple or a (direction, data) pair (no time)
+    if chunk.__class__ is Chunk:
+        return chunk.direction, chunk.data, chunk.t
+    return chunk[0], chunk[1], chunk[2] if len(chunk) > 2 else None
 
 
 def feed_all(parser: ImapParser | Pop3Parser, chunks: Iterable[Any], t_close: Any = None) -> list[Event]:
-    """Feed every chunk to ``parser``, close it and return all its events."""
+    """Feed every chunk (a ``wire.Chunk``, a ``(direction, data, t)`` tuple or a ``(direction, data)`` pair) to
+    ``parser``, close it and return all its events."""
     last_t = t_close
     for chunk in chunks:
         direction, data, t = _chunk_parts(chunk)
@@ -70,7 +87,7 @@ def feed_all(parser: ImapParser | Pop3Parser, chunks: Iterable[Any], t_close: An
 
 
 def parse_session(protocol: str, chunks: Iterable[Any]) -> list[Event]:
-    """Parse a whole session: ``chunks`` are ``(direction, data, t)`` tuples or ``trace.Chunk`` objects in order.
+    """Parse a whole session: ``chunks`` are ``(direction, data, t)`` tuples or ``wire.Chunk`` objects in order.
 
     Exchanges come in the order they completed; sort by ``index`` for the order they were sent.
     """

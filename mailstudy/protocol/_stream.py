@@ -20,11 +20,14 @@ from typing import Any, Iterable, NamedTuple
 
 from mailstudy.protocol.events import (
     DOWN,
+    NOT_SECRET,
     UP,
     Encrypted,
     Event,
     Exchange,
     ParseWarning,
+    Progress,
+    Span,
     TlsCounts,
 )
 
@@ -228,11 +231,6 @@ class ByteStream:
         self._scan = len(self.buf)
         return None
 
-    def no_line_yet(self) -> None:
-        """The caller found no newline in the buffer: remember how far it looked (so a long line fed byte by
-        byte is not searched again from its start each time)."""
-        self._scan = len(self.buf)
-
     def trim(self) -> None:
         """Drop the marks of chunks that lie wholly before the unconsumed bytes."""
         offs = self._offs
@@ -244,8 +242,6 @@ class ByteStream:
                 del offs[:lo]
                 del self._ts[:lo]
                 self._lo = 0
-
-    _trim = trim  # the old name
 
 
 def _new_segment(fields: tuple) -> Segment:
@@ -294,12 +290,21 @@ class ParserBase:
     ``keep_payloads`` (default True): keep IMAP literal payloads (``Exchange.literals``) and POP3 multi-line data
     (``Exchange.data``). False leaves them empty (``()``, ``b""``) and counts the bytes without copying them:
     every other field of every event is the same.
+
+    ``spans`` (default False): also emit a :class:`~mailstudy.protocol.events.Span` for arguments a replay
+    rewrites (IMAP UID sets). Credential spans are always emitted: redaction and replay read them from here.
+
+    Progress (public, for a replay that waits for the server): ``completed`` exchanges, ``continuations``
+    (IMAP ``+`` requests, POP3 SASL challenges) and :meth:`progress`.
     """
 
     protocol = ""
 
-    def __init__(self, max_line: int = MAX_LINE, keep_payloads: bool = True) -> None:
+    def __init__(self, max_line: int = MAX_LINE, keep_payloads: bool = True, spans: bool = False) -> None:
         self.keep_payloads = bool(keep_payloads)
+        self.spans = bool(spans)
+        self.completed = 0
+        self.continuations = 0
         self._streams = {UP: ByteStream(max_line), DOWN: ByteStream(max_line)}
         self._events: deque[Event] = deque()
         self.tls = TlsCounts()
@@ -315,11 +320,6 @@ class ParserBase:
     def total(self) -> dict[str, int]:
         """Bytes fed so far, per direction."""
         return {d: s.total for d, s in self._streams.items()}
-
-    @property
-    def tls_bytes(self) -> TlsCounts:
-        """Alias of ``tls`` (the name used in events.py's docstring)."""
-        return self.tls
 
     def feed(self, direction: str, data: bytes, t: Any = None) -> None:
         """Hand the parser bytes seen in one direction ("up" client->server, "down" server->client) at ``t``."""
@@ -360,9 +360,9 @@ class ParserBase:
             except Exception as exc:  # noqa: BLE001 - as _guarded, one call less
                 self._internal_error(exc)
 
-    def _feed_lists(self, direction: str, datas: list[bytes], ts: list[Any]) -> None:
-        """``feed_many(direction, zip(datas, ts))`` for the analysis of a pcap: ``direction`` is checked by the
-        caller, ``datas`` is a non-empty list of non-empty chunks (what reassembly delivers)."""
+    def feed_lists(self, direction: str, datas: list[bytes], ts: list[Any]) -> None:
+        """``feed_many(direction, zip(datas, ts))`` for a run of chunks held as two lists (what the analysis of
+        a pcap has): the fastest way in. ``direction`` must be UP or DOWN (not checked here: the hot path)."""
         if self.closed or not all(datas):
             self.feed_many(direction, zip(datas, ts))
             return
@@ -377,6 +377,10 @@ class ParserBase:
         except Exception as exc:  # noqa: BLE001 - as _guarded, one call less
             self._internal_error(exc)
 
+    def progress(self) -> Progress:
+        """How far the parser has got (see :class:`~mailstudy.protocol.events.Progress`)."""
+        return Progress(self.greeting is not None, self.completed, self.continuations, self._settled())
+
     def next_event(self) -> Event | None:
         return self._events.popleft() if self._events else None
 
@@ -390,6 +394,9 @@ class ParserBase:
         if self.closed:
             return
         self.closed = True
+        up = self._streams[UP]
+        if len(up) and not self._opaque and not up.skipping:
+            self._guarded(self._tail_spans, bytes(up.buf), up.base)
         self._guarded(self._finish, t)
         for d, stream in self._streams.items():
             if len(stream):
@@ -403,6 +410,24 @@ class ParserBase:
     # -- for subclasses -----------------------------------------------------------------------------------
     def _emit(self, event: Event) -> None:
         self._events.append(event)
+
+    def _sasl_start(self, p: Any, body: bytes, toks: list, start: int, kind: str) -> None:
+        """AUTHENTICATE/AUTH ``mechanism [initial-response]`` (``toks``: the lexer's tokens of ``body``, a line
+        starting at stream offset ``start``): note the mechanism on ``p`` and emit the initial response."""
+        p.mechanism = text_of(toks[0].value).upper() if toks else ""
+        if len(toks) > 1:
+            p.responses = 1
+            a, b = toks[1].start, len(body.rstrip())
+            if body[a:b].strip() not in NOT_SECRET:
+                self._emit(Span(kind, start + a, start + b, p.index, "atom", None, p.mechanism))
+
+    def _sasl_span(self, p: Any, line: bytes, start: int) -> None:
+        """A client SASL response line of ``p`` (AUTHENTICATE/AUTH) at stream offset ``start``."""
+        body = strip_eol(line)
+        if body.strip() not in NOT_SECRET:
+            self._emit(Span(f"{self.protocol}-sasl-response", start, start + len(body), p.index, "line", None,
+                            p.mechanism, p.responses))
+        p.responses += 1
 
     def _warn(self, direction: str, t: Any, message: str, offset: int = 0) -> None:
         self._nwarnings += 1
@@ -446,6 +471,13 @@ class ParserBase:
         raise NotImplementedError
 
     def _finish(self, t: Any) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _settled(self) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _tail_spans(self, data: bytes, start: int) -> None:  # pragma: no cover - abstract
+        """Spans in an unterminated last client line (the stream ended inside it); no other effect."""
         raise NotImplementedError
 
     # -- internals ----------------------------------------------------------------------------------------

@@ -13,8 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-UP = "up"  # client -> server
-DOWN = "down"  # server -> client
+from mailstudy.wire import DOWN, UP  # noqa: F401 - the directions, re-exported for the parsers' users
 
 
 @dataclass(frozen=True)
@@ -32,8 +31,9 @@ class Exchange:
     """A command with its complete response.
 
     IMAP: a tagged command line (with any literals it carries and SASL continuation lines it needs) up to and
-    including its tagged status line; untagged responses and continuation requests are counted in the
-    exchange that was oldest outstanding when they arrived. POP3: the command line, the status line and, for
+    including its tagged status line; an untagged FETCH is counted in the outstanding command whose UID set
+    (or sequence set) holds it, other untagged responses (and a FETCH no set holds) in the exchange that was
+    oldest outstanding when they arrived. POP3: the command line, the status line and, for
     multi-line replies, the data up to the terminating ``.`` line; SASL lines of ``AUTH`` belong to it.
     """
 
@@ -62,11 +62,50 @@ class Exchange:
 class Encrypted:
     """The session switched to TLS (STARTTLS/STLS accepted, or bytes that are TLS records from the start).
 
-    After this event the parser only counts bytes; they are reported in the parser's ``tls_bytes``.
+    After this event the parser only counts bytes; they are reported in the parser's ``tls``.
     """
 
     t: Any
     reason: str
+
+
+#: Span kinds that are credentials (what redaction overwrites and replay maps to the new account).
+CREDENTIAL_KINDS = ("imap-login-user", "imap-login-password", "imap-authenticate", "imap-sasl-response",
+                    "pop3-user", "pop3-pass", "pop3-apop", "pop3-auth", "pop3-sasl-response")
+NOT_SECRET = (b"", b"*", b"=")  # SASL responses that hold no credential: a cancel and empty responses
+
+
+@dataclass(frozen=True)
+class Span:
+    """Bytes ``[start, end)`` of the client stream (absolute offsets, gaps left out) that carry an argument.
+
+    The parsers emit a Span for every credential (``kind`` one of :data:`CREDENTIAL_KINDS`; always) and, when
+    made with ``spans=True``, for the UID set of ``UID FETCH/STORE/COPY/MOVE/EXPUNGE`` (``kind`` "uid-set").
+    A SASL cancel (``*``) and an empty response (``=`` or an empty line) are not secrets and get no Span.
+    """
+
+    kind: str
+    start: int
+    end: int
+    command: int = -1  # Exchange.index of the command it belongs to
+    form: str = ""  # "atom" | "quoted" (start/end: inside the quotes) | "literal" | "line" (rest of a line)
+    marker: tuple[int, int] | None = None  # literal: the ``{n}`` marker's span, for an edit that changes n
+    mechanism: str = ""  # SASL: the mechanism, upper case
+    turn: int = 0  # SASL: 0 for the initial response or first line, then 1, 2 ...
+
+    @property
+    def secret(self) -> bool:
+        return self.kind in CREDENTIAL_KINDS
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a parser has got (what a replay waits for before it sends its next flight)."""
+
+    greeted: bool  # the greeting was read
+    completed: int  # exchanges complete (tagged status / full reply read, or ended by close())
+    continuations: int  # continuation requests (IMAP ``+``) or SASL challenges (POP3 ``+``) read
+    settled: bool  # every command sent so far is complete and no response is half read
 
 
 @dataclass(frozen=True)
@@ -79,7 +118,7 @@ class ParseWarning:
     offset: int = 0  # byte offset in that direction's stream
 
 
-Event = Greeting | Exchange | Encrypted | ParseWarning
+Event = Greeting | Exchange | Encrypted | ParseWarning | Span
 
 
 @dataclass

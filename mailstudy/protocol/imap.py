@@ -7,6 +7,10 @@ and read events, as h11 does for HTTP.
 Rules (the whole state machine in one place):
 
 Client side ("up")
+  * Credentials come out as :class:`~mailstudy.protocol.events.Span` events with absolute offsets in the client
+    stream: LOGIN's user and password (atom, quoted string's inside, or literal, with its marker's span),
+    AUTHENTICATE's initial response and every SASL line (those the server asked for with ``+``). With
+    ``spans=True`` the UID set of UID FETCH/STORE/COPY/MOVE/EXPUNGE too. Tokens come from :mod:`.imap_lexer`.
   * A line ``tag SP command [SP args]`` starts a command (an exchange). ``UID x`` is the command ``"UID X"``.
     A line ending in ``{n}`` (synchronizing), ``{n+}`` (LITERAL+) or ``~{n}`` (literal8) is followed by n literal
     bytes and then the rest of the command line; all of it is the command's ``bytes_up``; ``arguments`` shows the
@@ -19,9 +23,11 @@ Client side ("up")
 Server side ("down")
   * The first line is the greeting (``* OK``, ``* PREAUTH``, ``* BYE``).
   * An untagged response ``* ...`` may carry literals ``{n}\\r\\n<n bytes>`` (several per response); it ends at
-    the first line end outside a literal. Its bytes and literal payloads go to the **oldest outstanding**
-    exchange (the one sent first among those without a tagged status yet); with none outstanding they are
-    unattributed (a warning says so).
+    the first line end outside a literal. Its bytes and literal payloads go to the command it answers: an
+    untagged ``FETCH`` to the oldest outstanding FETCH/STORE whose set holds it (UID commands: the response's
+    ``UID`` item in the UID set; others: its sequence number in the sequence set); any other untagged response,
+    or a FETCH no set holds, to the **oldest outstanding** exchange (the one sent first among those without a
+    tagged status yet). With none outstanding they are unattributed (a warning says so).
   * A continuation request ``+ ...`` goes to the command that is waiting for one: the command whose line the
     client is still sending (synchronizing literal), else the oldest outstanding AUTHENTICATE, else the oldest
     outstanding IDLE, else the oldest outstanding exchange.
@@ -48,12 +54,16 @@ from mailstudy.protocol._stream import (
     strip_eol,
     text_of,
 )
-from mailstudy.protocol.events import DOWN, UP, Exchange, Greeting
+from mailstudy.protocol.events import DOWN, UP, Exchange, Greeting, Span
+from mailstudy.protocol.imap_lexer import lex, literal_marker
 
 PROTOCOL = "imap"
 
-_CLIENT_LITERAL = re.compile(rb"~?\{(\d{1,20})(\+?)\}\r?\n\Z")
-_SERVER_LITERAL = re.compile(rb"~?\{(\d{1,20})\}\r?\n\Z")
+_SPAN_COMMANDS = {"LOGIN", "AUTHENTICATE"}
+_UID_SET_COMMANDS = {"UID FETCH", "UID STORE", "UID COPY", "UID MOVE", "UID EXPUNGE"}
+_FETCH_ANSWERING = {"FETCH", "STORE", "UID FETCH", "UID STORE"}  # commands whose answers are untagged FETCHes
+_FETCH_HEAD = re.compile(rb"\* (\d+) FETCH \(", re.IGNORECASE)
+_FETCH_UID = re.compile(rb"[( ]UID (\d+)", re.IGNORECASE)
 _TAGGED = re.compile(rb"([^ \r\n]+) (OK|NO|BAD)(?: (.*?))?\r?\n\Z", re.IGNORECASE | re.DOTALL)
 _GREETING = re.compile(rb"\* (OK|PREAUTH|BYE)(?: (.*?))?\r?\n\Z", re.IGNORECASE | re.DOTALL)
 
@@ -75,7 +85,7 @@ class _Pending:
     """An exchange being built (mutable until its tagged status arrives)."""
 
     __slots__ = ("index", "tag", "command", "args", "t_sent", "bytes_up", "bytes_down", "t_first_response",
-                 "literals", "done", "sasl_turns", "idle_done")
+                 "literals", "done", "sasl_turns", "idle_done", "astrings", "mechanism", "responses", "ranges")
 
     def __init__(self, index: int, tag: str, command: str, args: list[str], t_sent: Any, bytes_up: int = 0) -> None:
         self.index = index
@@ -90,6 +100,10 @@ class _Pending:
         self.done = False
         self.sasl_turns = 0  # AUTHENTICATE: continuation requests not yet answered by a client line
         self.idle_done = False  # IDLE: the client has sent DONE
+        self.astrings = 0  # LOGIN: arguments seen so far (0: the user comes next, then the password)
+        self.mechanism = ""  # AUTHENTICATE: the SASL mechanism
+        self.responses = 0  # AUTHENTICATE: client SASL responses so far (the initial response included)
+        self.ranges: list[tuple[int, float]] | None = None  # FETCH/STORE: the message set, parsed when needed
 
     def to_exchange(self, status: str | None, status_text: str, t_done: Any, keep_payloads: bool = True) -> Exchange:
         return new_exchange(PROTOCOL, self.index, self.tag, self.command, "".join(self.args), status, status_text,
@@ -121,8 +135,8 @@ class ImapParser(ParserBase):
 
     protocol = PROTOCOL
 
-    def __init__(self, max_line: int = MAX_LINE, keep_payloads: bool = True) -> None:
-        super().__init__(max_line, keep_payloads)
+    def __init__(self, max_line: int = MAX_LINE, keep_payloads: bool = True, spans: bool = False) -> None:
+        super().__init__(max_line, keep_payloads, spans)
         self.greeting: Greeting | None = None
         self._greeted = False
         self._outstanding: list[_Pending] = []
@@ -133,6 +147,7 @@ class ImapParser(ParserBase):
         self._up_literal_sync = False
         self._up_literal_size = 0
         self._up_skip_target: _Pending | None = None
+        self._up_secret: tuple[str, int, tuple[int, int]] | None = None  # the coming literal is a credential
         # server side
         self._resp: _Response | None = None
         self._down_literal = 0
@@ -158,6 +173,10 @@ class ImapParser(ParserBase):
         while buf and not self._opaque:
             if self._up_literal:
                 start = s.base
+                if self._up_secret is not None:  # its first byte: the client does send it
+                    kind, index, marker = self._up_secret
+                    self._up_secret = None
+                    self._emit(Span(kind, start, start + self._up_literal, index, "literal", marker))
                 n = s.skip(self._up_literal)
                 self._up_literal -= n
                 self._add_up_at(self._cur, n, start, "literal of an unknown command")
@@ -193,6 +212,7 @@ class ImapParser(ParserBase):
             if p.sasl_turns > 0 and p.command == "AUTHENTICATE":
                 p.sasl_turns -= 1
                 p.bytes_up += len(line)
+                self._sasl_span(p, line, start)
                 return
         bare = line.strip()  # also drops the line end
         if len(bare) == 4 and bare.upper() == b"DONE":
@@ -202,7 +222,7 @@ class ImapParser(ParserBase):
                     p.bytes_up += len(line)
                     return
         body = _strip_eol(line)
-        m = _CLIENT_LITERAL.search(line) if b"}" in line[-3:] else None
+        m = literal_marker(line)
         tag, _, rest = body.partition(b" ")
         if not tag:
             self._unattributed_at(UP, len(line), start, "empty or untagged client line")
@@ -218,21 +238,70 @@ class ImapParser(ParserBase):
         self._outstanding.append(p)
         if not verb:
             self._warn(UP, t, f"client line with tag {p.tag!r} but no command", start)
+        if command in _SPAN_COMMANDS or (self.spans and command in _UID_SET_COMMANDS):
+            self._command_spans(p, line, start, len(body) - len(args))
         self._after_client_segment(p, m)
 
     def _command_continues(self, p: _Pending, line: bytes, start: int) -> None:
         self._add_up_at(p, len(line), start, "continuation of an unknown command")
         if not p.done:
             p.args.append(_text(_strip_eol(line)))
-        self._after_client_segment(p, _CLIENT_LITERAL.search(line) if b"}" in line[-3:] else None)
+            if p.command == "LOGIN":
+                self._login_spans(p, line, start, 0)
+        self._after_client_segment(p, literal_marker(line))
 
     def _after_client_segment(self, p: _Pending, m: re.Match | None) -> None:
         if m is None:
             self._cur = None
             return
         self._cur = p
-        self._up_literal = self._up_literal_size = int(m.group(1))
-        self._up_literal_sync = not m.group(2)
+        self._up_literal = self._up_literal_size = int(m.group(2))
+        self._up_literal_sync = not m.group(3)
+
+    # -- spans: where the credentials and UID sets sit in the client stream --------------------------------
+    def _command_spans(self, p: _Pending, line: bytes, start: int, pos: int) -> None:
+        """Spans of a command's first line; ``pos``: where its arguments start in ``line``."""
+        if p.command == "LOGIN":
+            self._login_spans(p, line, start, pos)
+            return
+        body = _strip_eol(line)
+        toks = lex(body, pos)
+        if p.command == "AUTHENTICATE":
+            self._sasl_start(p, body, toks, start, "imap-authenticate")
+        elif toks and toks[0].kind == "atom":  # UID FETCH|STORE|... <set>
+            self._emit(Span("uid-set", start + toks[0].start, start + toks[0].end, p.index, "atom"))
+
+    def _login_spans(self, p: _Pending, line: bytes, start: int, pos: int) -> None:
+        """LOGIN's astrings in ``line[pos:]``: the first is the user, every later one the password."""
+        m = literal_marker(line)
+        for tok in lex(line, pos, m.start() if m else len(_strip_eol(line))):
+            a, b = tok.inner
+            kind = "imap-login-user" if p.astrings == 0 else "imap-login-password"
+            self._emit(Span(kind, start + a, start + b, p.index, tok.kind))
+            p.astrings += 1
+        if m is not None:
+            kind = "imap-login-user" if p.astrings == 0 else "imap-login-password"
+            self._up_secret = (kind, p.index, (start + m.start(), start + m.end(3) + 1))
+            p.astrings += 1
+
+    def _tail_spans(self, data: bytes, start: int) -> None:
+        """The stream ended inside a client line (a capture cut short): it may still hold a credential."""
+        if self._up_literal:
+            return
+        if self._cur is not None:
+            if self._cur.command == "LOGIN" and not self._cur.done:
+                self._login_spans(self._cur, data, start, 0)
+            return
+        p = next((x for x in self._outstanding if x.sasl_turns > 0 and x.command == "AUTHENTICATE"), None)
+        if p is not None:
+            self._sasl_span(p, data, start)
+            return
+        tag, _, rest = data.partition(b" ")
+        verb, _, args = rest.partition(b" ")
+        command = _text(verb).upper()
+        if tag and command in _SPAN_COMMANDS:
+            self._command_spans(_Pending(-1, _text(tag), command, [], None), data, start,
+                                len(data) - len(args))
 
     # -- server -------------------------------------------------------------------------------------------
     def _process_down(self) -> None:
@@ -273,9 +342,9 @@ class ImapParser(ParserBase):
             if not resp.first:
                 resp.first = line
             if b"}" in line[-3:] and not resp.junk and resp.first[:1] == b"*":
-                m = _SERVER_LITERAL.search(line)
+                m = literal_marker(line)
                 if m is not None:
-                    self._down_literal = int(m.group(1))
+                    self._down_literal = int(m.group(2))
                     if not self._down_literal:
                         resp.literals.append(b"")
                     continue
@@ -316,9 +385,13 @@ class ImapParser(ParserBase):
             return
         c = first[:1]
         if c == b"*":
-            self._attribute(self._oldest(), resp, "untagged response with no command outstanding")
+            outstanding = self._outstanding
+            target = (outstanding[0] if len(outstanding) == 1 else self._fetch_target(first) if outstanding
+                      else None)
+            self._attribute(target, resp, "untagged response with no command outstanding")
             return
         if c == b"+":
+            self.continuations += 1
             target = self._continuation_target()
             if target is not None and target.command == "AUTHENTICATE" and target is not self._cur:
                 target.sasl_turns += 1
@@ -353,6 +426,21 @@ class ImapParser(ParserBase):
     def _oldest(self) -> _Pending | None:
         return self._outstanding[0] if self._outstanding else None
 
+    def _fetch_target(self, first: bytes) -> _Pending:
+        """With several commands in flight: an untagged FETCH goes to the oldest FETCH/STORE whose UID set (UID
+        commands, by the response's UID item) or sequence set holds it; anything else to the oldest command."""
+        m = _FETCH_HEAD.match(first)
+        if m is not None:
+            seq = int(m.group(1))
+            u = _FETCH_UID.search(first, m.end() - 1)
+            uid = int(u.group(1)) if u is not None else None
+            for p in self._outstanding:
+                if p.command in _FETCH_ANSWERING:
+                    n = uid if p.command[:4] == "UID " else seq
+                    if n is not None and _in_set(p, n):
+                        return p
+        return self._outstanding[0]
+
     def _continuation_target(self) -> _Pending | None:
         if self._cur is not None and not self._cur.done:
             return self._cur
@@ -364,12 +452,14 @@ class ImapParser(ParserBase):
 
     def _complete(self, p: _Pending, status: str, text: str, t_done: Any) -> None:
         p.done = True
+        self.completed += 1
         self._outstanding.remove(p)
         if p is self._cur and self._up_literal:
             if self._up_literal_sync and self._up_literal == self._up_literal_size:
                 # refused synchronizing literal: the client will not send it
                 self._cur = None
                 self._up_literal = 0
+                self._up_secret = None
         self._emit(p.to_exchange(status, text, t_done, self.keep_payloads))
         if status == "OK" and p.command == "STARTTLS":
             self._go_opaque("tls", t_done, "STARTTLS accepted")
@@ -398,5 +488,25 @@ class ImapParser(ParserBase):
             self._warn(UP, t, f"stream ended with {len(self._outstanding)} commands outstanding ({tags})")
         for p in list(self._outstanding):
             p.done = True
+            self.completed += 1
             self._emit(p.to_exchange(None, "", None, self.keep_payloads))
         self._outstanding.clear()
+
+    def _settled(self) -> bool:
+        return not self._outstanding and self._resp is None and not self._down_literal and self._cur is None
+
+
+def _in_set(p: _Pending, n: int) -> bool:
+    """Whether message ``n`` is in the sequence set or UID set that is ``p``'s first argument (``*``: any)."""
+    if p.ranges is None:
+        words = "".join(p.args).split(" ", 1)
+        p.ranges = []
+        for part in words[0].split(","):
+            lo, _, hi = part.partition(":")
+            try:
+                a = float("inf") if lo == "*" else int(lo)
+                b = a if not hi else float("inf") if hi == "*" else int(hi)
+            except ValueError:
+                continue
+            p.ranges.append((min(a, b), max(a, b)))
+    return any(a <= n <= b for a, b in p.ranges)

@@ -1,7 +1,9 @@
 """The one definition of each session metric (bytes, commands, round trips, durations), for traces and pcaps.
 
 Why: a number in a chart must mean the same whether it came from a live socket trace or from a capture, so
-both paths reduce to the same inputs here: ``(direction, nbytes, t)`` chunks and the parsers' exchanges.
+both paths reduce to the same inputs here: flights of ``(direction, nbytes, t)`` chunks and the parsers' exchanges.
+The nouns (:class:`~mailstudy.wire.Flight`, :class:`~mailstudy.wire.SessionMetrics` and its key list) live in
+:mod:`mailstudy.wire`.
 Pure functions; no clock, no I/O. Times are whatever the caller recorded, multiplied by ``time_scale`` to get
 seconds (1e-9 for ``perf_counter_ns`` integers, 1.0 for float seconds from a pcap).
 """
@@ -12,7 +14,8 @@ import math
 from typing import Any, Iterable, Sequence
 
 from mailstudy.protocol import imap, pop3
-from mailstudy.protocol.events import DOWN, UP, Exchange
+from mailstudy.protocol.events import Exchange
+from mailstudy.wire import UP, Chunk, Flight, SessionMetrics, flights
 
 FRAME_COLUMNS = [
     "index",
@@ -29,21 +32,12 @@ FRAME_COLUMNS = [
 ]
 
 
-def _size(x: Any) -> int:
-    return len(x) if isinstance(x, (bytes, bytearray, memoryview)) else int(x)
-
-
-def _chunk(c: Any) -> tuple[str, int, Any]:
-    """``(direction, nbytes, t)``; also accepts ``(direction, data, t)`` and ``trace.Chunk`` objects."""
-    if hasattr(c, "direction") and hasattr(c, "data"):
-        return c.direction, len(c.data), getattr(c, "t_ns", getattr(c, "t", None))
-    direction, n, t = c
-    return direction, _size(n), t
-
-
-def _check_direction(direction: str) -> None:
-    if direction not in (UP, DOWN):
-        raise ValueError(f"direction must be {UP!r} or {DOWN!r}, not {direction!r}")
+def _as_flights(chunks: Sequence[Any]) -> list[Flight]:
+    """Flights of ``chunks``: Flights already, :class:`~mailstudy.wire.Chunk` objects, or
+    ``(direction, data or nbytes, t)`` tuples."""
+    if chunks and chunks[0].__class__ is Flight:
+        return list(chunks)
+    return flights(c if c.__class__ is Chunk else (c[0], c[2], c[1]) for c in chunks)
 
 
 def round_trips(directions_with_sizes: Iterable[tuple[str, Any]]) -> int:
@@ -52,19 +46,7 @@ def round_trips(directions_with_sizes: Iterable[tuple[str, Any]]) -> int:
     Equals the number of commands when the client waits for each reply before sending again; pipelining makes
     it smaller. Empty chunks (pure ACKs in a pcap) neither start nor end a flight.
     """
-    flights = 0
-    in_flight = False
-    for direction, size in directions_with_sizes:
-        _check_direction(direction)
-        if _size(size) <= 0:
-            continue
-        if direction == UP:
-            if not in_flight:
-                flights += 1
-                in_flight = True
-        else:
-            in_flight = False
-    return flights
+    return sum(1 for f in flights((d, None, n) for d, n in directions_with_sizes) if f.direction == UP)
 
 
 def session_metrics(
@@ -73,27 +55,28 @@ def session_metrics(
     t_start: Any,
     t_list_ready: Any = None,
     time_scale: float = 1e-9,
-) -> dict:
+) -> SessionMetrics:
     """One session's numbers: bytes each way, commands, round trips, duration, time to list, failed exchanges.
 
-    ``chunks`` are ``(direction, nbytes, t)`` in the order seen; ``t_start`` is the client's connect() (the SYN in
-    a pcap); ``duration_s`` runs from it to the last chunk; ``time_to_list_s`` to ``t_list_ready`` (None if not
-    given). ``exchanges_failed`` counts exchanges whose status is not OK/+OK (including None: never answered).
+    ``chunks`` in the order seen: the session's flights (:class:`~mailstudy.wire.Flight`), its
+    :class:`~mailstudy.wire.Chunk` objects or ``(direction, nbytes, t)`` tuples; ``t_start`` is the client's
+    connect() (the SYN in a pcap); ``duration_s`` runs from it to the last payload; ``time_to_list_s`` to
+    ``t_list_ready`` (None if not given). ``exchanges_failed`` counts exchanges whose status is not OK/+OK
+    (including None: never answered). Round trips are the client's flights.
     """
-    norm = [_chunk(c) for c in chunks]
-    for direction, _, _ in norm:
-        _check_direction(direction)
-    times = [t for _, _, t in norm if t is not None]
+    fl = _as_flights(chunks)
+    times = [f.t_end for f in fl if f.t_end is not None]
     t_end = max(times) if times else t_start
-    return {
-        "bytes_up": sum(n for d, n, _ in norm if d == UP),
-        "bytes_down": sum(n for d, n, _ in norm if d == DOWN),
-        "commands": len(exchanges),
-        "round_trips": round_trips((d, n) for d, n, _ in norm),
-        "duration_s": (t_end - t_start) * time_scale,
-        "time_to_list_s": None if t_list_ready is None else (t_list_ready - t_start) * time_scale,
-        "exchanges_failed": sum(1 for e in exchanges if not e.ok),
-    }
+    up = [f.nbytes for f in fl if f.direction == UP]
+    return SessionMetrics(
+        bytes_up=sum(up),
+        bytes_down=sum(f.nbytes for f in fl) - sum(up),
+        commands=len(exchanges),
+        round_trips=len(up),
+        duration_s=(t_end - t_start) * time_scale,
+        time_to_list_s=None if t_list_ready is None else (t_list_ready - t_start) * time_scale,
+        exchanges_failed=sum(1 for e in exchanges if not e.ok),
+    )
 
 
 #: Commands that fetch a message (or part of one): after the list is ready, each is a click the user waits for.

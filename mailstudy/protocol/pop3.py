@@ -37,11 +37,13 @@ from mailstudy.protocol._stream import (
     strip_eol,
     text_of,
 )
-from mailstudy.protocol.events import DOWN, UP, Exchange, Greeting
+from mailstudy.protocol.events import DOWN, UP, Exchange, Greeting, Span
+from mailstudy.protocol.imap_lexer import lex
 
 PROTOCOL = "pop3"
 
 _ALWAYS_MULTILINE = {"CAPA", "TOP", "RETR"}
+_SPAN_COMMANDS = {"USER", "PASS", "APOP", "AUTH"}
 _MULTILINE_WITHOUT_ARGS = {"LIST", "UIDL", "AUTH"}
 
 _text, _strip_eol = text_of, strip_eol  # short local names for the hot paths
@@ -79,7 +81,7 @@ def _status_of(line: bytes) -> str | None:
 
 class _Pending:
     __slots__ = ("index", "command", "arguments", "t_sent", "bytes_up", "bytes_down", "t_first_response", "status",
-                 "status_text", "data", "sasl_turns")
+                 "status_text", "data", "sasl_turns", "mechanism", "responses")
 
     def __init__(self, index: int, command: str, arguments: str, t_sent: Any, bytes_up: int = 0) -> None:
         self.index = index
@@ -93,6 +95,8 @@ class _Pending:
         self.status_text = ""
         self.data: bytearray | None = None  # multi-line payload being collected (stays empty without keep_payloads)
         self.sasl_turns = 0  # AUTH: challenges not yet answered by a client line
+        self.mechanism = ""  # AUTH: the SASL mechanism
+        self.responses = 0  # AUTH: client SASL responses so far (the initial response included)
 
     def to_exchange(self, status: str | None, t_done: Any) -> Exchange:
         return new_exchange(PROTOCOL, self.index, None, self.command, self.arguments, status, self.status_text,
@@ -110,8 +114,8 @@ class Pop3Parser(ParserBase):
 
     protocol = PROTOCOL
 
-    def __init__(self, max_line: int = MAX_LINE, keep_payloads: bool = True) -> None:
-        super().__init__(max_line, keep_payloads)
+    def __init__(self, max_line: int = MAX_LINE, keep_payloads: bool = True, spans: bool = False) -> None:
+        super().__init__(max_line, keep_payloads, spans)
         self.greeting: Greeting | None = None
         self._greeted = False
         self._fifo: deque[_Pending] = deque()
@@ -140,6 +144,7 @@ class Pop3Parser(ParserBase):
                 if p.sasl_turns > 0 and p.command == "AUTH":
                     p.sasl_turns -= 1
                     p.bytes_up += len(line)
+                    self._sasl_span(p, line, start)
                     break
             else:
                 verb, _, args = _text(_strip_eol(line)).partition(" ")
@@ -149,6 +154,30 @@ class Pop3Parser(ParserBase):
                 self._fifo.append(p)
                 if not verb:
                     self._warn(UP, t, "empty command line", start)
+                if p.command in _SPAN_COMMANDS and args:
+                    self._command_spans(p, line, start)
+
+    # -- spans: where the credentials sit in the client stream ---------------------------------------------
+    def _command_spans(self, p: _Pending, line: bytes, start: int) -> None:
+        body = _strip_eol(line)
+        pos = body.find(b" ") + 1
+        if p.command in ("USER", "PASS"):  # the whole rest of the line: a password may hold spaces
+            self._emit(Span(f"pop3-{p.command.lower()}", start + pos, start + len(body), p.index, "line"))
+        elif p.command == "APOP":
+            for tok in lex(body, pos):
+                a = tok.start  # APOP has no quoting: a quote belongs to the name
+                self._emit(Span("pop3-apop", start + a, start + tok.end, p.index, "atom"))
+        else:  # AUTH mechanism [initial-response]
+            self._sasl_start(p, body, lex(body, pos), start, "pop3-auth")
+
+    def _tail_spans(self, data: bytes, start: int) -> None:
+        p = next((x for x in self._fifo if x.sasl_turns > 0 and x.command == "AUTH"), None)
+        if p is not None:
+            self._sasl_span(p, data, start)
+            return
+        verb, _, args = _text(data).partition(" ")
+        if verb.upper() in _SPAN_COMMANDS and args:
+            self._command_spans(_Pending(-1, verb.upper(), args, None), data, start)
 
     # -- server -------------------------------------------------------------------------------------------
     def _process_down(self) -> None:
@@ -199,6 +228,8 @@ class Pop3Parser(ParserBase):
             return
         self._add_down(p, seg, "")
         if status is None:
+            if line.startswith(b"+"):
+                self.continuations += 1
             if line.startswith(b"+") and p.command == "AUTH":
                 p.sasl_turns += 1
             else:
@@ -266,6 +297,7 @@ class Pop3Parser(ParserBase):
         return True
 
     def _complete(self, p: _Pending, t_done: Any) -> None:
+        self.completed += 1
         if self._fifo and self._fifo[0] is p:
             self._fifo.popleft()
         self._emit(p.to_exchange(p.status, t_done))
@@ -281,4 +313,8 @@ class Pop3Parser(ParserBase):
         self._multi = None
         while self._fifo:
             p = self._fifo.popleft()
+            self.completed += 1
             self._emit(p.to_exchange(None, None))
+
+    def _settled(self) -> bool:
+        return not self._fifo and self._multi is None

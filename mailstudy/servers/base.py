@@ -145,13 +145,20 @@ class MailServer(abc.ABC):
 
     def deliver(self, user: str, raw: bytes, folder: str = "INBOX") -> None:
         """Put one new message into ``user``'s folder while the server runs (over IMAP APPEND)."""
+        self.deliver_many(user, [raw], folder)
+
+    def deliver_many(self, user: str, raws: list[bytes], folder: str = "INBOX") -> None:
+        """Put new messages into ``user``'s folder in this order, one APPEND each over one connection (a fleet
+        delivers the mail that arrives between two polls this way: a login per message cost more than the
+        polls)."""
         if not self.running:
             raise ServerError("deliver() needs a running server; call start() first")
         with imaplib.IMAP4(self.host, self.imap_port, timeout=10) as c:
             c.login(user, self.password_of(user))
-            typ, data = c.append(folder, None, None, raw)
-            if typ != "OK":
-                raise ServerError(f"APPEND to {folder} failed: {data!r}")
+            for raw in raws:
+                typ, data = c.append(folder, None, None, raw)
+                if typ != "OK":
+                    raise ServerError(f"APPEND to {folder} failed: {data!r}")
             c.logout()
 
     def describe(self) -> dict:

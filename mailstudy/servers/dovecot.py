@@ -45,6 +45,12 @@ LIBEXEC = "/usr/lib/dovecot"
 TMPFS_ROOTS = ("/dev/shm",)
 ZOMBIE_GRACE = 0.15  # seconds the master gets to reap its exited children at stop
 INSTALL_HINT = "install it with: apt-get install dovecot-imapd dovecot-pop3d"
+#: Dovecot appends how long a command took to its tagged OK: "(0.001 + 0.000 secs)", with a third figure when
+#: the command waited ("(0.001 + 0.000 + 0.001 secs)"): the only part of its replies whose length changes
+#: between identical runs. Counts that must repeat exactly subtract the bytes this matches.
+TIMING_TEXT = re.compile(rb" \(\d+\.\d{3} \+ \d+\.\d{3}(?: \+ \d+\.\d{3})? secs\)")
+#: What Dovecot sends an IDLE client every ``imap_idle_notify_interval`` (2 min) of wall-clock time.
+IDLE_NOTICE = re.compile(rb"\* OK Still here\r\n")
 
 # CAPABILITY after LOGIN as Dovecot 2.3.19 announces it with this module's config (imap_capability unset).
 # Used only to build ``imap_capability`` when IMAP capabilities are disabled.

@@ -27,11 +27,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from mailstudy import __version__
 from mailstudy.servers.base import MailServer, ServerError, wait_for_greeting
 
-__all__ = ["EmbeddedServer", "EMBEDDED_VERSION"]
+__all__ = ["EmbeddedServer"]
 
-EMBEDDED_VERSION = "0.1.0"
 #: A slow machine's rate of the start work per mailbox byte, for the start timeout only (measured ~150 MB/s on
 #: the dev box since bodies are parsed lazily; ~25 MB/s before). Kept low: a timeout must not fire on a busy box.
 PARSE_BYTES_PER_S = 5_000_000
@@ -66,7 +66,7 @@ class EmbeddedServer(MailServer):
     @property
     def version(self) -> str:
         off = "" if self.speedups else ", speed-ups off"
-        return f"mailstudy-embedded {EMBEDDED_VERSION} (pymap {_pymap_version()}{off})"
+        return f"mailstudy-embedded {__version__} (pymap {_pymap_version()}{off})"
 
     def parse_allowance(self) -> float:
         """Seconds added to ``start_timeout`` for the start work on the initial messages (generous)."""

@@ -44,9 +44,9 @@ from pymap.parsing.message import AppendMessage
 from pymap.user import Passwords, UserMetadata
 from pysasl.hashing import BuiltinHash
 
-from mailstudy.servers.embedded import EMBEDDED_VERSION
+from mailstudy import __version__
 from mailstudy.servers.pop3d import Pop3Server
-from mailstudy.servers.pymap_speedups import start_imap, use_lazy_parsing
+from mailstudy.servers.pymap_speedups import keep_every_byte, start_imap, use_lazy_parsing
 
 #: Password hash for the in-memory users. pymap's default (PBKDF2, 500,000 rounds) costs ~0.3 s per login,
 #: which would dominate every session's timing; 1,000 rounds keeps a real hash at well under a millisecond.
@@ -80,6 +80,8 @@ async def build(spec: dict) -> tuple[DictBackend, EmbeddedConfig]:
     config.apply_context()
     if spec.get("speedups", True):
         use_lazy_parsing()
+    else:
+        keep_every_byte()
     login = Login(config)
     passwords = Passwords(config)
     when = datetime.now(timezone.utc)
@@ -112,7 +114,7 @@ async def serve(spec: dict, ready_out=None) -> None:
     backend, config = await build(spec)
     disabled = frozenset(spec.get("disabled", ()))
     pop3 = Pop3Server(backend.login, disabled=disabled, fail_delay=FAIL_DELAY,
-                      implementation=f"mailstudy-embedded-{EMBEDDED_VERSION}")
+                      implementation=f"mailstudy-embedded-{__version__}")
     for mailbox_set, _filters in config.set_cache.values():
         pop3.warm([m async for m in (await mailbox_set.get_mailbox("INBOX")).messages()])
     loop = asyncio.get_running_loop()

@@ -46,6 +46,8 @@ from pymap.flags import FlagOp
 from pymap.parsing.specials.flag import Seen
 from pysasl.creds.plain import PlainCredentials
 
+from mailstudy.corpus.sections import header_end, pop3_form
+
 __all__ = ["Pop3Server", "POP3_CAPABILITIES", "WireMessage", "wire_form"]
 
 _log = logging.getLogger(__name__)
@@ -74,21 +76,14 @@ class WireMessage:
             s = self.data
             if s.startswith(b".") or b"\r\n." in s:
                 s = (b"." if s.startswith(b".") else b"") + s.replace(b"\r\n.", b"\r\n..")
-            if not s.endswith(b"\r\n"):
-                s += b"\r\n"
-            self._stuffed = s
+            self._stuffed = pop3_form(s)
         return self._stuffed
 
     @property
     def header_end(self) -> int:
         """Offset just past the blank line ending the header (or the end of data if there is none)."""
         if self._header_end is None:
-            d = self.data
-            if d.startswith(b"\r\n"):
-                self._header_end = 2
-            else:
-                i = d.find(b"\r\n\r\n")
-                self._header_end = len(d) if i < 0 else i + 4
+            self._header_end = header_end(self.data)
         return self._header_end
 
     def top(self, lines: int) -> bytes:
@@ -103,10 +98,7 @@ class WireMessage:
         part = d[:end]
         if part.startswith(b"."):
             part = b"." + part
-        part = part.replace(b"\r\n.", b"\r\n..")
-        if not part.endswith(b"\r\n"):
-            part += b"\r\n"
-        return part
+        return pop3_form(part.replace(b"\r\n.", b"\r\n.."))
 
 
 def wire_form(raw: bytes) -> WireMessage:

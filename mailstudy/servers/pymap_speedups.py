@@ -10,7 +10,7 @@ both answer the same IMAP commands with the same bytes.
 - Lazy MIME parsing (:func:`use_lazy_parsing`): at APPEND only the message's header is parsed (what APPEND needs:
   thread keys, size); the body's MIME structure is parsed by pymap's own parser the first time something asks
   for it (BODYSTRUCTURE, BODY[1], SEARCH TEXT). Messages whose header runs to the end (pymap's edge cases) are
-  parsed in full at once. Start-up drops from ~4 s to ~0.5 s for 80 MB.
+  parsed in full at once, and keep all their bytes (pymap alone drops the last one). Start-up drops from ~4 s to ~0.5 s for 80 MB.
 - Batched writes (:class:`BatchedIMAPConnection`): the pieces of a response are gathered and written in chunks
   of :data:`WRITE_CHUNK` bytes with flow control (``drain``) between chunks; the debug rendering is made only
   when debug logging is on.
@@ -55,7 +55,7 @@ from pymap.parsing.primitives import List
 from pymap.parsing.response import CommandResponse, Response, ResponseCode, ResponseOk
 from pymap.parsing.response.specials import FetchResponse
 
-__all__ = ["WRITE_CHUNK", "LazyMessageContent", "parse_lazily", "use_lazy_parsing", "fetch_plan",
+__all__ = ["WRITE_CHUNK", "LazyMessageContent", "parse_lazily", "parse_whole", "use_lazy_parsing", "keep_every_byte", "fetch_plan",
            "FastFetchResponse", "FastConnectionState", "BatchedIMAPConnection", "FastIMAPServer", "start_imap"]
 
 _imap_log = logging.getLogger("pymap.imap")
@@ -127,8 +127,21 @@ def parse_lazily(data: bytes) -> MessageContent:
     data = bytes(data)
     lines = _header_lines(data)
     if lines is None:
-        return MessageContent.parse(data)
+        return parse_whole(data)
     return LazyMessageContent(data, MessageHeader._parse(data, memoryview(data), lines))
+
+
+def parse_whole(data: bytes) -> MessageContent:
+    """``MessageContent.parse(data)`` keeping every byte of ``data``.
+
+    A fix, not a speed-up (so plain pymap gets it too): pymap 0.36 drops the last byte of a message whose header
+    runs to its end (no empty line), so BODY[], RFC822.SIZE and POP3 would serve 23 of ``b"Subject: x\\r\\n"``'s
+    24 bytes, where Dovecot serves them all."""
+    data = bytes(data)
+    full = MessageContent.parse(data)
+    if len(full._raw) != len(data):
+        full._raw = memoryview(data)
+    return full
 
 
 class _LazyParser:
@@ -137,9 +150,20 @@ class _LazyParser:
     parse = staticmethod(parse_lazily)
 
 
+class _WholeParser:
+    """The same, for plain pymap: the full parse, every byte kept."""
+
+    parse = staticmethod(parse_whole)
+
+
 def use_lazy_parsing() -> None:
     """Make the dict backend's APPEND (at start and over IMAP) parse lazily, for the rest of this process."""
     _dict_mailbox.MessageContent = _LazyParser  # type: ignore[misc,assignment]
+
+
+def keep_every_byte() -> None:
+    """Plain pymap's parse for the dict backend's APPEND, with :func:`parse_whole`'s fix."""
+    _dict_mailbox.MessageContent = _WholeParser  # type: ignore[misc,assignment]
 
 
 # -- fast FETCH rendering --------------------------------------------------------------------------------------

@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, fields, replace
+from functools import cache
 from pathlib import Path
-from typing import Callable, Iterable
 
 from mailstudy import __version__
 from mailstudy.corpus import SIZE_PRESETS, Corpus, generate, load
 from mailstudy.link import Link, Profile, get_profile
 from mailstudy.live.access import Known, SessionSpec, run_session
 from mailstudy.live.devices import Device
-from mailstudy.servers import make_server
+from mailstudy.outputs import data_dir, write_atomically
+from mailstudy.servers import ServerError, make_server
 
 STRATEGY_LABELS = {
     ("imap", "header-first"): "IMAP header-first",
@@ -32,6 +32,16 @@ STRATEGY_LABELS = {
     ("pop3", "header-first"): "POP3 header-first",
     ("pop3", "download-all"): "POP3 download-all",
 }
+
+
+@cache
+def server_version(kind: str) -> str:
+    """The version a server of ``kind`` reports (``dovecot --version`` for Dovecot), asked once per process;
+    ``"unavailable"`` when it cannot run here (its cells cannot run either)."""
+    try:
+        return make_server(kind).version
+    except ServerError:
+        return "unavailable"
 
 
 @dataclass(frozen=True)
@@ -87,16 +97,26 @@ class Experiment:
         return STRATEGY_LABELS[(self.protocol, self.strategy)]
 
     def key(self) -> str:
-        """A stable name for this cell's cache file: parameters and library version."""
-        params = asdict(self)
+        """A stable name for this cell's cache file: what the cell's rows depend on.
+
+        That is the parameters, the library version, the server's version (an upgraded Dovecot must not answer
+        from cells it never ran) and, for a mailbox on disk, the content of the messages it delivers (an edited
+        mbox must not either); never the mailbox's path alone.
+        """
+        doc = {**asdict(self), "version": __version__, "server_version": server_version(self.server)}
         for name, default in (("profile", "loopback"), ("preview", 0)):  # keep the keys cells had before these
-            if params[name] == default:
-                del params[name]
-        blob = json.dumps({**params, "version": __version__}, sort_keys=True)
+            if doc[name] == default:
+                del doc[name]
+        if self.mailbox is not None:
+            digest = hashlib.sha256()
+            for m in self.corpus():
+                digest.update(bytes.fromhex(m.sha256))
+            doc["mailbox"] = digest.hexdigest()  # the content, not the path: the same mail anywhere is one cell
+        blob = json.dumps(doc, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Experiment":
+    def from_dict(cls, d: dict) -> Experiment:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -167,36 +187,26 @@ def run_captured_session(exp: Experiment, path: str | Path, backend: str = "auto
     return row, reports[0]
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_csv_atomically(df, path: str | Path) -> Path:
     """Write a DataFrame as CSV so a reader never sees half a file."""
     path = Path(path)
-    _write_atomically(path, df.to_csv(index=False))
-    return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomically(path, df.to_csv(index=False))
 
 
-def sweep(experiments: Iterable[Experiment], cache_dir: str | Path | None = "data/cache",
+def sweep(experiments: Iterable[Experiment], cache_dir: str | Path | None = data_dir("cache"),
           executor: Executor | None = None, progress: bool = True,
-          on_row: Callable[[dict], None] | None = None):
+          on_row: Callable[[dict], None] | None = None, run: Callable[..., list[dict]] | None = None):
     """Run each experiment once, reusing cached cells; returns a pandas DataFrame of all rows.
 
     A finished cell is written to ``cache_dir/<key>.json`` at once (atomically), so a sweep stopped midway
-    resumes where it was. With an ``executor`` the cells run through ``executor.submit``; without one they run
-    here one at a time, which is what timing needs on two cores.
+    resumes where it was. ``cache_dir`` defaults to ``data/cache`` under the project root
+    (:func:`mailstudy.outputs.project_root`), never the working directory; None turns the cache off. With an
+    ``executor`` the cells run through ``executor.submit``; without one they run here one at a time, which is
+    what timing needs on two cores. ``run`` turns one cell into its rows (default :func:`run_experiment`); any
+    frozen cell with ``key()`` and ``label`` works, e.g. a fleet's.
     """
+    run = run or run_experiment
     import pandas as pd
     from tqdm.auto import tqdm
 
@@ -216,7 +226,8 @@ def sweep(experiments: Iterable[Experiment], cache_dir: str | Path | None = "dat
 
     def done(exp: Experiment, cell_rows: list[dict]) -> None:
         if cache:
-            _write_atomically(cache / f"{exp.key()}.json", json.dumps(cell_rows, default=str))
+            cache.mkdir(parents=True, exist_ok=True)
+            write_atomically(cache / f"{exp.key()}.json", json.dumps(cell_rows, default=str))
         rows.extend(cell_rows)
         if on_row:
             for r in cell_rows:
@@ -226,11 +237,11 @@ def sweep(experiments: Iterable[Experiment], cache_dir: str | Path | None = "dat
     try:
         if executor is None:
             for exp in todo:
-                bar.set_postfix_str(f"{exp.server} {exp.label} n={exp.messages}")
-                done(exp, run_experiment(exp))
+                bar.set_postfix_str(f"{exp.server} {exp.label}")
+                done(exp, run(exp))
                 bar.update()
         else:
-            futures = [(exp, executor.submit(run_experiment, exp)) for exp in todo]
+            futures = [(exp, executor.submit(run, exp)) for exp in todo]
             for exp, fut in futures:
                 done(exp, fut.result())
                 bar.update()

@@ -8,25 +8,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
-NOTEBOOKS = Path("notebooks")
+from mailstudy.outputs import project_root, write_atomically
 
 
-def run_notebooks(quick: bool = False, build: Path = Path("build"), notebooks: Path = NOTEBOOKS,
+def run_notebooks(quick: bool = False, build: Path | None = None, notebooks: Path | None = None,
                   only: list[str] | None = None, progress: bool = True) -> list[Path]:
-    """Execute every ``notebooks/NN-*.ipynb`` with papermill (``QUICK`` set) into ``build/``, plus HTML copies."""
+    """Execute every ``notebooks/NN-*.ipynb`` with papermill (``QUICK`` set) into ``build/``, plus HTML copies.
+
+    ``notebooks`` and ``build`` default to ``notebooks/`` and ``build/`` under the project root, and the
+    notebooks run in the project root (so their ``data/...`` paths land in the project whatever the working
+    directory; see :mod:`mailstudy.outputs`)."""
     import nbformat
     import papermill as pm
     from nbconvert import HTMLExporter
 
+    notebooks = Path(notebooks) if notebooks is not None else project_root() / "notebooks"
+    build = Path(build) if build is not None else project_root() / "build"
     build.mkdir(parents=True, exist_ok=True)
     done = []
     for nb in sorted(notebooks.glob("[0-9][0-9]-*.ipynb")):
         if only and not any(o in nb.name for o in only):
             continue
         out = build / nb.name
-        pm.execute_notebook(str(nb), str(out), parameters={"QUICK": quick}, cwd=str(Path.cwd()),
+        pm.execute_notebook(str(nb), str(out), parameters={"QUICK": quick}, cwd=str(project_root()),
                             progress_bar=progress, kernel_name="python3")
         html, _ = HTMLExporter().from_notebook_node(nbformat.read(out, as_version=4))
-        out.with_suffix(".html").write_text(html)
+        write_atomically(out.with_suffix(".html"), html)
         done.append(out)
     return done

@@ -56,7 +56,6 @@ Layout (one job per module; this ``__init__`` only re-exports the public API):
 - :mod:`.mailbox` -- step 1: rebuild the mailbox (:func:`rebuild_mailbox`, :func:`filler`).
 - :mod:`.uids` -- step 4's sequence-set mapping (:func:`map_uid_set`).
 - :mod:`.rewrite` -- steps 3 and 4: edits to the client's bytes (:func:`rewrite_client_stream`).
-- :mod:`.progress` -- sans-IO parsers that also count continuations and completed exchanges.
 - :mod:`.flights` -- step 5, offline: cut the client stream into flights with their targets, apply the edits.
 - :mod:`.run` -- step 5, live: send the flights on a traced socket and read replies until each target.
 - :mod:`.session` -- steps 2 and 6 around the others: :func:`replay_session`.
@@ -66,7 +65,12 @@ Layout (one job per module; this ``__init__`` only re-exports the public API):
 from __future__ import annotations
 
 from mailstudy.offline.replay.captured import _exchanges, _plain_stream
-from mailstudy.offline.replay.flights import Flight, Target, _apply, client_flights
+from mailstudy.offline.replay.flights import (
+           ReplayFlight,
+           Target,
+           _apply,
+           client_flights,
+)
 from mailstudy.offline.replay.imap_fetch import imap_fetched
 from mailstudy.offline.replay.mailbox import (
            FILLER_LINE,
@@ -86,7 +90,7 @@ from mailstudy.offline.replay.run import CLOSE_TIMEOUT_S, DEFAULT_TIMEOUT_S
 from mailstudy.offline.replay.session import replay_session
 from mailstudy.offline.replay.uids import map_uid_set
 
-__all__ = ["Flight", "Mailbox", "ReplayError", "ReplayReport", "SessionReplay", "Target", "METRIC_KEYS",
+__all__ = ["ReplayFlight", "Mailbox", "ReplayError", "ReplayReport", "SessionReplay", "Target", "METRIC_KEYS",
            "client_flights", "filler", "map_uid_set", "rebuild_mailbox", "replay_pcap", "replay_session",
            "rewrite_client_stream"]
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailstudy.offline.replay.progress import _progress_parser
 from mailstudy.offline.replay.rewrite import Edit
-from mailstudy.protocol.events import UP
+from mailstudy.protocol import make_parser
+from mailstudy.protocol.events import UP, Progress
+from mailstudy.wire import flights
 
 
 @dataclass(frozen=True)
@@ -24,25 +25,28 @@ class Target:
     continuations: int  # continuation requests / SASL challenges seen
     replied: bool  # the server sent bytes after this flight
 
-    def reached(self, p) -> bool:
-        """Whether the replay's parser ``p`` got as far; also True when the new server has answered every
-        command sent (it answered differently from the original server: waiting longer would only time out)."""
-        if self.greeted and p.greeting is None:
+    def reached(self, now: Progress) -> bool:
+        """Whether the replay's parser got as far (``now``: its ``progress()``); also True when the new server
+        has answered every command sent (it answered differently from the original server: waiting longer
+        would only time out)."""
+        if self.greeted and not now.greeted:
             return False
-        if p.completed > self.completed:
+        if now.completed > self.completed:
             return True  # e.g. a refused literal or login: the exchange ended instead of a "+"
-        if p.completed >= self.completed and p.continuations >= self.continuations:
+        if now.completed >= self.completed and now.continuations >= self.continuations:
             return True
-        return p.greeting is not None and p.settled()
+        return now.greeted and now.settled
 
 
 def _state(p, replied: bool) -> Target:
-    return Target(p.greeting is not None, p.completed, p.continuations, replied)
+    now = p.progress()
+    return Target(now.greeted, now.completed, now.continuations, replied)
 
 
 @dataclass
-class Flight:
-    """One run of client bytes (offsets into the client stream) and where the server must get before the next."""
+class ReplayFlight:
+    """One client flight (:class:`mailstudy.wire.Flight`) to send again: its offsets in the client stream and
+    where the server must get before the next."""
 
     start: int
     end: int
@@ -50,34 +54,33 @@ class Flight:
     data: bytes = b""  # after rewriting
 
 
-def client_flights(session) -> tuple[Target, list[Flight]]:
-    """The original session's flights and, before the first one, what the client waited for (the greeting)."""
-    p = _progress_parser(session.protocol)
-    flights: list[Flight] = []
-    off = 0
+def client_flights(session) -> tuple[Target, list[ReplayFlight]]:
+    """The original session's client flights and, before the first one, what the client waited for (the
+    greeting). The flights are :func:`mailstudy.wire.flights`; the parser is fed the chunks of each flight in
+    turn, and its progress at the end of the server's answer is the flight's target."""
+    chunks = [c for c in session.connection.chunks if c.data]
+    p = make_parser(session.protocol)
+    out: list[ReplayFlight] = []
     initial = Target(False, 0, 0, False)
-    in_flight = False
-    for c in session.connection.chunks:
-        if not c.data:
-            continue
-        p.feed(c.direction, c.data, c.t)
-        if c.direction == UP:
-            if not in_flight:
-                flights.append(Flight(off, off, Target(False, 0, 0, False)))
-                in_flight = True
-            off += len(c.data)
-            flights[-1].end = off
-            flights[-1].target = _state(p, False)
+    i = off = 0
+    for f in flights(chunks):
+        n = 0
+        while n < f.nbytes:
+            c = chunks[i]
+            p.feed(c.direction, c.data, c.t)
+            n += len(c.data)
+            i += 1
+        if f.direction == UP:
+            out.append(ReplayFlight(off, off + f.nbytes, _state(p, False)))
+            off += f.nbytes
+        elif out:
+            out[-1].target = _state(p, True)
         else:
-            in_flight = False
-            if flights:
-                flights[-1].target = _state(p, True)
-            else:
-                initial = _state(p, True)
-    return initial, flights
+            initial = _state(p, True)
+    return initial, out
 
 
-def _apply(up: bytes, flights: list[Flight], edits: list[Edit]) -> None:
+def _apply(up: bytes, flights: list[ReplayFlight], edits: list[Edit]) -> None:
     """Cut the rewritten stream into the same flights (an edit belongs to the flight where it starts)."""
     edits = sorted(edits)
     k = 0

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 
 from mailstudy.live.trace import Trace
 from mailstudy.protocol.events import Exchange
-
-METRIC_KEYS = ("bytes_up", "bytes_down", "commands", "round_trips", "duration_s", "exchanges_failed")
+from mailstudy.wire import METRIC_KEYS, SessionMetrics
 
 
 class ReplayError(ValueError):
@@ -43,8 +42,9 @@ class SessionReplay:
                 "messages_matched": self.messages_matched, "warnings": list(self.warnings)}
 
 
-def _metrics_of(m: dict) -> dict:
-    return {k: m.get(k) for k in METRIC_KEYS}
+def _metrics_of(m: dict | SessionMetrics) -> dict:
+    """The session's numbers as a row (:data:`~mailstudy.wire.METRIC_KEYS`), from metrics or an analysis row."""
+    return m.as_row() if isinstance(m, SessionMetrics) else {k: m.get(k) for k in METRIC_KEYS}
 
 
 @dataclass

@@ -11,8 +11,8 @@ import socket
 import time
 
 from mailstudy.live.trace import Trace, traced_connection
-from mailstudy.offline.replay.flights import Flight, Target
-from mailstudy.offline.replay.progress import _progress_parser
+from mailstudy.offline.replay.flights import ReplayFlight, Target
+from mailstudy.protocol import make_parser
 from mailstudy.protocol.events import DOWN, UP
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -27,7 +27,7 @@ def _pump(sock, p, target: Target, need_bytes: bool, timeout: float) -> bool:
     """Read until ``target`` is reached (True) or the server closes (False); _Stall on timeout."""
     got = 0
     deadline = time.monotonic() + timeout
-    while not (target.reached(p) and (got or not need_bytes)):
+    while not (target.reached(p.progress()) and (got or not need_bytes)):
         left = deadline - time.monotonic()
         if left <= 0:
             raise _Stall()
@@ -54,10 +54,10 @@ def _read_to_close(sock, timeout: float) -> None:
         return
 
 
-def _run(host: str, port: int, protocol: str, initial: Target, flights: list[Flight], last_command: str,
+def _run(host: str, port: int, protocol: str, initial: Target, flights: list[ReplayFlight], last_command: str,
          timeout: float, trace: Trace, warnings: list[str]) -> None:
     sock = traced_connection(host, port, timeout, trace)
-    p = _progress_parser(protocol)
+    p = make_parser(protocol)
     k = -1  # the flight being replayed (-1: waiting for the greeting)
     try:
         try:

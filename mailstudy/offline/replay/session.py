@@ -76,7 +76,7 @@ def replay_session(session, server: str = "embedded", timeout: float = DEFAULT_T
     srv = make_server(server)
     account = srv.account
     up = _plain_stream(session, UP)
-    edits, w = rewrite_client_stream(session.protocol, up, account, box.uid_map())
+    edits, w = rewrite_client_stream(session.protocol, session.connection.chunks, account, box.uid_map())
     result.warnings.extend(dict.fromkeys(w))  # once each
     _apply(up, flights, edits)
     exchanges = _exchanges(session)
@@ -88,8 +88,7 @@ def replay_session(session, server: str = "embedded", timeout: float = DEFAULT_T
         _run(srv.host, port, session.protocol, initial, flights, last, timeout, trace, result.warnings)
     events = parse_session(session.protocol, trace.chunks)
     replayed = sorted((e for e in events if isinstance(e, Exchange)), key=lambda e: e.index)
-    metrics = session_metrics([(c.direction, len(c.data), c.t_ns) for c in trace.chunks], replayed,
-                              t_start=trace.t_connect_ns, time_scale=1e-9)
+    metrics = session_metrics(trace.chunks, replayed, t_start=trace.t_connect_ns, time_scale=1e-9)
     result.replayed = _metrics_of(metrics)
     result.exchanges, result.trace = replayed, trace
     if len(replayed) != len(exchanges):

@@ -1,0 +1,97 @@
+"""The nouns every layer shares, defined once: a direction, a chunk of bytes, a flight, a session's metrics.
+
+Why a module of its own: the live trace, TCP reassembly, the parsers, the metrics, the replay and the ladder all
+speak of "bytes one way at a time t" and of "a run of bytes one way"; when each defined its own (``t_ns`` here,
+``t`` there, four kinds of flight) every consumer needed ``hasattr`` checks and the metric key list was written
+four times. Pure: no I/O, no clock.
+
+* :data:`UP` (client to server) and :data:`DOWN` (server to client) are the two directions.
+* :class:`Chunk` is bytes that crossed one way at ``t``: one ``send``/``recv`` of a traced socket
+  (``t`` = ``perf_counter_ns``) or bytes reassembly made readable (``t`` = float seconds of the capture).
+* :class:`Flight` is a maximal run of payload one way, not interrupted by payload the other way (DESIGN
+  "Words": client flights are the round trips). :func:`flights` cuts chunks into flights.
+* :class:`SessionMetrics` is one session's numbers (the one definition is
+  :func:`mailstudy.protocol.metrics.session_metrics`); :data:`METRIC_KEYS` is their one key list, and
+  ``as_row()`` the dict a table or pandas wants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from typing import Any, Literal, NamedTuple
+
+UP = "up"  # client -> server
+DOWN = "down"  # server -> client
+Direction = Literal["up", "down"]
+DIRECTIONS = (UP, DOWN)
+
+
+def check_direction(direction: str) -> None:
+    """ValueError unless ``direction`` is UP or DOWN."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be {UP!r} or {DOWN!r}, not {direction!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Bytes that crossed one way at time ``t`` (the caller's clock: perf_counter_ns or capture seconds)."""
+
+    direction: str  # UP or DOWN
+    t: Any
+    data: bytes
+
+
+class Flight(NamedTuple):
+    """A maximal run of payload one way: its bytes and the times of its first and last chunk."""
+
+    direction: str
+    nbytes: int
+    t_start: Any
+    t_end: Any
+
+
+def flights(chunks: Iterable[Any]) -> list[Flight]:
+    """The flights of ``chunks`` in order: :class:`Chunk` objects or ``(direction, t, data)`` tuples (``data``
+    may be a byte count). Empty chunks (a pure ACK) neither start nor end a flight."""
+    out: list[Flight] = []
+    cur_dir = None
+    nbytes = 0
+    t_start = t_end = None
+    for c in chunks:
+        direction, t, data = (c.direction, c.t, c.data) if c.__class__ is Chunk else c
+        n = len(data) if isinstance(data, (bytes, bytearray, memoryview)) else int(data)
+        if n <= 0:
+            if direction not in DIRECTIONS:
+                check_direction(direction)
+            continue
+        if direction != cur_dir:
+            check_direction(direction)
+            if cur_dir is not None:
+                out.append(Flight(cur_dir, nbytes, t_start, t_end))
+            cur_dir, nbytes, t_start = direction, 0, t
+        nbytes += n
+        t_end = t
+    if cur_dir is not None:
+        out.append(Flight(cur_dir, nbytes, t_start, t_end))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class SessionMetrics:
+    """One session's numbers (DESIGN "Words" defines each)."""
+
+    bytes_up: int
+    bytes_down: int
+    commands: int
+    round_trips: int
+    duration_s: float
+    time_to_list_s: float | None
+    exchanges_failed: int
+
+    def as_row(self) -> dict[str, Any]:
+        """The numbers as a dict in :data:`METRIC_KEYS` order (a table row, a JSON object, a pandas record)."""
+        return {k: getattr(self, k) for k in METRIC_KEYS}
+
+
+METRIC_KEYS: tuple[str, ...] = tuple(f.name for f in fields(SessionMetrics))

@@ -1,0 +1,66 @@
+"""What a test needs from the machine (tshark, Dovecot, a peer capture), checked in one place.
+
+Why: eight test files each had their own ``shutil.which("tshark")`` skip, and some skipped where CI must fail.
+The rule lives here: where a tool or file is missing, a test skips with the reason and the install hint, except
+under CI (env ``CI`` set), where ``.ci/run`` installs Dovecot, tcpdump and tshark and lays out the peer captures,
+so a missing one is a broken setup and the test fails. ``tests/conftest.py`` offers the same checks as fixtures
+(``tshark``, ``dovecot_usable``, ``peer_capture``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+from peers import PEER
+
+
+def in_ci() -> bool:
+    return bool(os.environ.get("CI"))
+
+
+def skip_or_fail(reason: str) -> NoReturn:
+    """Skip with ``reason``; under CI fail instead (CI installs everything these tests need)."""
+    if in_ci():
+        pytest.fail(f"CI must be able to run this test (.ci/run installs what it needs): {reason}")
+    pytest.skip(reason)
+
+
+def program(name: str, package: str) -> str:
+    """The path of ``name``, or skip (fail under CI) saying which Debian package holds it."""
+    path = shutil.which(name)
+    if path is None:
+        skip_or_fail(f"{name} is not installed (apt-get install {package})")
+    return path
+
+
+def tshark() -> str:
+    return program("tshark", "tshark")
+
+
+def dovecot() -> None:
+    """Skip (fail under CI) unless Dovecot can run here."""
+    from mailstudy.servers.dovecot import dovecot_available
+
+    why = dovecot_available()
+    if why:
+        skip_or_fail(f"Dovecot not usable here: {why}")
+
+
+def peer(name: str) -> Path:
+    """A peer capture by file name, or skip (fail under CI)."""
+    path = PEER / name
+    if not path.is_file():
+        skip_or_fail(f"peer capture {name} not found in {PEER}")
+    return path
+
+
+def peer_folder() -> Path:
+    """The folder of peer captures, or skip (fail under CI) when it holds none."""
+    if not any(PEER.glob("*.pcap*")):
+        skip_or_fail(f"no peer captures in {PEER}")
+    return PEER
