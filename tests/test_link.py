@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import socket
 import statistics
 import subprocess
@@ -256,9 +255,7 @@ def test_a_dying_upstream_ends_the_session_with_a_session_error_and_no_relay_is_
 
 
 # -- captures on the client's side ----------------------------------------------------------------------------
-@pytest.mark.skipif(shutil.which("tshark") is None or shutil.which("tcpdump") is None,
-                    reason="tshark and tcpdump are needed (CI installs them: .ci/run)")
-def test_a_capture_through_the_link_shows_the_delays_and_tshark_agrees(tmp_path):
+def test_a_capture_through_the_link_shows_the_delays_and_tshark_agrees(tmp_path, tshark, tcpdump):
     from mailstudy.capture import Capture
     from mailstudy.corpus import generate
     from mailstudy.live.access import Known, SessionSpec, run_session
@@ -273,7 +270,7 @@ def test_a_capture_through_the_link_shows_the_delays_and_tshark_agrees(tmp_path)
                                  SessionSpec(read_fraction=0.4), Known(corpus.raws()))
         report = cap.finish(result.trace, {})
     assert report.complete
-    out = subprocess.run(["tshark", "-r", str(report.path), "-d", f"tcp.port=={link.ports[0]},imap", "-Y",
+    out = subprocess.run([tshark, "-r", str(report.path), "-d", f"tcp.port=={link.ports[0]},imap", "-Y",
                           "imap.time", "-T", "fields", "-e", "imap.response_tag", "-e", "imap.time"],
                          capture_output=True, text=True, timeout=60).stdout
     theirs = [(tag, float(t)) for tag, t in (line.split("\t") for line in out.splitlines() if line)]
