@@ -184,14 +184,8 @@ class ByteStream:
     def take_bytes(self, n: int) -> bytes:
         """Consume up to ``n`` bytes and return them."""
         buf = self.buf
-        if n >= len(buf):
-            data = bytes(buf)
-            buf.clear()
-        else:
-            data = bytes(buf[:n])
-            del buf[:n]
-        self.base += len(data)
-        self._scan = self._scan - len(data) if self._scan > len(data) else 0
+        data = bytes(buf) if n >= len(buf) else bytes(buf[:n])
+        self.skip(len(data))
         return data
 
     # -- general consumption: segments with times ------------------------------------------------------------
