@@ -64,6 +64,24 @@ def new_exchange(protocol: str, index: int, tag: str | None, command: str, argum
     return e
 
 
+class PendingBase:
+    """An exchange being built, as both parsers keep it: its place, command, bytes each way, SASL progress."""
+
+    __slots__ = ("index", "command", "t_sent", "bytes_up", "bytes_down", "t_first_response", "sasl_turns",
+                 "mechanism", "responses")
+
+    def __init__(self, index: int, command: str, t_sent: Any, bytes_up: int = 0) -> None:
+        self.index = index
+        self.command = command
+        self.t_sent = t_sent
+        self.bytes_up = bytes_up
+        self.bytes_down = 0
+        self.t_first_response: Any = None
+        self.sasl_turns = 0  # SASL: server challenges not yet answered by a client line
+        self.mechanism = ""  # SASL: the mechanism named by the client
+        self.responses = 0  # SASL: client responses so far (the initial response included)
+
+
 class Segment(NamedTuple):
     """A piece of one direction's stream cut by :meth:`ByteStream.read_line`."""
 

@@ -49,6 +49,7 @@ from typing import Any
 from mailstudy.protocol._stream import (
     MAX_LINE,
     ParserBase,
+    PendingBase,
     Segment,
     new_exchange,
     strip_eol,
@@ -81,28 +82,19 @@ def redacted_arguments(command: str, arguments: str) -> str:
     return arguments
 
 
-class _Pending:
-    """An exchange being built (mutable until its tagged status arrives)."""
+class _Pending(PendingBase):
+    """An exchange being built (mutable until its tagged status arrives); SASL fields serve AUTHENTICATE."""
 
-    __slots__ = ("index", "tag", "command", "args", "t_sent", "bytes_up", "bytes_down", "t_first_response",
-                 "literals", "done", "sasl_turns", "idle_done", "astrings", "mechanism", "responses", "ranges")
+    __slots__ = ("tag", "args", "literals", "done", "idle_done", "astrings", "ranges")
 
     def __init__(self, index: int, tag: str, command: str, args: list[str], t_sent: Any, bytes_up: int = 0) -> None:
-        self.index = index
+        super().__init__(index, command, t_sent, bytes_up)
         self.tag = tag
-        self.command = command
         self.args = args
-        self.t_sent = t_sent
-        self.bytes_up = bytes_up
-        self.bytes_down = 0
-        self.t_first_response: Any = None
         self.literals: list[bytes] = []
         self.done = False
-        self.sasl_turns = 0  # AUTHENTICATE: continuation requests not yet answered by a client line
         self.idle_done = False  # IDLE: the client has sent DONE
         self.astrings = 0  # LOGIN: arguments seen so far (0: the user comes next, then the password)
-        self.mechanism = ""  # AUTHENTICATE: the SASL mechanism
-        self.responses = 0  # AUTHENTICATE: client SASL responses so far (the initial response included)
         self.ranges: list[tuple[int, float]] | None = None  # FETCH/STORE: the message set, parsed when needed
 
     def to_exchange(self, status: str | None, status_text: str, t_done: Any, keep_payloads: bool = True) -> Exchange:

@@ -31,6 +31,7 @@ from typing import Any
 from mailstudy.protocol._stream import (
     MAX_LINE,
     ParserBase,
+    PendingBase,
     Segment,
     _new_segment,
     new_exchange,
@@ -79,24 +80,17 @@ def _status_of(line: bytes) -> str | None:
     return None
 
 
-class _Pending:
-    __slots__ = ("index", "command", "arguments", "t_sent", "bytes_up", "bytes_down", "t_first_response", "status",
-                 "status_text", "data", "sasl_turns", "mechanism", "responses")
+class _Pending(PendingBase):
+    """An exchange being built (mutable until its status line and data are read); SASL fields serve AUTH."""
+
+    __slots__ = ("arguments", "status", "status_text", "data")
 
     def __init__(self, index: int, command: str, arguments: str, t_sent: Any, bytes_up: int = 0) -> None:
-        self.index = index
-        self.command = command
+        super().__init__(index, command, t_sent, bytes_up)
         self.arguments = arguments
-        self.t_sent = t_sent
-        self.bytes_up = bytes_up
-        self.bytes_down = 0
-        self.t_first_response: Any = None
         self.status: str | None = None
         self.status_text = ""
         self.data: bytearray | None = None  # multi-line payload being collected (stays empty without keep_payloads)
-        self.sasl_turns = 0  # AUTH: challenges not yet answered by a client line
-        self.mechanism = ""  # AUTH: the SASL mechanism
-        self.responses = 0  # AUTH: client SASL responses so far (the initial response included)
 
     def to_exchange(self, status: str | None, t_done: Any) -> Exchange:
         return new_exchange(PROTOCOL, self.index, None, self.command, self.arguments, status, self.status_text,
