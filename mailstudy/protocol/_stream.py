@@ -50,6 +50,22 @@ def strip_eol(line: bytes) -> bytes:
     return line[:-1] if line.endswith(b"\n") else line
 
 
+def redact_by(rules: dict[str, str], command: str, arguments: str) -> str:
+    """``arguments`` with credentials replaced by ``***``, as ``rules`` (upper-case command: how) say for the command.
+
+    How: ``"line"`` the whole rest of the line; ``"words"`` the two words of user and password; ``"sasl"`` the
+    initial response after the mechanism (kept). Commands not in ``rules`` keep their arguments."""
+    how = rules.get(command.upper())
+    if how == "line":
+        return "***" if arguments else arguments
+    if how == "words":
+        return "*** ***" if arguments.strip() else arguments
+    if how == "sasl":
+        mech, sep, _initial = arguments.strip().partition(" ")
+        return f"{mech} ***" if sep else arguments
+    return arguments
+
+
 def new_exchange(protocol: str, index: int, tag: str | None, command: str, arguments: str, status: str | None,
                  status_text: str, t_sent: Any, t_first_response: Any, t_done: Any, bytes_up: int, bytes_down: int,
                  literals: tuple = (), data: bytes = b"", multiline: bool = False) -> Exchange:

@@ -52,6 +52,7 @@ from mailstudy.protocol._stream import (
     PendingBase,
     Segment,
     new_exchange,
+    redact_by,
     strip_eol,
     text_of,
 )
@@ -61,6 +62,7 @@ from mailstudy.protocol.imap_lexer import lex, literal_marker
 PROTOCOL = "imap"
 
 _SPAN_COMMANDS = {"LOGIN", "AUTHENTICATE"}
+_REDACT = {"LOGIN": "words", "AUTHENTICATE": "sasl"}  # how redacted_arguments hides each one's credentials
 _UID_SET_COMMANDS = {"UID FETCH", "UID STORE", "UID COPY", "UID MOVE", "UID EXPUNGE"}
 _FETCH_ANSWERING = {"FETCH", "STORE", "UID FETCH", "UID STORE"}  # commands whose answers are untagged FETCHes
 _FETCH_HEAD = re.compile(rb"\* (\d+) FETCH \(", re.IGNORECASE)
@@ -73,13 +75,7 @@ _text, _strip_eol = text_of, strip_eol  # short local names for the hot paths
 
 def redacted_arguments(command: str, arguments: str) -> str:
     """``arguments`` with credentials replaced by ``***``: LOGIN user and password, AUTHENTICATE initial response."""
-    cmd = command.upper()
-    if cmd == "LOGIN":
-        return "*** ***" if arguments.strip() else arguments
-    if cmd == "AUTHENTICATE":
-        mech, sep, _initial = arguments.strip().partition(" ")
-        return f"{mech} ***" if sep else arguments
-    return arguments
+    return redact_by(_REDACT, command, arguments)
 
 
 class _Pending(PendingBase):

@@ -35,6 +35,7 @@ from mailstudy.protocol._stream import (
     Segment,
     _new_segment,
     new_exchange,
+    redact_by,
     strip_eol,
     text_of,
 )
@@ -45,6 +46,7 @@ PROTOCOL = "pop3"
 
 _ALWAYS_MULTILINE = {"CAPA", "TOP", "RETR"}
 _SPAN_COMMANDS = {"USER", "PASS", "APOP", "AUTH"}
+_REDACT = {"USER": "line", "PASS": "line", "APOP": "words", "AUTH": "sasl"}  # how redacted_arguments hides each
 _MULTILINE_WITHOUT_ARGS = {"LIST", "UIDL", "AUTH"}
 
 _text, _strip_eol = text_of, strip_eol  # short local names for the hot paths
@@ -60,15 +62,7 @@ def is_multiline(command: str, arguments: str) -> bool:
 
 def redacted_arguments(command: str, arguments: str) -> str:
     """``arguments`` with credentials replaced by ``***``: USER, PASS, APOP, AUTH initial response."""
-    cmd = command.upper()
-    if cmd in ("USER", "PASS"):
-        return "***" if arguments else arguments
-    if cmd == "APOP":
-        return "*** ***" if arguments.strip() else arguments
-    if cmd == "AUTH":
-        mech, sep, _initial = arguments.strip().partition(" ")
-        return f"{mech} ***" if sep else arguments
-    return arguments
+    return redact_by(_REDACT, command, arguments)
 
 
 def _status_of(line: bytes) -> str | None:
