@@ -25,6 +25,7 @@ from mailstudy.protocol.events import (
     Encrypted,
     Event,
     Exchange,
+    Greeting,
     ParseWarning,
     Progress,
     Span,
@@ -342,6 +343,9 @@ class ParserBase:
         self.unattributed = {UP: 0, DOWN: 0}  # bytes no greeting or exchange could be given
         self.closed = False
         self._nwarnings = 0
+        self.greeting: Greeting | None = None
+        self._greeted = False  # the server's first line has been read (a greeting or not)
+        self._next_index = 0  # the index the next exchange gets
 
     # -- public API ---------------------------------------------------------------------------------------
     @property
@@ -448,6 +452,17 @@ class ParserBase:
             a, b = toks[1].start, len(body.rstrip())
             if body[a:b].strip() not in NOT_SECRET:
                 self._emit(Span(kind, start + a, start + b, p.index, "atom", None, p.mechanism))
+
+    def _sasl_reply(self, waiting: Iterable[Any], command: str, line: bytes, start: int) -> bool:
+        """A client line answering the SASL challenge of the first exchange in ``waiting`` that runs ``command``
+        and awaits one: count it there and emit its span. False when no exchange awaits a response."""
+        for p in waiting:
+            if p.sasl_turns > 0 and p.command == command:
+                p.sasl_turns -= 1
+                p.bytes_up += len(line)
+                self._sasl_span(p, line, start)
+                return True
+        return False
 
     def _sasl_span(self, p: Any, line: bytes, start: int) -> None:
         """A client SASL response line of ``p`` (AUTHENTICATE/AUTH) at stream offset ``start``."""

@@ -125,10 +125,7 @@ class ImapParser(ParserBase):
 
     def __init__(self, max_line: int = MAX_LINE, keep_payloads: bool = True, spans: bool = False) -> None:
         super().__init__(max_line, keep_payloads, spans)
-        self.greeting: Greeting | None = None
-        self._greeted = False
         self._outstanding: list[_Pending] = []
-        self._next_index = 0
         # client side
         self._cur: _Pending | None = None  # command whose line continues after a literal
         self._up_literal = 0  # literal bytes still to come from the client
@@ -169,6 +166,7 @@ class ImapParser(ParserBase):
                 self._up_literal -= n
                 self._add_up_at(self._cur, n, start, "literal of an unknown command")
                 continue
+            # repeated in each line loop on purpose: a helper could not return or continue for this hot loop
             start = s.base
             line = s.line()
             if line is None:
@@ -196,12 +194,8 @@ class ImapParser(ParserBase):
         return True
 
     def _client_line(self, line: bytes, start: int) -> None:
-        for p in self._outstanding:
-            if p.sasl_turns > 0 and p.command == "AUTHENTICATE":
-                p.sasl_turns -= 1
-                p.bytes_up += len(line)
-                self._sasl_span(p, line, start)
-                return
+        if self._sasl_reply(self._outstanding, "AUTHENTICATE", line, start):
+            return
         bare = line.strip()  # also drops the line end
         if len(bare) == 4 and bare.upper() == b"DONE":
             for p in self._outstanding:
@@ -317,6 +311,7 @@ class ImapParser(ParserBase):
                 self._down_literal = want - n
                 resp.nbytes += n
                 continue
+            # repeated in each line loop on purpose: a helper could not return or continue for this hot loop
             start = s.base
             line = s.line()
             if line is None:

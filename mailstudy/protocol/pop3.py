@@ -104,10 +104,7 @@ class Pop3Parser(ParserBase):
 
     def __init__(self, max_line: int = MAX_LINE, keep_payloads: bool = True, spans: bool = False) -> None:
         super().__init__(max_line, keep_payloads, spans)
-        self.greeting: Greeting | None = None
-        self._greeted = False
         self._fifo: deque[_Pending] = deque()
-        self._next_index = 0
         self._multi: _Pending | None = None  # the exchange whose multi-line data is being read
         self._line_start = True  # in multi-line data: at the start of a line
         self._down_skip_target: _Pending | None = None
@@ -117,33 +114,34 @@ class Pop3Parser(ParserBase):
         s = self._streams[UP]
         buf = s.buf
         while buf and not self._opaque:
+            # repeated in each line loop on purpose: a helper could not return or continue for this hot loop
             start = s.base
             line = s.line()
             if line is None:
-                seg = s.read_line()
-                if seg is None:
+                if not self._runaway_up(s):
                     return
-                if seg.kind == "overflow":
-                    self._warn(UP, seg.t_start, f"client line longer than {s.max_line} bytes: cut and skipped",
-                               seg.start)
-                self._unattributed(UP, seg, "runaway client line")
                 continue
-            for p in self._fifo:
-                if p.sasl_turns > 0 and p.command == "AUTH":
-                    p.sasl_turns -= 1
-                    p.bytes_up += len(line)
-                    self._sasl_span(p, line, start)
-                    break
-            else:
-                verb, _, args = _text(_strip_eol(line)).partition(" ")
-                t = s.t_at(start)
-                p = _Pending(self._next_index, verb.upper(), args, t, len(line))
-                self._next_index += 1
-                self._fifo.append(p)
-                if not verb:
-                    self._warn(UP, t, "empty command line", start)
-                if p.command in _SPAN_COMMANDS and args:
-                    self._command_spans(p, line, start)
+            if self._sasl_reply(self._fifo, "AUTH", line, start):
+                continue
+            verb, _, args = _text(_strip_eol(line)).partition(" ")
+            t = s.t_at(start)
+            p = _Pending(self._next_index, verb.upper(), args, t, len(line))
+            self._next_index += 1
+            self._fifo.append(p)
+            if not verb:
+                self._warn(UP, t, "empty command line", start)
+            if p.command in _SPAN_COMMANDS and args:
+                self._command_spans(p, line, start)
+
+    def _runaway_up(self, s) -> bool:
+        """No whole line buffered: count a runaway line's pieces as unattributed; False when more bytes are needed."""
+        seg = s.read_line()
+        if seg is None:
+            return False
+        if seg.kind == "overflow":
+            self._warn(UP, seg.t_start, f"client line longer than {s.max_line} bytes: cut and skipped", seg.start)
+        self._unattributed(UP, seg, "runaway client line")
+        return True
 
     # -- spans: where the credentials sit in the client stream ---------------------------------------------
     def _command_spans(self, p: _Pending, line: bytes, start: int) -> None:
@@ -176,20 +174,27 @@ class Pop3Parser(ParserBase):
                 if not self._read_multiline():
                     return
                 continue
+            # repeated in each line loop on purpose: a helper could not return or continue for this hot loop
             start = s.base
             line = s.line()
             if line is None:
-                seg = s.read_line()
-                if seg is None:
+                if not self._runaway_down(s):
                     return
-                if seg.kind == "overflow":
-                    self._down_skip_target = self._fifo[0] if self._fifo else None
-                    message = f"server line longer than {s.max_line} bytes: cut and skipped"
-                    self._warn(DOWN, seg.t_start, message, seg.start)
-                self._add_down(self._down_skip_target, seg, "runaway server line")
                 continue
             end = start + len(line) - 1
             self._reply_line(_new_segment(("line", line, start, s.t_at(start), s.t_at(end))))
+
+    def _runaway_down(self, s) -> bool:
+        """No whole line buffered: count a runaway line's pieces on the exchange it cut into (the first waiting
+        when it began); False when more bytes are needed."""
+        seg = s.read_line()
+        if seg is None:
+            return False
+        if seg.kind == "overflow":
+            self._down_skip_target = self._fifo[0] if self._fifo else None
+            self._warn(DOWN, seg.t_start, f"server line longer than {s.max_line} bytes: cut and skipped", seg.start)
+        self._add_down(self._down_skip_target, seg, "runaway server line")
+        return True
 
     def _add_down(self, p: _Pending | None, seg: Segment, why: str) -> None:
         if p is None:
