@@ -16,7 +16,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import deque
 from itertools import accumulate
-from typing import Any, Iterable, NamedTuple
+from typing import TYPE_CHECKING, Any, Iterable, NamedTuple
 
 from mailstudy.protocol.events import (
     DOWN,
@@ -25,12 +25,14 @@ from mailstudy.protocol.events import (
     Encrypted,
     Event,
     Exchange,
-    Greeting,
     ParseWarning,
     Progress,
     Span,
     TlsCounts,
 )
+
+if TYPE_CHECKING:  # annotations only
+    from mailstudy.protocol.events import Greeting
 
 MAX_LINE = 1 << 20  # 1 MiB: longer lines are cut, warned about and skipped to the next newline
 MAX_WARNINGS = 1000  # per parser; one more warning says the rest were suppressed
