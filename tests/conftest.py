@@ -7,6 +7,9 @@ from __future__ import annotations
 import pytest
 
 import needs
+from mailstudy.caches import keep_caches_in_project
+
+keep_caches_in_project()  # the suite leaves nothing in ~ either (scapy, matplotlib, notebook kernels)
 
 # the Dovecot case carries the ``dovecot`` marker, so ``-m "not dovecot"`` leaves it out
 SERVER_KINDS = ["embedded", pytest.param("dovecot", marks=pytest.mark.dovecot)]

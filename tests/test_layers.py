@@ -21,6 +21,7 @@ RANKS = {
     "mailstudy.link.schedule": 0,
     "mailstudy.outputs": 1,
     "mailstudy.processes": 1,
+    "mailstudy.caches": 1,
     "mailstudy.net": 1,
     "mailstudy.servers": 1,
     "mailstudy.link": 1,

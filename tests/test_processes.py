@@ -65,3 +65,50 @@ def test_an_untied_child_would_have_survived():
             os.kill(child_pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+GUARDED = """
+import os, sys, time
+from mailstudy.processes import popen_tied
+d = sys.argv[1]
+os.mkdir(d)
+child = popen_tied(["sh", "-c", "sleep 60 & sleep 60"], group=True, cleanup=[d])
+print(child.pid, flush=True)
+if sys.argv[2] == "release":
+    try:
+        os.killpg(child.pid, 9)
+    except ProcessLookupError:
+        pass
+    child.wait()
+    os.rmdir(d)
+    os.mkdir(d)  # made again after the release: the guardian must leave it alone
+    child.release()
+    print("released", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("mode", ["killed", "release"])
+def test_a_guardian_kills_the_group_and_removes_its_paths_only_when_the_parent_dies(tmp_path, mode):
+    from mailstudy.processes import group_members
+
+    d = tmp_path / "scratch"
+    parent = subprocess.Popen([sys.executable, "-c", GUARDED, str(d), mode], stdout=subprocess.PIPE, text=True)
+    try:
+        pgid = int(parent.stdout.readline())
+        if mode == "release":
+            assert parent.stdout.readline().strip() == "released"
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while (group_members(pgid) or d.exists()) and time.monotonic() < deadline and mode == "killed":
+            time.sleep(0.02)
+        if mode == "killed":
+            assert not group_members(pgid), "a member of the child's process group outlived the parent"
+            assert not d.exists(), "the guarded folder was left behind"
+        else:
+            time.sleep(0.3)
+            assert d.is_dir(), "a released guardian removed a path after all"
+    finally:
+        parent.kill()
+        parent.wait()

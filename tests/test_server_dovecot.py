@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from mailstudy.processes import group_members
 from mailstudy.servers.base import DEFAULT_ACCOUNT, ServerError, free_port
-from mailstudy.servers.dovecot import DovecotServer, _group_members, dovecot_available
+from mailstudy.servers.dovecot import DovecotServer, dovecot_available
 
 # every test here needs Dovecot: skipped where it cannot run, failed under CI (tests/needs.py)
 pytestmark = [pytest.mark.dovecot, pytest.mark.usefixtures("dovecot_usable")]
@@ -44,7 +45,7 @@ MAILBOX = [message(1), message(2), DOTTED] + [message(i) for i in range(4, 41)]
 
 
 def running_in_group(pgid: int) -> dict[int, str]:
-    return _group_members(pgid)
+    return group_members(pgid)
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +212,8 @@ def test_workdir_is_kept_and_restart_starts_from_the_same_mail():
 
 _AS_USER = """
 import imaplib, json, os
-from mailstudy.servers.dovecot import DovecotServer, _group_members
+from mailstudy.processes import group_members
+from mailstudy.servers.dovecot import DovecotServer
 msgs = [b"Subject: %d\\r\\n\\r\\nbody\\r\\n" % i for i in range(5)]
 with DovecotServer(mailboxes={"alice": msgs}) as s:
     c = imaplib.IMAP4(s.host, s.imap_port, timeout=10)
@@ -222,7 +224,7 @@ with DovecotServer(mailboxes={"alice": msgs}) as s:
     pid, errors = s.pid, s.log_errors()
     uid = os.stat(f"/proc/{pid}").st_uid
 print(json.dumps({"euid": os.geteuid(), "master_uid": uid, "count": count, "body_ok": body == msgs[4],
-                  "errors": errors, "left": len(_group_members(pid))}))
+                  "errors": errors, "left": len(group_members(pid))}))
 """
 
 

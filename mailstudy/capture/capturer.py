@@ -34,8 +34,14 @@ from mailstudy.capture.report import (
 )
 from mailstudy.capture.sidecar import write_sidecar
 from mailstudy.live.trace import Trace, perf_to_epoch_offset_ns
-from mailstudy.outputs import publish, tmp_beside
+from mailstudy.outputs import OutputError, check_output, publish, tmp_beside
+from mailstudy.processes import Guardian, TiedPopen, popen_tied, uninterrupted
 
+# the method each capturing backend runs for start, stop and abort ("rebuilt" captures nothing: it has none)
+_BACKEND_STEPS = {
+    "tcpdump": {"start": "_start_tcpdump", "stop": "_stop_tcpdump", "abort": "_kill_tcpdump"},
+    "scapy": {"start": "_start_scapy", "stop": "_stop_scapy", "abort": "_close_scapy"},
+}
 
 # ---- the capture ---------------------------------------------------------------------------------------------
 def _bpf(host: str, ports: list[int]) -> str:
@@ -75,19 +81,22 @@ class Capture:
         if not self.ports or any(not 0 < p < 65536 for p in self.ports):
             raise CaptureError(f"ports must be 1-65535 and at least one, not {ports!r}")
         self.host = host
-        if not self.path.parent.is_dir():
-            raise CaptureError(f"cannot write {self.path}: folder {self.path.parent} does not exist")
+        try:
+            check_output(self.path, sidecar=True, what="capture")
+        except OutputError as exc:
+            raise CaptureError(str(exc)) from None
         self.backend, self.reason = choose_backend(backend)
         self.rebuilt = self.backend == "rebuilt"
         self.time_offset_ns = 0
         self.dropped = 0
         self.started = False
         self.stopped = False
-        self._proc: subprocess.Popen | None = None
+        self._proc: TiedPopen | None = None
         self._stderr: list[str] = []
         self._stderr_thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._tmp: Path | None = None
+        self._guardian: Guardian | None = None
         self._sniffer = None
         self._sock = None
         self._frames: list[tuple[float, bytes]] = []
@@ -98,6 +107,9 @@ class Capture:
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
                  tb: TracebackType | None) -> None:
+        if et is not None and issubclass(et, KeyboardInterrupt):
+            self.abort()  # Ctrl-C, TERM or HUP: a partial capture is no result; leave nothing behind
+            return
         try:
             self.stop()
         except CaptureError:
@@ -108,10 +120,7 @@ class Capture:
         if self.started:
             return self
         self.time_offset_ns = perf_to_epoch_offset_ns()
-        if self.backend == "tcpdump":
-            self._start_tcpdump()
-        elif self.backend == "scapy":
-            self._start_scapy()
+        self._backend_step("start")
         self.started = True
         return self
 
@@ -119,28 +128,45 @@ class Capture:
         if not self.started or self.stopped:
             return
         self.stopped = True
-        if self.backend == "tcpdump":
-            self._stop_tcpdump()
-        elif self.backend == "scapy":
-            self._stop_scapy()
+        self._backend_step("stop")
+
+    def abort(self) -> None:
+        """Stop capturing at once and remove what was written so far (no pcap appears at ``path``)."""
+        self.stopped = True
+        self._backend_step("abort")
+
+    def _backend_step(self, step: str) -> None:
+        """Run this backend's method for ``step`` (see ``_BACKEND_STEPS``); the rebuilt backend has none."""
+        name = _BACKEND_STEPS.get(self.backend, {}).get(step)
+        if name is not None:
+            getattr(self, name)()
 
     # -- tcpdump -------------------------------------------------------------------------------------------
     def _start_tcpdump(self) -> None:
         prog = _tcpdump_path()
         if prog is None:  # pragma: no cover - choose_backend checked
             raise CaptureError("tcpdump is not installed")
-        self._tmp = tmp_beside(self.path)
+        self._guardian = Guardian()  # first, so that a kill -9 from here on leaves no .part file behind
+        try:
+            self._launch_tcpdump(prog)
+        except BaseException as exc:  # Ctrl-C, TERM or HUP included: leave nothing behind
+            self._kill_tcpdump()
+            if not isinstance(exc, OSError):
+                raise
+            raise CaptureError(f"cannot run tcpdump ({prog}): {exc.strerror or exc}") from exc
+
+    def _launch_tcpdump(self, prog: str) -> None:
+        with uninterrupted():
+            self._tmp = tmp_beside(self.path)
+            self._guardian.watch(self._tmp)
         cmd = [prog, "-i", "lo", "--immediate-mode", "-B", "32768", "--time-stamp-precision=nano", "-U",
                "-s", str(SNAPLEN), "-w", str(self._tmp)]
         if os.geteuid() == 0:
             cmd[1:1] = ["-Z", "root"]
         cmd.append(_bpf(self.host, self.ports))
-        try:
-            self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.PIPE, text=True, errors="replace")
-        except OSError as exc:
-            self._tmp.unlink(missing_ok=True)
-            raise CaptureError(f"cannot run tcpdump ({prog}): {exc.strerror or exc}") from exc
+        with uninterrupted():  # a stop signal may not come between starting tcpdump and holding its handle
+            self._proc = popen_tied(cmd, guardian=self._guardian, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace")
 
         def read_stderr(stream=self._proc.stderr) -> None:
             for line in stream:
@@ -152,16 +178,22 @@ class Capture:
         self._stderr_thread = threading.Thread(target=read_stderr, name="tcpdump-stderr", daemon=True)
         self._stderr_thread.start()
         if not self._ready.wait(READY_TIMEOUT_S) or self._proc.poll() is not None:
-            self._kill_tcpdump()
             said = "; ".join(line for line in self._stderr if line.strip())[-400:]
-            self._tmp.unlink(missing_ok=True)
             raise CaptureError(f"tcpdump did not start listening within {READY_TIMEOUT_S:.0f} s"
                                f" ({said or 'it said nothing'})")
 
     def _kill_tcpdump(self) -> None:
-        if self._proc and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
+        """Kill tcpdump, remove its unfinished file and stand its guardian down (each step only once)."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        tmp, self._tmp = self._tmp, None
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        guardian, self._guardian = self._guardian, None
+        if guardian is not None:
+            guardian.release()
 
     def _file_size(self) -> int:
         try:
@@ -170,26 +202,29 @@ class Capture:
             return 0
 
     def _stop_tcpdump(self) -> None:
-        assert self._proc is not None and self._tmp is not None
-        _settle(self._file_size)  # -U: the file grows with every packet tcpdump has taken from the kernel
-        self._proc.send_signal(signal.SIGINT)
         try:
-            self._proc.wait(STOP_TIMEOUT_S)
+            self._finish_tcpdump()
+        finally:
+            self._kill_tcpdump()  # after a clean stop: exited already, and its file was published
+
+    def _finish_tcpdump(self) -> None:
+        proc = self._proc
+        assert proc is not None and self._tmp is not None
+        _settle(self._file_size)  # -U: the file grows with every packet tcpdump has taken from the kernel
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            self._kill_tcpdump()
-            self._tmp.unlink(missing_ok=True)
-            raise CaptureError(f"tcpdump did not stop within {STOP_TIMEOUT_S:.0f} s of SIGINT; killed it")
+            raise CaptureError(f"tcpdump did not stop within {STOP_TIMEOUT_S:.0f} s of SIGINT; killed it") from None
         if self._stderr_thread:
             self._stderr_thread.join(5)
         text = "\n".join(self._stderr)
         m = re.search(r"(\d+) packets? dropped by kernel", text)
         if m is None:
-            self._tmp.unlink(missing_ok=True)
-            raise CaptureError(f"tcpdump ended (exit {self._proc.returncode}) without its packet counts: "
+            raise CaptureError(f"tcpdump ended (exit {proc.returncode}) without its packet counts: "
                                f"{text[-300:]!r}")
         self.dropped = int(m.group(1))
         if self.dropped:
-            self._tmp.unlink(missing_ok=True)
             raise CaptureError(f"tcpdump: {self.dropped} packets dropped by kernel, so the capture is "
                                f"incomplete; run fewer sessions at once or give tcpdump a larger -B buffer")
         publish(self._tmp, self.path)

@@ -11,13 +11,9 @@ from pathlib import Path
 
 from mailstudy import __version__
 from mailstudy.capture.report import CaptureReport
-from mailstudy.outputs import write_atomically
-
+from mailstudy.outputs import sidecar_path, write_atomically
 
 # ---- sidecar -------------------------------------------------------------------------------------------------
-def sidecar_path(path: str | os.PathLike) -> Path:
-    """``FILE.pcap`` -> ``FILE.pcap.json``."""
-    return Path(f"{os.fspath(path)}.json")
 
 
 def write_sidecar(report: CaptureReport, ports: list[int], meta: dict) -> Path:

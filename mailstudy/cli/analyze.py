@@ -15,19 +15,10 @@ import os
 import sys
 
 from mailstudy.cli.errors import fail
+from mailstudy.cli.values import port
 
 EXIT_OK = 0
 EXIT_UNREADABLE = 2
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 < port < 65536:
-        raise argparse.ArgumentTypeError(f"port must be 1-65535, not {port}")
-    return port
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -39,7 +30,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "Ports 143/993 are IMAP and 110/995 POP3; other ports count when the server greets first "
                     "with '* OK' (IMAP) or '+OK' (POP3).")
     p.add_argument("file", metavar="FILE", help="the capture (pcap or pcapng)")
-    p.add_argument("--port", dest="ports", type=_port, action="append", default=[], metavar="P",
+    p.add_argument("--port", dest="ports", type=port, action="append", default=[], metavar="P",
                    help="also treat server port P as mail; its protocol is told by the greeting (repeatable)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--exchanges", action="store_true",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 from mailstudy import __version__
@@ -19,8 +20,16 @@ from mailstudy.cli.errors import EXIT_USAGE, fail
 COMMANDS = ("session", "serve", "study", "analyze", "redact", "replay", "fleet", "profiles", "breakeven")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with the project's error form: one line on stderr (with where to find help), exit 2."""
+
+    def error(self, message: str):
+        one_line = " ".join(message.split())
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mailstudy", description="Measure what IMAP and POP3 really cost.")
+    parser = Parser(prog="mailstudy", description="Measure what IMAP and POP3 really cost.")
     parser.add_argument("--version", action="version", version=f"mailstudy {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
@@ -28,7 +37,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warnings() -> None:
+    """Warnings logged by any layer (``mailstudy.*`` loggers) reach stderr as ``mailstudy: warning: ...``."""
+    log = logging.getLogger("mailstudy")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("mailstudy: warning: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.WARNING)
+        log.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
+    from mailstudy.caches import keep_caches_in_project
+
+    keep_caches_in_project()  # before scapy, matplotlib or a notebook kernel starts
+    _show_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:
@@ -37,15 +61,21 @@ def main(argv: list[str] | None = None) -> int:
     from mailstudy.capture import CaptureError
     from mailstudy.corpus import CorpusError
     from mailstudy.live.access import IntegrityError, SessionError
+    from mailstudy.outputs import OutputError
+    from mailstudy.processes import Stopped, stop_on_signals
     from mailstudy.servers.base import ServerError
 
     try:
-        return args.func(args)
-    except (ServerError, SessionError, CorpusError, CaptureError) as exc:
+        with stop_on_signals():  # TERM and HUP unwind exactly as Ctrl-C does: servers stopped, files removed
+            return args.func(args)
+    except (ServerError, SessionError, CorpusError, CaptureError, OutputError) as exc:
         return fail(str(exc))
     except IntegrityError as exc:
         print(f"mailstudy: integrity check failed: {exc}", file=sys.stderr)
         return 1
+    except Stopped as exc:
+        print(f"mailstudy: stopped by {exc}", file=sys.stderr)
+        return exc.exit_status
     except KeyboardInterrupt:
         return 130
 

@@ -23,6 +23,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "noted.")
     p.add_argument("input", metavar="IN", help="capture to read (pcap or pcapng); never modified")
     p.add_argument("output", metavar="OUT", help="redacted capture to write (must differ from IN)")
+    p.add_argument("--force", action="store_true", help="overwrite OUT (and OUT.json) when they exist")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=run)
     return p
@@ -32,10 +33,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from mailstudy.offline.redact import RedactError, redact_pcap
+    from mailstudy.outputs import OutputError, check_output, sidecar_path
 
     try:
+        # before reading anything: never over a device, a FIFO, the input or its sidecar, nor silently over
+        # an earlier result
+        check_output(args.output, inputs=(args.input,), force=args.force,
+                     sidecar=sidecar_path(args.input).exists())
         report = redact_pcap(args.input, args.output)
-    except RedactError as e:
+    except (RedactError, OutputError) as e:
         return fail(str(e))
     except OSError as e:
         return fail(f"cannot write {args.output}: {e.strerror or e}")

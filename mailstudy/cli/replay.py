@@ -9,9 +9,12 @@ status 2, never a traceback.
 from __future__ import annotations
 
 import json
+import sys
 
 from mailstudy.cli.errors import fail
+from mailstudy.cli.values import seconds
 
+EXIT_FAILED = 1  # the file was understood, but a session could not be replayed (it says why)
 ROWS = ("bytes_up", "bytes_down", "commands", "round_trips", "duration_s", "exchanges_failed")
 
 
@@ -28,7 +31,7 @@ def add_parser(subparsers) -> None:
                    help="the server to replay on (embedded)")
     p.add_argument("--session", type=int, default=None, metavar="N",
                    help="replay only mail session N (0-based, as `mailstudy analyze` numbers them)")
-    p.add_argument("--timeout", type=float, default=10.0, metavar="S",
+    p.add_argument("--timeout", type=seconds, default=10.0, metavar="S",
                    help="seconds to wait for the server's reply to each flight (10)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.set_defaults(func=run)
@@ -71,16 +74,12 @@ def run(args) -> int:
     from mailstudy.offline.replay import ReplayError, replay_pcap
     from mailstudy.servers.base import ServerError
 
-    if args.timeout is not None and args.timeout <= 0:
-        return fail(f"--timeout must be positive, not {args.timeout}")
     try:
         report = replay_pcap(args.file, server=args.server, session=args.session, timeout=args.timeout)
     except (PcapError, ReplayError, ServerError) as exc:
         return fail(" ".join(str(exc).split()))
     except OSError as exc:
         return fail(f"{args.file}: {exc.strerror or exc}")
-    except KeyboardInterrupt:
-        return 130
     data = report.to_dict()
     if args.json:
         print(json.dumps(data))
@@ -88,4 +87,8 @@ def run(args) -> int:
         print(f"{data['file']}: {len(data['sessions'])} mail session(s)")
         for s in data["sessions"]:
             print(format_session(s))
+    failed = [s["index"] for s in data["sessions"] if s.get("failed")]
+    if failed:
+        print(f"mailstudy: the replay of session(s) {', '.join(map(str, failed))} failed", file=sys.stderr)
+        return EXIT_FAILED
     return 0

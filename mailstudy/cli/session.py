@@ -1,7 +1,9 @@
 """``mailstudy session``: run one measured IMAP or POP3 session against a local server and print what it cost.
 
 Why a module of its own: each subcommand is one small module with ``add_parser(sub)`` and ``run(args)``;
-:mod:`mailstudy.cli.commands` lists them and dispatches through ``args.func``.
+:mod:`mailstudy.cli.commands` lists them and dispatches through ``args.func``. Flags that do not apply to the
+chosen protocol, strategy or mailbox are warned about and shown as not applicable (JSON null, ``n/a``), never
+echoed as if they had been used.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import sys
 
 from mailstudy.cli.errors import fail
+from mailstudy.cli.values import count, gigabytes
 from mailstudy.wire import METRIC_KEYS
 
 
@@ -19,17 +22,19 @@ def add_parser(sub) -> None:
                                    "imaplib/poplib, check every downloaded byte and print what it cost.")
     p.add_argument("--protocol", choices=["imap", "pop3"], default="imap")
     p.add_argument("--strategy", choices=["header-first", "download-all"], default="header-first")
-    p.add_argument("--pop3-mode", choices=["keep", "delete"], default="keep",
+    p.add_argument("--pop3-mode", choices=["keep", "delete"], default=None,
                    help="POP3 download-all: leave mail on the server (keep) or DELE it (default: keep)")
-    p.add_argument("--messages", type=int, default=200, metavar="N", help="messages in the mailbox (200)")
-    p.add_argument("--sizes", default="buchner2009", metavar="PRESET",
+    p.add_argument("--messages", type=count, default=200, metavar="N", help="messages in the mailbox (200)")
+    p.add_argument("--sizes", default=None, metavar="PRESET",
                    help="message size preset: buchner2009, fixed-5k, lognormal (buchner2009)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="corpus and read-draw seed (0)")
-    p.add_argument("--read-fraction", type=float, default=0.0, metavar="F",
+    p.add_argument("--read-fraction", type=float, default=None, metavar="F",
                    help="share of messages the user opens after the list, header-first only (0)")
     p.add_argument("--mailbox", metavar="PATH",
                    help="deliver real mail instead of a generated corpus: an mbox file, a Maildir or a folder of "
                         ".eml files (the first N messages; --messages 0 for all)")
+    p.add_argument("--max-mailbox-gb", type=gigabytes, default=None, metavar="GB",
+                   help="refuse a generated mailbox estimated above GB gigabytes (2.1)")
     p.add_argument("--server", choices=["embedded", "dovecot"], default="embedded")
     p.add_argument("--per-message", action="store_true", help="IMAP: one FETCH per message instead of one batch")
     p.add_argument("--pipelining", action="store_true",
@@ -81,14 +86,41 @@ SESSION_KEYS = ("protocol", "strategy", "pop3_mode", "server", "server_version",
                 "bodies_fetched", "integrity_ok")
 CAPTURE_KEYS = ("capture_path", "capture_backend", "capture_complete", "capture_rebuilt")
 
+#: row key -> (flag, when it applies, what it applies to). A field that does not apply is null in the output.
+APPLIES = {
+    "pop3_mode": ("--pop3-mode", lambda a: a.protocol == "pop3" and a.strategy == "download-all",
+                  "POP3 download-all"),
+    "read_fraction": ("--read-fraction", lambda a: a.strategy == "header-first", "header-first"),
+    "sizes": ("--sizes", lambda a: not a.mailbox, "a generated mailbox (not --mailbox)"),
+    "batch": ("--per-message", lambda a: a.protocol == "imap", "IMAP"),
+    "pipelining": ("--pipelining", lambda a: a.protocol == "pop3" or a.per_message,
+                   "POP3, or IMAP with --per-message"),
+}
+GIVEN = {"pop3_mode": lambda a: a.pop3_mode is not None, "read_fraction": lambda a: a.read_fraction is not None,
+         "sizes": lambda a: a.sizes is not None, "batch": lambda a: a.per_message,
+         "pipelining": lambda a: a.pipelining}
 
-def format_table(row: dict, keys=SESSION_KEYS) -> str:
+
+def not_applicable(args) -> list[str]:
+    """Row keys whose flag does not apply to these arguments; warns (stderr) for each such flag given."""
+    out = []
+    for key, (flag, applies, where) in APPLIES.items():
+        if not applies(args):
+            out.append(key)
+            if GIVEN[key](args):
+                print(f"mailstudy: warning: {flag} applies only to {where}; ignored", file=sys.stderr)
+    return out
+
+
+def format_table(row: dict, keys=SESSION_KEYS, na: tuple = ()) -> str:
     """A two-column table a person reads at a glance."""
     width = max(len(k) for k in keys)
     lines = []
     for k in keys:
         v = row.get(k)
-        if isinstance(v, float):
+        if k in na:
+            v = "n/a"
+        elif isinstance(v, float):
             v = f"{v:.6f}" if k.endswith("_s") else f"{v:g}"
         elif isinstance(v, int) and not isinstance(v, bool) and k.startswith("bytes"):
             v = f"{v:,}"
@@ -97,34 +129,39 @@ def format_table(row: dict, keys=SESSION_KEYS) -> str:
 
 
 def run(args) -> int:
-    from mailstudy.study.experiment import Experiment, run_experiment
+    from mailstudy.cli.progress import bar
+    from mailstudy.corpus import DEFAULT_MAX_MAILBOX_BYTES, check_mailbox_size
+    from mailstudy.outputs import check_output
+    from mailstudy.study.experiment import Experiment, run_captured_session, run_experiment
 
     if args.client:
         from mailstudy.cli.client_sessions import show_client_sessions
 
         return show_client_sessions(args)
 
+    na = not_applicable(args)
     try:
         exp = Experiment(server=args.server, protocol=args.protocol, strategy=args.strategy,
-                         pop3_mode=args.pop3_mode, messages=args.messages, sizes=args.sizes, seed=args.seed,
-                         read_fraction=args.read_fraction, batch=not args.per_message,
+                         pop3_mode=args.pop3_mode or "keep", messages=args.messages,
+                         sizes=args.sizes or "buchner2009", seed=args.seed,
+                         read_fraction=args.read_fraction or 0.0, batch=not args.per_message,
                          pipelining=args.pipelining, mailbox=args.mailbox, profile=link_profile(args),
                          preview=args.preview)
     except ValueError as exc:
         return fail(str(exc))
+    if not args.mailbox:
+        check_mailbox_size(exp.messages, exp.sizes, exp.seed, args.max_mailbox_gb or DEFAULT_MAX_MAILBOX_BYTES)
     if args.capture:
-        from mailstudy.study.experiment import run_captured_session
-
-        row, report = run_captured_session(exp, args.capture, backend=args.capture_backend)
+        check_output(args.capture, sidecar=True, what="capture")  # before any work: a folder, a device, ...
+        row, report = run_captured_session(exp, args.capture, backend=args.capture_backend, progress=bar)
         state = "complete" if report.complete else "INCOMPLETE: " + "; ".join(report.warnings)
         print(f"capture: {report.path} ({report.backend}: {report.reason}; {report.packets} packets, {state})",
               file=sys.stderr)
     else:
-        row = run_experiment(exp)[0]
+        row = run_experiment(exp, progress=bar)[0]
+    row.update({k: None for k in na})
     if args.json:
         print(json.dumps({k: row.get(k) for k in row}, default=str))
     else:
-        print(format_table(row, SESSION_KEYS + (CAPTURE_KEYS if args.capture else ())))
+        print(format_table(row, SESSION_KEYS + (CAPTURE_KEYS if args.capture else ()), na))
     return 0
-
-

@@ -24,7 +24,16 @@ def run(args) -> int:
 
     from mailstudy.study.notebooks import run_notebooks
 
-    done = run_notebooks(quick=args.quick, build=Path(args.build) if args.build else None, only=args.only)
+    from mailstudy.outputs import project_root
+
+    build = Path(args.build) if args.build else project_root() / "build"
+    if build.exists() and not build.is_dir():
+        return fail(f"--build {build} exists and is not a folder; give a folder for the executed notebooks")
+    try:
+        build.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return fail(f"cannot create --build folder {build}: {exc.strerror or exc}")
+    done = run_notebooks(quick=args.quick, build=build, only=args.only)
     if not done:
         return fail("no notebook matched (looked for notebooks/NN-*.ipynb)")
     for nb in done:

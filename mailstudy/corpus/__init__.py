@@ -26,6 +26,7 @@ attachment of seeded random bytes.
 
 from mailstudy.corpus.files import load, save_eml
 from mailstudy.corpus.synthetic import (
+    DEFAULT_MAX_MAILBOX_BYTES,
     MAX_SIZE,
     MIN_SIZE,
     MULTIPART_THRESHOLD,
@@ -33,9 +34,12 @@ from mailstudy.corpus.synthetic import (
     Corpus,
     CorpusError,
     Message,
+    check_mailbox_size,
+    estimate_bytes,
     generate,
     make_message,
 )
 
 __all__ = ["Corpus", "CorpusError", "Message", "generate", "make_message", "load", "save_eml", "SIZE_PRESETS",
-           "MIN_SIZE", "MAX_SIZE", "MULTIPART_THRESHOLD"]
+           "MIN_SIZE", "MAX_SIZE", "MULTIPART_THRESHOLD", "estimate_bytes", "check_mailbox_size",
+           "DEFAULT_MAX_MAILBOX_BYTES"]

@@ -337,11 +337,44 @@ def make_message(seed: int, index: int, size: int) -> Message:
     return Message(raw)
 
 
+#: Draws an estimate looks at: the first ones of the real sequence, so a small mailbox is estimated exactly.
+ESTIMATE_DRAWS = 2000
+#: The largest generated mailbox a command builds unless told otherwise (the corpus, the server's copy and the
+#: pickle or Maildir each hold it once, so memory needs a few times this).
+DEFAULT_MAX_MAILBOX_BYTES = 2 << 30
+
+
+def estimate_bytes(n: int, sizes: str = "buchner2009", seed: int = 0) -> int:
+    """The size of ``generate(n, sizes, seed)`` without building it: exact up to :data:`ESTIMATE_DRAWS`
+    messages, else the mean of that many draws times ``n``."""
+    if sizes not in SIZE_PRESETS:
+        raise CorpusError(f"unknown size preset {sizes!r}; choose one of {', '.join(sorted(SIZE_PRESETS))}")
+    rng = random.Random(seed)
+    k = min(n, ESTIMATE_DRAWS)
+    drawn = sum(SIZE_PRESETS[sizes](rng) for _ in range(k))
+    return drawn if k == n else round(drawn / k * n)
+
+
+def check_mailbox_size(n: int, sizes: str, seed: int, limit: int = DEFAULT_MAX_MAILBOX_BYTES) -> int:
+    """Refuse (CorpusError) a generated mailbox estimated above ``limit`` bytes; returns the estimate."""
+    est = estimate_bytes(n, sizes, seed)
+    if est > limit:
+        raise CorpusError(f"{n:,} messages of {sizes} would make a mailbox of about {est / 1e9:,.1f} GB, above "
+                          f"the limit of {limit / 1e9:,.1f} GB (memory needs a few times that); use fewer "
+                          f"messages or raise the limit with --max-mailbox-gb")
+    return est
+
+
+def _no_bar(items, total: int, desc: str):
+    return items
+
+
 def generate(n: int, sizes: str = "buchner2009", seed: int = 0, *, lognormal_mu: float = 8.5,
-             lognormal_sigma: float = 1.2) -> Corpus:
+             lognormal_sigma: float = 1.2, progress=_no_bar) -> Corpus:
     """A synthetic mailbox of ``n`` messages, the same bytes for the same arguments on every machine.
 
     ``sizes`` names a :data:`SIZE_PRESETS` entry; ``lognormal_mu``/``lognormal_sigma`` apply to ``lognormal``.
+    ``progress(items, total, desc)`` may wrap the message loop in a progress bar (the command line passes tqdm).
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise CorpusError(f"n must be a whole number >= 0, got {n!r}")
@@ -357,4 +390,5 @@ def generate(n: int, sizes: str = "buchner2009", seed: int = 0, *, lognormal_mu:
         sampler = SIZE_PRESETS[sizes]
     size_rng = random.Random(seed)
     targets = [sampler(size_rng) for _ in range(n)]
-    return Corpus(tuple(make_message(seed, i, t) for i, t in enumerate(targets)), sizes, seed)
+    made = progress(enumerate(targets), n, "generating mail")
+    return Corpus(tuple(make_message(seed, i, t) for i, t in made), sizes, seed)

@@ -64,6 +64,7 @@ class Link:
         if proc.poll() is None:
             proc.kill()  # nothing to flush: a relay has no state worth a graceful stop
         proc.wait()
+        proc.release()  # no guardian is asked for (one process, no files), but the handle says so
         for f in (proc.stdout, proc.stderr):
             if f:
                 f.close()

@@ -43,6 +43,9 @@ def check_port_free(port: int, host: str = HOST) -> None:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
+        except PermissionError as exc:
+            raise ServerError(f"no permission to listen on port {port} on {host}: ports below 1024 need root "
+                              f"or the CAP_NET_BIND_SERVICE capability; choose a port from 1024 up") from exc
         except OSError as exc:
             raise ServerError(f"port {port} on {host} is already in use ({exc.strerror}); "
                               f"choose another port or stop what listens there") from exc
@@ -95,6 +98,8 @@ class MailServer(abc.ABC):
         self.pop3_port: int = 0
         self.start_timeout = start_timeout
         self.running = False
+        #: ``progress(items, total, desc)`` may wrap delivering the initial messages in a progress bar
+        self.progress = lambda items, total, desc: items
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def start(self) -> "MailServer":

@@ -3,8 +3,9 @@
 Why: a pure-Python, root-free, pip-installable server is the default for studies. It runs in its own process
 (``python -m mailstudy.servers.embedded_main``) so it never shares the GIL with the measuring client. The
 parent hands over accounts and initial INBOX messages in a pickle in a private temp directory, waits for the
-child's ``READY`` line, then for both greetings. The child also exits when its stdin closes, so a crashed parent
-leaves no server behind.
+child's ``READY`` line, then for both greetings. The child also exits when its stdin closes and is tied to
+mailstudy (:func:`mailstudy.processes.popen_tied`), so a crashed or killed parent leaves no server behind, and
+its temporary folder is removed by the child's guardian (or swept at the next start).
 
 Start cost: the child parses every initial message's header (bodies are parsed lazily, see ``pymap_speedups``)
 and prepares the POP3 wire forms before it is ready; a 1000-message, 80 MB mailbox starts in ~0.7 s against
@@ -23,11 +24,11 @@ import selectors
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from mailstudy import __version__
+from mailstudy.processes import Guardian, TiedPopen, owned_tempdir, popen_tied, sweep_dead, uninterrupted
 from mailstudy.servers.base import MailServer, ServerError, wait_for_greeting
 
 __all__ = ["EmbeddedServer"]
@@ -59,8 +60,9 @@ class EmbeddedServer(MailServer):
         if not isinstance(speedups, bool):
             raise ValueError(f"speedups must be True or False, got {speedups!r}")
         self.speedups = speedups
-        self._proc: subprocess.Popen | None = None
+        self._proc: TiedPopen | None = None
         self._tmp: Path | None = None
+        self._guardian: Guardian | None = None
         self._timeout = self.start_timeout
 
     @property
@@ -76,31 +78,42 @@ class EmbeddedServer(MailServer):
     # -- lifecycle -----------------------------------------------------------------------------------------
     def _start(self) -> None:
         self._timeout = self.start_timeout + self.parse_allowance()
+        sweep_dead()
+        self._guardian = Guardian()  # first, so that a kill -9 from here on leaves nothing
+        try:
+            with uninterrupted():
+                self._tmp = owned_tempdir("embedded")
+                self._guardian.watch(self._tmp)
+            self._launch()
+        except BaseException:
+            self._kill()
+            raise
+
+    def _launch(self) -> None:
         deadline = time.monotonic() + self._timeout
-        self._tmp = Path(tempfile.mkdtemp(prefix="mailstudy-embedded-"))
         spec_path = self._tmp / "spec.pickle"
         spec = {"host": self.host, "imap_port": self.imap_port, "pop3_port": self.pop3_port,
                 "accounts": [(a.user, a.password) for a in self.accounts],
-                "mailboxes": self.mailboxes, "disabled": sorted(self.disabled), "speedups": self.speedups}
+                "counts": {user: len(msgs) for user, msgs in self.mailboxes.items()},
+                "disabled": sorted(self.disabled), "speedups": self.speedups}
         with open(spec_path, "wb") as f:
             pickle.dump(spec, f, protocol=pickle.HIGHEST_PROTOCOL)
+            for user, msgs in self.mailboxes.items():  # one pickle a message, so delivery can show progress
+                for raw in self.progress(msgs, len(msgs), f"delivering to {user}"):
+                    pickle.dump(raw, f, protocol=pickle.HIGHEST_PROTOCOL)
         stderr_path = self._tmp / "stderr.log"
         env = dict(os.environ)
         pkg_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env["PYTHONUNBUFFERED"] = "1"
-        with open(stderr_path, "wb") as err:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "mailstudy.servers.embedded_main", str(spec_path)],
+        with open(stderr_path, "wb") as err, uninterrupted():  # no stop between starting it and holding it
+            self._proc = popen_tied(
+                [sys.executable, "-m", "mailstudy.servers.embedded_main", str(spec_path)], guardian=self._guardian,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env, close_fds=True)
-        try:
-            self._wait_ready(deadline)
-            spec_path.unlink(missing_ok=True)  # may be large: the child has read it
-            for port, prefix in ((self.imap_port, b"* OK"), (self.pop3_port, b"+OK")):
-                wait_for_greeting(port, prefix, max(0.5, deadline - time.monotonic()), self.host)
-        except BaseException:
-            self._kill()
-            raise
+        self._wait_ready(deadline)
+        spec_path.unlink(missing_ok=True)  # may be large: the child has read it
+        for port, prefix in ((self.imap_port, b"* OK"), (self.pop3_port, b"+OK")):
+            wait_for_greeting(port, prefix, max(0.5, deadline - time.monotonic()), self.host)
 
     def _wait_ready(self, deadline: float) -> None:
         proc = self._proc
@@ -154,6 +167,9 @@ class EmbeddedServer(MailServer):
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
+        guardian, self._guardian = self._guardian, None
+        if guardian is not None:
+            guardian.release()
 
     def _stop(self) -> None:
         self._kill()

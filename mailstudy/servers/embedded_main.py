@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     try:
         with open(argv[0], "rb") as f:
-            spec = pickle.load(f)
+            spec = pickle.load(f)  # then each user's messages, one pickle each (see EmbeddedServer._launch)
+            spec["mailboxes"] = {user: [pickle.load(f) for _ in range(n)] for user, n in spec["counts"].items()}
     except (OSError, pickle.UnpicklingError, EOFError) as exc:
         print(f"embedded server: cannot read spec {argv[0]}: {exc}", file=sys.stderr)
         return 2

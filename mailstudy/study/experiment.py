@@ -79,11 +79,13 @@ class Experiment:
     def link_profile(self) -> Profile:
         return get_profile(self.profile)
 
-    def corpus(self) -> Corpus:
+    def corpus(self, progress=None) -> Corpus:
         """The mailbox this cell delivers: ``messages`` generated ones, or the first ``messages`` of ``mailbox``
-        (all of them when ``messages`` is 0)."""
+        (all of them when ``messages`` is 0). ``progress`` may wrap the generation (see :func:`generate`)."""
         if self.mailbox is None:
-            return generate(self.messages, self.sizes, self.seed)
+            if progress is None:
+                return generate(self.messages, self.sizes, self.seed)
+            return generate(self.messages, self.sizes, self.seed, progress=progress)
         loaded = load(self.mailbox)
         return loaded[: self.messages] if self.messages else loaded
 
@@ -121,8 +123,13 @@ class Experiment:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+def _capture_path(capture: str | Path, exp: Experiment, repeat: int) -> Path:
+    path = Path(capture)
+    return path.with_name(f"{path.stem}-r{repeat}{path.suffix}") if exp.repeats > 1 else path
+
+
 def run_experiment(exp: Experiment, capture: str | Path | None = None, capture_backend: str = "auto",
-                   reports: list | None = None, results: list | None = None) -> list[dict]:
+                   reports: list | None = None, progress=None, results: list | None = None) -> list[dict]:
     """Run every repeat of ``exp`` on a fresh server; one tidy row per session.
 
     Through a link (a profile other than ``loopback``) the client connects to the relay, and a capture is
@@ -133,20 +140,29 @@ def run_experiment(exp: Experiment, capture: str | Path | None = None, capture_b
     With ``capture``, each session is also recorded as a pcap there (``-rN`` added before the suffix when there
     are several repeats) with its JSON sidecar; the row says how (``capture_*``), and the
     :class:`~mailstudy.capture.CaptureReport` of each is appended to ``reports`` when a list is given.
+    ``progress(items, total, desc)`` may wrap generating and delivering the mailbox in a progress bar.
     """
     from contextlib import nullcontext
 
-    from mailstudy.capture import Capture, choose_backend
+    from mailstudy.capture import Capture, CaptureError, choose_backend
+    from mailstudy.outputs import OutputError, check_output
 
     if capture is not None:
         choose_backend(capture_backend)  # fail with a clear CaptureError before starting anything
-    corpus = exp.corpus()
+        for repeat in range(exp.repeats):
+            try:
+                check_output(_capture_path(capture, exp, repeat), sidecar=True, what="capture")
+            except OutputError as exc:
+                raise CaptureError(str(exc)) from None
+    corpus = exp.corpus(progress)
     known = Known(corpus.raws())
     profile = exp.link_profile
     rows = []
     for repeat in range(exp.repeats):
         server = make_server(exp.server)
         server.mailboxes[server.account.user] = corpus.raws()
+        if progress is not None:
+            server.progress = progress
         with server:
             described = server.describe()
             upstreams = [(server.host, server.imap_port), (server.host, server.pop3_port)]
@@ -156,9 +172,7 @@ def run_experiment(exp: Experiment, capture: str | Path | None = None, capture_b
                                                                                      (p for _, p in upstreams))
                 cap = None
                 if capture is not None:
-                    path = Path(capture)
-                    if exp.repeats > 1:
-                        path = path.with_name(f"{path.stem}-r{repeat}{path.suffix}")
+                    path = _capture_path(capture, exp, repeat)
                     cap = Capture(path, [imap_port, pop3_port], backend=capture_backend, host=host)
                 with cap or nullcontext():
                     result = run_session(host, imap_port, pop3_port, server.account.user,
@@ -180,10 +194,11 @@ def run_experiment(exp: Experiment, capture: str | Path | None = None, capture_b
     return rows
 
 
-def run_captured_session(exp: Experiment, path: str | Path, backend: str = "auto"):
+def run_captured_session(exp: Experiment, path: str | Path, backend: str = "auto", progress=None):
     """One session of ``exp`` recorded as a pcap at ``path``: returns ``(row, CaptureReport)``."""
     reports: list = []
-    (row,) = run_experiment(replace(exp, repeats=1), capture=path, capture_backend=backend, reports=reports)
+    (row,) = run_experiment(replace(exp, repeats=1), capture=path, capture_backend=backend, reports=reports,
+                            progress=progress)
     return row, reports[0]
 
 

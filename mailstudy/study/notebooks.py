@@ -24,6 +24,9 @@ def run_notebooks(quick: bool = False, build: Path | None = None, notebooks: Pat
 
     notebooks = Path(notebooks) if notebooks is not None else project_root() / "notebooks"
     build = Path(build) if build is not None else project_root() / "build"
+    from mailstudy.caches import keep_caches_in_project
+
+    keep_caches_in_project()  # the kernels inherit it: no ~/.ipython, no ~/.cache/matplotlib
     build.mkdir(parents=True, exist_ok=True)
     done = []
     for nb in sorted(notebooks.glob("[0-9][0-9]-*.ipynb")):

@@ -34,9 +34,10 @@ class SessionReplay:
     messages_matched: int = 0
     exchanges: list[Exchange] = field(default_factory=list)  # the replay's, in the order sent
     trace: Trace | None = None
+    failed: bool = False  # the replay itself broke down (a warning says how); not replayable is not failed
 
     def to_dict(self) -> dict:
-        return {"index": self.index, "protocol": self.protocol, "server": self.server,
+        return {"index": self.index, "protocol": self.protocol, "server": self.server, "failed": self.failed,
                 "original": self.original, "replayed": self.replayed, "messages": self.messages,
                 "placeholders": self.placeholders, "messages_checked": self.messages_checked,
                 "messages_matched": self.messages_matched, "warnings": list(self.warnings)}
