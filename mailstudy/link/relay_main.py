@@ -79,11 +79,15 @@ def _reader(src: socket.socket, direction: Direction, out: queue.SimpleQueue) ->
     out.put(_EOF)
 
 
+SPIN_S = 0.0003  # the last stretch of every delay is waited awake: a sleeping core wakes late, more so after long sleeps
+
+
 def _sleep_until(due: float, clock) -> None:
     wait = due - clock()
-    while wait > 0:
-        time.sleep(wait)  # exact to a few microseconds: precise_timers() set the slack at start
-        wait = due - clock()
+    if wait > SPIN_S:
+        time.sleep(wait - SPIN_S)  # precise_timers() set the slack at start
+    while clock() < due:
+        time.sleep(0)  # awake but yielding the GIL each turn, so the other direction's threads keep running
 
 
 def _writer(dst: socket.socket, inbox: queue.SimpleQueue, done: threading.Event) -> None:
