@@ -18,6 +18,7 @@ RANKS = {
     "mailstudy.protocol": 0,
     "mailstudy.link.profiles": 0,
     "mailstudy.link.model": 0,
+    "mailstudy.link.schedule": 0,
     "mailstudy.outputs": 1,
     "mailstudy.processes": 1,
     "mailstudy.caches": 1,

@@ -86,11 +86,9 @@ def _until(check, timeout: float = WAIT_S):
 
 def _need(mode: str, server: str) -> None:
     if server == "dovecot":
-        from conftest import dovecot_skip_reason
+        import needs
 
-        why = dovecot_skip_reason()
-        if why:
-            pytest.skip(f"Dovecot not usable here: {why}")
+        needs.dovecot()  # skips with the reason, or fails under CI
     if mode == "capture":
         from mailstudy.capture import CaptureError, choose_backend
 

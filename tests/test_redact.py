@@ -505,8 +505,11 @@ def test_live_imap_and_pop3_logins(tmp_path, server_kind, live_server):
 
 
 def test_live_pop3_auth_plain(tmp_path, server_kind, live_server):
-    if not pop3_has_sasl_plain(live_server):
-        pytest.skip(f"the {server_kind} POP3 server does not offer AUTH PLAIN (RFC 5034) in CAPA")
+    if server_kind == "embedded":
+        # our POP3 front-end offers USER/PASS only; say so rather than skip, so a change there is noticed
+        assert not pop3_has_sasl_plain(live_server), "the embedded POP3 now offers AUTH PLAIN: capture it here"
+        return
+    assert pop3_has_sasl_plain(live_server), "Dovecot offers AUTH PLAIN (RFC 5034) in CAPA"
     src = capture_sessions(tmp_path, live_server, [pop3_auth_plain])
     check_live(tmp_path, src, {"pop3-sasl-response": 1})
 

@@ -37,6 +37,11 @@ from mailstudy.live.trace import Trace, perf_to_epoch_offset_ns
 from mailstudy.outputs import OutputError, check_output, publish, tmp_beside
 from mailstudy.processes import Guardian, TiedPopen, popen_tied, uninterrupted
 
+# the method each capturing backend runs for start, stop and abort ("rebuilt" captures nothing: it has none)
+_BACKEND_STEPS = {
+    "tcpdump": {"start": "_start_tcpdump", "stop": "_stop_tcpdump", "abort": "_kill_tcpdump"},
+    "scapy": {"start": "_start_scapy", "stop": "_stop_scapy", "abort": "_close_scapy"},
+}
 
 # ---- the capture ---------------------------------------------------------------------------------------------
 def _bpf(host: str, ports: list[int]) -> str:
@@ -115,10 +120,7 @@ class Capture:
         if self.started:
             return self
         self.time_offset_ns = perf_to_epoch_offset_ns()
-        if self.backend == "tcpdump":
-            self._start_tcpdump()
-        elif self.backend == "scapy":
-            self._start_scapy()
+        self._backend_step("start")
         self.started = True
         return self
 
@@ -126,18 +128,18 @@ class Capture:
         if not self.started or self.stopped:
             return
         self.stopped = True
-        if self.backend == "tcpdump":
-            self._stop_tcpdump()
-        elif self.backend == "scapy":
-            self._stop_scapy()
+        self._backend_step("stop")
 
     def abort(self) -> None:
         """Stop capturing at once and remove what was written so far (no pcap appears at ``path``)."""
         self.stopped = True
-        if self.backend == "tcpdump":
-            self._kill_tcpdump()
-        elif self.backend == "scapy":
-            self._close_scapy()
+        self._backend_step("abort")
+
+    def _backend_step(self, step: str) -> None:
+        """Run this backend's method for ``step`` (see ``_BACKEND_STEPS``); the rebuilt backend has none."""
+        name = _BACKEND_STEPS.get(self.backend, {}).get(step)
+        if name is not None:
+            getattr(self, name)()
 
     # -- tcpdump -------------------------------------------------------------------------------------------
     def _start_tcpdump(self) -> None:

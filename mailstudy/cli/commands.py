@@ -17,7 +17,8 @@ from mailstudy import __version__
 from mailstudy.cli.errors import EXIT_USAGE, fail
 
 #: Subcommands in the order ``--help`` lists them; each is the module ``mailstudy.cli.<name>``.
-COMMANDS = ("session", "serve", "study", "analyze", "redact", "replay", "fleet", "explore", "claims")
+COMMANDS = ("session", "serve", "study", "analyze", "redact", "replay", "fleet", "profiles", "breakeven",
+            "explore", "claims")
 
 
 class Parser(argparse.ArgumentParser):

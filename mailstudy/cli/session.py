@@ -40,6 +40,10 @@ def add_parser(sub) -> None:
     p.add_argument("--pipelining", action="store_true",
                    help="POP3: send each run of commands as one flight; IMAP (with --per-message): all tags "
                         "in flight")
+    p.add_argument("--preview", type=int, default=0, metavar="N",
+                   help="header-first: open each message as a preview of its first N bytes (IMAP "
+                        "BODY.PEEK[TEXT]<0.N>, POP3 TOP n k with k = ceil(N/78) lines) instead of whole")
+    add_link_arguments(p)
     p.add_argument("--capture", metavar="FILE.pcap",
                    help="also record the session as a pcap (with a JSON sidecar FILE.pcap.json)")
     p.add_argument("--capture-backend", choices=["auto", "tcpdump", "scapy", "rebuilt"], default="auto",
@@ -52,8 +56,33 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+def add_link_arguments(p) -> None:
+    """The network options shared by every subcommand that runs or models sessions on a link."""
+    from mailstudy.link import PROFILES
+
+    g = p.add_argument_group("network (see `mailstudy profiles`)")
+    g.add_argument("--profile", default="loopback", metavar="NAME",
+                   help=f"run through an emulated link: {', '.join(PROFILES)} (loopback: no link)")
+    g.add_argument("--rtt", metavar="T", help="custom round-trip time, e.g. 80ms, 0.08s (overrides the profile's)")
+    g.add_argument("--down", metavar="RATE", help="custom download bandwidth, e.g. 10mbit, 200kbit")
+    g.add_argument("--up", metavar="RATE", help="custom upload bandwidth, e.g. 2mbit")
+    g.add_argument("--jitter", metavar="T", help="custom jitter (sd of the one-way delay, never reorders), e.g. 5ms")
+    g.add_argument("--slow-start", action="store_true",
+                   help="emulate TCP slow start (10 x 1448 B, doubling each RTT until the link is full)")
+
+
+def link_profile(args):
+    """The profile the network options name: a name, or a custom :class:`~mailstudy.link.Profile` (raises ProfileError, a ValueError)."""
+    from mailstudy.link import PROFILES, custom
+
+    p = custom(args.profile, rtt=args.rtt, down=args.down, up=args.up, jitter=args.jitter,
+               slow_start=args.slow_start or None)
+    return p.name if PROFILES.get(p.name) == p else p  # a named profile stays a name in rows and cache keys
+
+
 SESSION_KEYS = ("protocol", "strategy", "pop3_mode", "server", "server_version", "messages", "sizes", "seed",
-                "read_fraction", "batch", "pipelining", "mailbox_bytes", *METRIC_KEYS, "headers_fetched",
+                "read_fraction", "batch", "pipelining", "preview", "profile", "rtt_s", "down_bps", "up_bps",
+                "jitter_s", "mailbox_bytes", *METRIC_KEYS, "opens", "open_median_s", "open_p95_s", "headers_fetched",
                 "bodies_fetched", "integrity_ok")
 CAPTURE_KEYS = ("capture_path", "capture_backend", "capture_complete", "capture_rebuilt")
 
@@ -116,7 +145,8 @@ def run(args) -> int:
                          pop3_mode=args.pop3_mode or "keep", messages=args.messages,
                          sizes=args.sizes or "buchner2009", seed=args.seed,
                          read_fraction=args.read_fraction or 0.0, batch=not args.per_message,
-                         pipelining=args.pipelining, mailbox=args.mailbox)
+                         pipelining=args.pipelining, mailbox=args.mailbox, profile=link_profile(args),
+                         preview=args.preview)
     except ValueError as exc:
         return fail(str(exc))
     if not args.mailbox:

@@ -18,6 +18,12 @@ What each strategy sends (so a reader of a chart knows what was measured):
 - POP3 download-all: CAPA, USER, PASS, STAT, UIDL (if offered), RETR of each message the device lacks (keep mode
   skips UIDLs it has seen; without UIDL it cannot tell and fetches all), then DELE each (delete mode), QUIT.
 
+Preview (``preview=N``, header-first only): each opened message is read in part instead of whole, as a
+preview pane does. IMAP fetches the first N bytes of its text, ``UID FETCH uid (BODY.PEEK[TEXT]<0.N>)`` (what
+Thunderbird's preview sends, with N = 2048); POP3's nearest equivalent is ``TOP n k``, the header again plus the
+first k = ceil(N / 78) body lines (78: RFC 5322's recommended line length). Each part is checked byte for byte
+against the start of the delivered message.
+
 Pipelining: POP3 sends the TOP/RETR/DELE runs as one flight when the server advertises PIPELINING; IMAP keeps
 ``window`` tags in flight for per-message FETCHes.
 """
@@ -39,11 +45,12 @@ from mailstudy.live.devices import Device
 from mailstudy.live.trace import Trace
 from mailstudy.protocol import parse_session
 from mailstudy.protocol.events import Exchange
-from mailstudy.protocol.metrics import session_metrics
+from mailstudy.protocol.metrics import open_waits, session_metrics
 
 PROTOCOLS = ("imap", "pop3")
 STRATEGIES = ("header-first", "download-all")
 POP3_MODES = ("keep", "delete")
+PREVIEW_LINE_BYTES = 78  # RFC 5322 2.1.1: lines SHOULD be no more than 78 characters
 
 
 class IntegrityError(Exception):
@@ -69,6 +76,7 @@ class SessionSpec:
     batch: bool = True  # IMAP: one FETCH for all messages, else one per message
     pipelining: bool = False  # POP3: one flight per run of commands; IMAP: per-message FETCHes in flight
     window: int = 0  # IMAP tags in flight when pipelining (0: all)
+    preview: int = 0  # header-first: read only the first N bytes of each opened message (0: all of it)
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -79,6 +87,13 @@ class SessionSpec:
             raise ValueError(f"pop3_mode must be one of {POP3_MODES}, not {self.pop3_mode!r}")
         if not 0.0 <= self.read_fraction <= 1.0:
             raise ValueError(f"read_fraction must be within [0, 1], not {self.read_fraction}")
+        if self.preview < 0:
+            raise ValueError(f"preview must be >= 0 bytes, not {self.preview}")
+
+    @property
+    def preview_lines(self) -> int:
+        """POP3 ``TOP n k``: the body lines nearest to ``preview`` bytes."""
+        return -(-self.preview // PREVIEW_LINE_BYTES)
 
 
 @dataclass
@@ -140,6 +155,13 @@ class Known:
                                  f"delivered message's header")
         return found
 
+    def check_prefix(self, data: bytes, sha: str, what: str, protocol: str = "imap") -> None:
+        """``data`` must be the start of the delivered message ``sha`` as ``protocol`` returns it (a preview:
+        a partial FETCH, TOP n k)."""
+        raw = self.by_sha[sha]
+        if not (pop3_form(raw) if protocol == "pop3" else raw).startswith(data):
+            raise IntegrityError(f"{what}: {len(data)} bytes are not the start of the delivered message")
+
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -180,6 +202,7 @@ def _finish(spec: SessionSpec, trace: Trace, messages: int, **counts) -> Session
     exchanges = [e for e in parser_events if isinstance(e, Exchange)]
     metrics = session_metrics(trace.chunks, exchanges, t_start=trace.t_connect_ns,
                               t_list_ready=trace.milestones.get("list_ready"), time_scale=1e-9).as_row()
+    metrics.update(open_waits(exchanges, trace.milestones.get("list_ready"), time_scale=1e-9))
     return SessionResult(spec=spec, trace=trace, exchanges=exchanges, metrics=metrics, messages=messages,
                          **counts)
 
@@ -245,8 +268,7 @@ def _imap_session(host, port, user, password, spec: SessionSpec, known: Known, t
         counts = {"headers_fetched": 0, "bodies_fetched": 0}
         if spec.strategy == "header-first":
             listed = _imap_fetch(c, uids, LIST_ITEMS, spec)
-            for uid, hdr in listed:
-                known.check_header(hdr, f"IMAP header of UID {uid}")
+            shas = [known.check_header(hdr, f"IMAP header of UID {uid}") for uid, hdr in listed]
             counts["headers_fetched"] = len(listed)
             if len(listed) != n:
                 raise IntegrityError(f"IMAP list has {len(listed)} headers for {n} messages")
@@ -254,12 +276,15 @@ def _imap_session(host, port, user, password, spec: SessionSpec, known: Known, t
             list_uids = [uid for uid, _ in listed]
             opened = choose_opened(n, spec.read_fraction, spec.seed)
             for pos in opened:
+                if spec.preview:
+                    _imap_preview(c, list_uids[pos], shas[pos], spec.preview, known)
+                    continue
                 typ, data = c.uid("FETCH", str(list_uids[pos]), "(BODY[])")
                 bodies = _fetched(data)
                 if typ != "OK" or len(bodies) != 1:
                     raise SessionError(f"UID FETCH {list_uids[pos]} BODY[] failed: {typ} {data!r:.200}")
                 known.check_message(bodies[0][1], f"IMAP body of UID {list_uids[pos]}")
-            counts["bodies_fetched"] = len(opened)
+            counts["bodies_fetched"] = 0 if spec.preview else len(opened)
             counts["opened"] = opened
         else:
             got = _imap_fetch(c, uids, ALL_ITEMS, spec)
@@ -278,6 +303,15 @@ def _imap_session(host, port, user, password, spec: SessionSpec, known: Known, t
             except OSError:
                 pass
     return _finish(spec, trace, n, **counts)
+
+
+def _imap_preview(c: TracedIMAP4, uid: int, sha: str, nbytes: int, known: Known) -> None:
+    typ, data = c.uid("FETCH", str(uid), f"(BODY.PEEK[TEXT]<0.{nbytes}>)")
+    parts = _fetched(data)
+    if typ != "OK" or len(parts) != 1:
+        raise SessionError(f"UID FETCH {uid} BODY.PEEK[TEXT]<0.{nbytes}> failed: {typ} {data!r:.200}")
+    raw = known.by_sha[sha]
+    known.check_prefix(header_of(raw) + parts[0][1], sha, f"IMAP preview of UID {uid}")
 
 
 # -- POP3 ------------------------------------------------------------------------------------------------------
@@ -332,16 +366,21 @@ def _pop3_session(host, port, user, password, spec: SessionSpec, known: Known, d
                 uidls[int(num) - 1] = uidl.decode("ascii", "replace")
         if spec.strategy == "header-first":
             tops = _pop3_run(c, [f"TOP {i} 0" for i in range(1, n + 1)], True, pipelining)
-            for i, (_resp, lines) in enumerate(tops, 1):
-                known.check_header(_joined(lines), f"POP3 TOP {i} 0", "pop3")
+            shas = [known.check_header(_joined(lines), f"POP3 TOP {i} 0", "pop3")
+                    for i, (_resp, lines) in enumerate(tops, 1)]
             counts["headers_fetched"] = len(tops)
             trace.mark("list_ready")
             opened = choose_opened(n, spec.read_fraction, spec.seed)
             for pos in opened:
+                if spec.preview:
+                    _resp, lines, _ = c.top(pos + 1, spec.preview_lines)
+                    known.check_prefix(_joined(lines), shas[pos], f"POP3 TOP {pos + 1} {spec.preview_lines}",
+                                       "pop3")
+                    continue
                 _resp, lines, _ = c.retr(pos + 1)
                 raw = _joined(lines)
                 device.remember(known.check_message(raw, f"POP3 RETR {pos + 1}", "pop3"), raw, uidls[pos])
-            counts["bodies_fetched"] = len(opened)
+            counts["bodies_fetched"] = 0 if spec.preview else len(opened)
             counts["opened"] = opened
         else:
             wanted = [i for i in range(1, n + 1)

@@ -233,15 +233,21 @@ def _drain(c: TcpConnection, d: _Dir, t: float | None) -> None:
     pend = d.pending
     while pend and pend[0][0] <= d.next:
         off, _no, data, t0, index = heappop(pend)
-        end = off + len(data)
-        if end <= d.next:
-            _overlap(c, d, off, data, index)
-            continue
-        if off < d.next:
-            cut = d.next - off
-            _overlap(c, d, off, data[:cut], index)
-            data = data[cut:]
-        _deliver(c, d, data, t0 if t is None else t)
+        data = _past_next(c, d, off, data, index)
+        if data is not None:
+            _deliver(c, d, data, t0 if t is None else t)
+
+
+def _past_next(c: TcpConnection, d: _Dir, off: int, data: bytes, index: int) -> bytes | None:
+    """The bytes of a segment at ``off`` past ``d.next`` (None when it has none); those before are overlaps."""
+    if off + len(data) <= d.next:
+        _overlap(c, d, off, data, index)
+        return None
+    if off < d.next:
+        cut = d.next - off
+        _overlap(c, d, off, data[:cut], index)
+        return data[cut:]
+    return data
 
 
 def _gap(c: TcpConnection, d: _Dir, upto: int, why: str) -> None:
@@ -279,14 +285,10 @@ def _segment(c: TcpConnection, d: _Dir, off: int, data: bytes, t: float, index: 
         data = data[:keep]
         if not data:
             return
-    end = off + len(data)
-    if end <= d.next:
-        _overlap(c, d, off, data, index)
-        return
-    if off < d.next:
-        cut = d.next - off
-        _overlap(c, d, off, data[:cut], index)
-        data = data[cut:]
+    if off <= d.next:
+        data = _past_next(c, d, off, data, index)
+        if data is None:
+            return
         off = d.next
     if off == d.next:
         _deliver(c, d, data, t)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import deque
 from itertools import accumulate
-from typing import Any, Iterable, NamedTuple
+from typing import TYPE_CHECKING, Any, Iterable, NamedTuple
 
 from mailstudy.protocol.events import (
     DOWN,
@@ -30,6 +30,9 @@ from mailstudy.protocol.events import (
     Span,
     TlsCounts,
 )
+
+if TYPE_CHECKING:  # annotations only
+    from mailstudy.protocol.events import Greeting
 
 MAX_LINE = 1 << 20  # 1 MiB: longer lines are cut, warned about and skipped to the next newline
 MAX_WARNINGS = 1000  # per parser; one more warning says the rest were suppressed
@@ -50,6 +53,22 @@ def strip_eol(line: bytes) -> bytes:
     return line[:-1] if line.endswith(b"\n") else line
 
 
+def redact_by(rules: dict[str, str], command: str, arguments: str) -> str:
+    """``arguments`` with credentials replaced by ``***``, as ``rules`` (upper-case command: how) say for the command.
+
+    How: ``"line"`` the whole rest of the line; ``"words"`` the two words of user and password; ``"sasl"`` the
+    initial response after the mechanism (kept). Commands not in ``rules`` keep their arguments."""
+    how = rules.get(command.upper())
+    if how == "line":
+        return "***" if arguments else arguments
+    if how == "words":
+        return "*** ***" if arguments.strip() else arguments
+    if how == "sasl":
+        mech, sep, _initial = arguments.strip().partition(" ")
+        return f"{mech} ***" if sep else arguments
+    return arguments
+
+
 def new_exchange(protocol: str, index: int, tag: str | None, command: str, arguments: str, status: str | None,
                  status_text: str, t_sent: Any, t_first_response: Any, t_done: Any, bytes_up: int, bytes_down: int,
                  literals: tuple = (), data: bytes = b"", multiline: bool = False) -> Exchange:
@@ -62,6 +81,24 @@ def new_exchange(protocol: str, index: int, tag: str | None, command: str, argum
                       status_text=status_text, t_sent=t_sent, t_first_response=t_first_response, t_done=t_done,
                       bytes_up=bytes_up, bytes_down=bytes_down, literals=literals, data=data, multiline=multiline)
     return e
+
+
+class PendingBase:
+    """An exchange being built, as both parsers keep it: its place, command, bytes each way, SASL progress."""
+
+    __slots__ = ("index", "command", "t_sent", "bytes_up", "bytes_down", "t_first_response", "sasl_turns",
+                 "mechanism", "responses")
+
+    def __init__(self, index: int, command: str, t_sent: Any, bytes_up: int = 0) -> None:
+        self.index = index
+        self.command = command
+        self.t_sent = t_sent
+        self.bytes_up = bytes_up
+        self.bytes_down = 0
+        self.t_first_response: Any = None
+        self.sasl_turns = 0  # SASL: server challenges not yet answered by a client line
+        self.mechanism = ""  # SASL: the mechanism named by the client
+        self.responses = 0  # SASL: client responses so far (the initial response included)
 
 
 class Segment(NamedTuple):
@@ -184,14 +221,8 @@ class ByteStream:
     def take_bytes(self, n: int) -> bytes:
         """Consume up to ``n`` bytes and return them."""
         buf = self.buf
-        if n >= len(buf):
-            data = bytes(buf)
-            buf.clear()
-        else:
-            data = bytes(buf[:n])
-            del buf[:n]
-        self.base += len(data)
-        self._scan = self._scan - len(data) if self._scan > len(data) else 0
+        data = bytes(buf) if n >= len(buf) else bytes(buf[:n])
+        self.skip(len(data))
         return data
 
     # -- general consumption: segments with times ------------------------------------------------------------
@@ -314,6 +345,9 @@ class ParserBase:
         self.unattributed = {UP: 0, DOWN: 0}  # bytes no greeting or exchange could be given
         self.closed = False
         self._nwarnings = 0
+        self.greeting: Greeting | None = None
+        self._greeted = False  # the server's first line has been read (a greeting or not)
+        self._next_index = 0  # the index the next exchange gets
 
     # -- public API ---------------------------------------------------------------------------------------
     @property
@@ -420,6 +454,17 @@ class ParserBase:
             a, b = toks[1].start, len(body.rstrip())
             if body[a:b].strip() not in NOT_SECRET:
                 self._emit(Span(kind, start + a, start + b, p.index, "atom", None, p.mechanism))
+
+    def _sasl_reply(self, waiting: Iterable[Any], command: str, line: bytes, start: int) -> bool:
+        """A client line answering the SASL challenge of the first exchange in ``waiting`` that runs ``command``
+        and awaits one: count it there and emit its span. False when no exchange awaits a response."""
+        for p in waiting:
+            if p.sasl_turns > 0 and p.command == command:
+                p.sasl_turns -= 1
+                p.bytes_up += len(line)
+                self._sasl_span(p, line, start)
+                return True
+        return False
 
     def _sasl_span(self, p: Any, line: bytes, start: int) -> None:
         """A client SASL response line of ``p`` (AUTHENTICATE/AUTH) at stream offset ``start``."""

@@ -49,8 +49,10 @@ from typing import Any
 from mailstudy.protocol._stream import (
     MAX_LINE,
     ParserBase,
+    PendingBase,
     Segment,
     new_exchange,
+    redact_by,
     strip_eol,
     text_of,
 )
@@ -60,6 +62,7 @@ from mailstudy.protocol.imap_lexer import lex, literal_marker
 PROTOCOL = "imap"
 
 _SPAN_COMMANDS = {"LOGIN", "AUTHENTICATE"}
+_REDACT = {"LOGIN": "words", "AUTHENTICATE": "sasl"}  # how redacted_arguments hides each one's credentials
 _UID_SET_COMMANDS = {"UID FETCH", "UID STORE", "UID COPY", "UID MOVE", "UID EXPUNGE"}
 _FETCH_ANSWERING = {"FETCH", "STORE", "UID FETCH", "UID STORE"}  # commands whose answers are untagged FETCHes
 _FETCH_HEAD = re.compile(rb"\* (\d+) FETCH \(", re.IGNORECASE)
@@ -72,37 +75,22 @@ _text, _strip_eol = text_of, strip_eol  # short local names for the hot paths
 
 def redacted_arguments(command: str, arguments: str) -> str:
     """``arguments`` with credentials replaced by ``***``: LOGIN user and password, AUTHENTICATE initial response."""
-    cmd = command.upper()
-    if cmd == "LOGIN":
-        return "*** ***" if arguments.strip() else arguments
-    if cmd == "AUTHENTICATE":
-        mech, sep, _initial = arguments.strip().partition(" ")
-        return f"{mech} ***" if sep else arguments
-    return arguments
+    return redact_by(_REDACT, command, arguments)
 
 
-class _Pending:
-    """An exchange being built (mutable until its tagged status arrives)."""
+class _Pending(PendingBase):
+    """An exchange being built (mutable until its tagged status arrives); SASL fields serve AUTHENTICATE."""
 
-    __slots__ = ("index", "tag", "command", "args", "t_sent", "bytes_up", "bytes_down", "t_first_response",
-                 "literals", "done", "sasl_turns", "idle_done", "astrings", "mechanism", "responses", "ranges")
+    __slots__ = ("tag", "args", "literals", "done", "idle_done", "astrings", "ranges")
 
     def __init__(self, index: int, tag: str, command: str, args: list[str], t_sent: Any, bytes_up: int = 0) -> None:
-        self.index = index
+        super().__init__(index, command, t_sent, bytes_up)
         self.tag = tag
-        self.command = command
         self.args = args
-        self.t_sent = t_sent
-        self.bytes_up = bytes_up
-        self.bytes_down = 0
-        self.t_first_response: Any = None
         self.literals: list[bytes] = []
         self.done = False
-        self.sasl_turns = 0  # AUTHENTICATE: continuation requests not yet answered by a client line
         self.idle_done = False  # IDLE: the client has sent DONE
         self.astrings = 0  # LOGIN: arguments seen so far (0: the user comes next, then the password)
-        self.mechanism = ""  # AUTHENTICATE: the SASL mechanism
-        self.responses = 0  # AUTHENTICATE: client SASL responses so far (the initial response included)
         self.ranges: list[tuple[int, float]] | None = None  # FETCH/STORE: the message set, parsed when needed
 
     def to_exchange(self, status: str | None, status_text: str, t_done: Any, keep_payloads: bool = True) -> Exchange:
@@ -137,10 +125,7 @@ class ImapParser(ParserBase):
 
     def __init__(self, max_line: int = MAX_LINE, keep_payloads: bool = True, spans: bool = False) -> None:
         super().__init__(max_line, keep_payloads, spans)
-        self.greeting: Greeting | None = None
-        self._greeted = False
         self._outstanding: list[_Pending] = []
-        self._next_index = 0
         # client side
         self._cur: _Pending | None = None  # command whose line continues after a literal
         self._up_literal = 0  # literal bytes still to come from the client
@@ -181,6 +166,7 @@ class ImapParser(ParserBase):
                 self._up_literal -= n
                 self._add_up_at(self._cur, n, start, "literal of an unknown command")
                 continue
+            # repeated in each line loop on purpose: a helper could not return or continue for this hot loop
             start = s.base
             line = s.line()
             if line is None:
@@ -208,12 +194,8 @@ class ImapParser(ParserBase):
         return True
 
     def _client_line(self, line: bytes, start: int) -> None:
-        for p in self._outstanding:
-            if p.sasl_turns > 0 and p.command == "AUTHENTICATE":
-                p.sasl_turns -= 1
-                p.bytes_up += len(line)
-                self._sasl_span(p, line, start)
-                return
+        if self._sasl_reply(self._outstanding, "AUTHENTICATE", line, start):
+            return
         bare = line.strip()  # also drops the line end
         if len(bare) == 4 and bare.upper() == b"DONE":
             for p in self._outstanding:
@@ -329,6 +311,7 @@ class ImapParser(ParserBase):
                 self._down_literal = want - n
                 resp.nbytes += n
                 continue
+            # repeated in each line loop on purpose: a helper could not return or continue for this hot loop
             start = s.base
             line = s.line()
             if line is None:

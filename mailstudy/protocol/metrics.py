@@ -10,6 +10,7 @@ seconds (1e-9 for ``perf_counter_ns`` integers, 1.0 for float seconds from a pca
 
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable, Sequence
 
 from mailstudy.protocol import imap, pop3
@@ -76,6 +77,28 @@ def session_metrics(
         time_to_list_s=None if t_list_ready is None else (t_list_ready - t_start) * time_scale,
         exchanges_failed=sum(1 for e in exchanges if not e.ok),
     )
+
+
+#: Commands that fetch a message (or part of one): after the list is ready, each is a click the user waits for.
+OPEN_COMMANDS = frozenset({"FETCH", "UID FETCH", "RETR", "TOP"})
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (``q`` in 0..100); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def open_waits(exchanges: Sequence[Exchange], t_list_ready: Any, time_scale: float = 1e-9) -> dict:
+    """What the user waits for on each click: the latency (command sent to response complete) of every message
+    fetched after the list was ready. ``opens``, ``open_median_s`` and ``open_p95_s`` (None without opens)."""
+    waits = [] if t_list_ready is None else [
+        (e.t_done - e.t_sent) * time_scale for e in sorted(exchanges, key=lambda e: e.index)
+        if e.command in OPEN_COMMANDS and e.t_sent is not None and e.t_done is not None
+        and e.t_sent >= t_list_ready]
+    return {"opens": len(waits), "open_median_s": percentile(waits, 50), "open_p95_s": percentile(waits, 95)}
 
 
 def redacted(exchange: Exchange) -> str:

@@ -31,9 +31,11 @@ from typing import Any
 from mailstudy.protocol._stream import (
     MAX_LINE,
     ParserBase,
+    PendingBase,
     Segment,
     _new_segment,
     new_exchange,
+    redact_by,
     strip_eol,
     text_of,
 )
@@ -44,6 +46,7 @@ PROTOCOL = "pop3"
 
 _ALWAYS_MULTILINE = {"CAPA", "TOP", "RETR"}
 _SPAN_COMMANDS = {"USER", "PASS", "APOP", "AUTH"}
+_REDACT = {"USER": "line", "PASS": "line", "APOP": "words", "AUTH": "sasl"}  # how redacted_arguments hides each
 _MULTILINE_WITHOUT_ARGS = {"LIST", "UIDL", "AUTH"}
 
 _text, _strip_eol = text_of, strip_eol  # short local names for the hot paths
@@ -59,15 +62,7 @@ def is_multiline(command: str, arguments: str) -> bool:
 
 def redacted_arguments(command: str, arguments: str) -> str:
     """``arguments`` with credentials replaced by ``***``: USER, PASS, APOP, AUTH initial response."""
-    cmd = command.upper()
-    if cmd in ("USER", "PASS"):
-        return "***" if arguments else arguments
-    if cmd == "APOP":
-        return "*** ***" if arguments.strip() else arguments
-    if cmd == "AUTH":
-        mech, sep, _initial = arguments.strip().partition(" ")
-        return f"{mech} ***" if sep else arguments
-    return arguments
+    return redact_by(_REDACT, command, arguments)
 
 
 def _status_of(line: bytes) -> str | None:
@@ -79,24 +74,17 @@ def _status_of(line: bytes) -> str | None:
     return None
 
 
-class _Pending:
-    __slots__ = ("index", "command", "arguments", "t_sent", "bytes_up", "bytes_down", "t_first_response", "status",
-                 "status_text", "data", "sasl_turns", "mechanism", "responses")
+class _Pending(PendingBase):
+    """An exchange being built (mutable until its status line and data are read); SASL fields serve AUTH."""
+
+    __slots__ = ("arguments", "status", "status_text", "data")
 
     def __init__(self, index: int, command: str, arguments: str, t_sent: Any, bytes_up: int = 0) -> None:
-        self.index = index
-        self.command = command
+        super().__init__(index, command, t_sent, bytes_up)
         self.arguments = arguments
-        self.t_sent = t_sent
-        self.bytes_up = bytes_up
-        self.bytes_down = 0
-        self.t_first_response: Any = None
         self.status: str | None = None
         self.status_text = ""
         self.data: bytearray | None = None  # multi-line payload being collected (stays empty without keep_payloads)
-        self.sasl_turns = 0  # AUTH: challenges not yet answered by a client line
-        self.mechanism = ""  # AUTH: the SASL mechanism
-        self.responses = 0  # AUTH: client SASL responses so far (the initial response included)
 
     def to_exchange(self, status: str | None, t_done: Any) -> Exchange:
         return new_exchange(PROTOCOL, self.index, None, self.command, self.arguments, status, self.status_text,
@@ -116,10 +104,7 @@ class Pop3Parser(ParserBase):
 
     def __init__(self, max_line: int = MAX_LINE, keep_payloads: bool = True, spans: bool = False) -> None:
         super().__init__(max_line, keep_payloads, spans)
-        self.greeting: Greeting | None = None
-        self._greeted = False
         self._fifo: deque[_Pending] = deque()
-        self._next_index = 0
         self._multi: _Pending | None = None  # the exchange whose multi-line data is being read
         self._line_start = True  # in multi-line data: at the start of a line
         self._down_skip_target: _Pending | None = None
@@ -129,33 +114,34 @@ class Pop3Parser(ParserBase):
         s = self._streams[UP]
         buf = s.buf
         while buf and not self._opaque:
+            # repeated in each line loop on purpose: a helper could not return or continue for this hot loop
             start = s.base
             line = s.line()
             if line is None:
-                seg = s.read_line()
-                if seg is None:
+                if not self._runaway_up(s):
                     return
-                if seg.kind == "overflow":
-                    self._warn(UP, seg.t_start, f"client line longer than {s.max_line} bytes: cut and skipped",
-                               seg.start)
-                self._unattributed(UP, seg, "runaway client line")
                 continue
-            for p in self._fifo:
-                if p.sasl_turns > 0 and p.command == "AUTH":
-                    p.sasl_turns -= 1
-                    p.bytes_up += len(line)
-                    self._sasl_span(p, line, start)
-                    break
-            else:
-                verb, _, args = _text(_strip_eol(line)).partition(" ")
-                t = s.t_at(start)
-                p = _Pending(self._next_index, verb.upper(), args, t, len(line))
-                self._next_index += 1
-                self._fifo.append(p)
-                if not verb:
-                    self._warn(UP, t, "empty command line", start)
-                if p.command in _SPAN_COMMANDS and args:
-                    self._command_spans(p, line, start)
+            if self._sasl_reply(self._fifo, "AUTH", line, start):
+                continue
+            verb, _, args = _text(_strip_eol(line)).partition(" ")
+            t = s.t_at(start)
+            p = _Pending(self._next_index, verb.upper(), args, t, len(line))
+            self._next_index += 1
+            self._fifo.append(p)
+            if not verb:
+                self._warn(UP, t, "empty command line", start)
+            if p.command in _SPAN_COMMANDS and args:
+                self._command_spans(p, line, start)
+
+    def _runaway_up(self, s) -> bool:
+        """No whole line buffered: count a runaway line's pieces as unattributed; False when more bytes are needed."""
+        seg = s.read_line()
+        if seg is None:
+            return False
+        if seg.kind == "overflow":
+            self._warn(UP, seg.t_start, f"client line longer than {s.max_line} bytes: cut and skipped", seg.start)
+        self._unattributed(UP, seg, "runaway client line")
+        return True
 
     # -- spans: where the credentials sit in the client stream ---------------------------------------------
     def _command_spans(self, p: _Pending, line: bytes, start: int) -> None:
@@ -188,20 +174,27 @@ class Pop3Parser(ParserBase):
                 if not self._read_multiline():
                     return
                 continue
+            # repeated in each line loop on purpose: a helper could not return or continue for this hot loop
             start = s.base
             line = s.line()
             if line is None:
-                seg = s.read_line()
-                if seg is None:
+                if not self._runaway_down(s):
                     return
-                if seg.kind == "overflow":
-                    self._down_skip_target = self._fifo[0] if self._fifo else None
-                    message = f"server line longer than {s.max_line} bytes: cut and skipped"
-                    self._warn(DOWN, seg.t_start, message, seg.start)
-                self._add_down(self._down_skip_target, seg, "runaway server line")
                 continue
             end = start + len(line) - 1
             self._reply_line(_new_segment(("line", line, start, s.t_at(start), s.t_at(end))))
+
+    def _runaway_down(self, s) -> bool:
+        """No whole line buffered: count a runaway line's pieces on the exchange it cut into (the first waiting
+        when it began); False when more bytes are needed."""
+        seg = s.read_line()
+        if seg is None:
+            return False
+        if seg.kind == "overflow":
+            self._down_skip_target = self._fifo[0] if self._fifo else None
+            self._warn(DOWN, seg.t_start, f"server line longer than {s.max_line} bytes: cut and skipped", seg.start)
+        self._add_down(self._down_skip_target, seg, "runaway server line")
+        return True
 
     def _add_down(self, p: _Pending | None, seg: Segment, why: str) -> None:
         if p is None:

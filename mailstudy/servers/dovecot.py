@@ -191,6 +191,21 @@ def _terminate(proc: TiedPopen | None, workdir: Path | None, remove: bool) -> No
         proc.release()
 
 
+def _login_service(protocol: str, port: int | None) -> str:
+    """The config of one protocol's login service: plain text on ``port`` at 127.0.0.1, its TLS listener off."""
+    return f"""service {protocol}-login {{
+  chroot =
+  inet_listener {protocol} {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener {protocol}s {{
+    port = 0
+  }}
+}}
+"""
+
+
 class DovecotServer(MailServer):
     """Dovecot on 127.0.0.1 from a private directory (``workdir``, else a temporary one removed at stop).
 
@@ -306,27 +321,7 @@ service anvil {{
     mode = 0
   }}
 }}
-service imap-login {{
-  chroot =
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {self.imap_port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-}}
-service pop3-login {{
-  chroot =
-  inet_listener pop3 {{
-    address = 127.0.0.1
-    port = {self.pop3_port}
-  }}
-  inet_listener pop3s {{
-    port = 0
-  }}
-}}
-{self.extra_config}
+{_login_service("imap", self.imap_port)}{_login_service("pop3", self.pop3_port)}{self.extra_config}
 """
 
     def _write_tree(self, wd: Path, ids: tuple[str, str, str, int, int]) -> None:

@@ -36,6 +36,7 @@ import asyncio
 import logging
 import re
 import weakref
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
@@ -312,35 +313,30 @@ class _Session:
         live = [s for i, s in enumerate(self.sizes) if i not in self.deleted] if self.deleted else self.sizes
         self.send(b"+OK %d %d\r\n" % (len(live), sum(live)))
 
-    async def cmd_list(self, arg: bytes) -> None:
+    def _listing(self, arg: bytes, entry: Callable[[int], bytes], head: bytes) -> None:
+        """LIST and UIDL: ``+OK`` and one message's entry, or ``head`` and the entry of every message not deleted."""
         args = self._args(arg, 0, 1)
         if args is None:
             return
         if args:
             i = self._msg_index(args[0])
             if i is not None:
-                self.send(b"+OK %d %d\r\n" % (i + 1, self.sizes[i]))
+                self.send(b"+OK " + entry(i))
             return
         deleted = self.deleted
-        body = b"".join(b"%d %d\r\n" % (i + 1, s) for i, s in enumerate(self.sizes) if i not in deleted)
-        self.send(b"+OK %d messages:\r\n" % (len(self.sizes) - len(deleted)), body, b".\r\n")
+        self.send(head, b"".join(entry(i) for i in range(len(self.msgs)) if i not in deleted), b".\r\n")
+
+    async def cmd_list(self, arg: bytes) -> None:
+        sizes = self.sizes
+        self._listing(arg, lambda i: b"%d %d\r\n" % (i + 1, sizes[i]),
+                      b"+OK %d messages:\r\n" % (len(sizes) - len(self.deleted)))
 
     def _uidl(self, i: int) -> bytes:
         assert self.mailbox is not None
         return b"%08x%08x" % (self.msgs[i].uid, self.mailbox.uid_validity)
 
     async def cmd_uidl(self, arg: bytes) -> None:
-        args = self._args(arg, 0, 1)
-        if args is None:
-            return
-        if args:
-            i = self._msg_index(args[0])
-            if i is not None:
-                self.send(b"%s %d %s\r\n" % (b"+OK", i + 1, self._uidl(i)))
-            return
-        deleted = self.deleted
-        body = b"".join(b"%d %s\r\n" % (i + 1, self._uidl(i)) for i in range(len(self.msgs)) if i not in deleted)
-        self.send(b"+OK\r\n", body, b".\r\n")
+        self._listing(arg, lambda i: b"%d %s\r\n" % (i + 1, self._uidl(i)), b"+OK\r\n")
 
     async def cmd_retr(self, arg: bytes) -> None:
         args = self._args(arg, 1, 1)

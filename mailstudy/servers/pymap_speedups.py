@@ -39,6 +39,7 @@ pymap internals relied on (pymap is pinned ``>=0.36,<0.37``; re-run the equivale
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from contextlib import AsyncExitStack, closing
 
@@ -167,16 +168,9 @@ def keep_every_byte() -> None:
 
 
 # -- fast FETCH rendering --------------------------------------------------------------------------------------
-_FLAGS_CACHE: dict[frozenset, bytes] = {}
-
-
+@functools.lru_cache(maxsize=4096)
 def _flags_bytes(flags: frozenset) -> bytes:
-    out = _FLAGS_CACHE.get(flags)
-    if out is None:
-        if len(_FLAGS_CACHE) > 4096:
-            _FLAGS_CACHE.clear()
-        out = _FLAGS_CACHE[flags] = bytes(List(flags, sort=True))
-    return out
+    return bytes(List(flags, sort=True))
 
 
 def fetch_plan(attributes) -> list[tuple[str, bytes]] | None:

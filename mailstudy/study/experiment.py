@@ -1,8 +1,9 @@
 """Experiments: parameters in, tidy rows out, each finished cell cached so an interrupted sweep resumes.
 
 Why: a chart must be rebuildable from one frozen set of parameters. An :class:`Experiment` names everything a
-session depends on (server, protocol, strategy, mailbox, seed, read fraction, batching, pipelining); running it
-starts a fresh server with a seeded corpus for every repeat (so a delete-mode run cannot change the next one)
+session depends on (server, protocol, strategy, mailbox, seed, read fraction, batching, pipelining, the network
+profile); running it starts a fresh server with a seeded corpus for every repeat, behind a link relay
+(:class:`mailstudy.link.Link`) whenever the profile is not ``loopback``, (so a delete-mode run cannot change the next one)
 and returns one row per session. :func:`sweep` runs many, caches each finished cell as a JSON file written
 atomically, and accepts any ``concurrent.futures.Executor``.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from mailstudy import __version__
 from mailstudy.corpus import SIZE_PRESETS, Corpus, generate, load
+from mailstudy.link import Link, Profile, get_profile
 from mailstudy.live.access import Known, SessionSpec, run_session
 from mailstudy.live.devices import Device
 from mailstudy.outputs import data_dir, write_atomically
@@ -58,6 +60,8 @@ class Experiment:
     pipelining: bool = False
     repeats: int = 1
     mailbox: str | None = None  # real mail (mbox, Maildir or .eml folder) instead of a generated corpus
+    profile: str | Profile = "loopback"  # the network: a profile's name or a custom Profile
+    preview: int = 0  # header-first: read the first N bytes of each opened message instead of all of it
 
     def __post_init__(self) -> None:
         self.spec()  # validates protocol, strategy, mode and fraction early, with a clear message
@@ -67,6 +71,13 @@ class Experiment:
             raise ValueError(f"unknown size preset {self.sizes!r}; choose one of {sorted(SIZE_PRESETS)}")
         if self.repeats < 1:
             raise ValueError(f"repeats must be >= 1, not {self.repeats}")
+        if isinstance(self.profile, dict):  # a cached row or from_dict gives the custom profile's fields
+            object.__setattr__(self, "profile", get_profile(self.profile))
+        get_profile(self.profile)  # an unknown name fails here (ProfileError is a ValueError)
+
+    @property
+    def link_profile(self) -> Profile:
+        return get_profile(self.profile)
 
     def corpus(self, progress=None) -> Corpus:
         """The mailbox this cell delivers: ``messages`` generated ones, or the first ``messages`` of ``mailbox``
@@ -81,7 +92,7 @@ class Experiment:
     def spec(self) -> SessionSpec:
         return SessionSpec(protocol=self.protocol, strategy=self.strategy, pop3_mode=self.pop3_mode,
                            read_fraction=self.read_fraction, seed=self.seed, batch=self.batch,
-                           pipelining=self.pipelining)
+                           pipelining=self.pipelining, preview=self.preview)
 
     @property
     def label(self) -> str:
@@ -95,6 +106,9 @@ class Experiment:
         mbox must not either); never the mailbox's path alone.
         """
         doc = {**asdict(self), "version": __version__, "server_version": server_version(self.server)}
+        for name, default in (("profile", "loopback"), ("preview", 0)):  # keep the keys cells had before these
+            if doc[name] == default:
+                del doc[name]
         if self.mailbox is not None:
             digest = hashlib.sha256()
             for m in self.corpus():
@@ -115,8 +129,13 @@ def _capture_path(capture: str | Path, exp: Experiment, repeat: int) -> Path:
 
 
 def run_experiment(exp: Experiment, capture: str | Path | None = None, capture_backend: str = "auto",
-                   reports: list | None = None, progress=None) -> list[dict]:
+                   reports: list | None = None, progress=None, results: list | None = None) -> list[dict]:
     """Run every repeat of ``exp`` on a fresh server; one tidy row per session.
+
+    Through a link (a profile other than ``loopback``) the client connects to the relay, and a capture is
+    taken on the client's side of it (the relay's ports), so the pcap's timestamps show the emulated delays.
+    Each row carries the profile's name and parameters. With ``results``, each
+    :class:`~mailstudy.live.access.SessionResult` is appended to it (what :func:`mailstudy.link.predict` reads).
 
     With ``capture``, each session is also recorded as a pcap there (``-rN`` added before the suffix when there
     are several repeats) with its JSON sidecar; the row says how (``capture_*``), and the
@@ -137,6 +156,7 @@ def run_experiment(exp: Experiment, capture: str | Path | None = None, capture_b
                 raise CaptureError(str(exc)) from None
     corpus = exp.corpus(progress)
     known = Known(corpus.raws())
+    profile = exp.link_profile
     rows = []
     for repeat in range(exp.repeats):
         server = make_server(exp.server)
@@ -145,16 +165,22 @@ def run_experiment(exp: Experiment, capture: str | Path | None = None, capture_b
             server.progress = progress
         with server:
             described = server.describe()
-            cap = None
-            if capture is not None:
-                path = _capture_path(capture, exp, repeat)
-                cap = Capture(path, [server.imap_port, server.pop3_port], backend=capture_backend,
-                              host=server.host)
-            with cap or nullcontext():
-                result = run_session(server.host, server.imap_port, server.pop3_port, server.account.user,
-                                     server.account.password, exp.spec(), known, Device())
+            upstreams = [(server.host, server.imap_port), (server.host, server.pop3_port)]
+            link = Link(profile, upstreams, seed=exp.seed + repeat) if profile.shaped else None
+            with link or nullcontext():
+                host, imap_port, pop3_port = (link.host, *link.ports) if link else (server.host, *
+                                                                                     (p for _, p in upstreams))
+                cap = None
+                if capture is not None:
+                    path = _capture_path(capture, exp, repeat)
+                    cap = Capture(path, [imap_port, pop3_port], backend=capture_backend, host=host)
+                with cap or nullcontext():
+                    result = run_session(host, imap_port, pop3_port, server.account.user,
+                                         server.account.password, exp.spec(), known, Device())
+        if results is not None:
+            results.append(result)
         row = {**asdict(exp), **result.row(), **described, "repeat": repeat, "label": exp.label,
-               "mailbox_bytes": corpus.total_bytes}
+               "mailbox_bytes": corpus.total_bytes, **profile.params()}
         if cap is not None:
             report = cap.finish(result.trace, {**asdict(exp), **described, "repeat": repeat})
             row.update(capture_path=str(report.path), capture_backend=report.backend,
@@ -257,6 +283,7 @@ def four_strategies(base: Experiment | None = None) -> list[Experiment]:
 def medians(df, by: list[str] | None = None):
     """Median of every numeric column over repeats, grouped by the parameters (times are reported as medians)."""
     by = by or [c for c in ("server", "protocol", "strategy", "pop3_mode", "messages", "sizes", "seed",
-                            "read_fraction", "batch", "pipelining", "label") if c in df.columns]
+                            "read_fraction", "batch", "pipelining", "profile", "preview", "label")
+                if c in df.columns]
     numeric = df.select_dtypes("number").columns.difference(by + ["repeat"])
     return df.groupby(by, as_index=False)[list(numeric)].median()

@@ -1,0 +1,196 @@
+"""The link's relay process: listens on 127.0.0.1, forwards each connection upstream, delays bytes by the rule.
+
+Why a process of its own: the client's and the server's CPU work must not skew the relay's clock (DESIGN.md,
+"Networks"). Started by :class:`mailstudy.link.relay.Link`; argv[1] is a JSON object
+``{"profile": {...}, "upstreams": [[host, port], ...], "seed": s}``. When every listener is bound it prints one
+JSON line ``{"ports": [...]}`` (the listening port for each upstream, in order) and serves until killed.
+
+Each direction of each connection is a reader thread (recv, stamp, schedule with
+:class:`~mailstudy.link.schedule.Direction`) and a writer thread (sleep until a piece is due, send every piece
+that is due in one call). Threads rather than asyncio: a blocking recv/send per direction keeps the two
+directions independent (an upload never waits behind a download) and adds the least time per hop. The reader
+reads without limit, so a sender is never slowed by the link's buffer; the receiver sees the emulated times.
+When one side closes, the other side gets its remaining bytes (on time) and then an orderly close.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import socket
+import struct
+import sys
+import threading
+import time
+
+from mailstudy.link.profiles import get_profile
+from mailstudy.link.schedule import Direction
+from mailstudy.processes import precise_timers
+
+RECV_SIZE = 65536
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux <asm-generic/socket.h>; also the cmsg type
+ANC_SIZE = socket.CMSG_SPACE(16)  # one struct timespec
+RELAY_NICE = -10
+_EOF = None
+
+
+def _kernel_clock(sock: socket.socket):
+    """A ``recv`` that also says when the kernel received the bytes, on the perf_counter clock.
+
+    Why: the relay's thread wakes some time after the bytes arrived (tens of microseconds, more on a busy
+    machine); counting the delay from the wake-up would add that to every hop. Linux stamps TCP data on receipt
+    (``SO_TIMESTAMPNS``, wall clock); the stamp is moved to perf_counter with an offset taken at start. Where
+    the stamp is missing, the wake-up time is used."""
+    clock = time.perf_counter
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    except OSError:
+        def plain(n: int):
+            data = sock.recv(n)
+            return data, clock()
+        return plain
+    offset = time.time() - clock()  # wall minus perf, good to microseconds over a session
+
+    def stamped(n: int):
+        data, anc, _flags, _addr = sock.recvmsg(n, ANC_SIZE)
+        now = clock()
+        for level, kind, blob in anc:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(blob) >= 16:
+                sec, nsec = struct.unpack("qq", blob[:16])
+                return data, min(now, sec + nsec * 1e-9 - offset)
+        return data, now
+    return stamped
+
+
+def _reader(src: socket.socket, direction: Direction, out: queue.SimpleQueue) -> None:
+    recv = _kernel_clock(src)
+    try:
+        while True:
+            data, t_in = recv(RECV_SIZE)
+            if not data:
+                break
+            offset = 0
+            for due, size in direction.schedule(t_in, len(data)):
+                out.put((due, data[offset:offset + size]))
+                offset += size
+    except OSError:
+        pass  # reset by the peer: forward what we have, then close
+    out.put(_EOF)
+
+
+SPIN_S = 0.0003  # the last stretch of every delay is waited awake: a sleeping core wakes late, more so after long sleeps
+
+
+def _sleep_until(due: float, clock) -> None:
+    wait = due - clock()
+    if wait > SPIN_S:
+        time.sleep(wait - SPIN_S)  # precise_timers() set the slack at start
+    while clock() < due:
+        time.sleep(0)  # awake but yielding the GIL each turn, so the other direction's threads keep running
+
+
+def _writer(dst: socket.socket, inbox: queue.SimpleQueue, done: threading.Event) -> None:
+    clock = time.perf_counter
+    pending = None
+    try:
+        while True:
+            item = pending if pending is not None else inbox.get()
+            pending = None
+            if item is _EOF:
+                break
+            due, data = item
+            _sleep_until(due, clock)
+            parts = [data]
+            while True:  # everything else already due goes in the same send
+                try:
+                    nxt = inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _EOF or nxt[0] > clock():
+                    pending = nxt
+                    break
+                parts.append(nxt[1])
+            dst.sendall(parts[0] if len(parts) == 1 else b"".join(parts))
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+    except OSError:
+        pass  # the receiver went away; the reader on its side sees that too
+    finally:
+        done.set()
+
+
+def _serve_connection(client: socket.socket, upstream: tuple[str, int], profile, seed: str) -> None:
+    t_open = time.perf_counter()
+    try:
+        server = socket.create_connection(upstream, timeout=10)
+        server.settimeout(None)
+    except OSError:
+        client.close()  # upstream is gone: the client sees the connection close at once
+        return
+    for s in (client, server):
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    finished = []
+    for src, dst, down in ((client, server, False), (server, client, True)):
+        q: queue.SimpleQueue = queue.SimpleQueue()
+        done = threading.Event()
+        finished.append(done)
+        threading.Thread(target=_reader, args=(src, Direction(profile, down, t_open, seed), q),
+                         daemon=True).start()
+        threading.Thread(target=_writer, args=(dst, q, done), daemon=True).start()
+
+    def closer() -> None:
+        for d in finished:
+            d.wait()
+        for s in (client, server):
+            s.close()
+
+    threading.Thread(target=closer, daemon=True).start()
+
+
+def _listen(listener: socket.socket, upstream: tuple[str, int], profile, seed: int, index: int) -> None:
+    n = 0
+    while True:
+        client, _ = listener.accept()
+        n += 1
+        _serve_connection(client, upstream, profile, f"{seed}:{index}:{n}")
+
+
+def _warm_up(profile, upstreams: list[tuple[str, int]]) -> None:
+    """Pay the first-call costs before the first session does: the resolver (a process's first getaddrinfo
+    loads its configuration: milliseconds, measured), a thread start, the jitter generator."""
+    for host, port in upstreams:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    t = threading.Thread(target=Direction(profile, True, 0.0).schedule, args=(0.0, 1))
+    t.start()
+    t.join()
+
+
+def main(argv: list[str]) -> int:
+    config = json.loads(argv[1])
+    precise_timers()
+    try:  # the relay stands in for the network: it should wake before the processes it measures (root only)
+        os.setpriority(os.PRIO_PROCESS, 0, RELAY_NICE)
+    except OSError:
+        pass
+    profile = get_profile(config["profile"])
+    listeners = []
+    for host, port in config["upstreams"]:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", 0))  # loopback only, like the servers
+        s.listen(64)
+        listeners.append((s, (host, int(port))))
+    _warm_up(profile, [u for _, u in listeners])
+    for i, (s, upstream) in enumerate(listeners):
+        threading.Thread(target=_listen, args=(s, upstream, profile, config.get("seed", 0), i),
+                         daemon=True).start()
+    print(json.dumps({"ports": [s.getsockname()[1] for s, _ in listeners]}), flush=True)
+    threading.Event().wait()  # serve until killed
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
