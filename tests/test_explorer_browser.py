@@ -93,17 +93,28 @@ def _start(argv: list[str], cwd: Path, port: int, log: Path) -> subprocess.Popen
     with open(log, "wb") as fh:
         proc = subprocess.Popen(argv, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)
-    _wait_listening(port, proc, log)
+    try:
+        _wait_listening(port, proc, log)
+    except BaseException:  # never leave a server (and its kernels) behind when it did not come up
+        _stop(proc)
+        raise
     return proc
 
 
 def _stop(proc: subprocess.Popen) -> None:
+    """The server and the kernels it started (their own process group): TERM, then KILL what is left."""
     try:
-        os.killpg(proc.pid, signal.SIGTERM)  # the server and the kernels it started, in their own group
+        os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        pass
+    except ProcessLookupError:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # a child that outlived its parent's TERM (Voila under mailstudy)
+    except ProcessLookupError:
+        pass
+    proc.wait(5)
 
 
 def _state(page) -> tuple[str, str]:
