@@ -42,6 +42,17 @@ def tshark() -> str:
     return program("tshark", "tshark")
 
 
+def tcpdump_capture() -> None:
+    """Skip (fail under CI, which runs as root) unless tcpdump may capture here (root or CAP_NET_RAW)."""
+    from mailstudy.capture import CaptureError, choose_backend
+
+    program("tcpdump", "tcpdump")
+    try:
+        choose_backend("tcpdump")
+    except CaptureError as exc:
+        skip_or_fail(f"tcpdump cannot capture here: {exc}")
+
+
 def dovecot() -> None:
     """Skip (fail under CI) unless Dovecot can run here."""
     from mailstudy.servers.dovecot import dovecot_available

@@ -90,14 +90,9 @@ def _need(mode: str, server: str) -> None:
 
         needs.dovecot()  # skips with the reason, or fails under CI
     if mode == "capture":
-        from mailstudy.capture import CaptureError, choose_backend
+        import needs
 
-        try:
-            choose_backend("tcpdump")
-        except CaptureError as exc:
-            if os.environ.get("CI"):
-                pytest.fail(f"tcpdump must be usable in CI: {exc}")
-            pytest.skip(f"tcpdump not usable here: {exc}")
+        needs.tcpdump_capture()
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; parent-death signals are Linux's")

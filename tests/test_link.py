@@ -20,6 +20,8 @@ from dataclasses import replace
 
 import pytest
 
+import needs
+
 from mailstudy.link import (PROFILES, Link, Profile, ProfileError, RoundTrip, Session, breakeven, custom,
                             get_profile, parse_duration, parse_rate, predict, rows)
 from mailstudy.link.profiles import INITIAL_WINDOW, MSS
@@ -261,6 +263,7 @@ def test_a_capture_through_the_link_shows_the_delays_and_tshark_agrees(tmp_path,
     from mailstudy.live.access import Known, SessionSpec, run_session
     from mailstudy.servers import make_server
 
+    needs.tcpdump_capture()
     corpus = generate(5, "fixed-5k", 0)
     server = make_server("embedded")
     server.mailboxes[server.account.user] = corpus.raws()

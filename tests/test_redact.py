@@ -391,12 +391,9 @@ def test_peer_pop3_auth_plain_line(tmp_path):
 
 # ---- live captures -----------------------------------------------------------------------------------------------
 def capture_sessions(tmp_path, server, sessions) -> str:
-    from mailstudy.capture import Capture, CaptureError, choose_backend
+    from mailstudy.capture import Capture
 
-    try:
-        choose_backend("tcpdump")
-    except CaptureError as e:
-        pytest.skip(f"tcpdump cannot capture here: {e}")
+    needs.tcpdump_capture()
     path = tmp_path / "live.pcap"
     with Capture(path, [server.imap_port, server.pop3_port], backend="tcpdump"):
         for run in sessions:

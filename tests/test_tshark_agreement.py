@@ -19,9 +19,11 @@ from pathlib import Path
 
 import pytest
 
+import needs
+
 from mailstudy.live.access import Known, SessionSpec, run_session
 from mailstudy.offline.analyze import Analysis, analyze_pcap
-from mailstudy.capture import Capture, CaptureError, check_capture, choose_backend
+from mailstudy.capture import Capture, check_capture
 from mailstudy.corpus import generate
 
 TSHARK = shutil.which("tshark")
@@ -88,10 +90,7 @@ def _tshark_facts(path: Path, imap_port: int, pop3_port: int) -> dict:
 
 @pytest.fixture
 def captured(server_kind, start_server, tmp_path_factory) -> Captured:
-    try:
-        choose_backend("tcpdump")
-    except CaptureError as exc:  # e.g. not root and no CAP_NET_RAW: the agreement needs a real capture
-        pytest.skip(f"tshark agreement needs a tcpdump capture: {exc}")
+    needs.tcpdump_capture()  # the agreement needs a real capture (root or CAP_NET_RAW)
     if server_kind in _CACHE:
         return _CACHE[server_kind]
     corpus = generate(12, "fixed-5k", 0)
