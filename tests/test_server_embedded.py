@@ -181,6 +181,25 @@ def test_login_ok_and_wrong(shared):
         c.logout()
 
 
+def test_sasl_mechanisms_are_looked_up_once_per_process(monkeypatch):
+    """pysasl scans every installed distribution's entry points on each lookup (10 ms a greeting in our venv);
+    the embedded server's config asks once, however many connections it serves, and still offers both."""
+    import pysasl
+
+    from mailstudy.servers import embedded_main
+
+    calls = []
+    real = pysasl.entry_points
+    monkeypatch.setattr(pysasl, "entry_points", lambda **kw: calls.append(kw) or real(**kw))
+    embedded_main._sasl_mechanisms.cache_clear()
+    configs = [embedded_main.EmbeddedConfig(embedded_main._args("127.0.0.1", 0), demo_data=False, demo_user="",
+                                            demo_password="", host="127.0.0.1", port=0, tls_enabled=False)
+               for _ in range(3)]
+    auths = [c.initial_auth for c in configs for _ in range(2)]  # what pymap asks on every connection
+    assert len(calls) == 1
+    assert [m.name for m in auths[-1].server_mechanisms] == [b"PLAIN", b"LOGIN"]
+
+
 def test_capa_lists_capabilities(shared):
     p = poplib.POP3(shared.host, shared.pop3_port, timeout=10)
     caps = p.capa()
