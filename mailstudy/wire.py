@@ -43,21 +43,25 @@ class Chunk:
 
 
 class Flight(NamedTuple):
-    """A maximal run of payload one way: its bytes and the times of its first and last chunk."""
+    """A maximal run of payload one way: its bytes and the times of its first and last chunk (and, when
+    :func:`flights` is asked for them, ``pieces``: each chunk's ``(t, bytes)``)."""
 
     direction: str
     nbytes: int
     t_start: Any
     t_end: Any
+    pieces: tuple[tuple[Any, int], ...] = ()
 
 
-def flights(chunks: Iterable[Any]) -> list[Flight]:
+def flights(chunks: Iterable[Any], with_pieces: bool = False) -> list[Flight]:
     """The flights of ``chunks`` in order: :class:`Chunk` objects or ``(direction, t, data)`` tuples (``data``
-    may be a byte count). Empty chunks (a pure ACK) neither start nor end a flight."""
+    may be a byte count). Empty chunks (a pure ACK) neither start nor end a flight. ``with_pieces`` keeps each
+    chunk's time and size in its flight (the latency model replays them; off, nothing is kept per chunk)."""
     out: list[Flight] = []
     cur_dir = None
     nbytes = 0
     t_start = t_end = None
+    pieces: list[tuple[Any, int]] = []
     for c in chunks:
         direction, t, data = (c.direction, c.t, c.data) if c.__class__ is Chunk else c
         n = len(data) if isinstance(data, (bytes, bytearray, memoryview)) else int(data)
@@ -68,12 +72,15 @@ def flights(chunks: Iterable[Any]) -> list[Flight]:
         if direction != cur_dir:
             check_direction(direction)
             if cur_dir is not None:
-                out.append(Flight(cur_dir, nbytes, t_start, t_end))
+                out.append(Flight(cur_dir, nbytes, t_start, t_end, tuple(pieces)))
+                pieces.clear()
             cur_dir, nbytes, t_start = direction, 0, t
         nbytes += n
         t_end = t
+        if with_pieces:
+            pieces.append((t, n))
     if cur_dir is not None:
-        out.append(Flight(cur_dir, nbytes, t_start, t_end))
+        out.append(Flight(cur_dir, nbytes, t_start, t_end, tuple(pieces)))
     return out
 
 

@@ -42,7 +42,9 @@ class Direction:
         return self.window * 8 >= self.bps * self.rtt
 
     def schedule(self, t_in: float, nbytes: int) -> list[tuple[float, int]]:
-        """``(t_due, size)`` pieces for ``nbytes`` handed to the link at ``t_in``, in order."""
+        """``(t_due, size)`` pieces for ``nbytes`` handed to the link at ``t_in``, in order (none for none)."""
+        if nbytes <= 0:
+            return []
         step = nbytes if not self.bps else MSS  # unlimited bandwidth: nothing to serialize, one piece
         out = []
         for offset in range(0, nbytes, step):
