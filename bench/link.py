@@ -25,7 +25,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from mailstudy.link import PROFILES, Link, Profile, predict
+from mailstudy.link import BASELINE, PROFILES, Link, Profile, predict
 from mailstudy.study.experiment import Experiment, four_strategies, run_experiment, write_csv_atomically
 from mailstudy.study.modelled import breakeven_rows, model_rows
 
@@ -139,11 +139,12 @@ def acceptance_grid(quick: bool, only: list[str] | None = None) -> list[Experime
 
 
 def model_vs_link(cells: list[Experiment], repeats: int) -> list[dict]:
-    """Each cell: loopback sessions (counts and work times for the model), then the same through the link."""
+    """Each cell: sessions through the baseline link (counts and work times for the model), then the same
+    through the profile's link."""
     out = []
     for exp in cells:
         results: list = []
-        run_experiment(replace(exp, profile="loopback", repeats=repeats), results=results)
+        run_experiment(replace(exp, profile=BASELINE, repeats=repeats), results=results)
         measured = run_experiment(replace(exp, repeats=repeats))
         for k in ("duration_s", "time_to_list_s", "open_median_s"):
             pred = statistics.median(v for v in (predict(r, exp.profile)[k] for r in results) if v is not None) \
@@ -206,7 +207,7 @@ def main(argv=None) -> int:
               "| slow start | measured duration_s | model duration_s |", "|---|---|---|"]
     base = Experiment(messages=20 if args.quick else 200, strategy="download-all")
     results: list = []
-    run_experiment(base, results=results)
+    run_experiment(replace(base, profile=BASELINE), results=results)
     for on in (False, True):
         prof = replace(PROFILES["4g"], slow_start=on, name="4g+slow-start" if on else "4g")
         (row,) = run_experiment(replace(base, profile=prof))

@@ -1,8 +1,8 @@
 """``mailstudy breakeven``: the read fraction above which header-first costs more than download-all.
 
 Why a module of its own: one subcommand, one module (see :mod:`mailstudy.cli.commands`). The counts come from
-real loopback sessions (header-first reading nothing and everything, download-all), the times from the model
-(:func:`mailstudy.link.breakeven` states the closed form).
+real sessions through the model's baseline link (header-first reading nothing and everything, download-all),
+the times from the model (:func:`mailstudy.link.breakeven` states the closed form).
 """
 
 from __future__ import annotations

@@ -46,7 +46,8 @@ def round_trips_and_latency(server: str, profiles_measured, profiles_modelled, m
                             repeats: int, sizes: str = "buchner2009", seed: int = 0, results: Path | None = None,
                             figures: Path | None = None, cache_dir=None) -> dict:
     """Notebook 03's five charts and their tables (see :mod:`mailstudy.study.latency`); a dict of frames and
-    paths. Measured cells go through the link; modelled ones take loopback counts and the model's times."""
+    paths. Measured cells go through the link; modelled ones take one baseline session's counts and work and the
+    model's times."""
     from mailstudy.faces.plots import (breakeven_chart, list_and_open_bars, model_vs_measured_scatter,
                                        pipelining_chart, waiting_vs_rtt)
     from mailstudy.study import latency
@@ -76,7 +77,7 @@ def round_trips_and_latency(server: str, profiles_measured, profiles_modelled, m
         rtt_sweep, f"Total waiting against RTT, loopback to satellite (model; {what})"), "latency_waiting_vs_rtt",
         figures)
     out["pipelining_png"] = save_figure(pipelining_chart(
-        pipe, f"What pipelining and batching do (round trips measured on loopback, times modelled; {what})"),
+        pipe, f"What pipelining and batching do (round trips counted, times modelled; {what})"),
         "latency_pipelining_batching", figures)
     out["breakeven_png"] = save_figure(breakeven_chart(
         even, f"Break-even read fraction per profile (model; {messages} messages, {sizes}, seed {seed}, {server})"),

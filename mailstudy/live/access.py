@@ -40,6 +40,7 @@ from typing import Iterable
 
 from mailstudy import __version__
 from mailstudy.corpus.sections import header_of, pop3_form
+from mailstudy.link.profiles import Profile
 from mailstudy.live.clients import TracedIMAP4, TracedPOP3
 from mailstudy.live.devices import Device
 from mailstudy.live.trace import Trace
@@ -107,6 +108,7 @@ class SessionResult:
     bodies_fetched: int = 0
     opened: list[int] = field(default_factory=list)  # 0-based positions the user opened
     integrity_ok: bool = True
+    link: Profile | None = None  # the profile of the emulated link the session went through (None: loopback)
 
     def row(self) -> dict:
         """One tidy row: parameters, counts and times (no raw bytes)."""

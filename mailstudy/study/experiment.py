@@ -177,6 +177,7 @@ def run_experiment(exp: Experiment, capture: str | Path | None = None, capture_b
                 with cap or nullcontext():
                     result = run_session(host, imap_port, pop3_port, server.account.user,
                                          server.account.password, exp.spec(), known, Device())
+                result.link = profile if link else None
         if results is not None:
             results.append(result)
         row = {**asdict(exp), **result.row(), **described, "repeat": repeat, "label": exp.label,

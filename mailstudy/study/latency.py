@@ -5,7 +5,8 @@ arithmetic on their rows live here (orchestration); the charts are in :mod:`mail
 
 * *Measured* cells run real sessions through the link relay (:mod:`mailstudy.link`) with a named profile: the
   time to list, the time to open each message, and the whole session's duration, as the client saw them.
-* *Modelled* cells run each session once on loopback (exact counts) and take its times on every profile from
+* *Modelled* cells run each session once through the model's baseline link (exact counts, and the work as a
+  network makes client and server do it) and take its times on every profile from
   :func:`mailstudy.link.predict`; that is how a sweep covers loopback to satellite without waiting minutes per
   cell. :func:`model_vs_measured` puts the two side by side, so the model's error is always shown.
 """
@@ -41,7 +42,7 @@ def measured_medians(df):
 
 
 def modelled(base: Experiment, profiles):
-    """The four strategies' loopback counts, with the model's times on each profile."""
+    """The four strategies' counts (one baseline session each), with the model's times on each profile."""
     import pandas as pd
 
     return pd.DataFrame(model_rows(four_strategies(replace(base, repeats=1)), profiles))
@@ -68,7 +69,7 @@ def model_vs_measured(measured_df, modelled_df):
 
 def pipelining_and_batching(base: Experiment, profiles):
     """IMAP batched against one FETCH per message, POP3 pipelined against one command at a time (header-first
-    at ``base.read_fraction`` and download-all): round trips from loopback, times from the model."""
+    at ``base.read_fraction`` and download-all): round trips counted, times from the model."""
     import pandas as pd
 
     cells = []

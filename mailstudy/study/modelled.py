@@ -1,9 +1,11 @@
-"""Times from the model, counts from real loopback sessions: model sweeps and break-even read fractions.
+"""Times from the model, counts from one real session per cell: model sweeps and break-even read fractions.
 
-Why a module of its own: this is what makes big sweeps cheap (DESIGN.md, "Networks"). A loopback session is run
-once per cell (its counts are exact and deterministic), and :func:`mailstudy.link.predict` gives its times on
-every profile without waiting; :mod:`mailstudy.study.experiment` runs the real thing through the link when a
-time must be measured, which is how the model is checked.
+Why a module of its own: this is what makes big sweeps cheap (DESIGN.md, "Networks"). One session is run per cell
+through the model's baseline link (:data:`mailstudy.link.BASELINE`, 0.5 ms, nothing else shaped: its counts
+equal loopback's exactly and its work is timed as on a network, see :mod:`mailstudy.link.model`), and
+:func:`mailstudy.link.predict` gives its times on every profile without waiting;
+:mod:`mailstudy.study.experiment` runs the real thing through the link when a time must be measured, which is
+how the model is checked.
 """
 
 from __future__ import annotations
@@ -11,23 +13,24 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from mailstudy.link import Profile, breakeven, get_profile, predict
+from mailstudy.link import BASELINE, Profile, breakeven, get_profile, predict
 from mailstudy.study.experiment import Experiment, run_experiment
 
 
-def loopback_session(exp: Experiment):
-    """``(row, SessionResult)`` of one session of ``exp`` on loopback (its profile is ignored)."""
+def baseline_session(exp: Experiment):
+    """``(row, SessionResult)`` of one session of ``exp`` through the baseline link (its profile is ignored):
+    what the model reads."""
     results: list = []
-    (row,) = run_experiment(replace(exp, profile="loopback", repeats=1), results=results)
+    (row,) = run_experiment(replace(exp, profile=BASELINE, repeats=1), results=results)
     return row, results[0]
 
 
 def model_rows(experiments: Iterable[Experiment], profiles: Iterable[str | Profile]) -> list[dict]:
-    """One row per experiment and profile: the loopback session's counts, the model's times on the profile."""
+    """One row per experiment and profile: the baseline session's counts, the model's times on the profile."""
     profiles = [get_profile(p) for p in profiles]
     out = []
     for exp in experiments:
-        row, result = loopback_session(exp)
+        row, result = baseline_session(exp)
         for p in profiles:
             m = predict(result, p)
             out.append({**row, **p.params(), "duration_s": m["duration_s"], "time_to_list_s": m["time_to_list_s"],
@@ -42,9 +45,9 @@ def breakeven_rows(base: Experiment, profile: str | Profile,
     out = []
     for protocol in protocols:
         cell = replace(base, protocol=protocol, preview=0)
-        _, none = loopback_session(replace(cell, strategy="header-first", read_fraction=0.0))
-        _, every = loopback_session(replace(cell, strategy="header-first", read_fraction=1.0))
-        _, whole = loopback_session(replace(cell, strategy="download-all"))
+        _, none = baseline_session(replace(cell, strategy="header-first", read_fraction=0.0))
+        _, every = baseline_session(replace(cell, strategy="header-first", read_fraction=1.0))
+        _, whole = baseline_session(replace(cell, strategy="download-all"))
         out.append({"protocol": protocol, "messages": base.messages, "sizes": base.sizes, "seed": base.seed,
                     "server": base.server, **breakeven(none, every, whole, profile)})
     return out
