@@ -261,6 +261,30 @@ def test_previews_read_part_of_a_message(server_kind):
         assert part["bodies_fetched"] == 0 and part["bytes_down"] < whole["bytes_down"]
 
 
+@pytest.mark.parametrize("profile", [BASELINE, Profile("p10", rtt_s=0.01, down_bps=10e6)])
+def test_a_close_right_after_the_last_bytes_reaches_the_client(profile):
+    """An IMAP server closes just after ``* BYE``: the close must follow the bytes through the link. (The relay
+    once lost a close that came while its writer held bytes back, and every IMAP session then waited out the
+    client's 5 s read timeout after LOGOUT.)"""
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def bye_and_close():
+        while True:
+            c, _ = srv.accept()
+            c.sendall(b"* BYE Logging out.\r\n")
+            c.close()
+
+    threading.Thread(target=bye_and_close, daemon=True).start()
+    with Link(profile, [("127.0.0.1", srv.getsockname()[1])]) as link:
+        for _ in range(5):
+            with socket.create_connection((link.host, link.ports[0]), timeout=5) as c:
+                got = b""
+                while chunk := c.recv(100):  # a lost close is a TimeoutError here
+                    got += chunk
+                assert got == b"* BYE Logging out.\r\n"
+    srv.close()
+
+
 def test_a_dying_upstream_ends_the_session_with_a_session_error_and_no_relay_is_left():
     from mailstudy.corpus import generate
     from mailstudy.live.access import Known, SessionSpec, run_session

@@ -32,7 +32,7 @@ RECV_SIZE = 65536
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux <asm-generic/socket.h>; also the cmsg type
 ANC_SIZE = socket.CMSG_SPACE(16)  # one struct timespec
 RELAY_NICE = -10
-_EOF = None
+_EOF = object()  # the end of a direction; not None, which the writer uses for "nothing held back"
 
 
 def _kernel_clock(sock: socket.socket):
