@@ -30,13 +30,14 @@ carried across flights, each direction on its own.
 
 Where c, g and o come from: a session through the baseline link (:data:`BASELINE`, RTT rho = 0.5 ms, no other
 shaping), less its own delays (rho / 2 from the greeting, rho from each answer). Not from loopback, because work
-is slower when the network makes the processes wait: behind a 1 ms link, pymap answered LOGIN in 1.96 ms against
-1.30 ms back to back on loopback (median of 4, both read from a capture of the server's side), and every flight
-of a header-first session was 20-60 % slower; through a 0 ms relay it was not. A client that merely paused 1 ms on
-loopback did not reproduce it, so the cause (CPUs idling between commands, on this KVM guest) is a guess; the
-baseline carries it whatever it is. Work taken from loopback left the model 15-28 % under the link on a 1 ms LAN;
-from the baseline, within 5.4 % (bench/link.py). A session given without its link (a fleet's) counts as loopback. On the
-``loopback`` profile itself the model so gives the work as a network makes it, slower than a loopback session.
+is slower when the network makes the processes wait: behind a 1 ms link pymap answered LOGIN in 1.96 ms against
+1.30 ms back to back on loopback (median of 4, both read from a capture of the server's side), and each command
+of a header-first session took 20-75 % longer; behind a 0 ms relay it did not. A client that merely paused 1 ms
+on loopback did not reproduce it, so the cause (CPUs idling between commands, on this KVM guest) is a guess; the
+baseline carries it whatever it is. With work from loopback the model was up to 24 % under the link on a 1 ms
+LAN; from the baseline it is within 6.0 % on the whole acceptance grid (median 0.4 %, bench/link.py). A session
+given without its link (a fleet's) counts as loopback. On the ``loopback`` profile itself the model so gives the
+work as a network makes it, slower than a loopback session measures.
 
 Break-even (:func:`breakeven`, closed form). Header-first with read fraction r moves H_0 + r (H_1 - H_0) bytes,
 where H_0 and H_1 are its bytes with nobody reading (r = 0) and with everything read (r = 1); download-all moves
