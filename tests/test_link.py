@@ -251,6 +251,31 @@ def test_the_model_follows_the_link_coarsely(profile):
     assert m["duration_s"] >= rtt * (row["round_trips"] + 1)
 
 
+def test_model_rows_carry_the_counts_and_the_median_of_the_repeats_times(monkeypatch):
+    """Counts from the baseline sessions (equal to loopback's), each time the median over the repeats."""
+    from mailstudy.study import modelled
+
+    exp = Experiment(protocol="pop3", strategy="header-first", messages=5, read_fraction=0.4, repeats=3)
+    (lo,) = run_experiment(replace(exp, repeats=1))
+    real, seen = modelled.predict, []
+
+    def predict_spread(result, profile):  # the three sessions' times set far apart: 1, 100 and 10 x the real
+        m = dict(real(result, profile))
+        seen.append(result)
+        m["duration_s"] *= (1, 100, 10)[(len(seen) - 1) % 3]
+        return m
+
+    monkeypatch.setattr(modelled, "predict", predict_spread)
+    rows = modelled.model_rows([exp], ["4g", "lan"])
+    assert [r["profile"] for r in rows] == ["4g", "lan"] and all(r["modelled"] for r in rows)
+    assert len({id(r) for r in seen}) == 3 and all(r.link == BASELINE for r in seen)
+    for r in rows:
+        assert {k: r[k] for k in COUNTS} == {k: lo[k] for k in COUNTS}
+        m = [real(x, r["profile"])["duration_s"] for x in seen[:3]]
+        assert r["duration_s"] == pytest.approx(10 * m[2])  # the median of (m0, 100 m1, 10 m2)
+    assert rows[0]["duration_s"] >= 0.055 * (rows[0]["round_trips"] + 1)
+
+
 def test_previews_read_part_of_a_message(server_kind):
     for protocol in ("imap", "pop3"):
         base = Experiment(server=server_kind, protocol=protocol, messages=6, read_fraction=1.0, seed=1,

@@ -42,10 +42,11 @@ def measured_medians(df):
 
 
 def modelled(base: Experiment, profiles):
-    """The four strategies' counts (one baseline session each), with the model's times on each profile."""
+    """The four strategies' counts, with the model's times on each profile (medians over ``base.repeats``
+    baseline sessions)."""
     import pandas as pd
 
-    return pd.DataFrame(model_rows(four_strategies(replace(base, repeats=1)), profiles))
+    return pd.DataFrame(model_rows(four_strategies(base), profiles))
 
 
 def model_vs_measured(measured_df, modelled_df):
@@ -74,8 +75,8 @@ def pipelining_and_batching(base: Experiment, profiles):
 
     cells = []
     for strategy in ("header-first", "download-all"):
-        imap = replace(base, protocol="imap", strategy=strategy, repeats=1)
-        pop3 = replace(base, protocol="pop3", strategy=strategy, repeats=1)
+        imap = replace(base, protocol="imap", strategy=strategy)
+        pop3 = replace(base, protocol="pop3", strategy=strategy)
         cells += [replace(imap, batch=True), replace(imap, batch=False),
                   replace(pop3, pipelining=False), replace(pop3, pipelining=True)]
     df = pd.DataFrame(model_rows(cells, profiles))
