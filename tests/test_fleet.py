@@ -94,6 +94,27 @@ def test_the_same_seed_gives_identical_counts(start_server):
     assert counts_only([c.fleet]) != counts_only([a.fleet])
 
 
+def test_a_fleet_on_a_network_counts_the_same_and_is_timed_from_the_baseline_link(start_server, monkeypatch):
+    """With a profile the devices go through the model's baseline link: the same counts as on loopback, every
+    session's modelled seconds at least one 4g round trip per round trip (and the handshake), taken from
+    sessions the model knows went through the baseline."""
+    from mailstudy.link import BASELINE
+    from mailstudy.live import fleet
+    from mailstudy.study.fleet import counts_only
+
+    links = []
+    real = fleet.network_seconds
+    monkeypatch.setattr(fleet, "network_seconds", lambda result, profile: links.append(result.link) or
+                        real(result, profile))
+    on_4g = run(start_server, devices=2, clients=("k9", "thunderbird-pop3"), profile="4g")
+    assert links and all(link == BASELINE for link in links)
+    loop = run(start_server, devices=2, clients=("k9", "thunderbird-pop3"))
+    assert links[-1] is None  # loopback sessions are timed as they are
+    assert counts_only(on_4g.sessions) == counts_only(loop.sessions)
+    for row in on_4g.sessions:
+        assert row["network_s"] >= 0.055 * (row["round_trips"] + 1)
+
+
 def test_condstore_is_used_where_offered_and_rows_say_so(start_server, server_kind):
     naive = run(start_server, devices=2, clients=("thunderbird",), start_messages=30, sizes="fixed-5k")
     cond = run(start_server, devices=2, clients=("thunderbird",), start_messages=30, sizes="fixed-5k",

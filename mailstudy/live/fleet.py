@@ -26,6 +26,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from mailstudy.corpus import SIZE_PRESETS, Corpus, generate
+from mailstudy.link import BASELINE, Link, Profile
 from mailstudy.live.client_profiles import CLIENTS, Account, Catalog, get_profile
 from mailstudy.live.devices import Device
 from mailstudy.live.idle import KEEPALIVE_S, IdleConnection
@@ -167,11 +168,22 @@ def run_fleet(server, spec: FleetSpec, the_plan: Plan | None = None, progress=No
     """Run ``spec`` against ``server`` (running, its INBOX holding ``plan.start_raws``); tidy rows out.
 
     ``progress(done, total)`` is called after each event. A session that fails stops the fleet with a
-    :class:`FleetError` saying when and where."""
+    :class:`FleetError` saying when and where. With a network ``profile`` the devices reach the server through
+    the latency model's baseline link (:data:`mailstudy.link.BASELINE`), so each session's modelled seconds
+    come from work timed as a network makes it (see :mod:`mailstudy.link.model`); on loopback, directly."""
+    if spec.profile == LOOPBACK:
+        return _run_fleet(server, (server.host, server.imap_port, server.pop3_port), None, spec, the_plan, progress)
+    with Link(BASELINE, [(server.host, server.imap_port), (server.host, server.pop3_port)]) as link:
+        return _run_fleet(server, (link.host, *link.ports), BASELINE, spec, the_plan, progress)
+
+
+def _run_fleet(server, via: tuple[str, int, int], link: Profile | None, spec: FleetSpec, the_plan: Plan | None,
+               progress) -> FleetResult:
+    """:func:`run_fleet` with the devices connecting to ``via`` (host, IMAP port, POP3 port), which is ``link``
+    in front of ``server`` (None: the server itself)."""
     p = the_plan or plan(spec)
     catalog = Catalog(m.raw for m in p.corpus.messages)
-    account = Account(server.host, server.imap_port, server.pop3_port, server.account.user,
-                      server.account.password, catalog)
+    account = Account(*via, server.account.user, server.account.password, catalog)
     devices = [Device(name=f"device-{i}", keep_bytes=False) for i in range(spec.devices)]  # bytes were checked
     profiles = [get_profile(spec.client_of(i)) for i in range(spec.devices)]
     sha_of = [m.sha256 for m in p.corpus.messages]
@@ -233,6 +245,7 @@ def run_fleet(server, spec: FleetSpec, the_plan: Plan | None = None, progress=No
 
     def session_row(t: float, idx: int, out, final: bool, held_s: float | None = None) -> None:
         prof = profiles[idx]
+        out.result.link = link  # what the model takes out of the session's times
         result.sessions.append({
             "device": idx, "client": prof.name, "protocol": prof.protocol, "t_sim_s": t, "final_round": final,
             "idle": held_s is not None, "held_s": held_s, **{c: out.result.metrics[c] for c in _SESSION_COUNTS},

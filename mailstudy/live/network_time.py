@@ -1,10 +1,10 @@
-"""The hook between a measured session and its time on a network: loopback today, the latency model tomorrow.
+"""The hook between a measured session and its time on a network: the latency model, in one place.
 
-Why: a fleet runs hundreds of real sessions on loopback, back to back in simulated time; what each would have
-taken on a 4G or DSL link comes from the latency model (``mailstudy.link.model``, issue "Latency on real
-networks"), which predicts a session's times from its flights. This module is the one place the fleet asks for
-those seconds, so the model plugs in here and nowhere else. Until the model is present only ``loopback`` (the
-measured ``duration_s``) is offered, and any other profile is a clear error.
+Why: a fleet runs hundreds of real sessions back to back in simulated time; what each would have taken on a 4G
+or DSL link comes from the latency model (:mod:`mailstudy.link.model`), which predicts a session's times from its
+flights and the work measured in it. With a profile, :func:`mailstudy.live.fleet.run_fleet` runs its sessions
+through the model's baseline link, as the model wants them; this module is the one place the fleet asks for
+those seconds. ``loopback`` is the measured duration.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ LOOPBACK = "loopback"
 def network_seconds(result, profile: str = LOOPBACK) -> float:
     """Seconds ``result`` (a :class:`~mailstudy.live.access.SessionResult`) spends on the network ``profile``.
 
-    ``loopback``: the measured duration. Any other profile: the model's ``predict(result, profile)``."""
+    ``loopback``: the measured duration. Any other profile: the model's ``predict(result, profile)`` (the
+    result's ``link`` says which delays to take out)."""
     if profile == LOOPBACK:
         return float(result.metrics["duration_s"])
     try:
