@@ -13,4 +13,4 @@ The package is layered as DESIGN.md draws it, one folder a room, and a lower lay
 - faces: :mod:`mailstudy.cli`, :mod:`mailstudy.faces` (plots, ladders, charts, examples).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -92,7 +92,11 @@ def test_start_stop_leaves_no_process():
     s.start()
     pid = s.pid
     assert pid is not None and alive(pid)
-    assert s.version == "mailstudy-embedded 0.1.0 (pymap 0.36.7)"
+    from pymap.__about__ import __version__ as pymap_version
+
+    from mailstudy import __version__
+
+    assert s.version == f"mailstudy-embedded {__version__} (pymap {pymap_version})"  # in every cell's cache key
     assert s.describe()["server"] == "embedded"
     s.stop()
     assert not alive(pid)
