@@ -139,22 +139,19 @@ def acceptance_grid(quick: bool, only: list[str] | None = None) -> list[Experime
 
 
 def model_vs_link(cells: list[Experiment], repeats: int) -> list[dict]:
-    """Each cell: sessions through the baseline link (counts and work times for the model), then the same
-    through the profile's link."""
+    """Each cell: the model's times from sessions through the baseline link (model_rows: medians over the
+    repeats), then the same sessions through the profile's link (medians of what the client saw)."""
     out = []
     for exp in cells:
-        results: list = []
-        run_experiment(replace(exp, profile=BASELINE, repeats=repeats), results=results)
+        (model,) = model_rows([replace(exp, repeats=repeats)], [exp.profile])
         measured = run_experiment(replace(exp, repeats=repeats))
         for k in ("duration_s", "time_to_list_s", "open_median_s"):
-            pred = statistics.median(v for v in (predict(r, exp.profile)[k] for r in results) if v is not None) \
-                if any(predict(r, exp.profile)[k] is not None for r in results) else None
             meas = [row[k] for row in measured if row[k] is not None]
-            if pred is None or not meas:
+            if model[k] is None or not meas:
                 continue
             m = statistics.median(meas)
             out.append({"profile": exp.profile, "label": exp.label, "messages": exp.messages, "metric": k,
-                        "measured_s": m, "model_s": pred, "error": (pred - m) / m})
+                        "measured_s": m, "model_s": model[k], "error": (model[k] - m) / m})
         print(f"  {exp.profile:5} {exp.label:18} n={exp.messages:3}: "
               + ", ".join(f"{r['metric']} {r['measured_s']:.3f}/{r['model_s']:.3f}" for r in out
                           if r["label"] == exp.label and r["profile"] == exp.profile

@@ -94,24 +94,33 @@ def test_the_same_seed_gives_identical_counts(start_server):
     assert counts_only([c.fleet]) != counts_only([a.fleet])
 
 
-def test_a_fleet_on_a_network_counts_the_same_and_is_timed_from_the_baseline_link(start_server, monkeypatch):
-    """With a profile the devices go through the model's baseline link: the same counts as on loopback, every
-    session's modelled seconds at least one 4g round trip per round trip (and the handshake), taken from
-    sessions the model knows went through the baseline."""
+def test_a_fleet_on_a_network_goes_through_the_baseline_link_and_counts_the_same(start_server, monkeypatch):
+    """With a profile the devices connect through the model's baseline link (not to the server's own ports),
+    each session says so to the model, the counts equal loopback's, and every session's modelled seconds hold at
+    least one 4g round trip per round trip and the handshake."""
     from mailstudy.link import BASELINE
     from mailstudy.live import fleet
     from mailstudy.study.fleet import counts_only
 
-    links = []
+    seen = []
     real = fleet.network_seconds
-    monkeypatch.setattr(fleet, "network_seconds", lambda result, profile: links.append(result.link) or
-                        real(result, profile))
-    on_4g = run(start_server, devices=2, clients=("k9", "thunderbird-pop3"), profile="4g")
-    assert links and all(link == BASELINE for link in links)
-    loop = run(start_server, devices=2, clients=("k9", "thunderbird-pop3"))
-    assert links[-1] is None  # loopback sessions are timed as they are
-    assert counts_only(on_4g.sessions) == counts_only(loop.sessions)
-    for row in on_4g.sessions:
+    monkeypatch.setattr(fleet, "network_seconds", lambda result, profile: seen.append(
+        (result.link, result.trace.remote[1])) or real(result, profile))
+    results, server_ports = {}, {}
+    for profile in ("4g", "loopback"):
+        spec = FleetSpec(**{**SMALL, "devices": 2, "clients": ("k9", "thunderbird-pop3"), "profile": profile})
+        p = plan(spec)
+        server = start_server(p.start_raws)
+        server_ports[profile] = {server.imap_port, server.pop3_port}
+        seen.clear()
+        results[profile] = run_fleet(server, spec, p)
+        links, ports = {link for link, _ in seen}, {port for _, port in seen}
+        if profile == "4g":
+            assert links == {BASELINE} and not ports & server_ports["4g"]  # through the relay
+        else:
+            assert links == {None} and ports <= server_ports["loopback"]
+    assert counts_only(results["4g"].sessions) == counts_only(results["loopback"].sessions)
+    for row in results["4g"].sessions:
         assert row["network_s"] >= 0.055 * (row["round_trips"] + 1)
 
 

@@ -123,16 +123,17 @@ def test_the_model_takes_the_baselines_delays_out_and_gives_its_times_back():
     ms = 1e-3
     chunks = [(DOWN, 2.5 * ms, 100),  # greeting: c_0 = 2.25 ms, then rho / 2 on the way
               (UP, 3.0 * ms, 20), (DOWN, 4.5 * ms, 300), (DOWN, 5.0 * ms, 700),  # produced 1.0 and 1.5 ms in
-              (UP, 5.2 * ms, 10), (DOWN, 6.0 * ms, 30)]
+              (UP, 5.2 * ms, 10), (UP, 6.2 * ms, 10), (DOWN, 7.0 * ms, 30)]  # a client that sends twice
     s = session_from_chunks(chunks, 0.0, 5.1 * ms, time_scale=1.0, rtt_s=rho)
     assert s.greeting_s == pytest.approx(2.25 * ms) and s.greeting_bytes == 100
     first, second = s.round_trips
     assert [n for _, n in first.answer] == [300, 700]
     assert [o for o, _ in first.answer] == pytest.approx([1.0 * ms, 1.5 * ms])
     assert (first.bytes_up, first.bytes_down, second.pause_s) == (20, 1000, pytest.approx(0.2 * ms))
+    assert second.bytes_up == 20 and [q for q, _ in second.request] == pytest.approx([0.0, 1.0 * ms])
     back = predict(s, BASELINE)
-    assert back["duration_s"] == pytest.approx(6.0 * ms) and back["time_to_list_s"] == pytest.approx(5.1 * ms)
-    assert predict(s, "loopback")["duration_s"] == pytest.approx(6.0 * ms - 2.5 * rho)
+    assert back["duration_s"] == pytest.approx(7.0 * ms) and back["time_to_list_s"] == pytest.approx(5.1 * ms)
+    assert predict(s, "loopback")["duration_s"] == pytest.approx(7.0 * ms - 2.5 * rho)
 
 
 def test_breakeven_closed_form():

@@ -46,7 +46,7 @@ def round_trips_and_latency(server: str, profiles_measured, profiles_modelled, m
                             repeats: int, sizes: str = "buchner2009", seed: int = 0, results: Path | None = None,
                             figures: Path | None = None, cache_dir=None) -> dict:
     """Notebook 03's five charts and their tables (see :mod:`mailstudy.study.latency`); a dict of frames and
-    paths. Measured cells go through the link; modelled ones take one baseline session's counts and work and the
+    paths. Measured cells go through the link; modelled ones take the baseline sessions' counts and work and the
     model's times."""
     from mailstudy.faces.plots import (breakeven_chart, list_and_open_bars, model_vs_measured_scatter,
                                        pipelining_chart, waiting_vs_rtt)

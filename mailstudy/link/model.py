@@ -8,21 +8,23 @@ and the model is checked against the link (``bench/link.py`` prints the error on
 The formula (the one place it is written). The model replays a session's measured work through the link's own
 arithmetic, :class:`mailstudy.link.schedule.Direction` (the rule the relay sleeps by), without jitter (its mean is
 0). A session is a greeting of d_0 bytes the server sends c_0 after connect, then client flights f = 1..F. Each
-flight has the client's pause g_f before it (from the previous answer's last byte), u_f bytes up, and the server's
-answer as pieces (o_fk, d_fk): d_fk bytes produced o_fk after the request's last byte reached the server. On a
+flight has the client's pause g_f before it (from the previous answer's last byte), its u_f bytes up as pieces
+(q_fj, u_fj): u_fj bytes sent q_fj after the flight's first, and the server's answer as pieces (o_fk, d_fk): d_fk
+bytes produced o_fk after the request's last byte reached the server. On a
 profile with round trip R and rates B_up, B_down (unlimited: the term is 0), with no byte either way arriving
 before R after connect (the handshake)::
 
     greeting in     T_0 = max(R, c_0 + d_0 / B_down + R / 2)
     request out     s_f = T_(f-1) + g_f
-    request in      a_f = s_f + u_f / B_up + R / 2
+    request in      a_f = arrival of the request's last byte: piece j enters the link at s_f + q_fj, is
+                          serialized (u_fj / B_up) after the piece before it, and travels R / 2
     answer in       T_f = arrival of the last answer byte: piece k enters the link at a_f + o_fk, is serialized
                           (d_fk / B_down) after the piece before it, and travels R / 2
     duration_s      = T_F
     time_to_list_s  = T_l + the client's time from flight l's answer to "list ready" (l: the last listing flight)
     open wait       = T_f - s_f, for each flight that fetches a message the user opened (FETCH, RETR, TOP)
 
-With the answer in one piece this is T_f = T_(f-1) + g_f + R + u_f / B_up + o_f + d_f / B_down: one RTT and the
+With the request and the answer in one piece each this is T_f = T_(f-1) + g_f + R + u_f / B_up + o_f + d_f / B_down: one RTT and the
 bytes over the bandwidth per flight, plus the server's and the client's own time. An answer the server streams
 while it works overlaps its serialization with that work (the queue), as the link does. When the profile turns
 slow start on, ``Direction`` applies it (a first window of 10 x 1448 B, doubling each RTT until the link is full),
@@ -35,9 +37,10 @@ is slower when the network makes the processes wait: behind a 1 ms link pymap an
 of a header-first session took 20-75 % longer; behind a 0 ms relay it did not. A client that merely paused 1 ms
 on loopback did not reproduce it, so the cause (CPUs idling between commands, on this KVM guest) is a guess; the
 baseline carries it whatever it is. With work from loopback the model was up to 24 % under the link on a 1 ms
-LAN; from the baseline it is within 6.0 % on the whole acceptance grid (median 0.4 %, bench/link.py). A session
-given without its link (a fleet's) counts as loopback. On the ``loopback`` profile itself the model so gives the
-work as a network makes it, slower than a loopback session measures.
+LAN; from the baseline, duration and time to list are within 6.0 % on the whole acceptance grid (median 0.4 %;
+open medians within 6.3 %; bench/link.py). A session given without its link counts as loopback. On the
+``loopback`` profile itself the model so gives the work as a network makes it, slower than a loopback session
+measures.
 
 Break-even (:func:`breakeven`, closed form). Header-first with read fraction r moves H_0 + r (H_1 - H_0) bytes,
 where H_0 and H_1 are its bytes with nobody reading (r = 0) and with everything read (r = 1); download-all moves
@@ -78,11 +81,15 @@ class RoundTrip:
     before_list: bool = True  # part of the time to list
     opens: bool = False  # fetches a message the user opened (its wait is what a click costs)
     answer: tuple[tuple[float, int], ...] = ()  # (o_fk, d_fk) pieces; empty: bytes_down in one piece at work_s
+    request: tuple[tuple[float, int], ...] = ()  # (q_fj, u_fj) pieces; empty: bytes_up in one piece at once
 
-    def pieces(self) -> tuple[tuple[float, int], ...]:
+    def answer_pieces(self) -> tuple[tuple[float, int], ...]:
         if self.answer:
             return self.answer
         return ((self.work_s, self.bytes_down),) if self.bytes_down else ()
+
+    def request_pieces(self) -> tuple[tuple[float, int], ...]:
+        return self.request or ((0.0, self.bytes_up),)
 
 
 @dataclass(frozen=True)
@@ -125,13 +132,14 @@ def session_from_chunks(chunks: Iterable[Any], t_connect: Any, t_list_ready: Any
         t_first, t_sent = sec(run.t_start), sec(run.t_end)
         t_last = sec(got.t_end) if got else t_sent
         answer = tuple((max(0.0, sec(t) - t_sent - rtt_s), n) for t, n in (got.pieces if got else ()))
+        request = tuple((sec(t) - t_first, n) for t, n in run.pieces)  # a client may send several times
         before = t_list is None or t_first < t_list
         opens = False
         while k < len(opens_at) and opens_at[k] <= t_last:
             opens = opens or opens_at[k] >= t_first
             k += 1
         trips.append(RoundTrip(run.nbytes, got.nbytes if got else 0, answer[-1][0] if answer else 0.0,
-                               max(0.0, t_first - prev_end), before, opens, answer))
+                               max(0.0, t_first - prev_end), before, opens, answer, request))
         if before and t_list is not None:
             list_pause = max(0.0, t_list - t_last)
         prev_end = t_last
@@ -173,9 +181,11 @@ def predict(session_or_flights: Any, profile: str | Profile) -> dict:
     opens = []
     for f in s.round_trips:
         sent = t + f.pause_s
-        at_server = _arrives(up, sent, f.bytes_up)
+        at_server = sent
+        for offset, nbytes in f.request_pieces():
+            at_server = max(at_server, _arrives(up, sent + offset, nbytes))
         t = sent
-        for offset, nbytes in f.pieces():
+        for offset, nbytes in f.answer_pieces():
             t = max(t, _arrives(down, at_server + offset, nbytes))
         if f.before_list:
             t_list = t + s.list_pause_s

@@ -26,7 +26,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from mailstudy.corpus import SIZE_PRESETS, Corpus, generate
-from mailstudy.link import BASELINE, Link, Profile
+from mailstudy.link import BASELINE, Link, LinkError, Profile
 from mailstudy.live.client_profiles import CLIENTS, Account, Catalog, get_profile
 from mailstudy.live.devices import Device
 from mailstudy.live.idle import KEEPALIVE_S, IdleConnection
@@ -173,8 +173,14 @@ def run_fleet(server, spec: FleetSpec, the_plan: Plan | None = None, progress=No
     come from work timed as a network makes it (see :mod:`mailstudy.link.model`); on loopback, directly."""
     if spec.profile == LOOPBACK:
         return _run_fleet(server, (server.host, server.imap_port, server.pop3_port), None, spec, the_plan, progress)
-    with Link(BASELINE, [(server.host, server.imap_port), (server.host, server.pop3_port)]) as link:
+    try:
+        link = Link(BASELINE, [(server.host, server.imap_port), (server.host, server.pop3_port)]).start()
+    except LinkError as exc:
+        raise FleetError(f"the fleet's link to the server did not start: {exc}") from None
+    try:
         return _run_fleet(server, (link.host, *link.ports), BASELINE, spec, the_plan, progress)
+    finally:
+        link.stop()
 
 
 def _run_fleet(server, via: tuple[str, int, int], link: Profile | None, spec: FleetSpec, the_plan: Plan | None,

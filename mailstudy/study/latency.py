@@ -5,8 +5,8 @@ arithmetic on their rows live here (orchestration); the charts are in :mod:`mail
 
 * *Measured* cells run real sessions through the link relay (:mod:`mailstudy.link`) with a named profile: the
   time to list, the time to open each message, and the whole session's duration, as the client saw them.
-* *Modelled* cells run each session once through the model's baseline link (exact counts, and the work as a
-  network makes client and server do it) and take its times on every profile from
+* *Modelled* cells run their repeats through the model's baseline link (exact counts, and the work as a
+  network makes client and server do it) and take the median of their times on every profile from
   :func:`mailstudy.link.predict`; that is how a sweep covers loopback to satellite without waiting minutes per
   cell. :func:`model_vs_measured` puts the two side by side, so the model's error is always shown.
 """
@@ -94,4 +94,4 @@ def breakeven_table(base: Experiment, profiles):
     """The break-even read fractions (bytes and waiting) per profile and protocol, from the model."""
     import pandas as pd
 
-    return pd.DataFrame([r for p in profiles for r in breakeven_rows(replace(base, repeats=1), p)])
+    return pd.DataFrame(breakeven_rows(base, profiles))

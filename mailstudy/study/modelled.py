@@ -1,9 +1,10 @@
-"""Times from the model, counts from one real session per cell: model sweeps and break-even read fractions.
+"""Times from the model, counts from real sessions: model sweeps and break-even read fractions.
 
-Why a module of its own: this is what makes big sweeps cheap (DESIGN.md, "Networks"). One session is run per cell
-through the model's baseline link (:data:`mailstudy.link.BASELINE`, 0.5 ms, nothing else shaped: its counts
-equal loopback's exactly and its work is timed as on a network, see :mod:`mailstudy.link.model`), and
-:func:`mailstudy.link.predict` gives its times on every profile without waiting;
+Why a module of its own: this is what makes big sweeps cheap (DESIGN.md, "Networks"). Each cell runs its repeats
+(one by default) through the model's baseline link (:data:`mailstudy.link.BASELINE`, 0.5 ms, nothing else
+shaped: the counts equal loopback's exactly and the work is timed as on a network, see
+:mod:`mailstudy.link.model`), and :func:`mailstudy.link.predict` gives their times on every profile without
+waiting (medians over the repeats);
 :mod:`mailstudy.study.experiment` runs the real thing through the link when a time must be measured, which is
 how the model is checked.
 """
@@ -18,12 +19,12 @@ from mailstudy.link import BASELINE, Profile, breakeven, get_profile, predict
 from mailstudy.study.experiment import Experiment, run_experiment
 
 
-def baseline_session(exp: Experiment):
-    """``(row, SessionResult)`` of one session of ``exp`` through the baseline link (its profile is ignored):
-    what the model reads."""
+def baseline_sessions(exp: Experiment) -> list:
+    """The :class:`~mailstudy.live.access.SessionResult` of each of ``exp.repeats`` sessions of ``exp`` through
+    the baseline link (its profile is ignored): what the model reads."""
     results: list = []
-    (row,) = run_experiment(replace(exp, profile=BASELINE, repeats=1), results=results)
-    return row, results[0]
+    run_experiment(replace(exp, profile=BASELINE), results=results)
+    return results
 
 
 #: The times a model row carries: the median over the cell's baseline sessions of each.
@@ -40,11 +41,11 @@ def model_rows(experiments: Iterable[Experiment], profiles: Iterable[str | Profi
     out = []
     for exp in experiments:
         results: list = []
-        rows = run_experiment(replace(exp, profile=BASELINE), results=results)
+        (first, *_) = run_experiment(replace(exp, profile=BASELINE), results=results)
         for p in profiles:
             times = [predict(r, p) for r in results]
             med = {k: _median(t[k] for t in times) for k in MODEL_TIMES}
-            out.append({**rows[0], **p.params(), **med, "modelled": True})
+            out.append({**first, **p.params(), **med, "modelled": True})
     return out
 
 
@@ -53,16 +54,22 @@ def _median(values) -> float | None:
     return statistics.median(got) if got else None
 
 
-def breakeven_rows(base: Experiment, profile: str | Profile,
+def breakeven_rows(base: Experiment, profiles: str | Profile | Iterable[str | Profile],
                    protocols: Iterable[str] = ("imap", "pop3")) -> list[dict]:
-    """Per protocol, the read fractions above which header-first moves more bytes, or makes the user wait
-    longer in total, than download-all, on ``base``'s mailbox (see :func:`mailstudy.link.breakeven`)."""
+    """Per protocol and profile, the read fractions above which header-first moves more bytes, or makes the user
+    wait longer in total, than download-all, on ``base``'s mailbox (see :func:`mailstudy.link.breakeven`). The
+    sessions run once for all profiles; with ``base.repeats`` > 1 each figure is the median over that many
+    triples of baseline sessions."""
+    profiles = [profiles] if isinstance(profiles, (str, Profile)) else list(profiles)
     out = []
     for protocol in protocols:
         cell = replace(base, protocol=protocol, preview=0)
-        _, none = baseline_session(replace(cell, strategy="header-first", read_fraction=0.0))
-        _, every = baseline_session(replace(cell, strategy="header-first", read_fraction=1.0))
-        _, whole = baseline_session(replace(cell, strategy="download-all"))
-        out.append({"protocol": protocol, "messages": base.messages, "sizes": base.sizes, "seed": base.seed,
-                    "server": base.server, **breakeven(none, every, whole, profile)})
+        none = baseline_sessions(replace(cell, strategy="header-first", read_fraction=0.0))
+        every = baseline_sessions(replace(cell, strategy="header-first", read_fraction=1.0))
+        whole = baseline_sessions(replace(cell, strategy="download-all"))
+        for profile in profiles:
+            each = [breakeven(n, e, w, profile) for n, e, w in zip(none, every, whole)]
+            figures = {k: (_median(b[k] for b in each) if k != "profile" else v) for k, v in each[0].items()}
+            out.append({"protocol": protocol, "messages": base.messages, "sizes": base.sizes, "seed": base.seed,
+                        "server": base.server, **figures})
     return out
