@@ -4,9 +4,8 @@ Why a module of its own: this is what makes big sweeps cheap (DESIGN.md, "Networ
 (one by default) through the model's baseline link (:data:`mailstudy.link.BASELINE`, 0.5 ms, nothing else
 shaped: the counts equal loopback's exactly and the work is timed as on a network, see
 :mod:`mailstudy.link.model`), and :func:`mailstudy.link.predict` gives their times on every profile without
-waiting (medians over the repeats);
-:mod:`mailstudy.study.experiment` runs the real thing through the link when a time must be measured, which is
-how the model is checked.
+waiting (medians over the repeats); :mod:`mailstudy.study.experiment` runs the real thing through the link when
+a time must be measured, which is how the model is checked.
 """
 
 from __future__ import annotations
@@ -19,12 +18,12 @@ from mailstudy.link import BASELINE, Profile, breakeven, get_profile, predict
 from mailstudy.study.experiment import Experiment, run_experiment
 
 
-def baseline_sessions(exp: Experiment) -> list:
-    """The :class:`~mailstudy.live.access.SessionResult` of each of ``exp.repeats`` sessions of ``exp`` through
-    the baseline link (its profile is ignored): what the model reads."""
+def baseline_sessions(exp: Experiment) -> tuple[list[dict], list]:
+    """The rows and the :class:`~mailstudy.live.access.SessionResult` of each of ``exp.repeats`` sessions of
+    ``exp`` through the baseline link (its profile is ignored): what the model reads."""
     results: list = []
-    run_experiment(replace(exp, profile=BASELINE), results=results)
-    return results
+    rows = run_experiment(replace(exp, profile=BASELINE), results=results)
+    return rows, results
 
 
 #: The times a model row carries: the median over the cell's baseline sessions of each.
@@ -32,7 +31,7 @@ MODEL_TIMES = ("duration_s", "time_to_list_s", "open_median_s", "open_p95_s")
 
 
 def model_rows(experiments: Iterable[Experiment], profiles: Iterable[str | Profile]) -> list[dict]:
-    """One row per experiment and profile: the baseline session's counts, the model's times on the profile.
+    """One row per experiment and profile: the baseline sessions' counts, the model's times on the profile.
 
     Each experiment runs ``repeats`` baseline sessions (the counts are the same in each) and each time is the
     median of the model's times from them: one session's work carries the machine's noise, and a single
@@ -40,12 +39,11 @@ def model_rows(experiments: Iterable[Experiment], profiles: Iterable[str | Profi
     profiles = [get_profile(p) for p in profiles]
     out = []
     for exp in experiments:
-        results: list = []
-        (first, *_) = run_experiment(replace(exp, profile=BASELINE), results=results)
+        rows, results = baseline_sessions(exp)
         for p in profiles:
             times = [predict(r, p) for r in results]
             med = {k: _median(t[k] for t in times) for k in MODEL_TIMES}
-            out.append({**first, **p.params(), **med, "modelled": True})
+            out.append({**rows[0], **p.params(), **med, "modelled": True})
     return out
 
 
@@ -64,9 +62,9 @@ def breakeven_rows(base: Experiment, profiles: str | Profile | Iterable[str | Pr
     out = []
     for protocol in protocols:
         cell = replace(base, protocol=protocol, preview=0)
-        none = baseline_sessions(replace(cell, strategy="header-first", read_fraction=0.0))
-        every = baseline_sessions(replace(cell, strategy="header-first", read_fraction=1.0))
-        whole = baseline_sessions(replace(cell, strategy="download-all"))
+        _, none = baseline_sessions(replace(cell, strategy="header-first", read_fraction=0.0))
+        _, every = baseline_sessions(replace(cell, strategy="header-first", read_fraction=1.0))
+        _, whole = baseline_sessions(replace(cell, strategy="download-all"))
         for profile in profiles:
             each = [breakeven(n, e, w, profile) for n, e, w in zip(none, every, whole)]
             figures = {k: (_median(b[k] for b in each) if k != "profile" else v) for k, v in each[0].items()}
