@@ -21,6 +21,18 @@ class ServerError(RuntimeError):
     """A server could not be started, or stopped working; the message says why and what to do."""
 
 
+class PortInUseError(ServerError):
+    """A server could not listen because something else holds one of its ports."""
+
+
+#: the exit status of a server child process whose listen failed because a port was taken
+EXIT_PORT_IN_USE = 3
+
+#: how often :meth:`MailServer.start` picks new ports when ports it chose itself were taken before the server
+#: bound them (another process, or a client's outgoing connection, can take a free port in between)
+PORT_ATTEMPTS = 3
+
+
 @dataclass(frozen=True)
 class Account:
     user: str
@@ -32,9 +44,23 @@ DEFAULT_ACCOUNT = Account("alice", "wonderland-42")
 
 def free_port(host: str = HOST) -> int:
     """A TCP port that was free on ``host`` a moment ago."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    return free_ports(1, host)[0]
+
+
+def free_ports(n: int, host: str = HOST) -> list[int]:
+    """``n`` distinct TCP ports that were free on ``host`` a moment ago.
+
+    All ``n`` sockets stay bound until every port is chosen: asking for one port at a time can return the same
+    port twice, since the kernel may hand out a port again as soon as its socket is closed.
+    """
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind((host, 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def check_port_free(port: int, host: str = HOST) -> None:
@@ -47,7 +73,7 @@ def check_port_free(port: int, host: str = HOST) -> None:
             raise ServerError(f"no permission to listen on port {port} on {host}: ports below 1024 need root "
                               f"or the CAP_NET_BIND_SERVICE capability; choose a port from 1024 up") from exc
         except OSError as exc:
-            raise ServerError(f"port {port} on {host} is already in use ({exc.strerror}); "
+            raise PortInUseError(f"port {port} on {host} is already in use ({exc.strerror}); "
                               f"choose another port or stop what listens there") from exc
 
 
@@ -108,9 +134,18 @@ class MailServer(abc.ABC):
         for p in (self._want_imap_port, self._want_pop3_port):
             if p:
                 check_port_free(p)
-        self.imap_port = self._want_imap_port or free_port()
-        self.pop3_port = self._want_pop3_port or free_port()
-        self._start()
+        chosen_here = not (self._want_imap_port or self._want_pop3_port)
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            imap_port, pop3_port = free_ports(2)
+            self.imap_port = self._want_imap_port or imap_port
+            self.pop3_port = self._want_pop3_port or pop3_port
+            try:
+                self._start()
+            except PortInUseError:
+                if not chosen_here or attempt == PORT_ATTEMPTS:
+                    raise
+                continue  # ports we picked were taken before the server bound them: pick again
+            break
         self.running = True
         return self
 

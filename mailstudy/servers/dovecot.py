@@ -50,7 +50,7 @@ from mailstudy.processes import (
     sweep_dead,
     uninterrupted,
 )
-from mailstudy.servers.base import Account, MailServer, ServerError, wait_for_greeting
+from mailstudy.servers.base import Account, MailServer, PortInUseError, ServerError, wait_for_greeting
 
 DOVECOT = "/usr/sbin/dovecot"
 LIBEXEC = "/usr/lib/dovecot"
@@ -444,18 +444,17 @@ service anvil {{
         for port, prefix in ((self.imap_port, b"* OK"), (self.pop3_port, b"+OK")):
             while True:
                 if self._proc.poll() is not None:
-                    raise ServerError(self._failure(f"Dovecot exited with status {self._proc.returncode}"))
+                    raise self._failure(f"Dovecot exited with status {self._proc.returncode}")
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise ServerError(self._failure(f"Dovecot did not greet on port {port} within "
-                                                    f"{self.start_timeout:.1f} s"))
+                    raise self._failure(f"Dovecot did not greet on port {port} within {self.start_timeout:.1f} s")
                 try:
                     wait_for_greeting(port, prefix, timeout=min(0.25, left), host=self.host)
                     break
                 except ServerError:
                     continue
 
-    def _failure(self, what: str) -> str:
+    def _failure(self, what: str) -> ServerError:
         """``what`` plus the reason from Dovecot's log (and its stderr, where config errors go)."""
         lines = self.log_text().strip().splitlines()
         lines += [ln for ln in self._read("master.stderr").strip().splitlines()
@@ -463,9 +462,9 @@ service anvil {{
         text = "\n".join(lines)
         m = re.search(r"(?:bind|listen)\(([^,]+), (\d+)\) failed: Address already in use", text)
         if m:
-            return (f"{what}: port {m.group(2)} on {m.group(1)} is already in use; choose other ports or stop "
-                    f"what listens there")
-        return f"{what}; last lines of its log:\n" + ("\n".join(lines[-15:]) or "(log empty)")
+            return PortInUseError(f"{what}: port {m.group(2)} on {m.group(1)} is already in use; choose other "
+                                  f"ports or stop what listens there")
+        return ServerError(f"{what}; last lines of its log:\n" + ("\n".join(lines[-15:]) or "(log empty)"))
 
     def _stop(self) -> None:
         if self._finalizer is not None:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from mailstudy import __version__
 from mailstudy.processes import Guardian, TiedPopen, owned_tempdir, popen_tied, sweep_dead, uninterrupted
-from mailstudy.servers.base import MailServer, ServerError, wait_for_greeting
+from mailstudy.servers.base import EXIT_PORT_IN_USE, MailServer, PortInUseError, ServerError, wait_for_greeting
 
 __all__ = ["EmbeddedServer"]
 
@@ -130,14 +130,20 @@ class EmbeddedServer(MailServer):
                     chunk = os.read(proc.stdout.fileno(), 256)
                     if not chunk:
                         proc.wait(timeout=5)
-                        raise ServerError(f"embedded server exited during start (status {proc.returncode})"
-                                          f"{self._stderr_tail(prefix=': ')}")
+                        raise self._exited()
                     line += chunk
                 elif proc.poll() is not None:
-                    raise ServerError(f"embedded server exited during start (status {proc.returncode})"
-                                      f"{self._stderr_tail(prefix=': ')}")
+                    raise self._exited()
         if not line.startswith(b"READY "):
             raise ServerError(f"embedded server said {line[:80]!r} instead of READY")
+
+    def _exited(self) -> ServerError:
+        """The error for a child that exited during start: a taken port is a :class:`PortInUseError`."""
+        proc = self._proc
+        assert proc is not None
+        cls = PortInUseError if proc.returncode == EXIT_PORT_IN_USE else ServerError
+        return cls(f"embedded server exited during start (status {proc.returncode})"
+                   f"{self._stderr_tail(prefix=': ')}")
 
     def _stderr_tail(self, prefix: str = "", limit: int = 600) -> str:
         if self._tmp is None:

@@ -47,6 +47,7 @@ from pysasl import SASLAuth
 from pysasl.hashing import BuiltinHash
 
 from mailstudy import __version__
+from mailstudy.servers.base import EXIT_PORT_IN_USE
 from mailstudy.servers.pop3d import Pop3Server
 from mailstudy.servers.pymap_speedups import keep_every_byte, start_imap, use_lazy_parsing
 
@@ -182,8 +183,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"embedded server: a port is already in use on {spec.get('host')} "
                   f"(IMAP {spec.get('imap_port')}, POP3 {spec.get('pop3_port')}): {exc.strerror}",
                   file=sys.stderr)
-        else:
-            print(f"embedded server: cannot listen: {exc}", file=sys.stderr)
+            return EXIT_PORT_IN_USE
+        print(f"embedded server: cannot listen: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 0
