@@ -180,6 +180,25 @@ def _exercise(page, shot: str) -> None:
     page.screenshot(path=str(BUILD / f"{shot}-bad-upload.png"), full_page=True)
 
 
+def _run_live(page, shot: str) -> None:
+    """Run a live POP3 session through the lan link from the panel: a new capture replaces the one on screen."""
+    before = _state(page)
+    page.locator(".ms-live-protocol select").select_option("pop3")
+    page.locator(".ms-live-strategy select").select_option("download-all")
+    page.locator(".ms-live-profile select").select_option("lan")
+    page.locator(".ms-live-messages input").fill("3")
+    page.locator(".ms-live-messages input").press("Enter")
+    page.locator(".ms-live-run").click()
+    # the bad upload's error stays on screen until a new action starts, which clears it
+    page.wait_for_function("() => !document.querySelector('.ms-error').innerText.trim()", timeout=READY_S * 1000)
+    after = _wait_changed(page, before, "running a live session")
+    status = page.locator(".ms-status").inner_text()
+    assert "live pop3 download-all (lan, embedded" in status, status
+    assert "POP3 session #0" in after[0]
+    assert after[0].count("RETR") == 3, after[0]  # the three messages asked for, each downloaded once
+    page.screenshot(path=str(BUILD / f"{shot}-live.png"), full_page=True)
+
+
 def test_explorer_in_jupyterlab(browser, workspace):
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -220,6 +239,7 @@ def test_explorer_served_by_mailstudy_explore(browser, workspace):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{base}/?token={token}")
         _exercise(page, "explorer-voila")
+        _run_live(page, "explorer-voila")
         assert "Traceback" not in page.content()
         page.close()
     finally:

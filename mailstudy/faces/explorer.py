@@ -224,7 +224,8 @@ class Explorer:
         self.live_strategy = w.Dropdown(options=["header-first", "download-all"], description="Strategy")
         self.live_profile = w.Dropdown(options=known_profiles(), description="Network")
         self.live_messages = w.BoundedIntText(value=5, min=1, max=500, description="Messages")
-        self.live_button = w.Button(description="Run a live session", icon="play", button_style="primary")
+        self.live_button = w.Button(description="Run a live session", icon="play", button_style="primary",
+                                    layout=w.Layout(width="auto"))  # the default width cuts the label off
         for widget, cls in ((self.capture, "ms-capture"), (self.path, "ms-path"), (self.open_button, "ms-open"),
                             (self.upload, "ms-upload"), (self.session, "ms-session"), (self.error, "ms-error"),
                             (self.status, "ms-status"), (self.exchanges, "ms-exchanges"),
