@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -46,15 +49,21 @@ def test_widget_shows_errors_as_one_line_and_keeps_the_last_session():
     e.capture.value = "imap-header-first"
     shown = (e.exchanges.value, bytes(e.ladder.value))
     assert "IMAP" in shown[0] and shown[1].startswith(PNG) and e.error.value == ""
-    e.path.value = "/nonexistent/x.pcap"
-    e.open_button.click()
+    e.path.value = "/nonexistent/x.pcap"  # what Enter (or leaving the box) sends
     assert "no such file" in e.error.value and "Traceback" not in e.error.value
+    e.open_button.click()  # a retry after an error opens again, and fails again
+    assert "no such file" in e.error.value
     assert (e.exchanges.value, bytes(e.ladder.value)) == shown
     e.path.value = str(PEER / "pop3.pcap")
-    e.open_button.click()
     assert e.error.value == "" and len(e.session.options) == 7
     e.session.value = 3
     assert "session #3" in e.exchanges.value
+    e.open_button.click()  # the click that follows typing: the capture is on screen already, nothing is reset
+    assert "session #3" in e.exchanges.value and e.error.value == ""
+    e.path.value = ""
+    assert e.error.value == ""  # emptying the box is no error...
+    e.open_button.click()
+    assert "type the path" in e.error.value  # ...clicking Open with it empty is
 
 
 def test_live_session_is_captured_and_shown(tmp_path):
@@ -63,6 +72,22 @@ def test_live_session_is_captured_and_shown(tmp_path):
     assert (m["bytes_up"], m["bytes_down"], m["commands"]) == (row["bytes_up"], row["bytes_down"], row["commands"])
     with pytest.raises(ex.ExplorerError, match="messages"):
         ex.live_capture(messages=0)
+
+
+def test_live_captures_go_to_a_folder_mailstudy_owns():
+    # without a folder, the pcap must not pile up in /tmp: its folder names this process, so a later start sweeps it
+    e = ex.Explorer()
+    e.live_protocol.value, e.live_strategy.value, e.live_messages.value = "imap", "header-first", 2
+    try:
+        e.run_live()
+        pcap = Path(e.analysis.path)
+        assert pcap.exists() and pcap.parent.name.startswith(f"mailstudy-live-{os.getpid()}-")
+        assert str(pcap) in e.status.value
+        e.run_live()  # a second run uses the same folder
+        assert Path(e.analysis.path).parent == pcap.parent and len(list(pcap.parent.glob("*.pcap"))) == 1
+    finally:
+        if e._live_folder is not None:
+            shutil.rmtree(e._live_folder, ignore_errors=True)
 
 
 @pytest.mark.parametrize("params, expected", [

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from mailstudy.offline.analyze import Analysis, SessionAnalysis, analyze_pcap
 from mailstudy.outputs import project_root
+from mailstudy.processes import owned_tempdir
 from mailstudy.study.parameters import known_profiles
 
 __all__ = ["Explorer", "ExplorerError", "example_captures", "open_capture", "open_upload", "session_options",
@@ -144,7 +145,9 @@ def live_capture(protocol: str = "imap", strategy: str = "header-first", message
                  read_fraction: float = 0.4) -> tuple[Analysis, dict]:
     """Run one session against a fresh embedded server, capture it, analyze the capture.
 
-    Returns ``(analysis, row)``: the capture seen through the pcap path and the client's own row.
+    Returns ``(analysis, row)``: the capture seen through the pcap path and the client's own row. Without
+    ``folder`` the pcap goes into a folder of mailstudy's own (``mailstudy-live-PID-…`` in the temporary
+    folder): it stays while this process runs, and the next mailstudy start removes it once the process is gone.
     """
     from dataclasses import fields
 
@@ -159,7 +162,7 @@ def live_capture(protocol: str = "imap", strategy: str = "header-first", message
             raise ExplorerError(f"network profile {profile!r} needs the emulated link, not in this build")
         params["profile"] = profile
     exp = Experiment(**params)
-    folder = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="mailstudy-live-"))
+    folder = Path(folder) if folder else owned_tempdir("live")
     folder.mkdir(parents=True, exist_ok=True)
     pcap = folder / f"live-{protocol}-{strategy}-{profile}.pcap"
     row, report = run_captured_session(exp, pcap)
@@ -211,7 +214,10 @@ class Explorer:
         layout = w.Layout(width="auto")
         self.capture = w.Dropdown(options=[("(pick an example capture)", "")] + [(k, k) for k in self.examples],
                                   description="Example", layout=layout)
-        self.path = w.Text(placeholder="/path/to/any.pcap", description="Any path", layout=w.Layout(width="50%"))
+        # continuous_update off: the value arrives once, on Enter or when the box loses focus (ipywidgets 8's
+        # replacement for on_submit)
+        self.path = w.Text(placeholder="/path/to/any.pcap", description="Any path", continuous_update=False,
+                           layout=w.Layout(width="50%"))
         self.open_button = w.Button(description="Open", icon="folder-open")
         self.upload = w.FileUpload(accept=".pcap,.pcapng,.cap", multiple=False, description="Upload")
         self.session = w.Dropdown(options=[], description="Session", layout=w.Layout(width="90%"))
@@ -235,12 +241,13 @@ class Explorer:
                             (self.live_button, "ms-live-run")):
             widget.add_class(cls)
         self.capture.observe(self._guarded(lambda ch: self.pick_example(ch["new"])), names="value")
-        self.open_button.on_click(self._guarded(lambda _b: self.open_path(self.path.value)))
-        self.path.on_submit(self._guarded(lambda _t: self.open_path(self.path.value)))
+        self.open_button.on_click(self._guarded(lambda _b: self.open_typed_path(clicked=True)))
+        self.path.observe(self._guarded(lambda _ch: self.open_typed_path()), names="value")
         self.upload.observe(self._guarded(lambda ch: self.open_uploaded(ch["new"])), names="value")
         self.session.observe(self._guarded(lambda ch: self._showing or self.pick_session(ch["new"])),
                              names="value")
         self._showing = False
+        self._live_folder: Path | None = None
         self.live_button.on_click(self._guarded(lambda _b: self.run_live()))
         live = w.VBox([w.HTML("<b>Run a live session</b>: a fresh embedded server, one captured session"),
                        w.HBox([self.live_protocol, self.live_strategy]),
@@ -277,6 +284,16 @@ class Explorer:
     def open_path(self, path: str) -> None:
         self.show(open_capture(path), Path(path.strip()).name)
 
+    def open_typed_path(self, clicked: bool = False) -> None:
+        """Open the path in the box, unless it is what is on screen already: typing a path and clicking Open
+        sends both the box's new value and the click. An empty box is an error only when Open was clicked."""
+        typed = self.path.value.strip()
+        if not typed and not clicked:
+            return
+        if self.analysis is not None and Path(self.analysis.path) == Path(typed):
+            return
+        self.open_path(typed)
+
     def open_uploaded(self, value) -> None:
         files = list(value or ())
         if not files:
@@ -286,10 +303,14 @@ class Explorer:
 
     def run_live(self) -> None:
         self.status.value = "<i>running a live session…</i>"
+        if self._live_folder is None:  # one folder for this explorer's live captures, gone after mailstudy is
+            self._live_folder = owned_tempdir("live")
         analysis, row = live_capture(self.live_protocol.value, self.live_strategy.value,
-                                     int(self.live_messages.value), self.live_profile.value)
+                                     int(self.live_messages.value), self.live_profile.value,
+                                     folder=self._live_folder)
         self.show(analysis, f"live {self.live_protocol.value} {self.live_strategy.value} "
                             f"({self.live_profile.value}, {row['server']} {row.get('server_version', '')})")
+        self.status.value += f" · saved as <code>{html.escape(analysis.path)}</code> (open it in Wireshark)"
 
     def show(self, analysis: Analysis, name: str) -> None:
         self.analysis, self.name = analysis, name
