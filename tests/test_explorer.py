@@ -60,6 +60,9 @@ def test_widget_shows_errors_as_one_line_and_keeps_the_last_session():
     assert "session #3" in e.exchanges.value
     e.open_button.click()  # the click that follows typing: the capture is on screen already, nothing is reset
     assert "session #3" in e.exchanges.value and e.error.value == ""
+    e.path.value = f"  {PEER / 'pop3.pcap'} "  # the same file typed differently is the same capture
+    e.open_button.click()
+    assert "session #3" in e.exchanges.value
     e.path.value = ""
     assert e.error.value == ""  # emptying the box is no error...
     e.open_button.click()

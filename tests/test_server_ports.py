@@ -49,14 +49,36 @@ def test_ports_taken_after_they_were_chosen_are_chosen_again(start_server, monke
         pop.quit()
 
 
-def test_a_port_the_user_asked_for_is_not_swapped(server_kind):
+def test_a_port_the_user_asked_for_is_not_swapped(server_kind, monkeypatch):
     from mailstudy.servers import make_server
 
+    # past the early check (taken between the check and the server's bind): the server itself fails on it
+    monkeypatch.setattr(base, "check_port_free", lambda port, host=base.HOST: None)
+    real, calls = base.free_ports, []
+    monkeypatch.setattr(base, "free_ports", lambda n, host=base.HOST: calls.append(n) or real(n, host))
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         server = make_server(server_kind, pop3_port=port)
-        with pytest.raises(PortInUseError, match=f"port {port}"):
+        with pytest.raises(PortInUseError, match=f"port.* {port}|{port}.*in use"):
             server.start()
         assert not server.running
+        assert len(calls) == 1  # no second set of ports was tried
+
+
+def test_a_chosen_port_is_never_the_one_the_user_asked_for(server_kind, monkeypatch):
+    from mailstudy.servers import make_server
+
+    with socket.socket() as s:  # a free port the user asks for POP3
+        s.bind(("127.0.0.1", 0))
+        asked = s.getsockname()[1]
+    real = base.free_ports
+    # the kernel may hand the just-released port out again: make it do so
+    monkeypatch.setattr(base, "free_ports", lambda n, host=base.HOST: [asked] + real(n - 1, host))
+    server = make_server(server_kind, pop3_port=asked)
+    try:
+        server.start()
+        assert server.pop3_port == asked and server.imap_port != asked
+    finally:
+        server.stop()

@@ -211,7 +211,7 @@ def make_imaps_example(folder: Path, messages: int = 3) -> dict:
     from mailstudy.corpus import generate
     from mailstudy.net.pcap import read_tcp
     from mailstudy.net.reassembly import reassemble
-    from mailstudy.servers.base import Account, free_port
+    from mailstudy.servers.base import Account, free_ports
     from mailstudy.servers.dovecot import DovecotServer
 
     why = _why_no_imaps()
@@ -222,11 +222,12 @@ def make_imaps_example(folder: Path, messages: int = 3) -> dict:
     corpus = generate(messages, "fixed-5k", 1)
     with tempfile.TemporaryDirectory(prefix="mailstudy-imaps-") as tmpdir:
         cert, key = _self_signed(Path(tmpdir))
-        port = free_port()
+        port, imap_port, pop3_port = free_ports(3)  # at once: three distinct ports
         extra = (f"ssl = yes\nssl_cert = <{cert}\nssl_key = <{key}\n"
                  f"service imap-login {{\n  inet_listener imaps {{\n    address = 127.0.0.1\n"
                  f"    port = {port}\n  }}\n}}\n")
-        server = DovecotServer([Account(user, password)], {user: corpus.raws()}, extra_config=extra)
+        server = DovecotServer([Account(user, password)], {user: corpus.raws()}, extra_config=extra,
+                               imap_port=imap_port, pop3_port=pop3_port)
         keylog.unlink(missing_ok=True)
         ctx = ssl.create_default_context(cafile=str(cert))
         ctx.keylog_filename = str(keylog)

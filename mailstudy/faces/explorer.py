@@ -56,9 +56,14 @@ def example_captures(folder: str | os.PathLike | None = None) -> dict[str, Path]
     return {p.stem: p for p in sorted(folder.glob("*.pcap"))}
 
 
+def capture_path(typed: str | os.PathLike) -> Path:
+    """The file a typed path names: surrounding blanks dropped, ``~`` expanded."""
+    return Path(str(typed).strip()).expanduser()
+
+
 def open_capture(path: str | os.PathLike) -> Analysis:
     """Analyze the capture at ``path``; a missing file, a folder or a capture without mail is an ExplorerError."""
-    path = Path(str(path).strip()).expanduser()
+    path = capture_path(path)
     if not str(path) or str(path) == ".":
         raise ExplorerError("type the path of a pcap or pcapng file")
     if path.is_dir():
@@ -282,7 +287,7 @@ class Explorer:
             self.show(open_capture(self.examples[name]), name)
 
     def open_path(self, path: str) -> None:
-        self.show(open_capture(path), Path(path.strip()).name)
+        self.show(open_capture(path), capture_path(path).name)
 
     def open_typed_path(self, clicked: bool = False) -> None:
         """Open the path in the box, unless it is what is on screen already: typing a path and clicking Open
@@ -290,7 +295,7 @@ class Explorer:
         typed = self.path.value.strip()
         if not typed and not clicked:
             return
-        if self.analysis is not None and Path(self.analysis.path) == Path(typed):
+        if self.analysis is not None and Path(self.analysis.path).resolve() == capture_path(typed).resolve():
             return
         self.open_path(typed)
 
@@ -303,11 +308,10 @@ class Explorer:
 
     def run_live(self) -> None:
         self.status.value = "<i>running a live session…</i>"
-        if self._live_folder is None:  # one folder for this explorer's live captures, gone after mailstudy is
-            self._live_folder = owned_tempdir("live")
         analysis, row = live_capture(self.live_protocol.value, self.live_strategy.value,
                                      int(self.live_messages.value), self.live_profile.value,
                                      folder=self._live_folder)
+        self._live_folder = Path(analysis.path).parent  # the next live run writes beside this one
         self.show(analysis, f"live {self.live_protocol.value} {self.live_strategy.value} "
                             f"({self.live_profile.value}, {row['server']} {row.get('server_version', '')})")
         self.status.value += f" · saved as <code>{html.escape(analysis.path)}</code> (open it in Wireshark)"

@@ -134,16 +134,20 @@ class MailServer(abc.ABC):
         for p in (self._want_imap_port, self._want_pop3_port):
             if p:
                 check_port_free(p)
-        chosen_here = not (self._want_imap_port or self._want_pop3_port)
+        wanted = {p for p in (self._want_imap_port, self._want_pop3_port) if p}
         for attempt in range(1, PORT_ATTEMPTS + 1):
-            imap_port, pop3_port = free_ports(2)
+            # four distinct ports leave two that are not the user's own (check_port_free has just released those)
+            imap_port, pop3_port = [p for p in free_ports(4) if p not in wanted][:2]
             self.imap_port = self._want_imap_port or imap_port
             self.pop3_port = self._want_pop3_port or pop3_port
             try:
                 self._start()
-            except PortInUseError:
-                if not chosen_here or attempt == PORT_ATTEMPTS:
+            except PortInUseError as exc:
+                if wanted:  # a port the user asked for is never swapped for another
                     raise
+                if attempt == PORT_ATTEMPTS:
+                    raise PortInUseError(f"{exc} (after {PORT_ATTEMPTS} sets of free ports were each taken "
+                                         f"before the server could listen)") from exc
                 continue  # ports we picked were taken before the server bound them: pick again
             break
         self.running = True
