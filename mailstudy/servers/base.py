@@ -74,7 +74,7 @@ def check_port_free(port: int, host: str = HOST) -> None:
                               f"or the CAP_NET_BIND_SERVICE capability; choose a port from 1024 up") from exc
         except OSError as exc:
             raise PortInUseError(f"port {port} on {host} is already in use ({exc.strerror}); "
-                              f"choose another port or stop what listens there") from exc
+                                 f"choose another port or stop what listens there") from exc
 
 
 def wait_for_greeting(port: int, prefix: bytes, timeout: float, host: str = HOST) -> bytes:
@@ -142,14 +142,13 @@ class MailServer(abc.ABC):
             self.pop3_port = self._want_pop3_port or pop3_port
             try:
                 self._start()
-            except PortInUseError as exc:
+                break
+            except PortInUseError as exc:  # ports we picked were taken before the server bound them: pick again
                 if wanted:  # a port the user asked for is never swapped for another
                     raise
                 if attempt == PORT_ATTEMPTS:
                     raise PortInUseError(f"{exc} (after {PORT_ATTEMPTS} sets of free ports were each taken "
                                          f"before the server could listen)") from exc
-                continue  # ports we picked were taken before the server bound them: pick again
-            break
         self.running = True
         return self
 
