@@ -23,10 +23,11 @@ import stat
 import tempfile
 from pathlib import Path
 
+from mailstudy.errors import MailstudyError
 from mailstudy.processes import owner_gone, uninterrupted
 
 
-class OutputError(ValueError):
+class OutputError(MailstudyError, ValueError):
     """An output that must not be written (it would damage what is there, or cannot be written at all)."""
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mailstudy.errors import MailstudyError
+
 BACKENDS = ("auto", "tcpdump", "scapy", "rebuilt")
 DEFAULT_MSS = 65483  # Linux's full loopback segment: 65,535 B IPv4 packet - 20 IP - 32 TCP (with timestamps)
 SNAPLEN = 262144  # tcpdump's default; above the largest loopback frame (65,549 B)
@@ -19,7 +21,7 @@ SETTLE_MAX_S = 3.0  # ... or after this long
 ETH_LO = b"\x00" * 12 + b"\x08\x00"  # the Ethernet header Linux puts on loopback frames (zero MACs, IPv4)
 
 
-class CaptureError(RuntimeError):
+class CaptureError(MailstudyError, RuntimeError):
     """A capture could not be started or lost packets; the message says why and what to do."""
 
 

@@ -59,21 +59,17 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return EXIT_USAGE
-    from mailstudy.capture import CaptureError
-    from mailstudy.corpus import CorpusError
-    from mailstudy.live.access import IntegrityError, SessionError
-    from mailstudy.outputs import OutputError
+    from mailstudy.errors import CheckFailed, MailstudyError
     from mailstudy.processes import Stopped, stop_on_signals
-    from mailstudy.servers.base import ServerError
 
     try:
         with stop_on_signals():  # TERM and HUP unwind exactly as Ctrl-C does: servers stopped, files removed
             return args.func(args)
-    except (ServerError, SessionError, CorpusError, CaptureError, OutputError) as exc:
-        return fail(str(exc))
-    except IntegrityError as exc:
-        print(f"mailstudy: integrity check failed: {exc}", file=sys.stderr)
+    except CheckFailed as exc:  # the work ran, its check did not pass: exit 1, as a failed test does
+        print(f"mailstudy: {exc.check} failed: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
+    except MailstudyError as exc:  # every error the package raises on purpose: one line, exit 2
+        return fail(str(exc))
     except Stopped as exc:
         print(f"mailstudy: stopped by {exc}", file=sys.stderr)
         return exc.exit_status

@@ -21,6 +21,7 @@ from statistics import NormalDist
 from typing import Callable, Iterator
 
 from mailstudy.corpus.sections import CRLF, header_of
+from mailstudy.errors import MailstudyError
 
 MIN_SIZE = 900  # bytes: floor of every preset (a message smaller than this is mostly header anyway)
 MAX_SIZE = 10 * 1024 * 1024  # bytes: cap of every preset (one unlucky draw must not ask for gigabytes)
@@ -30,7 +31,7 @@ NON_ASCII_SUBJECT_FRACTION = 1 / 4
 MAX_LINE = 77  # longest line content (without CRLF) we generate: RFC 5322 says SHOULD be < 78
 
 
-class CorpusError(ValueError):
+class CorpusError(MailstudyError, ValueError):
     """Bad corpus input (unknown preset, missing path, no mail found); the message says what to do."""
 
 

@@ -24,6 +24,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from mailstudy.errors import MailstudyError
 from mailstudy.offline.analyze import Analysis, SessionAnalysis, analyze_pcap
 from mailstudy.outputs import project_root
 from mailstudy.processes import owned_tempdir
@@ -38,7 +39,7 @@ TABLE_COLUMNS = ["index", "command", "arguments", "status", "t_sent_s", "latency
 UPLOAD_LIMIT = 64 * 1024 * 1024  # bytes: a browser upload beyond this is refused before it is analyzed
 
 
-class ExplorerError(ValueError):
+class ExplorerError(MailstudyError, ValueError):
     """Something the explorer was asked cannot be done; the message is one line meant for the student."""
 
 

@@ -27,6 +27,7 @@ from typing import Any
 import matplotlib.pyplot as plt  # headless runs fall back to the Agg backend by themselves
 from matplotlib.figure import Figure
 
+from mailstudy.errors import MailstudyError
 from mailstudy.protocol import imap as _imap
 from mailstudy.protocol import pop3 as _pop3
 from mailstudy.wire import DOWN, UP
@@ -42,7 +43,7 @@ FAILED = {"NO", "BAD", "-ERR", "BYE"}
 TLS_CONTENT = {0x14: "TLS change cipher spec", 0x15: "TLS alert", 0x16: "TLS handshake", 0x17: "TLS data"}
 
 
-class LadderError(ValueError):
+class LadderError(MailstudyError, ValueError):
     """The thing handed to :func:`ladder` is not a session it can draw; the message says what it expects."""
 
 

@@ -55,6 +55,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from mailstudy.errors import MailstudyError
 from mailstudy.link.profiles import Profile, get_profile
 from mailstudy.link.schedule import Direction
 from mailstudy.protocol.metrics import OPEN_COMMANDS, percentile
@@ -66,7 +67,7 @@ BASELINE = Profile("baseline", rtt_s=0.0005,
                    source="the model's measuring link: 0.5 ms RTT, nothing else shaped (mailstudy.link.model)")
 
 
-class ModelInputError(ValueError):
+class ModelInputError(MailstudyError, ValueError):
     """A session the model cannot take its work from: one through a link that shapes more than the RTT."""
 
 

@@ -14,6 +14,8 @@ import math
 import re
 from dataclasses import asdict, dataclass, replace
 
+from mailstudy.errors import MailstudyError
+
 #: Linux's usual MSS on a 1500-byte path; the slow-start window is counted in these.
 MSS = 1448
 #: Initial congestion window in segments (RFC 6928).
@@ -23,7 +25,7 @@ DURATION_FORMS = "a number with a unit: 80ms, 0.08s, 1s or 500us (0 allowed)"
 RATE_FORMS = "a positive number with a unit: 10mbit, 200kbit, 1gbit, 9600bit (bits per second)"
 
 
-class ProfileError(ValueError):
+class ProfileError(MailstudyError, ValueError):
     """An unknown profile name or a malformed or impossible link parameter."""
 
 

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 
+from mailstudy.errors import MailstudyError
 from mailstudy.link.profiles import Profile, get_profile
 from mailstudy.processes import popen_tied
 
@@ -24,7 +25,7 @@ READY_TIMEOUT_S = 10.0
 HOST = "127.0.0.1"
 
 
-class LinkError(RuntimeError):
+class LinkError(MailstudyError, RuntimeError):
     """The relay process did not start or said something unexpected."""
 
 

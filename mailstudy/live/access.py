@@ -40,6 +40,7 @@ from typing import Iterable
 
 from mailstudy import __version__
 from mailstudy.corpus.sections import header_of, pop3_form
+from mailstudy.errors import CheckFailed, MailstudyError
 from mailstudy.link.profiles import Profile
 from mailstudy.live.clients import TracedIMAP4, TracedPOP3
 from mailstudy.live.devices import Device
@@ -54,14 +55,16 @@ POP3_MODES = ("keep", "delete")
 PREVIEW_LINE_BYTES = 78  # RFC 5322 2.1.1: lines SHOULD be no more than 78 characters
 
 
-class IntegrityError(Exception):
+class IntegrityError(CheckFailed):
     """A downloaded message or header is not byte-identical to any message delivered to the account.
 
     A plain error, not an AssertionError: ``python -O`` and test tools treat assertions specially, and this is a
     finding about the server, not a bug in mailstudy."""
 
+    check = "integrity check"
 
-class SessionError(RuntimeError):
+
+class SessionError(MailstudyError, RuntimeError):
     """The session could not be run (refused login, dead server); the message says what happened."""
 
 

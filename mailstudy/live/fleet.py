@@ -26,6 +26,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from mailstudy.corpus import SIZE_PRESETS, Corpus, generate
+from mailstudy.errors import MailstudyError
 from mailstudy.link import BASELINE, Link, LinkError, Profile
 from mailstudy.live.client_profiles import CLIENTS, Account, Catalog, get_profile
 from mailstudy.live.devices import Device
@@ -40,7 +41,7 @@ _SESSION_COUNTS = ("bytes_up", "bytes_down", "commands", "round_trips")
 _SUMMED = ("server_timing_bytes",)  # summed over sessions as the counts are
 
 
-class FleetError(RuntimeError):
+class FleetError(MailstudyError, RuntimeError):
     """The fleet could not go on (a server died mid-fleet); the message says when, on which device and why."""
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from itertools import starmap
 from typing import Iterator
 
+from mailstudy.errors import MailstudyError
 from mailstudy.net.layouts import ETH_IPV4, ETH_IPV6, IP_PROTO_TCP, LINKS, VLAN_TPIDS, LinkLayout
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ _MAX_RECORD = 1 << 26  # a record longer than 64 MiB means a corrupt length fiel
 _MAX_WARNINGS = 100  # per file; further ones are only counted
 
 
-class PcapError(ValueError):
+class PcapError(MailstudyError, ValueError):
     """The file cannot be read as a capture at all; the message is one line, fit to show a user."""
 
 

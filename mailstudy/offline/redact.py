@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Iterable
 
 from mailstudy.capture.sidecar import sidecar_path
+from mailstudy.errors import MailstudyError
 from mailstudy.net.checksum import tcp_checksum, updated_checksum
 from mailstudy.net.layouts import TCP, TH_FIN
 from mailstudy.net.pcap import PcapError, PcapReader, PcapStats, TcpPacket
@@ -78,7 +79,7 @@ _SEQ_AT = TCP.offsets["seq"]
 _OFF_AT = TCP.offsets["off_x2"]
 
 
-class RedactError(ValueError):
+class RedactError(MailstudyError, ValueError):
     """Redaction cannot be done (unreadable input, OUT == IN, a stream that cannot be mapped); one line."""
 
 

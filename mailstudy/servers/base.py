@@ -14,10 +14,12 @@ import time
 from dataclasses import dataclass
 from types import TracebackType
 
+from mailstudy.errors import MailstudyError
+
 HOST = "127.0.0.1"
 
 
-class ServerError(RuntimeError):
+class ServerError(MailstudyError, RuntimeError):
     """A server could not be started, or stopped working; the message says why and what to do."""
 
 

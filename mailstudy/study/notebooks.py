@@ -19,12 +19,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailstudy.errors import MailstudyError
 from mailstudy.outputs import project_root, write_atomically
 
 PATTERN = "[0-9][0-9]-*.ipynb"
 
 
-class NotebookError(RuntimeError):
+class NotebookError(MailstudyError, RuntimeError):
     """A notebook failed or none matched; the message is one line."""
 
 

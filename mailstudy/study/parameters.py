@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mailstudy.errors import MailstudyError
 
-class ParameterError(ValueError):
+
+class ParameterError(MailstudyError, ValueError):
     """A notebook parameter makes no sense; the message names it and what it accepts."""
 
 

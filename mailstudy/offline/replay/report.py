@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mailstudy.errors import MailstudyError
 from mailstudy.live.trace import Trace
 from mailstudy.protocol.events import Exchange
 from mailstudy.wire import METRIC_KEYS, SessionMetrics
 
 
-class ReplayError(ValueError):
+class ReplayError(MailstudyError, ValueError):
     """A capture cannot be replayed at all (no mail session, no such session); the message is one line."""
 
 
