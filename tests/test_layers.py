@@ -21,7 +21,7 @@ RANKS = {
     "mailstudy.link.schedule": 0,
     "mailstudy.energy": 0,
     "mailstudy.energy.files": 1,
-    "mailstudy.energy.sources": 2,
+    "mailstudy.energy.pcap": 2,
     "mailstudy.outputs": 1,
     "mailstudy.processes": 1,
     "mailstudy.caches": 1,

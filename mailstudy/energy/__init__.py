@@ -12,8 +12,9 @@ cost very different energy even when their bytes are close. The pieces:
   model's state machine into joules by state (promotion, transfer, tail, idle).
 * :mod:`mailstudy.energy.waiting`: the promotion delay the first packet after a quiet spell waits.
 * :mod:`mailstudy.energy.files` (I/O): a custom model from a JSON or TOML file.
-* :mod:`mailstudy.energy.sources` (behaviour): timelines from a pcap (per client address) and from a live
-  session's trace.
+* :mod:`mailstudy.energy.timeline`: timelines from a live session's trace (the client's socket, through the link)
+  and from flights.
+* :mod:`mailstudy.energy.pcap` (behaviour): timelines from a capture, one per client address.
 
 Pure, like the latency model: no sockets, no files here (the two modules that read are ranked apart in
 tests/test_layers.py).
@@ -21,7 +22,9 @@ tests/test_layers.py).
 
 from mailstudy.energy.ledger import Activity, Ledger, TimelineError, ledger
 from mailstudy.energy.radios import MODELS, ModelError, RadioModel, Stage, get_model, model_from_dict
+from mailstudy.energy.timeline import flight_activities, session_ledger, trace_activities
 from mailstudy.energy.waiting import promotion_delay
 
 __all__ = ["Activity", "Ledger", "TimelineError", "ledger", "MODELS", "ModelError", "RadioModel", "Stage",
-           "get_model", "model_from_dict", "promotion_delay"]
+           "get_model", "model_from_dict", "promotion_delay", "flight_activities", "session_ledger",
+           "trace_activities"]
