@@ -200,3 +200,25 @@ def test_a_custom_model_file_in_json_or_toml(tmp_path):
         load_model(tmp_path / "bad.json")
     with pytest.raises(ModelError, match="cannot read radio model file"):
         load_model(tmp_path / "missing.json")
+
+
+def test_a_fleet_days_rows_become_one_devices_radio_timeline():
+    from mailstudy.energy.fleet import device_activities, device_day_ledger
+
+    rows = [{"device": 0, "t_sim_s": t, "bytes_up": 400, "bytes_down": 4000, "network_s": 0.5, "held_s": None,
+             "final_round": False} for t in range(0, 3600, 900)]
+    rows.append({"device": 0, "t_sim_s": 3600.0, "bytes_up": 400, "bytes_down": 4000, "network_s": 0.5,
+                 "held_s": None, "final_round": True})  # the fleet's closing sync: the next period's first poll
+    rows.append({"device": 1, "t_sim_s": 0.0, "bytes_up": 900, "bytes_down": 9000, "network_s": 2.0,
+                 "held_s": 3600.0, "final_round": True})  # an IDLE connection held all period
+    polls = device_activities(rows, 0, keepalive_s=1740.0)
+    assert [a.t for a in polls] == [0, 900, 1800, 2700] and polls[0].end == 0.5
+    idle = device_activities(rows, 1, keepalive_s=1740.0, arrivals=[100.0, 2000.0, 5000.0])
+    assert [a.t for a in idle] == [0.0, 100.0, 1740.0, 2000.0, 3480.0, 3600.0]  # open, push, keep-alive, ..., close
+    assert idle[0].bytes_down == 9000 and sum(a.bytes_down for a in idle) == 9000
+    lte = get_model("lte")
+    day = device_day_ledger(lte, rows, 0, 3600.0, 1740.0)
+    assert day.end - day.start == pytest.approx(3600.0)
+    assert day.promotions == 4 and day.joules["promotion"] == pytest.approx(4 * P_PRO * T_PRO)
+    assert day.seconds["transfer"] == pytest.approx(4 * 0.5)
+    assert day.seconds["tail"] == pytest.approx(4 * T_TAIL)

@@ -118,3 +118,23 @@ def test_show_model_prints_a_file_a_custom_model_can_start_from(tmp_path):
     assert json.loads(again.stdout)["clients"] == json.loads(base.stdout)["clients"]
     text = run("energy", "--show-model").stdout
     assert "Table 3: LTE promotion, Tpro 260.1" in text
+
+
+def test_a_fleet_day_on_a_real_server_is_priced_per_device():
+    """Two hours of one K-9 device polling every 15 minutes against the embedded server, every session real."""
+    from mailstudy.energy import MODELS
+    from mailstudy.energy.day import fleet_energy_rows
+    from mailstudy.study.fleet import FleetCell, run_fleet_rows
+
+    cell = FleetCell(devices=1, clients=("k9",), hours=2, rate=24, poll_s=900.0, seed=1)
+    fleet = run_fleet_rows(cell)
+    lte, wifi = fleet_energy_rows(cell, [MODELS["lte"], MODELS["wifi"]], rows=fleet)
+    assert (lte["radio"], wifi["radio"]) == ("lte", "wifi")
+    assert lte["promotions"] == 8 == lte["sessions"] - 1  # 8 polls in 2 h; the closing sync belongs to the next
+    assert lte["end_s"] - lte["start_s"] == pytest.approx(7200.0)
+    assert lte["joules_per_day"] == pytest.approx(lte["total_j"] * 12)
+    assert lte["total_j"] > 8 * 12.5 and wifi["total_j"] < lte["total_j"] / 5
+    closing = [s for s in fleet["sessions"] if s["final_round"]]
+    assert len(closing) == 1
+    assert lte["radio_bytes_down"] == lte["bytes_down"] - closing[0]["bytes_down"] > 0
+    assert lte["staleness_median_s"] is not None  # the device row's own columns stay beside the joules

@@ -22,6 +22,7 @@ RANKS = {
     "mailstudy.energy": 0,
     "mailstudy.energy.files": 1,
     "mailstudy.energy.pcap": 2,
+    "mailstudy.energy.day": 3,
     "mailstudy.outputs": 1,
     "mailstudy.processes": 1,
     "mailstudy.caches": 1,
