@@ -1,0 +1,95 @@
+"""Notebook 07's charts with the tables behind them: joules per day by state, and staleness against joules.
+
+Why a module of its own: a chart is a face over a sweep (as :mod:`mailstudy.faces.charts`); the notebook calls
+:func:`energy` so that no logic lives in it, and every figure has its table beside it under ``data/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from mailstudy.energy.ledger import CATEGORIES
+from mailstudy.faces.plots import save_figure
+from mailstudy.faces.radio import COLORS
+from mailstudy.outputs import data_dir
+from mailstudy.study.experiment import write_csv_atomically
+
+RADIO_MARKERS = {"lte": "o", "3g": "s", "wifi": "^"}
+
+
+def joules_per_day_chart(summary, title: str):
+    """Stacked bars per setting (promotion, transfer, tail, idle; per day), one panel per radio, with the
+    range of the total over seeds as an error bar."""
+    radios = list(dict.fromkeys(summary["radio"]))
+    fig, axes = plt.subplots(1, len(radios), figsize=(5.2 * len(radios), 4.8), squeeze=False)
+    for ax, radio in zip(axes[0], radios):
+        s = summary[summary["radio"] == radio].reset_index(drop=True)
+        scale = s["joules_per_day"] / (s[[f"{c}_j" for c in CATEGORIES]].sum(axis=1))
+        bottom = [0.0] * len(s)
+        for c in CATEGORIES:
+            vals = (s[f"{c}_j"] * scale).tolist()
+            ax.bar(range(len(s)), vals, bottom=bottom, color=COLORS[c], label=c)
+            bottom = [b + v for b, v in zip(bottom, vals)]
+        err = [(s["joules_per_day"] - s["joules_per_day_lo"]).tolist(),
+               (s["joules_per_day_hi"] - s["joules_per_day"]).tolist()]
+        ax.errorbar(range(len(s)), s["joules_per_day"], yerr=err, fmt="none", ecolor="#222222", capsize=4)
+        for i, row in s.iterrows():
+            ax.text(i, row["joules_per_day_hi"], f"{row['joules_per_day']:,.0f} J\ntail {row['tail_share']:.0%}",
+                    ha="center", va="bottom", fontsize=7.5)
+        ax.set_xticks(range(len(s)))
+        ax.set_xticklabels(s["setting"], rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel("joules per day (radio)")
+        ax.set_title(radio, fontsize=10)
+        ax.set_ylim(top=max(s["joules_per_day_hi"]) * 1.25)
+    axes[0][0].legend(fontsize=8, loc="upper right")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def tradeoff_chart(summary, title: str):
+    """Staleness (minutes until a new message is shown, median) against joules per day, one point per setting
+    and radio, with the ranges over seeds as error bars: the picture a user chooses a setting from."""
+    fig, ax = plt.subplots(figsize=(8.5, 5.2))
+    for radio, s in summary.groupby("radio", sort=False):
+        x = s["staleness_median_s"] / 60
+        xerr = [x - s["staleness_median_s_lo"] / 60, s["staleness_median_s_hi"] / 60 - x]
+        yerr = [s["joules_per_day"] - s["joules_per_day_lo"], s["joules_per_day_hi"] - s["joules_per_day"]]
+        ax.errorbar(x, s["joules_per_day"], xerr=xerr, yerr=yerr, fmt=RADIO_MARKERS.get(radio, "D"), capsize=3,
+                    label=radio, markersize=7)
+        at: dict[tuple, list[str]] = {}  # settings that land on one point share one label
+        for xi, yi, label in zip(x, s["joules_per_day"], s["setting"]):
+            at.setdefault((round(xi, 1), round(yi, -1)), []).append(label)
+        for (xi, yi), labels in at.items():
+            ax.annotate(" / ".join(labels), (xi, yi), textcoords="offset points", xytext=(6, 4), fontsize=7.5)
+    ax.set_yscale("log")
+    ax.set_xlabel("staleness: minutes until a new message is shown (median)")
+    ax.set_ylabel("joules per day (radio, log scale)")
+    ax.legend(title="radio", fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def energy(settings=None, seeds=(0, 1, 2), hours: float = 24.0, rate: float = 100.0, server: str = "embedded",
+           results: Path | None = None, figures: Path | None = None, progress=None) -> dict:
+    """Notebook 07's tables and charts: rows per setting, seed and radio; the summary with intervals over seeds;
+    ``energy_per_day.png`` and ``energy_tradeoff.png``. Returns a dict of frames and paths."""
+    from mailstudy.study.energy import STANDARD_SETTINGS, energy_day_rows, summarize
+
+    results, figures = Path(results or data_dir("results")), Path(figures or data_dir("figures"))
+    rows = energy_day_rows(settings or STANDARD_SETTINGS, seeds, hours, rate, server, progress=progress)
+    summary = summarize(rows)
+    what = f"one device, {hours:g} h, {rate:g} messages/day, {len(list(seeds))} seeds, {server}"
+    out = {"rows": rows, "summary": summary,
+           "rows_csv": write_csv_atomically(rows, results / "energy_per_day_rows.csv"),
+           "summary_csv": write_csv_atomically(summary, results / "energy_per_day.csv")}
+    out["per_day_png"] = save_figure(joules_per_day_chart(
+        summary, f"Radio joules per day by state, median and range over seeds ({what})"), "energy_per_day", figures)
+    out["tradeoff_png"] = save_figure(tradeoff_chart(
+        summary, f"Staleness against radio energy per day ({what})"), "energy_tradeoff", figures)
+    plt.close("all")
+    return out

@@ -1,0 +1,92 @@
+"""The study's energy question: joules per day for each way of getting mail, on LTE, 3G and Wi-Fi, over seeds.
+
+Why a module of its own: notebook 07 asks what IMAP push (IDLE) and polling at 5, 15 and 60 minutes cost a
+phone's radio per day, how much of it is tail, and what a user trades for it in staleness. Each *setting* is one
+device on one account for a simulated day (:mod:`mailstudy.live.fleet`: every session real, the clock
+simulated), priced on each radio model by :mod:`mailstudy.energy.day`; a setting changes one thing at a time
+(the same Thunderbird profile holds IDLE or polls at each interval; one POP3 keep-mode point beside them).
+Several seeds (different arrival times and reads) give each number an interval: the tables carry the median and
+the range over seeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from mailstudy.energy.day import fleet_energy_rows
+from mailstudy.energy.radios import MODELS, RadioModel
+from mailstudy.study.fleet import FleetCell
+from mailstudy.study.parameters import ParameterError
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One way of getting mail on the phone: a client profile, IDLE or a poll interval."""
+
+    label: str
+    client: str
+    poll_s: float | None = None  # None with idle: the connection is held open
+    idle: bool = False
+
+
+#: IMAP push against polling at 5, 15 and 60 minutes (one client profile, Thunderbird, so only that changes),
+#: and POP3 keep mode polling every 15 minutes.
+STANDARD_SETTINGS = (
+    Setting("IMAP IDLE (push)", "thunderbird", None, True),
+    Setting("IMAP poll 5 min", "thunderbird", 300.0),
+    Setting("IMAP poll 15 min", "thunderbird", 900.0),
+    Setting("IMAP poll 60 min", "thunderbird", 3600.0),
+    Setting("POP3 keep, poll 15 min", "thunderbird-pop3", 900.0),
+)
+
+SUMMARY_COLUMNS = ("joules_per_day", "tail_share", "promotion_j", "transfer_j", "tail_j", "idle_j", "promotions",
+                   "staleness_median_s")
+
+
+def check_seeds(seeds) -> list[int]:
+    """``seeds`` as a list of whole numbers, or a one-line :class:`ParameterError`."""
+    if not isinstance(seeds, (list, tuple, range)) or not seeds:
+        raise ParameterError(f"SEEDS must be a non-empty list of whole numbers, not {seeds!r}")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+            raise ParameterError(f"SEEDS must be whole numbers >= 0, not {s!r}")
+    return list(seeds)
+
+
+def energy_day_rows(settings: Iterable[Setting] = STANDARD_SETTINGS, seeds: Iterable[int] = (0, 1, 2),
+                    hours: float = 24.0, rate: float = 100.0, server: str = "embedded",
+                    models: Iterable[RadioModel] = tuple(MODELS.values()), read_fraction: float = 0.5,
+                    progress=None) -> "pandas.DataFrame":  # noqa: F821
+    """One row per setting, seed and radio: the device's fleet row with its joules by state (per day)."""
+    import pandas as pd
+
+    models = list(models)
+    rows = []
+    todo = [(s, seed) for s in settings for seed in check_seeds(list(seeds))]
+    for n, (s, seed) in enumerate(todo, 1):
+        cell = FleetCell(server=server, devices=1, clients=(s.client,), hours=hours, rate=rate, poll_s=s.poll_s,
+                         idle=s.idle, seed=seed, read_fraction=read_fraction)
+        for r in fleet_energy_rows(cell, models):
+            rows.append({"setting": s.label, **r})
+        if progress:
+            progress(n, len(todo))
+    return pd.DataFrame(rows)
+
+
+def summarize(rows: "pandas.DataFrame") -> "pandas.DataFrame":  # noqa: F821
+    """Per setting and radio: the median over seeds of each of :data:`SUMMARY_COLUMNS`, with ``_lo`` and ``_hi``
+    (the smallest and largest seed's value) beside it, and ``seeds``."""
+    import pandas as pd
+
+    order = list(dict.fromkeys(rows["setting"]))
+    out = []
+    for (setting, radio), g in rows.groupby(["setting", "radio"], sort=False):
+        rec = {"setting": setting, "radio": radio, "seeds": len(g)}
+        for c in SUMMARY_COLUMNS:
+            vals = g[c].astype(float)
+            rec.update({c: vals.median(), f"{c}_lo": vals.min(), f"{c}_hi": vals.max()})
+        out.append(rec)
+    frame = pd.DataFrame(out)
+    frame["order"] = frame["setting"].map(order.index)
+    return frame.sort_values(["radio", "order"]).drop(columns="order").reset_index(drop=True)
