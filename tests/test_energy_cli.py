@@ -138,3 +138,18 @@ def test_a_fleet_day_on_a_real_server_is_priced_per_device():
     assert len(closing) == 1
     assert lte["radio_bytes_down"] == lte["bytes_down"] - closing[0]["bytes_down"] > 0
     assert lte["staleness_median_s"] is not None  # the device row's own columns stay beside the joules
+
+
+def test_energy_fleet_prices_each_device_of_a_real_fleet_day():
+    out = run("energy", "--fleet", "--client", "k9", "--poll", "15m", "--hours", "1", "--rate", "48", "--json",
+              timeout=300)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    (dev,) = doc["devices"]
+    assert doc["radio"] == "lte" and dev["client"] == "k9" and dev["poll_s"] == 900.0
+    assert dev["promotions"] == 4 and dev["joules_per_day"] == pytest.approx(dev["total_j"] * 24)
+    text = run("energy", "--fleet", "--idle", "--hours", "1", "--rate", "48", "--radio", "wifi", timeout=300)
+    assert text.returncode == 0, text.stderr
+    assert "device 0 (thunderbird, IDLE): 1 session(s)" in text.stdout
+    one_line_error(run("energy", "--fleet", "--poll", "5x"), "cannot read the interval '5x'")
+    one_line_error(run("energy", "--fleet", "--session"), "one of them")

@@ -3,8 +3,8 @@
 Why a module of its own: each subcommand is one small module (see :mod:`mailstudy.cli.commands`). This one asks
 :mod:`mailstudy.energy` for the ledger and shows it: per client address for a pcap (a radio belongs to one
 device; where an address may hold several, it says so), or for one live session run through a link with
-``--session`` (the times the client's socket saw, that is the phone's). ``--plot`` draws the radio's states
-under the session's ladder. A bad file, an unknown radio or a model file with a missing field is one line and
+``--session`` (the times the client's socket saw, that is the phone's), or for each device of a fleet day with
+``--fleet`` (joules per day beside staleness). ``--plot`` draws the radio's states under the session's ladder. A bad file, an unknown radio or a model file with a missing field is one line and
 exit 2.
 """
 
@@ -44,10 +44,20 @@ def add_parser(sub) -> None:
     g.add_argument("--protocol", choices=["imap", "pop3"], default="imap")
     g.add_argument("--strategy", choices=["header-first", "download-all"], default="header-first")
     g.add_argument("--messages", type=int, default=20, metavar="N", help="messages in the mailbox (20)")
-    g.add_argument("--read-fraction", type=float, default=0.0, metavar="F", help="header-first: share opened (0)")
+    g.add_argument("--read-fraction", type=float, default=None, metavar="F",
+                   help="share of messages the user opens (session, header-first: 0; fleet: 0.5)")
     g.add_argument("--seed", type=int, default=0, metavar="S")
     g.add_argument("--server", choices=["embedded", "dovecot"], default="embedded")
     add_link_arguments(p)
+    f = p.add_argument_group("a fleet day instead (`mailstudy fleet`'s simulated day, every session real)")
+    f.add_argument("--fleet", action="store_true", help="run a fleet day and show each device's joules per day")
+    f.add_argument("--devices", type=int, default=1, metavar="N", help="devices on the account (1)")
+    f.add_argument("--client", action="append", metavar="NAME", help="client profile of device i (repeatable; "
+                                                                     "thunderbird)")
+    f.add_argument("--poll", metavar="INTERVAL", help="every device's poll interval, e.g. 15m (each client's own)")
+    f.add_argument("--idle", action="store_true", help="clients that can IDLE hold a connection instead of polling")
+    f.add_argument("--hours", type=float, default=24.0, help="simulated period in hours (24)")
+    f.add_argument("--rate", type=float, default=100.0, help="new messages per day (100)")
     p.set_defaults(func=run)
 
 
@@ -137,7 +147,7 @@ def _session(args, model) -> int:
     from mailstudy.study.experiment import Experiment, run_experiment
 
     exp = Experiment(server=args.server, protocol=args.protocol, strategy=args.strategy,
-                     messages=args.messages, seed=args.seed, read_fraction=args.read_fraction,
+                     messages=args.messages, seed=args.seed, read_fraction=args.read_fraction or 0.0,
                      profile=link_profile(args))
     results: list = []
     (row,) = run_experiment(exp, results=results)
@@ -160,6 +170,51 @@ def _session(args, model) -> int:
     return 0
 
 
+def _fleet(args, model) -> int:
+    from mailstudy.cli.fleet import parse_interval
+    from mailstudy.energy.day import fleet_energy_rows
+    from mailstudy.study.fleet import FleetCell
+
+    from mailstudy.cli.errors import fail
+
+    try:  # the fleet's own checks raise ValueError with a one-line message
+        cell = FleetCell(server=args.server, devices=args.devices, clients=tuple(args.client or ["thunderbird"]),
+                         hours=args.hours, rate=args.rate, poll_s=parse_interval(args.poll) if args.poll else None,
+                         read_fraction=args.read_fraction if args.read_fraction is not None else 0.5,
+                         seed=args.seed, idle=args.idle)
+    except ValueError as exc:
+        return fail(str(exc))
+    rows = fleet_energy_rows(cell, [model])
+    keys = ("device", "client", "protocol", "poll_s", "uses_idle", "sessions", "staleness_median_s",
+            "joules_per_day", "tail_share", "promotions")
+    if args.json:
+        print(json.dumps({"radio": model.name, "title": model.title, "hours": args.hours, "rate": args.rate,
+                          "devices": [{k: r.get(k) for k in r if not k.startswith("mailstudy")} for r in rows]},
+                         default=str))
+        return 0
+    print(f"fleet day: {args.devices} device(s), {args.hours:g} h, {args.rate:g} messages/day, seed {args.seed}; "
+          f"radio {model.title}")
+    for r in rows:
+        how = "IDLE" if r["uses_idle"] else f"poll every {r['poll_s'] / 60:g} min"
+        stale = r["staleness_median_s"]
+        print(f"\ndevice {r['device']} ({r['client']}, {how}): {r['sessions']} session(s), "
+              f"{r['joules_per_day']:,.1f} J per day, tail {r['tail_share']:.0%}, staleness median "
+              f"{'n/a' if stale is None else f'{stale:.0f} s'}")
+        print("  over the simulated period:")
+        print("\n".join("  " + line for line in _row_table(r).splitlines()))
+    return 0
+
+
+def _row_table(r: dict) -> str:
+    total = r["total_j"]
+    lines = [f"  {'state':<10} {'seconds':>10} {'joules':>10} {'share':>7}"]
+    for c in CATEGORIES:
+        share = r[f"{c}_j"] / total if total > 0 else 0.0
+        lines.append(f"  {c:<10} {r[f'{c}_s']:>10.1f} {r[f'{c}_j']:>10.2f} {share:>7.1%}")
+    lines.append(f"  {'total':<10} {r['end_s'] - r['start_s']:>10.1f} {total:>10.2f} {1:>7.0%}")
+    return "\n".join(lines)
+
+
 def run(args) -> int:
     from mailstudy.cli.errors import fail
     from mailstudy.outputs import check_output
@@ -167,8 +222,12 @@ def run(args) -> int:
     model = _model(args)
     if args.show_model:
         return _show_model(model, args.json)
-    if args.session == bool(args.file):
-        return fail("give a capture FILE.pcap, or --session to run one live session (not both)")
+    if args.session + args.fleet + bool(args.file) != 1:
+        return fail("give a capture FILE.pcap, or --session (one live session), or --fleet (a fleet day): one of them")
+    if args.fleet:
+        if args.plot:
+            return fail("--plot draws one session under its ladder: give a FILE.pcap or --session")
+        return _fleet(args, model)
     if args.plot:
         check_output(args.plot, inputs=(args.file,) if args.file else (), what="plot")
     return _session(args, model) if args.session else _pcap(args, model)
