@@ -50,3 +50,57 @@ def test_a_small_energy_study_writes_its_tables_and_charts(tmp_path):
         assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert pd.read_csv(tmp_path / "energy_per_day.csv").shape[0] == 6
     assert not list(tmp_path.glob(".*.part"))
+
+
+def test_the_energy_break_even_is_where_header_first_passes_download_all():
+    from mailstudy.study.energy import energy_breakeven
+
+    rows = pd.DataFrame([{"protocol": "imap", "radio": "lte", "strategy": s, "read_fraction": f, "joules_together": j}
+                         for s, f, j in [("download-all", None, 15.0), ("header-first", 0.0, 13.0),
+                                         ("header-first", 0.5, 14.0), ("header-first", 1.0, 18.0)]])
+    assert energy_breakeven(rows, "imap", "lte") == pytest.approx(0.625)  # 14 -> 18 crosses 15 a quarter on
+    cheap = rows.assign(joules_together=[30.0, 13.0, 14.0, 18.0])
+    assert energy_breakeven(cheap, "imap", "lte") is None
+
+
+def test_spread_opens_moves_each_open_to_the_users_pace():
+    from types import SimpleNamespace
+
+    from mailstudy.energy.timeline import spread_opens, trace_activities
+    from mailstudy.wire import DOWN, UP, Chunk
+
+    ms, t0 = 1_000_000, 5_000_000_000  # perf_counter_ns: the connect at 5 s
+    chunks = [Chunk(DOWN, 1 * ms, b"+OK hi\r\n"), Chunk(UP, 2 * ms, b"TOP 1 0\r\n"), Chunk(DOWN, 3 * ms, b"x" * 50),
+              Chunk(UP, 5 * ms, b"RETR 1\r\n"), Chunk(DOWN, 6 * ms, b"y" * 500), Chunk(DOWN, 7 * ms, b"z" * 500),
+              Chunk(UP, 8 * ms, b"RETR 2\r\n"), Chunk(DOWN, 9 * ms, b"w" * 400),
+              Chunk(UP, 10 * ms, b"QUIT\r\n"), Chunk(DOWN, 11 * ms, b"+OK bye\r\n")]
+    chunks = [Chunk(c.direction, t0 + c.t, c.data) for c in chunks]
+    trace = SimpleNamespace(t_connect_ns=t0, chunks=chunks, milestones={"list_ready": t0 + 4 * ms})
+    spread = spread_opens(trace, 60.0)
+    # the connect, the greeting, the list; each open a minute after the last; QUIT as it followed the last open
+    assert [round(a.t, 3) for a in spread] == [0.0, 0.001, 0.002, 0.003, 60.003, 60.004, 60.005, 120.003,
+                                               120.004, 120.005, 120.006]
+    together = trace_activities(trace)
+    assert [a.bytes_down for a in spread] == [a.bytes_down for a in together]
+    lte = ledger_of(spread)
+    assert lte.promotions == 3  # the list, and each open after the tail has run out
+
+
+def ledger_of(acts):
+    from mailstudy.energy import get_model, ledger
+
+    return ledger(get_model("lte"), acts)
+
+
+def test_reading_energy_of_real_sessions_through_a_link():
+    from mailstudy.energy import MODELS
+    from mailstudy.study.energy import read_energy_rows
+
+    rows = read_energy_rows(fractions=(0.0, 0.5), messages=6, protocols=("pop3",), profile="lan",
+                            models=[MODELS["lte"]])
+    da, none, half = (rows.iloc[i] for i in range(3))
+    assert da["strategy"] == "download-all" and da["bodies_fetched"] == 6
+    assert none["bodies_fetched"] == 0 and half["bodies_fetched"] == 3
+    assert none["joules_spread"] == pytest.approx(none["joules_together"])  # nothing opened: nothing to spread
+    assert half["promotions_spread"] == 1 + 3  # the list, then each open after a quiet minute
+    assert half["joules_spread"] > half["joules_together"] + 3 * 12.0  # a tail per open, at ~1 W for 11.6 s

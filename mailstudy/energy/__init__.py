@@ -22,9 +22,9 @@ tests/test_layers.py).
 
 from mailstudy.energy.ledger import Activity, Ledger, TimelineError, ledger
 from mailstudy.energy.radios import MODELS, ModelError, RadioModel, Stage, get_model, model_from_dict
-from mailstudy.energy.timeline import flight_activities, session_ledger, trace_activities
+from mailstudy.energy.timeline import flight_activities, session_ledger, spread_opens, trace_activities
 from mailstudy.energy.waiting import promotion_delay
 
 __all__ = ["Activity", "Ledger", "TimelineError", "ledger", "MODELS", "ModelError", "RadioModel", "Stage",
            "get_model", "model_from_dict", "promotion_delay", "flight_activities", "session_ledger",
-           "trace_activities"]
+           "spread_opens", "trace_activities"]

@@ -44,3 +44,41 @@ def session_ledger(result: Any, model: RadioModel, **kwargs) -> Ledger:
     """The ledger of one live session (a :class:`~mailstudy.live.access.SessionResult`, or anything with a
     ``trace``) on ``model``; ``kwargs`` go to :func:`~mailstudy.energy.ledger.ledger`."""
     return ledger(model, trace_activities(result.trace), **kwargs)
+
+
+def spread_opens(trace: Any, think_s: float) -> list[Activity]:
+    """A live header-first session's activity with the user's opens spread out in time: what the radio sees
+    when the user reads the list, then opens one message every ``think_s`` seconds (ours: the session ran them
+    back to back), instead of all at once.
+
+    The opens are the client's flights after the ``list_ready`` milestone; each open (a command and its answer)
+    keeps its own timing and moves to ``think_s`` after the one before; the last flight pair (LOGOUT or QUIT)
+    follows the last open as it did. A session without ``list_ready`` or without opens is returned as is."""
+    acts = trace_activities(trace)
+    t0 = trace.t_connect_ns or (trace.chunks[0].t if trace.chunks else 0)
+    ready = trace.milestones.get("list_ready")
+    if ready is None:
+        return acts
+    cut = (ready - t0) / 1e9
+    before = [a for a in acts if a.t <= cut]
+    after = [a for a in acts[len(before):]]
+    units: list[list[Activity]] = []
+    for a in after:  # a unit starts with an upward activity that follows a downward one (a new command)
+        if a.bytes_up and (not units or units[-1][-1].bytes_down):
+            units.append([])
+        if units:
+            units[-1].append(a)
+        else:
+            before.append(a)
+    if len(units) < 2:
+        return acts
+    opens, closing = units[:-1], units[-1]
+    out = list(before)
+    start = out[-1].end if out else 0.0
+    for k, unit in enumerate(opens):
+        shift = start + (k + 1) * think_s - unit[0].t
+        out += [Activity(a.t + shift, a.bytes_up, a.bytes_down, None if a.t_end is None else a.t_end + shift)
+                for a in unit]
+    shift = out[-1].end + (closing[0].t - opens[-1][-1].end) - closing[0].t
+    out += [Activity(a.t + shift, a.bytes_up, a.bytes_down) for a in closing]
+    return out

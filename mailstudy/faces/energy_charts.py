@@ -93,3 +93,61 @@ def energy(settings=None, seeds=(0, 1, 2), hours: float = 24.0, rate: float = 10
         summary, f"Staleness against radio energy per day ({what})"), "energy_tradeoff", figures)
     plt.close("all")
     return out
+
+
+def read_energy_chart(rows, radio: str, title: str):
+    """Joules against the read fraction, one panel per protocol: header-first with the opens in the session
+    and spread at the user's pace, download-all as a level line, break-evens marked (medians over seeds)."""
+    from mailstudy.study.energy import energy_breakeven
+
+    protocols = list(dict.fromkeys(rows["protocol"]))
+    fig, axes = plt.subplots(1, len(protocols), figsize=(6 * len(protocols), 4.4), squeeze=False)
+    r = rows[rows["radio"] == radio]
+    for ax, protocol in zip(axes[0], protocols):
+        p = r[r["protocol"] == protocol]
+        hf = p[p["strategy"] == "header-first"].groupby("read_fraction")[["joules_together", "joules_spread"]]
+        med, lo, hi = hf.median(), hf.min(), hf.max()
+        think = int(p["think_s"].iloc[0])
+        for col, label, colour in (("joules_together", "header-first, opens in the session", "#1f5fa8"),
+                                   ("joules_spread", f"header-first, one open every {think} s", "#d9480f")):
+            ax.errorbar(med.index, med[col], yerr=[med[col] - lo[col], hi[col] - med[col]], marker="o",
+                        color=colour, capsize=3, label=label)
+        da = p[p["strategy"] == "download-all"]["joules_together"]
+        ax.axhline(da.median(), color="#2e7d32", linestyle="--", label="download-all (reading after: no radio)")
+        for col, colour in (("joules_together", "#1f5fa8"), ("joules_spread", "#d9480f")):
+            even = energy_breakeven(rows, protocol, radio, col)
+            if even is not None:
+                ax.axvline(even, color=colour, linestyle=":", linewidth=1)
+                ax.annotate(f" break-even {even:.2f}", (even, 1.0), xycoords=("data", "axes fraction"),
+                            color=colour, fontsize=8, va="top", rotation=90)
+        ax.set_yscale("log")
+        ax.set_xlabel("read fraction (share of messages opened)")
+        ax.set_ylabel(f"radio joules ({radio}, log scale)")
+        ax.set_title(protocol.upper(), fontsize=10)
+        ax.legend(fontsize=7.5, loc="center right")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def read_energy(fractions=(0.0, 0.1, 0.25, 0.5, 1.0), messages: int = 50, profile: str = "lte-2012",
+                seeds=(0,), think_s: float = 60.0, server: str = "embedded", radio: str = "lte",
+                results: Path | None = None, figures: Path | None = None) -> dict:
+    """Notebook 07's read-fraction question: rows, break-evens per protocol and radio, ``energy_read_fraction.png``."""
+    import pandas as pd
+
+    from mailstudy.study.energy import energy_breakeven, read_energy_rows
+
+    results, figures = Path(results or data_dir("results")), Path(figures or data_dir("figures"))
+    rows = read_energy_rows(fractions, messages, profile=profile, seeds=seeds, think_s=think_s, server=server)
+    evens = pd.DataFrame([{"protocol": p, "radio": r, "breakeven_together": energy_breakeven(rows, p, r),
+                           "breakeven_spread": energy_breakeven(rows, p, r, "joules_spread")}
+                          for p in dict.fromkeys(rows["protocol"]) for r in dict.fromkeys(rows["radio"])])
+    out = {"rows": rows, "breakeven": evens,
+           "rows_csv": write_csv_atomically(rows, results / "energy_read_fraction.csv"),
+           "breakeven_csv": write_csv_atomically(evens, results / "energy_breakeven.csv")}
+    out["png"] = save_figure(read_energy_chart(
+        rows, radio, f"Radio joules of reading {messages} messages on {profile} ({radio}), median and range over "
+                     f"{len(list(seeds))} seed(s)"), "energy_read_fraction", figures)
+    plt.close("all")
+    return out

@@ -90,3 +90,57 @@ def summarize(rows: "pandas.DataFrame") -> "pandas.DataFrame":  # noqa: F821
     frame = pd.DataFrame(out)
     frame["order"] = frame["setting"].map(order.index)
     return frame.sort_values(["radio", "order"]).drop(columns="order").reset_index(drop=True)
+
+
+def read_energy_rows(fractions=(0.0, 0.1, 0.25, 0.5, 1.0), messages: int = 50, protocols=("imap", "pop3"),
+                     profile: str = "lte-2012", seeds: Iterable[int] = (0,), think_s: float = 60.0,
+                     server: str = "embedded", models: Iterable[RadioModel] = tuple(MODELS.values()),
+                     progress=None) -> "pandas.DataFrame":  # noqa: F821
+    """Joules of reading mail, header-first against download-all, as the read fraction varies: one real
+    session each (through ``profile``'s link), priced on each radio twice: with the opens back to back in the
+    session (``joules_together``) and with the user opening one message every ``think_s`` seconds
+    (``joules_spread``, :func:`mailstudy.energy.timeline.spread_opens`; ours: a reading pace). Download-all
+    (POP3 keep mode) downloads everything in one session; reading afterwards costs the radio nothing."""
+    import pandas as pd
+
+    from mailstudy.energy.ledger import ledger
+    from mailstudy.energy.timeline import spread_opens, trace_activities
+    from mailstudy.study.experiment import Experiment, run_experiment
+
+    models = list(models)
+    todo = [(p, seed, "download-all", None) for p in protocols for seed in check_seeds(list(seeds))]
+    todo += [(p, seed, "header-first", f) for p in protocols for seed in check_seeds(list(seeds)) for f in fractions]
+    rows = []
+    for n, (protocol, seed, strategy, fraction) in enumerate(todo, 1):
+        exp = Experiment(server=server, protocol=protocol, strategy=strategy, messages=messages, seed=seed,
+                         read_fraction=fraction or 0.0, profile=profile)
+        results: list = []
+        (row,) = run_experiment(exp, results=results)
+        trace = results[0].trace
+        for model in models:
+            together = ledger(model, trace_activities(trace), keep_segments=False)
+            spread = ledger(model, spread_opens(trace, think_s), keep_segments=False)
+            rows.append({"protocol": protocol, "strategy": strategy, "read_fraction": fraction, "seed": seed,
+                         "radio": model.name, "messages": messages, "profile": profile, "think_s": think_s,
+                         "bodies_fetched": row["bodies_fetched"], "bytes_down": row["bytes_down"],
+                         "duration_s": row["duration_s"], "joules_together": together.total_j,
+                         "joules_spread": spread.total_j, "promotions_spread": spread.promotions})
+        if progress:
+            progress(n, len(todo))
+    return pd.DataFrame(rows)
+
+
+def energy_breakeven(rows: "pandas.DataFrame", protocol: str, radio: str,  # noqa: F821
+                     column: str = "joules_together") -> float | None:
+    """The read fraction from which header-first costs the radio more than download-all (linear between the
+    measured fractions, medians over seeds), or None when it never does in the range measured."""
+    r = rows[(rows["protocol"] == protocol) & (rows["radio"] == radio)]
+    da = r[r["strategy"] == "download-all"][column].median()
+    hf = r[r["strategy"] == "header-first"].groupby("read_fraction")[column].median().sort_index()
+    xs, ys = list(hf.index), [y - da for y in hf]
+    if ys and ys[0] >= 0:
+        return float(xs[0])
+    for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
+        if y0 < 0 <= y1:
+            return float(x0 + (x1 - x0) * (-y0) / (y1 - y0))
+    return None
