@@ -4,8 +4,8 @@ Why a module of its own: each subcommand is one small module (see :mod:`mailstud
 :mod:`mailstudy.energy` for the ledger and shows it: per client address for a pcap (a radio belongs to one
 device; where an address may hold several, it says so), or for one live session run through a link with
 ``--session`` (the times the client's socket saw, that is the phone's), or for each device of a fleet day with
-``--fleet`` (joules per day beside staleness). ``--plot`` draws the radio's states under the session's ladder. A bad file, an unknown radio or a model file with a missing field is one line and
-exit 2.
+``--fleet`` (joules per day beside staleness). ``--plot`` draws the radio's states under the session's ladder.
+A bad file, an unknown radio or a model file with a missing field is one line and exit 2.
 """
 
 from __future__ import annotations
@@ -185,8 +185,6 @@ def _fleet(args, model) -> int:
     except ValueError as exc:
         return fail(str(exc))
     rows = fleet_energy_rows(cell, [model])
-    keys = ("device", "client", "protocol", "poll_s", "uses_idle", "sessions", "staleness_median_s",
-            "joules_per_day", "tail_share", "promotions")
     if args.json:
         print(json.dumps({"radio": model.name, "title": model.title, "hours": args.hours, "rate": args.rate,
                           "devices": [{k: r.get(k) for k in r if not k.startswith("mailstudy")} for r in rows]},

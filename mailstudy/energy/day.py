@@ -21,7 +21,8 @@ def fleet_energy_rows(cell: FleetCell, models: Iterable[RadioModel], rows: dict 
     """One row per device and radio model: the fleet's device row (staleness, bytes, sessions) with the
     ledger's joules by state added (``total_j``, ``promotion_j``, ..., ``tail_share``), scaled to a day
     (``joules_per_day``); ``radio_bytes_up``/``_down`` are the bytes the day's window charged (the device row's
-    ``bytes_*`` include the closing sync, which the window leaves to the next day). ``rows``: the cell's :func:`run_fleet_rows` result, if it has already run."""
+    ``bytes_*`` include the closing sync, which the window leaves to the next day). ``rows``: the cell's
+    :func:`run_fleet_rows` result, if it has already run."""
     rows = rows or run_fleet_rows(cell)
     spec = cell.spec()
     arrivals = list(plan(spec).arrivals)

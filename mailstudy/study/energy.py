@@ -12,12 +12,15 @@ the range over seeds.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from mailstudy.energy.day import fleet_energy_rows
 from mailstudy.energy.radios import MODELS, RadioModel
 from mailstudy.study.fleet import FleetCell
 from mailstudy.study.parameters import ParameterError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ def check_seeds(seeds) -> list[int]:
 def energy_day_rows(settings: Iterable[Setting] = STANDARD_SETTINGS, seeds: Iterable[int] = (0, 1, 2),
                     hours: float = 24.0, rate: float = 100.0, server: str = "embedded",
                     models: Iterable[RadioModel] = tuple(MODELS.values()), read_fraction: float = 0.5,
-                    progress=None) -> "pandas.DataFrame":  # noqa: F821
+                    progress=None) -> "pandas.DataFrame":
     """One row per setting, seed and radio: the device's fleet row with its joules by state (per day)."""
     import pandas as pd
 
@@ -74,7 +77,7 @@ def energy_day_rows(settings: Iterable[Setting] = STANDARD_SETTINGS, seeds: Iter
     return pd.DataFrame(rows)
 
 
-def summarize(rows: "pandas.DataFrame") -> "pandas.DataFrame":  # noqa: F821
+def summarize(rows: "pandas.DataFrame") -> "pandas.DataFrame":
     """Per setting and radio: the median over seeds of each of :data:`SUMMARY_COLUMNS`, with ``_lo`` and ``_hi``
     (the smallest and largest seed's value) beside it, and ``seeds``."""
     import pandas as pd
@@ -95,7 +98,7 @@ def summarize(rows: "pandas.DataFrame") -> "pandas.DataFrame":  # noqa: F821
 def read_energy_rows(fractions=(0.0, 0.1, 0.25, 0.5, 1.0), messages: int = 50, protocols=("imap", "pop3"),
                      profile: str = "lte-2012", seeds: Iterable[int] = (0,), think_s: float = 60.0,
                      server: str = "embedded", models: Iterable[RadioModel] = tuple(MODELS.values()),
-                     progress=None) -> "pandas.DataFrame":  # noqa: F821
+                     progress=None) -> "pandas.DataFrame":
     """Joules of reading mail, header-first against download-all, as the read fraction varies: one real
     session each (through ``profile``'s link), priced on each radio twice: with the opens back to back in the
     session (``joules_together``) and with the user opening one message every ``think_s`` seconds
@@ -130,7 +133,7 @@ def read_energy_rows(fractions=(0.0, 0.1, 0.25, 0.5, 1.0), messages: int = 50, p
     return pd.DataFrame(rows)
 
 
-def energy_breakeven(rows: "pandas.DataFrame", protocol: str, radio: str,  # noqa: F821
+def energy_breakeven(rows: "pandas.DataFrame", protocol: str, radio: str,
                      column: str = "joules_together") -> float | None:
     """The read fraction from which header-first costs the radio more than download-all (linear between the
     measured fractions, medians over seeds), or None when it never does in the range measured."""
