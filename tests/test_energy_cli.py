@@ -41,7 +41,7 @@ def test_an_example_capture_on_lte_is_one_promotion_one_transfer_and_a_whole_tai
 def test_other_radios_and_the_table(radio, tail_s):
     out = run("energy", CAPTURES / "pop3-keep.pcap", "--radio", radio)
     assert out.returncode == 0, out.stderr
-    assert "client 127.0.0.1: 1 session(s)" in out.stdout
+    assert "client 127.0.0.1: 1 mail session(s)" in out.stdout
     for state in ("promotion", "transfer", "tail", "idle", "total"):
         assert f"\n  {state} " in out.stdout
     tail_line = next(line for line in out.stdout.splitlines() if line.startswith("  tail "))
@@ -153,3 +153,16 @@ def test_energy_fleet_prices_each_device_of_a_real_fleet_day():
     assert "device 0 (thunderbird, IDLE): 1 session(s)" in text.stdout
     one_line_error(run("energy", "--fleet", "--poll", "5x"), "cannot read the interval '5x'")
     one_line_error(run("energy", "--fleet", "--session"), "one of them")
+
+
+def test_all_tcp_charges_a_tls_session_the_classifier_cannot_read(tmp_path):
+    """The IMAPS example runs on a port no classifier knows and its greeting is encrypted: mail-only finds
+    nothing; --all-tcp charges the connection, with the bytes its capture sidecar recorded."""
+    none = run("energy", CAPTURES / "imaps.pcap", "--json")
+    assert none.returncode == 0 and json.loads(none.stdout)["clients"] == []
+    out = run("energy", CAPTURES / "imaps.pcap", "--all-tcp", "--json", "--plot", tmp_path / "tls.png")
+    assert out.returncode == 0, out.stderr
+    (client,) = json.loads(out.stdout)["clients"]
+    sidecar = json.loads((CAPTURES / "imaps.pcap.json").read_text())
+    assert (client["bytes_up"], client["bytes_down"]) == (sidecar["bytes_up"], sidecar["bytes_down"])
+    assert client["promotions"] == 1 and (tmp_path / "tls.png").stat().st_size > 10_000

@@ -36,6 +36,8 @@ def add_parser(sub) -> None:
     p.add_argument("--show-model", action="store_true", help="print the radio model with the source of each figure")
     p.add_argument("--port", dest="ports", type=port, action="append", default=[], metavar="P",
                    help="also treat server port P as mail (repeatable), as in `mailstudy analyze`")
+    p.add_argument("--all-tcp", action="store_true",
+                   help="charge every TCP connection of the capture, mail or not (e.g. TLS on an unknown port)")
     p.add_argument("--plot", metavar="FILE.png", help="draw the radio's states under the (first) session's ladder")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     g = p.add_argument_group("a live session instead of a capture")
@@ -107,7 +109,7 @@ def _pcap(args, model) -> int:
     from mailstudy.energy.ledger import ledger
     from mailstudy.energy.pcap import client_timelines
 
-    timelines, analysis = client_timelines(args.file, ports=args.ports)
+    timelines, analysis = client_timelines(args.file, ports=args.ports, all_tcp=args.all_tcp)
     out = []
     for tl in timelines:
         led = ledger(model, tl.activities)
@@ -116,7 +118,7 @@ def _pcap(args, model) -> int:
         from mailstudy.faces.radio import save_radio_figure
 
         tl, led = out[0]
-        first = next(s for s in analysis.sessions if s.index == tl.sessions[0])
+        first = None if analysis is None else next(s for s in analysis.sessions if s.index == tl.sessions[0])
         save_radio_figure(led, args.plot, session=first,
                           title=f"{model.name}: client {tl.address}, {led.total_j:.3g} J "
                                 f"(tail {led.tail_share:.0%})")
@@ -126,12 +128,13 @@ def _pcap(args, model) -> int:
                                        "servers": tl.servers, "overlapping": tl.overlapping, "note": tl.note(),
                                        **led.as_row()} for tl, led in out]}))
         return 0
-    print(f"{args.file}: {len(analysis.sessions)} mail session(s) from {len(out)} client address(es); "
+    what = "TCP connection(s)" if analysis is None else "mail session(s)"
+    print(f"{args.file}: {sum(len(tl.sessions) for tl, _ in out)} {what} from {len(out)} client address(es); "
           f"radio {model.title}")
     if not out:
-        print("no IMAP/POP3 session found: nothing to charge (see `mailstudy analyze --port`)")
+        print("no IMAP/POP3 session found: nothing to charge (see `mailstudy analyze --port`, or --all-tcp)")
     for tl, led in out:
-        print(f"\nclient {tl.address}: {len(tl.sessions)} session(s) to {', '.join(tl.servers)}, "
+        print(f"\nclient {tl.address}: {len(tl.sessions)} {what} to {', '.join(tl.servers)}, "
               f"{tl.packets} packets")
         if tl.note():
             print(f"  note: {tl.note()}")

@@ -53,25 +53,36 @@ class ClientTimeline:
                 "radio's")
 
 
-def client_timelines(path: str | os.PathLike, ports: Iterable[int] = (),
-                     analysis: Analysis | None = None) -> tuple[list[ClientTimeline], Analysis]:
+def client_timelines(path: str | os.PathLike, ports: Iterable[int] = (), analysis: Analysis | None = None,
+                     all_tcp: bool = False) -> tuple[list[ClientTimeline], Analysis | None]:
     """The timeline of each client address with mail sessions in the capture at ``path`` (ordered by first
     packet), and the :class:`~mailstudy.offline.analyze.Analysis` they came from (pass one to skip the
-    analysis). ``ports``: more server ports to treat as mail, as ``mailstudy analyze --port``."""
-    analysis = analysis or analyze_pcap(path, ports=ports)
+    analysis). ``ports``: more server ports to treat as mail, as ``mailstudy analyze --port``.
+
+    ``all_tcp``: every TCP connection counts, mail or not (a radio carries them all; a TLS session on a port
+    the classifier cannot read is one); the client of each is the side reassembly names (the SYN's sender),
+    ``sessions`` then holds connection indexes (tshark's tcp.stream) and no analysis is returned."""
+    if all_tcp:
+        from mailstudy.net.reassembly import reassemble_tuples
+
+        analysis = None
+        conns = [(c.index, c, c.t_syn if c.t_syn is not None else c.t_first)
+                 for c in reassemble_tuples(read_tcp_tuples(path))]
+    else:
+        analysis = analysis or analyze_pcap(path, ports=ports)
+        conns = [(s.index, s.connection, s.t_start) for s in analysis.sessions]
     owner: dict[tuple, str] = {}  # (client ip, client port, server ip, server port) -> client ip
     by_addr: dict[str, ClientTimeline] = {}
     spans: dict[str, list[tuple[float, float]]] = {}
-    for s in analysis.sessions:
-        c = s.connection
+    for index, c, t_start in conns:
         key = (*c.client, *c.server)
         owner[key] = c.client[0]
         tl = by_addr.setdefault(c.client[0], ClientTimeline(c.client[0], 0.0, []))
-        tl.sessions.append(s.index)
+        tl.sessions.append(index)
         server = f"{c.server[0]}:{c.server[1]}"
         if server not in tl.servers:
             tl.servers.append(server)
-        spans.setdefault(c.client[0], []).append((s.t_start, c.t_last))
+        spans.setdefault(c.client[0], []).append((t_start, c.t_last))
     raw: dict[str, list[tuple[float, int, int]]] = {a: [] for a in by_addr}
     if owner:
         for p in read_tcp_tuples(path):

@@ -30,7 +30,9 @@ Sources of the built-in models:
   power model parameters: powers, durations, periodicities), Table 4 (the data transfer power model:
   alpha_u, alpha_d, beta) and the LTE DRX timers of its Section 3. Where AT&T's ARO (the open-source
   Application Resource Optimizer of the same group, com/att/aro/model/ProfileLTE.java, 2012) carries the same
-  figure as a default, ``sources`` says so: that is the copy this module was checked against.
+  figure as a default, ``sources`` says so: that is the copy this module was checked against. The paper's own
+  text could not be read where this was written; the figures without an ARO default (beta, the Wi-Fi rows, the
+  DRX On powers and periods) are as the paper's tables are widely quoted and wait for a check against its PDF.
 * ``3g``: F. Qian, Z. Wang, A. Gerber, Z. M. Mao, S. Sen, O. Spatscheck, "Profiling Resource Usage for Mobile
   Applications: a Cross-layer Approach", MobiSys 2011 (ARO), as its open-source release sets them
   (com/att/aro/model/Profile3G.java defaults, 2012): the DCH and FACH inactivity timers (5 s and 12 s, the
