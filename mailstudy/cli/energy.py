@@ -149,9 +149,14 @@ def _session(args, model) -> int:
     from mailstudy.energy.timeline import session_ledger
     from mailstudy.study.experiment import Experiment, run_experiment
 
-    exp = Experiment(server=args.server, protocol=args.protocol, strategy=args.strategy,
-                     messages=args.messages, seed=args.seed, read_fraction=args.read_fraction or 0.0,
-                     profile=link_profile(args))
+    from mailstudy.cli.errors import fail
+
+    try:  # the experiment's and the profile's own checks raise ValueError with a one-line message
+        exp = Experiment(server=args.server, protocol=args.protocol, strategy=args.strategy,
+                         messages=args.messages, seed=args.seed, read_fraction=args.read_fraction or 0.0,
+                         profile=link_profile(args))
+    except ValueError as exc:
+        return fail(str(exc))
     results: list = []
     (row,) = run_experiment(exp, results=results)
     result = results[0]
