@@ -85,11 +85,20 @@ def test_wifi_and_3g_isolated_transfers():
     assert umts.joules["promotion"] == pytest.approx(0.53 * 2.0)
     assert umts.joules["tail"] == pytest.approx(0.7 * 5 + 0.35 * 12)
     assert umts.seconds["tail"] == pytest.approx(17.0)
-    # a packet 8 s later finds the radio in FACH: promoted to DCH (1.5 s at 0.55 W), not from idle
-    two = ledger(get_model("3g"), [Activity(5.0), Activity(13.0)])
+    # 2000 B down 8 s later finds the radio in FACH: promoted to DCH (1.5 s at 0.55 W), not from idle
+    two = ledger(get_model("3g"), [Activity(5.0), Activity(13.0, bytes_down=2000)])
     assert two.promotions == 2
     assert two.joules["promotion"] == pytest.approx(0.53 * 2.0 + 0.55 * 1.5)
     assert two.seconds["tail"] == pytest.approx(5 + 1.5 + 17)  # DCH 5 s, FACH 1.5 s before the promotion, tail
+    # 100 B each way (under ARO's RLC thresholds, 543 B up and 475 B down) is carried in FACH: no promotion,
+    # FACH's 12 s timer starts again, and DCH is never reached
+    small = ledger(get_model("3g"), [Activity(5.0), Activity(13.0, bytes_up=100, bytes_down=100, t_end=13.5)])
+    assert small.promotions == 1
+    assert small.seconds["tail"] == pytest.approx(5 + 3 + 12)
+    assert small.joules["tail"] == pytest.approx(0.7 * 5 + 0.35 * (3 + 12))
+    assert small.joules["transfer"] == pytest.approx(0.35 * 0.5)  # at FACH's power, not DCH's
+    assert [s.stage for s in small.segments if s.category == "transfer"] == ["transfer in FACH tail"]
+    assert ledger(get_model("3g"), [Activity(5.0), Activity(13.0, 544, 0)]).promotions == 2  # one byte over
 
 
 def test_a_packet_inside_the_tail_costs_no_promotion_and_cuts_the_tail():
@@ -148,6 +157,8 @@ def test_promotion_delay_is_the_state_machines():
     assert promotion_delay(lte, 12.0) == pytest.approx(T_PRO)  # 260.1 ms, "about 260 ms"
     assert promotion_delay(umts, 3.0) == 0.0  # DCH tail
     assert promotion_delay(umts, 6.0) == 1.5  # FACH
+    assert promotion_delay(umts, 6.0, bytes_up=40, bytes_down=60) == 0.0  # a keep-alive FACH carries itself
+    assert promotion_delay(lte, 12.0, bytes_up=40, bytes_down=60) == pytest.approx(T_PRO)  # LTE idle carries none
     assert promotion_delay(umts, 60.0) == 2.0  # IDLE
     with pytest.raises(TimelineError, match="quiet_s"):
         promotion_delay(lte, -1.0)

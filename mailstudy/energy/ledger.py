@@ -5,7 +5,9 @@ Why: the question a phone's user asks of a mail client is what it costs the batt
 time, an optional end, bytes up and down) and a :class:`~mailstudy.energy.radios.RadioModel`, :func:`ledger`
 walks the model's state machine and returns joules and seconds in four states:
 
-* ``promotion``: bringing the radio from idle (or from a low tail stage, 3G's FACH) to carry data;
+* ``promotion``: bringing the radio from idle (or from a low tail stage, 3G's FACH) to carry data; a transfer
+  small enough for the stage it finds the radio in (3G's FACH under its RLC thresholds) needs none, is carried
+  there at that stage's power and restarts that stage's timer;
 * ``transfer``: while data flows (activities closer than the model's ``burst_gap_s`` are one transfer), at
   ``beta`` plus the throughput terms' cost per bit;
 * ``tail``: after each transfer, until the next or until the tail timer sends the radio to idle;
@@ -154,21 +156,26 @@ class _Walk:
         self.add(p0, t0, "promotion", "promotion", power_w)
         self.promotions += 1
 
-    def quiet(self, t: float, until: float, promote: bool) -> None:
-        """From the end of a transfer at ``t`` through the tail (and idle) to ``until``; when ``promote``, data
-        arrives at ``until`` and the radio is promoted as the stage it is in by then requires."""
+    def quiet(self, t: float, until: float, burst: tuple | None = None, first: int = 0) -> Stage | None:
+        """From the end of a transfer at ``t`` through the tail from stage ``first`` (and idle) to ``until``.
+        With ``burst`` (``(t0, t1, up, down)``) data arrives at ``until``: the radio is promoted as the stage it
+        is in requires, unless that stage carries so small a transfer itself; that stage is returned then."""
         m = self.model
-        for stage in m.tail:
+        for stage in m.tail[first:]:
             s_end = t + stage.duration_s
             if until <= s_end:
-                if promote and stage.promotion_s > 0:
+                if burst is not None and stage.carries(burst[2], burst[3]):
+                    self.add(t, until, "tail", stage.name, stage.power_w)
+                    return stage
+                if burst is not None and stage.promotion_s > 0:
                     self.promote(t, until, stage.promotion_s, stage.promotion_power_w, stage)
                 else:
                     self.add(t, until, "tail", stage.name, stage.power_w)
-                return
+                return None
             self.add(t, s_end, "tail", stage.name, stage.power_w)
             t = s_end
-        self.idle(t, until, promote)
+        self.idle(t, until, burst is not None)
+        return None
 
     def idle(self, t: float, until: float, promote: bool) -> None:
         m = self.model
@@ -200,19 +207,26 @@ def ledger(model: RadioModel, activities: Iterable[Activity], start: float | Non
         end = last + model.tail_s
     elif end < last:
         raise TimelineError(f"end {end} s is before the last activity ends at {last} s")
-    prev = None
-    for t0, t1, up, down in bursts:
+    prev, first = None, 0
+    for burst in bursts:
+        t0, t1, up, down = burst
+        carried = None
         if prev is None:
             walk.idle(start, t0, promote=True)
         else:
-            walk.quiet(prev, t0, promote=True)
+            carried = walk.quiet(prev, t0, burst, first)
         bits_j = (model.alpha_up_w_per_mbps * up + model.alpha_down_w_per_mbps * down) * 8 / 1e6
-        walk.add(t0, t1, "transfer", "transfer", model.transfer_power_w, extra_j=bits_j)
+        if carried is None:
+            walk.add(t0, t1, "transfer", "transfer", model.transfer_power_w, extra_j=bits_j)
+            first = 0
+        else:  # carried in a tail stage (3G's FACH): at its power, and its timer starts again after it
+            walk.add(t0, t1, "transfer", f"transfer in {carried.name}", carried.power_w, extra_j=bits_j)
+            first = model.tail.index(carried)
         prev = t1
     if prev is None:
         walk.idle(start, end, promote=False)
     else:
-        walk.quiet(prev, end, promote=False)
+        walk.quiet(prev, end, None, first)
     return Ledger(model=model.name, start=start, end=end, joules=walk.joules, seconds=walk.seconds,
                   promotions=walk.promotions, transfers=len(bursts), bytes_up=sum(a.bytes_up for a in acts),
                   bytes_down=sum(a.bytes_down for a in acts), segments=walk.segments)

@@ -59,7 +59,9 @@ class Stage:
 
     Its power is ``base_power_w`` with, when it wakes periodically (DRX, paging, Wi-Fi beacons), ``on_power_w``
     for ``on_s`` of every ``cycle_s``; :attr:`power_w` is the average. ``promotion_s`` and
-    ``promotion_power_w`` are what carrying data from this stage first costs (0 when it can carry data at once).
+    ``promotion_power_w`` are what carrying data from this stage first costs (0 when it can carry data at once);
+    a transfer no bigger than ``carry_up_bytes`` up and ``carry_down_bytes`` down is carried in the stage itself
+    at its own power, with no promotion, and the stage's timer starts again (0 and 0: never).
     """
 
     name: str
@@ -70,6 +72,14 @@ class Stage:
     cycle_s: float = 0.0
     promotion_s: float = 0.0
     promotion_power_w: float = 0.0
+    carry_up_bytes: float = 0.0
+    carry_down_bytes: float = 0.0
+
+    def carries(self, bytes_up: int, bytes_down: int) -> bool:
+        """Whether a transfer this small is carried in this stage itself, without a promotion (3G's FACH carries
+        transfers under its RLC buffer thresholds); never when both thresholds are 0."""
+        return (self.carry_up_bytes > 0 or self.carry_down_bytes > 0) and \
+            bytes_up <= self.carry_up_bytes and bytes_down <= self.carry_down_bytes
 
     @property
     def power_w(self) -> float:
@@ -117,8 +127,9 @@ class RadioModel:
 _MODEL_FIELDS = ("name", "title", "promotion_s", "promotion_power_w", "transfer_power_w", "alpha_up_w_per_mbps",
                  "alpha_down_w_per_mbps", "burst_gap_s", "tail_s", "tail", "idle")
 _STAGE_FIELDS = ("name", "duration_s", "base_power_w", "on_power_w", "on_s", "cycle_s", "promotion_s",
-                 "promotion_power_w")
-_STAGE_OPTIONAL = {"on_power_w": 0.0, "on_s": 0.0, "cycle_s": 0.0, "promotion_s": 0.0, "promotion_power_w": 0.0}
+                 "promotion_power_w", "carry_up_bytes", "carry_down_bytes")
+_STAGE_OPTIONAL = {"on_power_w": 0.0, "on_s": 0.0, "cycle_s": 0.0, "promotion_s": 0.0, "promotion_power_w": 0.0,
+                   "carry_up_bytes": 0.0, "carry_down_bytes": 0.0}
 
 
 def _number(where: str, value: Any) -> float:
@@ -277,7 +288,8 @@ UMTS = {
     "tail_s": 17.0,
     "tail": [
         {"name": "DCH tail", "duration_s": 5.0, "base_power_w": 0.7},
-        {"name": "FACH tail", "base_power_w": 0.35, "promotion_s": 1.5, "promotion_power_w": 0.55},
+        {"name": "FACH tail", "base_power_w": 0.35, "promotion_s": 1.5, "promotion_power_w": 0.55,
+         "carry_up_bytes": 543, "carry_down_bytes": 475},
     ],
     "idle": {"base_power_w": 0.0},
     "sources": {
@@ -292,8 +304,9 @@ UMTS = {
                   f"in Qian et al., IMC 2010 ({_ARO_3G}s)",
         "tail[0]": f"{_ARO_3G} DCH_FACH_TIMER = 5 s at POWER_DCH = 0.7 W",
         "tail[1]": f"{_ARO_3G} FACH_IDLE_TIMER = 12 s at POWER_FACH = 0.35 W; back to DCH: FACH_DCH_PROMO_AVG "
-                   "= 1.5 s at POWER_FACH_DCH = 0.55 W; ours: every transfer in FACH is promoted to DCH (ARO "
-                   "keeps one under its RLC buffer thresholds, 543 B up and 475 B down, in FACH)",
+                   "= 1.5 s at POWER_FACH_DCH = 0.55 W; carried in FACH under the RLC buffer thresholds "
+                   "RLC_UL_TH = 543 B and RLC_DL_TH = 475 B; ours: the thresholds are compared with a whole "
+                   "transfer's bytes each way (ARO watches the RLC buffers within a time window)",
         "idle": f"{_ARO_3G} POWER_IDLE = 0 W",
     },
 }

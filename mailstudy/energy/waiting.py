@@ -17,12 +17,14 @@ from mailstudy.energy.ledger import TimelineError
 from mailstudy.energy.radios import RadioModel
 
 
-def promotion_delay(model: RadioModel, quiet_s: float) -> float:
+def promotion_delay(model: RadioModel, quiet_s: float, bytes_up: int | None = None,
+                    bytes_down: int | None = None) -> float:
     """Seconds the first packet after ``quiet_s`` seconds without traffic waits for the radio's promotion.
 
     0 while the radio is still in a tail stage that carries data at once (LTE's whole tail, 3G's DCH tail);
     the stage's own promotion in a stage that needs one (3G's FACH: 1.5 s); the promotion from idle once the
-    tail timer has run out (LTE: 0.2601 s).
+    tail timer has run out (LTE: 0.2601 s). Given the transfer's bytes each way, a stage that carries so small
+    a transfer itself (3G's FACH under its RLC thresholds) makes it wait for nothing.
     """
     if not math.isfinite(quiet_s) or quiet_s < 0:
         raise TimelineError(f"quiet_s must be a number of seconds >= 0, not {quiet_s!r}")
@@ -30,5 +32,7 @@ def promotion_delay(model: RadioModel, quiet_s: float) -> float:
     for stage in model.tail:
         t += stage.duration_s
         if quiet_s <= t:
+            if bytes_up is not None and bytes_down is not None and stage.carries(bytes_up, bytes_down):
+                return 0.0
             return stage.promotion_s
     return model.promotion_s
