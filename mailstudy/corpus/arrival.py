@@ -205,7 +205,7 @@ def arrival_fields(seed: int, index: int) -> bytes:
 
     top: list[str] = [_field("Return-Path", [f"<{bounce}>"]), _field("Delivered-To", [_TO])]
     # the chain, newest first: our MX's LMTP hop, the MX, list servers, then the sender's own hops
-    t = when + timedelta(seconds=40)
+    t = when + timedelta(seconds=5 * (hops + 2))
     top.append(_field("Received", [f"from {_MX}", f"by {_MX} with LMTP", f"id {base64.b64encode(rng.randbytes(12)).decode()}",
                                    f"(envelope-from <{bounce}>)", f"for <{_TO}>;", _date(t)]))
     top.append(_field("X-Original-To", [_TO]))
@@ -218,7 +218,8 @@ def arrival_fields(seed: int, index: int) -> bytes:
     received = []
     for j, (frm, by, tls) in enumerate(chain_hosts[: hops - 2]):
         received.append(_hop(rng, frm, by, t - timedelta(seconds=5 * (j + 1)), tls, _hex(rng, 10)))
-    received.append(_field("Received", [f"by {first_mta} with SMTP id {_hex(rng, 8).lower()}.{rng.randrange(1, 9)}",
+    origin = chain_hosts[hops - 3][0] if hops - 2 > len(chain_hosts[:4]) else first_mta  # the deepest relay
+    received.append(_field("Received", [f"by {origin} with SMTP id {_hex(rng, 8).lower()}.{rng.randrange(1, 9)}",
                                         f"for <list@{_LIST}>;", _date(when)]))
     auth = _field("Authentication-Results", [
         f"{_MX};", f"dkim=pass header.d={dom} header.s=20251104 header.b=\"{_blob(rng, 6, '')[0][:8]}\";",
