@@ -188,8 +188,8 @@ def test_realistic_headers_carry_the_blocks_real_mail_carries(mixed):
     assert min(counts["received"]) >= 6 and max(counts["received"]) <= 13
     assert sorted(counts["received"])[150] == 7  # the measured median
     assert counts["arc-seal"] == counts["authentication-results"] == counts["list-id"] == 300
-    assert 0.85 <= counts["dkim-signature"] / 300 <= 0.96  # measured 91 %
-    assert 0.80 <= counts["references"] / 300 <= 0.93  # measured 87 %
+    assert 0.84 <= counts["dkim-signature"] / 300 <= 0.95  # measured 89.5 %
+    assert 0.80 <= counts["references"] / 300 <= 0.93  # measured 86.5 %
     assert counts["x-spamd-result"] >= 240  # measured 100 %; ours omits it when the other fields reach the target
 
 

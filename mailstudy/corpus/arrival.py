@@ -20,8 +20,8 @@ with line ends made CRLF as IMAP and POP3 carry them. What we measured:
   574; Authentication-Results 416; List-*, Precedence and X-Mailing-List 251; the receiving spam filter's
   X-Spamd-Result and X-Rspamd-* 1,308; other X- fields 967; the rest (From, To, Cc, References, ...) 1,089;
 - share of messages carrying a field: Received, ARC-Seal/-Message-Signature/-Authentication-Results,
-  Authentication-Results, List-Id/-Subscribe/-Unsubscribe, X-Spamd-Result 100 %; DKIM-Signature 91 %;
-  References and In-Reply-To 87 %; X-Google-DKIM-Signature, X-Gm-Message-State, X-Received 29 %.
+  Authentication-Results, List-Id/-Subscribe/-Unsubscribe, X-Spamd-Result 100 %; DKIM-Signature 89.5 %;
+  References and In-Reply-To 86.5 %; X-Google-DKIM-Signature 21.7 %, X-Gm-Message-State and X-Received 22.4 %.
 
 This is mailing-list mail received by one mailbox that runs a spam filter (rspamd) which writes a long report:
 a heavy but ordinary case. Issue 17 estimated "about 3.4 KB" for ordinary mail without giving a source; we use
@@ -66,9 +66,9 @@ AUTHOR_HEADER_NOMINAL = 330
 #: Received fields per message: the measured deciles (6, 6, 6, 7, 7, 7, 8, 9, 13) and, as ours, 13 again for the
 #: top tenth (the measurement's 90th percentile; the longest chains are mail that looped through forwarders).
 RECEIVED_COUNTS = (6, 6, 6, 7, 7, 7, 8, 9, 13, 13)
-DKIM_SHARE = 0.91
-GOOGLE_SHARE = 0.29
-REFERENCES_SHARE = 0.87
+DKIM_SHARE = 0.895
+GOOGLE_SHARE = 0.22
+REFERENCES_SHARE = 0.865
 
 _LIST = "lists.example.net"
 _MX = "mx.example.org"
