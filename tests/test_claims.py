@@ -1,4 +1,5 @@
-"""The article's claims ledger: every claim gets a verdict backed by a number, on both servers."""
+"""The article's claims ledger: every claim gets a verdict computed from a number, on both servers, and each
+verdict flips when its input changes."""
 
 from __future__ import annotations
 
@@ -8,16 +9,24 @@ import sys
 
 import pytest
 
-from mailstudy.study.claims import (CONTRADICTED, HOLDS_ONLY_WHEN, NOT_PROTOCOL, SUPPORTED, VERDICTS, Lab,
-                                    claim_pop3_one_device, run_claims)
+from mailstudy.study.claims import (CONTRADICTED, HOLDS_ONLY_WHEN, NOT_PROTOCOL, SUPPORTED, THRESHOLDS, VERDICTS,
+                                    Lab, claim_headers_first, claim_many_messages, claim_pop3_one_device,
+                                    format_ledger, ledger_frame, run_claims, verdict_header_first,
+                                    verdict_many_messages, verdict_one_device, verdict_spam_virus,
+                                    verdict_storage_row)
 
 EXPECTED = {
     "ports": SUPPORTED, "imap-keeps-pop3-delete-removes": SUPPORTED, "pop3-keep-delete": SUPPORTED,
-    "storage-row-swapped": SUPPORTED, "sent-folder": SUPPORTED, "read-state": SUPPORTED, "device-loss": SUPPORTED,
+    "storage-row": CONTRADICTED, "sent-folder": SUPPORTED, "read-state": SUPPORTED, "device-loss": SUPPORTED,
     "headers-first": SUPPORTED, "partial-read": SUPPORTED, "pop3-only-after-download": CONTRADICTED,
-    "pop3-one-device": HOLDS_ONLY_WHEN, "pop3-offline": SUPPORTED, "pop3-many-messages": HOLDS_ONLY_WHEN,
+    "pop3-one-device": CONTRADICTED, "pop3-offline": SUPPORTED, "pop3-many-messages": HOLDS_ONLY_WHEN,
     "folders": SUPPORTED, "pop3-spam-virus": NOT_PROTOCOL,
 }
+#: The rows whose verdict rests on a threshold, and the thresholds they must show.
+SHOWN = {"headers-first": {"header_first_max_share"}, "partial-read": {"partial_max_share"},
+         "pop3-only-after-download": {"partial_max_share"}, "pop3-one-device": {"second_session"},
+         "pop3-many-messages": {"many_messages_max_ratio", "typical_read_fraction"},
+         "pop3-spam-virus": {"same_bytes"}}
 
 
 def test_every_claim_has_its_verdict_and_numbers(server_kind):
@@ -28,17 +37,71 @@ def test_every_claim_has_its_verdict_and_numbers(server_kind):
         v = got[key]
         assert v.verdict == verdict, (key, v.measured)
         assert v.measured and any(ch.isdigit() for ch in v.measured), key
+        assert v.quote and v.seeds, key
     storage = got["imap-keeps-pop3-delete-removes"].numbers
-    assert (storage["after_imap"], storage["after_pop3_delete"], storage["after_pop3_keep"]) == (10, 0, 10)
-    assert got["pop3-only-after-download"].numbers["top"] < got["pop3-only-after-download"].numbers["retr"] / 10
+    assert (storage["after_imap"], storage["after_pop3_delete"], storage["after_pop3_keep"]) == (20, 0, 20)
+    assert got["pop3-only-after-download"].numbers["top"] < got["pop3-only-after-download"].numbers["retr"] / 2
     assert got["pop3-many-messages"].condition.startswith("only when")
+    for key, names in SHOWN.items():
+        assert set(got[key].thresholds) == names, key
+        for name in names:
+            assert got[key].thresholds[name].startswith(f"{THRESHOLDS[name][0]}: "), (key, name)
+    hf = got["headers-first"]
+    assert hf.seeds == (0, 1, 2) and len(hf.numbers["shares"]) == 3 and "over 3 seeds" in hf.interval
+    assert min(hf.numbers["shares"]) <= hf.numbers["share"] <= max(hf.numbers["shares"])
+    text = format_ledger(ledger)
+    assert "threshold:  header_first_max_share = 0.5: below half" in text and "seeds:      0, 1, 2" in text
+    frame = ledger_frame(ledger)
+    assert {"quote", "measured", "server", "seeds", "interval", "thresholds"} <= set(frame.columns)
+    assert json.loads(frame.set_index("key").loc["headers-first", "thresholds"])["header_first_max_share"]
+
+
+# -- flips: the same claim, another input, another verdict ---------------------------------------------------
+
+def test_many_messages_flips_when_every_message_is_read():
+    """At one message read in ten POP3's download-all moves far more than IMAP's header-first (holds only when
+    everything is read); with every message read the two cost the same (supported)."""
+    few = claim_many_messages(Lab(messages=10), "embedded")
+    everything = claim_many_messages(Lab(messages=10, read_fraction=1.0), "embedded")
+    assert few.verdict == HOLDS_ONLY_WHEN and few.numbers["ratio"] > 1.10
+    assert few.numbers["ratio_all_read"] <= 1.10
+    assert everything.verdict == SUPPORTED and everything.numbers["ratio"] <= 1.10
+    assert everything.numbers["read_fraction"] == 1.0
+
+
+def test_header_first_flips_for_a_mailbox_of_one_small_message():
+    """Seed 1's first message is small, so in a mailbox of that one message its 7 kB header is most of it:
+    listing costs more than half of download-all. Twenty messages of the same seed: far less."""
+    one = claim_headers_first(Lab(messages=1, seed=1), "embedded")
+    twenty = claim_headers_first(Lab(messages=20, seed=1), "embedded")
+    assert one.verdict == CONTRADICTED and one.numbers["share"] >= 0.5
+    assert twenty.verdict == SUPPORTED and twenty.numbers["share"] < 0.5
 
 
 @pytest.mark.dovecot
 @pytest.mark.slow
-def test_dovecot_with_the_rfc1939_lock_refuses_a_second_device(dovecot_usable):
-    v = claim_pop3_one_device(Lab(messages=3), "dovecot", with_lock=True)
-    assert v.numbers["second_login"].startswith("refused") and "IN-USE" in v.numbers["second_login"]
+def test_one_device_flips_with_dovecots_pop3_maildrop_lock(dovecot_usable):
+    """Dovecot as shipped lets a second POP3 session in (contradicted); with pop3_lock_session = yes the second
+    waits and is refused with [IN-USE] (supported)."""
+    lab = Lab(messages=3)
+    shared = claim_pop3_one_device(lab, "dovecot")
+    locked = claim_pop3_one_device(lab, "dovecot", with_lock=True)
+    assert shared.verdict == CONTRADICTED and shared.numbers["second_refused"] is False
+    assert locked.verdict == SUPPORTED and locked.numbers["second_refused"] is True
+    assert locked.numbers["second_login"].startswith("refused") and "IN-USE" in locked.numbers["second_login"]
+    assert locked.server == "dovecot (pop3_lock_session = yes)"
+
+
+def test_each_rule_follows_its_numbers():
+    """The verdict rules alone, on inputs no server here produces (a POP3 that filters, the row as written)."""
+    assert verdict_header_first(0.49) == SUPPORTED and verdict_header_first(0.5) == CONTRADICTED
+    assert verdict_many_messages(1.10, None) == SUPPORTED
+    assert verdict_many_messages(1.5, 1.0) == HOLDS_ONLY_WHEN and verdict_many_messages(1.5, 1.2) == CONTRADICTED
+    assert verdict_one_device(True) == SUPPORTED and verdict_one_device(False) == CONTRADICTED
+    assert verdict_spam_virus([True, True], [True, True]) == NOT_PROTOCOL
+    assert verdict_spam_virus([False, True], [True, True]) == SUPPORTED  # POP3 withheld what IMAP delivered
+    assert verdict_spam_virus([False, False], [False, False]) == NOT_PROTOCOL  # the server filtered both
+    assert verdict_storage_row(0, 10, 10) == SUPPORTED and verdict_storage_row(10, 0, 10) == CONTRADICTED
 
 
 def test_claims_cli_json_is_the_same_ledger():

@@ -103,7 +103,7 @@ def test_serve_prints_how_to_connect_and_stops_on_ctrl_c():
 def test_session_on_a_real_mailbox_and_a_clear_error_for_a_missing_one(tmp_path):
     from mailstudy.corpus import generate, save_eml
 
-    save_eml(generate(4, "fixed-5k", seed=2), tmp_path / "mail")
+    save_eml(generate(4, "fixed-5k", seed=2, headers="minimal"), tmp_path / "mail")
     out = run("session", "--mailbox", str(tmp_path / "mail"), "--messages", "0", "--json")
     assert out.returncode == 0, out.stderr
     row = json.loads(out.stdout)

@@ -15,15 +15,24 @@ Determinism rules kept here (the regression test in ``tests/test_corpus.py`` gua
 - the ``buchner2009`` sampler interpolates in ``decimal`` arithmetic, so no platform's libm can move a size by
   a byte; the ``lognormal`` sampler uses float maths and rounds to whole bytes.
 
-Every generated message is exactly its drawn size (the text body is padded to the byte), uses CRLF line ends
+Header models: ``realistic`` (the default) gives mail as it arrives in a mailbox, with the Received chain, DKIM
+and ARC signatures, Authentication-Results, List-* and X- fields real mail gathers on its way
+(:mod:`mailstudy.corpus.arrival`, which cites the real messages its sizes come from) and varied MIME structures
+(``multipart/alternative``, base64 attachments, a forwarded ``message/rfc822``, RFC 2047 display names);
+``minimal`` is the control with only the author's header (about 310 B), plain text or text and one attachment.
+The author's part of a message (its own header and body) is exactly its drawn size; the realistic model adds
+the arrival fields on top, as MTAs do.
+
+Every generated message's author part is exactly its drawn size (the text body is padded to the byte), uses CRLF line ends
 everywhere including after the last line, has body lines shorter than 78 characters, parses with the stdlib
 ``email`` package without defects, and never has a line starting with ``From `` (so an mbox round trip is
 exact). About one message in three carries body lines starting with ``.`` (including a line that is exactly
 ``.``) so POP3 dot-stuffing is exercised; about one in four has a non-ASCII subject as RFC 2047 encoded words.
-Messages above :data:`MULTIPART_THRESHOLD` bytes are ``multipart/mixed``: a short text part and a base64
-attachment of seeded random bytes.
+Messages above :data:`MULTIPART_THRESHOLD` bytes are ``multipart/mixed``: a short text part (or an alternative)
+and a base64 attachment of seeded random bytes.
 """
 
+from mailstudy.corpus.arrival import HEADER_MODELS
 from mailstudy.corpus.files import load, save_eml
 from mailstudy.corpus.synthetic import (
     DEFAULT_MAX_MAILBOX_BYTES,
@@ -42,4 +51,4 @@ from mailstudy.corpus.synthetic import (
 
 __all__ = ["Corpus", "CorpusError", "Message", "generate", "make_message", "load", "save_eml", "SIZE_PRESETS",
            "MIN_SIZE", "MAX_SIZE", "MULTIPART_THRESHOLD", "estimate_bytes", "check_mailbox_size",
-           "DEFAULT_MAX_MAILBOX_BYTES"]
+           "DEFAULT_MAX_MAILBOX_BYTES", "HEADER_MODELS"]

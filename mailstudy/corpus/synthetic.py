@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import bisect
 import hashlib
+import math
 import random
 import re
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from functools import cached_property
 from statistics import NormalDist
 from typing import Callable, Iterator
 
+from mailstudy.corpus.arrival import HEADER_MODELS, arrival_fields
 from mailstudy.corpus.sections import CRLF, header_of
 from mailstudy.errors import MailstudyError
 
@@ -88,6 +90,7 @@ class Corpus:
     messages: tuple[Message, ...]
     preset: str
     seed: int | None
+    headers: str | None = None  # the header model of a generated corpus; None for mail loaded from disk
 
     def __len__(self) -> int:
         return len(self.messages)
@@ -98,7 +101,7 @@ class Corpus:
     def __getitem__(self, index):
         """An int gives a :class:`Message`; a slice gives a :class:`Corpus` with the same preset and seed."""
         if isinstance(index, slice):
-            return Corpus(self.messages[index], self.preset, self.seed)
+            return Corpus(self.messages[index], self.preset, self.seed, self.headers)
         return self.messages[index]
 
     @property
@@ -116,8 +119,12 @@ class Corpus:
 
 # -- size presets --------------------------------------------------------------------------------------------
 
-#: (size in bytes, share of messages smaller than that size), from J. Buchner (2009); between points the CDF is
-#: linear in log(size). The 900 B floor and the 10 MiB cap are ours (the paper gives no bounds).
+#: (size in bytes, share of messages smaller than that size), from J. Buchner (2009), "Modelling realistic email
+#: traffic: email size distribution": 23.5 % under 2 KiB, 49.2 % under 4 KiB, 67.6 % under 8 KiB, 90.5 % under
+#: 64 KiB, 98.5 % under 1 MiB, and 0.04 % above 2 MiB (the paper's largest point; the 2 MiB point and the paper's
+#: mean of about 52 KiB are as issue 17 quotes the paper: we could not read the paper offline). Between points
+#: the CDF is linear in log(size) (ours). Ours too: the 900 B floor (the CDF starts at 0 there) and the 10 MiB
+#: cap (:data:`MAX_SIZE`) over which the paper's last 0.04 % is spread.
 BUCHNER2009_CDF: tuple[tuple[int, float], ...] = (
     (MIN_SIZE, 0.0),
     (2 * 1024, 0.235),
@@ -125,30 +132,64 @@ BUCHNER2009_CDF: tuple[tuple[int, float], ...] = (
     (8 * 1024, 0.676),
     (64 * 1024, 0.905),
     (1024 * 1024, 0.985),
+    (2 * 1024 * 1024, 0.9996),
     (MAX_SIZE, 1.0),
+)
+#: The paper's figures the preset is tested against (``tests/test_corpus.py``), as issue 17 quotes them.
+BUCHNER2009_MEAN = 52 * 1024
+BUCHNER2009_ABOVE_2MIB = 0.0004
+
+#: (size in bytes, share of messages at most that size): the body sizes (everything after the header block, CRLF
+#: line ends) of the same 1,000 real messages whose headers :mod:`mailstudy.corpus.arrival` measures (the
+#: linux-integrity list archive at commit 90ce6c95, March to July 2026), measured by us: deciles 901 / 1,313 /
+#: 1,671 / 2,181 / 2,705 / 3,527 / 4,213 / 5,712 / 8,827 B, 99th percentile 34,987 B, largest 334,422 B; mean
+#: 5,090 B. Mailing-list mail (patches and their reviews): small bodies, few attachments. Ours: the 900 B floor
+#: (the measured 10 % below 901 B are drawn at 900 B: the generator's author header alone takes about 310 B) and
+#: log-linear interpolation between the measured points.
+LISTS2026_CDF: tuple[tuple[int, float], ...] = (
+    (MIN_SIZE, 0.1), (1313, 0.2), (1671, 0.3), (2181, 0.4), (2705, 0.5), (3527, 0.6), (4213, 0.7), (5712, 0.8),
+    (8827, 0.9), (34987, 0.99), (334422, 1.0),
 )
 
 
-def buchner2009_size(rng: random.Random) -> int:
-    """Whole-message size drawn from the email size distribution of J. Buchner, "Modelling realistic email
-    traffic: email size distribution" (2009): 23.5 % under 2 KiB, 49.2 % under 4 KiB, 67.6 % under 8 KiB,
-    90.5 % under 64 KiB, 98.5 % under 1 MiB.
-
-    Inverse-CDF sampling with one ``rng.random()`` per draw, linear interpolation in log(size) between the
-    points of :data:`BUCHNER2009_CDF`. Our additions: no message below 900 B (the CDF starts at 0 there) and
-    none above 10 MiB (the last 1.5 % spread between 1 MiB and 10 MiB). Interpolation runs in ``decimal``
-    so the result is the same on every platform.
-    """
+def _from_cdf(points: tuple[tuple[int, float], ...], rng: random.Random) -> int:
+    """Inverse-CDF draw (one ``rng.random()``) from ``points`` (size, share), linear in log(size) between points;
+    a draw below the first share gives the first size. Interpolation runs in ``decimal`` so the result is the
+    same on every platform."""
     u = rng.random()
-    cdf = [c for _, c in BUCHNER2009_CDF]
+    cdf = [c for _, c in points]
+    if u < cdf[0]:
+        return points[0][0]
     i = min(max(bisect.bisect_right(cdf, u) - 1, 0), len(cdf) - 2)
-    (s0, c0), (s1, c1) = BUCHNER2009_CDF[i], BUCHNER2009_CDF[i + 1]
+    (s0, c0), (s1, c1) = points[i], points[i + 1]
     with localcontext() as ctx:
         ctx.prec = 40
         frac = (Decimal(u) - Decimal(c0)) / (Decimal(c1) - Decimal(c0))
         ln0, ln1 = Decimal(s0).ln(), Decimal(s1).ln()
         size = int((ln0 + frac * (ln1 - ln0)).exp().to_integral_value())
     return min(max(size, MIN_SIZE), MAX_SIZE)
+
+
+def cdf_mean(points: tuple[tuple[int, float], ...]) -> float:
+    """The exact mean of :func:`_from_cdf`'s distribution (before rounding to whole bytes): a share below the
+    first point sits at the first size; between points the size is log-uniform, whose mean is
+    ``(s1 - s0) / ln(s1 / s0)``."""
+    total = points[0][0] * points[0][1]
+    for (s0, c0), (s1, c1) in zip(points, points[1:]):
+        total += (c1 - c0) * (s1 - s0) / math.log(s1 / s0)
+    return total
+
+
+def buchner2009_size(rng: random.Random) -> int:
+    """Whole-message size drawn from the email size distribution of J. Buchner (2009) through every point of
+    :data:`BUCHNER2009_CDF` (which says what is the paper's and what is ours)."""
+    return _from_cdf(BUCHNER2009_CDF, rng)
+
+
+def lists2026_size(rng: random.Random) -> int:
+    """Message size drawn from the body sizes of real mailing-list mail (:data:`LISTS2026_CDF`): a second,
+    independent measurement beside ``buchner2009``, for a sensitivity check."""
+    return _from_cdf(LISTS2026_CDF, rng)
 
 
 def fixed_5k_size(rng: random.Random) -> int:
@@ -173,6 +214,7 @@ def lognormal_size(rng: random.Random, mu: float = 8.5, sigma: float = 1.2) -> i
 
 SIZE_PRESETS: dict[str, Callable[[random.Random], int]] = {
     "buchner2009": buchner2009_size,
+    "lists2026": lists2026_size,
     "fixed-5k": fixed_5k_size,
     "lognormal": lognormal_size,
 }
@@ -292,8 +334,16 @@ def _b64_lines(data: bytes) -> bytes:
     return b"".join(enc[i:i + 76] + CRLF for i in range(0, len(enc), 76))
 
 
-def make_message(seed: int, index: int, size: int) -> Message:
-    """Message ``index`` of the corpus with ``seed``, exactly ``size`` bytes long."""
+def make_message(seed: int, index: int, size: int, headers: str = "realistic") -> Message:
+    """Message ``index`` of the corpus with ``seed``.
+
+    ``headers="minimal"`` (the control): the author's header only, the message exactly ``size`` bytes; plain text
+    up to :data:`MULTIPART_THRESHOLD`, above it ``multipart/mixed`` with a base64 attachment.
+    ``headers="realistic"`` (the default): the same author's header and a body of varied MIME structure
+    (:func:`_varied_body`), together exactly ``size`` bytes, with the fields the message gathers on its way
+    (:func:`mailstudy.corpus.arrival.arrival_fields`) above them: ``size`` plus those fields' length.
+    """
+    _check_headers(headers)
     rng = random.Random(f"mailstudy-corpus/{seed}/{index}")
     first, last = rng.choice(_NAMES)
     sender = f"{first} {last} <{first.lower()}.{last.lower()}@{rng.choice(_DOMAINS)}>"
@@ -307,9 +357,19 @@ def make_message(seed: int, index: int, size: int) -> Message:
     msgid = f"<{seed}-{index}.{rng.getrandbits(64):016x}@mailstudy.invalid>"
     dots = rng.random() < DOT_FRACTION
     greeting = f"Hi Alice, this is {first}."
+    if headers == "realistic":
+        mrng = random.Random(f"mailstudy-corpus/{seed}/{index}/mime")
+        if mrng.random() < NON_ASCII_NAME_FRACTION:
+            name = mrng.choice(_NON_ASCII_NAMES)
+            sender = f"{_encode_subject(name)}\r\n <{first.lower()}.{last.lower()}@{mrng.choice(_DOMAINS)}>"
     head = [f"From: {sender}", f"To: {_TO}", f"Subject: {subject}", f"Date: {_format_date(when)}",
             f"Message-ID: {msgid}", "MIME-Version: 1.0"]
 
+    if headers == "realistic":
+        raw = _varied_body(rng, mrng, seed, index, size, head, greeting, dots)
+        if len(raw) != size:  # a bug, not bad input: the padding arithmetic must be exact
+            raise AssertionError(f"message {index} is {len(raw)} bytes, wanted {size}")
+        return Message(arrival_fields(seed, index) + raw)
     if size <= MULTIPART_THRESHOLD:
         head += ["Content-Type: text/plain; charset=us-ascii", "Content-Transfer-Encoding: 7bit"]
         header = ("\r\n".join(head) + "\r\n\r\n").encode("ascii")
@@ -328,14 +388,82 @@ def make_message(seed: int, index: int, size: int) -> Message:
         closing = f"--{boundary}--\r\n".encode("ascii")
         text_target = rng.randint(600, 4000)
         budget = size - len(header) - len(preamble) - len(text_head) - len(att_head) - len(closing) - text_target
-        m = max(0, budget * 57 // 78 - 64)  # a little under the ideal, then step up to the largest that fits
-        while _b64_len(m + 1) <= budget:
-            m += 1
+        m = _fit_b64(budget)
         text = _text(rng, text_target + budget - _b64_len(m), greeting, dots)
         raw = header + preamble + text_head + text + att_head + _b64_lines(rng.randbytes(m)) + closing
     if len(raw) != size:  # a bug, not bad input: the padding arithmetic above must be exact
         raise AssertionError(f"message {index} is {len(raw)} bytes, wanted {size}")
     return Message(raw)
+
+
+def _fit_b64(budget: int) -> int:
+    """The most raw bytes whose base64 lines (:func:`_b64_len`) fit in ``budget`` bytes."""
+    m = max(0, budget * 57 // 78 - 64)  # a little under the ideal, then step up to the largest that fits
+    while _b64_len(m + 1) <= budget:
+        m += 1
+    return m
+
+
+#: Realistic bodies (ours, no source: a spread so that BODYSTRUCTURE and partial fetches meet real structures):
+#: below :data:`MULTIPART_THRESHOLD`, a share of ``multipart/alternative`` (text and HTML); above it,
+#: ``multipart/mixed`` with a base64 attachment, its first part plain text or an alternative, and a share
+#: forwarding a whole message as ``message/rfc822``.
+ALTERNATIVE_FRACTION = 0.35
+FORWARD_FRACTION = 0.15
+NON_ASCII_NAME_FRACTION = 0.15
+_NON_ASCII_NAMES = ("Renée Müller", "José Núñez", "Zoë Ødegård", "Jürgen Weiß", "Łukasz Żółw", "Søren Åberg",
+                    "Ирина Петрова", "田中 花子")
+_TEXT_PART = "Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\n\r\n"
+_HTML_PART = "Content-Type: text/html; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\n\r\n"
+
+
+def _alternative(rng: random.Random, boundary: str, nbytes: int, greeting: str, dots: bool) -> bytes:
+    """A ``multipart/alternative`` body (text, then the same words as HTML) of exactly ``nbytes`` bytes."""
+    frame = (f"--{boundary}\r\n{_TEXT_PART}", f"--{boundary}\r\n{_HTML_PART}", f"--{boundary}--\r\n")
+    wrap = ("<html><body>\r\n", "</body></html>\r\n")
+    inner = nbytes - sum(len(x) for x in frame) - sum(len(x) for x in wrap)
+    html_inner = inner * 11 // 20
+    text = _text(rng, inner - html_inner, greeting, dots)
+    html = wrap[0].encode() + _text(rng, html_inner, f"<p>{greeting}</p>", False) + wrap[1].encode()
+    return frame[0].encode() + text + frame[1].encode() + html + frame[2].encode()
+
+
+def _varied_body(rng: random.Random, mrng: random.Random, seed: int, index: int, size: int, head: list[str],
+                 greeting: str, dots: bool) -> bytes:
+    """The author's header ``head`` with its MIME fields and a body of varied structure: exactly ``size`` bytes."""
+    outer = f"=_mailstudy_{rng.getrandbits(64):016x}"
+    inner = f"=_alt_{rng.getrandbits(64):016x}"
+    if size <= MULTIPART_THRESHOLD:
+        if size >= 2500 and mrng.random() < ALTERNATIVE_FRACTION:
+            header = ("\r\n".join(head + [f'Content-Type: multipart/alternative; boundary="{outer}"'])
+                      + "\r\n\r\n").encode("ascii")
+            return header + _alternative(rng, outer, size - len(header), greeting, dots)
+        header = ("\r\n".join(head + ["Content-Type: text/plain; charset=us-ascii",
+                                      "Content-Transfer-Encoding: 7bit"]) + "\r\n\r\n").encode("ascii")
+        return header + _text(rng, size - len(header), greeting, dots)
+    header = ("\r\n".join(head + [f'Content-Type: multipart/mixed; boundary="{outer}"']) + "\r\n\r\n").encode()
+    preamble = b"This is a multi-part message in MIME format.\r\n"
+    alt = mrng.random() < ALTERNATIVE_FRACTION
+    first_head = (f"--{outer}\r\nContent-Type: multipart/alternative; boundary=\"{inner}\"\r\n\r\n" if alt
+                  else f"--{outer}\r\n{_TEXT_PART}").encode("ascii")
+    middle = b""
+    if mrng.random() < FORWARD_FRACTION:
+        forwarded = make_message(seed, 1_000_000 + index, mrng.randint(1200, 4000), "minimal").raw
+        middle = (f"--{outer}\r\nContent-Type: message/rfc822\r\nContent-Disposition: inline\r\n\r\n").encode() \
+            + forwarded
+    name = f"attachment-{index}.{mrng.choice(('pdf', 'png', 'zip', 'doc'))}"
+    kind = {"pdf": "application/pdf", "png": "image/png", "zip": "application/zip",
+            "doc": "application/msword"}[name.rsplit(".", 1)[1]]
+    att_head = (f"--{outer}\r\nContent-Type: {kind};\r\n name=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n"
+                f"Content-Disposition: attachment; filename=\"{name}\"\r\n\r\n").encode("ascii")
+    closing = f"--{outer}--\r\n".encode("ascii")
+    first_target = rng.randint(2600, 6000) if alt else rng.randint(600, 4000)
+    budget = size - len(header) - len(preamble) - len(first_head) - len(middle) - len(att_head) - len(closing) \
+        - first_target
+    m = _fit_b64(budget)
+    first_len = first_target + budget - _b64_len(m)
+    first = _alternative(rng, inner, first_len, greeting, dots) if alt else _text(rng, first_len, greeting, dots)
+    return header + preamble + first_head + first + middle + att_head + _b64_lines(rng.randbytes(m)) + closing
 
 
 #: Draws an estimate looks at: the first ones of the real sequence, so a small mailbox is estimated exactly.
@@ -345,20 +473,29 @@ ESTIMATE_DRAWS = 2000
 DEFAULT_MAX_MAILBOX_BYTES = 2 << 30
 
 
-def estimate_bytes(n: int, sizes: str = "buchner2009", seed: int = 0) -> int:
-    """The size of ``generate(n, sizes, seed)`` without building it: exact up to :data:`ESTIMATE_DRAWS`
-    messages, else the mean of that many draws times ``n``."""
+def _check_headers(headers: str) -> None:
+    if headers not in HEADER_MODELS:
+        raise CorpusError(f"unknown header model {headers!r}; choose one of {', '.join(HEADER_MODELS)}")
+
+
+def estimate_bytes(n: int, sizes: str = "buchner2009", seed: int = 0, headers: str = "realistic") -> int:
+    """The size of ``generate(n, sizes, seed, headers=headers)`` without building it: exact up to
+    :data:`ESTIMATE_DRAWS` messages, else the mean of that many messages times ``n``."""
     if sizes not in SIZE_PRESETS:
         raise CorpusError(f"unknown size preset {sizes!r}; choose one of {', '.join(sorted(SIZE_PRESETS))}")
+    _check_headers(headers)
     rng = random.Random(seed)
     k = min(n, ESTIMATE_DRAWS)
     drawn = sum(SIZE_PRESETS[sizes](rng) for _ in range(k))
+    if headers == "realistic":
+        drawn += sum(len(arrival_fields(seed, i)) for i in range(k))
     return drawn if k == n else round(drawn / k * n)
 
 
-def check_mailbox_size(n: int, sizes: str, seed: int, limit: int = DEFAULT_MAX_MAILBOX_BYTES) -> int:
+def check_mailbox_size(n: int, sizes: str, seed: int, limit: int = DEFAULT_MAX_MAILBOX_BYTES,
+                       headers: str = "realistic") -> int:
     """Refuse (CorpusError) a generated mailbox estimated above ``limit`` bytes; returns the estimate."""
-    est = estimate_bytes(n, sizes, seed)
+    est = estimate_bytes(n, sizes, seed, headers)
     if est > limit:
         raise CorpusError(f"{n:,} messages of {sizes} would make a mailbox of about {est / 1e9:,.1f} GB, above "
                           f"the limit of {limit / 1e9:,.1f} GB (memory needs a few times that); use fewer "
@@ -371,10 +508,13 @@ def _no_bar(items, total: int, desc: str):
 
 
 def generate(n: int, sizes: str = "buchner2009", seed: int = 0, *, lognormal_mu: float = 8.5,
-             lognormal_sigma: float = 1.2, progress=_no_bar) -> Corpus:
+             lognormal_sigma: float = 1.2, progress=_no_bar, headers: str = "realistic") -> Corpus:
     """A synthetic mailbox of ``n`` messages, the same bytes for the same arguments on every machine.
 
     ``sizes`` names a :data:`SIZE_PRESETS` entry; ``lognormal_mu``/``lognormal_sigma`` apply to ``lognormal``.
+    ``headers`` names a header model (:data:`mailstudy.corpus.arrival.HEADER_MODELS`): ``realistic`` (the
+    default: mail as it arrives, with the fields it gathers on its way and varied MIME structures) or
+    ``minimal`` (the control: the author's header only, plain text or text and one attachment).
     ``progress(items, total, desc)`` may wrap the message loop in a progress bar (the command line passes tqdm).
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
@@ -383,6 +523,7 @@ def generate(n: int, sizes: str = "buchner2009", seed: int = 0, *, lognormal_mu:
         raise CorpusError(f"seed must be an int, got {seed!r}")
     if sizes not in SIZE_PRESETS:
         raise CorpusError(f"unknown size preset {sizes!r}; choose one of {', '.join(sorted(SIZE_PRESETS))}")
+    _check_headers(headers)
     if sizes == "lognormal":
         if not lognormal_sigma >= 0:
             raise CorpusError(f"lognormal_sigma must be >= 0, got {lognormal_sigma!r}")
@@ -392,4 +533,4 @@ def generate(n: int, sizes: str = "buchner2009", seed: int = 0, *, lognormal_mu:
     size_rng = random.Random(seed)
     targets = [sampler(size_rng) for _ in range(n)]
     made = progress(enumerate(targets), n, "generating mail")
-    return Corpus(tuple(make_message(seed, i, t) for i, t in made), sizes, seed)
+    return Corpus(tuple(make_message(seed, i, t, headers) for i, t in made), sizes, seed, headers)

@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 
 from mailstudy import __version__
-from mailstudy.corpus import SIZE_PRESETS, Corpus, generate, load
+from mailstudy.corpus import HEADER_MODELS, SIZE_PRESETS, Corpus, generate, load
 from mailstudy.link import Link, Profile, get_profile
 from mailstudy.live.access import Known, SessionSpec, run_session
 from mailstudy.live.devices import Device
@@ -56,6 +56,7 @@ class Experiment:
     sizes: str = "buchner2009"
     seed: int = 0
     read_fraction: float = 0.0
+    headers: str = "realistic"  # the corpus's header model: realistic (mail as it arrives) or the minimal control
     batch: bool = True
     pipelining: bool = False
     repeats: int = 1
@@ -69,6 +70,8 @@ class Experiment:
             raise ValueError(f"messages must be >= 0, not {self.messages}")
         if self.mailbox is None and self.sizes not in SIZE_PRESETS:
             raise ValueError(f"unknown size preset {self.sizes!r}; choose one of {sorted(SIZE_PRESETS)}")
+        if self.headers not in HEADER_MODELS:
+            raise ValueError(f"unknown header model {self.headers!r}; choose one of {list(HEADER_MODELS)}")
         if self.repeats < 1:
             raise ValueError(f"repeats must be >= 1, not {self.repeats}")
         if isinstance(self.profile, dict):  # a cached row or from_dict gives the custom profile's fields
@@ -84,8 +87,8 @@ class Experiment:
         (all of them when ``messages`` is 0). ``progress`` may wrap the generation (see :func:`generate`)."""
         if self.mailbox is None:
             if progress is None:
-                return generate(self.messages, self.sizes, self.seed)
-            return generate(self.messages, self.sizes, self.seed, progress=progress)
+                return generate(self.messages, self.sizes, self.seed, headers=self.headers)
+            return generate(self.messages, self.sizes, self.seed, progress=progress, headers=self.headers)
         loaded = load(self.mailbox)
         return loaded[: self.messages] if self.messages else loaded
 
