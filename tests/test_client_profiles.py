@@ -14,6 +14,7 @@ from mailstudy.live.client_profiles import (
     Account,
     Catalog,
     get_profile,
+    profile_table,
     split_uid_sets,
     uid_set,
 )
@@ -136,10 +137,24 @@ def test_pop3_profiles(server_kind, client, first_verbs):
         assert all(c.endswith(" 0") for c in commands(first) if c.startswith("TOP"))
 
 
-def test_every_profile_cites_its_source():
+def test_every_profile_is_a_frozen_value_whose_behaviours_cite_their_source():
+    import dataclasses
+
+    cited = re.compile(r"\.(cpp|js|kt|java|c|mjs|conf)\b|RFC \d+")
     for name in CLIENTS:
-        doc = get_profile(name).__doc__ or ""
-        assert re.search(r"\.(cpp|js|kt|java|c|mjs|conf)\b|RFC \d+", doc), name
+        profile = get_profile(name)
+        assert dataclasses.is_dataclass(profile) and profile.__dataclass_params__.frozen
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            profile.poll_s = 1.0
+    rows = profile_table()
+    assert {r["client"] for r in rows} == set(CLIENTS)
+    for r in rows:
+        assert r["source"], r
+        assert not r["source"].startswith("/"), r  # a file in the client's repository, never a path here
+    # the values that say what the client does cite the client's source (ours: only where labelled so)
+    for r in rows:
+        if r["field"] in ("listing", "header_fields", "bodies", "delete", "capa", "poll_s"):
+            assert cited.search(r["source"]) or r["source"].startswith("ours:"), r
 
 
 def test_uid_sets_are_compact_and_split_as_thunderbird_splits_them():
