@@ -141,7 +141,8 @@ class FleetRun:
         elif idx not in self.idle:
             to_read = set() if final else set(self.state.pending[idx])
             profile, device = self.state.profiles[idx], self.state.devices[idx]
-            out = self.guarded(t, idx, lambda: profile.run(self.account, device, to_read, condstore=self.spec.condstore))
+            out = self.guarded(t, idx, lambda: profile.run(self.account, device, to_read,
+                                                           condstore=self.spec.condstore))
             self.take(t, idx, out)
             self.session_row(t, idx, out, final)
 

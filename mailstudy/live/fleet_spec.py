@@ -17,7 +17,8 @@ from mailstudy.corpus import Corpus, generate
 from mailstudy.errors import MailstudyError
 from mailstudy.live.client_profiles import get_profile
 from mailstudy.live.network_time import LOOPBACK, check_profile
-from mailstudy.live.values import ParameterValueError, check_fraction, check_positive, check_sizes
+from mailstudy.live.params import SessionParams
+from mailstudy.live.values import ParameterValueError, check_positive
 
 DAY_S = 86400.0
 
@@ -50,12 +51,24 @@ class FleetSpec:
         if isinstance(self.clients, (str, list)):
             object.__setattr__(self, "clients", (self.clients,) if isinstance(self.clients, str)
                                else tuple(self.clients))
+        self._check_sizes_of_things()
+        for c in self.clients:  # each device's session values (client, corpus, read fraction): the one rule each
+            SessionParams(workload=c, messages=self.start_messages, sizes=self.sizes, seed=self.seed,
+                          read_fraction=self.read_fraction)
+        for i in range(min(self.devices, len(self.clients))):  # device i and i + len(clients) poll alike
+            poll = check_positive("the poll interval", self.poll_of(i), "s")
+            if poll > self.hours * 3600:
+                raise ParameterValueError(f"poll interval {poll:g} s of device {i} ({self.client_of(i)}) is longer "
+                                          f"than the period ({self.hours:g} h)")
+        self._check_loss()
+        check_profile(self.profile)
+
+    def _check_sizes_of_things(self) -> None:
+        """Devices, clients, hours, arrival rate and starting mailbox: whole or finite numbers in range."""
         if isinstance(self.devices, bool) or not isinstance(self.devices, int) or self.devices < 1:
             raise ParameterValueError(f"a fleet needs at least one device, not {self.devices}")
         if not self.clients:
             raise ParameterValueError("a fleet needs at least one client profile")
-        for c in self.clients:
-            get_profile(c)
         check_positive("hours", self.hours, "h")
         if isinstance(self.rate, bool) or not isinstance(self.rate, (int, float)) or not math.isfinite(self.rate) \
                 or self.rate < 0:
@@ -63,19 +76,15 @@ class FleetSpec:
         if isinstance(self.start_messages, bool) or not isinstance(self.start_messages, int) \
                 or self.start_messages < 0:
             raise ParameterValueError(f"start_messages must be >= 0, not {self.start_messages}")
-        check_sizes(self.sizes)
-        check_fraction("read_fraction", self.read_fraction)
-        for i in range(self.devices):
-            poll = check_positive("the poll interval", self.poll_of(i), "s")
-            if poll > self.hours * 3600:
-                raise ParameterValueError(f"poll interval {poll:g} s of device {i} ({self.client_of(i)}) is longer than "
-                                 f"the period ({self.hours:g} h)")
-        if self.lose_device is not None:
-            if not 0 <= self.lose_device < self.devices:
-                raise ParameterValueError(f"lose_device must name one of the {self.devices} devices (0..{self.devices - 1})")
-            if self.lose_at_h is None or not 0 <= self.lose_at_h <= self.hours:
-                raise ParameterValueError(f"lose_at_h must be within the period (0..{self.hours:g} h)")
-        check_profile(self.profile)
+
+    def _check_loss(self) -> None:
+        if self.lose_device is None:
+            return
+        if not 0 <= self.lose_device < self.devices:
+            raise ParameterValueError(f"lose_device must name one of the {self.devices} devices "
+                                      f"(0..{self.devices - 1})")
+        if self.lose_at_h is None or not 0 <= self.lose_at_h <= self.hours:
+            raise ParameterValueError(f"lose_at_h must be within the period (0..{self.hours:g} h)")
 
     def client_of(self, i: int) -> str:
         return self.clients[i % len(self.clients)]

@@ -42,10 +42,8 @@ class SessionParams:
 
     def __post_init__(self) -> None:
         check_choice("server", self.server, SERVER_KINDS)
-        if self.workload not in STRATEGIES + CLIENTS:
-            raise ParameterValueError(f"unknown workload {self.workload!r}: a strategy ({', '.join(STRATEGIES)}) or "
-                                      f"a client profile ({', '.join(CLIENTS)})")
-        if self.is_client:
+        if self.workload not in STRATEGIES:
+            get_profile(self.workload)  # not a strategy: it must name a client profile (its one message)
             object.__setattr__(self, "protocol", self.client().protocol)
         check_count("messages", self.messages)
         if self.mailbox is None:
