@@ -13,7 +13,7 @@ from mailstudy.live.client_profiles import (
     CLIENTS,
     Account,
     Catalog,
-    get_profile,
+    get_client,
     profile_table,
     split_uid_sets,
     uid_set,
@@ -59,7 +59,7 @@ def test_thunderbird_online_opens_with_body_and_chunks_above_98304_bytes(start_s
                       server.account.password, Catalog(raws))
     device = Device()
     shas = [Catalog(raws).check_message(r, "x") for r in raws]
-    out = get_profile("thunderbird-online").run(account, device, set(shas))
+    out = get_client("thunderbird-online").run(account, device, set(shas))
     cmds = commands(out)
     assert "UID FETCH 1 (UID RFC822.SIZE BODY[])" in cmds
     assert [c for c in cmds if "BODY[]<" in c] == [
@@ -68,7 +68,7 @@ def test_thunderbird_online_opens_with_body_and_chunks_above_98304_bytes(start_s
     assert set(device.store) == set(shas) and device.seen == set(shas)
     # and the server now has \Seen on both (BODY[] sets it): a second device learns it by the flag sync
     other = Device()
-    get_profile("thunderbird-online").run(account, other, set())
+    get_client("thunderbird-online").run(account, other, set())
     assert other.seen == set(shas) and not other.store
 
 
@@ -89,7 +89,7 @@ def test_k9_fetches_a_large_body_only_up_to_131072_bytes(start_server):
     account = Account(server.host, server.imap_port, server.pop3_port, server.account.user,
                       server.account.password, Catalog(raws))
     device = Device()
-    out = get_profile("k9").run(account, device, set())
+    out = get_client("k9").run(account, device, set())
     assert "UID FETCH 1 (UID BODY.PEEK[]<0.131072>)" in commands(out)
     assert out.partial_bodies == 1 and not device.store and len(device.partial) == 1
     assert 131072 < out.result.metrics["bytes_down"] < 140000
@@ -142,7 +142,7 @@ def test_every_profile_is_a_frozen_value_whose_behaviours_cite_their_source():
 
     cited = re.compile(r"\.(cpp|js|kt|java|c|mjs|conf)\b|RFC \d+")
     for name in CLIENTS:
-        profile = get_profile(name)
+        profile = get_client(name)
         assert dataclasses.is_dataclass(profile) and profile.__dataclass_params__.frozen
         with pytest.raises(dataclasses.FrozenInstanceError):
             profile.poll_s = 1.0

@@ -26,6 +26,9 @@ against the start of the delivered message.
 
 Pipelining: POP3 sends the TOP/RETR/DELE runs as one flight when the server advertises PIPELINING; IMAP keeps
 ``window`` tags in flight for per-message FETCHes.
+
+Each strategy is a :class:`Strategy`, a workload of the one session engine (:mod:`mailstudy.live.engine`), which
+connects, logs in, selects, checks, logs out and measures for it as it does for the client profiles.
 """
 
 from __future__ import annotations

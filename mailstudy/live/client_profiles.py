@@ -25,7 +25,7 @@ from mailstudy.live.pop3_sync import play_pop3
 from mailstudy.live.trace import Trace
 from mailstudy.live.values import ParameterValueError
 
-__all__ = ["CLIENTS", "PROFILES", "Account", "Catalog", "ImapProfile", "Pop3Profile", "SyncOutcome", "get_profile",
+__all__ = ["CLIENTS", "PROFILES", "Account", "Catalog", "ImapProfile", "Pop3Profile", "SyncOutcome", "get_client",
            "profile_table", "split_uid_sets", "uid_set"]
 
 TB = "thunderbird-desktop mailnews/imap/src/nsImapProtocol.cpp"
@@ -224,12 +224,17 @@ CLIENTS = tuple(PROFILES)
 _NOT_BEHAVIOUR = ("name", "summary", "sources", "protocol")
 
 
-def get_profile(name: str) -> _Profile:
-    """The client profile called ``name``; a ValueError naming the known ones otherwise."""
+def get_client(name: str) -> _Profile:
+    """The client profile called ``name``; a ValueError naming the known ones otherwise. (``get_profile`` is the
+    network profile's, :func:`mailstudy.link.get_profile`.)"""
     try:
         return PROFILES[name]
     except (KeyError, TypeError):
         raise ParameterValueError(f"unknown client profile {name!r}; choose one of {', '.join(CLIENTS)}") from None
+
+
+#: The name callers used before a client profile and a network profile had getters of their own names.
+get_profile = get_client
 
 
 def profile_table() -> list[dict]:

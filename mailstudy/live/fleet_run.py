@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from mailstudy.link import Profile
-from mailstudy.live.client_profiles import Account, Catalog, get_profile
+from mailstudy.live.client_profiles import Account, Catalog, get_client
 from mailstudy.live.devices import Device
 from mailstudy.live.engine import SyncOutcome
 from mailstudy.live.fleet_spec import FleetError, FleetSpec, Plan
@@ -73,7 +73,7 @@ class FleetRun:
         n = spec.devices
         self.state = FleetState(
             devices=[Device(name=f"device-{i}", keep_bytes=False) for i in range(n)],  # bytes were checked
-            profiles=[get_profile(spec.client_of(i)) for i in range(n)],
+            profiles=[get_client(spec.client_of(i)) for i in range(n)],
             arrived_at={self.sha_of[k]: 0.0 for k in range(plan.start)},
             pending=[set() for _ in range(n)], first_shown=[{} for _ in range(n)])
         self.idle = {i for i in range(n) if spec.idle and self.state.profiles[i].idle}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from mailstudy.corpus import Corpus, generate
 from mailstudy.errors import MailstudyError
-from mailstudy.live.client_profiles import get_profile
+from mailstudy.live.client_profiles import get_client
 from mailstudy.live.network_time import LOOPBACK, check_profile
 from mailstudy.live.params import SessionParams
 from mailstudy.live.values import ParameterValueError, check_positive
@@ -90,7 +90,7 @@ class FleetSpec:
         return self.clients[i % len(self.clients)]
 
     def poll_of(self, i: int) -> float:
-        return float(self.poll_s if self.poll_s is not None else get_profile(self.client_of(i)).poll_s)
+        return float(self.poll_s if self.poll_s is not None else get_client(self.client_of(i)).poll_s)
 
     @property
     def period_s(self) -> float:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from mailstudy.link.profiles import Profile, get_profile as link_profile
 from mailstudy.live.access import SessionSpec
-from mailstudy.live.client_profiles import CLIENTS, get_profile
+from mailstudy.live.client_profiles import CLIENTS, get_client
 from mailstudy.live.values import STRATEGIES, ParameterValueError, check_choice, check_count, check_sizes
 from mailstudy.servers import SERVER_KINDS
 
@@ -43,7 +43,7 @@ class SessionParams:
     def __post_init__(self) -> None:
         check_choice("server", self.server, SERVER_KINDS)
         if self.workload not in STRATEGIES:
-            get_profile(self.workload)  # not a strategy: it must name a client profile (its one message)
+            get_client(self.workload)  # not a strategy: it must name a client profile (its one message)
             object.__setattr__(self, "protocol", self.client().protocol)
         check_count("messages", self.messages)
         if self.mailbox is None:
@@ -60,7 +60,7 @@ class SessionParams:
 
     def client(self):
         """The client profile this session runs (only when the workload names one)."""
-        return get_profile(self.workload)
+        return get_client(self.workload)
 
     def spec(self) -> SessionSpec:
         """The strategy's parameters (a client profile's sessions use its protocol and the read draw)."""
