@@ -107,7 +107,7 @@ def run_session(host: str, imap_port: int, pop3_port: int, user: str, password: 
     """
     account = Account(host, imap_port, pop3_port, user, password, known, timeout)
     session = Session(account, device or Device(), Trace())
-    return run_workload(Strategy(spec), session, spec)
+    return run_workload(Strategy(spec), session)
 
 
 @dataclass(frozen=True)

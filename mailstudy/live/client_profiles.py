@@ -64,7 +64,7 @@ class _Profile:
         """One poll: connect, log in, sync, open what the user reads here, log out; what it cost and changed."""
         outcome = SyncOutcome(client=self.name)
         session = Session(account, device, Trace(), set(to_read), outcome=outcome)
-        outcome.result = run_workload(self, session, self.spec, **self.connection_options(condstore))
+        outcome.result = run_workload(self, session, **self.connection_options(condstore))
         return outcome
 
 

@@ -4,9 +4,10 @@ Why: every measured session, an abstract strategy (:mod:`mailstudy.live.access`)
 (:mod:`mailstudy.live.client_profiles`), does the same things around its own commands: connect through a traced
 socket, log in, select INBOX, check every downloaded byte against what was delivered, log out, and turn the trace
 into metrics with the one sans-IO parser and the one metrics definition the pcap analysis uses too. They live
-here once. A workload is anything with a ``protocol`` (``"imap"`` or ``"pop3"``) and a ``play(conn, session)``
-method; :func:`run_workload` runs it: it opens an :class:`ImapConnection` or a :class:`Pop3Connection`, hands it
-to the workload, closes it (LOGOUT/QUIT when the workload finished, a plain close when it failed) and measures.
+here once. A workload is anything with a ``name``, a ``protocol`` (``"imap"`` or ``"pop3"``), a ``spec`` and a
+``play(conn, session)`` method; :func:`run_workload` runs it: it opens an :class:`ImapConnection` or a
+:class:`Pop3Connection`, hands it to the workload, closes it (LOGOUT/QUIT when the workload finished, a plain
+close when it failed) and measures.
 
 FETCH responses are read by protocol/imap's one response reader (:mod:`mailstudy.protocol.imap_response`):
 imaplib's FETCH data is put back into the response text the server sent and parsed there, so a UID after a
@@ -393,9 +394,12 @@ def guarded(conn, work):
         raise failed(conn.who, "imap" if isinstance(conn, ImapConnection) else "pop3", conn.account, exc) from exc
 
 
-def run_workload(workload, session: Session, spec, **options) -> SessionResult:
+def run_workload(workload, session: Session, **options) -> SessionResult:
     """Run ``workload`` over one traced connection and measure it: connect, log in (and SELECT INBOX), let the
-    workload play, end with LOGOUT/QUIT (or a plain close when it failed), and compute the metrics."""
+    workload play, end with LOGOUT/QUIT (or a plain close when it failed), and compute the metrics.
+
+    A workload has a ``name``, a ``protocol``, a ``spec`` (what its result row reports) and ``play(conn,
+    session)``; ``options`` go to the connection (``condstore`` for IMAP, ``capa`` for POP3)."""
     conn = open_connection(workload.protocol, session.account, session.trace, workload.name, **options)
     ended = False
     try:
@@ -405,7 +409,7 @@ def run_workload(workload, session: Session, spec, **options) -> SessionResult:
     finally:
         if not ended:
             conn.abort()
-    return measure(spec, session.trace, conn.n, headers_fetched=session.headers, bodies_fetched=session.bodies,
+    return measure(workload.spec, session.trace, conn.n, headers_fetched=session.headers, bodies_fetched=session.bodies,
                    **session.counts)
 
 
