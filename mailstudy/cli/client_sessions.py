@@ -37,8 +37,13 @@ def show_client_sessions(args) -> int:
     for attr, flag, default in NOT_FOR_CLIENTS:
         if getattr(args, attr, default) != default:
             return fail(f"{flag} does not apply to --client (a client profile sends what its client sends)")
+    from mailstudy.corpus import DEFAULT_MAX_MAILBOX_BYTES, check_mailbox_size
+
     try:
-        phases = client_sessions(client_params(args))
+        params = client_params(args)
+        check_mailbox_size(params.messages, params.sizes, params.seed,
+                           args.max_mailbox_gb or DEFAULT_MAX_MAILBOX_BYTES)  # as plain ``session`` does
+        phases = client_sessions(params)
     except ValueError as exc:
         return fail(str(exc))
     if args.json:
