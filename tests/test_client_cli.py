@@ -44,6 +44,8 @@ def test_a_bad_read_fraction_gets_the_same_line_with_and_without_a_client(value)
 
 def test_an_option_a_client_profile_cannot_use_is_refused(tmp_path):
     one_line_error(run("session", "--client", "k9", "--capture", tmp_path / "x.pcap"), "--capture does not apply")
+    one_line_error(run("session", "--client", "k9", "--profile", "4g"), "--profile does not apply")
+    one_line_error(run("session", "--client", "k9", "--rtt", "80ms"), "--rtt does not apply")
     one_line_error(run("session", "--client", "nope"), "unknown client profile 'nope'")
     one_line_error(run("session", "--client", "k9", "--messages", "5000000"), "would make a mailbox of about")
     assert not (tmp_path / "x.pcap").exists()

@@ -13,10 +13,16 @@ import json
 
 from mailstudy.cli.errors import fail
 
-#: Options of ``session`` that mean nothing for a client profile: (attribute, flag, its default).
-NOT_FOR_CLIENTS = (("capture", "--capture", None), ("pop3_mode", "--pop3-mode", None),
-                   ("per_message", "--per-message", False), ("pipelining", "--pipelining", False),
-                   ("preview", "--preview", 0), ("mailbox", "--mailbox", None))
+_OWN = "a client profile sends what its client sends"
+_LOOPBACK = "client sessions run on loopback (`fleet --profile` models a network for client profiles)"
+#: Options of ``session`` that mean nothing for a client profile: (attribute, flag, its default, why).
+NOT_FOR_CLIENTS = (("capture", "--capture", None, "no pcap is made of client sessions"),
+                   ("pop3_mode", "--pop3-mode", None, _OWN), ("per_message", "--per-message", False, _OWN),
+                   ("pipelining", "--pipelining", False, _OWN), ("preview", "--preview", 0, _OWN),
+                   ("mailbox", "--mailbox", None, "client sessions use a generated mailbox"),
+                   ("profile", "--profile", "loopback", _LOOPBACK), ("rtt", "--rtt", None, _LOOPBACK),
+                   ("down", "--down", None, _LOOPBACK), ("up", "--up", None, _LOOPBACK),
+                   ("jitter", "--jitter", None, _LOOPBACK), ("slow_start", "--slow-start", False, _LOOPBACK))
 
 
 def client_params(args):
@@ -34,9 +40,9 @@ def show_client_sessions(args) -> int:
     from mailstudy.protocol.metrics import exchanges_frame, redacted
     from mailstudy.study.fleet import client_sessions
 
-    for attr, flag, default in NOT_FOR_CLIENTS:
+    for attr, flag, default, why in NOT_FOR_CLIENTS:
         if getattr(args, attr, default) != default:
-            return fail(f"{flag} does not apply to --client (a client profile sends what its client sends)")
+            return fail(f"{flag} does not apply to --client: {why}")
     from mailstudy.corpus import DEFAULT_MAX_MAILBOX_BYTES, check_mailbox_size
 
     try:
