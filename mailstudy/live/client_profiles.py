@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 
+from mailstudy.live.access import SessionSpec
 from mailstudy.live.devices import Device
 from mailstudy.live.engine import Account, Catalog, Session, SyncOutcome, run_workload
 from mailstudy.live.imap_sync import ImapSync, split_uid_sets, uid_set
@@ -91,9 +92,8 @@ class ImapProfile(_Profile):
     condstore: bool = False  # the client's own default; a fleet may ask for CHANGEDSINCE where offered
 
     @property
-    def spec(self):
-        from mailstudy.live.access import SessionSpec
-
+    def spec(self) -> SessionSpec:
+        """What the session's row reports of its parameters: the protocol."""
         return SessionSpec(protocol="imap")
 
     def connection_options(self, condstore: bool) -> dict:
@@ -124,9 +124,8 @@ class Pop3Profile(_Profile):
     delete: bool = False  # DELE every retrieved message
 
     @property
-    def spec(self):
-        from mailstudy.live.access import SessionSpec
-
+    def spec(self) -> SessionSpec:
+        """What the session's row reports of its parameters: POP3, download-all, and the delete or keep mode."""
         return SessionSpec(protocol="pop3", strategy="download-all", pop3_mode="delete" if self.delete else "keep")
 
     def connection_options(self, condstore: bool) -> dict:
