@@ -122,7 +122,7 @@ class Strategy:
 
     @property
     def name(self) -> str:
-        return f"{self.spec.protocol} {self.spec.strategy}"
+        return self.spec.strategy
 
     def play(self, conn, session: Session) -> None:
         if isinstance(conn, ImapConnection):

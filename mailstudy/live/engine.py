@@ -382,7 +382,7 @@ def open_connection(protocol: str, account: Account, trace: Trace, who: str, **o
 
 
 def failed(who: str, protocol: str, account: Account, exc: BaseException) -> SessionError:
-    return SessionError(f"{who}: {protocol.upper()} session to {account.host}:{account.port(protocol)} failed: "
+    return SessionError(f"{who}: {protocol} session to {account.host}:{account.port(protocol)} failed: "
                         f"{exc or type(exc).__name__}")
 
 
