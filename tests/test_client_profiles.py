@@ -13,7 +13,8 @@ from mailstudy.live.client_profiles import (
     CLIENTS,
     Account,
     Catalog,
-    get_profile,
+    get_client,
+    profile_table,
     split_uid_sets,
     uid_set,
 )
@@ -58,7 +59,7 @@ def test_thunderbird_online_opens_with_body_and_chunks_above_98304_bytes(start_s
                       server.account.password, Catalog(raws))
     device = Device()
     shas = [Catalog(raws).check_message(r, "x") for r in raws]
-    out = get_profile("thunderbird-online").run(account, device, set(shas))
+    out = get_client("thunderbird-online").run(account, device, set(shas))
     cmds = commands(out)
     assert "UID FETCH 1 (UID RFC822.SIZE BODY[])" in cmds
     assert [c for c in cmds if "BODY[]<" in c] == [
@@ -67,7 +68,7 @@ def test_thunderbird_online_opens_with_body_and_chunks_above_98304_bytes(start_s
     assert set(device.store) == set(shas) and device.seen == set(shas)
     # and the server now has \Seen on both (BODY[] sets it): a second device learns it by the flag sync
     other = Device()
-    get_profile("thunderbird-online").run(account, other, set())
+    get_client("thunderbird-online").run(account, other, set())
     assert other.seen == set(shas) and not other.store
 
 
@@ -88,7 +89,7 @@ def test_k9_fetches_a_large_body_only_up_to_131072_bytes(start_server):
     account = Account(server.host, server.imap_port, server.pop3_port, server.account.user,
                       server.account.password, Catalog(raws))
     device = Device()
-    out = get_profile("k9").run(account, device, set())
+    out = get_client("k9").run(account, device, set())
     assert "UID FETCH 1 (UID BODY.PEEK[]<0.131072>)" in commands(out)
     assert out.partial_bodies == 1 and not device.store and len(device.partial) == 1
     assert 131072 < out.result.metrics["bytes_down"] < 140000
@@ -136,10 +137,24 @@ def test_pop3_profiles(server_kind, client, first_verbs):
         assert all(c.endswith(" 0") for c in commands(first) if c.startswith("TOP"))
 
 
-def test_every_profile_cites_its_source():
+def test_every_profile_is_a_frozen_value_whose_behaviours_cite_their_source():
+    import dataclasses
+
+    cited = re.compile(r"\.(cpp|js|kt|java|c|mjs|conf)\b|RFC \d+")
     for name in CLIENTS:
-        doc = get_profile(name).__doc__ or ""
-        assert re.search(r"\.(cpp|js|kt|java|c|mjs|conf)\b|RFC \d+", doc), name
+        profile = get_client(name)
+        assert dataclasses.is_dataclass(profile) and profile.__dataclass_params__.frozen
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            profile.poll_s = 1.0
+    rows = profile_table()
+    assert {r["client"] for r in rows} == set(CLIENTS)
+    for r in rows:
+        assert r["source"], r
+        assert not r["source"].startswith("/"), r  # a file in the client's repository, never a path here
+    # the values that say what the client does cite the client's source (ours: only where labelled so)
+    for r in rows:
+        if r["field"] in ("listing", "header_fields", "bodies", "delete", "capa", "poll_s"):
+            assert cited.search(r["source"]) or r["source"].startswith("ours:"), r
 
 
 def test_uid_sets_are_compact_and_split_as_thunderbird_splits_them():

@@ -99,12 +99,12 @@ def test_a_fleet_on_a_network_goes_through_the_baseline_link_and_counts_the_same
     each session says so to the model, the counts equal loopback's, and every session's modelled seconds hold at
     least one 4g round trip per round trip and the handshake."""
     from mailstudy.link import BASELINE
-    from mailstudy.live import fleet
+    from mailstudy.live import fleet_run
     from mailstudy.study.fleet import counts_only
 
     seen = []
-    real = fleet.network_seconds
-    monkeypatch.setattr(fleet, "network_seconds", lambda result, profile: seen.append(
+    real = fleet_run.network_seconds
+    monkeypatch.setattr(fleet_run, "network_seconds", lambda result, profile: seen.append(
         (result.link, result.trace.remote[1])) or real(result, profile))
     results, server_ports = {}, {}
     for profile in ("4g", "loopback"):

@@ -16,12 +16,11 @@ imaplib's own ``send`` and read with its ``_get_line``; the sans-IO parser knows
 
 from __future__ import annotations
 
-import contextlib
 import re
 
-from mailstudy.live.access import SessionError
-from mailstudy.live.client_profiles import SEEN, Account, ImapClient, SyncOutcome
 from mailstudy.live.devices import Device
+from mailstudy.live.engine import SEEN, Account, SessionError, SyncOutcome, guarded, measure, open_connection
+from mailstudy.live.imap_sync import ImapSync
 from mailstudy.live.trace import Trace
 
 KEEPALIVE_S = 29 * 60
@@ -36,86 +35,97 @@ class IdleConnection:
     Each call returns a :class:`SyncOutcome` (new messages, reads); :meth:`close` also gives the whole
     connection's metrics as ``outcome.result``."""
 
-    def __init__(self, profile: ImapClient, account: Account, device: Device, condstore: bool = False) -> None:
+    def __init__(self, profile, account: Account, device: Device, condstore: bool = False) -> None:
         self.profile, self.account, self.device, self.condstore = profile, account, device, condstore
         self.trace = Trace()
-        self.totals = SyncOutcome(client=profile.name, result=None)
-        self.c = None
-        self.n = 0
+        self.totals = SyncOutcome(client=profile.name)
+        self.conn = None
         self.tag: bytes | None = None
+
+    @property
+    def c(self):
+        return self.conn.c
+
+    def _sync(self, out: SyncOutcome) -> ImapSync:
+        return ImapSync(self.profile, self.conn, self.account, self.device, out)
 
     # -- the four moments -------------------------------------------------------------------------------------
     def open(self, to_read: set[str]) -> SyncOutcome:
-        out = SyncOutcome(client=self.profile.name, result=None)
-        self.c, self.n = self.profile.connect(self.account, self.device, self.condstore, self.trace, out)
-        self._guard(lambda: self._full_sync(out, to_read))
-        self._guard(self._idle)
+        out = SyncOutcome(client=self.profile.name)
+        self.conn = open_connection("imap", self.account, self.trace, self.profile.name,
+                                    **self.profile.connection_options(self.condstore))
+        out.condstore_offered, out.condstore_used = self.conn.condstore_offered, self.conn.condstore_used
+        out.modseq_at_select = self.conn.modseq_at_select
+        guarded(self.conn, lambda: self._full_sync(out, to_read))
+        guarded(self.conn, self._idle)
         return self._add(out)
 
     def wake(self, to_read: set[str]) -> SyncOutcome:
         """New mail was delivered: take the EXISTS, fetch what is new, read, and IDLE again."""
-        out = SyncOutcome(client=self.profile.name, result=None)
+        out = SyncOutcome(client=self.profile.name)
 
         def work():
             self._wait_exists()
             self._done()
             hi = max(self.device.uids, default=0)
-            flags = self.profile._flags_of(self.profile._uid_fetch(self.c, f"{hi + 1}:*", self.profile.flag_items))
-            new = sorted(u for u in flags if u > hi)
+            sync = self._sync(out)
+            new = sorted(u for u in sync.flags(f"{hi + 1}:*", changedsince=False) if u > hi)
             if new:
-                self.profile.fetch_headers(self.c, self.account, self.device, new, out)
-                self.profile.after_headers(self.c, self.account, self.device, new, out)
-            self.profile.open_messages(self.c, self.account, self.device, to_read, out)
+                sync.learn(new)
+            sync.open_messages(to_read)
             self._exists_seen_by_imaplib()
             self._idle()
 
-        self._guard(work)
+        guarded(self.conn, work)
         return self._add(out)
 
     def keepalive(self) -> SyncOutcome:
-        out = SyncOutcome(client=self.profile.name, result=None)
-        self._guard(lambda: (self._done(), self._idle()))
+        out = SyncOutcome(client=self.profile.name)
+        guarded(self.conn, lambda: (self._done(), self._idle()))
         return out
 
     def close(self, final_sync: bool = True) -> SyncOutcome:
         """End the connection (after a full sync when ``final_sync``); the outcome holds its metrics."""
-        out = SyncOutcome(client=self.profile.name, result=None)
+        out = SyncOutcome(client=self.profile.name)
 
         def work():
             self._done()
             if final_sync:
                 self._full_sync(out, set())
-            self.c.logout()
+            self.conn.close()
 
         try:
-            self._guard(work)
+            guarded(self.conn, work)
         finally:
-            with contextlib.suppress(OSError):
-                self.c.shutdown()
+            self.conn.abort()
         self._add(out)
-        out.result = self.profile.finish(self.trace, self.n, self.totals)
+        out.result = self._measure()
         return out
 
     def drop(self) -> SyncOutcome:
         """The device is lost: the connection ends without a goodbye; the outcome holds its metrics."""
-        with contextlib.suppress(OSError):
-            self.c.shutdown()
-        out = SyncOutcome(client=self.profile.name, result=None)
-        out.result = self.profile.finish(self.trace, self.n, self.totals)
+        self.conn.abort()
+        out = SyncOutcome(client=self.profile.name)
+        out.result = self._measure()
         return out
 
     # -- steps --------------------------------------------------------------------------------------------------
+    def _measure(self):
+        return measure(self.profile.spec, self.trace, self.conn.n, headers_fetched=self.totals.headers,
+                       bodies_fetched=self.totals.bodies)
+
     def _full_sync(self, out: SyncOutcome, to_read: set[str]) -> None:
-        self.profile.sync(self.c, self.account, self.device, self.n, out)
+        sync = self._sync(out)
+        sync.sync()
         self.trace.mark("list_ready")
-        self.profile.open_messages(self.c, self.account, self.device, to_read, out)
+        sync.open_messages(to_read)
         self._exists_seen_by_imaplib()
 
     def _exists_seen_by_imaplib(self) -> None:
         """EXISTS that arrived during a command imaplib ran (it keeps them in ``untagged_responses``)."""
         seen = self.c.untagged_responses.pop("EXISTS", None)
         if seen:
-            self.n = max(self.n, int(seen[-1]))
+            self.conn.n = max(self.conn.n, int(seen[-1]))
 
     def _idle(self) -> None:
         c = self.c
@@ -132,10 +142,10 @@ class IdleConnection:
     def _wait_exists(self) -> None:
         """Read what the server pushes until it announces more messages (or a short wait passes)."""
         c = self.c
-        before = self.n
+        before = self.conn.n
         c.sock.settimeout(EXISTS_WAIT_S)
         try:
-            while self.n <= before:
+            while self.conn.n <= before:
                 self._untagged(c._get_line())
         except TimeoutError:
             pass  # the EXISTS then comes before DONE's tagged OK
@@ -156,7 +166,7 @@ class IdleConnection:
     def _untagged(self, line: bytes) -> None:
         m = _EXISTS.match(line)
         if m:
-            self.n = int(m.group(1))
+            self.conn.n = int(m.group(1))
             return
         m = _PUSHED_FLAGS.match(line)
         if m:  # another device changed flags: seq n is the n-th UID this device knows (it knows them all)
@@ -166,19 +176,6 @@ class IdleConnection:
                 sha = self.device.uids[uids[seq - 1]]
                 (self.device.seen.add if SEEN in m.group(2).split() else self.device.seen.discard)(sha)
 
-    def _guard(self, work) -> None:
-        import imaplib
-
-        try:
-            work()
-        except (imaplib.IMAP4.error, OSError) as exc:
-            raise self.profile.failed(self.account, exc) from exc
-
     def _add(self, out: SyncOutcome) -> SyncOutcome:
-        t = self.totals
-        t.headers += out.headers
-        t.bodies += out.bodies
-        t.partial_bodies += out.partial_bodies
-        t.condstore_offered, t.condstore_used = out.condstore_offered or t.condstore_offered, \
-            out.condstore_used or t.condstore_used
+        self.totals.add(out)
         return out

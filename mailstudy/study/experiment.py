@@ -19,9 +19,11 @@ from functools import cache
 from pathlib import Path
 
 from mailstudy import __version__
-from mailstudy.corpus import HEADER_MODELS, SIZE_PRESETS, Corpus, generate, load
+from mailstudy.corpus import Corpus, generate, load
 from mailstudy.link import Link, Profile, get_profile
 from mailstudy.live.access import Known, SessionSpec, run_session
+from mailstudy.live.params import SessionParams
+from mailstudy.live.values import STRATEGIES, check_choice, check_count
 from mailstudy.live.devices import Device
 from mailstudy.outputs import data_dir, write_atomically
 from mailstudy.servers import ServerError, make_server
@@ -65,18 +67,19 @@ class Experiment:
     preview: int = 0  # header-first: read the first N bytes of each opened message instead of all of it
 
     def __post_init__(self) -> None:
-        self.spec()  # validates protocol, strategy, mode and fraction early, with a clear message
-        if self.messages < 0:
-            raise ValueError(f"messages must be >= 0, not {self.messages}")
-        if self.mailbox is None and self.sizes not in SIZE_PRESETS:
-            raise ValueError(f"unknown size preset {self.sizes!r}; choose one of {sorted(SIZE_PRESETS)}")
-        if self.headers not in HEADER_MODELS:
-            raise ValueError(f"unknown header model {self.headers!r}; choose one of {list(HEADER_MODELS)}")
-        if self.repeats < 1:
-            raise ValueError(f"repeats must be >= 1, not {self.repeats}")
         if isinstance(self.profile, dict):  # a cached row or from_dict gives the custom profile's fields
             object.__setattr__(self, "profile", get_profile(self.profile))
-        get_profile(self.profile)  # an unknown name fails here (ProfileError is a ValueError)
+        check_choice("strategy", self.strategy, STRATEGIES)  # a cell runs a strategy; a client runs in a fleet
+        self.params()  # every session value checked once, by the one rule for it (mailstudy.live.params)
+        check_count("repeats", self.repeats, low=1)
+
+    def params(self) -> SessionParams:
+        """This cell's session, as the one validated parameter object."""
+        return SessionParams(server=self.server, protocol=self.protocol, workload=self.strategy,
+                             pop3_mode=self.pop3_mode, messages=self.messages, sizes=self.sizes,
+                             mailbox=self.mailbox, seed=self.seed, read_fraction=self.read_fraction,
+                             batch=self.batch, pipelining=self.pipelining, preview=self.preview,
+                             profile=self.profile, headers=self.headers)
 
     @property
     def link_profile(self) -> Profile:
@@ -93,9 +96,7 @@ class Experiment:
         return loaded[: self.messages] if self.messages else loaded
 
     def spec(self) -> SessionSpec:
-        return SessionSpec(protocol=self.protocol, strategy=self.strategy, pop3_mode=self.pop3_mode,
-                           read_fraction=self.read_fraction, seed=self.seed, batch=self.batch,
-                           pipelining=self.pipelining, preview=self.preview)
+        return self.params().spec()
 
     @property
     def label(self) -> str:

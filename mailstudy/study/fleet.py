@@ -31,6 +31,8 @@ from pathlib import Path
 from mailstudy import __version__
 from mailstudy.live.client_profiles import CLIENTS
 from mailstudy.live.fleet import FleetSpec, plan, run_fleet
+from mailstudy.live.params import SessionParams
+from mailstudy.live.values import ParameterValueError
 from mailstudy.outputs import data_dir
 from mailstudy.servers import make_server
 from mailstudy.study.experiment import server_version, sweep
@@ -111,31 +113,41 @@ def fleet_sweep(cells: Iterable[FleetCell], cache_dir: str | Path | None = data_
     return split_rows(df)
 
 
-def client_sessions(client: str, server: str = "embedded", messages: int = 10, sizes: str = "buchner2009",
-                    seed: int = 0, read_fraction: float = 0.2, new_messages: int = 2) -> list[tuple[str, object]]:
+#: ``session --client``: the share of the first sync's messages the user opens when none is given (ours).
+CLIENT_READ_FRACTION = 0.2
+
+
+def client_sessions(client: str | SessionParams, server: str = "embedded", messages: int = 10,
+                    sizes: str = "buchner2009", seed: int = 0, read_fraction: float = CLIENT_READ_FRACTION,
+                    new_messages: int = 2) -> list[tuple[str, object]]:
     """What one client profile sends: its first sync of a seeded mailbox of ``messages`` (the user reading a
     seeded ``read_fraction`` of them), then its next sync after ``new_messages`` arrive.
 
-    Returns ``[(phase, SyncOutcome), ...]``; each outcome's ``result.exchanges`` are the commands."""
+    ``client`` is a profile's name (the other arguments say the rest) or a whole
+    :class:`~mailstudy.live.params.SessionParams` whose workload names the profile. Returns
+    ``[(phase, SyncOutcome), ...]``; each outcome's ``result.exchanges`` are the commands."""
     from mailstudy.corpus import generate
     from mailstudy.live.access import choose_opened
-    from mailstudy.live.client_profiles import Account, Catalog, get_profile
+    from mailstudy.live.client_profiles import Account, Catalog
     from mailstudy.live.devices import Device
 
-    profile = get_profile(client)
-    corpus = generate(messages + new_messages, sizes, seed)
+    params = client if isinstance(client, SessionParams) else SessionParams(
+        server=server, workload=client, messages=messages, sizes=sizes, seed=seed, read_fraction=read_fraction)
+    if not params.is_client:
+        raise ParameterValueError(f"{params.workload!r} is a strategy, not a client profile")
+    profile, n = params.client(), params.messages
+    corpus = generate(n + new_messages, params.sizes, params.seed, headers=params.headers)
     raws = [m.raw for m in corpus.messages]
-    srv = make_server(server)
-    srv.mailboxes[srv.account.user] = raws[:messages]
-    device = Device(name=client)
-    to_read = {corpus.messages[i].sha256 for i in choose_opened(messages, read_fraction, seed)}
+    srv = make_server(params.server)
+    srv.mailboxes[srv.account.user] = raws[:n]
+    device = Device(name=profile.name)
+    to_read = {corpus.messages[i].sha256 for i in choose_opened(n, params.read_fraction, params.seed)}
     out = []
     with srv:
         account = Account(srv.host, srv.imap_port, srv.pop3_port, srv.account.user, srv.account.password,
                           Catalog(raws))
         out.append(("first sync", profile.run(account, device, to_read)))
-        for raw in raws[messages:]:
-            srv.deliver(srv.account.user, raw)
+        srv.deliver_many(srv.account.user, raws[n:])
         out.append((f"next sync, {new_messages} new", profile.run(account, device, set())))
     return out
 
