@@ -26,7 +26,8 @@ The rules, in the order they win:
 6. Gaps are never joined silently. A hole is declared a gap when the receiver's ACK shows it got bytes the
    capture lacks, or when the connection ends with bytes still buffered or acknowledged-but-unseen. Each gap
    is a warning with its direction, offset and size, and counts in ``gaps``/``gap_bytes``; the stream goes on
-   after it (its chunks keep the time of their own packets). A segment cut by the snap length delivers what
+   after it (its chunks keep the time of their own packets), and ``gap_marks`` says where among the chunks it
+   sits, so a parser can be told "n bytes are missing here" (``ParserBase.gap``). A segment cut by the snap length delivers what
    was captured, and its missing tail (wire length - captured length) is a gap at once.
 """
 
@@ -91,6 +92,10 @@ class TcpConnection:
     warnings: list[str] = field(default_factory=list)
     dup_bytes: int = 0
     reset: bool = False
+    # where each gap sits among the chunks: ``(position, direction, size)``, the gap's bytes are missing right
+    # before ``chunk_tuples[position]``'s direction continues (position == len(chunk_tuples): at the end). The
+    # analysis tells the parser about them (``parser.gap``), so a literal with a hole keeps its length.
+    gap_marks: list[tuple[int, str, int]] = field(default_factory=list)
     _chunks: list[StreamChunk] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -255,6 +260,7 @@ def _gap(c: TcpConnection, d: _Dir, upto: int, why: str) -> None:
     c.gaps += 1
     c.gap_bytes += size
     d.gaps.append((d.next, size))
+    c.gap_marks.append((len(c.chunk_tuples), d.name, size))
     c.warn(f"gap in the {d.name} stream: {size} bytes missing at offset {d.next} ({why})")
     d.next = upto
 

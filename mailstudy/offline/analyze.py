@@ -111,7 +111,7 @@ class Analysis:
         return pd.concat(frames, ignore_index=True)
 
 
-SESSION_COLUMNS = ["client", "server", "protocol", "port", "encrypted", "packets", *METRIC_KEYS]
+SESSION_COLUMNS = ["client", "server", "protocol", "port", "encrypted", "packets", *METRIC_KEYS, *_metrics.LOSS_KEYS]
 
 
 # ---- recognising mail ----------------------------------------------------------------------------------------
@@ -164,6 +164,20 @@ def _feed_runs(feed_many, chunks: list) -> list[Flight]:
     return flights
 
 
+def _feed_with_gaps(parser, chunks: list, marks: list) -> None:
+    """The reference path: every chunk through the parser's public ``feed``, each gap through ``gap``."""
+    marks = iter(marks)
+    mark = next(marks, None)
+    for i, (direction, t, data) in enumerate(chunks):
+        while mark is not None and mark[0] == i:
+            parser.gap(mark[1], mark[2], t)
+            mark = next(marks, None)
+        parser.feed(direction, data, t)
+    while mark is not None:
+        parser.gap(mark[1], mark[2], chunks[-1][1] if chunks else None)
+        mark = next(marks, None)
+
+
 def _by_index(e: Exchange) -> int:
     return e.index
 
@@ -178,10 +192,18 @@ def analyze_connection(conn: TcpConnection, protocol: str, index: int = 0,
     parser = make_parser(protocol)
     parser.keep_payloads = keep_payloads  # without: literals and POP3 data are counted, never copied
     chunks = conn.chunk_tuples
-    flights = _feed_runs(parser.feed_lists if fast else None, chunks)
+    marks = conn.gap_marks
+    flights = _feed_runs(parser.feed_lists if fast and not marks else None, chunks)
     if not fast:
-        for direction, t, data in chunks:
-            parser.feed(direction, data, t)
+        _feed_with_gaps(parser, chunks, marks)
+    elif marks:
+        # the parser is told where each gap sits (parser.gap), between the runs fed before and after it
+        at = 0
+        for pos, direction, size in marks:
+            _feed_runs(parser.feed_lists, chunks[at:pos])
+            parser.gap(direction, size, chunks[pos][1] if pos < len(chunks) else conn.t_last)
+            at = pos
+        _feed_runs(parser.feed_lists, chunks[at:])
     parser.close(conn.t_last)
     events = parser.events()
     exchanges = sorted((e for e in events if e.__class__ is Exchange), key=_by_index)
@@ -190,7 +212,8 @@ def analyze_connection(conn: TcpConnection, protocol: str, index: int = 0,
     t_start = conn.t_syn if conn.t_syn is not None else conn.t_first
     m = _metrics.session_metrics(flights, exchanges, t_start=t_start, t_list_ready=None, time_scale=1.0)
     row = {"client": _endpoint(conn.client), "server": _endpoint(conn.server), "protocol": protocol,
-           "port": port, "encrypted": encrypted, "packets": conn.packets, **m.as_row()}
+           "port": port, "encrypted": encrypted, "packets": conn.packets, **m.as_row(),
+           **_metrics.loss_counts(exchanges, conn.gap_bytes)}
     warnings: list[str] = []
     if note:
         warnings.append(note)

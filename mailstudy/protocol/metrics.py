@@ -29,6 +29,7 @@ FRAME_COLUMNS = [
     "latency_s",
     "bytes_up",
     "bytes_down",
+    "missing",  # bytes a capture gap lost inside the exchange (0: complete)
 ]
 
 
@@ -77,6 +78,17 @@ def session_metrics(
         time_to_list_s=None if t_list_ready is None else (t_list_ready - t_start) * time_scale,
         exchanges_failed=sum(1 for e in exchanges if not e.ok),
     )
+
+
+#: What a capture's gaps cost a session (pcaps only: a live trace loses nothing), see :func:`loss_counts`.
+LOSS_KEYS = ("exchanges_incomplete", "bytes_missing")
+
+
+def loss_counts(exchanges: Sequence[Exchange], bytes_missing: int) -> dict[str, int]:
+    """``exchanges_incomplete``: exchanges that lost bytes to a capture gap (``Exchange.missing``; they are
+    flagged, not failed: their status may well be OK); ``bytes_missing``: the payload bytes the capture lost
+    (reassembly's gaps, both ways)."""
+    return {"exchanges_incomplete": sum(1 for e in exchanges if e.missing), "bytes_missing": bytes_missing}
 
 
 #: Commands that fetch a message (or part of one): after the list is ready, each is a click the user waits for.
@@ -132,6 +144,7 @@ def exchanges_frame(exchanges: Iterable[Exchange], time_scale: float = 1e-9, t_s
                 "latency_s": latency,
                 "bytes_up": e.bytes_up,
                 "bytes_down": e.bytes_down,
+                "missing": e.missing,
             }
         )
     frame = pd.DataFrame(rows, columns=FRAME_COLUMNS)
