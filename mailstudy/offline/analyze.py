@@ -41,7 +41,7 @@ from mailstudy.protocol import make_parser
 from mailstudy.protocol import metrics as _metrics
 from mailstudy.protocol.classify import FIRST_LINE_MAX, IMPLICIT_TLS_PORTS, WELL_KNOWN_PORTS, first_payload
 from mailstudy.protocol.classify import classify as classify_stream
-from mailstudy.protocol.events import Encrypted, Exchange, ParseWarning
+from mailstudy.protocol.events import DOWN, UP, Encrypted, Exchange, ParseWarning
 from mailstudy.wire import METRIC_KEYS, Flight
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,6 +67,8 @@ class SessionAnalysis:
     exchanges: list[Exchange]  # sorted by Exchange.index (order sent)
     metrics: dict  # session_metrics(...) keys + client, server, protocol, packets, encrypted
     warnings: list[str] = field(default_factory=list)
+    file: str = ""  # the capture it came from
+    partial: bool = False  # the capture starts mid-connection, or holds only one side of it
 
     @property
     def t_start(self) -> float:
@@ -215,6 +217,7 @@ class SessionBuilder:
         self.parser = None
         self.flights: list[Flight] = []
         self.payload = False  # any chunk seen
+        self.resumed = False  # a mid-stream connection's parser was told so
         if protocol is not None:
             self._start()
 
@@ -247,6 +250,10 @@ class SessionBuilder:
 
     def _feed(self, conn: TcpConnection, chunks: list, marks: list) -> None:
         parser = self.parser
+        if conn.mid_stream and not self.resumed:  # read from the first line the parser recognizes
+            self.resumed = True
+            parser.resume(UP, conn.t_first)
+            parser.resume(DOWN, conn.t_first)
         if not self.fast:
             _merge(self.flights, _feed_runs(None, chunks))
             _feed_with_gaps(parser, chunks, marks, conn.t_last)
@@ -296,8 +303,13 @@ class SessionBuilder:
                     break
                 warnings.append(_warning_text(e))
         self.parser = None
+        one_side = (conn.bytes_up > 0 and conn.bytes_down == 0) or (conn.bytes_down > 0 and conn.bytes_up == 0
+                                                                     and conn.t_syn is None)
+        if one_side:
+            warnings.append("only one side of the connection is in the capture: the session is partial")
         return SessionAnalysis(index=index, connection=conn, protocol=protocol, port=port, encrypted=encrypted,
-                               events=events, exchanges=exchanges, metrics=row, warnings=warnings)
+                               events=events, exchanges=exchanges, metrics=row, warnings=warnings,
+                               partial=conn.mid_stream or one_side)
 
 
 def analyze_connection(conn: TcpConnection, protocol: str, index: int = 0,
@@ -417,6 +429,7 @@ class SessionStream:
                                            f"{_endpoint(conn.server)}): {b.why}; not analyzed")
             return None
         self._sessions += 1
+        s.file = self.path
         return s
 
     def _summarize(self) -> None:

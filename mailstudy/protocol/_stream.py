@@ -446,6 +446,20 @@ class ParserBase:
         self._guarded(self._gap, direction, nbytes, t)
         stream.trim()
 
+    def resume(self, direction: str, t: Any = None) -> None:
+        """The capture starts in the middle of this direction's stream (reassembly's ``mid_stream``): the parser
+        expects no greeting and, on the server side, reads from the first line it recognizes (as after a
+        :meth:`gap`); the bytes before it are unattributed."""
+        if direction not in (UP, DOWN):
+            raise ValueError(f"direction must be {UP!r} or {DOWN!r}, not {direction!r}")
+        if self.closed or self._opaque:
+            return
+        self._greeted = True
+        self._guarded(self._resume, direction, t)
+
+    def _resume(self, direction: str, t: Any) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def _gap_warning(self, direction: str, t: Any, nbytes: int, where: str, how: str) -> None:
         """The one warning of a gap: how many bytes, where, what the parser did (never the stream's content)."""
         self._warn(direction, t, f"{nbytes} bytes missing from the capture {where}; {how}",

@@ -543,6 +543,13 @@ class ImapParser(ParserBase):
         self._gap_warning(DOWN, t, nbytes, f"inside the response to {what}",
                           "bytes up to the next tagged status or untagged FETCH go to that command")
 
+    def _resume(self, direction: str, t: Any) -> None:
+        if direction == DOWN and self._resp is None and not self._down_literal:
+            self._resp = _Response(self._streams[DOWN].base, t)
+            self._resyncing = True
+            self._resync_line_start = True  # a capture starts at a segment: most likely a line start
+            self._gap_target = None
+
     def _response_target(self, resp: _Response | None) -> _Pending | None:
         """The command a response being read belongs to (its first line says), else the oldest outstanding."""
         if resp is not None and resp.first[:1] == b"*" and self._outstanding:
@@ -581,7 +588,8 @@ class ImapParser(ParserBase):
         target, self._gap_target = self._gap_target, None
         if target is not None and target.done:
             target = None
-        self._attribute(target, resp, "bytes around a capture gap with no command outstanding")
+        self._attribute(target, resp, "server bytes before the first line recognized after a capture gap "
+                                      "(or the capture's start)")
         if target is not None and tagged is not None and tagged is not target and target.index < tagged.index:
             self._complete(target, None, "", None)  # its own status line was lost in the gap
         return True

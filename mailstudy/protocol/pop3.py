@@ -357,6 +357,11 @@ class Pop3Parser(ParserBase):
         self._gap_warning(DOWN, t, nbytes, f"inside {what}",
                           "bytes up to the next status line (or '.' line) go to that command")
 
+    def _resume(self, direction: str, t: Any) -> None:
+        if direction == DOWN and self._multi is None:
+            self._resyncing = True
+            self._resync_line_start = True  # a capture starts at a segment: most likely a line start
+
     def _drop_down(self, n: int) -> None:
         """``n`` server bytes after a gap that no reply line can take: the waiting command's, else nobody's."""
         s = self._streams[DOWN]
