@@ -90,8 +90,7 @@ class ParquetSink:
                               "mid_stream": conn.mid_stream, "partial": bool(getattr(s, "partial", False)),
                               "gaps": conn.gaps, "warnings": list(s.warnings)})
         if s.exchanges:
-            frame = s.exchanges_frame()
-            for rec in frame.drop(columns=["session"]).to_dict("records"):
+            for rec in _metrics.exchange_rows(s.exchanges, time_scale=1.0, t_start=s.t_start):
                 self._rows[1].append({"file": file, "stream": conn.index, **rec})
             self.exchanges += len(s.exchanges)
         self.sessions += 1

@@ -119,10 +119,10 @@ def redacted(exchange: Exchange) -> str:
     return module.redacted_arguments(exchange.command, exchange.arguments)
 
 
-def exchanges_frame(exchanges: Iterable[Exchange], time_scale: float = 1e-9, t_start: Any = None):
-    """A pandas DataFrame, one row per exchange in the order sent; times in seconds (from ``t_start`` if given)."""
-    import pandas as pd
-
+def exchange_rows(exchanges: Iterable[Exchange], time_scale: float = 1e-9, t_start: Any = None) -> list[dict]:
+    """One dict per exchange in the order sent, keys :data:`FRAME_COLUMNS`; times in seconds (from ``t_start``
+    if given), arguments with credentials redacted. What :func:`exchanges_frame` tabulates (and a Parquet
+    writer streams without pandas)."""
     t0 = 0 if t_start is None else t_start
 
     def secs(t: Any) -> float | None:
@@ -147,7 +147,14 @@ def exchanges_frame(exchanges: Iterable[Exchange], time_scale: float = 1e-9, t_s
                 "missing": e.missing,
             }
         )
-    frame = pd.DataFrame(rows, columns=FRAME_COLUMNS)
+    return rows
+
+
+def exchanges_frame(exchanges: Iterable[Exchange], time_scale: float = 1e-9, t_start: Any = None):
+    """A pandas DataFrame, one row per exchange in the order sent; times in seconds (from ``t_start`` if given)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(exchange_rows(exchanges, time_scale, t_start), columns=FRAME_COLUMNS)
     for col in ("t_sent_s", "t_first_response_s", "t_done_s", "latency_s"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
     return frame
