@@ -195,6 +195,9 @@ def _merge(flights: list[Flight], more: list[Flight]) -> None:
     flights.extend(more)
 
 
+HOLD_MAX = 1 << 20  # bytes held for the classifier at most: then it decides with what it has (one side only)
+
+
 class SessionBuilder:
     """One connection's analysis, built as its chunks come (:meth:`add`), finished by :meth:`end`.
 
@@ -202,6 +205,8 @@ class SessionBuilder:
     client's first two bytes; :func:`mailstudy.protocol.classify.first_payload` says when it has them); from
     then on each hand-over goes straight to the parser and only the flights and the parser's own state are
     kept. A connection that is not mail keeps nothing. ``protocol`` given: no classifying (analyze_connection).
+    A connection whose client sends nothing (a capture with one side only) is classified once :data:`HOLD_MAX`
+    bytes are held, so it cannot hold the whole stream.
     """
 
     def __init__(self, ports: Iterable[int] = (), keep_payloads: bool = False, protocol: str | None = None,
@@ -214,6 +219,7 @@ class SessionBuilder:
         self.decided = protocol is not None
         self.held: list = []
         self.held_marks: list = []
+        self.held_bytes = 0
         self.parser = None
         self.flights: list[Flight] = []
         self.payload = False  # any chunk seen
@@ -233,8 +239,10 @@ class SessionBuilder:
             n = len(self.held)
             self.held.extend(chunks)
             self.held_marks.extend((pos + n, d, size) for pos, d, size in marks)
+            self.held_bytes += sum(len(c[2]) for c in chunks)
             _first, down, up = first_payload(self.held)
-            if not ((b"\n" in down or len(down) >= FIRST_LINE_MAX) and len(up) >= 2):
+            if (not ((b"\n" in down or len(down) >= FIRST_LINE_MAX) and len(up) >= 2)
+                    and self.held_bytes < HOLD_MAX):
                 return  # the classifier cannot tell yet
             self._decide(conn)
             chunks, marks = self.held, self.held_marks
