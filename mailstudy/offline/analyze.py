@@ -15,16 +15,21 @@ A session is *encrypted* when its port is 993/995, its first bytes are TLS recor
 (``time_scale=1.0``); ``t_start`` is the client's SYN when captured (DESIGN: duration runs from connect()), else
 the connection's first packet. ``time_to_list_s`` is None: a capture does not know when the user saw the list.
 
-Speed and memory: packets stream from the reader into reassembly as plain tuples (``read_tcp_tuples`` ->
-``reassemble_tuples``: no TcpPacket per packet); reassembly must hold every connection's chunks until the end of
-the file, as the contract hands back each ``TcpConnection``; it keeps them as plain ``(direction, t, data)``
-tuples (``chunk_tuples``), which the cyclic garbage collector stops visiting once it has seen them
-(``TcpConnection.chunks`` makes the ``StreamChunk`` objects only when asked). Each run of chunks in one direction
-goes to the parser in one call (``feed_lists``, ``feed_many`` for two lists). The parsers do
-not copy payloads (IMAP literals, POP3 data) unless ``keep_payloads=True``: the bytes stay available in
-``connection.stream()``, and not copying them keeps a 1,000,000-packet capture under 1 GB. ``pause_gc=True``
-(for a command line only) switches the cyclic garbage collector off during the call; bench/analyze.py measures
-both.
+Streaming and memory: :class:`SessionStream` (``iter_sessions``) reads packets as plain tuples
+(``read_tcp_tuples``: no TcpPacket per packet) into an incremental :class:`~mailstudy.net.reassembly.Reassembler`
+batch by batch; after each batch every connection's new chunks go to its :class:`SessionBuilder` (classifier,
+then parser: each run of chunks one way in one ``feed_lists`` call) and are released, and a connection that is
+over is summarized, yielded and forgotten. So memory is bounded by the open connections, not by the file
+(bench/analyze.py: 129 MiB peak for 1.2 M packets). :func:`analyze_pcap` is the same engine holding every
+connection's chunks (``keep_streams``) to the end of the file, for callers that want ``connection.stream()``.
+The parsers do not copy payloads (IMAP literals, POP3 data) unless ``keep_payloads=True``. ``pause_gc=True``
+(for a command line only) switches the cyclic garbage collector off during the call.
+
+Gaps: reassembly marks where each gap sits among the chunks (``gap_marks``); the builder tells the parser
+(``parser.gap``) between the runs before and after it, so a literal with a hole still ends where its length
+says and every exchange that lost bytes carries them (``Exchange.missing``; the session row's
+``exchanges_incomplete`` and ``bytes_missing``). A connection caught mid-stream is read from the first line
+the parser recognizes (``parser.resume``) and, like one with only one side captured, marked ``partial``.
 """
 
 from __future__ import annotations
