@@ -221,3 +221,25 @@ def test_cli_json_for_several_files(tmp_path: Path, capsys) -> None:
     assert [Path(f["file"]).name for f in doc["files"]] == ["imap-download-all.pcap.xz", "imap-header-first.pcap",
                                                             "pop3-keep.pcap.gz"]
     assert doc["errors"] == []
+
+
+def test_a_dask_cluster_analyzes_a_folder_as_the_serial_run(tmp_path: Path, capsys) -> None:
+    """The sweep's rule: any Executor; a Dask cluster (``--scheduler``) gives what one process gives."""
+    distributed = pytest.importorskip("distributed", reason="Dask is the optional extra mailstudy[dask] "
+                                                            "(make test installs it)")
+    folder, made = _mixed_folder(tmp_path)
+    paths = expand([str(folder)])
+    serial = [[_row(s) for s in r.sessions] for r in analyze_files(paths)]
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            remote = [[_row(s) for s in r.sessions] for r in analyze_files(paths, executor=client.get_executor())]
+        out = tmp_path / "d.parquet"
+        code, _text, err = _cli([str(folder), "--out", str(out), "--scheduler", cluster.scheduler_address], capsys)
+    assert remote == serial and len(serial) == len(made)
+    assert code == 0, err
+    assert len(pd.read_parquet(out)) == len(made)
+
+
+def _row(s) -> tuple:
+    return s.file, s.connection.index, s.metrics["bytes_down"], s.metrics["commands"]

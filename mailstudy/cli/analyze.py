@@ -156,23 +156,26 @@ def _file_record(r, want_exchanges: bool) -> dict:
 
 
 def _executor(args, n_files: int):
-    """Where the files run: a Dask cluster (--scheduler), local processes (several files), or here."""
+    """Where the files run: a Dask cluster (--scheduler), local processes (several files), or here (None).
+    Returns ``(executor, close)``."""
     if getattr(args, "scheduler", None):
         try:
             from dask.distributed import Client
         except ImportError:
             raise MailstudyError("--scheduler needs Dask: pip install 'mailstudy[dask]'") from None
         try:
-            return Client(args.scheduler, timeout=10).get_executor()
+            client = Client(args.scheduler, timeout=10)
         except OSError as exc:
             raise MailstudyError(f"cannot reach the Dask scheduler at {args.scheduler}: {exc}") from None
+        return client.get_executor(), client.close
     jobs = getattr(args, "jobs", 0) or (os.cpu_count() or 1)
     jobs = min(jobs, n_files)
     if jobs <= 1:
-        return None
+        return None, lambda: None
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(max_workers=jobs)
+    pool = ProcessPoolExecutor(max_workers=jobs)
+    return pool, pool.shutdown
 
 
 def run(args) -> int:
@@ -194,14 +197,13 @@ def run(args) -> int:
             return fail(f"--out {out}: its folder does not exist")
         parts = ([os.path.join(os.path.dirname(os.path.abspath(out)), f".{os.path.basename(out)}.{os.getpid()}.{i}.part")
                   for i in range(len(paths))] if out else None)
-        executor = _executor(args, len(paths)) if len(paths) > 1 else None
+        executor, close = _executor(args, len(paths)) if len(paths) > 1 else (None, lambda: None)
         gc.disable()  # one-shot process: no reference cycles are made, and collections cost ~10%; restored below
         try:
             results = list(analyze_files(paths, ports, executor, parts, keep_exchanges=want_exchanges))
         finally:
             gc.enable()
-            if executor is not None:
-                executor.shutdown()
+            close()
         if out:
             merge_parts([r.part for r in results if r.part], out)
     except MailstudyError as exc:
