@@ -30,7 +30,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``analyze`` sub-command to ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
     p = subparsers.add_parser(
         "analyze", help="find the IMAP/POP3 sessions in a pcap and show what each cost",
-        description="Read a pcap or pcapng file, rebuild every TCP stream and show each IMAP/POP3 session: "
+        description="Read pcap or pcapng files (also .gz, .zst or .xz compressed; a folder or a glob of them "
+                    "in parallel), rebuild every TCP stream and show each IMAP/POP3 session: "
                     "bytes each way, packets, commands, round trips, duration, encryption and warnings. "
                     "Ports 143/993 are IMAP and 110/995 POP3; other ports count when the server greets first "
                     "with '* OK' (IMAP) or '+OK' (POP3).")

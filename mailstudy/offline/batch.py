@@ -74,7 +74,7 @@ def expand(inputs: Iterable[str | os.PathLike]) -> list[str]:
             for p in matches:
                 add(p)
         else:
-            add(item)  # a file, or a missing one: the reader says what is wrong with it
+            add(item.rstrip("/") or item)  # a file, or a missing one: the reader says what is wrong with it
     return out
 
 
