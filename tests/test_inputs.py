@@ -243,3 +243,14 @@ def test_a_dask_cluster_analyzes_a_folder_as_the_serial_run(tmp_path: Path, caps
 
 def _row(s) -> tuple:
     return s.file, s.connection.index, s.metrics["bytes_down"], s.metrics["commands"]
+
+
+def test_redact_refuses_a_compressed_capture(tmp_path: Path) -> None:
+    """Redaction patches packets in place at their file offsets, which a compressed file does not have."""
+    from mailstudy.offline.redact import RedactError, redact_pcap
+
+    packed = tmp_path / "keep.pcap.gz"
+    packed.write_bytes(gzip.compress((CAPTURES / "pop3-keep.pcap").read_bytes()))
+    with pytest.raises(RedactError, match="gzip-compressed: decompress it first"):
+        redact_pcap(packed, tmp_path / "out.pcap")
+    assert not (tmp_path / "out.pcap").exists()
