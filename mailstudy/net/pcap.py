@@ -13,7 +13,9 @@ What it reads:
   different resolutions in one file), EPB, SPB (no timestamp: it gets the previous packet's) and the obsolete PB;
 - link types Ethernet (1, with 802.1Q ``0x8100``/QinQ ``0x88a8``/``0x9100`` tags), Linux cooked SLL (113) and
   SLL2 (276), raw IP (101, and 12/14 where they mean raw IP), BSD NULL (0) and OpenBSD LOOP (108);
-- IPv4 and IPv6 (hop-by-hop, routing, destination-options, fragment and AH headers skipped on the way to TCP).
+- IPv4 and IPv6 (hop-by-hop, routing, destination-options, fragment and AH headers skipped on the way to TCP);
+- any of these compressed with gzip, zstd or xz (told by the magic number; :mod:`mailstudy.net.compressed`):
+  compressed data that is cut short or corrupt raises :class:`PcapError` naming the file and the offset.
 
 Only TCP segments are yielded; everything else is counted in :class:`PcapStats`. A non-first IP fragment is
 skipped with a warning (no IP reassembly: loopback captures never fragment). The reader raises
@@ -37,6 +39,7 @@ from itertools import starmap
 from typing import Iterator
 
 from mailstudy.errors import MailstudyError
+from mailstudy.net.compressed import Decompressed, sniff
 from mailstudy.net.layouts import ETH_IPV4, ETH_IPV6, IP_PROTO_TCP, LINKS, VLAN_TPIDS, LinkLayout
 
 log = logging.getLogger(__name__)
@@ -105,6 +108,7 @@ class PcapStats:
     format: str = ""  # "pcap" | "pcapng"
     link_types: list[int] = field(default_factory=list)
     suppressed_warnings: int = 0
+    compression: str = ""  # "gzip" | "zstd" | "xz" when the file was compressed (tcp_offset: decompressed bytes)
 
     def warn(self, message: str) -> None:
         if len(self.warnings) < _MAX_WARNINGS:
@@ -127,8 +131,6 @@ _PCAP_MAGIC = {
 _PCAPNG_SHB = 0x0A0D0D0A
 _BOM = 0x1A2B3C4D
 _HINTS = {
-    b"\x1f\x8b": "a gzip-compressed file; decompress it first",
-    b"\x28\xb5": "a zstd-compressed file; decompress it first",
     b"PK": "a zip archive, not a capture",
 }
 
@@ -322,6 +324,16 @@ class PcapReader:
         except OSError as e:
             self._f.close()
             raise PcapError(f"cannot read {name}: {e.strerror or e}") from None
+        kind = sniff(head[:6])
+        if kind is not None:  # gzip, zstd or xz: read through the decompressor (mailstudy.net.compressed)
+            self.stats.compression = kind
+            try:
+                self._f.seek(0)
+                self._f = Decompressed(self._f, kind, name, PcapError)
+                head = self._f.read(_BLOCK)
+            except PcapError:
+                self._f.close()
+                raise
         try:
             self._gen = self._start(head, name)
         except PcapError:

@@ -26,7 +26,8 @@ The rules, in the order they win:
 6. Gaps are never joined silently. A hole is declared a gap when the receiver's ACK shows it got bytes the
    capture lacks, or when the connection ends with bytes still buffered or acknowledged-but-unseen. Each gap
    is a warning with its direction, offset and size, and counts in ``gaps``/``gap_bytes``; the stream goes on
-   after it (its chunks keep the time of their own packets). A segment cut by the snap length delivers what
+   after it (its chunks keep the time of their own packets), and ``gap_marks`` says where among the chunks it
+   sits, so a parser can be told "n bytes are missing here" (``ParserBase.gap``). A segment cut by the snap length delivers what
    was captured, and its missing tail (wire length - captured length) is a gap at once.
 """
 
@@ -54,7 +55,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     import pandas
 
-__all__ = ["StreamChunk", "TcpConnection", "ConnectionTable", "reassemble", "reassemble_tuples", "MAIL_PORTS", "packets_frame"]
+__all__ = ["StreamChunk", "TcpConnection", "ConnectionTable", "Reassembler", "reassemble", "reassemble_tuples",
+           "MAIL_PORTS", "packets_frame"]
 
 _M32 = 0xFFFFFFFF
 _MAX_WARNINGS = 50  # per connection
@@ -91,6 +93,10 @@ class TcpConnection:
     warnings: list[str] = field(default_factory=list)
     dup_bytes: int = 0
     reset: bool = False
+    # where each gap sits among the chunks: ``(position, direction, size)``, the gap's bytes are missing right
+    # before ``chunk_tuples[position]``'s direction continues (position == len(chunk_tuples): at the end). The
+    # analysis tells the parser about them (``parser.gap``), so a literal with a hole keeps its length.
+    gap_marks: list[tuple[int, str, int]] = field(default_factory=list)
     _chunks: list[StreamChunk] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -118,7 +124,7 @@ class TcpConnection:
 class _Dir:
     """Reassembly state of one direction."""
 
-    __slots__ = ("name", "base", "next", "pending", "fin", "ack", "seq_no", "syn", "gaps", "checks")
+    __slots__ = ("name", "base", "next", "pending", "fin", "ack", "seq_no", "syn", "gaps", "checks", "handed", "prev_handed")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -131,15 +137,19 @@ class _Dir:
         self.syn: int | None = None  # ISN, when the SYN was seen
         self.gaps: list[tuple[int, int]] = []  # (offset, size)
         self.checks: list[tuple[int, bytes, int]] = []  # overlaps to compare at the end: (offset, data, index)
+        self.handed = 0  # stream offset where the chunks still held start (Reassembler.take hands earlier ones out)
+        self.prev_handed = 0  # ... and where the chunks of the last hand-over, kept for comparisons, start
 
 
 class _Track:
     """A connection while it is being reassembled; shed at the end."""
 
-    __slots__ = ("conn", "dirs", "index", "finished", "client_isn", "server_isn")
+    __slots__ = ("conn", "dirs", "index", "finished", "client_isn", "server_isn", "keys", "prev")
 
     def __init__(self, conn: TcpConnection | None, index: int) -> None:
         self.conn = conn
+        self.keys: tuple[tuple, tuple] = ((), ())  # (client address, port), (server address, port)
+        self.prev: list = []  # the chunks of the last hand-over (Reassembler.take), kept for comparisons
         self.dirs = (_Dir(UP), _Dir(DOWN))
         self.index = index
         self.finished = False  # FIN or RST seen
@@ -170,6 +180,7 @@ class ConnectionTable:
         self.tracks: list[_Track] = []
         self._make = make_conns
         self.on_segment: SegmentWatcher | None = None
+        self.late = 0  # packets of connections already finished and released (see release)
 
     def _new(self, p: TcpPacket) -> tuple[_Track, int]:
         to_dst = _server_is_dst(p)
@@ -180,6 +191,7 @@ class ConnectionTable:
         if self._make:
             conn = TcpConnection(idx, client, server, p.t, mid_stream=not p.flags & SYN)
         tr = _Track(conn, idx)
+        tr.keys = (client, server)
         self.tracks.append(tr)
         up_key = (client[0], client[1], server[0], server[1])
         down_key = (server[0], server[1], client[0], client[1])
@@ -189,6 +201,15 @@ class ConnectionTable:
             self.fast[up_key] = (conn, tr.dirs[0], tr.dirs[1])
             self.fast[down_key] = (conn, tr.dirs[1], tr.dirs[0])
         return (tr, 0) if to_dst else (tr, 1)
+
+    def release(self, tr: _Track) -> None:
+        """Forget a finished connection's state but keep its keys (a tombstone: ``tr.conn`` None), so a late
+        packet of it is not taken for a new connection; a SYN with a new ISN still starts one."""
+        client, server = tr.keys
+        for key in (client + server, server + client):
+            self.fast.pop(key, None)
+        tr.conn = None
+        tr.dirs = None
 
     def lookup(self, p: TcpPacket) -> tuple[_Track, int]:
         """The connection ``p`` belongs to and its direction (0 = up, 1 = down), creating it if new."""
@@ -255,6 +276,7 @@ def _gap(c: TcpConnection, d: _Dir, upto: int, why: str) -> None:
     c.gaps += 1
     c.gap_bytes += size
     d.gaps.append((d.next, size))
+    c.gap_marks.append((len(c.chunk_tuples), d.name, size))
     c.warn(f"gap in the {d.name} stream: {size} bytes missing at offset {d.next} ({why})")
     d.next = upto
 
@@ -300,14 +322,16 @@ def _segment(c: TcpConnection, d: _Dir, off: int, data: bytes, t: float, index: 
     _check_acked(c, d)
 
 
-def _conflicts(c: TcpConnection, d: _Dir) -> None:
-    """Compare every retransmitted byte with the first copy delivered; warn where they differ."""
+def _conflicts(c: TcpConnection, d: _Dir, chunks: list | None = None) -> None:
+    """Compare every retransmitted byte with the first copy delivered, as far as it is still held: all of it,
+    or, once :meth:`Reassembler.take` hands chunks out, those of the last hand-over and since (``chunks``, which
+    start at stream offset ``d.prev_handed``); warn where they differ."""
     starts: list[int] = []
     datas: list[bytes] = []
-    cursor = 0
-    gaps = iter(d.gaps + [(-1, 0)])
+    cursor = d.prev_handed
+    gaps = iter([g for g in d.gaps if g[0] >= cursor] + [(-1, 0)])
     g_off, g_size = next(gaps)
-    for name, _t, data in c.chunk_tuples:
+    for name, _t, data in (c.chunk_tuples if chunks is None else chunks):
         if name != d.name:
             continue
         while g_off == cursor:
@@ -316,7 +340,8 @@ def _conflicts(c: TcpConnection, d: _Dir) -> None:
         starts.append(cursor)
         datas.append(data)
         cursor += len(data)
-    for off, data, index in d.checks:
+    checks, d.checks = d.checks, []
+    for off, data, index in checks:
         end = off + len(data)
         i = max(0, bisect_right(starts, off) - 1)
         diff = 0
@@ -343,7 +368,8 @@ def _finish(tr: _Track) -> TcpConnection:
         if limit > d.next and d.base is not None:
             _gap(c, d, limit, "acknowledged by the peer but not in the capture, at the end")
         if d.checks:
-            _conflicts(c, d)
+            _conflicts(c, d, tr.prev + c.chunk_tuples if tr.prev else None)
+    tr.prev = []
     c.bytes_up = up.next - sum(s for _, s in up.gaps)
     c.bytes_down = down.next - sum(s for _, s in down.gaps)
     c.closed = c.reset or (up.fin is not None and down.fin is not None)
@@ -358,6 +384,9 @@ def _packet(table: ConnectionTable, p: TcpPacket) -> None:
     """Everything about one packet, general case (SYN, FIN, RST, a new connection or direction, disorder)."""
     tr, di = table.lookup(p)
     c = tr.conn
+    if c is None:  # a late packet of a connection already finished and handed out (Reassembler.finish)
+        table.late += 1
+        return
     d = tr.dirs[di]
     t = p.t
     f = p.flags
@@ -410,43 +439,125 @@ def reassemble(packets: Iterable[TcpPacket], on_segment: SegmentWatcher | None =
 
 def reassemble_tuples(packets: Iterable[tuple], on_segment: SegmentWatcher | None = None) -> list[TcpConnection]:
     """:func:`reassemble` for packets as plain tuples in ``mailstudy.net.pcap.PACKET_FIELDS`` order (what
-    ``read_tcp_tuples`` yields): the same connections, without making a TcpPacket per packet.
+    ``read_tcp_tuples`` yields): the same connections, without making a TcpPacket per packet."""
+    r = Reassembler(on_segment)
+    r.feed(packets)
+    return r.finish_all()
 
-    The fast path takes the common packet (no SYN/FIN/RST, known connection and direction, data in order or
-    none) in a few lines; everything else is rebuilt as a TcpPacket and goes through ``_packet``. With an
-    ``on_segment`` watcher every packet takes the general path (the fast path stays free of the check).
+
+class Reassembler:
+    """Reassembly as a stream: feed packets in batches, take each connection's new chunks as they come, and
+    finish connections that have ended while the rest of the file is still being read.
+
+    :func:`reassemble_tuples` is ``feed`` everything, then ``finish_all``: every connection is held to the end.
+    A streaming caller (``mailstudy.offline.analyze.iter_sessions``) keeps memory bounded by the connections
+    still open instead: after each batch it calls :meth:`take` to hand a connection's new chunks (and the gap
+    marks among them) to its parser, and :meth:`ended` / :meth:`finish` to close connections that are over.
+    A connection is over once both FINs (or a RST) were seen, nothing waits in its reassembly buffers, and the
+    capture's clock has gone ``linger_s`` past its last packet (so its last ACKs still count in it). A packet
+    of a finished connection that comes later still is counted in :attr:`late`, never taken for a new
+    connection (the connection table keeps the finished one's addresses); a SYN with a new ISN does start one,
+    as rule 1 says.
+
+    The chunks of the last :meth:`take` are kept for one more: a retransmission of bytes handed out before
+    that is counted in ``dup_bytes`` but can no longer be compared with the first copy (rule 4).
+
+    The fast path of :meth:`feed` takes the common packet (no SYN/FIN/RST, known connection and direction, data
+    in order or none) in a few lines; everything else is rebuilt as a TcpPacket and goes through ``_packet``.
+    With an ``on_segment`` watcher every packet takes the general path (the fast path stays free of the check).
     """
-    table = ConnectionTable(make_conns=True)
-    table.on_segment = on_segment
-    get = table.fast.get if on_segment is None else {}.get
-    M = _M32
-    general = _packet
-    for tup in packets:
-        t, src, sport, dst, dport, seq, ack, f, data, _wire, _cap, trunc, _index, _t_ns, _at = tup
-        if f & 0x07 or trunc:
-            general(table, TcpPacket(*tup))
-            continue
-        ent = get((src, sport, dst, dport))
-        if ent is None:
-            general(table, TcpPacket(*tup))
-            continue
-        c, d, o = ent
-        if data:
-            if d.pending or d.fin is not None or d.base is None or (seq - d.base - d.next) & M:
+
+    def __init__(self, on_segment: SegmentWatcher | None = None) -> None:
+        self.table = ConnectionTable(make_conns=True)
+        self.table.on_segment = on_segment
+        self._open: dict[int, _Track] = {}  # connection index -> track, for connections not finished
+        self.t_now = 0.0  # the time of the last packet fed
+
+    @property
+    def late(self) -> int:
+        """Packets of connections already finished (see the class doc)."""
+        return self.table.late
+
+    def feed(self, packets: Iterable[tuple]) -> None:
+        """Reassemble ``packets`` (tuples in ``PACKET_FIELDS`` order)."""
+        table = self.table
+        get = table.fast.get if table.on_segment is None else {}.get
+        M = _M32
+        general = _packet
+        opened = len(table.tracks)
+        t = self.t_now
+        for tup in packets:
+            t, src, sport, dst, dport, seq, ack, f, data, _wire, _cap, trunc, _index, _t_ns, _at = tup
+            if f & 0x07 or trunc:
                 general(table, TcpPacket(*tup))
                 continue
-            d.next += len(data)
-            c.chunk_tuples.append((d.name, t, data))
-        elif d.base is None:
-            general(table, TcpPacket(*tup))
-            continue
-        c.packets += 1
-        c.t_last = t
-        if f & 0x10:
-            o.ack = ack
-            if o.pending:
-                _check_acked(c, o)
-    return [_finish(tr) for tr in table.tracks]
+            ent = get((src, sport, dst, dport))
+            if ent is None:
+                general(table, TcpPacket(*tup))
+                continue
+            c, d, o = ent
+            if data:
+                if d.pending or d.fin is not None or d.base is None or (seq - d.base - d.next) & M:
+                    general(table, TcpPacket(*tup))
+                    continue
+                d.next += len(data)
+                c.chunk_tuples.append((d.name, t, data))
+            elif d.base is None:
+                general(table, TcpPacket(*tup))
+                continue
+            c.packets += 1
+            c.t_last = t
+            if f & 0x10:
+                o.ack = ack
+                if o.pending:
+                    _check_acked(c, o)
+        self.t_now = t
+        for tr in table.tracks[opened:]:
+            self._open[tr.index] = tr
+
+    def connections(self) -> list[TcpConnection]:
+        """The connections not finished yet, in order of their first packet."""
+        return [tr.conn for tr in self._open.values()]
+
+    def take(self, conn: TcpConnection) -> tuple[list[tuple[str, float, bytes]], list[tuple[int, str, int]]]:
+        """Hand out ``conn``'s chunks delivered since the last take and the gap marks among them (positions
+        relative to the returned list); the connection stops holding them."""
+        tr = self._open[conn.index]
+        chunks, marks = conn.chunk_tuples, conn.gap_marks
+        for d in tr.dirs:
+            if d.checks:  # compare while the first copies are still here
+                _conflicts(conn, d, tr.prev + chunks if tr.prev else chunks)
+            d.prev_handed = d.handed
+            d.handed = d.next
+        tr.prev = chunks
+        conn.chunk_tuples = []
+        conn.gap_marks = []
+        conn._chunks = None
+        return chunks, marks
+
+    def ended(self, linger_s: float) -> list[TcpConnection]:
+        """Connections that are over (both FINs or a RST, nothing buffered, quiet for ``linger_s`` of capture
+        time), in order of their first packet."""
+        out = []
+        for tr in self._open.values():
+            c = tr.conn
+            if not tr.finished or self.t_now - c.t_last < linger_s:
+                continue
+            up, down = tr.dirs
+            if (c.reset or (up.fin is not None and down.fin is not None)) and not up.pending and not down.pending:
+                out.append(c)
+        return out
+
+    def finish(self, conn: TcpConnection) -> TcpConnection:
+        """Finish ``conn`` (its last gaps and counts, as at the end of a capture) and forget its state."""
+        tr = self._open.pop(conn.index)
+        _finish(tr)
+        self.table.release(tr)
+        return conn
+
+    def finish_all(self) -> list[TcpConnection]:
+        """Finish every connection still open (the end of the capture), in order of their first packet."""
+        return [self.finish(tr.conn) for tr in list(self._open.values())]
 
 
 def packets_frame(path: str | os.PathLike) -> "pandas.DataFrame":

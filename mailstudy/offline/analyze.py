@@ -15,38 +15,45 @@ A session is *encrypted* when its port is 993/995, its first bytes are TLS recor
 (``time_scale=1.0``); ``t_start`` is the client's SYN when captured (DESIGN: duration runs from connect()), else
 the connection's first packet. ``time_to_list_s`` is None: a capture does not know when the user saw the list.
 
-Speed and memory: packets stream from the reader into reassembly as plain tuples (``read_tcp_tuples`` ->
-``reassemble_tuples``: no TcpPacket per packet); reassembly must hold every connection's chunks until the end of
-the file, as the contract hands back each ``TcpConnection``; it keeps them as plain ``(direction, t, data)``
-tuples (``chunk_tuples``), which the cyclic garbage collector stops visiting once it has seen them
-(``TcpConnection.chunks`` makes the ``StreamChunk`` objects only when asked). Each run of chunks in one direction
-goes to the parser in one call (``feed_lists``, ``feed_many`` for two lists). The parsers do
-not copy payloads (IMAP literals, POP3 data) unless ``keep_payloads=True``: the bytes stay available in
-``connection.stream()``, and not copying them keeps a 1,000,000-packet capture under 1 GB. ``pause_gc=True``
-(for a command line only) switches the cyclic garbage collector off during the call; bench/analyze.py measures
-both.
+Streaming and memory: :class:`SessionStream` (``iter_sessions``) reads packets as plain tuples
+(``read_tcp_tuples``: no TcpPacket per packet) into an incremental :class:`~mailstudy.net.reassembly.Reassembler`
+batch by batch; after each batch every connection's new chunks go to its :class:`SessionBuilder` (classifier,
+then parser: each run of chunks one way in one ``feed_lists`` call) and are released, and a connection that is
+over is summarized, yielded and forgotten. So memory is bounded by the open connections, not by the file
+(bench/analyze.py: 129 MiB peak for 1.2 M packets). :func:`analyze_pcap` is the same engine holding every
+connection's chunks (``keep_streams``) to the end of the file, for callers that want ``connection.stream()``.
+The parsers do not copy payloads (IMAP literals, POP3 data) unless ``keep_payloads=True``. ``pause_gc=True``
+(for a command line only) switches the cyclic garbage collector off during the call.
+
+Gaps: reassembly marks where each gap sits among the chunks (``gap_marks``); the builder tells the parser
+(``parser.gap``) between the runs before and after it, so a literal with a hole still ends where its length
+says and every exchange that lost bytes carries them (``Exchange.missing``; the session row's
+``exchanges_incomplete`` and ``bytes_missing``). A connection caught mid-stream is read from the first line
+the parser recognizes (``parser.resume``) and, like one with only one side captured, marked ``partial``.
 """
 
 from __future__ import annotations
 
 import gc
 import os
+from itertools import islice
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 from mailstudy.net.pcap import PcapError, PcapStats, read_tcp_tuples
-from mailstudy.net.reassembly import TcpConnection, reassemble_tuples
+from mailstudy.net.reassembly import Reassembler, TcpConnection
 from mailstudy.protocol import make_parser
 from mailstudy.protocol import metrics as _metrics
-from mailstudy.protocol.classify import IMPLICIT_TLS_PORTS, WELL_KNOWN_PORTS
+from mailstudy.protocol.classify import FIRST_LINE_MAX, IMPLICIT_TLS_PORTS, WELL_KNOWN_PORTS, first_payload
 from mailstudy.protocol.classify import classify as classify_stream
-from mailstudy.protocol.events import Encrypted, Exchange, ParseWarning
+from mailstudy.protocol.events import DOWN, UP, Encrypted, Exchange, ParseWarning
 from mailstudy.wire import METRIC_KEYS, Flight
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
 
-__all__ = ["Analysis", "SessionAnalysis", "analyze_pcap", "classify", "PcapError", "WELL_KNOWN_PORTS"]
+__all__ = ["Analysis", "SessionAnalysis", "SessionBuilder", "SessionStream", "analyze_pcap", "iter_sessions",
+           "analyze_connection", "classify", "PcapError", "WELL_KNOWN_PORTS"]
 
 _MAX_SESSION_WARNINGS = 200
 _new_tuple = tuple.__new__  # a Flight without NamedTuple's Python-level __new__ (one per run of a big capture)
@@ -65,6 +72,8 @@ class SessionAnalysis:
     exchanges: list[Exchange]  # sorted by Exchange.index (order sent)
     metrics: dict  # session_metrics(...) keys + client, server, protocol, packets, encrypted
     warnings: list[str] = field(default_factory=list)
+    file: str = ""  # the capture it came from
+    partial: bool = False  # the capture starts mid-connection, or holds only one side of it
 
     @property
     def t_start(self) -> float:
@@ -111,7 +120,7 @@ class Analysis:
         return pd.concat(frames, ignore_index=True)
 
 
-SESSION_COLUMNS = ["client", "server", "protocol", "port", "encrypted", "packets", *METRIC_KEYS]
+SESSION_COLUMNS = ["client", "server", "protocol", "port", "encrypted", "packets", *METRIC_KEYS, *_metrics.LOSS_KEYS]
 
 
 # ---- recognising mail ----------------------------------------------------------------------------------------
@@ -164,8 +173,156 @@ def _feed_runs(feed_many, chunks: list) -> list[Flight]:
     return flights
 
 
+def _feed_with_gaps(parser, chunks: list, marks: list, t_end: float | None = None) -> None:
+    """The reference path: every chunk through the parser's public ``feed``, each gap through ``gap``."""
+    marks = iter(marks)
+    mark = next(marks, None)
+    for i, (direction, t, data) in enumerate(chunks):
+        while mark is not None and mark[0] == i:
+            parser.gap(mark[1], mark[2], t)
+            mark = next(marks, None)
+        parser.feed(direction, data, t)
+    while mark is not None:
+        parser.gap(mark[1], mark[2], t_end)
+        mark = next(marks, None)
+
+
 def _by_index(e: Exchange) -> int:
     return e.index
+
+
+def _merge(flights: list[Flight], more: list[Flight]) -> None:
+    """Append ``more`` to ``flights``; a flight cut in two by where a hand-over (or a gap) fell is one flight."""
+    if more and flights and flights[-1][0] == more[0][0]:
+        a, b = flights[-1], more[0]
+        flights[-1] = _new_tuple(Flight, (a[0], a[1] + b[1], a[2], max(a[3], b[3])))
+        more = more[1:]
+    flights.extend(more)
+
+
+HOLD_MAX = 1 << 20  # bytes held for the classifier at most: then it decides with what it has (one side only)
+
+
+class SessionBuilder:
+    """One connection's analysis, built as its chunks come (:meth:`add`), finished by :meth:`end`.
+
+    Until the protocol is known it holds the first chunks (the classifier wants the server's first line and the
+    client's first two bytes; :func:`mailstudy.protocol.classify.first_payload` says when it has them); from
+    then on each hand-over goes straight to the parser and only the flights and the parser's own state are
+    kept. A connection that is not mail keeps nothing. ``protocol`` given: no classifying (analyze_connection).
+    A connection whose client sends nothing (a capture with one side only) is classified once :data:`HOLD_MAX`
+    bytes are held, so it cannot hold the whole stream.
+    """
+
+    def __init__(self, ports: Iterable[int] = (), keep_payloads: bool = False, protocol: str | None = None,
+                 note: str = "", fast: bool = True) -> None:
+        self.ports = ports
+        self.keep_payloads = keep_payloads
+        self.fast = fast
+        self.protocol = protocol
+        self.why = note
+        self.decided = protocol is not None
+        self.held: list = []
+        self.held_marks: list = []
+        self.held_bytes = 0
+        self.parser = None
+        self.flights: list[Flight] = []
+        self.payload = False  # any chunk seen
+        self.resumed = False  # a mid-stream connection's parser was told so
+        if protocol is not None:
+            self._start()
+
+    def _start(self) -> None:
+        self.parser = make_parser(self.protocol)
+        self.parser.keep_payloads = self.keep_payloads  # without: literals and POP3 data are counted, not copied
+
+    def add(self, conn: TcpConnection, chunks: list, marks: list) -> None:
+        """The connection's next chunks (``(direction, t, data)``) and the gap marks among them."""
+        if chunks:
+            self.payload = True
+        if not self.decided:
+            n = len(self.held)
+            self.held.extend(chunks)
+            self.held_marks.extend((pos + n, d, size) for pos, d, size in marks)
+            self.held_bytes += sum(len(c[2]) for c in chunks)
+            _first, down, up = first_payload(self.held)
+            if (not ((b"\n" in down or len(down) >= FIRST_LINE_MAX) and len(up) >= 2)
+                    and self.held_bytes < HOLD_MAX):
+                return  # the classifier cannot tell yet
+            self._decide(conn)
+            chunks, marks = self.held, self.held_marks
+            self.held, self.held_marks = [], []
+        if self.parser is not None:
+            self._feed(conn, chunks, marks)
+
+    def _decide(self, conn: TcpConnection) -> None:
+        self.decided = True
+        self.protocol, self.why = classify_stream(conn.server[1], self.held, self.ports)
+        if self.protocol is not None:
+            self._start()
+
+    def _feed(self, conn: TcpConnection, chunks: list, marks: list) -> None:
+        parser = self.parser
+        if conn.mid_stream and not self.resumed:  # read from the first line the parser recognizes
+            self.resumed = True
+            parser.resume(UP, conn.t_first)
+            parser.resume(DOWN, conn.t_first)
+        if not self.fast:
+            _merge(self.flights, _feed_runs(None, chunks))
+            _feed_with_gaps(parser, chunks, marks, conn.t_last)
+            return
+        if not marks:
+            _merge(self.flights, _feed_runs(parser.feed_lists, chunks))
+            return
+        # the parser is told where each gap sits (parser.gap), between the runs fed before and after it
+        at = 0
+        for pos, direction, size in marks:
+            _merge(self.flights, _feed_runs(parser.feed_lists, chunks[at:pos]))
+            parser.gap(direction, size, chunks[pos][1] if pos < len(chunks) else conn.t_last)
+            at = pos
+        _merge(self.flights, _feed_runs(parser.feed_lists, chunks[at:]))
+
+    def end(self, conn: TcpConnection, index: int, chunks: list = (), marks: list = ()) -> SessionAnalysis | None:
+        """Finish: the last chunks, then the session (None when the connection is not mail)."""
+        self.add(conn, list(chunks), list(marks))
+        if not self.decided:
+            self._decide(conn)
+            if self.parser is not None:
+                self._feed(conn, self.held, self.held_marks)
+            self.held, self.held_marks = [], []
+        if self.parser is None:
+            return None
+        parser, protocol, flights = self.parser, self.protocol, self.flights
+        parser.close(conn.t_last)
+        events = parser.events()
+        exchanges = sorted((e for e in events if e.__class__ is Exchange), key=_by_index)
+        port = conn.server[1]
+        encrypted = port in IMPLICIT_TLS_PORTS or any(e.__class__ is Encrypted for e in events)
+        t_start = conn.t_syn if conn.t_syn is not None else conn.t_first
+        m = _metrics.session_metrics(flights, exchanges, t_start=t_start, t_list_ready=None, time_scale=1.0)
+        row = {"client": _endpoint(conn.client), "server": _endpoint(conn.server), "protocol": protocol,
+               "port": port, "encrypted": encrypted, "packets": conn.packets, **m.as_row(),
+               **_metrics.loss_counts(exchanges, conn.gap_bytes)}
+        warnings: list[str] = []
+        if self.why:
+            warnings.append(self.why)
+        warnings.extend(conn.warnings)
+        if not self.payload:
+            warnings.append("no payload in either direction (connection set up but nothing sent)")
+        for e in events:
+            if isinstance(e, ParseWarning):
+                if len(warnings) >= _MAX_SESSION_WARNINGS:
+                    warnings.append("(further parser warnings suppressed)")
+                    break
+                warnings.append(_warning_text(e))
+        self.parser = None
+        one_side = (conn.bytes_up > 0 and conn.bytes_down == 0) or (conn.bytes_down > 0 and conn.bytes_up == 0
+                                                                     and conn.t_syn is None)
+        if one_side:
+            warnings.append("only one side of the connection is in the capture: the session is partial")
+        return SessionAnalysis(index=index, connection=conn, protocol=protocol, port=port, encrypted=encrypted,
+                               events=events, exchanges=exchanges, metrics=row, warnings=warnings,
+                               partial=conn.mid_stream or one_side)
 
 
 def analyze_connection(conn: TcpConnection, protocol: str, index: int = 0,
@@ -175,36 +332,8 @@ def analyze_connection(conn: TcpConnection, protocol: str, index: int = 0,
     ``fast=False`` feeds the parser chunk by chunk through its public ``feed`` (the reference the tests compare
     the fast path with).
     """
-    parser = make_parser(protocol)
-    parser.keep_payloads = keep_payloads  # without: literals and POP3 data are counted, never copied
-    chunks = conn.chunk_tuples
-    flights = _feed_runs(parser.feed_lists if fast else None, chunks)
-    if not fast:
-        for direction, t, data in chunks:
-            parser.feed(direction, data, t)
-    parser.close(conn.t_last)
-    events = parser.events()
-    exchanges = sorted((e for e in events if e.__class__ is Exchange), key=_by_index)
-    port = conn.server[1]
-    encrypted = port in IMPLICIT_TLS_PORTS or any(e.__class__ is Encrypted for e in events)
-    t_start = conn.t_syn if conn.t_syn is not None else conn.t_first
-    m = _metrics.session_metrics(flights, exchanges, t_start=t_start, t_list_ready=None, time_scale=1.0)
-    row = {"client": _endpoint(conn.client), "server": _endpoint(conn.server), "protocol": protocol,
-           "port": port, "encrypted": encrypted, "packets": conn.packets, **m.as_row()}
-    warnings: list[str] = []
-    if note:
-        warnings.append(note)
-    warnings.extend(conn.warnings)
-    if not chunks:
-        warnings.append("no payload in either direction (connection set up but nothing sent)")
-    for e in events:
-        if isinstance(e, ParseWarning):
-            if len(warnings) >= _MAX_SESSION_WARNINGS:
-                warnings.append("(further parser warnings suppressed)")
-                break
-            warnings.append(_warning_text(e))
-    return SessionAnalysis(index=index, connection=conn, protocol=protocol, port=port, encrypted=encrypted,
-                           events=events, exchanges=exchanges, metrics=row, warnings=warnings)
+    return SessionBuilder((), keep_payloads, protocol, note, fast).end(conn, index, conn.chunk_tuples,
+                                                                        conn.gap_marks)
 
 
 # ---- the whole file ------------------------------------------------------------------------------------------
@@ -224,6 +353,133 @@ def _with_progress(packets: Iterator[tuple], path: str) -> Iterator[tuple]:
         bar.close()
 
 
+BATCH = 16384  # packets reassembled between two hand-overs to the parsers
+LINGER_S = 2.0  # capture seconds a closed connection is kept for its last packets before it is summarized
+
+
+class SessionStream:
+    """The mail sessions of one capture, each yielded as soon as its connection is over; memory is bounded by
+    the connections still open, not by the file.
+
+    Packets are reassembled in batches of :data:`BATCH`; after each batch every connection's new chunks go to
+    its parser (:class:`SessionBuilder`) and are released, and every connection that is over (both FINs or a
+    RST, then :data:`LINGER_S` of capture time for its last ACKs) is summarized, yielded and forgotten. So
+    sessions come in the order they end, numbered in that order (``index``; ``connection.index`` is tshark's
+    ``tcp.stream`` either way). The file-level results (``stats``, ``warnings``, ``connections``,
+    ``non_mail``, ``late_packets``) are complete once the iteration has ended.
+
+    ``keep_streams=True`` holds every connection's chunks to the end of the file and summarizes every session
+    there, in the order of their first packet: what :func:`analyze_pcap` returns (``connection.stream()``
+    whole, retransmissions compared with every first copy). Opening raises
+    :class:`~mailstudy.net.pcap.PcapError` at once when the file cannot be read at all.
+    """
+
+    def __init__(self, path: str | os.PathLike, ports: Iterable[int] = (), progress: bool = False, *,
+                 keep_payloads: bool = False, keep_streams: bool = False, linger_s: float = LINGER_S,
+                 packets: Iterable[tuple] | None = None, stats: PcapStats | None = None,
+                 batch: int = BATCH) -> None:
+        self.path = os.fspath(path)
+        self.batch = max(1, int(batch))
+        self.ports = {int(p) for p in ports}
+        self.keep_payloads = keep_payloads
+        self.keep_streams = keep_streams
+        self.linger_s = None if keep_streams else linger_s
+        self.stats = stats if stats is not None else PcapStats()
+        if packets is None:
+            packets = read_tcp_tuples(self.path, self.stats)  # raises PcapError now if the file is unreadable
+        self._packets = _with_progress(packets, self.path) if progress else packets
+        self.warnings: list[str] = []
+        self.connections = 0
+        self.non_mail = 0
+        self.late_packets = 0
+        self._conn_warnings: list[str] = []
+        self._non_mail_ports: dict[int, int] = {}
+        self._sessions = 0
+
+    def __iter__(self) -> Iterator[SessionAnalysis]:
+        r = Reassembler()
+        builders: dict[int, SessionBuilder] = {}
+        packets = iter(self._packets)
+        keep = self.keep_streams
+        while True:
+            batch = list(islice(packets, self.batch))
+            if batch:
+                r.feed(batch)
+                del batch
+                if not keep:
+                    for conn in r.connections():
+                        if conn.chunk_tuples or conn.gap_marks:
+                            b = builders.get(conn.index)
+                            if b is None:
+                                b = builders[conn.index] = SessionBuilder(self.ports, self.keep_payloads)
+                            chunks, marks = r.take(conn)
+                            b.add(conn, chunks, marks)
+                if self.linger_s is not None:
+                    for conn in r.ended(self.linger_s):
+                        s = self._end(r.finish(conn), builders)
+                        if s is not None:
+                            yield s
+            else:
+                for conn in r.finish_all():
+                    s = self._end(conn, builders)
+                    if s is not None:
+                        yield s
+                break
+        self.connections = len(r.table.tracks)
+        self.late_packets = r.late
+        self._summarize()
+
+    def _end(self, conn: TcpConnection, builders: dict[int, SessionBuilder]) -> SessionAnalysis | None:
+        b = builders.pop(conn.index, None) or SessionBuilder(self.ports, self.keep_payloads)
+        s = b.end(conn, self._sessions, conn.chunk_tuples, conn.gap_marks)
+        if not self.keep_streams:
+            conn.chunk_tuples, conn.gap_marks = [], []
+        if s is None:
+            port = conn.server[1]
+            self._non_mail_ports[port] = self._non_mail_ports.get(port, 0) + 1
+            if b.why:
+                self._conn_warnings.append(f"TCP stream {conn.index} ({_endpoint(conn.client)} -> "
+                                           f"{_endpoint(conn.server)}): {b.why}; not analyzed")
+            return None
+        self._sessions += 1
+        s.file = self.path
+        return s
+
+    def _summarize(self) -> None:
+        stats = self.stats
+        warnings: list[str] = list(stats.warnings)
+        if stats.suppressed_warnings:
+            warnings.append(f"{stats.suppressed_warnings} more reader warnings suppressed")
+        warnings.extend(self._conn_warnings)
+        non_mail_ports = self._non_mail_ports
+        non_mail = self.non_mail = sum(non_mail_ports.values())
+        if non_mail:
+            shown = ", ".join(str(p) for p in sorted(non_mail_ports)[:10])
+            more = ", ..." if len(non_mail_ports) > 10 else ""
+            warnings.append(f"{non_mail} TCP connection{'s' if non_mail != 1 else ''} not IMAP or POP3 "
+                            f"(server port{'s' if len(non_mail_ports) != 1 else ''} {shown}{more}): skipped")
+        if stats.non_tcp:
+            kinds = ", ".join(f"{k} {v}" for k, v in sorted(stats.non_tcp_kinds.items()))
+            warnings.append(f"{stats.non_tcp} packets are not TCP ({kinds}): skipped")
+        if self.late_packets:
+            warnings.append(f"{self.late_packets} packets came more than {self.linger_s:g} s after their "
+                            f"connection had closed, once it was summarized: counted in no session")
+        self.warnings = warnings
+
+    def exchanges(self) -> Iterator[tuple[SessionAnalysis, Exchange]]:
+        """Every exchange as ``(session, exchange)``, session by session as they end (iterates the stream)."""
+        for s in self:
+            for e in s.exchanges:
+                yield s, e
+
+
+def iter_sessions(path: str | os.PathLike, ports: Iterable[int] = (), progress: bool = False, *,
+                  keep_payloads: bool = False, linger_s: float = LINGER_S) -> SessionStream:
+    """The mail sessions of a capture as they end, in memory bounded by the open connections (see
+    :class:`SessionStream`; its file-level results are complete once the iteration has ended)."""
+    return SessionStream(path, ports, progress, keep_payloads=keep_payloads, linger_s=linger_s)
+
+
 def analyze_pcap(path: str | os.PathLike, ports: Iterable[int] = (), progress: bool = False, *,
                  keep_payloads: bool = False, pause_gc: bool = False) -> Analysis:
     """Read a pcap/pcapng file and return its IMAP/POP3 sessions with exchanges and metrics.
@@ -231,6 +487,9 @@ def analyze_pcap(path: str | os.PathLike, ports: Iterable[int] = (), progress: b
     ``ports``: extra server ports to treat as mail (the protocol is then told by the greeting). Raises
     :class:`~mailstudy.net.pcap.PcapError` (a one-line message) when the file cannot be read at all; damage later in
     the file becomes warnings. ``keep_payloads``: keep IMAP literals / POP3 data inside the exchanges.
+
+    Every connection is held to the end of the file (``connection.stream()`` is whole): for a big capture,
+    :func:`iter_sessions` streams in bounded memory instead.
 
     ``pause_gc``: switch Python's cyclic garbage collector off for the call and back on (if it was on) when it
     returns or raises. The analysis makes no reference cycles, but its long-lived objects (exchanges, events,
@@ -244,35 +503,7 @@ def analyze_pcap(path: str | os.PathLike, ports: Iterable[int] = (), progress: b
             return analyze_pcap(path, ports, progress, keep_payloads=keep_payloads)
         finally:
             gc.enable()
-    path = os.fspath(path)
-    ports = {int(p) for p in ports}
-    stats = PcapStats()
-    packets = read_tcp_tuples(path, stats)  # raises PcapError now if the file is unreadable
-    if progress:
-        packets = _with_progress(packets, path)
-    conns = reassemble_tuples(packets)
-    sessions: list[SessionAnalysis] = []
-    warnings: list[str] = list(stats.warnings)
-    if stats.suppressed_warnings:
-        warnings.append(f"{stats.suppressed_warnings} more reader warnings suppressed")
-    non_mail_ports: dict[int, int] = {}
-    for conn in conns:
-        protocol, why = classify(conn, ports)
-        if protocol is None:
-            non_mail_ports[conn.server[1]] = non_mail_ports.get(conn.server[1], 0) + 1
-            if why:
-                warnings.append(f"TCP stream {conn.index} ({_endpoint(conn.client)} -> "
-                                f"{_endpoint(conn.server)}): {why}; not analyzed")
-            continue
-        sessions.append(analyze_connection(conn, protocol, len(sessions), keep_payloads, why))
-    non_mail = sum(non_mail_ports.values())
-    if non_mail:
-        shown = ", ".join(str(p) for p in sorted(non_mail_ports)[:10])
-        more = ", ..." if len(non_mail_ports) > 10 else ""
-        warnings.append(f"{non_mail} TCP connection{'s' if non_mail != 1 else ''} not IMAP or POP3 "
-                        f"(server port{'s' if len(non_mail_ports) != 1 else ''} {shown}{more}): skipped")
-    if stats.non_tcp:
-        kinds = ", ".join(f"{k} {v}" for k, v in sorted(stats.non_tcp_kinds.items()))
-        warnings.append(f"{stats.non_tcp} packets are not TCP ({kinds}): skipped")
-    return Analysis(path=path, sessions=sessions, warnings=warnings, stats=stats, connections=len(conns),
-                    non_mail=non_mail)
+    stream = SessionStream(path, ports, progress, keep_payloads=keep_payloads, keep_streams=True)
+    sessions = list(stream)
+    return Analysis(path=stream.path, sessions=sessions, warnings=stream.warnings, stats=stream.stats,
+                    connections=stream.connections, non_mail=stream.non_mail)

@@ -261,6 +261,9 @@ def redact_pcap(src: str | os.PathLike, dst: str | os.PathLike) -> RedactionRepo
         raise RedactError(str(e)) from None
     except OSError as e:
         raise RedactError(f"cannot read {src}: {e.strerror or e}") from None
+    if stats.compression:  # tcp_offset counts decompressed bytes: patching the compressed file would corrupt it
+        raise RedactError(f"{os.path.basename(src)} is {stats.compression}-compressed: decompress it first, then "
+                          f"redact the plain capture")
     report.warnings.extend(stats.warnings)
 
     # which bytes of which packet: record index -> (packet, [(a, b) in the payload])

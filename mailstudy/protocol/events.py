@@ -52,10 +52,16 @@ class Exchange:
     literals: tuple[bytes, ...] = ()  # IMAP: literal payloads in the response (e.g. FETCH BODY[] data)
     data: bytes = b""  # POP3: multi-line reply payload after dot-unstuffing, without the final "."
     multiline: bool = False  # POP3: the reply was multi-line
+    missing: int = 0  # bytes of this exchange the capture lost (gaps); > 0: the exchange is incomplete
 
     @property
     def ok(self) -> bool:
         return self.status in ("OK", "+OK")
+
+    @property
+    def incomplete(self) -> bool:
+        """The capture lost bytes of this exchange (see ``missing``): its byte counts are what was seen."""
+        return self.missing > 0
 
 
 @dataclass(frozen=True)

@@ -96,13 +96,13 @@ class _Pending(PendingBase):
     def to_exchange(self, status: str | None, status_text: str, t_done: Any, keep_payloads: bool = True) -> Exchange:
         return new_exchange(PROTOCOL, self.index, self.tag, self.command, "".join(self.args), status, status_text,
                             self.t_sent, self.t_first_response, t_done, self.bytes_up, self.bytes_down,
-                            tuple(self.literals) if keep_payloads else ())
+                            tuple(self.literals) if keep_payloads else (), missing=self.missing)
 
 
 class _Response:
     """A server response being read: its first line, byte count and literal payloads."""
 
-    __slots__ = ("start", "t_start", "first", "nbytes", "literals", "junk")
+    __slots__ = ("start", "t_start", "first", "nbytes", "literals", "junk", "missing")
 
     def __init__(self, start: int, t_start: Any) -> None:
         self.start = start
@@ -111,6 +111,7 @@ class _Response:
         self.nbytes = 0
         self.literals: list[bytes] = []  # with keep_payloads False: one b"" per literal
         self.junk = False  # had a runaway line
+        self.missing = 0  # bytes of it a capture gap lost
 
 
 class ImapParser(ParserBase):
@@ -137,6 +138,11 @@ class ImapParser(ParserBase):
         self._resp: _Response | None = None
         self._down_literal = 0
         self._down_literal_buf = bytearray()
+        # after a capture gap (see ParserBase.gap)
+        self._up_drop: _Pending | None | bool = False  # drop client bytes to the next newline (to this command)
+        self._resyncing = False  # server side: looking for a line to resume at
+        self._resync_line_start = False  # ... and at the start of a line
+        self._gap_target: _Pending | None = None  # the command the cut response belongs to
 
     # -- client -------------------------------------------------------------------------------------------
     def _add_up(self, p: _Pending | None, seg: Segment, why: str) -> None:
@@ -156,6 +162,15 @@ class ImapParser(ParserBase):
         s = self._streams[UP]
         buf = s.buf
         while buf and not self._opaque:
+            if self._up_drop is not False:  # the rest of a line a gap cut: it goes to the command it belongs to
+                start = s.base
+                i = buf.find(b"\n")
+                n = s.skip(len(buf) if i < 0 else i + 1)
+                target = self._up_drop if isinstance(self._up_drop, _Pending) else None
+                self._add_up_at(target, n, start, "the rest of a client line cut by a capture gap")
+                if i >= 0:
+                    self._up_drop = False
+                continue
             if self._up_literal:
                 start = s.base
                 if self._up_secret is not None:  # its first byte: the client does send it
@@ -291,6 +306,10 @@ class ImapParser(ParserBase):
         buf = s.buf
         keep = self.keep_payloads
         while buf and not self._opaque:
+            if self._resyncing:
+                if not self._resync_step(s):
+                    return
+                continue
             if self._down_literal:
                 resp = self._resp
                 want = self._down_literal
@@ -401,6 +420,7 @@ class ImapParser(ParserBase):
             self._warn(DOWN, resp.t_start, f"{resp.nbytes} bytes not attributed: {why}", resp.start)
             return
         p.bytes_down += resp.nbytes
+        p.missing += resp.missing
         if resp.literals:
             p.literals.extend(resp.literals)
         if p.t_first_response is None:
@@ -449,8 +469,139 @@ class ImapParser(ParserBase):
         elif status == "OK" and p.command == "COMPRESS":
             self._go_opaque("compress", t_done, "COMPRESS accepted: the rest is compressed and only counted")
 
+    # -- capture gaps (ParserBase.gap) ---------------------------------------------------------------------
+    def _gap(self, direction: str, nbytes: int, t: Any) -> None:
+        if direction == UP:
+            self._gap_up(nbytes, t)
+        else:
+            self._gap_down(nbytes, t)
+
+    def _gap_up(self, nbytes: int, t: Any) -> None:
+        s = self._streams[UP]
+        if self._up_literal:  # inside a client literal (APPEND, a LOGIN literal): its length still holds
+            p = self._cur
+            self._up_secret = None  # its offsets no longer hold; redaction warns about gaps itself
+            lost = min(nbytes, self._up_literal)
+            self._up_literal -= lost
+            if p is not None:
+                p.missing += nbytes
+            what = f"{p.command} (tag {p.tag})" if p is not None else "an unknown command"
+            if lost == nbytes:
+                self._gap_warning(UP, t, nbytes, f"inside a client literal of {what}",
+                                  "skipped: the literal still ends where its length says")
+                return
+            self._up_drop = p if p is not None else True
+            self._gap_warning(UP, t, nbytes, f"at the end of a client literal of {what}",
+                              "the rest of its line is dropped")
+            return
+        if len(s.buf):  # a command line was cut: what came before the gap still names its tag and command
+            start = s.base
+            partial = s.take_bytes(len(s.buf))
+            if self._cur is not None:
+                self._command_continues(self._cur, partial, start)
+                p = self._cur
+            else:
+                self._client_line(partial, start)
+                p = self._outstanding[-1] if self._outstanding else None
+            self._cur = None
+            self._up_literal = 0
+            self._up_secret = None
+            if p is not None:
+                p.missing += nbytes
+            self._up_drop = p if p is not None else True
+            what = f"{p.command} (tag {p.tag})" if p is not None else "a client line"
+            self._gap_warning(UP, t, nbytes, f"inside the command line of {what}",
+                              "the rest of the line goes to that command")
+            return
+        # between two command lines: whole commands were lost (their replies will name tags never seen)
+        self._gap_warning(UP, t, nbytes, "between client lines", "commands in it cannot be counted")
+
+    def _gap_down(self, nbytes: int, t: Any) -> None:
+        s = self._streams[DOWN]
+        resp = self._resp
+        target = self._response_target(resp)
+        what = f"{target.command} (tag {target.tag})" if target is not None else "no command"
+        if self._down_literal and resp is not None:  # the common case: a hole in a big FETCH literal
+            lost = min(nbytes, self._down_literal)
+            self._down_literal -= lost
+            resp.missing += nbytes
+            if not self._down_literal:
+                resp.literals.append(bytes(self._down_literal_buf) if self.keep_payloads else b"")
+                self._down_literal_buf.clear()
+            if lost == nbytes:
+                self._gap_warning(DOWN, t, nbytes, f"inside a literal of the response to {what}",
+                                  "skipped: the literal still ends where its length says")
+                return
+        else:
+            if resp is None:
+                resp = self._resp = _Response(s.base, t)
+            resp.missing += nbytes
+        # somewhere we cannot place: look for a line to resume at
+        self._resyncing = True
+        self._resync_line_start = not len(s.buf)  # nothing half read: the gap began at a line start
+        self._gap_target = target
+        self._gap_warning(DOWN, t, nbytes, f"inside the response to {what}",
+                          "bytes up to the next tagged status or untagged FETCH go to that command")
+
+    def _resume(self, direction: str, t: Any) -> None:
+        if direction == DOWN and self._resp is None and not self._down_literal:
+            self._resp = _Response(self._streams[DOWN].base, t)
+            self._resyncing = True
+            self._resync_line_start = True  # a capture starts at a segment: most likely a line start
+            self._gap_target = None
+
+    def _response_target(self, resp: _Response | None) -> _Pending | None:
+        """The command a response being read belongs to (its first line says), else the oldest outstanding."""
+        if resp is not None and resp.first[:1] == b"*" and self._outstanding:
+            return self._outstanding[0] if len(self._outstanding) == 1 else self._fetch_target(resp.first)
+        return self._oldest()
+
+    def _resync_step(self, s) -> bool:
+        """One step of looking for a line to resume at after a gap; False when more bytes are needed."""
+        buf = s.buf
+        resp = self._resp
+        if not self._resync_line_start:
+            i = buf.find(b"\n")
+            resp.nbytes += s.skip(len(buf) if i < 0 else i + 1)
+            self._resync_line_start = i >= 0
+            return i >= 0
+        i = buf.find(b"\n", 0, s.max_line)
+        if i < 0:
+            if len(buf) < s.max_line:
+                return False
+            resp.nbytes += s.skip(len(buf))
+            self._resync_line_start = False
+            return True
+        line = bytes(buf[:i + 1])
+        m = _TAGGED.match(line)
+        tagged = None
+        if m is not None:
+            tag = _text(m.group(1))
+            tagged = next((p for p in self._outstanding if p.tag == tag), None)
+        if tagged is None and _FETCH_HEAD.match(line) is None:
+            resp.nbytes += s.skip(i + 1)
+            return True
+        # resume here: the cut response ends before this line, which is read as normal
+        self._resyncing = False
+        self._resp = None
+        self._greeted = True
+        target, self._gap_target = self._gap_target, None
+        if target is not None and target.done:
+            target = None
+        self._attribute(target, resp, "server bytes before the first line recognized after a capture gap "
+                                      "(or the capture's start)")
+        if target is not None and tagged is not None and tagged is not target and target.index < tagged.index:
+            self._complete(target, None, "", None)  # its own status line was lost in the gap
+        return True
+
     # -- end of stream ------------------------------------------------------------------------------------
     def _finish(self, t: Any) -> None:
+        if self._resyncing and self._resp is not None and not self._opaque:
+            self._resyncing = False
+            resp, self._resp = self._resp, None
+            target, self._gap_target = self._gap_target, None
+            self._attribute(target if target is not None and not target.done else None, resp,
+                            "bytes after a capture gap with no command outstanding")
         if self._resp is not None and not self._opaque:
             resp = self._resp
             if self._down_literal_buf:
@@ -476,7 +627,8 @@ class ImapParser(ParserBase):
         self._outstanding.clear()
 
     def _settled(self) -> bool:
-        return not self._outstanding and self._resp is None and not self._down_literal and self._cur is None
+        return (not self._outstanding and self._resp is None and not self._down_literal and self._cur is None
+                and not self._resyncing)
 
 
 def _in_set(p: _Pending, n: int) -> bool:

@@ -29,6 +29,7 @@ FRAME_COLUMNS = [
     "latency_s",
     "bytes_up",
     "bytes_down",
+    "missing",  # bytes a capture gap lost inside the exchange (0: complete)
 ]
 
 
@@ -79,6 +80,17 @@ def session_metrics(
     )
 
 
+#: What a capture's gaps cost a session (pcaps only: a live trace loses nothing), see :func:`loss_counts`.
+LOSS_KEYS = ("exchanges_incomplete", "bytes_missing")
+
+
+def loss_counts(exchanges: Sequence[Exchange], bytes_missing: int) -> dict[str, int]:
+    """``exchanges_incomplete``: exchanges that lost bytes to a capture gap (``Exchange.missing``; they are
+    flagged, not failed: their status may well be OK); ``bytes_missing``: the payload bytes the capture lost
+    (reassembly's gaps, both ways)."""
+    return {"exchanges_incomplete": sum(1 for e in exchanges if e.missing), "bytes_missing": bytes_missing}
+
+
 #: Commands that fetch a message (or part of one): after the list is ready, each is a click the user waits for.
 OPEN_COMMANDS = frozenset({"FETCH", "UID FETCH", "RETR", "TOP"})
 
@@ -107,10 +119,10 @@ def redacted(exchange: Exchange) -> str:
     return module.redacted_arguments(exchange.command, exchange.arguments)
 
 
-def exchanges_frame(exchanges: Iterable[Exchange], time_scale: float = 1e-9, t_start: Any = None):
-    """A pandas DataFrame, one row per exchange in the order sent; times in seconds (from ``t_start`` if given)."""
-    import pandas as pd
-
+def exchange_rows(exchanges: Iterable[Exchange], time_scale: float = 1e-9, t_start: Any = None) -> list[dict]:
+    """One dict per exchange in the order sent, keys :data:`FRAME_COLUMNS`; times in seconds (from ``t_start``
+    if given), arguments with credentials redacted. What :func:`exchanges_frame` tabulates (and a Parquet
+    writer streams without pandas)."""
     t0 = 0 if t_start is None else t_start
 
     def secs(t: Any) -> float | None:
@@ -132,9 +144,17 @@ def exchanges_frame(exchanges: Iterable[Exchange], time_scale: float = 1e-9, t_s
                 "latency_s": latency,
                 "bytes_up": e.bytes_up,
                 "bytes_down": e.bytes_down,
+                "missing": e.missing,
             }
         )
-    frame = pd.DataFrame(rows, columns=FRAME_COLUMNS)
+    return rows
+
+
+def exchanges_frame(exchanges: Iterable[Exchange], time_scale: float = 1e-9, t_start: Any = None):
+    """A pandas DataFrame, one row per exchange in the order sent; times in seconds (from ``t_start`` if given)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(exchange_rows(exchanges, time_scale, t_start), columns=FRAME_COLUMNS)
     for col in ("t_sent_s", "t_first_response_s", "t_done_s", "latency_s"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
     return frame

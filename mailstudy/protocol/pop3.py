@@ -89,7 +89,7 @@ class _Pending(PendingBase):
     def to_exchange(self, status: str | None, t_done: Any) -> Exchange:
         return new_exchange(PROTOCOL, self.index, None, self.command, self.arguments, status, self.status_text,
                             self.t_sent, self.t_first_response, t_done, self.bytes_up, self.bytes_down, (),
-                            bytes(self.data) if self.data else b"", self.data is not None)
+                            bytes(self.data) if self.data else b"", self.data is not None, self.missing)
 
 
 class Pop3Parser(ParserBase):
@@ -108,12 +108,27 @@ class Pop3Parser(ParserBase):
         self._multi: _Pending | None = None  # the exchange whose multi-line data is being read
         self._line_start = True  # in multi-line data: at the start of a line
         self._down_skip_target: _Pending | None = None
+        # after a capture gap (see ParserBase.gap)
+        self._up_drop = False  # drop client bytes to the next newline (the rest of a cut command line)
+        self._lossy = False  # the multi-line data being read lost bytes: read it line by line
+        self._after_gap = False  # ... and the next byte is the first after the gap
+        self._resyncing = False  # no reply being read: looking for a status line or a "." line
+        self._resync_line_start = False
 
     # -- client -------------------------------------------------------------------------------------------
     def _process_up(self) -> None:
         s = self._streams[UP]
         buf = s.buf
         while buf and not self._opaque:
+            if self._up_drop:  # the rest of a command line a gap cut: it goes to that command
+                i = buf.find(b"\n")
+                n = s.skip(len(buf) if i < 0 else i + 1)
+                if self._fifo:
+                    self._fifo[-1].bytes_up += n
+                else:
+                    self.unattributed[UP] += n
+                self._up_drop = i < 0
+                continue
             # repeated in each line loop on purpose: a helper could not return or continue for this hot loop
             start = s.base
             line = s.line()
@@ -121,17 +136,21 @@ class Pop3Parser(ParserBase):
                 if not self._runaway_up(s):
                     return
                 continue
-            if self._sasl_reply(self._fifo, "AUTH", line, start):
-                continue
-            verb, _, args = _text(_strip_eol(line)).partition(" ")
-            t = s.t_at(start)
-            p = _Pending(self._next_index, verb.upper(), args, t, len(line))
-            self._next_index += 1
-            self._fifo.append(p)
-            if not verb:
-                self._warn(UP, t, "empty command line", start)
-            if p.command in _SPAN_COMMANDS and args:
-                self._command_spans(p, line, start)
+            self._process_line_up(line, start)
+
+    def _process_line_up(self, line: bytes, start: int) -> None:
+        """One client line: a SASL response of a waiting AUTH, else a command."""
+        if self._sasl_reply(self._fifo, "AUTH", line, start):
+            return
+        verb, _, args = _text(_strip_eol(line)).partition(" ")
+        t = self._streams[UP].t_at(start)
+        p = _Pending(self._next_index, verb.upper(), args, t, len(line))
+        self._next_index += 1
+        self._fifo.append(p)
+        if not verb:
+            self._warn(UP, t, "empty command line", start)
+        if p.command in _SPAN_COMMANDS and args:
+            self._command_spans(p, line, start)
 
     def _runaway_up(self, s) -> bool:
         """No whole line buffered: count a runaway line's pieces as unattributed; False when more bytes are needed."""
@@ -171,7 +190,11 @@ class Pop3Parser(ParserBase):
         buf = s.buf
         while buf and not self._opaque:
             if self._multi is not None:
-                if not self._read_multiline():
+                if not (self._read_multiline_lossy() if self._lossy else self._read_multiline()):
+                    return
+                continue
+            if self._resyncing:
+                if not self._resync_step(s):
                     return
                 continue
             # repeated in each line loop on purpose: a helper could not return or continue for this hot loop
@@ -297,8 +320,131 @@ class Pop3Parser(ParserBase):
         if p.status == "+OK" and p.command == "STLS":
             self._go_opaque("tls", t_done, "STLS accepted")
 
+    # -- capture gaps (ParserBase.gap) ---------------------------------------------------------------------
+    def _gap(self, direction: str, nbytes: int, t: Any) -> None:
+        s = self._streams[direction]
+        if direction == UP:
+            if len(s.buf):  # a command line was cut: what came before the gap still names the command
+                start = s.base
+                partial = s.take_bytes(len(s.buf))
+                self._process_line_up(partial, start)
+                p = self._fifo[-1] if self._fifo else None
+                if p is not None:
+                    p.missing += nbytes
+                self._up_drop = True
+                what = p.command if p is not None else "a client line"
+                self._gap_warning(UP, t, nbytes, f"inside the command line of {what}",
+                                  "the rest of the line goes to that command")
+            else:
+                self._gap_warning(UP, t, nbytes, "between client lines", "commands in it cannot be counted")
+            return
+        p = self._multi
+        if p is not None:  # inside multi-line data (a RETR body): the reply still ends at its "." line
+            p.bytes_down += s.skip(len(s.buf))  # at most the 1-2 bytes of a line that may be the end line
+            p.missing += nbytes
+            self._lossy = True
+            self._after_gap = True
+            self._gap_warning(DOWN, t, nbytes, f"inside the multi-line reply to {p.command}",
+                              "the reply ends at its '.' line, or at the next status line when a later command "
+                              "waits")
+            return
+        p = self._fifo[0] if self._fifo else None
+        if p is not None:
+            p.missing += nbytes
+        self._resyncing = True
+        self._resync_line_start = not len(s.buf)  # nothing half read: the gap began at a line start
+        what = f"the reply to {p.command}" if p is not None else "server bytes with no command waiting"
+        self._gap_warning(DOWN, t, nbytes, f"inside {what}",
+                          "bytes up to the next status line (or '.' line) go to that command")
+
+    def _resume(self, direction: str, t: Any) -> None:
+        if direction == DOWN and self._multi is None:
+            self._resyncing = True
+            self._resync_line_start = True  # a capture starts at a segment: most likely a line start
+
+    def _drop_down(self, n: int) -> None:
+        """``n`` server bytes after a gap that no reply line can take: the waiting command's, else nobody's."""
+        s = self._streams[DOWN]
+        start = s.base
+        s.skip(n)
+        p = self._fifo[0] if self._fifo else None
+        if p is None:
+            self.unattributed[DOWN] += n
+        else:
+            p.bytes_down += n
+            if p.t_first_response is None:
+                p.t_first_response = s.t_at(start)
+
+    def _resync_step(self, s) -> bool:
+        """One step of looking for a line to resume at after a gap; False when more bytes are needed."""
+        buf = s.buf
+        if not self._resync_line_start:
+            i = buf.find(b"\n")
+            self._drop_down(len(buf) if i < 0 else i + 1)
+            self._resync_line_start = i >= 0
+            return i >= 0
+        i = buf.find(b"\n", 0, s.max_line)
+        if i < 0:
+            if len(buf) < s.max_line:
+                return False
+            self._drop_down(len(buf))
+            self._resync_line_start = False
+            return True
+        line = bytes(buf[:min(i + 1, 5)])
+        if _status_of(line) is not None:
+            self._resyncing = False  # a status line: read as normal
+            return True
+        end_line = line in (b".\r\n", b".\n")
+        self._drop_down(i + 1)
+        if end_line and self._fifo and is_multiline(self._fifo[0].command, self._fifo[0].arguments):
+            # the end of multi-line data whose status line was lost: that reply ends here, status unknown
+            p = self._fifo[0]
+            self._resyncing = False
+            self._complete(p, s.t_at(s.base - 1))
+        return True
+
+    def _read_multiline_lossy(self) -> bool:
+        """``_read_multiline`` line by line for a reply that lost bytes: the position right after the gap is
+        taken for a line start only if the end line, or a status line while a later command waits, is there;
+        such a status line ends the reply (its end line was lost too). True when the reply ended, False when more bytes are needed."""
+        s = self._streams[DOWN]
+        p = self._multi
+        keep = self.keep_payloads
+        while True:
+            buf = s.buf
+            if self._after_gap:
+                if len(buf) < 3 and buf.find(b"\n") < 0:
+                    return False
+                self._after_gap = False
+                self._line_start = (buf[:3] == b".\r\n" or buf[:2] == b".\n"
+                                    or (len(self._fifo) > 1 and _status_of(bytes(buf[:5])) is not None))
+            i = buf.find(b"\n")
+            if i < 0:
+                if len(buf) < s.max_line:
+                    return False
+                i = len(buf) - 1
+            line = buf[:i + 1]
+            if self._line_start:
+                if line in (b".\r\n", b".\n"):
+                    p.bytes_down += s.skip(i + 1)
+                    break
+                if len(self._fifo) > 1 and _status_of(bytes(line[:5])) is not None:
+                    break  # this answers the next command: the end line was lost
+                if line[:1] == b".":
+                    line = line[1:]
+            if keep:
+                p.data += line
+            p.bytes_down += s.skip(i + 1)
+            self._line_start = line.endswith(b"\n")
+        t_end = s.t_at(s.base - 1)
+        self._multi = None
+        self._lossy = False
+        self._complete(p, t_end)
+        return True
+
     # -- end of stream ------------------------------------------------------------------------------------
     def _finish(self, t: Any) -> None:
+        self._lossy = self._resyncing = False
         if self._multi is not None:
             self._warn(DOWN, t, f"stream ended inside the multi-line reply to {self._multi.command}")
         if self._fifo:
