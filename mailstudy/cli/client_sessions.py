@@ -13,7 +13,7 @@ from mailstudy.cli.errors import fail
 
 def show_client_sessions(args) -> int:
     """``mailstudy session --client NAME [--exchanges]``: what that client sends, session by session."""
-    from mailstudy.protocol.metrics import exchanges_frame
+    from mailstudy.cli.session import exchange_records, format_exchanges
     from mailstudy.study.fleet import client_sessions
 
     try:
@@ -22,9 +22,9 @@ def show_client_sessions(args) -> int:
     except ValueError as exc:
         return fail(str(exc))
     if args.json:
+        # exchanges only when asked, their credentials as *** (as in the text output and `analyze --json`)
         print(json.dumps([{"phase": phase, "client": args.client, **out.result.metrics,
-                           "exchanges": [{"command": e.command, "arguments": e.arguments, "bytes_up": e.bytes_up,
-                                          "bytes_down": e.bytes_down} for e in out.result.exchanges]}
+                           **({"exchanges": exchange_records(out.result.exchanges)} if args.exchanges else {})}
                           for phase, out in phases], default=str))
         return 0
     for phase, out in phases:
@@ -33,7 +33,6 @@ def show_client_sessions(args) -> int:
               f"{m['bytes_up']:,} B up, {m['bytes_down']:,} B down, {len(out.new_listed)} new, "
               f"{out.bodies} bodies, {len(out.read)} read")
         if args.exchanges:
-            frame = exchanges_frame(out.result.exchanges)
-            print(frame[["index", "command", "arguments", "bytes_up", "bytes_down"]].to_string(index=False))
+            print(format_exchanges(exchange_records(out.result.exchanges)))
         print()
     return 0

@@ -12,6 +12,7 @@ import re
 
 from mailstudy.cli.errors import fail
 from mailstudy.cli.session import format_table
+from mailstudy.cli.values import fraction, interval, ranged, seed
 
 DEVICE_COLUMNS = ["device", "client", "sessions", "bytes_up", "bytes_down", "commands", "round_trips", "network_s",
                   "bodies_downloaded", "availability_listed", "availability_offline", "read_agreement",
@@ -47,19 +48,19 @@ def add_parser(sub) -> None:
                        description="Start a server, let mail arrive (seeded Poisson, really delivered), let N "
                                    "devices with real client profiles sync it on their own poll intervals in "
                                    "simulated time, and print what each device and the fleet cost and saw.")
-    p.add_argument("--devices", type=int, default=2, metavar="N", help="devices on the account (2)")
+    p.add_argument("--devices", type=ranged("devices", int), default=2, metavar="N", help="devices on the account (2)")
     p.add_argument("--client", action="append", metavar="NAME",
                    help=f"client profile, repeatable; device i runs the i-th mod the count ({', '.join(CLIENTS)}; "
                         "default thunderbird)")
-    p.add_argument("--hours", type=float, default=24.0, help="simulated period in hours (24)")
-    p.add_argument("--rate", type=float, default=100.0, help="new messages per day (100)")
-    p.add_argument("--poll", metavar="INTERVAL", help="every device's poll interval, e.g. 10m (default: each "
+    p.add_argument("--hours", type=ranged("hours"), default=24.0, help="simulated period in hours (24)")
+    p.add_argument("--rate", type=ranged("rate"), default=100.0, help="new messages per day (100)")
+    p.add_argument("--poll", type=interval, metavar="INTERVAL", help="every device's poll interval, e.g. 10m (default: each "
                                                       "client's own)")
-    p.add_argument("--start", type=int, default=0, metavar="N", help="messages in the mailbox at the start (0)")
+    p.add_argument("--start", type=ranged("start", int), default=0, metavar="N", help="messages in the mailbox at the start (0)")
     p.add_argument("--sizes", default="buchner2009", metavar="PRESET", help="message size preset (buchner2009)")
-    p.add_argument("--read-fraction", type=float, default=0.5, metavar="F",
+    p.add_argument("--read-fraction", type=fraction, default=0.5, metavar="F",
                    help="share of new messages the user reads, each on one seeded device (0.5)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0, metavar="S", help="corpus, arrivals and reader seed (0)")
     p.add_argument("--lose", metavar="DEVICE@HOURS", help="lose one device (and its local store) at that time")
     p.add_argument("--condstore", action="store_true",
                    help="IMAP flag sync with CONDSTORE CHANGEDSINCE where the server offers it")
@@ -79,7 +80,7 @@ def _cell(args):
 
     lose = parse_loss(args.lose) if args.lose else (None, None)
     return FleetCell(server=args.server, devices=args.devices, clients=tuple(args.client or ["thunderbird"]),
-                     hours=args.hours, rate=args.rate, poll_s=parse_interval(args.poll) if args.poll else None,
+                     hours=args.hours, rate=args.rate, poll_s=args.poll,
                      start_messages=args.start, sizes=args.sizes, read_fraction=args.read_fraction,
                      seed=args.seed, lose_device=lose[0], lose_at_h=lose[1], condstore=args.condstore, idle=args.idle,
                      profile=args.profile)
@@ -99,16 +100,18 @@ def _dask_client(address: str):
 def run(args) -> int:
     from tqdm.auto import tqdm
 
-    from mailstudy.outputs import data_dir
+    from mailstudy.corpus import check_mailbox_size
+    from mailstudy.outputs import check_folder, data_dir
     from mailstudy.study.experiment import sweep
     from mailstudy.study.fleet import fleet_sweep, run_fleet_cell, split_rows
 
     try:
         cell = _cell(args)
+        check_mailbox_size(cell.start_messages, cell.sizes, cell.seed)
+        cache = None if args.no_cache else check_folder(args.cache_dir or data_dir("cache") / "fleet", "--cache-dir")
         client = _dask_client(args.scheduler) if args.scheduler else None
     except ValueError as exc:
         return fail(str(exc))
-    cache = None if args.no_cache else (args.cache_dir or data_dir("cache") / "fleet")
     if client is not None:
         with client:
             tables = fleet_sweep([cell], cache_dir=cache, executor=client.get_executor(), progress=True)
