@@ -17,8 +17,8 @@ def show_client_sessions(args) -> int:
     from mailstudy.study.fleet import client_sessions
 
     try:
-        phases = client_sessions(args.client, args.server, args.messages, args.sizes, args.seed,
-                                 args.read_fraction)
+        given = {k: v for k, v in (("sizes", args.sizes), ("read_fraction", args.read_fraction)) if v is not None}
+        phases = client_sessions(args.client, args.server, args.messages, seed=args.seed, **given)
     except ValueError as exc:
         return fail(str(exc))
     if args.json:

@@ -48,7 +48,7 @@ def _number(v: float) -> str:
 LIMITS = {
     "port": Limit("a port number", 1, 65535, said="port must be 1-65535"),
     "seconds": Limit("a number of seconds", 0, 86400, "s", low_open=True),
-    "count": Limit("a whole number", 0, 2**63 - 1),  # mailbox sizes are capped by their estimate in bytes
+    "count": Limit("a whole number", 0, 10**18),  # mailbox sizes are capped by their estimate in bytes
     "seed": Limit("a whole number", 0, 2**32 - 1, why="a seed is a 32-bit unsigned number"),
     "fraction": Limit("a number", 0, 1),
     "gigabytes": Limit("a number of gigabytes", 0, 1e6, "GB", low_open=True),
