@@ -54,9 +54,10 @@ def add_parser(sub) -> None:
                         "default thunderbird)")
     p.add_argument("--hours", type=ranged("hours"), default=24.0, help="simulated period in hours (24)")
     p.add_argument("--rate", type=ranged("rate"), default=100.0, help="new messages per day (100)")
-    p.add_argument("--poll", type=interval, metavar="INTERVAL", help="every device's poll interval, e.g. 10m (default: each "
-                                                      "client's own)")
-    p.add_argument("--start", type=ranged("start", int), default=0, metavar="N", help="messages in the mailbox at the start (0)")
+    p.add_argument("--poll", type=interval, metavar="INTERVAL",
+                   help="every device's poll interval, e.g. 10m (default: each client's own)")
+    p.add_argument("--start", type=ranged("start", int), default=0, metavar="N",
+                   help="messages in the mailbox at the start (0)")
     p.add_argument("--sizes", default="buchner2009", metavar="PRESET", help="message size preset (buchner2009)")
     p.add_argument("--read-fraction", type=fraction, default=0.5, metavar="F",
                    help="share of new messages the user reads, each on one seeded device (0.5)")

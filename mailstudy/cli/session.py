@@ -65,10 +65,12 @@ def add_link_arguments(p) -> None:
     g = p.add_argument_group("network (see `mailstudy profiles`)")
     g.add_argument("--profile", default="loopback", metavar="NAME",
                    help=f"run through an emulated link: {', '.join(PROFILES)} (loopback: no link)")
-    g.add_argument("--rtt", type=rtt, metavar="T", help="custom round-trip time, e.g. 80ms, 0.08s (overrides the profile's)")
+    g.add_argument("--rtt", type=rtt, metavar="T",
+                   help="custom round-trip time, e.g. 80ms, 0.08s (overrides the profile's)")
     g.add_argument("--down", type=bandwidth, metavar="RATE", help="custom download bandwidth, e.g. 10mbit, 200kbit")
     g.add_argument("--up", type=bandwidth, metavar="RATE", help="custom upload bandwidth, e.g. 2mbit")
-    g.add_argument("--jitter", type=jitter, metavar="T", help="custom jitter (sd of the one-way delay, never reorders), e.g. 5ms")
+    g.add_argument("--jitter", type=jitter, metavar="T",
+                   help="custom jitter (sd of the one-way delay, never reorders), e.g. 5ms")
     g.add_argument("--slow-start", action="store_true",
                    help="emulate TCP slow start (10 x 1448 B, doubling each RTT until the link is full)")
 
