@@ -13,7 +13,7 @@ from mailstudy.cli.errors import fail
 
 def show_client_sessions(args) -> int:
     """``mailstudy session --client NAME [--exchanges]``: what that client sends, session by session."""
-    from mailstudy.cli.session import exchange_records, format_exchanges
+    from mailstudy.cli.exchanges import exchange_records, format_exchanges
     from mailstudy.study.fleet import client_sessions
 
     try:

@@ -8,11 +8,10 @@ Finished cells are cached (``--cache-dir``), so a fleet stopped by a dead server
 from __future__ import annotations
 
 import json
-import re
 
 from mailstudy.cli.errors import fail
 from mailstudy.cli.session import format_table
-from mailstudy.cli.values import fraction, interval, ranged, seed
+from mailstudy.cli.values import fraction, interval, parse_loss, ranged, seed
 
 DEVICE_COLUMNS = ["device", "client", "sessions", "bytes_up", "bytes_down", "commands", "round_trips", "network_s",
                   "bodies_downloaded", "availability_listed", "availability_offline", "read_agreement",
@@ -22,25 +21,6 @@ FLEET_KEYS = ("server", "server_version", "devices", "clients", "hours", "rate",
               "reads", "body_downloads", "duplicate_downloads", "read_agreement", "availability_min",
               "messages_only_on_one_device", "messages_lost", "staleness_median_s", "staleness_p95_s",
               "condstore_offered", "condstore_used", "pop3_second_session")
-_UNITS = {"": 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
-
-
-def parse_interval(text: str) -> float:
-    """``90``, ``90s``, ``10m``, ``1.5h``, ``1d`` in seconds; ValueError otherwise."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(s|m|min|h|d)?\s*", text)
-    if not m:
-        raise ValueError(f"cannot read the interval {text!r}; write e.g. 90s, 10m, 1h")
-    return float(m.group(1)) * _UNITS[m.group(2) or ""]
-
-
-def parse_loss(text: str) -> tuple[int, float]:
-    """``DEVICE@HOURS`` (``1@12``: device 1 is lost after 12 simulated hours)."""
-    m = re.fullmatch(r"\s*(\d+)\s*@\s*([0-9]*\.?[0-9]+)\s*h?\s*", text)
-    if not m:
-        raise ValueError(f"cannot read --lose {text!r}; write DEVICE@HOURS, e.g. 1@12")
-    return int(m.group(1)), float(m.group(2))
-
-
 def add_parser(sub) -> None:
     from mailstudy.live.client_profiles import CLIENTS
 

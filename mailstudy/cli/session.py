@@ -131,21 +131,6 @@ def pointless_options(args) -> str | None:
     return None
 
 
-def exchange_records(exchanges) -> list[dict]:
-    """Every exchange as a row (index, command, arguments, bytes each way), credentials as ``***``: the same
-    rule the parsers' credential spans give ``analyze`` and ``redact`` (:func:`mailstudy.protocol.metrics.redacted`)."""
-    from mailstudy.protocol.metrics import exchanges_frame
-
-    frame = exchanges_frame(exchanges)
-    return frame[["index", "command", "arguments", "bytes_up", "bytes_down"]].to_dict("records")
-
-
-def format_exchanges(records: list[dict]) -> str:
-    import pandas as pd
-
-    return pd.DataFrame(records).to_string(index=False)
-
-
 def not_applicable(args) -> list[str]:
     """Row keys whose flag does not apply to these arguments; warns (stderr) for each such flag given."""
     out = []
@@ -177,6 +162,7 @@ def run(args) -> int:
     from mailstudy.cli.progress import bar
     from mailstudy.corpus import DEFAULT_MAX_MAILBOX_BYTES, check_mailbox_size
     from mailstudy.outputs import check_output
+    from mailstudy.cli.exchanges import exchange_records, format_exchanges
     from mailstudy.study.experiment import Experiment, run_experiment
 
     pointless = pointless_options(args)

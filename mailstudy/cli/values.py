@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -110,10 +111,27 @@ def gigabytes(text: str) -> int:
     return int(_parse(text, float, LIMITS["gigabytes"]) * 1e9)
 
 
+_UNITS = {"": 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+def parse_interval(text: str) -> float:
+    """``90``, ``90s``, ``10m``, ``1.5h``, ``1d`` in seconds; ValueError otherwise."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(s|m|min|h|d)?\s*", text)
+    if not m:
+        raise ValueError(f"cannot read the interval {text!r}; write e.g. 90s, 10m, 1h")
+    return float(m.group(1)) * _UNITS[m.group(2) or ""]
+
+
+def parse_loss(text: str) -> tuple[int, float]:
+    """``DEVICE@HOURS`` (``1@12``: device 1 is lost after 12 simulated hours)."""
+    m = re.fullmatch(r"\s*(\d+)\s*@\s*([0-9]*\.?[0-9]+)\s*h?\s*", text)
+    if not m:
+        raise ValueError(f"cannot read --lose {text!r}; write DEVICE@HOURS, e.g. 1@12")
+    return int(m.group(1)), float(m.group(2))
+
+
 def interval(text: str) -> float:
     """A poll interval (``90``, ``90s``, ``10m``, ``1.5h``, ``1d``) in seconds, within ``LIMITS["poll"]``."""
-    from mailstudy.cli.fleet import parse_interval
-
     return _parse(text, parse_interval, LIMITS["poll"])
 
 
