@@ -55,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     keep_caches_in_project()  # before scapy, matplotlib or a notebook kernel starts
     _show_warnings()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (one line, exit 2), --help or --version: main returns the status
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if not args.command:
         parser.print_help()
         return EXIT_USAGE
