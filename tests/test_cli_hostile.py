@@ -260,3 +260,23 @@ def test_a_damaged_cache_cell_is_run_again(tmp_path):
         assert again.returncode == 0 and "Traceback" not in again.stderr, (what, again.stderr[-2000:])
         assert {k: json.loads(again.stdout)["fleet"][k] for k in counts} == counts, what
         assert len(json.loads(cell.read_text())) == len(good), what  # run again and written whole
+
+
+def test_every_error_class_of_the_package_derives_from_mailstudy_error():
+    """The command line catches MailstudyError once; an error class outside it would reach a user as a traceback."""
+    import ast
+    import importlib
+
+    from mailstudy.errors import MailstudyError
+
+    package = REPO / "mailstudy"
+    found = []
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and node.name.endswith(("Error", "Failed")):
+                parts = path.relative_to(REPO).with_suffix("").parts
+                module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+                found.append((module, node.name))
+    assert len(found) >= 18
+    outside = [f"{m}.{n}" for m, n in found if not issubclass(getattr(importlib.import_module(m), n), MailstudyError)]
+    assert outside == []

@@ -3,7 +3,8 @@
 Why a module of its own: each subcommand is one small module with ``add_parser(sub)`` and ``run(args)``;
 :mod:`mailstudy.cli.commands` lists them and dispatches through ``args.func``. Flags that do not apply to the
 chosen protocol, strategy or mailbox are warned about and shown as not applicable (JSON null, ``n/a``), never
-echoed as if they had been used.
+echoed as if they had been used; options that would do nothing at all (any strategy, link or capture option with
+``--client``, ``--capture-backend`` or ``--force`` without ``--capture``) are an error that names them.
 """
 
 from __future__ import annotations
