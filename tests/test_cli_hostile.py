@@ -44,7 +44,7 @@ NUMERIC = [
     (["fleet"], "--rate", NUMBERS + ("1e12",)), (["fleet"], "--start", NUMBERS + ("100000000",)),
     (["fleet"], "--poll", NUMBERS + ("0", "0s", "1e9d")), (["fleet"], "--read-fraction", NUMBERS + ("1.5",)),
     (["fleet"], "--seed", NUMBERS), (["fleet"], "--lose", ("nan@nan", "-1@3", "0@1e300", "5@3", "0@100", "x")),
-    (["fleet"], "--rtt", DURATIONS),
+    (["fleet"], "--rtt", DURATIONS), (["fleet"], "--max-mailbox-gb", NUMBERS + ("0",)),
     (["breakeven"], "--messages", NUMBERS + ("100000000",)), (["breakeven"], "--seed", NUMBERS),
     (["breakeven"], "--rtt", DURATIONS), (["breakeven"], "--down", RATES), (["breakeven"], "--up", RATES),
     (["breakeven"], "--jitter", DURATIONS),
@@ -169,6 +169,12 @@ def test_the_fleet_refuses_a_file_as_cache_folder_before_it_simulates(tmp_path):
     for bad in ("/proc/nope", "/etc/passwd"):
         out = run("fleet", "--cache-dir", bad, "--hours", "744", timeout=TIMEOUT)  # a month would take long
         refused(out, "--cache-dir")
+
+
+def test_a_fleet_whose_mail_would_not_fit_is_refused_before_it_starts():
+    """The start plus the expected arrivals, estimated as `session` estimates a mailbox."""
+    refused(run("fleet", "--rate", "10000", "--hours", "744", timeout=TIMEOUT), "--max-mailbox-gb")
+    refused(run("fleet", "--start", "100000", timeout=TIMEOUT), "--max-mailbox-gb")
 
 
 def test_options_that_do_nothing_are_errors(tmp_path):

@@ -8,10 +8,11 @@ Finished cells are cached (``--cache-dir``), so a fleet stopped by a dead server
 from __future__ import annotations
 
 import json
+import math
 
 from mailstudy.cli.errors import fail
 from mailstudy.cli.session import format_table
-from mailstudy.cli.values import fraction, interval, parse_loss, ranged, seed
+from mailstudy.cli.values import fraction, gigabytes, interval, parse_loss, ranged, seed
 
 DEVICE_COLUMNS = ["device", "client", "sessions", "bytes_up", "bytes_down", "commands", "round_trips", "network_s",
                   "bodies_downloaded", "availability_listed", "availability_offline", "read_agreement",
@@ -39,6 +40,9 @@ def add_parser(sub) -> None:
     p.add_argument("--start", type=ranged("start", int), default=0, metavar="N",
                    help="messages in the mailbox at the start (0)")
     p.add_argument("--sizes", default="buchner2009", metavar="PRESET", help="message size preset (buchner2009)")
+    p.add_argument("--max-mailbox-gb", type=gigabytes, default=None, metavar="GB",
+                   help="refuse a fleet whose mailbox (the start plus the expected arrivals) is estimated above GB "
+                        "gigabytes (2.1)")
     p.add_argument("--read-fraction", type=fraction, default=0.5, metavar="F",
                    help="share of new messages the user reads, each on one seeded device (0.5)")
     p.add_argument("--seed", type=seed, default=0, metavar="S", help="corpus, arrivals and reader seed (0)")
@@ -81,14 +85,16 @@ def _dask_client(address: str):
 def run(args) -> int:
     from tqdm.auto import tqdm
 
-    from mailstudy.corpus import check_mailbox_size
+    from mailstudy.corpus import DEFAULT_MAX_MAILBOX_BYTES, check_mailbox_size
     from mailstudy.outputs import check_folder, data_dir
     from mailstudy.study.experiment import sweep
     from mailstudy.study.fleet import fleet_sweep, run_fleet_cell, split_rows
 
     try:
         cell = _cell(args)
-        check_mailbox_size(cell.start_messages, cell.sizes, cell.seed)
+        arrivals = math.ceil(cell.rate * cell.hours / 24)  # the Poisson mean; the seeded draw is near it
+        check_mailbox_size(cell.start_messages + arrivals, cell.sizes, cell.seed,
+                           args.max_mailbox_gb or DEFAULT_MAX_MAILBOX_BYTES)
         cache = None if args.no_cache else check_folder(args.cache_dir or data_dir("cache") / "fleet", "--cache-dir")
         client = _dask_client(args.scheduler) if args.scheduler else None
     except ValueError as exc:
