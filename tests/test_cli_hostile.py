@@ -286,3 +286,14 @@ def test_every_error_class_of_the_package_derives_from_mailstudy_error():
     assert len(found) >= 18
     outside = [f"{m}.{n}" for m, n in found if not issubclass(getattr(importlib.import_module(m), n), MailstudyError)]
     assert outside == []
+
+
+def test_every_client_profile_runs_with_exchanges_and_no_other_option():
+    """The README's `session --client thunderbird --exchanges`, for every profile: exit 0, no password."""
+    from mailstudy.live.client_profiles import CLIENTS
+
+    for client in CLIENTS:
+        out = run("session", "--client", client, "--exchanges", timeout=300)
+        assert out.returncode == 0, (client, out.stderr[-2000:])
+        assert PASSWORD not in out.stdout + out.stderr, client
+        assert out.stdout.count(f"{client}, ") == 2, client  # its first and its next sync
