@@ -1,6 +1,6 @@
 """mailstudy: measure what IMAP and POP3 really cost, with real servers, real clients and real captures.
 
-The package is layered as DESIGN.md draws it, one folder a room, and a lower layer never imports a higher one
+The package is layered as docs/design.md draws it, one folder a room, and a lower layer never imports a higher one
 (``tests/test_layers.py``):
 
 - pure: :mod:`mailstudy.wire` (the shared nouns: direction, chunk, flight, session metrics), :mod:`mailstudy.corpus`

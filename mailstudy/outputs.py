@@ -82,6 +82,27 @@ def check_output(path: str | os.PathLike, *, inputs: tuple = (), force: bool = T
     return path
 
 
+def check_folder(path: str | os.PathLike, what: str = "folder") -> Path:
+    """Refuse (:class:`OutputError`, one line) a folder to write into before any work is done: it must be a
+    folder already or one that can be made (never a file, a device such as /dev/null or a FIFO), and writable
+    (tried by creating a temporary file there). Makes the folder; returns it as a Path."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(f"{what} {path} exists and is not a folder; give a folder") from None
+    except OSError as exc:
+        raise OutputError(f"cannot create {what} {path}: {exc.strerror or exc}") from None
+    if not path.is_dir():  # a symbolic link to something else
+        raise OutputError(f"{what} {path} exists and is not a folder; give a folder")
+    try:
+        with uninterrupted():
+            tmp_beside(path / "probe").unlink()
+    except OSError as exc:
+        raise OutputError(f"cannot write in {what} {path}: {exc.strerror or exc}") from None
+    return path
+
+
 def sweep_parts(path: str | os.PathLike) -> None:
     """Remove the unfinished ``.NAME.PID.XXXX.part`` files of ``path`` whose owner no longer runs."""
     folder, name = Path(path).parent, Path(path).name

@@ -8,7 +8,7 @@ four times. Pure: no I/O, no clock.
 * :data:`UP` (client to server) and :data:`DOWN` (server to client) are the two directions.
 * :class:`Chunk` is bytes that crossed one way at ``t``: one ``send``/``recv`` of a traced socket
   (``t`` = ``perf_counter_ns``) or bytes reassembly made readable (``t`` = float seconds of the capture).
-* :class:`Flight` is a maximal run of payload one way, not interrupted by payload the other way (DESIGN
+* :class:`Flight` is a maximal run of payload one way, not interrupted by payload the other way (docs/design.md,
   "Words": client flights are the round trips). :func:`flights` cuts chunks into flights.
 * :class:`SessionMetrics` is one session's numbers (the one definition is
   :func:`mailstudy.protocol.metrics.session_metrics`); :data:`METRIC_KEYS` is their one key list, and
@@ -86,7 +86,7 @@ def flights(chunks: Iterable[Any], with_pieces: bool = False) -> list[Flight]:
 
 @dataclass(frozen=True, slots=True)
 class SessionMetrics:
-    """One session's numbers (DESIGN "Words" defines each)."""
+    """One session's numbers (docs/design.md, "Words", defines each)."""
 
     bytes_up: int
     bytes_down: int

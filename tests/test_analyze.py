@@ -98,7 +98,7 @@ def test_peer_captures_are_there() -> None:
 # ---- POP3 on a real network, against tshark ------------------------------------------------------------------
 def _tshark_pop_commands(path: Path) -> dict[int, int]:
     """Client commands per tcp.stream as tshark sees them, minus SASL lines (a line answering a "+ " challenge:
-    tshark calls it a request, DESIGN.md's words do not call it a command)."""
+    tshark calls it a request, docs/design.md's words do not call it a command)."""
     out = subprocess.run([_tshark(), "-r", str(path), "-Y", "pop", "-T", "fields", "-E", "aggregator=\x1e",
                           "-e", "tcp.stream", "-e", "tcp.srcport", "-e", "pop.request.command",
                           "-e", "tcp.payload"], capture_output=True, text=True, check=True).stdout
@@ -119,7 +119,7 @@ def _tshark_pop_commands(path: Path) -> dict[int, int]:
 
 
 def _tshark_flights(path: Path) -> dict[int, int]:
-    """Client flights per tcp.stream from tshark's segment lengths (DESIGN.md's round trips)."""
+    """Client flights per tcp.stream from tshark's segment lengths (docs/design.md's round trips)."""
     out = subprocess.run([_tshark(), "-r", str(path), "-T", "fields", "-e", "tcp.stream", "-e", "tcp.srcport",
                           "-e", "tcp.dstport", "-e", "tcp.len", "-e", "tcp.analysis.retransmission"],
                          capture_output=True, text=True, check=True).stdout

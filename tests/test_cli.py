@@ -55,7 +55,7 @@ def test_session_table_is_readable():
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["session", "--read-fraction", "2"], "read_fraction"),
+    (["session", "--read-fraction", "2"], "--read-fraction"),
     (["session", "--sizes", "no-such-preset", "--messages", "2"], "no-such-preset"),
     (["session", "--protocol", "smtp"], "invalid choice"),
 ])

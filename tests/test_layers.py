@@ -1,4 +1,4 @@
-"""The package's layers, as DESIGN.md draws them: a lower layer never imports a higher one, and no module
+"""The package's layers, as docs/design.md draws them: a lower layer never imports a higher one, and no module
 imports itself back through others (no import cycles), lazy imports inside functions included."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Capture a session's packets beside its trace, and check that the capture holds every byte the client saw.
 
-Why: a number in a chart must be recomputable from the capture beside it (DESIGN.md, "Captures"), and a
+Why: a number in a chart must be recomputable from the capture beside it (docs/design.md, "Captures"), and a
 capture that silently lost its tail would make that promise false. So every capture is checked against the
 client socket's :class:`~mailstudy.live.trace.Trace`: the reassembled payload each way must equal what the socket
 sent and received, byte for byte, or the capture is reported *incomplete* (never silently passed off).

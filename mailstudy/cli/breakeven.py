@@ -11,6 +11,7 @@ import json
 
 from mailstudy.cli.errors import fail
 from mailstudy.cli.session import add_link_arguments, link_profile
+from mailstudy.cli.values import count, gigabytes, seed
 
 
 def add_parser(sub) -> None:
@@ -21,10 +22,12 @@ def add_parser(sub) -> None:
                                    "plus on-demand reading moves more bytes, or makes the user wait longer in "
                                    "total, than download-all on the chosen network. A fraction above 1 means "
                                    "header-first is cheaper at every read fraction.")
-    p.add_argument("--messages", type=int, default=200, metavar="N", help="messages in the mailbox (200)")
+    p.add_argument("--messages", type=count, default=200, metavar="N", help="messages in the mailbox (200)")
     p.add_argument("--sizes", default="buchner2009", metavar="PRESET",
                    help="message size preset: buchner2009, fixed-5k, lognormal (buchner2009)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="corpus seed (0)")
+    p.add_argument("--seed", type=seed, default=0, metavar="S", help="corpus seed (0)")
+    p.add_argument("--max-mailbox-gb", type=gigabytes, default=None, metavar="GB",
+                   help="refuse a generated mailbox estimated above GB gigabytes (2.1)")
     p.add_argument("--server", choices=["embedded", "dovecot"], default="embedded")
     p.add_argument("--protocol", choices=["imap", "pop3", "both"], default="both")
     add_link_arguments(p)
@@ -43,12 +46,14 @@ def _fraction(r: float | None) -> str:
 
 
 def run(args) -> int:
+    from mailstudy.corpus import DEFAULT_MAX_MAILBOX_BYTES, check_mailbox_size
     from mailstudy.study.experiment import Experiment
     from mailstudy.study.modelled import breakeven_rows
 
     try:
         profile = link_profile(args)
         base = Experiment(server=args.server, messages=args.messages, sizes=args.sizes, seed=args.seed)
+        check_mailbox_size(base.messages, base.sizes, base.seed, args.max_mailbox_gb or DEFAULT_MAX_MAILBOX_BYTES)
     except ValueError as exc:
         return fail(str(exc))
     protocols = ("imap", "pop3") if args.protocol == "both" else (args.protocol,)

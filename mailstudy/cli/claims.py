@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import sys
 
+from mailstudy.cli.values import seed
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("claims", help="the seed article's claims as experiments, each with a number and a verdict",
@@ -19,7 +21,7 @@ def add_parser(sub) -> None:
     p.add_argument("--quick", action="store_true", help="10 messages, embedded server only (seconds)")
     p.add_argument("--server", action="append", choices=("embedded", "dovecot"), metavar="KIND",
                    help="run on this server (repeatable; default: embedded, plus dovecot when installed)")
-    p.add_argument("--seed", type=int, default=0, help="corpus seed (0)")
+    p.add_argument("--seed", type=seed, default=0, help="corpus seed (0)")
     p.set_defaults(func=run)
 
 

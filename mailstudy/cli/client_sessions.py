@@ -13,17 +13,6 @@ import json
 
 from mailstudy.cli.errors import fail
 
-_OWN = "a client profile sends what its client sends"
-_LOOPBACK = "client sessions run on loopback (`fleet --profile` models a network for client profiles)"
-#: Options of ``session`` that mean nothing for a client profile: (attribute, flag, its default, why).
-NOT_FOR_CLIENTS = (("capture", "--capture", None, "no pcap is made of client sessions"),
-                   ("pop3_mode", "--pop3-mode", None, _OWN), ("per_message", "--per-message", False, _OWN),
-                   ("pipelining", "--pipelining", False, _OWN), ("preview", "--preview", 0, _OWN),
-                   ("mailbox", "--mailbox", None, "client sessions use a generated mailbox"),
-                   ("profile", "--profile", "loopback", _LOOPBACK), ("rtt", "--rtt", None, _LOOPBACK),
-                   ("down", "--down", None, _LOOPBACK), ("up", "--up", None, _LOOPBACK),
-                   ("jitter", "--jitter", None, _LOOPBACK), ("slow_start", "--slow-start", False, _LOOPBACK))
-
 
 def client_params(args):
     """The :class:`~mailstudy.live.params.SessionParams` of ``session --client``: defaults where none is given."""
@@ -37,26 +26,23 @@ def client_params(args):
 
 def show_client_sessions(args) -> int:
     """``mailstudy session --client NAME [--exchanges]``: what that client sends, session by session."""
-    from mailstudy.protocol.metrics import exchanges_frame, redacted
+    from mailstudy.cli.exchanges import exchange_records, format_exchanges
     from mailstudy.study.fleet import client_sessions
 
-    for attr, flag, default, why in NOT_FOR_CLIENTS:
-        if getattr(args, attr, default) != default:
-            return fail(f"{flag} does not apply to --client: {why}")
     from mailstudy.corpus import DEFAULT_MAX_MAILBOX_BYTES, check_mailbox_size
 
     try:
         params = client_params(args)
         check_mailbox_size(params.messages, params.sizes, params.seed,
-                           args.max_mailbox_gb or DEFAULT_MAX_MAILBOX_BYTES)  # as plain ``session`` does
+                           args.max_mailbox_gb or DEFAULT_MAX_MAILBOX_BYTES,  # as plain ``session`` does
+                           headers=params.headers)
         phases = client_sessions(params)
     except ValueError as exc:
         return fail(str(exc))
     if args.json:
+        # exchanges only when asked, their credentials as *** (as in the text output and `analyze --json`)
         print(json.dumps([{"phase": phase, "client": args.client, **out.result.metrics,
-                           **({"exchanges": [{"command": e.command, "arguments": redacted(e),
-                                              "bytes_up": e.bytes_up, "bytes_down": e.bytes_down}
-                                             for e in out.result.exchanges]} if args.exchanges else {})}
+                           **({"exchanges": exchange_records(out.result.exchanges)} if args.exchanges else {})}
                           for phase, out in phases], default=str))
         return 0
     for phase, out in phases:
@@ -65,7 +51,6 @@ def show_client_sessions(args) -> int:
               f"{m['bytes_up']:,} B up, {m['bytes_down']:,} B down, {len(out.new_listed)} new, "
               f"{out.bodies} bodies, {len(out.read)} read")
         if args.exchanges:
-            frame = exchanges_frame(out.result.exchanges)
-            print(frame[["index", "command", "arguments", "bytes_up", "bytes_down"]].to_string(index=False))
+            print(format_exchanges(exchange_records(out.result.exchanges)))
         print()
     return 0

@@ -55,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     keep_caches_in_project()  # before scapy, matplotlib or a notebook kernel starts
     _show_warnings()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (one line, exit 2), --help or --version: main returns the status
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if not args.command:
         parser.print_help()
         return EXIT_USAGE
@@ -75,6 +78,12 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_status
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly, as a killed-by-SIGPIPE command does
+        import os
+        import signal
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

@@ -8,10 +8,11 @@ Finished cells are cached (``--cache-dir``), so a fleet stopped by a dead server
 from __future__ import annotations
 
 import json
-import re
+import math
 
 from mailstudy.cli.errors import fail
 from mailstudy.cli.session import format_table
+from mailstudy.cli.values import fraction, gigabytes, interval, parse_loss, ranged, seed
 
 DEVICE_COLUMNS = ["device", "client", "sessions", "bytes_up", "bytes_down", "commands", "round_trips", "network_s",
                   "bodies_downloaded", "availability_listed", "availability_offline", "read_agreement",
@@ -21,25 +22,6 @@ FLEET_KEYS = ("server", "server_version", "devices", "clients", "hours", "rate",
               "reads", "body_downloads", "duplicate_downloads", "read_agreement", "availability_min",
               "messages_only_on_one_device", "messages_lost", "staleness_median_s", "staleness_p95_s",
               "condstore_offered", "condstore_used", "pop3_second_session")
-_UNITS = {"": 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
-
-
-def parse_interval(text: str) -> float:
-    """``90``, ``90s``, ``10m``, ``1.5h``, ``1d`` in seconds; ValueError otherwise."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(s|m|min|h|d)?\s*", text)
-    if not m:
-        raise ValueError(f"cannot read the interval {text!r}; write e.g. 90s, 10m, 1h")
-    return float(m.group(1)) * _UNITS[m.group(2) or ""]
-
-
-def parse_loss(text: str) -> tuple[int, float]:
-    """``DEVICE@HOURS`` (``1@12``: device 1 is lost after 12 simulated hours)."""
-    m = re.fullmatch(r"\s*(\d+)\s*@\s*([0-9]*\.?[0-9]+)\s*h?\s*", text)
-    if not m:
-        raise ValueError(f"cannot read --lose {text!r}; write DEVICE@HOURS, e.g. 1@12")
-    return int(m.group(1)), float(m.group(2))
-
-
 def add_parser(sub) -> None:
     from mailstudy.live.client_profiles import CLIENTS
 
@@ -47,19 +29,23 @@ def add_parser(sub) -> None:
                        description="Start a server, let mail arrive (seeded Poisson, really delivered), let N "
                                    "devices with real client profiles sync it on their own poll intervals in "
                                    "simulated time, and print what each device and the fleet cost and saw.")
-    p.add_argument("--devices", type=int, default=2, metavar="N", help="devices on the account (2)")
+    p.add_argument("--devices", type=ranged("devices", int), default=2, metavar="N", help="devices on the account (2)")
     p.add_argument("--client", action="append", metavar="NAME",
                    help=f"client profile, repeatable; device i runs the i-th mod the count ({', '.join(CLIENTS)}; "
                         "default thunderbird)")
-    p.add_argument("--hours", type=float, default=24.0, help="simulated period in hours (24)")
-    p.add_argument("--rate", type=float, default=100.0, help="new messages per day (100)")
-    p.add_argument("--poll", metavar="INTERVAL", help="every device's poll interval, e.g. 10m (default: each "
-                                                      "client's own)")
-    p.add_argument("--start", type=int, default=0, metavar="N", help="messages in the mailbox at the start (0)")
+    p.add_argument("--hours", type=ranged("hours"), default=24.0, help="simulated period in hours (24)")
+    p.add_argument("--rate", type=ranged("rate"), default=100.0, help="new messages per day (100)")
+    p.add_argument("--poll", type=interval, metavar="INTERVAL",
+                   help="every device's poll interval, e.g. 10m (default: each client's own)")
+    p.add_argument("--start", type=ranged("start", int), default=0, metavar="N",
+                   help="messages in the mailbox at the start (0)")
     p.add_argument("--sizes", default="buchner2009", metavar="PRESET", help="message size preset (buchner2009)")
-    p.add_argument("--read-fraction", type=float, default=0.5, metavar="F",
+    p.add_argument("--max-mailbox-gb", type=gigabytes, default=None, metavar="GB",
+                   help="refuse a fleet whose mailbox (the start plus the expected arrivals) is estimated above GB "
+                        "gigabytes (2.1)")
+    p.add_argument("--read-fraction", type=fraction, default=0.5, metavar="F",
                    help="share of new messages the user reads, each on one seeded device (0.5)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0, metavar="S", help="corpus, arrivals and reader seed (0)")
     p.add_argument("--lose", metavar="DEVICE@HOURS", help="lose one device (and its local store) at that time")
     p.add_argument("--condstore", action="store_true",
                    help="IMAP flag sync with CONDSTORE CHANGEDSINCE where the server offers it")
@@ -79,7 +65,7 @@ def _cell(args):
 
     lose = parse_loss(args.lose) if args.lose else (None, None)
     return FleetCell(server=args.server, devices=args.devices, clients=tuple(args.client or ["thunderbird"]),
-                     hours=args.hours, rate=args.rate, poll_s=parse_interval(args.poll) if args.poll else None,
+                     hours=args.hours, rate=args.rate, poll_s=args.poll,
                      start_messages=args.start, sizes=args.sizes, read_fraction=args.read_fraction,
                      seed=args.seed, lose_device=lose[0], lose_at_h=lose[1], condstore=args.condstore, idle=args.idle,
                      profile=args.profile)
@@ -99,16 +85,20 @@ def _dask_client(address: str):
 def run(args) -> int:
     from tqdm.auto import tqdm
 
-    from mailstudy.outputs import data_dir
+    from mailstudy.corpus import DEFAULT_MAX_MAILBOX_BYTES, check_mailbox_size
+    from mailstudy.outputs import check_folder, data_dir
     from mailstudy.study.experiment import sweep
     from mailstudy.study.fleet import fleet_sweep, run_fleet_cell, split_rows
 
     try:
         cell = _cell(args)
+        arrivals = math.ceil(cell.rate * cell.hours / 24)  # the Poisson mean; the seeded draw is near it
+        check_mailbox_size(cell.start_messages + arrivals, cell.sizes, cell.seed,
+                           args.max_mailbox_gb or DEFAULT_MAX_MAILBOX_BYTES)
+        cache = None if args.no_cache else check_folder(args.cache_dir or data_dir("cache") / "fleet", "--cache-dir")
         client = _dask_client(args.scheduler) if args.scheduler else None
     except ValueError as exc:
         return fail(str(exc))
-    cache = None if args.no_cache else (args.cache_dir or data_dir("cache") / "fleet")
     if client is not None:
         with client:
             tables = fleet_sweep([cell], cache_dir=cache, executor=client.get_executor(), progress=True)

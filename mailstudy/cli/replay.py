@@ -12,7 +12,7 @@ import json
 import sys
 
 from mailstudy.cli.errors import fail
-from mailstudy.cli.values import seconds
+from mailstudy.cli.values import ranged, seconds
 
 EXIT_FAILED = 1  # the file was understood, but a session could not be replayed (it says why)
 ROWS = ("bytes_up", "bytes_down", "commands", "round_trips", "duration_s", "exchanges_failed")
@@ -29,7 +29,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("file", metavar="FILE.pcap", help="a pcap or pcapng capture")
     p.add_argument("--server", choices=["embedded", "dovecot"], default="embedded",
                    help="the server to replay on (embedded)")
-    p.add_argument("--session", type=int, default=None, metavar="N",
+    p.add_argument("--session", type=ranged("session", int), default=None, metavar="N",
                    help="replay only mail session N (0-based, as `mailstudy analyze` numbers them)")
     p.add_argument("--timeout", type=seconds, default=10.0, metavar="S",
                    help="seconds to wait for the server's reply to each flight (10)")

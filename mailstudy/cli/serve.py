@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import time
 
-from mailstudy.cli.values import count, gigabytes, port
+from mailstudy.cli.values import count, gigabytes, port, seed
 
 
 def add_parser(sub) -> None:
@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
     p.add_argument("--server", choices=["embedded", "dovecot"], default="embedded")
     p.add_argument("--messages", type=count, default=None, metavar="N", help="messages in the mailbox (20)")
     p.add_argument("--sizes", default=None, metavar="PRESET", help="message size preset (buchner2009)")
-    p.add_argument("--seed", type=int, default=None, metavar="S", help="corpus seed (0)")
+    p.add_argument("--seed", type=seed, default=None, metavar="S", help="corpus seed (0)")
     p.add_argument("--mailbox", metavar="PATH", help="serve real mail (mbox, Maildir or .eml folder) instead")
     p.add_argument("--max-mailbox-gb", type=gigabytes, default=None, metavar="GB",
                    help="refuse a generated mailbox estimated above GB gigabytes (2.1)")

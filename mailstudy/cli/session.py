@@ -3,7 +3,8 @@
 Why a module of its own: each subcommand is one small module with ``add_parser(sub)`` and ``run(args)``;
 :mod:`mailstudy.cli.commands` lists them and dispatches through ``args.func``. Flags that do not apply to the
 chosen protocol, strategy or mailbox are warned about and shown as not applicable (JSON null, ``n/a``), never
-echoed as if they had been used.
+echoed as if they had been used; options that would do nothing at all (any strategy, link or capture option with
+``--client``, ``--capture-backend`` or ``--force`` without ``--capture``) are an error that names them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import sys
 
 from mailstudy.cli.errors import fail
-from mailstudy.cli.values import count, gigabytes
+from mailstudy.cli.values import bandwidth, count, fraction, gigabytes, jitter, preview, rtt, seed
 from mailstudy.wire import METRIC_KEYS
 
 
@@ -27,8 +28,8 @@ def add_parser(sub) -> None:
     p.add_argument("--messages", type=count, default=200, metavar="N", help="messages in the mailbox (200)")
     p.add_argument("--sizes", default=None, metavar="PRESET",
                    help="message size preset: buchner2009, fixed-5k, lognormal (buchner2009)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="corpus and read-draw seed (0)")
-    p.add_argument("--read-fraction", type=float, default=None, metavar="F",
+    p.add_argument("--seed", type=seed, default=0, metavar="S", help="corpus and read-draw seed (0)")
+    p.add_argument("--read-fraction", type=fraction, default=None, metavar="F",
                    help="share of messages the user opens after the list, header-first only (0)")
     p.add_argument("--mailbox", metavar="PATH",
                    help="deliver real mail instead of a generated corpus: an mbox file, a Maildir or a folder of "
@@ -40,7 +41,7 @@ def add_parser(sub) -> None:
     p.add_argument("--pipelining", action="store_true",
                    help="POP3: send each run of commands as one flight; IMAP (with --per-message): all tags "
                         "in flight")
-    p.add_argument("--preview", type=int, default=0, metavar="N",
+    p.add_argument("--preview", type=preview, default=0, metavar="N",
                    help="header-first: open each message as a preview of its first N bytes (IMAP "
                         "BODY.PEEK[TEXT]<0.N>, POP3 TOP n k with k = ceil(N/78) lines) instead of whole")
     add_link_arguments(p)
@@ -49,11 +50,13 @@ def add_parser(sub) -> None:
     p.add_argument("--capture-backend", choices=["auto", "tcpdump", "scapy", "rebuilt"], default="auto",
                    help="how to capture: tcpdump or scapy need root or CAP_NET_RAW; rebuilt makes the pcap from "
                         "the socket trace (auto: the first that may run here, and says why)")
+    p.add_argument("--force", action="store_true", help="with --capture: overwrite FILE.pcap and its sidecar")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--client", metavar="NAME", help="instead: what a real client sends (thunderbird, k9, neomutt, "
                                                     "mbsync, thunderbird-pop3, ...): its first and next sync")
-    p.add_argument("--exchanges", action="store_true", help="with --client: list every command and its bytes")
-    p.set_defaults(func=run)
+    p.add_argument("--exchanges", action="store_true",
+                   help="also list every command and its bytes (credentials shown as ***)")
+    p.set_defaults(func=run, defaults={dest: p.get_default(dest) for dest in NOT_FOR_CLIENTS})
 
 
 def add_link_arguments(p) -> None:
@@ -63,10 +66,12 @@ def add_link_arguments(p) -> None:
     g = p.add_argument_group("network (see `mailstudy profiles`)")
     g.add_argument("--profile", default="loopback", metavar="NAME",
                    help=f"run through an emulated link: {', '.join(PROFILES)} (loopback: no link)")
-    g.add_argument("--rtt", metavar="T", help="custom round-trip time, e.g. 80ms, 0.08s (overrides the profile's)")
-    g.add_argument("--down", metavar="RATE", help="custom download bandwidth, e.g. 10mbit, 200kbit")
-    g.add_argument("--up", metavar="RATE", help="custom upload bandwidth, e.g. 2mbit")
-    g.add_argument("--jitter", metavar="T", help="custom jitter (sd of the one-way delay, never reorders), e.g. 5ms")
+    g.add_argument("--rtt", type=rtt, metavar="T",
+                   help="custom round-trip time, e.g. 80ms, 0.08s (overrides the profile's)")
+    g.add_argument("--down", type=bandwidth, metavar="RATE", help="custom download bandwidth, e.g. 10mbit, 200kbit")
+    g.add_argument("--up", type=bandwidth, metavar="RATE", help="custom upload bandwidth, e.g. 2mbit")
+    g.add_argument("--jitter", type=jitter, metavar="T",
+                   help="custom jitter (sd of the one-way delay, never reorders), e.g. 5ms")
     g.add_argument("--slow-start", action="store_true",
                    help="emulate TCP slow start (10 x 1448 B, doubling each RTT until the link is full)")
 
@@ -101,6 +106,32 @@ GIVEN = {"pop3_mode": lambda a: a.pop3_mode is not None, "read_fraction": lambda
          "pipelining": lambda a: a.pipelining}
 
 
+#: Options a ``--client`` run does not use (it runs the client profile's own workload on loopback), by dest.
+NOT_FOR_CLIENTS = ("protocol", "strategy", "pop3_mode", "mailbox", "per_message", "pipelining",
+                   "preview", "profile", "rtt", "down", "up", "jitter", "slow_start", "capture", "capture_backend",
+                   "force")
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def pointless_options(args) -> str | None:
+    """Why the options given do nothing together (one line naming them), or None: an option that does nothing
+    in the chosen mode is an error, not silence."""
+    if args.client:
+        given = [_flag(d) for d in NOT_FOR_CLIENTS if getattr(args, d) != args.defaults[d]]
+        if given:
+            return (f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} nothing with --client (a client "
+                    f"profile runs its own workload on loopback); leave {'it' if len(given) == 1 else 'them'} out")
+        return None
+    if not args.capture:
+        for dest in ("capture_backend", "force"):
+            if getattr(args, dest) != args.defaults[dest]:
+                return f"{_flag(dest)} applies only with --capture FILE.pcap; add --capture or leave it out"
+    return None
+
+
 def not_applicable(args) -> list[str]:
     """Row keys whose flag does not apply to these arguments; warns (stderr) for each such flag given."""
     out = []
@@ -132,8 +163,12 @@ def run(args) -> int:
     from mailstudy.cli.progress import bar
     from mailstudy.corpus import DEFAULT_MAX_MAILBOX_BYTES, check_mailbox_size
     from mailstudy.outputs import check_output
-    from mailstudy.study.experiment import Experiment, run_captured_session, run_experiment
+    from mailstudy.cli.exchanges import exchange_records, format_exchanges
+    from mailstudy.study.experiment import Experiment, run_experiment
 
+    pointless = pointless_options(args)
+    if pointless:
+        return fail(pointless)
     if args.client:
         from mailstudy.cli.client_sessions import show_client_sessions
 
@@ -150,18 +185,29 @@ def run(args) -> int:
     except ValueError as exc:
         return fail(str(exc))
     if not args.mailbox:
-        check_mailbox_size(exp.messages, exp.sizes, exp.seed, args.max_mailbox_gb or DEFAULT_MAX_MAILBOX_BYTES)
+        check_mailbox_size(exp.messages, exp.sizes, exp.seed, args.max_mailbox_gb or DEFAULT_MAX_MAILBOX_BYTES,
+                           headers=exp.headers)
     if args.capture:
-        check_output(args.capture, sidecar=True, what="capture")  # before any work: a folder, a device, ...
-        row, report = run_captured_session(exp, args.capture, backend=args.capture_backend, progress=bar)
+        # before any work: a folder, a device, an earlier capture or its sidecar without --force, ...
+        check_output(args.capture, sidecar=True, what="capture", force=args.force)
+    reports: list = []
+    results: list = []
+    row = run_experiment(exp, capture=args.capture, capture_backend=args.capture_backend,
+                         reports=reports, results=results, progress=bar)[0]
+    for report in reports:
         state = "complete" if report.complete else "INCOMPLETE: " + "; ".join(report.warnings)
         print(f"capture: {report.path} ({report.backend}: {report.reason}; {report.packets} packets, {state})",
               file=sys.stderr)
-    else:
-        row = run_experiment(exp, progress=bar)[0]
     row.update({k: None for k in na})
+    exchanges = exchange_records(results[0].exchanges) if args.exchanges else None
     if args.json:
-        print(json.dumps({k: row.get(k) for k in row}, default=str))
+        out = {k: row.get(k) for k in row}
+        if exchanges is not None:
+            out["exchanges"] = exchanges
+        print(json.dumps(out, default=str))
     else:
         print(format_table(row, SESSION_KEYS + (CAPTURE_KEYS if args.capture else ()), na))
+        if exchanges is not None:
+            print()
+            print(format_exchanges(exchanges))
     return 0

@@ -5,8 +5,6 @@ Why a module of its own: one subcommand, one module (see :mod:`mailstudy.cli.com
 
 from __future__ import annotations
 
-from mailstudy.cli.errors import fail
-
 
 def add_parser(sub) -> None:
     p = sub.add_parser("study", help="rebuild the study: execute every notebook into build/ (with HTML)",
@@ -22,21 +20,11 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from mailstudy.study.notebooks import NotebookError, run_notebooks
+    from mailstudy.outputs import check_folder, project_root
+    from mailstudy.study.notebooks import run_notebooks
 
-    from mailstudy.outputs import project_root
-
-    build = Path(args.build) if args.build else project_root() / "build"
-    if build.exists() and not build.is_dir():
-        return fail(f"--build {build} exists and is not a folder; give a folder for the executed notebooks")
-    try:
-        build.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        return fail(f"cannot create --build folder {build}: {exc.strerror or exc}")
-    try:
-        runs = run_notebooks(quick=args.quick, build=build, only=args.only)
-    except NotebookError as exc:
-        return fail(str(exc))
+    build = check_folder(Path(args.build) if args.build else project_root() / "build", "--build folder")
+    runs = run_notebooks(quick=args.quick, build=build, only=args.only)  # NotebookError: one line, exit 2
     for r in runs:
         if r.skipped:
             print(f"skipped {r.notebook.stem}: {r.skipped}")

@@ -3,7 +3,7 @@
 Why: a student's first question about IMAP or POP3 is "what actually crosses the wire, and in how many trips?".
 A ladder answers it at a glance: two lifelines (client left, server right), time flowing down, one slanted arrow
 per *flight* (a maximal run of bytes one way, not interrupted by bytes the other way: the same flights that
-``round_trips`` counts, see DESIGN.md "Words"). A client arrow is labelled with the command(s) that start in it
+``round_trips`` counts, see docs/design.md, "Words"). A client arrow is labelled with the command(s) that start in it
 (credentials replaced by ``***`` with the protocol modules' ``redacted_arguments``) and its bytes; a server
 arrow with the status of the exchange(s) it completes and its bytes, e.g. ``OK · 12,345 B``.
 

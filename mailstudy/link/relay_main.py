@@ -1,6 +1,6 @@
 """The link's relay process: listens on 127.0.0.1, forwards each connection upstream, delays bytes by the rule.
 
-Why a process of its own: the client's and the server's CPU work must not skew the relay's clock (DESIGN.md,
+Why a process of its own: the client's and the server's CPU work must not skew the relay's clock (docs/design.md,
 "Networks"). Started by :class:`mailstudy.link.relay.Link`; argv[1] is a JSON object
 ``{"profile": {...}, "upstreams": [[host, port], ...], "seed": s}``. When every listener is bound it prints one
 JSON line ``{"ports": [...]}`` (the listening port for each upstream, in order) and serves until killed.

@@ -2,7 +2,7 @@
 
 Why our own: scapy and dpkt do not reassemble plain TCP payloads, and the protocol parsers need each session's
 bytes in order, each chunk stamped with the time it became readable, exactly as the client's traced socket
-would have seen them (see DESIGN.md, "Pcap analysis"). Pure: packets in, connections out; no files.
+would have seen them (see docs/design.md, "Pcap analysis"). Pure: packets in, connections out; no files.
 
 The rules, in the order they win:
 

@@ -12,8 +12,8 @@ warnings.
 
 A session is *encrypted* when its port is 993/995, its first bytes are TLS records, or STARTTLS/STLS succeeded
 (the parser's :class:`~mailstudy.protocol.events.Encrypted` event). Times are the capture's float seconds
-(``time_scale=1.0``); ``t_start`` is the client's SYN when captured (DESIGN: duration runs from connect()), else
-the connection's first packet. ``time_to_list_s`` is None: a capture does not know when the user saw the list.
+(``time_scale=1.0``); ``t_start`` is the client's SYN when captured (docs/design.md, "Words": duration runs from
+connect()), else the connection's first packet. ``time_to_list_s`` is None: a capture does not know when the user saw the list.
 
 Streaming and memory: :class:`SessionStream` (``iter_sessions``) reads packets as plain tuples
 (``read_tcp_tuples``: no TcpPacket per packet) into an incremental :class:`~mailstudy.net.reassembly.Reassembler`

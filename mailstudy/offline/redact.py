@@ -1,6 +1,6 @@
 """Overwrite the credentials in a capture so that it can be shared, and change nothing else.
 
-Why: a capture is the evidence behind every number of the study (DESIGN.md: "a number in a chart must be
+Why: a capture is the evidence behind every number of the study (docs/design.md: "a number in a chart must be
 recomputable from the capture beside it"), so captures get published; the passwords in them must not. Dropping
 packets or shortening lines would change the very byte counts, sequence numbers and round trips the capture is
 evidence for, so redaction here is *same-length*: every credential byte becomes ``x`` (valid inside an IMAP atom,

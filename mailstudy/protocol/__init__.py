@@ -9,7 +9,7 @@ absolute client-stream offsets, :class:`~mailstudy.protocol.events.Span`) and th
 (``progress()``), and keep no scanner of their own. :mod:`.imap_lexer` and :mod:`.imap_response` are the one IMAP
 tokenizer and FETCH reader; :mod:`.classify` tells IMAP, POP3 and not-mail apart for analysis and redaction.
 
-Which exchange a server byte belongs to (DESIGN "Words": an exchange is a command with its complete response):
+Which exchange a server byte belongs to (docs/design.md, "Words": an exchange is a command with its complete response):
 a tagged status line, a continuation request and a POP3 reply go to the command they answer (tag, waiting
 command, FIFO order). An untagged IMAP response goes to the command it answers: an untagged ``FETCH`` to the
 oldest in-flight FETCH/STORE whose UID set (UID commands, by the response's ``UID`` item) or sequence set holds

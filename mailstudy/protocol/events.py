@@ -2,7 +2,7 @@
 
 Why a module of its own: the IMAP parser, the POP3 parser, the metrics and the pcap analysis all speak of the
 same things (a greeting, an exchange, a switch to TLS). Defining them once keeps "command", "exchange" and
-"round trip" meaning the same thing everywhere (see DESIGN.md, "Words").
+"round trip" meaning the same thing everywhere (see docs/design.md, "Words").
 
 Times (``t_*``) are whatever the caller fed with the bytes (``perf_counter_ns`` ints from a live trace, float
 seconds from a pcap); the parsers never read a clock.

@@ -25,7 +25,7 @@ from mailstudy.live.access import Known, SessionSpec, run_session
 from mailstudy.live.params import SessionParams
 from mailstudy.live.values import STRATEGIES, check_choice, check_count
 from mailstudy.live.devices import Device
-from mailstudy.outputs import data_dir, write_atomically
+from mailstudy.outputs import check_folder, data_dir, write_atomically
 from mailstudy.servers import ServerError, make_server
 
 STRATEGY_LABELS = {
@@ -214,6 +214,18 @@ def write_csv_atomically(df, path: str | Path) -> Path:
     return write_atomically(path, df.to_csv(index=False))
 
 
+def read_cell(path: Path) -> list[dict] | None:
+    """A cached cell's rows, or None when there is none or it is damaged (not UTF-8, not JSON, not a non-empty
+    list of rows): a damaged cell is simply run again, and its file replaced when the new rows are written."""
+    try:
+        cell = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # ValueError: JSONDecodeError and UnicodeDecodeError
+        return None
+    if isinstance(cell, list) and cell and all(isinstance(r, dict) and r for r in cell):
+        return cell
+    return None
+
+
 def sweep(experiments: Iterable[Experiment], cache_dir: str | Path | None = data_dir("cache"),
           executor: Executor | None = None, progress: bool = True,
           on_row: Callable[[dict], None] | None = None, run: Callable[..., list[dict]] | None = None):
@@ -231,22 +243,18 @@ def sweep(experiments: Iterable[Experiment], cache_dir: str | Path | None = data
     from tqdm.auto import tqdm
 
     exps = list(experiments)
-    cache = Path(cache_dir) if cache_dir else None
+    cache = check_folder(cache_dir, "cache folder") if cache_dir else None  # before any cell runs
     rows: list[dict] = []
     todo: list[Experiment] = []
     for exp in exps:
-        path = cache / f"{exp.key()}.json" if cache else None
-        if path and path.exists():
-            try:
-                rows.extend(json.loads(path.read_text()))
-                continue
-            except (OSError, json.JSONDecodeError):
-                pass  # a damaged cache cell is simply run again
-        todo.append(exp)
+        cached = read_cell(cache / f"{exp.key()}.json") if cache else None
+        if cached is not None:
+            rows.extend(cached)
+        else:
+            todo.append(exp)
 
     def done(exp: Experiment, cell_rows: list[dict]) -> None:
         if cache:
-            cache.mkdir(parents=True, exist_ok=True)
             write_atomically(cache / f"{exp.key()}.json", json.dumps(cell_rows, default=str))
         rows.extend(cell_rows)
         if on_row:

@@ -1,6 +1,6 @@
 """Times from the model, counts from real sessions: model sweeps and break-even read fractions.
 
-Why a module of its own: this is what makes big sweeps cheap (DESIGN.md, "Networks"). Each cell runs its repeats
+Why a module of its own: this is what makes big sweeps cheap (docs/design.md, "Networks"). Each cell runs its repeats
 (one by default) through the model's baseline link (:data:`mailstudy.link.BASELINE`, 0.5 ms, nothing else
 shaped: the counts equal loopback's exactly and the work is timed as on a network, see
 :mod:`mailstudy.link.model`), and :func:`mailstudy.link.predict` gives their times on every profile without

@@ -16,11 +16,12 @@ import html
 import re
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from mailstudy.errors import MailstudyError
-from mailstudy.outputs import project_root, write_atomically
+from mailstudy.outputs import project_root, publish, sweep_parts, tmp_beside, write_atomically
 
 PATTERN = "[0-9][0-9]-*.ipynb"
 
@@ -94,6 +95,7 @@ def run_notebooks(quick: bool = False, build: Path | None = None, notebooks: Pat
     build = Path(build) if build is not None else project_root() / "build"
     keep_caches_in_project()  # the kernels inherit it: no ~/.ipython, no ~/.cache/matplotlib
     build.mkdir(parents=True, exist_ok=True)
+    sweep_half_executed(build, notebooks)
     runs = []
     for nb in chosen:
         out = build / nb.name
@@ -103,11 +105,8 @@ def run_notebooks(quick: bool = False, build: Path | None = None, notebooks: Pat
             runs.append(Run(out, out.with_suffix(".html"), 0.0, question, None, quick, skipped=missing))
             continue
         t0 = time.monotonic()
-        try:
-            pm.execute_notebook(str(nb), str(out), parameters={"QUICK": quick}, cwd=str(project_root()),
-                                progress_bar=progress, kernel_name="python3")
-        except pm.PapermillExecutionError as exc:
-            raise NotebookError(f"{nb.name} stopped in cell {exc.exec_count}: {_why(exc, out)}") from None
+        with kernels_of_this_run() as manager:
+            execute(nb, out, quick, progress, manager)
         seconds = time.monotonic() - t0
         page, _ = HTMLExporter().from_notebook_node(nbformat.read(out, as_version=4))
         write_atomically(out.with_suffix(".html"), page)
@@ -115,6 +114,78 @@ def run_notebooks(quick: bool = False, build: Path | None = None, notebooks: Pat
                         quick))
     write_index(runs, build, quick)
     return runs
+
+
+def sweep_half_executed(build: Path, notebooks: Path | None = None) -> None:
+    """Remove the notebooks a ``kill -9`` of an earlier run left half executed in ``build`` (hidden part files
+    whose owner no longer runs; see :func:`execute`)."""
+    for nb in available(notebooks):
+        sweep_parts(Path(build) / nb.name)
+
+
+def execute(nb: Path, out: Path, quick: bool, progress: bool, manager) -> None:
+    """Execute ``nb`` into ``out`` through a hidden ``.NAME.PID.XXXX.part`` beside it, published when the run
+    ends: a notebook whose run was stopped (a signal) is removed, so ``build/`` never holds a half-executed one
+    under its own name; after a ``kill -9`` its part file is swept by the next write into ``build/``
+    (:func:`mailstudy.outputs.sweep_parts`). A notebook whose cell failed is published with its error cell
+    (papermill marks it at the top), for the reader to see what failed."""
+    import warnings
+
+    import papermill as pm
+
+    part = tmp_beside(out)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The specified file .* does not end in")  # our .part
+            pm.execute_notebook(str(nb), str(part), parameters={"QUICK": quick}, cwd=str(project_root()),
+                                progress_bar=progress, kernel_name="python3", kernel_manager_class=manager,
+                                shutdown_kernel="immediate")
+    except pm.PapermillExecutionError as exc:
+        publish(part, out)
+        raise NotebookError(f"{nb.name} stopped in cell {exc.exec_count}: {_why(exc, out)}") from None
+    except BaseException:  # stopped by a signal (or papermill failed): no half-executed notebook stays
+        part.unlink(missing_ok=True)
+        raise
+    publish(part, out)
+
+
+@contextmanager
+def kernels_of_this_run():
+    """The kernel manager class for this run's kernels, which keeps their connection files (they hold each
+    kernel's key) in a private folder ``mailstudy-kernels-PID-XXXX`` in the temporary folder instead of
+    Jupyter's runtime folder, and stops each kernel at once on a stop (no graceful shutdown racing a running
+    cell, which is what printed the kernel's ``ZMQError`` traceback). A guardian removes the folder and kills
+    the kernel should mailstudy be killed with ``kill -9``; what even that leaves, :func:`sweep_dead` removes at
+    the next start."""
+    import uuid
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    from mailstudy.processes import Guardian, owned_tempdir, sweep_dead
+
+    sweep_dead()
+    guardian = Guardian()
+    folder = owned_tempdir("kernels")
+    guardian.watch(folder)
+
+    class Guarded(AsyncKernelManager):
+        """A kernel whose connection file is in ``folder`` and whose process the guardian knows."""
+
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.connection_file = str(folder / f"kernel-{uuid.uuid4()}.json")
+
+        async def _async_post_start_kernel(self, **kw) -> None:
+            pid = getattr(getattr(self.provisioner, "process", None), "pid", None)
+            if pid:
+                guardian.kill(pid)
+            await super()._async_post_start_kernel(**kw)
+
+    try:
+        yield Guarded
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        guardian.release()
 
 
 def missing_needs(nb_path: Path) -> str:
