@@ -42,7 +42,7 @@ from mailstudy import __version__
 from mailstudy.corpus.sections import header_of, pop3_form
 from mailstudy.errors import CheckFailed, MailstudyError
 from mailstudy.link.profiles import Profile
-from mailstudy.live.clients import TracedIMAP4, TracedPOP3
+from mailstudy.live.clients import ClientTLS, TracedIMAP4, TracedPOP3
 from mailstudy.live.devices import Device
 from mailstudy.live.trace import Trace
 from mailstudy.protocol import parse_session
@@ -81,8 +81,11 @@ class SessionSpec:
     pipelining: bool = False  # POP3: one flight per run of commands; IMAP: per-message FETCHes in flight
     window: int = 0  # IMAP tags in flight when pipelining (0: all)
     preview: int = 0  # header-first: read only the first N bytes of each opened message (0: all of it)
+    tls: str = "none"  # none (clear text), implicit (IMAPS/POP3S) or starttls; see mailstudy.live.clients
+    tls_version: str = "1.3"  # with TLS: the one version the client accepts
 
     def __post_init__(self) -> None:
+        ClientTLS(self.tls, self.tls_version)  # a ValueError naming the accepted values
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, not {self.protocol!r}")
         if self.strategy not in STRATEGIES:
@@ -179,19 +182,25 @@ def choose_opened(n: int, read_fraction: float, seed: int) -> list[int]:
 
 
 def run_session(host: str, imap_port: int, pop3_port: int, user: str, password: str, spec: SessionSpec,
-                known: Known, device: Device | None = None, timeout: float = 60.0) -> SessionResult:
+                known: Known, device: Device | None = None, timeout: float = 60.0,
+                tls_ca: str | None = None) -> SessionResult:
     """Run one session of ``spec`` against a running server and measure it.
+
+    With ``spec.tls`` other than ``none`` the ports are the server's TLS ports for that mode (implicit: IMAPS and
+    POP3S) and ``tls_ca`` is the CA file its certificate must verify against; a TLS failure is a
+    :class:`~mailstudy.live.clients.TLSError`.
 
     Raises :class:`IntegrityError` when any downloaded byte differs from what was delivered, and
     :class:`SessionError` with the server's words when login fails or the server goes away.
     """
     device = device or Device()
     trace = Trace()
+    tls = ClientTLS(spec.tls, spec.tls_version, tls_ca) if spec.tls != "none" else None
     try:
         if spec.protocol == "imap":
-            result = _imap_session(host, imap_port, user, password, spec, known, trace, timeout)
+            result = _imap_session(host, imap_port, user, password, spec, known, trace, timeout, tls)
         else:
-            result = _pop3_session(host, pop3_port, user, password, spec, known, device, trace, timeout)
+            result = _pop3_session(host, pop3_port, user, password, spec, known, device, trace, timeout, tls)
     except (imaplib.IMAP4.error, poplib.error_proto, OSError) as exc:  # OSError: refused, reset, timed out
         raise SessionError(f"{spec.protocol} session to {host}:{port_of(spec, imap_port, pop3_port)} failed: "
                            f"{exc or type(exc).__name__}") from exc
@@ -203,10 +212,11 @@ def port_of(spec: SessionSpec, imap_port: int, pop3_port: int) -> int:
 
 
 def _finish(spec: SessionSpec, trace: Trace, messages: int, **counts) -> SessionResult:
-    parser_events = parse_session(spec.protocol, trace.chunks)
+    parser_events = parse_session(spec.protocol, trace.chunks, decrypted=trace.wire is not None)
     exchanges = [e for e in parser_events if isinstance(e, Exchange)]
     metrics = session_metrics(trace.chunks, exchanges, t_start=trace.t_connect_ns,
-                              t_list_ready=trace.milestones.get("list_ready"), time_scale=1e-9).as_row()
+                              t_list_ready=trace.milestones.get("list_ready"), time_scale=1e-9,
+                              wire=trace.wire).as_row()
     metrics.update(open_waits(exchanges, trace.milestones.get("list_ready"), time_scale=1e-9))
     return SessionResult(spec=spec, trace=trace, exchanges=exchanges, metrics=metrics, messages=messages,
                          **counts)
@@ -252,8 +262,8 @@ def _imap_fetch(c: TracedIMAP4, uids: list[int], items: str, spec: SessionSpec) 
 
 
 def _imap_session(host, port, user, password, spec: SessionSpec, known: Known, trace: Trace,
-                  timeout) -> SessionResult:
-    c = TracedIMAP4(host, port, trace, timeout=timeout)
+                  timeout, tls: ClientTLS | None = None) -> SessionResult:
+    c = TracedIMAP4(host, port, trace, timeout=timeout, tls=tls)
     logged_out = False
     try:
         try:
@@ -348,8 +358,8 @@ def _pop3_run(c: TracedPOP3, lines: list[str], multiline: bool, pipelining: bool
 
 
 def _pop3_session(host, port, user, password, spec: SessionSpec, known: Known, device: Device,
-                  trace: Trace, timeout) -> SessionResult:
-    c = TracedPOP3(host, port, trace, timeout=timeout)
+                  trace: Trace, timeout, tls: ClientTLS | None = None) -> SessionResult:
+    c = TracedPOP3(host, port, trace, timeout=timeout, tls=tls)
     quit_sent = False
     try:
         caps = _pop3_capabilities(c)

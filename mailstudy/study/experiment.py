@@ -62,6 +62,8 @@ class Experiment:
     mailbox: str | None = None  # real mail (mbox, Maildir or .eml folder) instead of a generated corpus
     profile: str | Profile = "loopback"  # the network: a profile's name or a custom Profile
     preview: int = 0  # header-first: read the first N bytes of each opened message instead of all of it
+    tls: str = "none"  # none (clear text), implicit (IMAPS/POP3S) or starttls: the server then serves TLS
+    tls_version: str = "1.3"  # the TLS version the client asks for (the server offers 1.2 and 1.3)
 
     def __post_init__(self) -> None:
         self.spec()  # validates protocol, strategy, mode and fraction early, with a clear message
@@ -92,7 +94,8 @@ class Experiment:
     def spec(self) -> SessionSpec:
         return SessionSpec(protocol=self.protocol, strategy=self.strategy, pop3_mode=self.pop3_mode,
                            read_fraction=self.read_fraction, seed=self.seed, batch=self.batch,
-                           pipelining=self.pipelining, preview=self.preview)
+                           pipelining=self.pipelining, preview=self.preview, tls=self.tls,
+                           tls_version=self.tls_version)
 
     @property
     def label(self) -> str:
@@ -106,7 +109,8 @@ class Experiment:
         mbox must not either); never the mailbox's path alone.
         """
         doc = {**asdict(self), "version": __version__, "server_version": server_version(self.server)}
-        for name, default in (("profile", "loopback"), ("preview", 0)):  # keep the keys cells had before these
+        for name, default in (("profile", "loopback"), ("preview", 0), ("tls", "none"),  # keep the keys cells
+                              ("tls_version", "1.3")):  # had before these
             if doc[name] == default:
                 del doc[name]
         if self.mailbox is not None:
@@ -159,13 +163,13 @@ def run_experiment(exp: Experiment, capture: str | Path | None = None, capture_b
     profile = exp.link_profile
     rows = []
     for repeat in range(exp.repeats):
-        server = make_server(exp.server)
+        server = make_server(exp.server, tls=exp.tls != "none")
         server.mailboxes[server.account.user] = corpus.raws()
         if progress is not None:
             server.progress = progress
         with server:
             described = server.describe()
-            upstreams = [(server.host, server.imap_port), (server.host, server.pop3_port)]
+            upstreams = [(server.host, server.ports_for(protocol, exp.tls)) for protocol in ("imap", "pop3")]
             link = Link(profile, upstreams, seed=exp.seed + repeat) if profile.shaped else None
             with link or nullcontext():
                 host, imap_port, pop3_port = (link.host, *link.ports) if link else (server.host, *
@@ -176,7 +180,8 @@ def run_experiment(exp: Experiment, capture: str | Path | None = None, capture_b
                     cap = Capture(path, [imap_port, pop3_port], backend=capture_backend, host=host)
                 with cap or nullcontext():
                     result = run_session(host, imap_port, pop3_port, server.account.user,
-                                         server.account.password, exp.spec(), known, Device())
+                                         server.account.password, exp.spec(), known, Device(),
+                                         tls_ca=server.tls_ca)
                 result.link = profile if link else None
         if results is not None:
             results.append(result)
@@ -189,7 +194,7 @@ def run_experiment(exp: Experiment, capture: str | Path | None = None, capture_b
                        capture_reason=report.reason, capture_packets=report.packets)
             if reports is not None:
                 reports.append(report)
-        for k in ("host", "imap_port", "pop3_port"):
+        for k in ("host", "imap_port", "pop3_port", "imaps_port", "pop3s_port"):
             row.pop(k, None)
         rows.append(row)
     return rows
