@@ -72,6 +72,12 @@ def start_tls(sock, tls: ClientTLS, host: str, port: int, trace: Trace) -> TLSSo
         reason = exc.reason or str(exc)
         if "VERSION" in reason.upper() or "PROTOCOL" in reason.upper():
             raise TLSError(f"TLS to {host}:{port}: the server does not offer TLS {tls.version} ({reason})") from None
+        if isinstance(exc, ssl.SSLEOFError) or "EOF" in reason.upper():
+            # what both servers do when no version is common (measured: Dovecot 2.3 and Python's asyncio close
+            # after the ClientHello without an alert), so the version is the likely cause, but not a certain one
+            raise TLSError(f"TLS to {host}:{port}: the server closed the connection during the handshake without "
+                           f"saying why; does it offer TLS {tls.version} (the only version this client "
+                           f"accepts)?") from None
         raise TLSError(f"TLS handshake with {host}:{port} failed: {reason}") from None
     except OSError as exc:
         sock.close()
