@@ -31,6 +31,8 @@ TLS_FLIGHTS = {("implicit", "1.2"): 2, ("implicit", "1.3"): 2, ("starttls", "1.2
 #: STARTTLS's own commands: IMAP STARTTLS and the CAPABILITY after it; POP3 the CAPA that finds STLS and STLS
 #: (the strategy's own CAPA is the one after TLS)
 STARTTLS_COMMANDS = 2
+#: how far the server's TLS bytes of two runs of one session may lie apart: 5 records of TLS 1.2's 29 B
+RECORD_SLACK = 5 * 29
 
 
 def _run(server_kind, protocol, tls="none", version="1.3", profile="loopback", results=None):
@@ -64,7 +66,9 @@ def test_tls_sessions_count_the_protocol_alike_and_tls_apart_through_the_link(se
         assert lo["tls_round_trips"] == hi["tls_round_trips"] == flights_added, (mode, version)
         assert lo["tls_bytes_up"] == hi["tls_bytes_up"] > 300  # ClientHello, key exchange, Finished, records
         assert lo["tls_bytes_down"] > 1500  # the certificate (RSA 2048, ~800 B) with the server's flight
-        assert abs(hi["tls_bytes_down"] - lo["tls_bytes_down"]) <= 0.02 * lo["tls_bytes_down"]
+        # the server's answers may go out in a few more or fewer records (each 22 B in TLS 1.3, 29 B in TLS 1.2
+        # with AES-GCM: header, nonce, tag), as its writes happened to coalesce; measured up to 2 records apart
+        assert abs(hi["tls_bytes_down"] - lo["tls_bytes_down"]) <= RECORD_SLACK, (mode, version)
         for r in (lo, hi):
             assert r["wire_bytes_up"] == r["bytes_up"] + r["tls_bytes_up"]
             assert r["wire_bytes_down"] == r["bytes_down"] + r["tls_bytes_down"]
