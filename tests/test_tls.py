@@ -185,3 +185,14 @@ def test_the_session_command_takes_tls_and_its_version():
     row = json.loads(out.stdout)
     assert (row["tls"], row["tls_version"], row["tls_round_trips"]) == ("starttls", "1.2", 2)
     assert row["wire_bytes_up"] == row["bytes_up"] + row["tls_bytes_up"] and row["integrity_ok"] is True
+
+
+def test_a_capture_of_a_tls_session_holds_its_records(tmp_path, tcpdump):
+    """tcpdump sees the TLS records the traced socket saw (not the protocol's bytes inside), byte for byte."""
+    from mailstudy.study.experiment import run_captured_session
+
+    row, report = run_captured_session(Experiment(protocol="imap", messages=2, tls="implicit"),
+                                       tmp_path / "imaps.pcap", backend="tcpdump")
+    assert report.complete, report.warnings
+    assert (report.trace_bytes_up, report.trace_bytes_down) == (row["wire_bytes_up"], row["wire_bytes_down"])
+    assert report.bytes_up == row["wire_bytes_up"] and report.bytes_down >= row["wire_bytes_down"]

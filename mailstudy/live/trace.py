@@ -49,9 +49,9 @@ class Trace:
         """Record a milestone (e.g. ``list_ready``) at the current time."""
         self.milestones[name] = time.perf_counter_ns()
 
-    def stream(self, direction: str) -> bytes:
-        """All payload bytes one way, concatenated."""
-        return b"".join(c.data for c in self.chunks if c.direction == direction)
+    def stream(self, direction: str, wire: bool = False) -> bytes:
+        """All the protocol's bytes one way, concatenated; ``wire``: the TCP payload (TLS records with TLS)."""
+        return b"".join(c.data for c in (self.on_wire if wire else self.chunks) if c.direction == direction)
 
     @property
     def bytes_up(self) -> int:
@@ -63,7 +63,7 @@ class Trace:
 
     @property
     def t_end_ns(self) -> int:
-        return self.chunks[-1].t if self.chunks else self.t_connect_ns
+        return self.on_wire[-1].t if self.on_wire else self.t_connect_ns
 
 
 class TracedSocket:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from mailstudy.errors import MailstudyError
+from mailstudy.servers.tls import CertificateError, check_versions, make_certificate
 
 HOST = "127.0.0.1"
 
@@ -119,8 +120,6 @@ class MailServer(abc.ABC):
                  imap_port: int | None = None, pop3_port: int | None = None,
                  start_timeout: float = 15.0, tls: bool = False,
                  tls_versions: tuple[str, ...] | list[str] = ("1.2", "1.3")) -> None:
-        from mailstudy.servers.tls import check_versions
-
         self.accounts = list(accounts or [DEFAULT_ACCOUNT])
         self.mailboxes = {a.user: [] for a in self.accounts}
         for user, msgs in (mailboxes or {}).items():
@@ -222,6 +221,13 @@ class MailServer(abc.ABC):
                 if typ != "OK":
                     raise ServerError(f"APPEND to {folder} failed: {data!r}")
             c.logout()
+
+    def _make_certificate(self, folder) -> None:
+        """With TLS: a fresh certificate in the server's private ``folder`` (:attr:`certificate`)."""
+        try:
+            self.certificate = make_certificate(folder)
+        except CertificateError as exc:
+            raise ServerError(str(exc)) from None
 
     @property
     def tls_ca(self) -> str | None:

@@ -53,7 +53,7 @@ from mailstudy.processes import (
     uninterrupted,
 )
 from mailstudy.servers.base import Account, MailServer, PortInUseError, ServerError, wait_for_greeting
-from mailstudy.servers.tls import DOVECOT_NAMES, make_certificate
+from mailstudy.servers.tls import DOVECOT_NAMES
 
 DOVECOT = "/usr/sbin/dovecot"
 LIBEXEC = "/usr/lib/dovecot"
@@ -363,7 +363,7 @@ service anvil {{
         if as_root:
             os.chown(passwd, 0, pwd.getpwnam(internal_user).pw_gid)  # read by the auth process
         if self.tls:
-            self.certificate = make_certificate(wd)
+            self._make_certificate(wd)
             if as_root:  # read by the config process (root) through ssl_cert = <FILE; nobody else needs it
                 os.chmod(self.certificate.key, 0o600)
         (wd / "dovecot.conf").write_text(self._config(wd, ids))

@@ -97,9 +97,7 @@ class EmbeddedServer(MailServer):
                 "counts": {user: len(msgs) for user, msgs in self.mailboxes.items()},
                 "disabled": sorted(self.disabled), "speedups": self.speedups}
         if self.tls:
-            from mailstudy.servers.tls import make_certificate
-
-            self.certificate = make_certificate(self._tmp)
+            self._make_certificate(self._tmp)
             spec["tls"] = {"cert": str(self.certificate.cert), "key": str(self.certificate.key),
                            "versions": list(self.tls_versions), "imaps_port": self.imaps_port,
                            "pop3s_port": self.pop3s_port}

@@ -17,7 +17,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailstudy.servers.base import ServerError
+from mailstudy.errors import MailstudyError
+
+class CertificateError(MailstudyError, RuntimeError):
+    """The server's certificate could not be made (a server turns it into its ServerError)."""
+
 
 #: The names the command line and the rows use, in order, with what Python's ssl module calls them.
 TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
@@ -45,10 +49,10 @@ class Certificate:
 
 
 def make_certificate(folder: Path, days: int = 2) -> Certificate:
-    """A fresh RSA 2048 key and a self-signed certificate for 127.0.0.1 in ``folder`` (ServerError if openssl
-    is missing or fails)."""
+    """A fresh RSA 2048 key and a self-signed certificate for 127.0.0.1 in ``folder`` (CertificateError if
+    openssl is missing or fails)."""
     if shutil.which("openssl") is None:
-        raise ServerError("TLS needs the openssl command to make the server's certificate; "
+        raise CertificateError("TLS needs the openssl command to make the server's certificate; "
                           "install it with: apt-get install openssl")
     cert, key = folder / "tls-cert.pem", folder / "tls-key.pem"
     cmd = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
@@ -57,9 +61,9 @@ def make_certificate(folder: Path, days: int = 2) -> Certificate:
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ServerError(f"openssl could not make the server's certificate: {exc}") from exc
+        raise CertificateError(f"openssl could not make the server's certificate: {exc}") from exc
     if out.returncode != 0:
-        raise ServerError(f"openssl could not make the server's certificate: {out.stderr.strip()[-300:]}")
+        raise CertificateError(f"openssl could not make the server's certificate: {out.stderr.strip()[-300:]}")
     return Certificate(cert, key)
 
 
