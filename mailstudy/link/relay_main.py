@@ -136,9 +136,11 @@ def _writer(dst: socket.socket, inbox: queue.SimpleQueue, done: threading.Event,
                     pending = nxt
                     break
                 parts.append(nxt[1])
-            dst.sendall(parts[0] if len(parts) == 1 else b"".join(parts))
             if opening is not None and opening.first_down is None:
+                # before the send: once it is sent the client may answer at once, and an answer read while this
+                # was still unset would be held an RTT as if it had been sent before anything arrived
                 opening.first_down = due
+            dst.sendall(parts[0] if len(parts) == 1 else b"".join(parts))
         try:
             dst.shutdown(socket.SHUT_WR)
         except OSError:
