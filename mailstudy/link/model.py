@@ -179,7 +179,8 @@ def session_of(x: Any) -> Session:
                                   f"delays ({BASELINE.name!r}); this one went through {link.name!r}, which "
                                   f"also limits bandwidth or adds jitter")
         tr = x.trace
-        return session_from_chunks(getattr(tr, "on_wire", tr.chunks), tr.t_connect_ns, tr.milestones.get("list_ready"), x.exchanges, 1e-9,
+        wire = getattr(tr, "on_wire", tr.chunks)  # with TLS the records: the handshake's flights are flights too
+        return session_from_chunks(wire, tr.t_connect_ns, tr.milestones.get("list_ready"), x.exchanges, 1e-9,
                                    link.rtt_s if link is not None else 0.0)
     return Session(0.0, tuple(x))
 

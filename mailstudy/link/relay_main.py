@@ -85,7 +85,8 @@ class _Opening:
         return t_in + self.client_lag if first is None or t_in < first else t_in
 
 
-def _reader(src: socket.socket, direction: Direction, out: queue.SimpleQueue, opening: _Opening | None = None) -> None:
+def _reader(src: socket.socket, direction: Direction, out: queue.SimpleQueue,
+            opening: _Opening | None = None) -> None:
     recv = _kernel_clock(src)
     try:
         while True:
