@@ -18,6 +18,11 @@ What each strategy sends (so a reader of a chart knows what was measured):
 - POP3 download-all: CAPA, USER, PASS, STAT, UIDL (if offered), RETR of each message the device lacks (keep mode
   skips UIDLs it has seen; without UIDL it cannot tell and fetches all), then DELE each (delete mode), QUIT.
 
+TLS (``tls``: ``implicit`` or ``starttls``, with ``tls_version``): the session runs inside TLS; with STARTTLS it
+begins with CAPABILITY, STARTTLS and CAPABILITY again (IMAP) or CAPA and STLS before the CAPA above (POP3). The
+connection opening is :mod:`mailstudy.live.clients`'s; the counts keep the protocol's bytes, and the records'
+are counted apart (``wire_bytes_*``, ``tls_*``).
+
 Preview (``preview=N``, header-first only): each opened message is read in part instead of whole, as a
 preview pane does. IMAP fetches the first N bytes of its text, ``UID FETCH uid (BODY.PEEK[TEXT]<0.N>)`` (what
 Thunderbird's preview sends, with N = 2048); POP3's nearest equivalent is ``TOP n k``, the header again plus the
