@@ -166,6 +166,13 @@ def test_starttls_on_a_server_without_tls_stops_before_the_login(server_kind):
                             server.account.password, spec, Known([]))
 
 
+def test_implicit_tls_to_a_clear_text_port_says_so():
+    with make_server("embedded", tls=True) as server:
+        with pytest.raises(TLSError, match="did not answer in TLS .*clear-text port"):
+            run_session(server.host, server.imap_port, server.pop3_port, server.account.user,
+                        server.account.password, SessionSpec(tls="implicit"), Known([]), tls_ca=server.tls_ca)
+
+
 def test_client_tls_options_are_checked():
     with pytest.raises(ValueError, match="implicit, starttls"):
         ClientTLS("ssl")

@@ -70,6 +70,9 @@ def start_tls(sock, tls: ClientTLS, host: str, port: int, trace: Trace) -> TLSSo
     except ssl.SSLError as exc:
         sock.close()
         reason = exc.reason or str(exc)
+        if reason == "WRONG_VERSION_NUMBER":  # what came back is not a TLS record at all
+            raise TLSError(f"TLS to {host}:{port}: the server did not answer in TLS ({reason}); is it a "
+                           f"clear-text port?") from None
         if "VERSION" in reason.upper() or "PROTOCOL" in reason.upper():
             raise TLSError(f"TLS to {host}:{port}: the server does not offer TLS {tls.version} ({reason})") from None
         if isinstance(exc, ssl.SSLEOFError) or "EOF" in reason.upper():
