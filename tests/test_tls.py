@@ -35,6 +35,22 @@ STARTTLS_COMMANDS = 2
 RECORD_SLACK = 5 * 29
 
 
+def test_the_metrics_count_tls_apart_from_the_protocol():
+    """Pure: the protocol's chunks and the wire's records give bytes_*, wire_bytes_*, tls_* and round trips."""
+    from mailstudy.protocol.metrics import session_metrics
+    from mailstudy.wire import METRIC_KEYS
+
+    protocol = [(DOWN, 10, 3), (UP, 6, 4), (DOWN, 30, 5)]  # (direction, nbytes, t)
+    wire = [(UP, 200, 1), (DOWN, 2000, 2), (UP, 80, 2.5), (DOWN, 60, 3), (UP, 40, 4), (DOWN, 52, 6)]
+    m = session_metrics(protocol, [], t_start=0, time_scale=1.0, wire=wire)
+    assert (m.bytes_up, m.bytes_down, m.round_trips) == (6, 40, 1)
+    assert (m.wire_bytes_up, m.wire_bytes_down, m.tls_bytes_up, m.tls_bytes_down) == (320, 2112, 314, 2072)
+    assert m.tls_round_trips == 2 and m.duration_s == 6
+    clear = session_metrics(protocol, [], t_start=0, time_scale=1.0)
+    assert (clear.wire_bytes_up, clear.wire_bytes_down, clear.tls_bytes_down, clear.tls_round_trips) == (6, 40, 0, 0)
+    assert {"wire_bytes_up", "tls_bytes_down", "tls_round_trips"} <= set(METRIC_KEYS)
+
+
 def _run(server_kind, protocol, tls="none", version="1.3", profile="loopback", results=None):
     exp = Experiment(server=server_kind, protocol=protocol, messages=4, read_fraction=0.5, seed=3, tls=tls,
                      tls_version=version, profile=profile)
