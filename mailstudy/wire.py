@@ -95,6 +95,15 @@ class SessionMetrics:
     duration_s: float
     time_to_list_s: float | None
     exchanges_failed: int
+    #: TCP payload each way: the TLS records with TLS; in clear text equal to ``bytes_up``/``bytes_down``, which
+    #: are always the protocol's own bytes (inside TLS when there is TLS)
+    wire_bytes_up: int = 0
+    wire_bytes_down: int = 0
+    #: what TLS adds on the wire, ``wire_bytes_* - bytes_*``: handshakes, tickets, record headers and MACs
+    tls_bytes_up: int = 0
+    tls_bytes_down: int = 0
+    #: the client flights TLS adds: the wire's client flights less the protocol's (``round_trips``)
+    tls_round_trips: int = 0
 
     def as_row(self) -> dict[str, Any]:
         """The numbers as a dict in :data:`METRIC_KEYS` order (a table row, a JSON object, a pandas record)."""

@@ -19,7 +19,7 @@ def check_capture(path: str | os.PathLike, trace: Trace) -> CaptureReport:
     from mailstudy.net.pcap import PcapError, PcapStats, read_tcp
     from mailstudy.net.reassembly import reassemble
 
-    t_up, t_down = trace.stream(UP), trace.stream(DOWN)
+    t_up, t_down = trace.stream(UP, wire=True), trace.stream(DOWN, wire=True)  # with TLS: its records
     report = CaptureReport(path=str(path), backend="", reason="", rebuilt=False, complete=False, bytes_up=0,
                            bytes_down=0, trace_bytes_up=len(t_up), trace_bytes_down=len(t_down), packets=0,
                            dropped=0)

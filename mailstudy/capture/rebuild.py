@@ -52,11 +52,11 @@ def rebuild_pcap(trace: Trace, path: str | os.PathLike, mss: int = DEFAULT_MSS,
         out.append((t + offset, ETH_LO + ip))
 
     other = {"c": "s", "s": "c"}
-    t0 = trace.t_connect_ns or (trace.chunks[0].t if trace.chunks else time.perf_counter_ns())
+    t0 = trace.t_connect_ns or (trace.on_wire[0].t if trace.on_wire else time.perf_counter_ns())
     emit("c", t0, TH_SYN, isn["c"], None, options=mss_option(mss))
     emit("s", t0, TH_SYN | TH_ACK, isn["s"], nxt["c"], options=mss_option(mss))
     emit("c", t0, TH_ACK, nxt["c"], nxt["s"])
-    for chunk in trace.chunks:
+    for chunk in trace.on_wire:  # with TLS: the records, as they crossed the socket
         side = "c" if chunk.direction == UP else "s"
         data = chunk.data
         for i in range(0, len(data), mss):

@@ -44,6 +44,12 @@ def add_parser(sub) -> None:
     p.add_argument("--preview", type=preview, default=0, metavar="N",
                    help="header-first: open each message as a preview of its first N bytes (IMAP "
                         "BODY.PEEK[TEXT]<0.N>, POP3 TOP n k with k = ceil(N/78) lines) instead of whole")
+    p.add_argument("--tls", choices=["none", "implicit", "starttls"], default="none",
+                   help="TLS: none (clear text, the control), implicit (IMAPS/POP3S: TLS from the first byte) or "
+                        "starttls (STARTTLS/STLS on the usual port); the server gets a fresh self-signed "
+                        "certificate, which the client verifies (none)")
+    p.add_argument("--tls-version", choices=["1.2", "1.3"], default="1.3",
+                   help="with --tls: the one TLS version the client accepts (1.3)")
     add_link_arguments(p)
     p.add_argument("--capture", metavar="FILE.pcap",
                    help="also record the session as a pcap (with a JSON sidecar FILE.pcap.json)")
@@ -86,7 +92,8 @@ def link_profile(args):
 
 
 SESSION_KEYS = ("protocol", "strategy", "pop3_mode", "server", "server_version", "messages", "sizes", "seed",
-                "read_fraction", "batch", "pipelining", "preview", "profile", "rtt_s", "down_bps", "up_bps",
+                "read_fraction", "batch", "pipelining", "preview", "tls", "tls_version", "profile", "rtt_s",
+                "down_bps", "up_bps",
                 "jitter_s", "mailbox_bytes", *METRIC_KEYS, "opens", "open_median_s", "open_p95_s", "headers_fetched",
                 "bodies_fetched", "integrity_ok")
 CAPTURE_KEYS = ("capture_path", "capture_backend", "capture_complete", "capture_rebuilt")
@@ -181,7 +188,7 @@ def run(args) -> int:
                          sizes=args.sizes or "buchner2009", seed=args.seed,
                          read_fraction=args.read_fraction or 0.0, batch=not args.per_message,
                          pipelining=args.pipelining, mailbox=args.mailbox, profile=link_profile(args),
-                         preview=args.preview)
+                         preview=args.preview, tls=args.tls, tls_version=args.tls_version)
     except ValueError as exc:
         return fail(str(exc))
     if not args.mailbox:

@@ -13,9 +13,10 @@ How each file is made:
   *rebuilt* from the socket trace, which needs no privileges; the sidecar says which). The pcaps are then
   redacted with :func:`mailstudy.offline.redact.redact_pcap`, which must find the login's credentials (a
   session that logs in and yields nothing to redact is an error, not a silent pass).
-- IMAPS: Dovecot with an extra ``imaps`` listener on a free loopback port (via ``DovecotServer.extra_config``)
-  and a self-signed certificate made with the ``openssl`` CLI in a temporary folder; the client is
-  ``imaplib.IMAP4_SSL`` with an ``ssl.SSLContext`` whose ``keylog_filename`` writes ``imaps.keylog``; captured
+- IMAPS: Dovecot with TLS (``DovecotServer(tls=True)``: its ``imaps`` listener on a free loopback port and the
+  self-signed certificate it makes with the ``openssl`` CLI, :mod:`mailstudy.servers.tls`); the client is
+  ``imaplib.IMAP4_SSL`` with an ``ssl.SSLContext`` that verifies that certificate and whose ``keylog_filename``
+  writes ``imaps.keylog``; captured
   with tcpdump (the only backend that can: a rebuilt pcap needs the plain socket trace, which TLS hides). It
   uses its own throwaway account, because the key log decrypts the LOGIN for anyone who has both files.
   Without Dovecot, tcpdump or openssl this example is skipped and the reason is returned and printed.
@@ -30,7 +31,6 @@ import shutil
 import ssl
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -191,17 +191,6 @@ def _why_no_imaps() -> str | None:
     return None
 
 
-def _self_signed(tmp: Path) -> tuple[Path, Path]:
-    cert, key = tmp / "cert.pem", tmp / "key.pem"
-    cmd = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-           "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-           "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-    if out.returncode != 0:
-        raise RuntimeError(f"openssl could not make a certificate: {out.stderr.strip()[-300:]}")
-    return cert, key
-
-
 def make_imaps_example(folder: Path, messages: int = 3) -> dict:
     """An IMAPS session on Dovecot captured with tcpdump, with its TLS key log; returns its record.
 
@@ -211,7 +200,7 @@ def make_imaps_example(folder: Path, messages: int = 3) -> dict:
     from mailstudy.corpus import generate
     from mailstudy.net.pcap import read_tcp
     from mailstudy.net.reassembly import reassemble
-    from mailstudy.servers.base import Account, free_ports
+    from mailstudy.servers.base import Account
     from mailstudy.servers.dovecot import DovecotServer
 
     why = _why_no_imaps()
@@ -220,28 +209,22 @@ def make_imaps_example(folder: Path, messages: int = 3) -> dict:
     pcap, keylog, png = folder / "imaps.pcap", folder / "imaps.keylog", folder / "imaps.ladder.png"
     user, password = IMAPS_ACCOUNT
     corpus = generate(messages, "fixed-5k", 1)
-    with tempfile.TemporaryDirectory(prefix="mailstudy-imaps-") as tmpdir:
-        cert, key = _self_signed(Path(tmpdir))
-        port, imap_port, pop3_port = free_ports(3)  # at once: three distinct ports
-        extra = (f"ssl = yes\nssl_cert = <{cert}\nssl_key = <{key}\n"
-                 f"service imap-login {{\n  inet_listener imaps {{\n    address = 127.0.0.1\n"
-                 f"    port = {port}\n  }}\n}}\n")
-        server = DovecotServer([Account(user, password)], {user: corpus.raws()}, extra_config=extra,
-                               imap_port=imap_port, pop3_port=pop3_port)
-        keylog.unlink(missing_ok=True)
-        ctx = ssl.create_default_context(cafile=str(cert))
+    server = DovecotServer([Account(user, password)], {user: corpus.raws()}, tls=True)
+    keylog.unlink(missing_ok=True)
+    with server:
+        port = server.imaps_port
+        ctx = ssl.create_default_context(cafile=server.tls_ca)
         ctx.keylog_filename = str(keylog)
-        with server:
-            cap = Capture(pcap, [port], backend="tcpdump", host=server.host)
-            with cap:
-                c = imaplib.IMAP4_SSL(server.host, port, ssl_context=ctx, timeout=30)
-                local = c.sock.getsockname()[:2]
-                c.login(user, password)
-                c.select("INBOX")
-                c.uid("FETCH", "1:*", "(UID RFC822.SIZE FLAGS BODY.PEEK[HEADER])")
-                c.uid("FETCH", "1", "(BODY[])")
-                c.logout()
-            described = server.describe()
+        cap = Capture(pcap, [port], backend="tcpdump", host=server.host)
+        with cap:
+            c = imaplib.IMAP4_SSL(server.host, port, ssl_context=ctx, timeout=30)
+            local = c.sock.getsockname()[:2]
+            c.login(user, password)
+            c.select("INBOX")
+            c.uid("FETCH", "1:*", "(UID RFC822.SIZE FLAGS BODY.PEEK[HEADER])")
+            c.uid("FETCH", "1", "(BODY[])")
+            c.logout()
+        described = server.describe()
     conns = [k for k in reassemble(read_tcp(pcap)) if k.client[1] == local[1]]
     if len(conns) != 1:
         raise RuntimeError(f"{pcap}: expected the one IMAPS connection from port {local[1]}, found {len(conns)}")

@@ -11,10 +11,11 @@ arithmetic, :class:`mailstudy.link.schedule.Direction` (the rule the relay sleep
 flight has the client's pause g_f before it (from the previous answer's last byte), its u_f bytes up as pieces
 (q_fj, u_fj): u_fj bytes sent q_fj after the flight's first, and the server's answer as pieces (o_fk, d_fk): d_fk
 bytes produced o_fk after the request's last byte reached the server. On a
-profile with round trip R and rates B_up, B_down (unlimited: the term is 0), with no byte either way arriving
-before R after connect (the handshake)::
+profile with round trip R and rates B_up, B_down (unlimited: the term is 0), the connection's setup
+(:func:`connection_setup`, the TCP handshake: connect() returns at R, the server accepts at 1.5 R) gives::
 
-    greeting in     T_0 = max(R, c_0 + d_0 / B_down + R / 2)
+    greeting in     T_0 = 1.5 R + c_0 + d_0 / B_down + R / 2   (server-first: clear text, STARTTLS)
+                    T_0 = R, with no greeting                   (client-first: implicit TLS's ClientHello)
     request out     s_f = T_(f-1) + g_f
     request in      a_f = arrival of the request's last byte: piece j enters the link at s_f + q_fj, is
                           serialized (u_fj / B_up) after the piece before it, and travels R / 2
@@ -24,6 +25,16 @@ before R after connect (the handshake)::
     time_to_list_s  = T_l + the client's time from flight l's answer to "list ready" (l: the last listing flight)
     open wait       = T_f - s_f, for each flight that fetches a message the user opened (FETCH, RETR, TOP)
 
+So a clear-text session's first command leaves at 2 R plus the work, not at R. TLS is not a separate term:
+a TLS session is modelled from its wire chunks (TLS records, :attr:`mailstudy.live.trace.Trace.wire`), so each
+handshake flight is a round trip like any other, with its bytes (the certificate chain) over the bandwidth and
+the two sides' crypto as work. For a server-first protocol that makes the greeting of implicit TLS arrive at
+3 R with TLS 1.3 (ClientHello; the server's flight; the client's Finished, after which the server greets) and
+also at 3 R with TLS 1.2 (ClientHello; the server's flight; the client's key exchange and Finished, answered by
+the server's Finished with the greeting behind it): 1 RTT more than clear text either way. STARTTLS adds the
+STARTTLS exchange, the handshake's flights (1 with TLS 1.3, whose client Finished leaves with the next command;
+2 with TLS 1.2) and the CAPABILITY/CAPA the client must ask again (RFC 3501 6.2.1, RFC 2595 4).
+
 With the request and the answer in one piece each this is T_f = T_(f-1) + g_f + R + u_f / B_up + o_f + d_f / B_down: one RTT and the
 bytes over the bandwidth per flight, plus the server's and the client's own time. An answer the server streams
 while it works overlaps its serialization with that work (the queue), as the link does. When the profile turns
@@ -31,7 +42,8 @@ slow start on, ``Direction`` applies it (a first window of 10 x 1448 B, doubling
 carried across flights, each direction on its own.
 
 Where c, g and o come from: a session through the baseline link (:data:`BASELINE`, RTT rho = 0.5 ms, no other
-shaping), less its own delays (rho / 2 from the greeting, rho from each answer). Not from loopback, because work
+shaping), less its own delays (2 rho from the greeting, rho from each answer, 2 rho from the answer to a flight
+sent before anything came back). Not from loopback, because work
 is slower when the network makes the processes wait: behind a 1 ms link pymap answered LOGIN in 1.96 ms against
 1.30 ms back to back on loopback (median of 4, both read from a capture of the server's side), and each command
 of a header-first session took 20-75 % longer; behind a 0 ms relay it did not. A client that merely paused 1 ms
@@ -101,6 +113,7 @@ class Session:
     round_trips: tuple[RoundTrip, ...]
     list_pause_s: float = 0.0  # the client's time from the last listing round trip to "list ready"
     greeting_bytes: int = 0
+    client_first: bool = False  # the client spoke first (implicit TLS): no greeting before its first flight
 
 
 def session_from_chunks(chunks: Iterable[Any], t_connect: Any, t_list_ready: Any = None,
@@ -119,7 +132,9 @@ def session_from_chunks(chunks: Iterable[Any], t_connect: Any, t_list_ready: Any
                       if e.command in OPEN_COMMANDS and e.t_sent is not None
                       and t_list is not None and sec(e.t_sent) >= t_list)
     runs = flights(chunks, with_pieces=True)
+    setup = connection_setup(rtt_s)
     greeting_end, greeting_bytes = 0.0, 0
+    client_first = bool(runs) and runs[0].direction == UP
     if runs and runs[0].direction == DOWN:
         greeting_end, greeting_bytes = sec(runs[0].t_end), runs[0].nbytes
     trips = []
@@ -132,7 +147,10 @@ def session_from_chunks(chunks: Iterable[Any], t_connect: Any, t_list_ready: Any
         got = runs[i + 1] if i + 1 < len(runs) else None
         t_first, t_sent = sec(run.t_start), sec(run.t_end)
         t_last = sec(got.t_end) if got else t_sent
-        answer = tuple((max(0.0, sec(t) - t_sent - rtt_s), n) for t, n in (got.pieces if got else ()))
+        # the link's delays in this answer: one RTT, plus the connect() time on a flight sent before any byte
+        # came back (connection_setup: the link held it as if the client had been blocked in connect)
+        delay = rtt_s + (setup.client_ready_s if client_first and not trips else 0.0)
+        answer = tuple((max(0.0, sec(t) - t_sent - delay), n) for t, n in (got.pieces if got else ()))
         request = tuple((sec(t) - t_first, n) for t, n in run.pieces)  # a client may send several times
         before = t_list is None or t_first < t_list
         opens = False
@@ -144,7 +162,8 @@ def session_from_chunks(chunks: Iterable[Any], t_connect: Any, t_list_ready: Any
         if before and t_list is not None:
             list_pause = max(0.0, t_list - t_last)
         prev_end = t_last
-    return Session(max(0.0, greeting_end - rtt_s / 2), tuple(trips), list_pause, greeting_bytes)
+    c_0 = greeting_end - setup.server_accept_s - rtt_s / 2  # it left at accept + c_0, then travelled R / 2
+    return Session(0.0 if client_first else max(0.0, c_0), tuple(trips), list_pause, greeting_bytes, client_first)
 
 
 def session_of(x: Any) -> Session:
@@ -160,9 +179,29 @@ def session_of(x: Any) -> Session:
                                   f"delays ({BASELINE.name!r}); this one went through {link.name!r}, which "
                                   f"also limits bandwidth or adds jitter")
         tr = x.trace
-        return session_from_chunks(tr.chunks, tr.t_connect_ns, tr.milestones.get("list_ready"), x.exchanges, 1e-9,
+        wire = getattr(tr, "on_wire", tr.chunks)  # with TLS the records: the handshake's flights are flights too
+        return session_from_chunks(wire, tr.t_connect_ns, tr.milestones.get("list_ready"), x.exchanges, 1e-9,
                                    link.rtt_s if link is not None else 0.0)
     return Session(0.0, tuple(x))
+
+
+@dataclass(frozen=True)
+class Setup:
+    """When each side of a new TCP connection may first send, in seconds after the client called connect()."""
+
+    client_ready_s: float  # connect() returns: the SYN-ACK is back (1 RTT)
+    server_accept_s: float  # the server's accept(): the client's ACK has arrived (1.5 RTT)
+
+
+def connection_setup(rtt_s: float) -> Setup:
+    """The TCP handshake's terms (module formula), one home for the relay and the model.
+
+    SYN out at 0, SYN-ACK back at R: connect() returns and the client may send. Its ACK reaches the server at
+    1.5 R: the server accepts, and a server-first protocol's greeting leaves then, so it arrives at 2 R plus the
+    server's work. Bytes a client sends before anything has reached it left R later than its own clock says
+    (it was blocked in connect for R); the relay and the model both add R to them. TLS adds no term here: its
+    handshake is measured as the flights it is (see the module docstring)."""
+    return Setup(client_ready_s=rtt_s, server_accept_s=1.5 * rtt_s)
 
 
 def _arrives(direction: Direction, t_in: float, nbytes: int) -> float:
@@ -177,7 +216,11 @@ def predict(session_or_flights: Any, profile: str | Profile) -> dict:
     s = session_of(session_or_flights)
     p = replace(get_profile(profile), jitter_s=0.0)
     up, down = Direction(p, False, 0.0), Direction(p, True, 0.0)
-    t = _arrives(down, s.greeting_s, s.greeting_bytes)
+    setup = connection_setup(p.rtt_s)
+    if s.client_first:  # a TLS ClientHello: the client's clock starts when connect() returns
+        t = setup.client_ready_s
+    else:  # server-first: the greeting leaves c_0 after the server's accept
+        t = _arrives(down, setup.server_accept_s + s.greeting_s, s.greeting_bytes)
     t_list = None
     opens = []
     for f in s.round_trips:

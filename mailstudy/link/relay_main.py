@@ -11,6 +11,12 @@ that is due in one call). Threads rather than asyncio: a blocking recv/send per 
 directions independent (an upload never waits behind a download) and adds the least time per hop. The reader
 reads without limit, so a sender is never slowed by the link's buffer; the receiver sees the emulated times.
 When one side closes, the other side gets its remaining bytes (on time) and then an orderly close.
+
+The handshake (:func:`mailstudy.link.model.connection_setup`): the kernel completes the client's connect to the
+relay at once, so the relay plays the rest. It connects to the server 1.5 RTT after the client connected (when
+the client's ACK would reach it: the server's accept, and a greeting, happen then, and reach the client 2 RTT
+after connect), and it counts the bytes a client sends before anything has reached it from R later than it
+sent them (a real client is blocked in connect() for that RTT: a TLS ClientHello leaves at R, not at 0).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import sys
 import threading
 import time
 
+from mailstudy.link.model import connection_setup
 from mailstudy.link.profiles import get_profile
 from mailstudy.link.schedule import Direction
 from mailstudy.processes import precise_timers
@@ -63,13 +70,31 @@ def _kernel_clock(sock: socket.socket):
     return stamped
 
 
-def _reader(src: socket.socket, direction: Direction, out: queue.SimpleQueue) -> None:
+class _Opening:
+    """One connection's setup (:func:`mailstudy.link.model.connection_setup`), shared by its two directions."""
+
+    def __init__(self, t_open: float, rtt_s: float) -> None:
+        setup = connection_setup(rtt_s)
+        self.client_lag = setup.client_ready_s  # what the client's clock is ahead of a client blocked in connect
+        self.t_accept = t_open + setup.server_accept_s
+        self.first_down: float | None = None  # when the first byte reached the client
+
+    def client_time(self, t_in: float) -> float:
+        """When a client would have sent bytes it sent at ``t_in``: R later until anything has reached it."""
+        first = self.first_down
+        return t_in + self.client_lag if first is None or t_in < first else t_in
+
+
+def _reader(src: socket.socket, direction: Direction, out: queue.SimpleQueue,
+            opening: _Opening | None = None) -> None:
     recv = _kernel_clock(src)
     try:
         while True:
             data, t_in = recv(RECV_SIZE)
             if not data:
                 break
+            if opening is not None:
+                t_in = opening.client_time(t_in)
             offset = 0
             for due, size in direction.schedule(t_in, len(data)):
                 out.put((due, data[offset:offset + size]))
@@ -90,7 +115,8 @@ def _sleep_until(due: float, clock) -> None:
         time.sleep(0)  # awake but yielding the GIL each turn, so the other direction's threads keep running
 
 
-def _writer(dst: socket.socket, inbox: queue.SimpleQueue, done: threading.Event) -> None:
+def _writer(dst: socket.socket, inbox: queue.SimpleQueue, done: threading.Event,
+            opening: _Opening | None = None) -> None:
     clock = time.perf_counter
     pending = None
     try:
@@ -111,6 +137,10 @@ def _writer(dst: socket.socket, inbox: queue.SimpleQueue, done: threading.Event)
                     pending = nxt
                     break
                 parts.append(nxt[1])
+            if opening is not None and opening.first_down is None:
+                # before the send: once it is sent the client may answer at once, and an answer read while this
+                # was still unset would be held an RTT as if it had been sent before anything arrived
+                opening.first_down = due
             dst.sendall(parts[0] if len(parts) == 1 else b"".join(parts))
         try:
             dst.shutdown(socket.SHUT_WR)
@@ -123,23 +153,38 @@ def _writer(dst: socket.socket, inbox: queue.SimpleQueue, done: threading.Event)
 
 
 def _serve_connection(client: socket.socket, upstream: tuple[str, int], profile, seed: str) -> None:
+    """Relay one accepted connection: the client's bytes are read (and timed) at once, the server is connected
+    when its accept() would happen on the emulated link (1.5 RTT after the client's connect)."""
     t_open = time.perf_counter()
+    opening = _Opening(t_open, profile.rtt_s)
+    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    up_q: queue.SimpleQueue = queue.SimpleQueue()
+    threading.Thread(target=_reader, args=(client, Direction(profile, False, t_open, seed), up_q, opening),
+                     daemon=True).start()
+    threading.Thread(target=_connect_upstream, args=(client, upstream, profile, seed, t_open, opening, up_q),
+                     daemon=True).start()
+
+
+def _connect_upstream(client: socket.socket, upstream: tuple[str, int], profile, seed: str, t_open: float,
+                      opening: _Opening, up_q: queue.SimpleQueue) -> None:
+    _sleep_until(opening.t_accept, time.perf_counter)
     try:
         server = socket.create_connection(upstream, timeout=10)
         server.settimeout(None)
     except OSError:
-        client.close()  # upstream is gone: the client sees the connection close at once
+        try:
+            client.shutdown(socket.SHUT_RDWR)  # upstream is gone: the client sees the connection close at once
+        except OSError:
+            pass
+        client.close()
         return
-    for s in (client, server):
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    finished = []
-    for src, dst, down in ((client, server, False), (server, client, True)):
-        q: queue.SimpleQueue = queue.SimpleQueue()
-        done = threading.Event()
-        finished.append(done)
-        threading.Thread(target=_reader, args=(src, Direction(profile, down, t_open, seed), q),
-                         daemon=True).start()
-        threading.Thread(target=_writer, args=(dst, q, done), daemon=True).start()
+    server.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    finished = [threading.Event(), threading.Event()]
+    down_q: queue.SimpleQueue = queue.SimpleQueue()
+    threading.Thread(target=_writer, args=(server, up_q, finished[0]), daemon=True).start()
+    threading.Thread(target=_reader, args=(server, Direction(profile, True, t_open, seed), down_q),
+                     daemon=True).start()
+    threading.Thread(target=_writer, args=(client, down_q, finished[1], opening), daemon=True).start()
 
     def closer() -> None:
         for d in finished:

@@ -18,6 +18,11 @@ What each strategy sends (so a reader of a chart knows what was measured):
 - POP3 download-all: CAPA, USER, PASS, STAT, UIDL (if offered), RETR of each message the device lacks (keep mode
   skips UIDLs it has seen; without UIDL it cannot tell and fetches all), then DELE each (delete mode), QUIT.
 
+TLS (``tls``: ``implicit`` or ``starttls``, with ``tls_version``): the session runs inside TLS; with STARTTLS it
+begins with CAPABILITY, STARTTLS and CAPABILITY again (IMAP) or CAPA and STLS before the CAPA above (POP3). The
+connection opening is :mod:`mailstudy.live.clients`'s; the counts keep the protocol's bytes, and the records'
+are counted apart (``wire_bytes_*``, ``tls_*``).
+
 Preview (``preview=N``, header-first only): each opened message is read in part instead of whole, as a
 preview pane does. IMAP fetches the first N bytes of its text, ``UID FETCH uid (BODY.PEEK[TEXT]<0.N>)`` (what
 Thunderbird's preview sends, with N = 2048); POP3's nearest equivalent is ``TOP n k``, the header again plus the
@@ -37,6 +42,7 @@ import random
 from dataclasses import dataclass
 
 from mailstudy.corpus.sections import header_of
+from mailstudy.live.clients import ClientTLS
 from mailstudy.live.devices import Device
 from mailstudy.live.engine import (
     Account,
@@ -77,8 +83,11 @@ class SessionSpec:
     pipelining: bool = False  # POP3: one flight per run of commands; IMAP: per-message FETCHes in flight
     window: int = 0  # IMAP tags in flight when pipelining (0: all)
     preview: int = 0  # header-first: read only the first N bytes of each opened message (0: all of it)
+    tls: str = "none"  # none (clear text), implicit (IMAPS/POP3S) or starttls; see mailstudy.live.clients
+    tls_version: str = "1.3"  # with TLS: the one version the client accepts
 
     def __post_init__(self) -> None:
+        ClientTLS(self.tls, self.tls_version)  # a ValueError naming the accepted values
         check_choice("protocol", self.protocol, PROTOCOLS)
         check_choice("strategy", self.strategy, STRATEGIES)
         check_choice("pop3_mode", self.pop3_mode, POP3_MODES)
@@ -99,13 +108,19 @@ def choose_opened(n: int, read_fraction: float, seed: int) -> list[int]:
 
 
 def run_session(host: str, imap_port: int, pop3_port: int, user: str, password: str, spec: SessionSpec,
-                known: Catalog, device: Device | None = None, timeout: float = 60.0) -> SessionResult:
+                known: Catalog, device: Device | None = None, timeout: float = 60.0,
+                tls_ca: str | None = None) -> SessionResult:
     """Run one session of ``spec`` against a running server and measure it.
+
+    With ``spec.tls`` other than ``none`` the ports are the server's TLS ports for that mode (implicit: IMAPS and
+    POP3S) and ``tls_ca`` is the CA file its certificate must verify against; a TLS failure is a
+    :class:`~mailstudy.live.clients.TLSError`.
 
     Raises :class:`IntegrityError` when any downloaded byte differs from what was delivered, and
     :class:`SessionError` with the server's words when login fails or the server goes away.
     """
-    account = Account(host, imap_port, pop3_port, user, password, known, timeout)
+    tls = ClientTLS(spec.tls, spec.tls_version, tls_ca) if spec.tls != "none" else None
+    account = Account(host, imap_port, pop3_port, user, password, known, timeout, tls)
     session = Session(account, device or Device(), Trace())
     return run_workload(Strategy(spec), session)
 

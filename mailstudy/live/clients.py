@@ -5,25 +5,123 @@ Why: the study must measure the stdlib clients as they are. Only the socket unde
 clients offer, so the two helpers below send several commands before reading the replies, using the clients'
 own send and read routines (their documented-private ``_command``/``_command_complete`` and
 ``_putcmd``/``_getlongresp``) rather than a hand-written client.
+
+TLS (:class:`ClientTLS`): ``implicit`` runs the handshake right after connect (IMAPS, POP3S); ``starttls`` reads
+the greeting, asks the capabilities, sends STARTTLS (IMAP) or STLS (POP3), runs the handshake and asks the
+capabilities again, as RFC 3501 6.2.1 and RFC 2595 4 require (imaplib asks CAPABILITY itself; the POP3 access
+strategy's own CAPA is the one after TLS). The TLS layer is :class:`~mailstudy.live.trace.TLSSocket` (so the
+records and the protocol's bytes are both traced), not the libraries' own ``starttls``/``stls``, which wrap
+the real socket and would hide the records. The certificate is verified against ``cafile`` with the host name
+checked; a certificate that does not verify, a TLS version the server does not offer, or a server that does not
+offer STARTTLS is a :class:`TLSError`, and the session never goes on in clear text.
 """
 
 from __future__ import annotations
 
 import imaplib
 import poplib
+import ssl
+from dataclasses import dataclass
 
-from mailstudy.live.trace import Trace, traced_connection
+from mailstudy.errors import MailstudyError
+from mailstudy.live.trace import TLSSocket, Trace, traced_connection
+from mailstudy.servers.tls import TLS_VERSIONS
+
+#: How a session uses TLS: ``none`` (clear text, the control), ``implicit`` (TLS from the first byte, on the
+#: IMAPS/POP3S port), ``starttls`` (clear text until STARTTLS/STLS, on the usual port).
+TLS_MODES = ("none", "implicit", "starttls")
+
+
+class TLSError(MailstudyError):
+    """TLS could not be set up as asked; the session stops rather than go on in clear text."""
+
+
+@dataclass(frozen=True)
+class ClientTLS:
+    """The client's TLS: ``mode`` (:data:`TLS_MODES`), exactly one ``version`` ("1.2" or "1.3"), and the CA
+    file the server's certificate must verify against (None: the system's CAs)."""
+
+    mode: str = "none"
+    version: str = "1.3"
+    cafile: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in TLS_MODES:
+            raise ValueError(f"TLS mode must be one of {', '.join(TLS_MODES)}, not {self.mode!r}")
+        if self.version not in TLS_VERSIONS:
+            raise ValueError(f"TLS version must be one of {', '.join(TLS_VERSIONS)}, not {self.version!r}")
+
+    def context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=self.cafile)
+        ctx.minimum_version = ctx.maximum_version = TLS_VERSIONS[self.version]
+        return ctx
+
+
+def start_tls(sock, tls: ClientTLS, host: str, port: int, trace: Trace) -> TLSSocket:
+    """Run the TLS handshake over the traced socket ``sock``; a :class:`TLSError` (and the socket closed) when
+    it fails."""
+    wrapped = TLSSocket(sock, tls.context(), host, trace)
+    try:
+        wrapped.handshake()
+    except ssl.SSLCertVerificationError as exc:
+        sock.close()
+        raise TLSError(f"TLS to {host}:{port}: the server's certificate does not verify against "
+                       f"{tls.cafile or 'the system CAs'} ({exc.verify_message})") from None
+    except ssl.SSLError as exc:
+        sock.close()
+        reason = exc.reason or str(exc)
+        if reason == "WRONG_VERSION_NUMBER":  # what came back is not a TLS record at all
+            raise TLSError(f"TLS to {host}:{port}: the server did not answer in TLS ({reason}); is it a "
+                           f"clear-text port?") from None
+        if "VERSION" in reason.upper() or "PROTOCOL" in reason.upper():
+            raise TLSError(f"TLS to {host}:{port}: the server does not offer TLS {tls.version} ({reason})") from None
+        if isinstance(exc, ssl.SSLEOFError) or "EOF" in reason.upper():
+            # what both servers do when no version is common (measured: Dovecot 2.3 and Python's asyncio close
+            # after the ClientHello without an alert), so the version is the likely cause, but not a certain one
+            raise TLSError(f"TLS to {host}:{port}: the server closed the connection during the handshake without "
+                           f"saying why; does it offer TLS {tls.version} (the only version this client "
+                           f"accepts)?") from None
+        raise TLSError(f"TLS handshake with {host}:{port} failed: {reason}") from None
+    except OSError as exc:
+        sock.close()
+        raise TLSError(f"TLS handshake with {host}:{port} failed: {exc.strerror or exc}") from None
+    return wrapped
+
+
+def _open(host: str, port: int, timeout, trace: Trace, tls: ClientTLS | None):
+    sock = traced_connection(host, port, timeout, trace)
+    if tls is not None and tls.mode == "implicit":
+        return start_tls(sock, tls, host, port, trace)
+    return sock
 
 
 class TracedIMAP4(imaplib.IMAP4):
     """``imaplib.IMAP4`` whose socket records every chunk into ``trace``."""
 
-    def __init__(self, host: str, port: int, trace: Trace, timeout: float | None = 30.0) -> None:
+    def __init__(self, host: str, port: int, trace: Trace, timeout: float | None = 30.0,
+                 tls: ClientTLS | None = None) -> None:
         self.trace = trace
+        self.tls = tls
         super().__init__(host, port, timeout=timeout)
+        if tls is not None and tls.mode == "starttls":
+            self._starttls()
 
     def _create_socket(self, timeout):  # noqa: D401 - imaplib hook
-        return traced_connection(self.host, self.port, timeout, self.trace)
+        return _open(self.host, self.port, timeout, self.trace, self.tls)
+
+    def _starttls(self) -> None:
+        """What ``imaplib.IMAP4.starttls`` does, with the traced TLS layer: STARTTLS, handshake, CAPABILITY."""
+        if "STARTTLS" not in self.capabilities:
+            self.shutdown()
+            raise TLSError(f"IMAP server {self.host}:{self.port} does not offer STARTTLS; not going on in clear text")
+        typ, data = self._simple_command("STARTTLS")
+        if typ != "OK":
+            self.shutdown()
+            raise TLSError(f"IMAP server {self.host}:{self.port} refused STARTTLS: {data!r:.200}")
+        self.sock = start_tls(self.sock, self.tls, self.host, self.port, self.trace)
+        self.file = self.sock.makefile("rb")
+        self._tls_established = True
+        self._get_capabilities()
 
     def shutdown(self) -> None:
         """After LOGOUT, read what the server still sends until it closes, then close as imaplib does.
@@ -62,12 +160,31 @@ class TracedIMAP4(imaplib.IMAP4):
 class TracedPOP3(poplib.POP3):
     """``poplib.POP3`` whose socket records every chunk into ``trace``."""
 
-    def __init__(self, host: str, port: int, trace: Trace, timeout: float = 30.0) -> None:
+    def __init__(self, host: str, port: int, trace: Trace, timeout: float = 30.0,
+                 tls: ClientTLS | None = None) -> None:
         self.trace = trace
+        self.tls = tls
         super().__init__(host, port, timeout=timeout)
+        if tls is not None and tls.mode == "starttls":
+            self._stls()
 
     def _create_socket(self, timeout):  # noqa: D401 - poplib hook
-        return traced_connection(self.host, self.port, timeout, self.trace)
+        return _open(self.host, self.port, timeout, self.trace, self.tls)
+
+    def _stls(self) -> None:
+        """What ``poplib.POP3.stls`` does, with the traced TLS layer: CAPA (is STLS offered?), STLS, handshake.
+        The caller asks CAPA again (RFC 2595 4: capabilities learned before TLS are discarded)."""
+        try:
+            caps = self.capa()
+        except poplib.error_proto:
+            caps = {}
+        if "STLS" not in caps:
+            self.close()
+            raise TLSError(f"POP3 server {self.host}:{self.port} does not offer STLS; not going on in clear text")
+        self._shortcmd("STLS")
+        self.sock = start_tls(self.sock, self.tls, self.host, self.port, self.trace)
+        self.file = self.sock.makefile("rb")
+        self._tls_established = True
 
     def pipelined(self, lines: list[str], multiline: bool) -> list[tuple[bytes, list[bytes]]]:
         """Send every command line at once, then read the replies in order (RFC 2449 PIPELINING).

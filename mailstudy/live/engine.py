@@ -28,7 +28,7 @@ from mailstudy import __version__
 from mailstudy.corpus.sections import header_of, pop3_form
 from mailstudy.errors import CheckFailed, MailstudyError
 from mailstudy.link.profiles import Profile
-from mailstudy.live.clients import TracedIMAP4, TracedPOP3
+from mailstudy.live.clients import ClientTLS, TracedIMAP4, TracedPOP3
 from mailstudy.live.devices import Device
 from mailstudy.live.trace import Trace
 from mailstudy.protocol import parse_session
@@ -129,6 +129,7 @@ class Account:
     password: str
     catalog: Catalog
     timeout: float = 60.0
+    tls: ClientTLS | None = None  # TLS (implicit or STARTTLS) as mailstudy.live.clients opens it; None: clear text
 
     def port(self, protocol: str) -> int:
         return self.imap_port if protocol == "imap" else self.pop3_port
@@ -198,10 +199,11 @@ class SessionResult:
 
 def measure(spec, trace: Trace, messages: int, **counts) -> SessionResult:
     """The session's exchanges and metrics from its trace: the one definition, for every workload."""
-    parser_events = parse_session(spec.protocol, trace.chunks)
+    parser_events = parse_session(spec.protocol, trace.chunks, decrypted=trace.wire is not None)
     exchanges = [e for e in parser_events if isinstance(e, Exchange)]
     metrics = session_metrics(trace.chunks, exchanges, t_start=trace.t_connect_ns,
-                              t_list_ready=trace.milestones.get("list_ready"), time_scale=1e-9).as_row()
+                              t_list_ready=trace.milestones.get("list_ready"), time_scale=1e-9,
+                              wire=trace.wire).as_row()
     metrics.update(open_waits(exchanges, trace.milestones.get("list_ready"), time_scale=1e-9))
     return SessionResult(spec=spec, trace=trace, exchanges=exchanges, metrics=metrics, messages=messages,
                          **counts)
@@ -215,7 +217,7 @@ class ImapConnection:
 
     def __init__(self, account: Account, trace: Trace, who: str, condstore: bool = False) -> None:
         self.account, self.trace, self.who = account, trace, who
-        self.c = TracedIMAP4(account.host, account.imap_port, trace, timeout=account.timeout)
+        self.c = TracedIMAP4(account.host, account.imap_port, trace, timeout=account.timeout, tls=account.tls)
         self.condstore_offered = self.condstore_used = False
         self.modseq_at_select = 0
         try:
@@ -296,7 +298,7 @@ class Pop3Connection:
 
     def __init__(self, account: Account, trace: Trace, who: str, capa: bool = True) -> None:
         self.account, self.trace, self.who = account, trace, who
-        self.c = TracedPOP3(account.host, account.pop3_port, trace, timeout=account.timeout)
+        self.c = TracedPOP3(account.host, account.pop3_port, trace, timeout=account.timeout, tls=account.tls)
         try:
             self.caps = self._capabilities() if capa else {"UIDL", "TOP"}
             try:

@@ -40,6 +40,8 @@ class SessionParams:
     window: int = 0
     preview: int = 0
     profile: str | Profile = "loopback"  # the network: a profile's name or a custom Profile
+    tls: str = "none"  # none (clear text), implicit (IMAPS/POP3S) or starttls; see mailstudy.live.clients
+    tls_version: str = "1.3"  # with TLS: the one version the client accepts
 
     def __post_init__(self) -> None:
         check_choice("server", self.server, SERVER_KINDS)
@@ -69,7 +71,8 @@ class SessionParams:
         strategy = self.workload if self.workload in STRATEGIES else STRATEGIES[0]
         return SessionSpec(protocol=self.protocol, strategy=strategy, pop3_mode=self.pop3_mode,
                            read_fraction=self.read_fraction, seed=self.seed, batch=self.batch,
-                           pipelining=self.pipelining, window=self.window, preview=self.preview)
+                           pipelining=self.pipelining, window=self.window, preview=self.preview,
+                           tls=self.tls, tls_version=self.tls_version)
 
 
 __all__ = ["DEFAULT_SIZES", "SessionParams"]

@@ -3,11 +3,20 @@
 Why: every metric in mailstudy (bytes each way, round trips, time to list) is computed from what crossed the
 client's socket, not from what the client library believes it did. A :class:`TracedSocket` wraps the real
 socket under imaplib/poplib; nothing else in those libraries is patched. Times are ``time.perf_counter_ns()``.
+
+TLS: :class:`TLSSocket` runs the TLS layer itself, on top of the traced socket (Python's ``ssl.SSLObject``
+over memory buffers: OpenSSL does the TLS, we move its records), so both sides of TLS are recorded. The traced
+socket below records the TLS records as they cross the wire into :attr:`Trace.wire`; the TLS layer records
+the protocol's bytes inside into :attr:`Trace.chunks`, which the parsers read as in clear text. For STARTTLS
+the clear-text start is in both. ``Trace.wire`` is None for a clear-text session: its wire is its chunks.
+(``ssl.SSLContext.wrap_socket`` cannot do this: it needs the real socket, and its records never pass through
+Python.)
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 from dataclasses import dataclass, field
 
@@ -27,14 +36,22 @@ class Trace:
     milestones: dict[str, int] = field(default_factory=dict)
     local: tuple[str, int] | None = None
     remote: tuple[str, int] | None = None
+    #: the chunks as they crossed the socket (TLS records), when TLS was used; None: clear text (``chunks``)
+    wire: list[Chunk] | None = None
+    tls_version: str | None = None  # e.g. "TLSv1.3", once a handshake completed
+
+    @property
+    def on_wire(self) -> list[Chunk]:
+        """The chunks as they crossed the socket: the TLS records with TLS, else the protocol's own chunks."""
+        return self.chunks if self.wire is None else self.wire
 
     def mark(self, name: str) -> None:
         """Record a milestone (e.g. ``list_ready``) at the current time."""
         self.milestones[name] = time.perf_counter_ns()
 
-    def stream(self, direction: str) -> bytes:
-        """All payload bytes one way, concatenated."""
-        return b"".join(c.data for c in self.chunks if c.direction == direction)
+    def stream(self, direction: str, wire: bool = False) -> bytes:
+        """All the protocol's bytes one way, concatenated; ``wire``: the TCP payload (TLS records with TLS)."""
+        return b"".join(c.data for c in (self.on_wire if wire else self.chunks) if c.direction == direction)
 
     @property
     def bytes_up(self) -> int:
@@ -46,7 +63,7 @@ class Trace:
 
     @property
     def t_end_ns(self) -> int:
-        return self.chunks[-1].t if self.chunks else self.t_connect_ns
+        return self.on_wire[-1].t if self.on_wire else self.t_connect_ns
 
 
 class TracedSocket:
@@ -96,10 +113,97 @@ class TracedSocket:
         pass
 
     def _record(self, direction: str, data: bytes) -> None:
-        self._trace.chunks.append(Chunk(direction, time.perf_counter_ns(), data))
+        trace = self._trace
+        (trace.chunks if trace.wire is None else trace.wire).append(Chunk(direction, time.perf_counter_ns(), data))
 
     def __getattr__(self, name: str):
         return getattr(self._sock, name)
+
+
+TLS_READ = 65536
+
+
+class TLSSocket:
+    """TLS over a :class:`TracedSocket`, for imaplib/poplib: the same calls (sendall, send, recv, recv_into,
+    makefile), with the protocol's bytes recorded into ``trace.chunks`` and the records into ``trace.wire``.
+
+    :meth:`handshake` must be called before use; it raises the ``ssl`` module's errors (a certificate that does
+    not verify, a version the server does not offer), which the caller turns into one line."""
+
+    def __init__(self, raw: TracedSocket, context: ssl.SSLContext, server_hostname: str, trace: Trace) -> None:
+        self._raw = raw
+        self._trace = trace
+        self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._incoming, self._outgoing, server_side=False,
+                                     server_hostname=server_hostname)
+        if trace.wire is None:  # from here the traced socket records records; what went before was both
+            trace.wire = list(trace.chunks)
+
+    def handshake(self) -> None:
+        self._pump(self._tls.do_handshake)
+        self._trace.tls_version = self._tls.version()
+
+    def version(self) -> str | None:
+        return self._tls.version()
+
+    def _pump(self, op, *args):
+        """Run ``op`` on the TLS object, sending what it writes and feeding it what the server sends until it
+        completes."""
+        while True:
+            try:
+                result = op(*args)
+            except ssl.SSLWantReadError:
+                self._flush()
+                data = self._raw.recv(TLS_READ)
+                if data:
+                    self._incoming.write(data)
+                else:
+                    self._incoming.write_eof()
+                continue
+            self._flush()
+            return result
+
+    def _flush(self) -> None:
+        if self._outgoing.pending:
+            self._raw.sendall(self._outgoing.read())
+
+    # -- writing -------------------------------------------------------------------------------------------
+    def sendall(self, data: bytes, *args) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[self._pump(self._tls.write, view):]
+        self._record(UP, bytes(data))
+
+    def send(self, data: bytes, *args) -> int:
+        self.sendall(data)
+        return len(data)
+
+    # -- reading -------------------------------------------------------------------------------------------
+    def recv(self, bufsize: int, *args) -> bytes:
+        try:
+            data = self._pump(self._tls.read, bufsize)
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):  # close_notify, or a close without it: the end
+            data = b""
+        if data:
+            self._record(DOWN, data)
+        return data
+
+    def recv_into(self, buffer, nbytes: int = 0, *args) -> int:
+        data = self.recv(nbytes or len(buffer))
+        memoryview(buffer)[:len(data)] = data
+        return len(data)
+
+    def makefile(self, mode: str = "r", buffering=None, **kwargs):
+        return socket.socket.makefile(self, mode, buffering, **kwargs)  # type: ignore[arg-type]
+
+    def _decref_socketios(self) -> None:  # called by SocketIO.close()
+        pass
+
+    def _record(self, direction: str, data: bytes) -> None:
+        self._trace.chunks.append(Chunk(direction, time.perf_counter_ns(), data))
+
+    def __getattr__(self, name: str):  # settimeout, shutdown, close, fileno, getsockname: the socket's own
+        return getattr(self._raw, name)
 
 
 def traced_connection(host: str, port: int, timeout: float | None, trace: Trace) -> TracedSocket:

@@ -86,9 +86,12 @@ def feed_all(parser: ImapParser | Pop3Parser, chunks: Iterable[Any], t_close: An
     return parser.events()
 
 
-def parse_session(protocol: str, chunks: Iterable[Any]) -> list[Event]:
+def parse_session(protocol: str, chunks: Iterable[Any], decrypted: bool = False) -> list[Event]:
     """Parse a whole session: ``chunks`` are ``(direction, data, t)`` tuples or ``wire.Chunk`` objects in order.
 
-    Exchanges come in the order they completed; sort by ``index`` for the order they were sent.
+    Exchanges come in the order they completed; sort by ``index`` for the order they were sent. ``decrypted``:
+    the chunks are the plaintext inside TLS (a live trace), so parsing goes on after STARTTLS/STLS.
     """
-    return feed_all(make_parser(protocol), chunks)
+    parser = make_parser(protocol)
+    parser.decrypted = decrypted
+    return feed_all(parser, chunks)

@@ -546,8 +546,15 @@ class ParserBase:
         t = self._streams[direction].t_at(start)
         self._warn(direction, t, f"{nbytes} bytes not attributed: {why}", start)
 
+    #: True when the bytes fed are the plaintext inside TLS (a live client's trace with TLS): STARTTLS/STLS
+    #: then emits :class:`Encrypted` and parsing goes on, instead of counting what follows as opaque records
+    decrypted = False
+
     def _go_opaque(self, mode: str, t: Any, reason: str) -> None:
         """From here on only count bytes (TLS records too if mode is "tls"), in both directions."""
+        if mode == "tls" and self.decrypted:
+            self._emit(Encrypted(t, reason + "; the bytes given are the plaintext inside TLS"))
+            return
         if self._opaque:
             return
         self._opaque = mode

@@ -56,6 +56,7 @@ def session_metrics(
     t_start: Any,
     t_list_ready: Any = None,
     time_scale: float = 1e-9,
+    wire: Sequence[Any] | None = None,
 ) -> SessionMetrics:
     """One session's numbers: bytes each way, commands, round trips, duration, time to list, failed exchanges.
 
@@ -64,19 +65,32 @@ def session_metrics(
     connect() (the SYN in a pcap); ``duration_s`` runs from it to the last payload; ``time_to_list_s`` to
     ``t_list_ready`` (None if not given). ``exchanges_failed`` counts exchanges whose status is not OK/+OK
     (including None: never answered). Round trips are the client's flights.
+
+    ``wire``: with TLS, the chunks as they crossed the socket (the records; ``chunks`` are then the protocol's
+    bytes inside): the ``wire_*`` and ``tls_*`` numbers come from the two, and the duration runs to the last
+    record. Without it the wire is ``chunks`` and TLS added nothing.
     """
     fl = _as_flights(chunks)
-    times = [f.t_end for f in fl if f.t_end is not None]
+    wire_fl = fl if wire is None else _as_flights(wire)
+    times = [f.t_end for f in wire_fl if f.t_end is not None]
     t_end = max(times) if times else t_start
     up = [f.nbytes for f in fl if f.direction == UP]
+    down = sum(f.nbytes for f in fl) - sum(up)
+    wire_up = [f.nbytes for f in wire_fl if f.direction == UP]
+    wire_down = sum(f.nbytes for f in wire_fl) - sum(wire_up)
     return SessionMetrics(
         bytes_up=sum(up),
-        bytes_down=sum(f.nbytes for f in fl) - sum(up),
+        bytes_down=down,
         commands=len(exchanges),
         round_trips=len(up),
         duration_s=(t_end - t_start) * time_scale,
         time_to_list_s=None if t_list_ready is None else (t_list_ready - t_start) * time_scale,
         exchanges_failed=sum(1 for e in exchanges if not e.ok),
+        wire_bytes_up=sum(wire_up),
+        wire_bytes_down=wire_down,
+        tls_bytes_up=sum(wire_up) - sum(up),
+        tls_bytes_down=wire_down - down,
+        tls_round_trips=len(wire_up) - len(up),
     )
 
 

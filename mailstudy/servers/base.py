@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from mailstudy.errors import MailstudyError
+from mailstudy.servers.tls import CertificateError, check_versions, make_certificate
 
 HOST = "127.0.0.1"
 
@@ -103,6 +104,12 @@ class MailServer(abc.ABC):
     raw RFC 5322 messages (bytes, CRLF line ends) in their INBOX at start; ``accounts`` lists the logins.
     ``disabled`` names POP3/IMAP capabilities to switch off for this run (e.g. ``{"UIDL", "PIPELINING"}``),
     where the server supports switching them off.
+
+    ``tls=True`` serves TLS too (:mod:`mailstudy.servers.tls`): a certificate made at start in the server's
+    private folder (its path, the CA file a client verifies with, is :attr:`tls_ca`), implicit TLS on
+    ``imaps_port`` and ``pop3s_port``, and STARTTLS (IMAP) and STLS (POP3) offered on the clear-text ports;
+    ``tls_versions`` are the TLS versions it offers. Without TLS nothing of this exists and the clear-text
+    ports offer no STARTTLS: a clear-text session's bytes are what they always were.
     """
 
     name: str = "abstract"
@@ -111,7 +118,8 @@ class MailServer(abc.ABC):
                  mailboxes: dict[str, list[bytes]] | None = None, *,
                  disabled: frozenset[str] | set[str] = frozenset(),
                  imap_port: int | None = None, pop3_port: int | None = None,
-                 start_timeout: float = 15.0) -> None:
+                 start_timeout: float = 15.0, tls: bool = False,
+                 tls_versions: tuple[str, ...] | list[str] = ("1.2", "1.3")) -> None:
         self.accounts = list(accounts or [DEFAULT_ACCOUNT])
         self.mailboxes = {a.user: [] for a in self.accounts}
         for user, msgs in (mailboxes or {}).items():
@@ -124,6 +132,11 @@ class MailServer(abc.ABC):
         self._want_pop3_port = pop3_port
         self.imap_port: int = 0
         self.pop3_port: int = 0
+        self.tls = bool(tls)
+        self.tls_versions = check_versions(tls_versions)
+        self.imaps_port: int | None = None  # implicit TLS (with tls=True)
+        self.pop3s_port: int | None = None
+        self.certificate = None  # a mailstudy.servers.tls.Certificate once started with tls=True
         self.start_timeout = start_timeout
         self.running = False
         #: ``progress(items, total, desc)`` may wrap delivering the initial messages in a progress bar
@@ -138,10 +151,13 @@ class MailServer(abc.ABC):
                 check_port_free(p)
         wanted = {p for p in (self._want_imap_port, self._want_pop3_port) if p}
         for attempt in range(1, PORT_ATTEMPTS + 1):
-            # four distinct ports leave two that are not the user's own (check_port_free has just released those)
-            imap_port, pop3_port = [p for p in free_ports(4) if p not in wanted][:2]
+            # two more distinct ports than needed leave enough that are not the user's own (check_port_free has
+            # just released those)
+            need = 4 if self.tls else 2
+            imap_port, pop3_port, *tls_ports = [p for p in free_ports(need + 2) if p not in wanted][:need]
             self.imap_port = self._want_imap_port or imap_port
             self.pop3_port = self._want_pop3_port or pop3_port
+            self.imaps_port, self.pop3s_port = tls_ports or (None, None)
             try:
                 self._start()
                 break
@@ -206,6 +222,31 @@ class MailServer(abc.ABC):
                     raise ServerError(f"APPEND to {folder} failed: {data!r}")
             c.logout()
 
+    def _make_certificate(self, folder) -> None:
+        """With TLS: a fresh certificate in the server's private ``folder`` (:attr:`certificate`)."""
+        try:
+            self.certificate = make_certificate(folder)
+        except CertificateError as exc:
+            raise ServerError(str(exc)) from None
+
+    @property
+    def tls_ca(self) -> str | None:
+        """The CA file a client verifies this server's certificate with (None without TLS or before start)."""
+        return str(self.certificate.cert) if self.certificate is not None else None
+
+    def ports_for(self, protocol: str, tls: str = "none") -> int:
+        """The port a session of ``protocol`` (imap, pop3) connects to with ``tls`` (none, starttls, implicit)."""
+        if tls != "none" and not self.tls:
+            raise ServerError(f"this {self.name} server was started without TLS; start it with tls=True for "
+                              f"a {tls} TLS session")
+        if tls == "implicit":
+            return self.imaps_port if protocol == "imap" else self.pop3s_port
+        return self.imap_port if protocol == "imap" else self.pop3_port
+
     def describe(self) -> dict:
-        return {"server": self.name, "server_version": self.version, "host": self.host,
-                "imap_port": self.imap_port, "pop3_port": self.pop3_port}
+        out = {"server": self.name, "server_version": self.version, "host": self.host,
+               "imap_port": self.imap_port, "pop3_port": self.pop3_port}
+        if self.tls:
+            out.update(imaps_port=self.imaps_port, pop3s_port=self.pop3s_port,
+                       server_tls_versions=" ".join(self.tls_versions))
+        return out

@@ -24,6 +24,8 @@ Facts this module relies on (Dovecot 2.3.19, Debian 12):
   ``imap_capability`` also replaces the short pre-login list in the greeting, so the greeting grows.
 - The auth penalty (every later login from 127.0.0.1 delayed after one failure) is off so that sessions do not
   depend on earlier ones; the fixed ``auth_failure_delay`` (2 s per failed login) is Dovecot's default.
+- TLS (``tls=True``): ``ssl = yes`` with a certificate made at start in the private directory, implicit TLS
+  on the ``imaps``/``pop3s`` listeners, STARTTLS and STLS offered on the clear-text ones.
 - Private files live under /dev/shm when it has room (1000 Maildir files: ~5 ms there, ~0.3 s on a disk /tmp).
 """
 
@@ -51,6 +53,7 @@ from mailstudy.processes import (
     uninterrupted,
 )
 from mailstudy.servers.base import Account, MailServer, PortInUseError, ServerError, wait_for_greeting
+from mailstudy.servers.tls import DOVECOT_NAMES
 
 DOVECOT = "/usr/sbin/dovecot"
 LIBEXEC = "/usr/lib/dovecot"
@@ -78,7 +81,7 @@ IMAP_IMPLIED_BY = {"CONDSTORE": ("QRESYNC",), "SORT": ("SORT=DISPLAY", "ESORT"),
 IMAP_REQUIRED = frozenset({"IMAP4REV1"})
 # What Dovecot's POP3 CAPA lists (before and after login); none of it can be switched off.
 POP3_BUILT_IN = frozenset({"TOP", "UIDL", "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE", "USER", "SASL"})
-# Never announced with this config (ssl = no, plaintext allowed): disabling them changes nothing.
+# Never announced without TLS (ssl = no, plaintext allowed): disabling them changes nothing.
 ALREADY_ABSENT = frozenset({"STLS", "STARTTLS", "LOGINDISABLED"})
 
 # Maildir file names: 10-digit seconds then a 9-digit sequence, so name order == list order == UID order.
@@ -191,16 +194,17 @@ def _terminate(proc: TiedPopen | None, workdir: Path | None, remove: bool) -> No
         proc.release()
 
 
-def _login_service(protocol: str, port: int | None) -> str:
-    """The config of one protocol's login service: plain text on ``port`` at 127.0.0.1, its TLS listener off."""
+def _login_service(protocol: str, port: int | None, tls_port: int | None = None) -> str:
+    """The config of one protocol's login service: plain text on ``port`` at 127.0.0.1, implicit TLS on
+    ``tls_port`` (None: that listener off)."""
+    tls = f"\n    address = 127.0.0.1\n    port = {tls_port}" if tls_port else "\n    port = 0"
     return f"""service {protocol}-login {{
   chroot =
   inet_listener {protocol} {{
     address = 127.0.0.1
     port = {port}
   }}
-  inet_listener {protocol}s {{
-    port = 0
+  inet_listener {protocol}s {{{tls}
   }}
 }}
 """
@@ -220,15 +224,19 @@ class DovecotServer(MailServer):
                  disabled: frozenset[str] | set[str] = frozenset(),
                  imap_port: int | None = None, pop3_port: int | None = None,
                  start_timeout: float = 15.0, workdir: str | os.PathLike | None = None,
-                 binary: str = DOVECOT, extra_config: str = "") -> None:
+                 binary: str = DOVECOT, extra_config: str = "", tls: bool = False,
+                 tls_versions: tuple[str, ...] | list[str] = ("1.2", "1.3")) -> None:
         super().__init__(accounts, mailboxes, disabled=disabled, imap_port=imap_port, pop3_port=pop3_port,
-                         start_timeout=start_timeout)
+                         start_timeout=start_timeout, tls=tls, tls_versions=tls_versions)
         for a in self.accounts:
             if not _SAFE_USER.match(a.user):
                 raise ValueError(f"user name {a.user!r} is not allowed for Dovecot (use letters, digits, ._@+-)")
             if any(c in a.password for c in ":\r\n\0"):
                 raise ValueError(f"password of {a.user!r} must not contain ':', CR, LF or NUL")
         self.imap_capability = self._imap_capability(self.disabled)
+        if self.tls and "1.3" not in self.tls_versions:
+            raise ValueError("Dovecot 2.3 cannot stop offering TLS 1.3 (it has ssl_min_protocol, no maximum); "
+                             "use the embedded server to offer TLS 1.2 alone")
         self.binary = binary
         self.extra_config = extra_config
         self._user_workdir = Path(workdir).resolve() if workdir is not None else None
@@ -291,7 +299,7 @@ state_dir = {wd / 'state'}
 instance_name = mailstudy
 protocols = imap pop3
 listen = 127.0.0.1
-ssl = no
+{self._ssl_config()}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_verbose = yes
@@ -321,8 +329,18 @@ service anvil {{
     mode = 0
   }}
 }}
-{_login_service("imap", self.imap_port)}{_login_service("pop3", self.pop3_port)}{self.extra_config}
+{_login_service("imap", self.imap_port, self.imaps_port)}{_login_service("pop3", self.pop3_port, self.pop3s_port)}\
+{self.extra_config}
 """
+
+    def _ssl_config(self) -> str:
+        """``ssl = no``, or with TLS the certificate made at start and the lowest version offered (Dovecot 2.3
+        has ``ssl_min_protocol`` only: it always offers the highest its OpenSSL has, TLS 1.3 here)."""
+        if not self.tls:
+            return "ssl = no"
+        cert = self.certificate
+        return (f"ssl = yes\nssl_cert = <{cert.cert}\nssl_key = <{cert.key}\n"
+                f"ssl_min_protocol = {DOVECOT_NAMES[min(self.tls_versions)]}")
 
     def _write_tree(self, wd: Path, ids: tuple[str, str, str, int, int]) -> None:
         """Config, passwd-file and one Maildir per account, owned so that Dovecot's processes can use them."""
@@ -344,6 +362,10 @@ service anvil {{
         os.chmod(passwd, 0o640)
         if as_root:
             os.chown(passwd, 0, pwd.getpwnam(internal_user).pw_gid)  # read by the auth process
+        if self.tls:
+            self._make_certificate(wd)
+            if as_root:  # read by the config process (root) through ssl_cert = <FILE; nobody else needs it
+                os.chmod(self.certificate.key, 0o600)
         (wd / "dovecot.conf").write_text(self._config(wd, ids))
         mail = wd / "mail"
         mail.mkdir(mode=0o755)

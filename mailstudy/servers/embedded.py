@@ -96,6 +96,11 @@ class EmbeddedServer(MailServer):
                 "accounts": [(a.user, a.password) for a in self.accounts],
                 "counts": {user: len(msgs) for user, msgs in self.mailboxes.items()},
                 "disabled": sorted(self.disabled), "speedups": self.speedups}
+        if self.tls:
+            self._make_certificate(self._tmp)
+            spec["tls"] = {"cert": str(self.certificate.cert), "key": str(self.certificate.key),
+                           "versions": list(self.tls_versions), "imaps_port": self.imaps_port,
+                           "pop3s_port": self.pop3s_port}
         with open(spec_path, "wb") as f:
             pickle.dump(spec, f, protocol=pickle.HIGHEST_PROTOCOL)
             for user, msgs in self.mailboxes.items():  # one pickle a message, so delivery can show progress

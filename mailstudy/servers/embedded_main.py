@@ -24,6 +24,7 @@ READY either way (our own POP3 code, not a pymap speed-up), so the first session
 from __future__ import annotations
 
 import asyncio
+import copy
 import errno
 import logging
 import os
@@ -90,13 +91,27 @@ def _args(host: str, port: int) -> Namespace:
                      demo_password="")
 
 
+def _tls_context(spec: dict):
+    """The server's SSLContext when the spec asks for TLS (``spec["tls"]``: cert, key, versions), else None."""
+    tls = spec.get("tls")
+    if not tls:
+        return None
+    from pathlib import Path
+
+    from mailstudy.servers.tls import Certificate, server_context
+
+    return server_context(Certificate(Path(tls["cert"]), Path(tls["key"])), tuple(tls["versions"]))
+
+
 async def build(spec: dict) -> tuple[DictBackend, EmbeddedConfig]:
-    """The backend and config with users and INBOX contents from ``spec``, not yet listening."""
+    """The backend and config with users and INBOX contents from ``spec``, not yet listening. With TLS the
+    config offers STARTTLS (pymap's own: from 127.0.0.1 it still accepts LOGIN before TLS, as Dovecot does)."""
     host = spec["host"]
     disabled = frozenset(spec.get("disabled", ()))
+    ctx = _tls_context(spec)
     config = EmbeddedConfig(_args(host, spec["imap_port"]), demo_data=False, demo_user="", demo_password="",
-                            host=host, port=spec["imap_port"], tls_enabled=False, invalid_user_sleep=FAIL_DELAY,
-                            hash_context=BuiltinHash(rounds=HASH_ROUNDS),
+                            host=host, port=spec["imap_port"], tls_enabled=ctx is not None, ssl_context=ctx,
+                            invalid_user_sleep=FAIL_DELAY, hash_context=BuiltinHash(rounds=HASH_ROUNDS),
                             disable_idle="IDLE" in disabled)
     config.apply_context()
     if spec.get("speedups", True):
@@ -134,8 +149,10 @@ async def serve(spec: dict, ready_out=None) -> None:
     """Build, listen, announce readiness, run until told to stop."""
     backend, config = await build(spec)
     disabled = frozenset(spec.get("disabled", ()))
+    tls = spec.get("tls")
+    ctx = config.ssl_context if tls else None
     pop3 = Pop3Server(backend.login, disabled=disabled, fail_delay=FAIL_DELAY,
-                      implementation=f"mailstudy-embedded-{__version__}")
+                      implementation=f"mailstudy-embedded-{__version__}", ssl_context=ctx)
     for mailbox_set, _filters in config.set_cache.values():
         pop3.warm([m async for m in (await mailbox_set.get_mailbox("INBOX")).messages()])
     loop = asyncio.get_running_loop()
@@ -145,6 +162,13 @@ async def serve(spec: dict, ready_out=None) -> None:
         await start_imap(backend, config, stack, speedups=spec.get("speedups", True))
         pop3_server = await asyncio.start_server(pop3, host=spec["host"], port=spec["pop3_port"])
         await stack.enter_async_context(pop3_server)
+        if tls:  # implicit TLS: the same servers behind a handshake, STARTTLS/STLS not offered there
+            implicit = copy.copy(config)
+            implicit._tls_enabled = False  # pymap's switch for offering STARTTLS (IMAPConfig.initial_capability)
+            await start_imap(backend, implicit, stack, speedups=spec.get("speedups", True),
+                             port=tls["imaps_port"], ssl=ctx)
+            pop3s = await asyncio.start_server(pop3.implicit, host=spec["host"], port=tls["pop3s_port"], ssl=ctx)
+            await stack.enter_async_context(pop3s)
         imap_port = spec["imap_port"]
         pop3_port = pop3_server.sockets[0].getsockname()[1]
         for sig in (signal.SIGTERM, signal.SIGINT):

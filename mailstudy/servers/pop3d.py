@@ -20,6 +20,9 @@ Rules, modelled on Dovecot's pop3 where RFC 1939 leaves a choice:
   drop); the answer to QUIT leaves after the deletions and flags are in the store.
 - PIPELINING: input is read in chunks and every complete command line in a chunk is answered in order; the
   answers to one chunk leave in one write (Dovecot corks its output the same way), flushed early when large.
+- TLS (RFC 2595): with an ``ssl_context`` the server offers STLS in AUTHORIZATION on clear-text connections
+  (listed in CAPA; ``+OK Begin TLS negotiation now.`` as Dovecot answers, then the handshake), and
+  :meth:`Pop3Server.implicit` serves a port that is TLS from the first byte (POP3S), where STLS is not offered.
 - Capabilities named in ``disabled`` (TOP, UIDL, USER, PIPELINING, RESP-CODES) are not listed in CAPA and their
   commands answer ``-ERR``. PIPELINING is only advertised or not; without RESP-CODES, no ``[AUTH]`` code.
 
@@ -137,6 +140,7 @@ class _Session:
         self.deleted: set[int] = set()   # 0-based indexes
         self.seen: set[int] = set()
         self.done = False
+        self.tls = False  # the connection is TLS (implicit, or after STLS)
 
     # -- output --------------------------------------------------------------------------------------------
     def send(self, *parts: bytes) -> None:
@@ -278,8 +282,26 @@ class _Session:
         else:
             self.send(b"-ERR Some deleted messages were not removed.\r\n")
 
+    async def cmd_stls(self, arg: bytes) -> None:
+        """RFC 2595 4: STLS in AUTHORIZATION, answered ``+OK``, then the TLS handshake; the session starts over
+        (the client asks CAPA again). Offered only when the server has TLS and the connection is not TLS yet."""
+        if not self.stls_offered:
+            self.send(b"-ERR Unknown command.\r\n" if self.mailbox is None
+                      else b"-ERR Unknown command: STLS\r\n")
+            return
+        self.send(b"+OK Begin TLS negotiation now.\r\n")
+        await self.flush()
+        self.tls = True
+        await self.writer.start_tls(self.server.ssl_context)
+
+    @property
+    def stls_offered(self) -> bool:
+        return self.server.ssl_context is not None and not self.tls and self.mailbox is None
+
     async def cmd_capa(self, arg: bytes) -> None:
         caps = [c for c in POP3_CAPABILITIES if c not in self.server.disabled]
+        if self.stls_offered:
+            caps.append("STLS")
         caps.append("IMPLEMENTATION " + self.server.implementation)
         self.send(b"+OK\r\n" + "".join(c + "\r\n" for c in caps).encode("ascii") + b".\r\n")
 
@@ -380,7 +402,7 @@ class _Session:
 
 
 _AUTH_COMMANDS = {"USER": _Session.cmd_user, "PASS": _Session.cmd_pass, "QUIT": _Session.cmd_quit,
-                  "CAPA": _Session.cmd_capa}
+                  "CAPA": _Session.cmd_capa, "STLS": _Session.cmd_stls}
 _TRANS_COMMANDS = {"STAT": _Session.cmd_stat, "LIST": _Session.cmd_list, "UIDL": _Session.cmd_uidl,
                    "RETR": _Session.cmd_retr, "TOP": _Session.cmd_top, "DELE": _Session.cmd_dele,
                    "RSET": _Session.cmd_rset, "NOOP": _Session.cmd_noop, "QUIT": _Session.cmd_quit,
@@ -396,8 +418,9 @@ class Pop3Server:
 
     def __init__(self, login: Login, *, disabled: frozenset[str] = frozenset(),
                  implementation: str = "mailstudy-embedded", greeting: bytes = b"mailstudy-embedded POP3 ready.",
-                 fail_delay: float = 0.05) -> None:
+                 fail_delay: float = 0.05, ssl_context=None) -> None:
         self.login = login
+        self.ssl_context = ssl_context  # STLS is offered (on clear-text connections) when there is one
         self.disabled = frozenset(c.upper() for c in disabled)
         self.implementation = implementation
         self.greeting = greeting
@@ -434,3 +457,9 @@ class Pop3Server:
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _Session(self, reader, writer).run()
+
+    async def implicit(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """A connection on the implicit-TLS port (POP3S): already TLS, so no STLS."""
+        session = _Session(self, reader, writer)
+        session.tls = True
+        await session.run()

@@ -371,12 +371,13 @@ class FastIMAPServer(IMAPServer):
 
 
 async def start_imap(backend: DictBackend, config: IMAPConfig, stack: AsyncExitStack, *,
-                     speedups: bool = True) -> None:
+                     speedups: bool = True, port: int | None = None, ssl=None) -> None:
     """Listen for IMAP as ``IMAPService.start`` does, with :class:`FastIMAPServer` (or pymap's own
-    :class:`IMAPServer` when ``speedups`` is false); the listener lives on ``stack``."""
+    :class:`IMAPServer` when ``speedups`` is false); the listener lives on ``stack``. ``port`` (default: the
+    config's) and ``ssl`` (an SSLContext: implicit TLS on that port) serve a second listener."""
     server_cls = FastIMAPServer if speedups else IMAPServer
     callback = ProxyProtocolReader(config.proxy_protocol).get_callback(server_cls(backend.login, config))
-    server = await asyncio.start_server(callback, host=config.host, port=config.port)
+    server = await asyncio.start_server(callback, host=config.host, port=port or config.port, ssl=ssl)
     await stack.enter_async_context(server)
     task = asyncio.create_task(server.serve_forever())
     stack.callback(task.cancel)

@@ -65,6 +65,8 @@ class Experiment:
     mailbox: str | None = None  # real mail (mbox, Maildir or .eml folder) instead of a generated corpus
     profile: str | Profile = "loopback"  # the network: a profile's name or a custom Profile
     preview: int = 0  # header-first: read the first N bytes of each opened message instead of all of it
+    tls: str = "none"  # none (clear text), implicit (IMAPS/POP3S) or starttls: the server then serves TLS
+    tls_version: str = "1.3"  # the TLS version the client asks for (the server offers 1.2 and 1.3)
 
     def __post_init__(self) -> None:
         if isinstance(self.profile, dict):  # a cached row or from_dict gives the custom profile's fields
@@ -79,7 +81,8 @@ class Experiment:
                              pop3_mode=self.pop3_mode, messages=self.messages, sizes=self.sizes,
                              mailbox=self.mailbox, seed=self.seed, read_fraction=self.read_fraction,
                              batch=self.batch, pipelining=self.pipelining, preview=self.preview,
-                             profile=self.profile, headers=self.headers)
+                             profile=self.profile, headers=self.headers,
+                             tls=self.tls, tls_version=self.tls_version)
 
     @property
     def link_profile(self) -> Profile:
@@ -110,7 +113,8 @@ class Experiment:
         mbox must not either); never the mailbox's path alone.
         """
         doc = {**asdict(self), "version": __version__, "server_version": server_version(self.server)}
-        for name, default in (("profile", "loopback"), ("preview", 0)):  # keep the keys cells had before these
+        for name, default in (("profile", "loopback"), ("preview", 0), ("tls", "none"),  # keep the keys cells
+                              ("tls_version", "1.3")):  # had before these
             if doc[name] == default:
                 del doc[name]
         if self.mailbox is not None:
@@ -163,13 +167,13 @@ def run_experiment(exp: Experiment, capture: str | Path | None = None, capture_b
     profile = exp.link_profile
     rows = []
     for repeat in range(exp.repeats):
-        server = make_server(exp.server)
+        server = make_server(exp.server, tls=exp.tls != "none")
         server.mailboxes[server.account.user] = corpus.raws()
         if progress is not None:
             server.progress = progress
         with server:
             described = server.describe()
-            upstreams = [(server.host, server.imap_port), (server.host, server.pop3_port)]
+            upstreams = [(server.host, server.ports_for(protocol, exp.tls)) for protocol in ("imap", "pop3")]
             link = Link(profile, upstreams, seed=exp.seed + repeat) if profile.shaped else None
             with link or nullcontext():
                 host, imap_port, pop3_port = (link.host, *link.ports) if link else (server.host, *
@@ -180,7 +184,8 @@ def run_experiment(exp: Experiment, capture: str | Path | None = None, capture_b
                     cap = Capture(path, [imap_port, pop3_port], backend=capture_backend, host=host)
                 with cap or nullcontext():
                     result = run_session(host, imap_port, pop3_port, server.account.user,
-                                         server.account.password, exp.spec(), known, Device())
+                                         server.account.password, exp.spec(), known, Device(),
+                                         tls_ca=server.tls_ca)
                 result.link = profile if link else None
         if results is not None:
             results.append(result)
@@ -193,7 +198,7 @@ def run_experiment(exp: Experiment, capture: str | Path | None = None, capture_b
                        capture_reason=report.reason, capture_packets=report.packets)
             if reports is not None:
                 reports.append(report)
-        for k in ("host", "imap_port", "pop3_port"):
+        for k in ("host", "imap_port", "pop3_port", "imaps_port", "pop3s_port"):
             row.pop(k, None)
         rows.append(row)
     return rows
