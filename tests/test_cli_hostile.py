@@ -49,6 +49,11 @@ NUMERIC = [
     (["breakeven"], "--rtt", DURATIONS), (["breakeven"], "--down", RATES), (["breakeven"], "--up", RATES),
     (["breakeven"], "--jitter", DURATIONS),
     (["claims"], "--seed", NUMBERS),
+    (["energy", "--session"], "--messages", NUMBERS), (["energy", "--session"], "--seed", NUMBERS),
+    (["energy", "--session"], "--read-fraction", NUMBERS + ("1.5",)),
+    (["energy", "--fleet"], "--devices", NUMBERS + ("0", "100000000")),
+    (["energy", "--fleet"], "--hours", NUMBERS + ("0", "1e12")), (["energy", "--fleet"], "--rate", NUMBERS + ("1e12",)),
+    (["energy", "--fleet"], "--poll", NUMBERS + ("0", "0s", "1e9d")),
     (["explore"], "--port", NUMBERS + ("70000",)),
 ]
 NUMERIC_CASES = [pytest.param(head, opt, v, id=f"{head[0]} {opt} {v!r}") for head, opt, vs in NUMERIC for v in vs]

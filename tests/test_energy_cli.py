@@ -105,7 +105,7 @@ def test_bad_input_is_one_line(tmp_path):
     notpcap.write_text("hello\n" * 20)
     one_line_error(run("energy", notpcap), "notes.txt")
     one_line_error(run("energy"), "give a capture FILE.pcap, or --session")
-    one_line_error(run("energy", "--session", "--read-fraction", "3"), "read_fraction must be within [0, 1]")
+    one_line_error(run("energy", "--session", "--read-fraction", "3"), "--read-fraction: must be at least 0 and at most 1")
     one_line_error(run("energy", "--session", "--profile", "mars"), "unknown profile 'mars'")
     one_line_error(run("energy", CAPTURES / "pop3-keep.pcap", "--plot", tmp_path), "is a folder")
 

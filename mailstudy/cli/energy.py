@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sys
 
-from mailstudy.cli.values import port
+from mailstudy.cli.values import count, fraction, interval, port, ranged, seed
 from mailstudy.energy.ledger import CATEGORIES
 
 COLUMNS = ("seconds", "joules", "share")
@@ -45,21 +45,21 @@ def add_parser(sub) -> None:
                                                           "its ledger")
     g.add_argument("--protocol", choices=["imap", "pop3"], default="imap")
     g.add_argument("--strategy", choices=["header-first", "download-all"], default="header-first")
-    g.add_argument("--messages", type=int, default=20, metavar="N", help="messages in the mailbox (20)")
-    g.add_argument("--read-fraction", type=float, default=None, metavar="F",
+    g.add_argument("--messages", type=count, default=20, metavar="N", help="messages in the mailbox (20)")
+    g.add_argument("--read-fraction", type=fraction, default=None, metavar="F",
                    help="share of messages the user opens (session, header-first: 0; fleet: 0.5)")
-    g.add_argument("--seed", type=int, default=0, metavar="S")
+    g.add_argument("--seed", type=seed, default=0, metavar="S")
     g.add_argument("--server", choices=["embedded", "dovecot"], default="embedded")
     add_link_arguments(p)
     f = p.add_argument_group("a fleet day instead (`mailstudy fleet`'s simulated day, every session real)")
     f.add_argument("--fleet", action="store_true", help="run a fleet day and show each device's joules per day")
-    f.add_argument("--devices", type=int, default=1, metavar="N", help="devices on the account (1)")
+    f.add_argument("--devices", type=ranged("devices", int), default=1, metavar="N", help="devices on the account (1)")
     f.add_argument("--client", action="append", metavar="NAME", help="client profile of device i (repeatable; "
                                                                      "thunderbird)")
-    f.add_argument("--poll", metavar="INTERVAL", help="every device's poll interval, e.g. 15m (each client's own)")
+    f.add_argument("--poll", type=interval, metavar="INTERVAL", help="every device's poll interval, e.g. 15m (each client's own)")
     f.add_argument("--idle", action="store_true", help="clients that can IDLE hold a connection instead of polling")
-    f.add_argument("--hours", type=float, default=24.0, help="simulated period in hours (24)")
-    f.add_argument("--rate", type=float, default=100.0, help="new messages per day (100)")
+    f.add_argument("--hours", type=ranged("hours"), default=24.0, help="simulated period in hours (24)")
+    f.add_argument("--rate", type=ranged("rate"), default=100.0, help="new messages per day (100)")
     p.set_defaults(func=run)
 
 
@@ -179,7 +179,6 @@ def _session(args, model) -> int:
 
 
 def _fleet(args, model) -> int:
-    from mailstudy.cli.fleet import parse_interval
     from mailstudy.energy.day import fleet_energy_rows
     from mailstudy.study.fleet import FleetCell
 
@@ -187,7 +186,7 @@ def _fleet(args, model) -> int:
 
     try:  # the fleet's own checks raise ValueError with a one-line message
         cell = FleetCell(server=args.server, devices=args.devices, clients=tuple(args.client or ["thunderbird"]),
-                         hours=args.hours, rate=args.rate, poll_s=parse_interval(args.poll) if args.poll else None,
+                         hours=args.hours, rate=args.rate, poll_s=args.poll,
                          read_fraction=args.read_fraction if args.read_fraction is not None else 0.5,
                          seed=args.seed, idle=args.idle)
     except ValueError as exc:
