@@ -19,6 +19,7 @@ RANKS = {
     "mailstudy.link.profiles": 0,
     "mailstudy.link.model": 0,
     "mailstudy.link.schedule": 0,
+    "mailstudy.link.traces": 0,  # reads only the trace files a profile names, as a parser reads what it is handed
     "mailstudy.outputs": 1,
     "mailstudy.processes": 1,
     "mailstudy.caches": 1,

@@ -15,13 +15,28 @@ import re
 from dataclasses import asdict, dataclass, replace
 
 from mailstudy.errors import MailstudyError
+from mailstudy.link.traces import load_trace
 
 #: Linux's usual MSS on a 1500-byte path; the slow-start window is counted in these.
 MSS = 1448
 #: Initial congestion window in segments (RFC 6928).
 INITIAL_WINDOW = 10
+#: TCP/IP header bytes per segment on the wire: IPv4 20 + TCP 20 + the timestamps option 12 (on by default in
+#: Linux, net.ipv4.tcp_timestamps = 1), so a full segment of 1448 B costs 1500 B, the Ethernet MTU. Link framing
+#: below IP (Ethernet's 14 + 4 + preamble and gap, PPP's 2) is not added: a profile's rate is taken as the IP
+#: layer's rate (our choice, stated where it is used).
+HEADER_BYTES = 52
+#: The receive window the link assumes when a profile names none: Linux's largest receive buffer,
+#: net.ipv4.tcp_rmem max = 6291456 B, of which tcp_adv_win_scale = 1 advertises half (3 MiB). Our reading of
+#: the kernel's defaults; autotuning reaches it only on long transfers, which is where it matters.
+RWND_BYTES = 3 * 1024 * 1024
+#: How the per-packet jitter is drawn (``jitter_s`` is its scale): ``normal`` (sd = jitter_s, clipped so the
+#: delay is never negative; mean about 0), ``uniform`` (-jitter_s .. +jitter_s) and ``exponential`` (mean
+#: jitter_s, only ever added: a queue's waiting time is one-sided).
+JITTER_DISTRIBUTIONS = ("normal", "uniform", "exponential")
 
 DURATION_FORMS = "a number with a unit: 80ms, 0.08s, 1s or 500us (0 allowed)"
+LOSS_FORMS = "a fraction such as 0.01 or a percentage such as 1%"
 RATE_FORMS = "a positive number with a unit: 10mbit, 200kbit, 1gbit, 9600bit (bits per second)"
 
 
@@ -38,8 +53,16 @@ class Profile:
     down_bps: float | None = None
     up_bps: float | None = None
     jitter_s: float = 0.0
-    slow_start: bool = False
+    slow_start: bool = True  # RFC 6928's initial window, growth per acknowledged byte (schedule.py)
     source: str = ""
+    idle_restart: bool = True  # Linux's tcp_slow_start_after_idle = 1 (RFC 5681 4.1)
+    rwnd_bytes: int | None = RWND_BYTES  # the receiver's window; None: unlimited
+    header_bytes: int = HEADER_BYTES  # TCP/IP bytes per segment serialized with its payload; 0: payload only
+    jitter_dist: str = "normal"
+    loss: float = 0.0  # the chance that a segment is lost (each direction on its own; recovered, never dropped)
+    loss_trace: str | None = None  # a file of 0/1 per segment (1: lost), looping; instead of ``loss``
+    down_trace: str | None = None  # Mahimahi delivery opportunities (ms, one 1500 B packet each), looping
+    up_trace: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.rtt_s, (int, float)) or math.isnan(self.rtt_s) or self.rtt_s < 0:
@@ -50,16 +73,44 @@ class Profile:
             v = getattr(self, side)
             if v is not None and (not isinstance(v, (int, float)) or math.isnan(v) or v <= 0):
                 raise ProfileError(f"{side[:-4]} bandwidth must be > 0 bit/s, not {v!r}; accepted: {RATE_FORMS}")
+        if not isinstance(self.loss, (int, float)) or math.isnan(self.loss) or not 0 <= self.loss < 1:
+            raise ProfileError(f"loss rate must be in [0, 1), not {self.loss!r}; accepted: {LOSS_FORMS}")
+        if self.jitter_dist not in JITTER_DISTRIBUTIONS:
+            raise ProfileError(f"unknown jitter distribution {self.jitter_dist!r}; choose one of "
+                               f"{', '.join(JITTER_DISTRIBUTIONS)}")
+        if self.rwnd_bytes is not None and (not isinstance(self.rwnd_bytes, int) or self.rwnd_bytes < MSS):
+            raise ProfileError(f"receive window must be a whole number of bytes >= {MSS}, not {self.rwnd_bytes!r}")
+        if not isinstance(self.header_bytes, int) or not 0 <= self.header_bytes <= 120:
+            raise ProfileError(f"header bytes must be a whole number in 0..120, not {self.header_bytes!r}")
 
     @property
     def shaped(self) -> bool:
         """False for a link that changes nothing (loopback): sessions then skip the relay."""
-        return bool(self.rtt_s or self.jitter_s or self.down_bps or self.up_bps)
+        return bool(self.rtt_s or self.jitter_s or self.down_bps or self.up_bps or self.loss or self.loss_trace
+                    or self.down_trace or self.up_trace)
+
+    @property
+    def only_delays(self) -> bool:
+        """True when the link adds nothing but its round trip: no rate, trace, jitter or loss (TCP's window
+        needs a rate to matter, so it is then moot). The model takes its work from such links only."""
+        return not (self.down_bps or self.up_bps or self.jitter_s or self.loss or self.loss_trace
+                    or self.down_trace or self.up_trace)
 
     def params(self) -> dict:
         """The parameters every result row carries (``profile`` is the name)."""
         return {"profile": self.name, "rtt_s": self.rtt_s, "down_bps": self.down_bps, "up_bps": self.up_bps,
-                "jitter_s": self.jitter_s, "slow_start": self.slow_start}
+                "jitter_s": self.jitter_s, "slow_start": self.slow_start, "idle_restart": self.idle_restart,
+                "rwnd_bytes": self.rwnd_bytes, "header_bytes": self.header_bytes, "jitter_dist": self.jitter_dist,
+                "loss": self.loss, "loss_trace": self.loss_trace, "down_trace": self.down_trace,
+                "up_trace": self.up_trace}
+
+    def simple(self) -> Profile:
+        """The named control ``tcp=simple``: the link as it was before TCP's behaviour was modelled (no slow
+        start, no restart after idle, no receive window, payload bytes only). Loss, jitter and traces stay."""
+        if not (self.slow_start or self.idle_restart or self.rwnd_bytes or self.header_bytes):
+            return self
+        return replace(self, name=f"{self.name}+simple-tcp", slow_start=False, idle_restart=False,
+                       rwnd_bytes=None, header_bytes=0)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -128,10 +179,29 @@ def parse_rate(text: str, what: str = "bandwidth") -> float:
     return float(m.group(1)) * _RATE_SCALE[m.group(2).lower()]
 
 
+def parse_loss(text: str | float) -> float:
+    """``"1%"`` or ``"0.01"`` -> 0.01. Outside [0, 1) or not a number: :class:`ProfileError` (one line)."""
+    t = str(text).strip()
+    try:
+        v = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        raise ProfileError(f"bad loss rate {text!r}; accepted: {LOSS_FORMS}") from None
+    if math.isnan(v) or not 0 <= v < 1:
+        raise ProfileError(f"loss rate must be in [0, 1), not {text!r}; accepted: {LOSS_FORMS}")
+    return v
+
+
 def custom(base: str | Profile = "loopback", rtt: str | None = None, down: str | None = None,
-           up: str | None = None, jitter: str | None = None, slow_start: bool | None = None) -> Profile:
-    """``base`` with the given command-line values put in; named ``custom`` when any value changed it."""
+           up: str | None = None, jitter: str | None = None, slow_start: bool | None = None,
+           loss: str | float | None = None, tcp: str | None = None, down_trace: str | None = None,
+           up_trace: str | None = None) -> Profile:
+    """``base`` with the given command-line values put in; named ``custom`` when any value changed it.
+    ``tcp="simple"`` gives the named control (:meth:`Profile.simple`); ``tcp="full"`` (the default) keeps
+    TCP's behaviour. A trace replaces the rate of its direction."""
     p = get_profile(base)
+    if tcp not in (None, "full", "simple"):
+        raise ProfileError(f"unknown tcp mode {tcp!r}; choose full (slow start, restart after idle, receive "
+                           f"window, header bytes) or simple (none of them: the old link)")
     changes: dict = {}
     if rtt is not None:
         changes["rtt_s"] = parse_duration(rtt, "RTT")
@@ -141,12 +211,19 @@ def custom(base: str | Profile = "loopback", rtt: str | None = None, down: str |
         changes["up_bps"] = parse_rate(up, "up bandwidth")
     if jitter is not None:
         changes["jitter_s"] = parse_duration(jitter, "jitter")
+    if loss is not None:
+        changes["loss"] = parse_loss(loss)
+    for side, path in (("down", down_trace), ("up", up_trace)):
+        if path is not None:
+            load_trace(path)  # a bad file fails here, naming the line, not in the relay
+            changes[f"{side}_trace"] = str(path)
+            changes[f"{side}_bps"] = None
     if slow_start is not None and slow_start != p.slow_start:
         changes["slow_start"] = slow_start
-    if not changes:
-        return p
-    named = "custom" if set(changes) - {"slow_start"} else f"{p.name}+slow-start"
-    return replace(p, name=named, source=f"custom link (from {p.name})", **changes)
+    if changes:
+        named = "custom" if set(changes) - {"slow_start"} else f"{p.name}{'+' if slow_start else '-no-'}slow-start"
+        p = replace(p, name=named, source=f"custom link (from {p.name})", **changes)
+    return p.simple() if tcp == "simple" else p
 
 
 def format_rate(bps: float | None) -> str:
