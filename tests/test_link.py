@@ -28,6 +28,7 @@ from mailstudy.link import (BASELINE, PROFILES, Link, ModelInputError, Profile, 
 from mailstudy.link.profiles import HEADER_BYTES, INITIAL_WINDOW, MSS
 from mailstudy.link.relay import wait_gone
 from mailstudy.link.schedule import Direction, rto
+from mailstudy.link.traces import TraceError, mean_rate_bps, shipped
 from mailstudy.live.access import SessionError
 from mailstudy.study.experiment import Experiment, run_experiment
 from mailstudy.wire import DOWN, UP
@@ -176,6 +177,53 @@ def test_jitter_distributions_are_seeded_and_exponential_only_adds():
         Profile("x", jitter_dist="pareto")
 
 
+# -- traces (pure) -----------------------------------------------------------------------------------------
+def test_a_trace_gives_one_1500_byte_packet_per_line_and_loops(tmp_path):
+    every_ms = tmp_path / "12mbit.trace"
+    every_ms.write_text("".join(f"{ms}\n" for ms in range(1, 101)))  # 100 opportunities in 100 ms, looping
+    assert mean_rate_bps(every_ms) == pytest.approx(12e6)
+    p = Profile("t", rtt_s=0.02, down_trace=str(every_ms), slow_start=False)
+    d = Direction(p, True, 0.0)
+    pieces = d.schedule(0.0, 250 * MSS)  # 250 full segments: one opportunity each, through 2.5 loops
+    assert [t for t, _ in pieces[:3]] == pytest.approx([0.02, 0.02, 0.02])  # the handshake holds the first ones
+    assert pieces[-1][0] == pytest.approx(0.250 + 0.01)
+    assert d.schedule(0.5005, 10)[0][0] == pytest.approx(0.501 + 0.01)  # unused opportunities are lost
+    shipped_ones = sorted(shipped())
+    assert shipped_ones == ["4g-us-2019-down.trace", "4g-us-2019-up.trace", "lte-2012-down.trace",
+                            "lte-2012-up.trace"]
+    assert mean_rate_bps("4g-us-2019-down.trace") == pytest.approx(21.3e6, rel=1e-3)
+    assert get_profile("4g-trace").down_trace == "4g-us-2019-down.trace" and not get_profile("4g-trace").only_delays
+
+
+def test_the_shipped_traces_are_what_the_seeded_generator_makes(tmp_path):
+    from mailstudy.link.tracegen import write_all
+
+    for made in write_all(tmp_path):
+        assert made.read_bytes() == shipped()[made.name].read_bytes(), made.name
+
+
+@pytest.mark.parametrize("text, words", [
+    ("", "is empty"),
+    ("# nothing\n\n", "is empty"),
+    ("1\n2\nfast\n", "line 3: 'fast' is not a number"),
+    ("1\n5\n3\n", "line 3: 3 ms comes before the line above"),
+    ("0\n0\n", "the last time is 0 ms"),
+    ("1\n-4\n", "line 2: '-4' is not a time >= 0 ms"),
+])
+def test_a_bad_trace_is_one_line_naming_the_line(tmp_path, text, words):
+    bad = tmp_path / "bad.trace"
+    bad.write_text(text)
+    with pytest.raises(TraceError) as e:
+        custom("4g", down_trace=str(bad))
+    assert words in str(e.value) and "bad.trace" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(TraceError, match="cannot be read"):
+        custom("4g", up_trace=str(tmp_path / "missing.trace"))
+    lossy = tmp_path / "loss.txt"
+    lossy.write_text("0\n1\n2\n")
+    with pytest.raises(TraceError, match="line 3: '2' is not 0"):
+        Direction(Profile("l", down_bps=1e6, loss_trace=str(lossy)), True, 0.0)
+
+
 # -- the model (pure) ------------------------------------------------------------------------------------------
 def test_the_model_is_the_formula():
     p = Profile("m", rtt_s=0.1, down_bps=8e6, up_bps=8e5).simple()  # 1 MB/s down, 100 kB/s up; no TCP terms
@@ -310,6 +358,19 @@ def test_counts_through_the_link_equal_loopback(server_kind):
         assert lo["profile"] == "loopback" and lo["down_bps"] is None
         # every round trip and the handshake pay at least one RTT: a bound the relay guarantees
         assert hi["duration_s"] >= 0.055 * (hi["round_trips"] + 1)
+
+
+@pytest.mark.parametrize("profile", ["4g-trace", replace(PROFILES["3g"], name="3g-lossy", loss=0.02)])
+def test_a_trace_driven_or_lossy_link_keeps_loopbacks_counts_exactly(profile):
+    """Bytes, commands and round trips through a link that varies its rate or loses segments equal loopback's:
+    the link only delays bytes (a lost segment is delivered late, never dropped or reordered)."""
+    for protocol in ("imap", "pop3"):
+        base = Experiment(protocol=protocol, messages=8, read_fraction=0.5, seed=4)
+        (lo,) = run_experiment(base)
+        (hi,) = run_experiment(replace(base, profile=profile))
+        assert {k: hi[k] for k in COUNTS} == {k: lo[k] for k in COUNTS}
+        assert hi["integrity_ok"] is True and hi["duration_s"] >= get_profile(profile).rtt_s * (hi["round_trips"] + 1)
+    assert hi["profile"] == get_profile(profile).name and (hi["down_trace"] or hi["loss"])
 
 
 @pytest.mark.parametrize("profile", ["4g", "lan"])

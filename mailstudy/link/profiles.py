@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 from dataclasses import asdict, dataclass, replace
 
 from mailstudy.errors import MailstudyError
-from mailstudy.link.traces import load_trace
+from mailstudy.link.traces import load_trace, shipped
 
 #: Linux's usual MSS on a 1500-byte path; the slow-start window is counted in these.
 MSS = 1448
@@ -139,6 +140,20 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
 )}
 
 
+#: Trace-driven links: each direction's rate varies from one moment to the next (Mahimahi traces shipped with
+#: mailstudy, generated from the published figure by ``python -m mailstudy.link.tracegen``; the variation is
+#: ours). Apart from PROFILES so that sweeps over PROFILES keep their size; :func:`get_profile` knows both.
+TRACED: dict[str, Profile] = {p.name: p for p in (
+    Profile("4g-trace", 0.055, down_trace="4g-us-2019-down.trace", up_trace="4g-us-2019-up.trace",
+            source="traces whose means are Opensignal's US Q1 2019 averages (21.3 Mbps down, all users; 6.3 Mbps "
+                   "up, users with 4G devices); their variation is an assumption (mailstudy.link.tracegen); RTT "
+                   "55 ms, the middle of the 44.1-66.4 ms range Opensignal gives"),
+    Profile("lte-2012-trace", 0.070, down_trace="lte-2012-down.trace", up_trace="lte-2012-up.trace",
+            source="traces whose means are Huang et al.'s MobiSys 2012 LTE medians (13 Mbps down, 6 Mbps up); "
+                   "their variation and the 70 ms RTT are assumptions"),
+)}
+
+
 def get_profile(profile: str | Profile | dict) -> Profile:
     """A :class:`Profile` from a name, a Profile, or a dict of its fields (as a cached row holds it)."""
     if isinstance(profile, Profile):
@@ -146,10 +161,10 @@ def get_profile(profile: str | Profile | dict) -> Profile:
     if isinstance(profile, dict):
         return Profile(**{k: v for k, v in profile.items() if k in Profile.__dataclass_fields__})
     try:
-        return PROFILES[str(profile)]
+        return PROFILES[str(profile)] if str(profile) in PROFILES else TRACED[str(profile)]
     except KeyError:
-        raise ProfileError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}, or a custom "
-                           f"link with --rtt/--down/--up/--jitter") from None
+        raise ProfileError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}, "
+                           f"{', '.join(TRACED)}, or a custom link with --rtt/--down/--up/--jitter") from None
 
 
 def rows() -> list[dict]:
@@ -216,7 +231,7 @@ def custom(base: str | Profile = "loopback", rtt: str | None = None, down: str |
     for side, path in (("down", down_trace), ("up", up_trace)):
         if path is not None:
             load_trace(path)  # a bad file fails here, naming the line, not in the relay
-            changes[f"{side}_trace"] = str(path)
+            changes[f"{side}_trace"] = str(path) if str(path) in shipped() else str(Path(path).resolve())
             changes[f"{side}_bps"] = None
     if slow_start is not None and slow_start != p.slow_start:
         changes["slow_start"] = slow_start
