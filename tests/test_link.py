@@ -50,6 +50,22 @@ def test_every_profile_shows_its_source_and_the_issue_figures():
     assert [r["name"] for r in rows()] == list(PROFILES)
 
 
+def test_profiles_carry_their_spread_and_sample_it_per_seed():
+    g4 = PROFILES["4g"]
+    assert "all users, not 4G only" in g4.source and "middle of that range: ours" in g4.source
+    assert g4.rtt_spread == ("uniform", 0.0441, 0.0664) and "Mississippi" in g4.spread_source
+    draws = [g4.sample(seed) for seed in range(2000)]
+    assert draws[7] == g4.sample(7) and draws[7] != draws[8] and draws[7].name == "4g"
+    assert all(0.0441 <= d.rtt_s <= 0.0664 and 12.1e6 <= d.down_bps <= 32.9e6 for d in draws)
+    assert all(d.up_bps == 6.3e6 for d in draws)  # no published spread: the figure stays
+    assert statistics.mean(d.down_bps for d in draws) == pytest.approx(21.3e6, rel=0.02)  # the source's mean
+    assert (g4.rtt_s, g4.down_bps) == (0.055, 21.3e6) and g4.sample_seed is None and draws[3].sample_seed == 3
+    assert PROFILES["3g"].sample(5) is PROFILES["3g"]  # an assumption has no spread to draw from
+    assert get_profile(json.loads(json.dumps(g4.to_dict()))) == g4  # as a cached row or the relay gets it
+    with pytest.raises(ProfileError, match="bad down_spread"):
+        Profile("x", down_spread=("triangular", 5e6, 1e6, 2e6))
+
+
 def test_units_parse_and_bad_values_name_the_accepted_forms():
     assert parse_duration("80ms") == pytest.approx(0.08) and parse_duration("500us") == pytest.approx(5e-4)
     assert parse_rate("10mbit") == 10e6 and parse_rate("200kbit") == 200e3 and parse_rate("1Gbit") == 1e9

@@ -11,6 +11,7 @@ Custom links are parsed from the command line's forms (``--rtt 80ms --down 10mbi
 from __future__ import annotations
 
 import math
+import random
 import re
 from pathlib import Path
 from dataclasses import asdict, dataclass, replace
@@ -35,6 +36,8 @@ RWND_BYTES = 3 * 1024 * 1024
 #: delay is never negative; mean about 0), ``uniform`` (-jitter_s .. +jitter_s) and ``exponential`` (mean
 #: jitter_s, only ever added: a queue's waiting time is one-sided).
 JITTER_DISTRIBUTIONS = ("normal", "uniform", "exponential")
+#: The shapes a profile's spread may take, with their tuple lengths.
+SPREAD_KINDS = {"uniform": 3, "triangular": 4}
 
 DURATION_FORMS = "a number with a unit: 80ms, 0.08s, 1s or 500us (0 allowed)"
 LOSS_FORMS = "a fraction such as 0.01 or a percentage such as 1%"
@@ -64,8 +67,25 @@ class Profile:
     loss_trace: str | None = None  # a file of 0/1 per segment (1: lost), looping; instead of ``loss``
     down_trace: str | None = None  # Mahimahi delivery opportunities (ms, one 1500 B packet each), looping
     up_trace: str | None = None
+    # The spread of each figure, as its source gives it (None: a single figure, no spread published):
+    # ("uniform", low, high) or ("triangular", low, high, mode); :meth:`sample` draws from them per seed.
+    rtt_spread: tuple | None = None
+    down_spread: tuple | None = None
+    up_spread: tuple | None = None
+    spread_source: str = ""
+    sample_seed: int | None = None  # set on a profile drawn by :meth:`sample`
 
     def __post_init__(self) -> None:
+        for side in ("rtt_spread", "down_spread", "up_spread"):
+            v = getattr(self, side)
+            if v is not None:
+                v = tuple(v)  # a cached row or the relay's JSON gives lists
+                object.__setattr__(self, side, v)
+                if not (v and v[0] in SPREAD_KINDS and len(v) == SPREAD_KINDS[v[0]]
+                        and all(isinstance(x, (int, float)) and x > 0 for x in v[1:]) and v[1] <= v[2]
+                        and (v[0] != "triangular" or v[1] <= v[3] <= v[2])):
+                    raise ProfileError(f"bad {side}: {v!r}; accepted: ('uniform', low, high) or "
+                                       f"('triangular', low, high, mode), 0 < low <= mode <= high")
         if not isinstance(self.rtt_s, (int, float)) or math.isnan(self.rtt_s) or self.rtt_s < 0:
             raise ProfileError(f"RTT must be >= 0 s, not {self.rtt_s!r}; accepted: {DURATION_FORMS}")
         if not isinstance(self.jitter_s, (int, float)) or math.isnan(self.jitter_s) or self.jitter_s < 0:
@@ -103,7 +123,25 @@ class Profile:
                 "jitter_s": self.jitter_s, "slow_start": self.slow_start, "idle_restart": self.idle_restart,
                 "rwnd_bytes": self.rwnd_bytes, "header_bytes": self.header_bytes, "jitter_dist": self.jitter_dist,
                 "loss": self.loss, "loss_trace": self.loss_trace, "down_trace": self.down_trace,
-                "up_trace": self.up_trace}
+                "up_trace": self.up_trace, "sample_seed": self.sample_seed}
+
+    @property
+    def spread(self) -> bool:
+        return bool(self.rtt_spread or self.down_spread or self.up_spread)
+
+    def sample(self, seed: int) -> Profile:
+        """This network as one user of it might see it: each figure with a spread drawn from it (seeded by the
+        profile's name and ``seed``), the others as they are. The fixed figures stay on the profile itself."""
+        if not self.spread:
+            return self
+        rng = random.Random(f"profile:{self.name}:{seed}")
+        drawn = {}
+        for field, spread in (("rtt_s", self.rtt_spread), ("down_bps", self.down_spread),
+                              ("up_bps", self.up_spread)):
+            if spread is not None:
+                drawn[field] = rng.uniform(spread[1], spread[2]) if spread[0] == "uniform" \
+                    else rng.triangular(spread[1], spread[2], spread[3])
+        return replace(self, sample_seed=int(seed), **drawn)
 
     def simple(self) -> Profile:
         """The named control ``tcp=simple``: the link as it was before TCP's behaviour was modelled (no slow
@@ -124,8 +162,15 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile("lan", 0.001, 100e6, 100e6,
             source="assumption: switched 100 Mbit/s Ethernet, 1 ms RTT"),
     Profile("4g", 0.055, 21.3e6, 6.3e6,
-            source="OpenSignal, US, Q1 2019: 21.3 Mbit/s down, 6.3 Mbit/s up, latency 44.1-66.4 ms "
-                   "(RTT 55 ms, the middle of that range)"),
+            source="OpenSignal (Opensignal), State of Mobile USA, Q1 2019: 'average download speeds experienced by "
+                   "smartphone users across the U.S.' 21.3 Mbps (all users, not 4G only); 'U.S. users with 4G "
+                   "devices ... experienced average upload speeds of 6.3 Mbps'; 'latency ... ranged from 44.1ms to "
+                   "66.4ms' (RTT 55 ms is the middle of that range: ours)",
+            rtt_spread=("uniform", 0.0441, 0.0664), down_spread=("triangular", 12.1e6, 32.9e6, 18.9e6),
+            spread_source="Opensignal, May 2019: latency ranged from 44.1 to 66.4 ms; state download averages "
+                          "ranged from 12.1 Mbps (Mississippi) to 32.9 Mbps (New Jersey). Ours: the shapes (RTT "
+                          "uniform over its range; download a triangle over the states' range with its mode at "
+                          "18.9 Mbps, so that its mean is the national 21.3 Mbps); upload has no published spread"),
     Profile("lte-2012", 0.070, 13e6, 6e6,
             source="Huang et al., MobiSys 2012 (4GTest medians): 13 Mbit/s down, 6 Mbit/s up; "
                    "RTT 70 ms is an assumption (not taken from the paper's abstract)"),
