@@ -81,6 +81,12 @@ def test_units_parse_and_bad_values_name_the_accepted_forms():
         Profile("x", down_bps=0)
     c = custom("4g", rtt="80ms", jitter="5ms")
     assert (c.name, c.rtt_s, c.down_bps, c.jitter_s) == ("custom", 0.08, 21.3e6, 0.005)
+    simple = custom("4g", tcp="simple")  # the named control: the link before TCP's behaviour was modelled
+    assert (simple.name, simple.slow_start, simple.idle_restart, simple.rwnd_bytes, simple.header_bytes) == \
+        ("4g+simple-tcp", False, False, None, 0) and simple.simple() is simple
+    assert custom("4g", tcp="full") is PROFILES["4g"] and custom("4g", slow_start=False).name == "4g-no-slow-start"
+    with pytest.raises(ProfileError, match="unknown tcp mode 'reno'; choose full"):
+        custom("4g", tcp="reno")
 
 
 # -- the rule (pure) -------------------------------------------------------------------------------------------
