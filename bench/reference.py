@@ -140,6 +140,8 @@ def main(argv=None) -> int:
     ap.add_argument("--messages", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=1, help="relay sessions per cell (median)")
     ap.add_argument("--cc", default=ns3ref.SETTINGS["cc"], help="ns-3's controller (ns3::TcpCubic, ns3::TcpNewReno)")
+    ap.add_argument("--del-ack", type=int, default=ns3ref.SETTINGS["del_ack_count"],
+                    help="ns-3's DelAckCount (segments per ACK)")
     ap.add_argument("--skip-loss", action="store_true")
     ap.add_argument("--out", default="bench/results")
     args = ap.parse_args(argv)
@@ -151,6 +153,7 @@ def main(argv=None) -> int:
         return 2
     binary = ns3ref.build(prefix)
     ns3ref.SETTINGS["cc"] = args.cc
+    ns3ref.SETTINGS["del_ack_count"] = args.del_ack
     profiles = GRID_PROFILES[:2] if args.quick else GRID_PROFILES
     out = Path(args.out)
     lines = ["ns-3 3.44: " + ns3ref.describe({**ns3ref.SETTINGS, "rcvbuf": "the profile's receive window (3 MiB)"}),
