@@ -165,6 +165,8 @@ def test_loss_is_retransmitted_late_never_dropped_or_reordered():
     assert d.retransmits > 20
     clean = Direction(replace(p, loss=0.0), True, 0.0).schedule(1.0, 2_000_000)[-1][0]
     assert pieces[-1][0] > clean
+    unlimited = Direction(Profile("u", rtt_s=0.1, loss=0.05), True, 0.0, seed=3)  # loss is drawn per segment
+    assert len(unlimited.schedule(1.0, 100 * MSS)) == 100 and unlimited.retransmits >= 1
     # a lone lost segment waits for the RTO (SRTT + max(4 RTTVAR, 200 ms)); three followers: fast retransmit
     one = Direction(replace(p, loss_trace=None, loss=0.0), True, 0.0)
     one.loss_flags, one.loss_pos = (True, False), 0

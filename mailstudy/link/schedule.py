@@ -112,7 +112,8 @@ class Direction:
         """``(t_due, size)`` pieces for ``nbytes`` handed to the link at ``t_in``, in order (none for none)."""
         if nbytes <= 0:
             return []
-        step = MSS if self.limited else nbytes  # unlimited bandwidth: nothing to serialize, one piece
+        # unlimited bandwidth and no loss: nothing to serialize or lose per segment, so one piece
+        step = MSS if self.limited or self.loss or self.loss_flags is not None else nbytes
         out: list[list] = []
         waiting: list[list] = []  # lost segments of this hand-over: [index, sent_done, wire, followers, size, grows]
         for offset in range(0, nbytes, step):
