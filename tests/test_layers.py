@@ -23,6 +23,7 @@ RANKS = {
     "mailstudy.energy.files": 1,
     "mailstudy.energy.pcap": 2,
     "mailstudy.energy.day": 3,
+    "mailstudy.link.traces": 0,  # reads only the trace files a profile names, as a parser reads what it is handed
     "mailstudy.outputs": 1,
     "mailstudy.processes": 1,
     "mailstudy.caches": 1,

@@ -25,9 +25,10 @@ import needs
 from mailstudy.link import (BASELINE, PROFILES, Link, ModelInputError, Profile, ProfileError, RoundTrip, Session,
                             breakeven, custom, get_profile, parse_duration, parse_rate, predict, rows,
                             session_from_chunks)
-from mailstudy.link.profiles import INITIAL_WINDOW, MSS
+from mailstudy.link.profiles import HEADER_BYTES, INITIAL_WINDOW, MSS
 from mailstudy.link.relay import wait_gone
-from mailstudy.link.schedule import Direction
+from mailstudy.link.schedule import Direction, rto
+from mailstudy.link.traces import TraceError, mean_rate_bps, shipped
 from mailstudy.live.access import SessionError
 from mailstudy.study.experiment import Experiment, run_experiment
 from mailstudy.wire import DOWN, UP
@@ -49,6 +50,22 @@ def test_every_profile_shows_its_source_and_the_issue_figures():
     assert [r["name"] for r in rows()] == list(PROFILES)
 
 
+def test_profiles_carry_their_spread_and_sample_it_per_seed():
+    g4 = PROFILES["4g"]
+    assert "all users, not 4G only" in g4.source and "middle of that range: ours" in g4.source
+    assert g4.rtt_spread == ("uniform", 0.0441, 0.0664) and "Mississippi" in g4.spread_source
+    draws = [g4.sample(seed) for seed in range(2000)]
+    assert draws[7] == g4.sample(7) and draws[7] != draws[8] and draws[7].name == "4g"
+    assert all(0.0441 <= d.rtt_s <= 0.0664 and 12.1e6 <= d.down_bps <= 32.9e6 for d in draws)
+    assert all(d.up_bps == 6.3e6 for d in draws)  # no published spread: the figure stays
+    assert statistics.mean(d.down_bps for d in draws) == pytest.approx(21.3e6, rel=0.02)  # the source's mean
+    assert (g4.rtt_s, g4.down_bps) == (0.055, 21.3e6) and g4.sample_seed is None and draws[3].sample_seed == 3
+    assert PROFILES["3g"].sample(5) is PROFILES["3g"]  # an assumption has no spread to draw from
+    assert get_profile(json.loads(json.dumps(g4.to_dict()))) == g4  # as a cached row or the relay gets it
+    with pytest.raises(ProfileError, match="bad down_spread"):
+        Profile("x", down_spread=("triangular", 5e6, 1e6, 2e6))
+
+
 def test_units_parse_and_bad_values_name_the_accepted_forms():
     assert parse_duration("80ms") == pytest.approx(0.08) and parse_duration("500us") == pytest.approx(5e-4)
     assert parse_rate("10mbit") == 10e6 and parse_rate("200kbit") == 200e3 and parse_rate("1Gbit") == 1e9
@@ -64,16 +81,24 @@ def test_units_parse_and_bad_values_name_the_accepted_forms():
         Profile("x", down_bps=0)
     c = custom("4g", rtt="80ms", jitter="5ms")
     assert (c.name, c.rtt_s, c.down_bps, c.jitter_s) == ("custom", 0.08, 21.3e6, 0.005)
+    simple = custom("4g", tcp="simple")  # the named control: the link before TCP's behaviour was modelled
+    assert (simple.name, simple.slow_start, simple.idle_restart, simple.rwnd_bytes, simple.header_bytes) == \
+        ("4g+simple-tcp", False, False, None, 0) and simple.simple() is simple
+    assert custom("4g", tcp="full") is PROFILES["4g"] and custom("4g", slow_start=False).name == "4g-no-slow-start"
+    with pytest.raises(ProfileError, match="unknown tcp mode 'reno'; choose full"):
+        custom("4g", tcp="reno")
 
 
 # -- the rule (pure) -------------------------------------------------------------------------------------------
 def test_serialization_is_per_byte_and_the_handshake_costs_one_rtt():
     p = Profile("t", rtt_s=0.1, down_bps=1e6, up_bps=1e6)
     d = Direction(p, down=True, t_open=0.0)
-    pieces = d.schedule(1.0, 10_000)  # 80 ms of serialization at 1 Mbit/s
-    assert sum(n for _, n in pieces) == 10_000 and max(n for _, n in pieces) <= MSS
-    assert pieces[0][0] == pytest.approx(1.0 + MSS * 8 / 1e6 + 0.05)  # the first packet does not wait for all
-    assert pieces[-1][0] == pytest.approx(1.0 + 0.08 + 0.05)
+    pieces = d.schedule(1.0, 10_000)  # 80 ms of payload at 1 Mbit/s, plus 52 B of header per segment
+    assert sum(n for _, n in pieces) == 10_000 and max(n for _, n in pieces) <= MSS and len(pieces) == 7
+    assert pieces[0][0] == pytest.approx(1.0 + 1500 * 8 / 1e6 + 0.05)  # the first packet does not wait for all
+    assert pieces[-1][0] == pytest.approx(1.0 + (10_000 + 7 * HEADER_BYTES) * 8 / 1e6 + 0.05)
+    simple = Direction(p.simple(), down=True, t_open=0.0).schedule(1.0, 10_000)  # the named control: payload only
+    assert simple[-1][0] == pytest.approx(1.0 + 0.08 + 0.05) and p.simple().name == "t+simple-tcp"
     early = Direction(p, down=False, t_open=0.0).schedule(0.0, 10)
     assert early[0][0] == pytest.approx(0.1)  # no byte before one RTT after connect
 
@@ -90,19 +115,142 @@ def test_jitter_is_seeded_and_never_reorders():
     assert len(set(round(t - 1.0 - i * 0.001, 9) for i, t in enumerate(a))) > 10  # the delay really varies
 
 
-def test_slow_start_delays_a_large_transfer_and_is_off_by_default():
-    base = Profile("s", rtt_s=0.1, down_bps=20e6)
-    plain = Direction(base, True, 0.0).schedule(1.0, 500_000)[-1][0]
-    slow = Direction(replace(base, slow_start=True), True, 0.0).schedule(1.0, 500_000)[-1][0]
+def test_slow_start_is_on_by_default_and_grows_per_acknowledged_byte():
+    base = Profile("s", rtt_s=0.1, down_bps=20e6, header_bytes=0, rwnd_bytes=None)
+    assert base.slow_start and base.idle_restart and PROFILES["4g"].slow_start
+    plain = Direction(replace(base, slow_start=False), True, 0.0).schedule(1.0, 500_000)[-1][0]
+    slow = Direction(base, True, 0.0).schedule(1.0, 500_000)[-1][0]
     assert plain == pytest.approx(1.0 + 0.2 + 0.05)
-    assert slow > plain + 0.1  # several RTTs of rounds before the window reaches 250 KB
-    first_round = Direction(replace(base, slow_start=True), True, 0.0).schedule(1.0, INITIAL_WINDOW * MSS)
+    # 10, 20, 40, 80, 160 segments: each round one RTT after the last began, the window doubling as ACKs return
+    d = Direction(base, True, 0.0)
+    pieces = d.schedule(1.0, 346 * MSS)  # 346 = 10 + 20 + 40 + 80 + 160 + 36
+    rounds = sorted({round(t - 1.0 - 0.05, 1) for t, _ in pieces})
+    assert rounds[:5] == [0.0, 0.1, 0.2, 0.3, 0.4] and slow > plain + 0.1
+    first_round = Direction(base, True, 0.0).schedule(1.0, INITIAL_WINDOW * MSS)
     assert first_round[-1][0] == pytest.approx(1.0 + INITIAL_WINDOW * MSS * 8 / 20e6 + 0.05)
+    eleven = Direction(base, True, 0.0).schedule(1.0, (INITIAL_WINDOW + 1) * MSS)
+    # the 11th waits for the first ACK: that segment's serialization and one RTT, then its own serialization
+    assert eleven[-1][0] == pytest.approx(1.0 + 2 * MSS * 8 / 20e6 + 0.1 + 0.05)
+
+
+def test_small_flights_keep_the_initial_window_and_idle_restarts_it():
+    p = Profile("i", rtt_s=0.1, down_bps=100e6, header_bytes=0, rwnd_bytes=None)
+    d = Direction(p, True, 0.0)
+    for i in range(20):  # request-response: one small segment per RTT never fills the window, so it never grows
+        d.schedule(1.0 + 0.2 * i, 200)
+    assert d.cwnd == INITIAL_WINDOW * MSS
+    d.schedule(10.0, 400_000)
+    grown = d.cwnd
+    assert grown > 100 * MSS
+    idle = 10.0 + 0.5 + 5 * rto(0.1)  # five RTOs after the last send: halved each RTO, down to the initial window
+    d.schedule(idle, MSS)
+    assert d.cwnd == INITIAL_WINDOW * MSS
+    kept = Direction(replace(p, idle_restart=False), True, 0.0)
+    kept.schedule(10.0, 400_000)
+    kept.schedule(idle, MSS)
+    assert kept.cwnd > 100 * MSS
+
+
+def test_the_receive_window_caps_the_bytes_in_flight():
+    p = Profile("r", rtt_s=0.5, down_bps=100e6, header_bytes=0, slow_start=False, rwnd_bytes=45 * MSS)
+    last = Direction(p, True, 0.0).schedule(1.0, 450 * MSS)[-1][0]
+    assert last == pytest.approx(1.0 + 9 * 0.5 + 0.25, abs=0.02)  # ten windows, one RTT each
+
+
+def test_loss_is_retransmitted_late_never_dropped_or_reordered():
+    p = Profile("l", rtt_s=0.1, down_bps=10e6, loss=0.05)
+    d = Direction(p, True, 0.0, seed=3)
+    pieces = d.schedule(1.0, 2_000_000)
+    assert sum(n for _, n in pieces) == 2_000_000 and [t for t, _ in pieces] == sorted(t for t, _ in pieces)
+    assert d.retransmits > 20
+    clean = Direction(replace(p, loss=0.0), True, 0.0).schedule(1.0, 2_000_000)[-1][0]
+    assert pieces[-1][0] > clean
+    unlimited = Direction(Profile("u", rtt_s=0.1, loss=0.05), True, 0.0, seed=3)  # loss is drawn per segment
+    assert len(unlimited.schedule(1.0, 100 * MSS)) == 100 and unlimited.retransmits >= 1
+    # a lone lost segment waits for the RTO (SRTT + max(4 RTTVAR, 200 ms)); three followers: fast retransmit
+    one = Direction(replace(p, loss_trace=None, loss=0.0), True, 0.0)
+    one.loss_flags, one.loss_pos = (True, False), 0
+    assert one.schedule(1.0, 100)[0][0] == pytest.approx(1.0 + 152 * 8 / 10e6 + rto(0.1) + 152 * 8 / 10e6 + 0.05)
+    four = Direction(replace(p, loss=0.0), True, 0.0)
+    four.loss_flags, four.loss_pos = (True, False, False, False, False), 0  # the 5th draw: the copy
+    got = four.schedule(1.0, 4 * MSS)
+    third_follower = 1.0 + 4 * 1500 * 8 / 10e6 + 0.05
+    assert got[0][0] == pytest.approx(third_follower + 0.05 + 1500 * 8 / 10e6 + 0.05)
+    assert [t for t, _ in got[1:]] == [got[0][0]] * 3  # held behind the hole
+
+
+@pytest.mark.parametrize("bad", [1.0, -0.1, 1.5, float("nan")])
+def test_a_loss_rate_outside_0_1_is_one_line(bad):
+    with pytest.raises(ProfileError, match=r"loss rate must be in \[0, 1\)"):
+        Profile("x", loss=bad)
+    with pytest.raises(ProfileError, match=r"loss rate must be in \[0, 1\)|bad loss rate"):
+        custom("4g", loss=str(bad))
+    assert custom("4g", loss="1%").loss == pytest.approx(0.01) and custom("4g", loss="0.02").loss == 0.02
+
+
+def test_jitter_distributions_are_seeded_and_exponential_only_adds():
+    for dist in ("normal", "uniform", "exponential"):
+        p = Profile("j", rtt_s=0.05, jitter_s=0.01, jitter_dist=dist)
+        a = [t for i in range(200) for t, _ in Direction(p, True, 0.0, seed=1).schedule(1.0 + i * 0.01, 10)]
+        b = [t for i in range(200) for t, _ in Direction(p, True, 0.0, seed=1).schedule(1.0 + i * 0.01, 10)]
+        assert a == b
+    d = Direction(Profile("e", rtt_s=0.05, jitter_s=0.01, jitter_dist="exponential"), True, 0.0, seed=2)
+    delays = [d.schedule(1.0 + i, 10)[0][0] - 1.0 - i for i in range(300)]
+    assert min(delays) >= 0.025 and statistics.mean(delays) == pytest.approx(0.035, abs=0.003)
+    with pytest.raises(ProfileError, match="choose one of normal, uniform, exponential"):
+        Profile("x", jitter_dist="pareto")
+
+
+# -- traces (pure) -----------------------------------------------------------------------------------------
+def test_a_trace_gives_one_1500_byte_packet_per_line_and_loops(tmp_path):
+    every_ms = tmp_path / "12mbit.trace"
+    every_ms.write_text("".join(f"{ms}\n" for ms in range(1, 101)))  # 100 opportunities in 100 ms, looping
+    assert mean_rate_bps(every_ms) == pytest.approx(12e6)
+    p = Profile("t", rtt_s=0.02, down_trace=str(every_ms), slow_start=False)
+    d = Direction(p, True, 0.0)
+    pieces = d.schedule(0.0, 250 * MSS)  # 250 full segments: one opportunity each, through 2.5 loops
+    assert [t for t, _ in pieces[:3]] == pytest.approx([0.02, 0.02, 0.02])  # the handshake holds the first ones
+    assert pieces[-1][0] == pytest.approx(0.250 + 0.01)
+    assert d.schedule(0.5005, 10)[0][0] == pytest.approx(0.501 + 0.01)  # unused opportunities are lost
+    shipped_ones = sorted(shipped())
+    assert shipped_ones == ["4g-us-2019-down.trace", "4g-us-2019-up.trace", "lte-2012-down.trace",
+                            "lte-2012-up.trace"]
+    assert mean_rate_bps("4g-us-2019-down.trace") == pytest.approx(21.3e6, rel=1e-3)
+    assert get_profile("4g-trace").down_trace == "4g-us-2019-down.trace" and not get_profile("4g-trace").only_delays
+
+
+def test_the_shipped_traces_are_what_the_seeded_generator_makes(tmp_path):
+    from mailstudy.link.tracegen import write_all
+
+    for made in write_all(tmp_path):
+        assert made.read_bytes() == shipped()[made.name].read_bytes(), made.name
+
+
+@pytest.mark.parametrize("text, words", [
+    ("", "is empty"),
+    ("# nothing\n\n", "is empty"),
+    ("1\n2\nfast\n", "line 3: 'fast' is not a number"),
+    ("1\n5\n3\n", "line 3: 3 ms comes before the line above"),
+    ("0\n0\n", "the last time is 0 ms"),
+    ("1\n-4\n", "line 2: '-4' is not a time >= 0 ms"),
+])
+def test_a_bad_trace_is_one_line_naming_the_line(tmp_path, text, words):
+    bad = tmp_path / "bad.trace"
+    bad.write_text(text)
+    with pytest.raises(TraceError) as e:
+        custom("4g", down_trace=str(bad))
+    assert words in str(e.value) and "bad.trace" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(TraceError, match="cannot be read"):
+        custom("4g", up_trace=str(tmp_path / "missing.trace"))
+    lossy = tmp_path / "loss.txt"
+    lossy.write_text("0\n1\n2\n")
+    with pytest.raises(TraceError, match="line 3: '2' is not 0"):
+        Direction(Profile("l", down_bps=1e6, loss_trace=str(lossy)), True, 0.0)
 
 
 # -- the model (pure) ------------------------------------------------------------------------------------------
 def test_the_model_is_the_formula():
-    p = Profile("m", rtt_s=0.1, down_bps=8e6, up_bps=8e5)  # 1 MB/s down, 100 kB/s up
+    p = Profile("m", rtt_s=0.1, down_bps=8e6, up_bps=8e5).simple()  # 1 MB/s down, 100 kB/s up; no TCP terms
     streamed = ((0.0, 500_000), (0.2, 500_000))  # produced while the first half is still being serialized
     s = Session(0.001, (RoundTrip(100, 1_000_000, answer=streamed, before_list=True),
                         RoundTrip(1000, 500_000, work_s=0.9, pause_s=0.05, before_list=False, opens=True)))
@@ -113,7 +261,7 @@ def test_the_model_is_the_formula():
     assert m["time_to_list_s"] == pytest.approx(greeting + first)
     assert m["duration_s"] == pytest.approx(greeting + first + 0.05 + second)
     assert m["open_waits_s"] == pytest.approx([second]) and m["open_median_s"] == pytest.approx(second)
-    on = predict(s, replace(p, slow_start=True))
+    on = predict(s, replace(p, slow_start=True, header_bytes=HEADER_BYTES))
     assert on["duration_s"] > m["duration_s"]
 
 
@@ -251,6 +399,19 @@ def test_counts_through_the_link_equal_loopback(server_kind):
         assert lo["profile"] == "loopback" and lo["down_bps"] is None
         # every round trip and the handshake pay at least one RTT: a bound the relay guarantees
         assert hi["duration_s"] >= 0.055 * (hi["round_trips"] + 1)
+
+
+@pytest.mark.parametrize("profile", ["4g-trace", replace(PROFILES["3g"], name="3g-lossy", loss=0.02)])
+def test_a_trace_driven_or_lossy_link_keeps_loopbacks_counts_exactly(profile):
+    """Bytes, commands and round trips through a link that varies its rate or loses segments equal loopback's:
+    the link only delays bytes (a lost segment is delivered late, never dropped or reordered)."""
+    for protocol in ("imap", "pop3"):
+        base = Experiment(protocol=protocol, messages=8, read_fraction=0.5, seed=4)
+        (lo,) = run_experiment(base)
+        (hi,) = run_experiment(replace(base, profile=profile))
+        assert {k: hi[k] for k in COUNTS} == {k: lo[k] for k in COUNTS}
+        assert hi["integrity_ok"] is True and hi["duration_s"] >= get_profile(profile).rtt_s * (hi["round_trips"] + 1)
+    assert hi["profile"] == get_profile(profile).name and (hi["down_trace"] or hi["loss"])
 
 
 @pytest.mark.parametrize("profile", ["4g", "lan"])

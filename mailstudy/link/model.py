@@ -37,9 +37,16 @@ STARTTLS exchange, the handshake's flights (1 with TLS 1.3, whose client Finishe
 
 With the request and the answer in one piece each this is T_f = T_(f-1) + g_f + R + u_f / B_up + o_f + d_f / B_down: one RTT and the
 bytes over the bandwidth per flight, plus the server's and the client's own time. An answer the server streams
-while it works overlaps its serialization with that work (the queue), as the link does. When the profile turns
-slow start on, ``Direction`` applies it (a first window of 10 x 1448 B, doubling each RTT until the link is full),
-carried across flights, each direction on its own.
+while it works overlaps its serialization with that work (the queue), as the link does. The TCP terms are the
+link's own (:mod:`mailstudy.link.schedule`), carried across flights, each direction on its own: every segment of
+at most 1448 B serializes with its 52 B of TCP/IP header (so d / B becomes (d + 52 ceil(d / 1448)) / B), the
+congestion window starts at 10 segments and grows per acknowledged byte while the flight fills it, restarts
+after an idle longer than the RTO, and never exceeds the receive window; a flight's bytes beyond the window wait
+for the acknowledgements of the ones ahead (each RTT/2 after their arrival). The queue assumed is one FIFO per
+direction at the bottleneck, large enough never to drop (loss comes only from the profile's loss rate or trace).
+With loss, the time is the expected one: the mean of :data:`LOSS_DRAWS` seeded draws of the link's rule (fast
+retransmit: one RTT after the third following segment arrives; else the RTO, SRTT + max(4 RTTVAR, 200 ms)).
+``Profile.simple()`` (tcp=simple) is the old formula: no window, no header bytes.
 
 Where c, g and o come from: a session through the baseline link (:data:`BASELINE`, RTT rho = 0.5 ms, no other
 shaping), less its own delays (2 rho from the greeting, rho from each answer, 2 rho from the answer to a flight
@@ -174,10 +181,10 @@ def session_of(x: Any) -> Session:
         return x
     if hasattr(x, "trace") and hasattr(x, "exchanges"):
         link = getattr(x, "link", None)
-        if link is not None and (link.down_bps or link.up_bps or link.jitter_s or link.slow_start):
+        if link is not None and not link.only_delays:
             raise ModelInputError(f"the model takes its work from a session on loopback or on a link that only "
                                   f"delays ({BASELINE.name!r}); this one went through {link.name!r}, which "
-                                  f"also limits bandwidth or adds jitter")
+                                  f"also limits bandwidth, adds jitter or loses segments")
         tr = x.trace
         wire = getattr(tr, "on_wire", tr.chunks)  # with TLS the records: the handshake's flights are flights too
         return session_from_chunks(wire, tr.t_connect_ns, tr.milestones.get("list_ready"), x.exchanges, 1e-9,
@@ -210,12 +217,30 @@ def _arrives(direction: Direction, t_in: float, nbytes: int) -> float:
     return pieces[-1][0] if pieces else max(t_in + direction.one_way, direction.earliest)
 
 
-def predict(session_or_flights: Any, profile: str | Profile) -> dict:
+#: Seeded draws the model averages when the profile loses segments (or adds one-sided jitter): the expected
+#: cost of loss, by the link's own rule, as a mean over this many draws (seeds 0..LOSS_DRAWS-1).
+LOSS_DRAWS = 20
+
+
+def predict(session_or_flights: Any, profile: str | Profile, draws: int | None = None) -> dict:
     """The model's times for a session on ``profile``: ``duration_s``, ``time_to_list_s``, ``open_waits_s``
-    (one per opened message, in order), ``open_median_s`` and ``open_p95_s``."""
+    (one per opened message, in order), ``open_median_s`` and ``open_p95_s``. On a lossy profile (or one whose
+    jitter is one-sided) each is the mean over ``draws`` seeded draws (default :data:`LOSS_DRAWS`): the
+    expected cost; otherwise jitter is left out (its mean is 0) and one pass is exact."""
     s = session_of(session_or_flights)
-    p = replace(get_profile(profile), jitter_s=0.0)
-    up, down = Direction(p, False, 0.0), Direction(p, True, 0.0)
+    p = get_profile(profile)
+    if not (p.loss or p.loss_trace or (p.jitter_s and p.jitter_dist == "exponential")):
+        return _predict_once(s, replace(p, jitter_s=0.0), 0)
+    runs = [_predict_once(s, p, f"model:{i}") for i in range(draws or LOSS_DRAWS)]
+    mean = {k: sum(r[k] for r in runs) / len(runs) for k in ("duration_s", "time_to_list_s")
+            if all(r[k] is not None for r in runs)}
+    opens = [sum(w) / len(runs) for w in zip(*(r["open_waits_s"] for r in runs))]
+    return {"duration_s": mean.get("duration_s"), "time_to_list_s": mean.get("time_to_list_s"),
+            "open_waits_s": opens, "open_median_s": percentile(opens, 50), "open_p95_s": percentile(opens, 95)}
+
+
+def _predict_once(s: Session, p: Profile, seed) -> dict:
+    up, down = Direction(p, False, 0.0, seed), Direction(p, True, 0.0, seed)
     setup = connection_setup(p.rtt_s)
     if s.client_first:  # a TLS ClientHello: the client's clock starts when connect() returns
         t = setup.client_ready_s
