@@ -159,11 +159,16 @@ def test_verdict_tolerances():
 def test_cli_writes_the_table_and_refuses_an_unknown_client(capture_and_dovecot, tmp_path):
     needs.program("mpop", "mpop")
     out = tmp_path / "calibration.csv"
-    done = run("calibrate", "--clients", "mpop", "--messages", "2", "--out", out)
+    caps = tmp_path / "captures"
+    done = run("calibrate", "--clients", "mpop", "--messages", "2", "--repeats", "2", "--captures", caps,
+               "--out", out)
     assert done.returncode == 0, done.stderr
     assert "mpop (Debian mpop" in done.stdout and "verdict, first sync:" in done.stdout
     rows = list(csv.DictReader(out.open()))
     assert [(r["phase"], r["side"]) for r in rows] == [("first sync", "real"), ("first sync", "profile"),
                                                       ("nothing new", "real"), ("nothing new", "profile")]
-    assert _verbs(rows[0]["verbs"])["RETR"] == 2
+    assert _verbs(rows[0]["verbs"])["RETR"] == 2 and {r["repeats"] for r in rows} == {"2"}
+    assert int(rows[0]["round_trips_min"]) <= int(rows[0]["round_trips"]) <= int(rows[0]["round_trips_max"])
+    kept = sorted(p.name for p in caps.iterdir())
+    assert len(kept) == 8 and "mpop-real-2-nothing-new.pcap" in kept  # 2 sides x 2 repeats x 2 phases
     one_line_error(run("calibrate", "--clients", "mutt9000"), "unknown client mutt9000")

@@ -26,6 +26,15 @@ def _clients(text: str) -> list[str]:
     return names
 
 
+def _repeats(text: str) -> int:
+    import argparse
+
+    n = count(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {text}")
+    return n
+
+
 def add_parser(sub) -> None:
     from mailstudy.live.real_clients import DEFAULT_TIMEOUT_S, REAL_CLIENTS
 
@@ -45,6 +54,10 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="the mailbox's seed (0)")
     p.add_argument("--timeout", type=seconds, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                    help=f"kill a real client that has not finished after this long ({DEFAULT_TIMEOUT_S:g})")
+    p.add_argument("--repeats", type=_repeats, default=1, metavar="N",
+                   help="run each side N times on fresh servers; round trips and bytes are the median (1)")
+    p.add_argument("--captures", metavar="DIR",
+                   help="keep every capture in DIR as CLIENT-SIDE-REPEAT-PHASE.pcap (default: not kept)")
     p.add_argument("--out", metavar="FILE.csv",
                    help="where the table goes (default: data/results/calibrate-SERVER.csv under the project root)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON, one object per line")
@@ -62,6 +75,15 @@ def run(args) -> int:
         folder = data_dir("results")
         folder.mkdir(parents=True, exist_ok=True)
         out = check_output(folder / f"calibrate-{args.server}.csv", what="calibration table")
+    if args.captures:
+        from pathlib import Path
+
+        from mailstudy.outputs import OutputError
+
+        captures = Path(args.captures)
+        if captures.exists() and not captures.is_dir():
+            raise OutputError(f"--captures {captures} is not a folder")
+        captures.mkdir(parents=True, exist_ok=True)
     backend, why = choose_backend("auto")
     if backend == "rebuilt":
         raise CaptureError(f"calibrate captures real clients, which needs tcpdump or scapy: {why}")
@@ -78,7 +100,7 @@ def run(args) -> int:
         print(f"calibrate: {name} ...", file=sys.stderr, flush=True)
 
     rows = calibrate(args.clients, args.server, messages=args.messages, seed=args.seed, timeout=args.timeout,
-                     progress=progress)
+                     repeats=args.repeats, captures=args.captures or None, progress=progress)
     write_rows(rows, out)
     if args.json:
         for row in rows:

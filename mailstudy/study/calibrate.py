@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 import subprocess
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import median_low
 
 from mailstudy import __version__
 from mailstudy.capture import Capture, CaptureError
@@ -61,8 +62,8 @@ PROFILE_FOR: dict[str, tuple[str, ...]] = {
 ROUND_TRIP_TOLERANCE = 1
 BYTES_TOLERANCE = 0.03
 COLUMNS = ("client", "package", "package_version", "profile", "server", "server_version", "messages", "seed",
-           "phase", "side", "status", "reason", "sessions", "commands", "round_trips", "bytes_up", "bytes_down",
-           "verbs", "verdict", "mailstudy_version")
+           "repeats", "phase", "side", "status", "reason", "sessions", "commands", "round_trips", "round_trips_min",
+           "round_trips_max", "bytes_up", "bytes_down", "verbs", "verdict", "mailstudy_version")
 
 
 @dataclass
@@ -77,6 +78,8 @@ class Measured:
     bytes_up: int = 0
     bytes_down: int = 0
     verbs: Counter = field(default_factory=Counter)
+    rt_min: int | None = None  # over repeats (None: one run)
+    rt_max: int | None = None
 
     @property
     def counted(self) -> bool:
@@ -216,30 +219,71 @@ def run_profile_side(profile: str, server: str, raws: list[bytes], work: Path) -
     return out
 
 
+def _combine(runs: list[dict[str, Measured]]) -> dict[str, Measured]:
+    """One Measured per phase from repeated runs: the median (low) round trips and bytes, the range of round
+    trips, the first run's commands by verb (a run whose commands differ from the first's is said in ``reason``);
+    a run that did not finish makes the phase's status its status."""
+    out = {}
+    for phase in PHASES:
+        ms = [r[phase] for r in runs]
+        bad = next((m for m in ms if m.status != "ok"), None)
+        if bad is not None:
+            out[phase] = bad
+            continue
+        first = ms[0]
+        m = Measured("ok", sessions=first.sessions, commands=first.commands, verbs=first.verbs,
+                     round_trips=median_low([x.round_trips for x in ms]),
+                     bytes_up=median_low([x.bytes_up for x in ms]), bytes_down=median_low([x.bytes_down for x in ms]),
+                     rt_min=min(x.round_trips for x in ms), rt_max=max(x.round_trips for x in ms))
+        if any(x.verbs != first.verbs for x in ms):
+            m.reason = "commands by verb differ between repeats: " + " / ".join(verbs_text(x.verbs) for x in ms)
+        out[phase] = m
+    return out
+
+
+def _keep_captures(work: Path, captures: Path, client: str, side: str, k: int) -> None:
+    for i, phase in enumerate(PHASES):
+        pcap = work / f"{side}-{i}.pcap"
+        if pcap.exists():
+            shutil.copyfile(pcap, captures / f"{client}-{side}-{k + 1}-{phase.replace(' ', '-')}.pcap")
+
+
 def calibrate_client(client: str, server: str = "dovecot", raws: list[bytes] | None = None,
-                     timeout: float = DEFAULT_TIMEOUT_S, work: str | Path | None = None, *, messages: int = 30,
-                     seed: int = 0) -> list[dict]:
+                     timeout: float = DEFAULT_TIMEOUT_S, *, messages: int = 30, seed: int = 0, repeats: int = 1,
+                     captures: str | Path | None = None) -> list[dict]:
     """Rows for one real client and its profile: per phase a ``real`` row and a ``profile`` row, each with the
-    phase's verdict. ``raws``: the mailbox (default: the seeded corpus of ``messages``)."""
+    phase's verdict. ``raws``: the mailbox (default: the seeded corpus of ``messages``). ``repeats``: run each side
+    this many times, each on a fresh server (round trips on the wire depend on when the server's answers cut a
+    pipelining client's writes; the rows give the median and the range). ``captures``: a folder to keep every
+    pcap in (named CLIENT-SIDE-REPEAT-PHASE.pcap); by default they go with the temporary folder."""
     if raws is None:
         from mailstudy.corpus import generate
 
         raws = [m.raw for m in generate(messages, seed=seed).messages]
+    if repeats < 1:
+        raise ValueError(f"repeats must be 1 or more, not {repeats}")
     rc = get_real_client(client)
-    own = work is None
-    folder = owned_tempdir("calibrate") if own else Path(work)
+    profile = profile_for(client)
+    folder = owned_tempdir("calibrate")
+    reals, profs, version = [], [], ""
     try:
-        real, version = run_real_side(client, server, raws, folder / "real", timeout)
-        profile = profile_for(client)
-        prof = run_profile_side(profile, server, raws, folder / "profile") if profile else {}
+        for k in range(repeats):
+            real, version = run_real_side(client, server, raws, folder / f"real-{k}", timeout)
+            reals.append(real)
+            if profile:
+                profs.append(run_profile_side(profile, server, raws, folder / f"profile-{k}"))
+            if captures is not None:
+                _keep_captures(folder / f"real-{k}", Path(captures), client, "real", k)
+                _keep_captures(folder / f"profile-{k}", Path(captures), client, "profile", k)
+            if any(m.status == "missing" for m in real.values()):
+                break  # nothing to repeat
     finally:
-        if own:
-            import shutil
-
-            shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
+    real = _combine(reals)
+    prof = _combine(profs) if profile else {}
     base = {"client": client, "package": rc.package, "package_version": package_version(rc.package),
             "profile": profile or "", "server": server, "server_version": version, "messages": len(raws),
-            "seed": seed, "mailstudy_version": __version__}
+            "seed": seed, "repeats": len(reals), "mailstudy_version": __version__}
     rows = []
     for phase in PHASES:
         v = verdict(real[phase], prof.get(phase) if profile else None)
@@ -248,15 +292,19 @@ def calibrate_client(client: str, server: str = "dovecot", raws: list[bytes] | N
                 continue
             rows.append({**base, "phase": phase, "side": side, "status": m.status, "reason": m.reason,
                          "sessions": m.sessions, "commands": m.commands, "round_trips": m.round_trips,
+                         "round_trips_min": m.rt_min if m.rt_min is not None else m.round_trips,
+                         "round_trips_max": m.rt_max if m.rt_max is not None else m.round_trips,
                          "bytes_up": m.bytes_up, "bytes_down": m.bytes_down, "verbs": verbs_text(m.verbs),
                          "verdict": v})
     return rows
 
 
 def calibrate(clients: list[str] | None = None, server: str = "dovecot", *, messages: int = 30, seed: int = 0,
-              timeout: float = DEFAULT_TIMEOUT_S, progress=None) -> list[dict]:
-    """Rows for every client in ``clients`` (default: all of :data:`REAL_CLIENTS`) on one seeded mailbox.
-    ``progress(client)`` is called before each client (a command line prints what it is doing)."""
+              timeout: float = DEFAULT_TIMEOUT_S, repeats: int = 1, captures: str | Path | None = None,
+              progress=None) -> list[dict]:
+    """Rows for every client in ``clients`` (default: all of :data:`REAL_CLIENTS`) on one seeded mailbox (see
+    :func:`calibrate_client` for ``repeats`` and ``captures``). ``progress(client)`` is called before each client
+    (a command line prints what it is doing)."""
     from mailstudy.corpus import generate
 
     names = list(clients or REAL_CLIENTS)
@@ -267,7 +315,8 @@ def calibrate(clients: list[str] | None = None, server: str = "dovecot", *, mess
     for name in names:
         if progress is not None:
             progress(name)
-        rows.extend(calibrate_client(name, server, raws, timeout, messages=messages, seed=seed))
+        rows.extend(calibrate_client(name, server, raws, timeout, messages=messages, seed=seed, repeats=repeats,
+                                     captures=captures))
     return rows
 
 
@@ -294,11 +343,16 @@ def format_tables(rows: list[dict]) -> str:
         r0 = rs[0]
         head = f"{client} (Debian {r0['package']} {r0['package_version'] or '?'})"
         head += f" vs profile {r0['profile']}" if r0["profile"] else " (no profile)"
-        out.append(f"{head}, on {r0['server']} {r0['server_version']}, {r0['messages']} messages, seed {r0['seed']}")
+        runs = f", median of {r0['repeats']} runs" if r0.get("repeats", 1) > 1 else ""
+        out.append(f"{head}, on {r0['server']} {r0['server_version']}, {r0['messages']} messages, seed {r0['seed']}"
+                   f"{runs}")
         table = [("phase", "side", "status", "commands", "round trips", "bytes up", "bytes down", "commands by verb")]
         for r in rs:
             status = r["status"] + (f" ({r['reason']})" if r["reason"] else "")
-            table.append((r["phase"], r["side"], status, str(r["commands"]), str(r["round_trips"]),
+            rt = str(r["round_trips"])
+            if r.get("round_trips_min") != r.get("round_trips_max"):
+                rt += f" ({r['round_trips_min']}-{r['round_trips_max']})"
+            table.append((r["phase"], r["side"], status, str(r["commands"]), rt,
                           f"{r['bytes_up']:,}", f"{r['bytes_down']:,}", r["verbs"]))
         widths = [max(len(t[i]) for t in table) for i in range(len(table[0]) - 1)]
         for t in table:
