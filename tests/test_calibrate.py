@@ -5,6 +5,7 @@ nothing running."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import socket
 import threading
@@ -169,6 +170,20 @@ def test_cli_writes_the_table_and_refuses_an_unknown_client(capture_and_dovecot,
                                                       ("nothing new", "real"), ("nothing new", "profile")]
     assert _verbs(rows[0]["verbs"])["RETR"] == 2 and {r["repeats"] for r in rows} == {"2"}
     assert int(rows[0]["round_trips_min"]) <= int(rows[0]["round_trips"]) <= int(rows[0]["round_trips_max"])
-    kept = sorted(p.name for p in caps.iterdir())
+    kept = sorted(p.name for p in caps.glob("*.pcap"))
     assert len(kept) == 8 and "mpop-real-2-nothing-new.pcap" in kept  # 2 sides x 2 repeats x 2 phases
+    # a profile's capture was checked against its socket trace: the sidecar says it holds every byte
+    sidecar = json.loads((caps / "mpop-profile-1-first-sync.pcap.json").read_text())
+    assert sidecar["complete"] is True and sidecar["bytes_down"] == int(rows[1]["bytes_down"])
     one_line_error(run("calibrate", "--clients", "mutt9000"), "unknown client mutt9000")
+
+
+def test_a_client_killed_for_time_says_so_in_its_rows(capture_and_dovecot):
+    needs.program("mpop", "mpop")
+    rows = calibrate(["mpop"], "dovecot", messages=2, timeout=0.001)  # no client finishes in a millisecond
+    first = _row(rows, "mpop", "first sync", "real")
+    assert first["status"] == "timeout" and first["reason"] == "killed after 0.001 s without finishing"
+    assert first["verdict"] == "not compared: the real client timeout"
+    later = _row(rows, "mpop", "nothing new", "real")
+    assert later["status"] == "not run" and later["reason"] == "the first sync timeout"
+    assert _row(rows, "mpop", "first sync", "profile")["status"] == "ok"  # the profile still ran

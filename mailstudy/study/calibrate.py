@@ -42,7 +42,7 @@ from mailstudy.live.real_clients import (
     run_real_client,
 )
 from mailstudy.offline.analyze import analyze_pcap
-from mailstudy.outputs import write_atomically
+from mailstudy.outputs import sidecar_path, write_atomically
 from mailstudy.processes import owned_tempdir
 from mailstudy.servers import make_server
 
@@ -132,16 +132,22 @@ def verdict(real: Measured, prof: Measured | None) -> str:
 
 
 # ---- one session, captured and read -------------------------------------------------------------------------
-def _measure(srv, pcap: Path, port: int, run) -> tuple[Measured, object]:
+def _measure(srv, pcap: Path, port: int, run, trace=None) -> tuple[Measured, object]:
     """Run ``run()`` under a capture of the server's ports and read the capture; returns what it measured and
-    what ``run()`` returned."""
+    what ``run()`` returned. ``trace(returned)``: the session's socket trace where there is one (a profile's),
+    to check the capture holds every byte the client saw (:meth:`Capture.finish`; a sidecar is written)."""
     with Capture(pcap, [srv.imap_port, srv.pop3_port]) as cap:
         if cap.rebuilt:
             raise CaptureError("calibrate needs a live capture (tcpdump or scapy: run as root or give tcpdump "
                                "CAP_NET_RAW); a real client has no socket trace to rebuild one from")
         got = run()
-    analysis = analyze_pcap(pcap, [port])
     m = Measured(status="ok")
+    if trace is not None:
+        report = cap.finish(trace(got), {"protocol": "imap" if port == srv.imap_port else "pop3",
+                                         "server": srv.name, "server_version": srv.version})
+        if not report.complete:
+            m.status, m.reason = "error", "; ".join(report.warnings)[:200] or "capture incomplete"
+    analysis = analyze_pcap(pcap, [port])
     for s in analysis.sessions:
         m.sessions += 1
         for key in ("commands", "round_trips", "bytes_up", "bytes_down"):
@@ -157,6 +163,11 @@ def _run_profile(name: str, srv, raws: list[bytes], device):
     account = Account(srv.host, srv.imap_port, srv.pop3_port, srv.account.user, srv.account.password,
                       Catalog(raws))
     return get_profile(name).run(account, device, set())
+
+
+def _profile_trace(outcome):
+    """The socket trace of a profile's sync session (what :func:`_run_profile` returned)."""
+    return outcome.result.trace
 
 
 def _new_device(name: str):
@@ -210,7 +221,7 @@ def run_profile_side(profile: str, server: str, raws: list[bytes], work: Path) -
         for i, phase in enumerate(PHASES):
             try:
                 m, _ = _measure(srv, work / f"profile-{i}.pcap", port,
-                                lambda: _run_profile(profile, srv, raws, device))
+                                lambda: _run_profile(profile, srv, raws, device), _profile_trace)
             except CaptureError:
                 raise  # no capture: nothing here can be measured, which is the command's error, not a row's
             except MailstudyError as exc:
@@ -244,8 +255,11 @@ def _combine(runs: list[dict[str, Measured]]) -> dict[str, Measured]:
 def _keep_captures(work: Path, captures: Path, client: str, side: str, k: int) -> None:
     for i, phase in enumerate(PHASES):
         pcap = work / f"{side}-{i}.pcap"
+        name = f"{client}-{side}-{k + 1}-{phase.replace(' ', '-')}.pcap"
         if pcap.exists():
-            shutil.copyfile(pcap, captures / f"{client}-{side}-{k + 1}-{phase.replace(' ', '-')}.pcap")
+            shutil.copyfile(pcap, captures / name)
+        if sidecar_path(pcap).exists():
+            shutil.copyfile(sidecar_path(pcap), sidecar_path(captures / name))
 
 
 def calibrate_client(client: str, server: str = "dovecot", raws: list[bytes] | None = None,
