@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import pwd
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Callable
 
 from mailstudy.errors import MailstudyError
-from mailstudy.processes import group_members, popen_tied, running, uninterrupted
+from mailstudy.processes import Guardian, group_members, popen_tied, running, uninterrupted
 
 DEFAULT_TIMEOUT_S = 60.0
 #: NeoMutt's index is up when its status bar counts the messages (``Msgs:30``) or says the folder is empty
@@ -235,7 +236,8 @@ REAL_CLIENTS: dict[str, RealClient] = {c.name: c for c in (
     RealClient("mbsync", "isync", "imap", ("mbsync",), _mbsync, note="AuthMechs PLAIN LOGIN, Create Near"),
     RealClient("offlineimap", "offlineimap3", "imap", ("offlineimap",), _offlineimap, note="ssl = no"),
     RealClient("getmail-imap", "getmail6", "imap", ("getmail",),
-               _getmail("SimpleIMAPRetriever", "mailboxes = (\"INBOX\",)"), note="an external MDA that appends to an mbox"),
+               _getmail("SimpleIMAPRetriever", "mailboxes = (\"INBOX\",)"),
+               note="an external MDA that appends to an mbox"),
     RealClient("mpop", "mpop", "pop3", ("mpop",), _mpop, note="tls off, auth user, keep on"),
     RealClient("getmail-pop3", "getmail6", "pop3", ("getmail",), _getmail("SimplePOP3Retriever"),
                note="an external MDA that appends to an mbox"),
@@ -341,14 +343,22 @@ def _run_in_tmux(client: RealClient, argv: list[str], d: Path, env: dict, tmux: 
     def tm(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([*base, *args], env=env, capture_output=True, text=True, timeout=10)
 
-    with uninterrupted():  # the tmux client exits at once; its server daemonizes (see below for its cleanup)
+    # The tmux client exits at once; its server daemonizes, out of popen_tied's reach: a guardian kills the
+    # server and NeoMutt's pane (its own process group) should mailstudy die before the finally below runs.
+    guardian = Guardian()
+    with uninterrupted():
         starter = popen_tied([*base, "new-session", "-d", "-x", "160", "-y", "48", "-s", "calibrate",
-                              " ".join(_sh_quote(a) for a in argv)], env=env, cwd=d, stdin=subprocess.DEVNULL,
+                              shlex.join(argv)], env=env, cwd=d, stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     out = starter.communicate(timeout=10)[0].decode(errors="replace")
     if starter.returncode != 0:
+        guardian.release()
         return RealRun(client.name, "failed", f"tmux could not start: {_tail(out, 200)}", starter.returncode)
-    server_pid = _tmux_pid(tm)
+    server_pid = _tmux_pid(tm, "pid")
+    pane_pid = _tmux_pid(tm, "pane_pid")
+    for pid, group in ((server_pid, False), (pane_pid, True)):
+        if pid is not None:
+            guardian.kill(pid, group)
     status, reason = "timeout", f"killed after {timeout:g} s: the index never showed"
     try:
         while time.monotonic() < deadline:
@@ -376,12 +386,13 @@ def _run_in_tmux(client: RealClient, argv: list[str], d: Path, env: dict, tmux: 
                 os.kill(server_pid, signal.SIGKILL)
         for pid in _neomutt_children(d):
             os.kill(pid, signal.SIGKILL)
-        starter.release()
+        guardian.release()
     return RealRun(client.name, status, reason, None, time.monotonic() - t0, _tail(screen))
 
 
-def _tmux_pid(tm) -> int | None:
-    got = tm("display-message", "-p", "-t", "calibrate", "#{pid}")
+def _tmux_pid(tm, what: str) -> int | None:
+    """The pid of tmux's server (``pid``) or of the program in the pane (``pane_pid``)."""
+    got = tm("display-message", "-p", "-t", "calibrate", f"#{{{what}}}")
     return int(got.stdout.strip()) if got.returncode == 0 and got.stdout.strip().isdigit() else None
 
 
@@ -399,12 +410,6 @@ def _neomutt_children(d: Path) -> list[int]:
         except OSError:
             continue
     return [p for p in found if p != os.getpid() and running(p)]
-
-
-def _sh_quote(s: str) -> str:
-    import shlex
-
-    return shlex.quote(s)
 
 
 __all__ = ["DEFAULT_TIMEOUT_S", "REAL_CLIENTS", "RealClient", "RealClientError", "RealRun", "Target",
