@@ -187,3 +187,32 @@ def test_a_client_killed_for_time_says_so_in_its_rows(capture_and_dovecot):
     later = _row(rows, "mpop", "nothing new", "real")
     assert later["status"] == "not run" and later["reason"] == "the first sync timeout"
     assert _row(rows, "mpop", "first sync", "profile")["status"] == "ok"  # the profile still ran
+
+
+def test_embedded_server_getmail_downloads_everything_again(tmp_path):
+    needs.tcpdump_capture()
+    needs.program("getmail", "getmail6")
+    rows = calibrate(["getmail-imap"], "embedded", messages=3, timeout=60)
+    first = _row(rows, "getmail-imap", "first sync", "real")
+    again = _row(rows, "getmail-imap", "nothing new", "real")
+    assert first["status"] == again["status"] == "ok" and first["verdict"] == "no profile"
+    # read_all is getmail6's default: the sync with nothing new fetches all three bodies again
+    assert _verbs(first["verbs"])["UID FETCH"] == _verbs(again["verbs"])["UID FETCH"] == 3
+    assert again["bytes_down"] >= first["bytes_down"] * 0.97
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--repeats", "0"], "must be 1 or more"),
+    (["--timeout", "-1"], "positive"),
+    (["--clients", ""], "unknown client"),
+])
+def test_cli_bad_values_are_one_line_errors(args, needle):
+    one_line_error(run("calibrate", *args), needle)
+
+
+def test_cli_refuses_outputs_it_cannot_write(tmp_path):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("mine")
+    one_line_error(run("calibrate", "--captures", not_a_folder, "--out", tmp_path / "t.csv"), "is not a folder")
+    one_line_error(run("calibrate", "--out", tmp_path), "is a folder")
+    assert not_a_folder.read_text() == "mine"
