@@ -17,7 +17,8 @@ sees (DESIGN "Words": a server answering mid-flight can split a flight), the sam
 
 Which profile claims to be which client: :data:`PROFILE_FOR` lists candidates, most specific first; the first
 that :mod:`mailstudy.live.client_profiles` defines is used (so a profile added later is picked up by its name).
-Running a profile session goes through :func:`_run_profile` alone: the one place that calls ``live``'s profile API.
+Every call into ``live``'s client-profile API is in one section below (``profile_for`` ... ``_profile_trace``), so a
+change there is one edit here.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ COLUMNS = ("client", "package", "package_version", "profile", "server", "server_
 class Measured:
     """One side of one phase: what the analyzer read from its capture."""
 
-    status: str  # "ok", "failed", "timeout", "missing", "error"
+    status: str  # "ok", "failed", "timeout", "missing", "not run" (an earlier phase did not finish), "error"
     reason: str = ""
     sessions: int = 0
     commands: int = 0
@@ -84,13 +85,6 @@ class Measured:
     @property
     def counted(self) -> bool:
         return self.status in ("ok", "failed", "timeout") and self.sessions > 0
-
-
-def profile_for(client: str) -> str | None:
-    """The client profile that claims to be the real client ``client``, or None."""
-    from mailstudy.live.client_profiles import CLIENTS
-
-    return next((p for p in PROFILE_FOR.get(client, ()) if p in CLIENTS), None)
 
 
 def package_version(package: str) -> str:
@@ -156,8 +150,28 @@ def _measure(srv, pcap: Path, port: int, run, trace=None) -> tuple[Measured, obj
     return m, got
 
 
+# ---- live's client profiles: every call into their API is in this section -----------------------------------
+def profile_for(client: str) -> str | None:
+    """The client profile that claims to be the real client ``client``, or None."""
+    from mailstudy.live.client_profiles import CLIENTS
+
+    return next((p for p in PROFILE_FOR.get(client, ()) if p in CLIENTS), None)
+
+
+def _profile_protocol(name: str) -> str:
+    from mailstudy.live.client_profiles import get_profile
+
+    return get_profile(name).protocol
+
+
+def _new_device(name: str):
+    from mailstudy.live.devices import Device
+
+    return Device(name=name)
+
+
 def _run_profile(name: str, srv, raws: list[bytes], device):
-    """One sync session of the profile ``name`` (the user opens nothing). The one call into ``live``'s profiles."""
+    """One sync session of the profile ``name`` on ``device`` (the user opens nothing)."""
     from mailstudy.live.client_profiles import Account, Catalog, get_profile
 
     account = Account(srv.host, srv.imap_port, srv.pop3_port, srv.account.user, srv.account.password,
@@ -170,12 +184,7 @@ def _profile_trace(outcome):
     return outcome.result.trace
 
 
-def _new_device(name: str):
-    from mailstudy.live.devices import Device
-
-    return Device(name=name)
-
-
+# ---- the two sides -------------------------------------------------------------------------------------------
 def _serve(kind: str, raws: list[bytes]):
     srv = make_server(kind)
     srv.mailboxes[srv.account.user] = list(raws)
@@ -215,9 +224,7 @@ def run_profile_side(profile: str, server: str, raws: list[bytes], work: Path) -
     work.mkdir(parents=True, exist_ok=True)
     device = _new_device(profile)
     with _serve(server, raws) as srv:
-        from mailstudy.live.client_profiles import get_profile
-
-        port = srv.imap_port if get_profile(profile).protocol == "imap" else srv.pop3_port
+        port = srv.imap_port if _profile_protocol(profile) == "imap" else srv.pop3_port
         for i, phase in enumerate(PHASES):
             try:
                 m, _ = _measure(srv, work / f"profile-{i}.pcap", port,
