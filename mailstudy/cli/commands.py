@@ -18,7 +18,7 @@ from mailstudy.cli.errors import EXIT_USAGE, fail
 
 #: Subcommands in the order ``--help`` lists them; each is the module ``mailstudy.cli.<name>``.
 COMMANDS = ("session", "serve", "study", "analyze", "redact", "replay", "fleet", "profiles", "breakeven",
-            "explore", "claims", "energy")
+            "explore", "claims", "energy", "calibrate")
 
 
 class Parser(argparse.ArgumentParser):
