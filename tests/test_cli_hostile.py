@@ -54,6 +54,8 @@ NUMERIC = [
     (["energy", "--fleet"], "--devices", NUMBERS + ("0", "100000000")),
     (["energy", "--fleet"], "--hours", NUMBERS + ("0", "1e12")), (["energy", "--fleet"], "--rate", NUMBERS + ("1e12",)),
     (["energy", "--fleet"], "--poll", NUMBERS + ("0", "0s", "1e9d")),
+    (["calibrate"], "--messages", NUMBERS), (["calibrate"], "--seed", NUMBERS),
+    (["calibrate"], "--timeout", NUMBERS + ("0",)), (["calibrate"], "--repeats", NUMBERS + ("0",)),
     (["explore"], "--port", NUMBERS + ("70000",)),
 ]
 NUMERIC_CASES = [pytest.param(head, opt, v, id=f"{head[0]} {opt} {v!r}") for head, opt, vs in NUMERIC for v in vs]

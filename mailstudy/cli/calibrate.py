@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 
-from mailstudy.cli.values import count, seconds
+from mailstudy.cli.values import count, seconds, seed
 
 
 def _clients(text: str) -> list[str]:
@@ -51,7 +51,7 @@ def add_parser(sub) -> None:
     p.add_argument("--server", choices=["dovecot", "embedded"], default="dovecot",
                    help="the server both sides talk to (dovecot: the reference)")
     p.add_argument("--messages", type=count, default=30, metavar="N", help="messages in the seeded mailbox (30)")
-    p.add_argument("--seed", type=int, default=0, help="the mailbox's seed (0)")
+    p.add_argument("--seed", type=seed, default=0, help="the mailbox's seed (0)")
     p.add_argument("--timeout", type=seconds, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                    help=f"kill a real client that has not finished after this long ({DEFAULT_TIMEOUT_S:g})")
     p.add_argument("--repeats", type=_repeats, default=1, metavar="N",
