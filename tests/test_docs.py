@@ -64,8 +64,5 @@ def test_no_machine_path_stale_promise_or_outside_design_note_in_the_package():
     assert _offences(_files(engine=False)) == []
 
 
-@pytest.mark.xfail(strict=True, reason="needs the engine refactor: live/client_profiles.py cites a file by an "
-                                       "absolute path, live/access.py cites DESIGN.md, live/fleet.py says 'when "
-                                       "it lands' (live/ is the engine helper's to edit)")
 def test_no_machine_path_stale_promise_or_outside_design_note_in_live():
     assert _offences(_files(engine=True)) == []

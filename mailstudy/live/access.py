@@ -1,6 +1,6 @@
 """Access strategies: header-first and download-all, over IMAP and POP3, with Python's own clients.
 
-Why: these are the two ways of reading mail the study compares (DESIGN.md, "Words"). Each strategy drives
+Why: these are the two ways of reading mail the study compares (docs/design.md, "Words"). Each strategy drives
 ``imaplib``/``poplib`` over a traced socket, checks every downloaded byte against the corpus, and turns the
 trace into metrics with the one sans-IO parser and the one metrics definition the pcap analysis uses too.
 

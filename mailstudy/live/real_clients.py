@@ -1,7 +1,7 @@
 """Run the REAL mail clients from Debian's packages against a mailstudy server, each with a generated config.
 
 Why: a client profile (:mod:`mailstudy.live.client_profiles`) claims to send what a real client sends; the only
-way to know is to run the real client beside it (DESIGN "Accuracy": a profile that claims to be a client is run
+way to know is to run the real client beside it (docs/design.md, "Accuracy",: a profile that claims to be a client is run
 beside that client). This module only *runs* a real client once against a host and port; capturing what it sent
 and scoring it against its profile is :mod:`mailstudy.study.calibrate`'s job.
 
@@ -9,7 +9,7 @@ Each client gets a private folder: its config, its state (UIDL lists, maildirs, 
 ``HOME`` of its own, so the user's ``~/.config`` is never read or written, and a second run in the same folder is
 the client's "sync with nothing new". Configs keep each client's defaults except what a run on loopback without a
 person needs: plain text (the servers run without TLS here; each config says so), where to deliver, and the
-login. How each client is driven comes from ``/work/shared/research/clients.md`` (observed on this machine kind):
+login. How each client is driven (observed on this machine kind; docs/calibration.md has what each sends):
 ``mpop -C RC ACCOUNT``, ``getmail --rcfile RC``, ``offlineimap -c RC -o``, ``mbsync -c RC CHANNEL``,
 ``fetchmail -f RC``, and NeoMutt in a detached tmux pane driven with ``send-keys``.
 

@@ -1,7 +1,7 @@
 """Calibration: each real client and the client profile that claims to be it, on the same server and mailbox,
 both captured and both read by the project's analyzer, scored side by side.
 
-Why: the study's answers are only as good as its client profiles, and DESIGN "Accuracy" asks that a profile
+Why: the study's answers are only as good as its client profiles, and docs/design.md, "Accuracy", asks that a profile
 claiming to be a client is run beside that client with the difference printed. For each real client
 (:mod:`mailstudy.live.real_clients`) this runs, on a fresh server holding the same seeded mailbox, the real client
 twice (a first sync, then a sync with nothing new) and then, on another fresh server with the same mailbox, its
@@ -13,7 +13,7 @@ by the one definition, on the wire.
 The verdict, per phase: *agrees* when the commands by verb are equal, round trips within +-1 and bytes each way
 within 3 % (the issue's tolerances, ours to choose); otherwise *differs* and by how much. A client with no
 profile gets its measured rows and the verdict ``no profile``. Round trips here are the wire count a capture
-sees (DESIGN "Words": a server answering mid-flight can split a flight), the same for both sides.
+sees (docs/design.md, "Words": a server answering mid-flight can split a flight), the same for both sides.
 
 Which profile claims to be which client: :data:`PROFILE_FOR` lists candidates, most specific first; the first
 that :mod:`mailstudy.live.client_profiles` defines is used (so a profile added later is picked up by its name).
