@@ -33,7 +33,7 @@ from mailstudy.protocol import pop3 as _pop3
 from mailstudy.wire import DOWN, UP
 from mailstudy.wire import flights as wire_flights
 
-__all__ = ["Arrow", "LadderError", "flights", "ladder", "save_ladder"]
+__all__ = ["Arrow", "LadderError", "flights", "ladder", "ladder_to_scale", "save_ladder"]
 
 X_CLIENT, X_SERVER = 0.0, 1.0
 SLANT = 0.55  # rows an arrow descends while it crosses: the travel it stands for
@@ -233,6 +233,9 @@ def ladder(source: Any, ax=None, max_rows: int = 60, title: str | None = None) -
     first_down = next((f for f in fl if f.direction == DOWN), None)
     greeting_flight = first_down if first_down is not None and first_down.index == 0 else None
 
+    tls_from = next((f for f in fl if f.index > 0 and _tls_kind(f)), None)
+    if tls_from is not None and _tls_kind(fl[0]):
+        tls_from = None  # TLS from the first byte: nothing was plaintext
     ticks, tick_labels = [], []
     row = 0
     for part in (head, None, tail):
@@ -249,6 +252,10 @@ def ladder(source: Any, ax=None, max_rows: int = 60, title: str | None = None) -
                 row += 1
             continue
         for f in part:
+            if f is tls_from:  # plaintext first (STARTTLS/STLS), TLS records from this flight on
+                ax.axhline(row - 0.2, color=COLORS["tls"], linestyle="--", linewidth=1.0, zorder=2)
+                ax.text(1.04, row - 0.25, "encrypted from here (TLS) ▼", ha="right", va="bottom", fontsize=8.5,
+                        color=COLORS["tls"], zorder=4)
             text, colour = label(f, greeting=f is greeting_flight)
             start, end = ((X_CLIENT, X_SERVER) if f.direction == UP else (X_SERVER, X_CLIENT))
             ax.annotate("", xy=(end, row + SLANT), xytext=(start, row),
@@ -288,3 +295,49 @@ def save_ladder(source: Any, path: str | os.PathLike, max_rows: int = 60, title:
     finally:
         plt.close(fig)
     return os.fspath(path)
+
+
+def ladder_to_scale(sources: list, titles: list[str] | None = None, label_gap: float = 0.035) -> Figure:
+    """Ladders of one or more sessions side by side, drawn to scale on one time axis (ms since connect).
+
+    Where :func:`ladder` gives each flight its own row, here an arrow leaves its side at the flight's first byte
+    and reaches the other at its last, so what takes long looks long and two sessions compare at a glance. A
+    label is written only where it does not overlap the one above it (``label_gap``: the share of the axis
+    between two labels); the row ladder keeps every label.
+    """
+    if not sources:
+        raise LadderError("ladder_to_scale() needs at least one session")
+    titles = list(titles or [""] * len(sources))
+    drawn = [(_session(src), flights(src)) for src in sources]
+    t_max = max((f.t_end for _, fl in drawn for f in fl), default=0.0) * 1e3 or 1.0
+    fig, axes = plt.subplots(1, len(sources), figsize=(5.2 * len(sources), 7.5), sharey=True, squeeze=False)
+    for ax, (s, fl), title in zip(axes[0], drawn, titles):
+        for x, name in ((X_CLIENT, "client"), (X_SERVER, "server")):
+            ax.plot([x, x], [0, t_max * 1.02], color="#444444", linewidth=1.4, zorder=1)
+            ax.text(x, -0.02 * t_max, name, ha="center", va="bottom", fontsize=9, fontweight="bold")
+        last_label = -1e9
+        first_down = next((f for f in fl if f.direction == DOWN), None)
+        for f in fl:
+            a, b = f.t_start * 1e3, max(f.t_end * 1e3, f.t_start * 1e3 + t_max * 0.004)
+            start, end = (X_CLIENT, X_SERVER) if f.direction == UP else (X_SERVER, X_CLIENT)
+            text, colour = label(f, greeting=f is first_down and f.index == 0)
+            ax.annotate("", xy=(end, b), xytext=(start, a),
+                        arrowprops=dict(arrowstyle="-|>", color=COLORS[colour], linewidth=1.0, shrinkA=0,
+                                        shrinkB=0), zorder=3)
+            if a - last_label >= label_gap * t_max:
+                ax.text(0.5, (a + b) / 2, _shorten(text, 34), ha="center", va="center", fontsize=7,
+                        family="monospace", color=COLORS[colour],
+                        bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.85), zorder=4)
+                last_label = a
+        ax.set_xlim(-0.08, 1.08)
+        ax.set_xticks([])
+        ups = sum(n for d, _, n, _ in s.chunks if d == UP)
+        downs = sum(n for d, _, n, _ in s.chunks if d == DOWN)
+        n_up = sum(1 for f in fl if f.direction == UP)
+        ax.set_title(f"{title}\n{n_up} client flights, {ups:,} B up, {downs:,} B down", fontsize=9, loc="left")
+        for side in ("top", "right", "bottom"):
+            ax.spines[side].set_visible(False)
+    axes[0][0].set_ylim(t_max * 1.04, -0.06 * t_max)
+    axes[0][0].set_ylabel("time since connect (ms)")
+    fig.tight_layout()
+    return fig
