@@ -231,3 +231,31 @@ def test_explore_without_its_notebook_is_a_one_line_error(tmp_path):
     out = subprocess.run([sys.executable, "-m", "mailstudy.cli", "explore", "--notebook", str(tmp_path / "x.ipynb")],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "no such notebook" in out.stderr
+
+
+def test_the_imaps_example_opens_with_the_key_log_beside_it():
+    pcap = ex.example_captures()["imaps"]
+    analysis = ex.open_capture(pcap)
+    (s,) = analysis.sessions
+    assert s.decrypted and "[decrypted]" in ex.session_options(analysis)[0][0]
+    assert "decrypted with imaps.keylog" in s.warnings[0] and "918 up / 9,038 down" in s.warnings[0]
+    assert not any("not IMAP or POP3" in w for w in analysis.warnings)
+    if not shutil.which("tshark"):
+        pytest.skip("tshark (the independent oracle) is not installed")
+    port = 45209  # the sidecar's port
+    out = subprocess.run(["tshark", "-r", str(pcap), "-o", f"tls.keylog_file:{pcap.with_suffix('.keylog')}",
+                          "-d", f"tcp.port=={port},tls", "-d", f"tls.port=={port},imap", "-Y", "imap.request",
+                          "-T", "fields", "-e", "imap.request"], capture_output=True, text=True, timeout=120)
+    theirs = [line.strip() for line in out.stdout.splitlines() if line.strip()]
+    ours = [" ".join(p for p in (e.tag, e.command, e.arguments) if p) for e in s.exchanges]
+    assert ours == theirs and len(ours) == 6
+    text = views.exchange_text(s, 1)["command"]  # LOGIN: the key log reveals it, the explorer still masks it
+    assert "throwaway-not-a-secret" not in text and text.startswith("ENOI1 LOGIN ***")
+
+
+def test_a_wrong_key_log_is_a_warning_not_a_crash(tmp_path):
+    pcap = tmp_path / "imaps.pcap"
+    shutil.copy(ex.example_captures()["imaps"], pcap)
+    (tmp_path / "imaps.keylog").write_text("# nothing useful\nCLIENT_RANDOM 00 11\n")
+    with pytest.raises(ex.ExplorerError, match="no IMAP or POP3 session found.*not decrypted with imaps.keylog"):
+        ex.open_capture(pcap)

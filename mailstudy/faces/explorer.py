@@ -105,12 +105,14 @@ def open_capture(path: str | os.PathLike, keylog: str | os.PathLike | None = Non
     except PcapError as exc:
         raise ExplorerError(_student_words(exc, path, shown)) from None
     keylog = Path(keylog) if keylog else path.with_suffix(".keylog")
+    before = list(analysis.warnings)
     if keylog.is_file():
         from mailstudy.offline.decrypt import add_decrypted_sessions
 
         add_decrypted_sessions(analysis, keylog)
     if not analysis.sessions:
-        why = f"; {analysis.warnings[0]}" if analysis.warnings else ""
+        said = [w for w in analysis.warnings if w not in before] + analysis.warnings  # the key log's word first
+        why = f"; {said[0]}" if said else ""
         raise ExplorerError(f"{shown}: no IMAP or POP3 session found ({analysis.connections} TCP connections)"
                             f"{why}")
     return analysis

@@ -279,7 +279,8 @@ def ladder(source: Any, ax=None, max_rows: int = 60, title: str | None = None) -
         downs = sum(n for d, _, n, _ in s.chunks if d == DOWN)
         client_flights = sum(1 for f in fl if f.direction == UP)
         what = f"{n_ex} exchanges" if n_ex or not s.encrypted else "commands hidden by TLS"
-        title = (f"{s.protocol.upper()}{' (encrypted)' if s.encrypted else ''}: {what}, "
+        tls = " (decrypted from TLS with a key log)" if getattr(source, "decrypted", False) else " (encrypted)"
+        title = (f"{s.protocol.upper()}{tls if s.encrypted else ''}: {what}, "
                  f"{client_flights} client flights, {ups:,} B up, {downs:,} B down "
                  f"(time = first byte, ms since connect)")
     ax.set_title(title, fontsize=10, loc="left", pad=30)
