@@ -259,3 +259,72 @@ def test_a_wrong_key_log_is_a_warning_not_a_crash(tmp_path):
     (tmp_path / "imaps.keylog").write_text("# nothing useful\nCLIENT_RANDOM 00 11\n")
     with pytest.raises(ex.ExplorerError, match="no IMAP or POP3 session found.*not decrypted with imaps.keylog"):
         ex.open_capture(pcap)
+
+
+def _explore(tmp_path, token: str) -> tuple[subprocess.Popen, str]:
+    """``mailstudy explore`` on a free port with ``token`` given by environment; returns it and its URL line,
+    read once it is printed (which is once Voilà listens)."""
+    env = {**os.environ, "MAILSTUDY_EXPLORE_TOKEN": token, "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "mailstudy.cli", "explore", "--port", "0"], cwd=ex.project_root(),
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    return proc, line
+
+
+def _wait_gone(path_glob, tmp_path, deadline_s: float = 60) -> list:
+    import time
+
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end and list(tmp_path.glob(path_glob)):
+        time.sleep(0.2)
+    return list(tmp_path.glob(path_glob))
+
+
+@pytest.mark.slow
+def test_explore_prints_its_url_once_listening_and_stops_with_128_plus_signal(tmp_path):
+    import signal
+    import socket
+    import urllib.parse
+
+    token = "not-in-the-process-list-42"
+    finished = subprocess.Popen(["true"])  # its pid no longer runs: the owner of what a kill -9 of a tree left
+    finished.wait()
+    dead = tmp_path / f"mailstudy-explore-{finished.pid}-left"
+    dead.mkdir()
+    (dead / "kernel-x.json").write_text("{}")
+    proc, line = _explore(tmp_path, token)
+    try:
+        assert "?token=" + token in line, line
+        assert not dead.exists()  # swept at the start
+        port = urllib.parse.urlparse(line.split(" at ")[1].split()[0]).port
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()  # listening when the URL is printed
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                assert token.encode() not in cmdline.read_bytes()
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                pass
+        (home,) = tmp_path.glob("mailstudy-explore-*")
+        assert (home / "voila.json").stat().st_mode & 0o077 == 0
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 128 + signal.SIGTERM
+        assert "stopped by SIGTERM" in proc.stderr.read()
+        assert not list(tmp_path.glob("mailstudy-explore-*"))  # config and connection files removed
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.slow
+def test_explore_killed_leaves_no_connection_files(tmp_path):
+    proc, line = _explore(tmp_path, "tok")
+    try:
+        assert "?token=tok" in line
+        assert list(tmp_path.glob("mailstudy-explore-*"))
+        proc.kill()  # SIGKILL: no cleanup of its own; the guardian removes the folder
+        proc.wait()
+        assert _wait_gone("mailstudy-explore-*", tmp_path) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
