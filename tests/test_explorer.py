@@ -58,10 +58,11 @@ def test_widget_shows_errors_as_one_line_and_clears_the_screen():
     # nothing under the error belongs to another capture, and the example list names none
     assert e.exchanges.value == "" and e.ladder.layout.display == "none" and e.session.options == ()
     assert e.capture.value == "" and "Pick a capture" in e.status.value
-    e.capture.value = "imap-header-first"  # picking the same example again opens it again
-    assert e.exchanges.value == shown[0] and e.error.value == ""
     e.open_button.click()  # a retry after an error opens again, and fails again
     assert "no such file" in e.error.value and e.exchanges.value == ""
+    e.capture.value = "imap-header-first"  # picking the same example again opens it again
+    assert e.exchanges.value == shown[0] and e.error.value == ""
+    assert e.path.value == ""  # the path box names no other file than the one on screen
     e.path.value = str(PEER / "pop3.pcap")
     assert e.error.value == "" and len(e.session.options) == 7
     assert e.session.value == 6 and "session #6" in e.exchanges.value  # the busiest session, not the empty #0
@@ -184,6 +185,7 @@ def test_compare_two_sessions_side_by_side():
     e = ex.Explorer()
     e.capture.value = "imap-header-first"
     e.keep_button.click()
+    assert "now open another session" in e.compare_table.value and e.compare.layout.display == "none"
     e.capture.value = "pop3-keep"
     table = e.compare_table.value
     assert "A: imap-header-first #0" in table and "B: pop3-keep #0" in table

@@ -88,7 +88,8 @@ def _wait_listening(port: int, proc: subprocess.Popen, log: Path) -> None:
 
 
 def _start(argv: list[str], cwd: Path, port: int, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "MAILSTUDY_ROOT": str(cwd), "JUPYTER_RUNTIME_DIR": str(cwd / ".runtime"),
+    (cwd / "tmp").mkdir(exist_ok=True)
+    env = {**os.environ, "MAILSTUDY_ROOT": str(cwd), "JUPYTER_RUNTIME_DIR": str(cwd / ".runtime"), "TMPDIR": str(cwd / "tmp"),
            "JUPYTER_CONFIG_DIR": str(cwd / ".config"), "JUPYTERLAB_WORKSPACES_DIR": str(cwd / ".workspaces")}
     with open(log, "wb") as fh:
         proc = subprocess.Popen(argv, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, env=env,
@@ -147,6 +148,8 @@ def _exercise(page, shot: str) -> None:
     except Exception:
         page.screenshot(path=str(BUILD / f"{shot}-never-ready.png"), full_page=True)  # what the page showed
         raise
+    # before a capture is picked: no broken image icons (the images are hidden until they have a picture)
+    assert page.locator("img.ms-ladder").is_hidden() and page.locator("img.ms-bytes").is_hidden()
     before = _state(page)
     page.locator(".ms-capture select").select_option(label="imap-header-first")
     after = _wait_changed(page, before, "picking imap-header-first")
@@ -161,7 +164,10 @@ def _exercise(page, shot: str) -> None:
     page.locator(".ms-path input").fill(str(multi))
     page.locator(".ms-open").click()
     after_open = _wait_changed(page, after, "opening a capture by path")
-    assert "POP3 session #0" in after_open[0]
+    assert "POP3 session #6" in after_open[0]  # the busiest session opens first, not the empty #0
+    page.wait_for_function("() => document.querySelector('.ms-capture select').selectedIndex === 0",
+                           timeout=READY_S * 1000)  # the example list no longer names imap-header-first
+    assert "[empty]" in page.locator(".ms-session select option").first.inner_text()
     page.locator(".ms-session select").select_option(index=3)
     after_pick = _wait_changed(page, after_open, "picking session #3")
     assert "POP3 session #3" in after_pick[0]
@@ -176,7 +182,11 @@ def _exercise(page, shot: str) -> None:
     text = error.inner_text().strip()
     assert "not a pcap" in text and "notes.pcap" in text, text
     assert "\n" not in text and "Traceback" not in page.locator(".ms-explorer").inner_text()
-    assert _state(page) == after_pick  # a bad upload loses nothing: the last good session stays on screen
+    # nothing of the last capture stays under the error, and the refused file is not counted
+    page.wait_for_function("() => !document.querySelector('.ms-exchanges').innerText.trim()",
+                           timeout=READY_S * 1000)
+    assert page.locator("img.ms-ladder").is_hidden()
+    assert page.locator(".ms-upload").inner_text().strip().endswith("(0)")
     page.screenshot(path=str(BUILD / f"{shot}-bad-upload.png"), full_page=True)
 
 
@@ -189,6 +199,9 @@ def _run_live(page, shot: str) -> None:
     page.locator(".ms-live-messages input").fill("3")
     page.locator(".ms-live-messages input").press("Enter")
     page.locator(".ms-live-run").click()
+    # it cannot be pressed again while the session runs, and the page says it is busy
+    page.wait_for_function("() => document.querySelector('.ms-live-run').disabled", timeout=READY_S * 1000)
+    assert "working" in page.locator(".ms-busy").inner_text()
     # the bad upload's error stays on screen until a new action starts, which clears it
     page.wait_for_function("() => !document.querySelector('.ms-error').innerText.trim()", timeout=READY_S * 1000)
     after = _wait_changed(page, before, "running a live session")
@@ -197,6 +210,39 @@ def _run_live(page, shot: str) -> None:
     assert "POP3 session #0" in after[0]
     assert after[0].count("RETR") == 3, after[0]  # the three messages asked for, each downloaded once
     page.screenshot(path=str(BUILD / f"{shot}-live.png"), full_page=True)
+    page.wait_for_function("() => !document.querySelector('.ms-live-run').disabled", timeout=READY_S * 1000)
+    page.wait_for_function("() => !document.querySelector('.ms-busy').innerText.trim()", timeout=READY_S * 1000)
+
+
+def _teach(page, shot: str) -> None:
+    """The imaps example opens with its key log; an exchange reads as text; two sessions compare."""
+    before = _state(page)
+    page.locator(".ms-capture select").select_option(label="imaps")
+    # the bad upload's error stays on screen until a new action starts, which clears it
+    page.wait_for_function("() => !document.querySelector('.ms-error').innerText.trim()", timeout=READY_S * 1000)
+    after = _wait_changed(page, before, "picking imaps")
+    assert "LOGIN" in after[0] and "UID FETCH" in after[0] and "decrypted with a TLS key log" in after[0]
+    assert "decrypted with imaps.keylog" in page.locator(".ms-warnings").inner_text()
+    page.locator(".ms-exchange select").select_option(index=1)  # LOGIN
+    text = page.locator(".ms-exchange-text")
+    text.filter(has_text="client → server").wait_for(timeout=READY_S * 1000)
+    shown = text.inner_text()
+    assert "LOGIN ***" in shown and "throwaway-not-a-secret" not in shown, shown
+    page.screenshot(path=str(BUILD / f"{shot}-imaps-exchange.png"), full_page=True)
+    page.locator(".ms-keep").click()
+    page.locator(".ms-compare-table").filter(has_text="now open another session").wait_for(timeout=READY_S * 1000)
+    page.locator(".ms-capture select").select_option(label="pop3-keep")
+    page.locator(".ms-compare-table").filter(has_text="B: pop3-keep #0").wait_for(timeout=READY_S * 1000)
+    table = page.locator(".ms-compare-table").inner_text()
+    assert "A: imaps #0" in table and "31,149" in table, table
+    page.wait_for_function("el => el.complete && el.naturalHeight > 0",
+                           arg=page.locator("img.ms-compare").element_handle(), timeout=READY_S * 1000)
+    page.locator(".ms-compare").screenshot(path=str(BUILD / f"{shot}-compare.png"))
+    page.screenshot(path=str(BUILD / f"{shot}-compare-page.png"), full_page=True)
+
+
+def _kernel_files(workspace: Path) -> list[Path]:
+    return list((workspace / "tmp").glob("mailstudy-explore-*/voila_*/kernel-*.json"))
 
 
 def test_explorer_in_jupyterlab(browser, workspace):
@@ -239,8 +285,17 @@ def test_explorer_served_by_mailstudy_explore(browser, workspace):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{base}/?token={token}")
         _exercise(page, "explorer-voila")
+        _teach(page, "explorer-voila")
         _run_live(page, "explorer-voila")
         assert "Traceback" not in page.content()
+        assert len(_kernel_files(workspace)) == 1
+        # leaving the page shuts its kernel down (Voilà's "beforeunload" beacon; headless chromium's page.close()
+        # does not send it, so the test leaves the page the way a student navigates away)
+        page.goto("about:blank")
         page.close()
+        deadline = time.monotonic() + READY_S
+        while _kernel_files(workspace) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _kernel_files(workspace) == []
     finally:
         _stop(proc)

@@ -71,7 +71,12 @@ READY_S = 120  # seconds Voilà may take to listen on a busy machine
 def voila_config(token: str, home: Path) -> dict:
     """What goes into ``voila.json`` in mailstudy's own folder: the token (never on a command line, where the
     process list shows it), the folder for kernel connection files, and culling of kernels no page uses."""
-    return {"Voila": {"token": token, "connection_dir_root": str(home)},
+    # disable_check_xsrf: Voilà's page shuts its kernel down on "beforeunload" with a POST carrying the _xsrf
+    # cookie, but Voilà 0.5 never sets that cookie, so the POST is refused (403, "'_xsrf' argument missing") and
+    # every visit leaves its kernel. What the check would guard here is only that POST (a kernel's UUID needed);
+    # the kernel websocket checks its origin on its own.
+    return {"Voila": {"token": token, "connection_dir_root": str(home),
+                      "tornado_settings": {"disable_check_xsrf": True}},
             "MappingKernelManager": {"cull_idle_timeout": CULL_IDLE_S, "cull_interval": CULL_INTERVAL_S,
                                      "cull_connected": False}}
 
@@ -81,7 +86,7 @@ def voila_command(notebook: Path, port: int, config_dir: Path, open_browser: boo
     ``voila.json`` (:func:`voila_config`)."""
     voila = shutil.which("voila", path=os.path.dirname(sys.executable)) or shutil.which("voila")
     cmd = [voila or "voila", str(notebook), f"--port={port}", "--Voila.ip=127.0.0.1", "--Voila.port_retries=0",
-           f"--Voila.config_file_paths={json.dumps([str(config_dir)])}"]
+           f"--Voila.config_file_paths={config_dir}"]
     if not open_browser:
         cmd.append("--no-browser")
     return cmd

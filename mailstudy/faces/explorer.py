@@ -35,7 +35,7 @@ from mailstudy.study.parameters import known_profiles
 
 __all__ = ["Explorer", "ExplorerError", "example_captures", "open_capture", "open_upload", "session_options",
            "exchanges_html", "ladder_png", "bytes_png", "live_capture", "one_line",
-           "examples_summary", "save_example_bytes", "short_path", "compare_png", "busiest_session"]
+           "examples_summary", "save_example_bytes", "short_path", "compare_png", "busiest_session", "shown_from_root"]
 
 #: Columns of the exchanges table a student sees (credentials are already ``***`` in ``arguments``).
 TABLE_COLUMNS = ["index", "command", "arguments", "status", "t_sent_s", "latency_s", "bytes_up", "bytes_down"]
@@ -225,16 +225,28 @@ def live_capture(protocol: str = "imap", strategy: str = "header-first", message
 
 
 def examples_summary(folder: str | os.PathLike | None = None):
-    """One row per session of every example capture: what the notebook's static copy shows."""
+    """One row per session of every example capture (TLS ones opened with the key log beside them): what the
+    notebook's static copy shows, with column names in words and their units."""
     import pandas as pd
 
-    frames = [analyze_pcap(p).sessions_frame().assign(capture=name)
+    frames = [open_capture(p, shown=name).sessions_frame().assign(capture=name)
               for name, p in example_captures(folder).items()]
     if not frames:
         raise ExplorerError(f"no example captures (*.pcap) in {folder or project_root() / 'captures'}")
-    cols = ["capture", "session", "protocol", "encrypted", "bytes_up", "bytes_down", "commands", "round_trips",
-            "duration_s"]
-    return pd.concat(frames, ignore_index=True)[cols]
+    frame = pd.concat(frames, ignore_index=True)
+    frame["duration_s"] = (frame["duration_s"] * 1000).round(3)
+    words = {"capture": "capture", "session": "session", "protocol": "protocol", "encrypted": "TLS",
+             "bytes_up": "bytes up", "bytes_down": "bytes down", "commands": "commands",
+             "round_trips": "round trips", "duration_s": "duration (ms)"}
+    return frame[list(words)].rename(columns=words)
+
+
+def shown_from_root(path: str | os.PathLike) -> str:
+    """``path`` relative to the project root when it lies under it (what a notebook prints), else shortened."""
+    try:
+        return str(Path(path).resolve().relative_to(project_root()))
+    except ValueError:
+        return short_path(path)
 
 
 def save_example_bytes(folder: str | os.PathLike | None = None, name: str = "imap-header-first",
@@ -360,10 +372,10 @@ class Explorer:
                 self.fail(exc)
             finally:
                 if busy:
+                    self.busy.value = ""
                     for c, d in zip(self._controls, was):
                         c.disabled = d
                     self.keep_button.disabled = self.analysis is None
-                    self.busy.value = ""
 
         return call
 
@@ -399,6 +411,7 @@ class Explorer:
     # ---- actions ----------------------------------------------------------------------------------------------
     def pick_example(self, name: str) -> None:
         if name:
+            self._set_quietly(self.path, value="")
             self.show(open_capture(self.examples[name], shown=name), name, source="example")
 
     def open_path(self, path: str) -> None:
@@ -420,6 +433,7 @@ class Explorer:
         if not files:
             return
         f = files[0]
+        self._set_quietly(self.path, value="")
         try:
             analysis = open_upload(f["name"], bytes(f["content"]))
         except Exception:
@@ -428,6 +442,7 @@ class Explorer:
         self.show(analysis, f["name"], source="upload")
 
     def run_live(self) -> None:
+        self._set_quietly(self.path, value="")
         self.status.value = "<i>running a live session…</i>"
         analysis, row = live_capture(self.live_protocol.value, self.live_strategy.value,
                                      int(self.live_messages.value), self.live_profile.value,
@@ -447,6 +462,8 @@ class Explorer:
             self._set_quietly(self.capture, value="")
         if source != "upload":
             self._set_quietly(self.upload, value=())
+        if source != "path":
+            self._set_quietly(self.path, value="")  # the box names no other file than the one on screen
         self.status.value = (f"<b>{html.escape(name)}</b>: {len(analysis.sessions)} mail session(s), "
                              f"{analysis.stats.packets_total:,} packets")
         first = busiest_session(analysis)
@@ -489,7 +506,12 @@ class Explorer:
             return
         a, name_a = self.kept
         b = self.analysis.sessions[int(self.session.value)]
+        if b is a:
+            self.compare_table.value = (f"<p>Kept <b>A: {html.escape(name_a)}</b>; now open another session to "
+                                        f"compare with it.</p>")
+            self.compare.layout.display = "none"
+            return
         name_b = f"{self.name} #{b.index}"
-        self.compare_table.value = views.compare_html(a, b, name_a, name_b)
-        self.compare.value = compare_png(a, b, name_a, name_b)
+        table, picture = views.compare_html(a, b, name_a, name_b), compare_png(a, b, name_a, name_b)
+        self.compare_table.value, self.compare.value = table, picture  # set together, as the other views
         self.compare.layout.display = None

@@ -160,7 +160,8 @@ def exchanges_html(session, analysis=None, max_rows: int = 2000, scroll_px: int 
              f'<table class="ms-table"><thead><tr>{heading}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
              f'</div><style>.ms-table th{{position:sticky;top:0;background:#fff}}'
              f'.ms-table td,.ms-table th{{padding:2px 8px;text-align:right}}'
-             f'.ms-table td:nth-child(2),.ms-table td:nth-child(3){{text-align:left}}'
+             f'.ms-table td:nth-child(2),.ms-table td:nth-child(3),.ms-table th:nth-child(2),'
+             f'.ms-table th:nth-child(3){{text-align:left}}'
              f'.ms-encrypted-row td{{text-align:left;background:#eeeeee}}</style>')
     return head + table + more
 
@@ -271,5 +272,5 @@ def compare_html(a, b, name_a: str, name_b: str) -> str:
             ("duration (ms)", "duration_s", fmt_ms))
     body = "".join(f"<tr><td>{html.escape(label)}</td><td>{f(a.metrics.get(key))}</td>"
                    f"<td>{f(b.metrics.get(key))}</td></tr>" for label, key, f in rows)
-    return (f'<table class="ms-table ms-compare-table"><thead><tr><th></th><th>A: {html.escape(name_a)}</th>'
+    return (f'<table class="ms-table ms-compare-totals"><thead><tr><th></th><th>A: {html.escape(name_a)}</th>'
             f"<th>B: {html.escape(name_b)}</th></tr></thead><tbody>{body}</tbody></table>")
