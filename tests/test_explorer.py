@@ -330,3 +330,23 @@ def test_explore_killed_leaves_no_connection_files(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_network_slider_replays_the_session_through_the_model():
+    from mailstudy.faces.ladder import replayed
+    from mailstudy.link import model
+
+    s = ex.open_capture(ex.example_captures()["pop3-keep"]).sessions[0]
+    arrows = replayed(s, "4g")
+    whole = model.session_from_chunks(s.connection.chunk_tuples, s.t_start, exchanges=s.exchanges, time_scale=1.0)
+    assert arrows[-1].t_end == pytest.approx(model.predict(whole, "4g")["duration_s"])  # the model's own total
+    assert all(a.t_end >= a.t_start for a in arrows)
+    assert all(b.t_start >= a.t_start for a, b in zip(arrows, arrows[1:]))  # time flows down
+    e = ex.Explorer()
+    e.capture.value = "pop3-keep"
+    assert "on 4g" in e.network_summary.value and bytes(e.network_ladder.value).startswith(PNG)
+    e.network.value = "satellite-geo"
+    assert "on satellite-geo" in e.network_summary.value and e.error.value == ""
+    slow = float(e.network_summary.value.split("<b>")[2].split(" ms")[0].replace(",", ""))
+    fast = float(ex.on_network(s, "4g")[0].split("<b>")[2].split(" ms")[0].replace(",", ""))
+    assert slow > fast > s.metrics["duration_s"] * 1000  # POP3's round trip per message costs more on a slower link

@@ -35,7 +35,7 @@ from mailstudy.study.parameters import known_profiles
 
 __all__ = ["Explorer", "ExplorerError", "example_captures", "open_capture", "open_upload", "session_options",
            "exchanges_html", "ladder_png", "bytes_png", "live_capture", "one_line",
-           "examples_summary", "save_example_bytes", "short_path", "compare_png", "busiest_session", "shown_from_root"]
+           "examples_summary", "save_example_bytes", "short_path", "compare_png", "busiest_session", "shown_from_root", "on_network"]
 
 #: Columns of the exchanges table a student sees (credentials are already ``***`` in ``arguments``).
 TABLE_COLUMNS = ["index", "command", "arguments", "status", "t_sent_s", "latency_s", "bytes_up", "bytes_down"]
@@ -194,6 +194,24 @@ def compare_png(a: SessionAnalysis, b: SessionAnalysis, name_a: str, name_b: str
     return _png(ladder_to_scale([a, b], [f"A: {name_a}", f"B: {name_b}"]))
 
 
+def on_network(session: SessionAnalysis, profile: str, title: str = "") -> tuple[str, bytes]:
+    """(one line of HTML, PNG): the session's time as captured and on ``profile`` (its flights replayed through
+    the model, :func:`mailstudy.faces.ladder.replayed`), and both ladders to scale on one time axis."""
+    from mailstudy.faces.ladder import ladder_on, replayed
+    from mailstudy.link.profiles import get_profile
+
+    p = get_profile(profile)
+    arrows = replayed(session, p)
+    modelled = max((a.t_end for a in arrows), default=0.0)
+    trips = session.metrics["round_trips"]
+    line = (f"<p><b>on {html.escape(p.name)}</b> (round trip {p.rtt_s * 1000:,.0f} ms; the model replays this "
+            f"session's flights): <b>{views.fmt_ms(modelled)} ms</b>, against "
+            f"{views.fmt_ms(session.metrics['duration_s'])} ms as captured. Its {trips:,} round trips alone wait "
+            f"{trips * p.rtt_s * 1000:,.0f} ms there (plus the greeting's). The profile's source: "
+            f"{html.escape(p.source or 'mailstudy')}</p>")
+    return line, _png(ladder_on(session, [p], title, replays=[arrows]))
+
+
 def live_capture(protocol: str = "imap", strategy: str = "header-first", messages: int = 5,
                  profile: str = "loopback", seed: int = 0, folder: str | os.PathLike | None = None,
                  read_fraction: float = 0.4) -> tuple[Analysis, dict]:
@@ -305,6 +323,13 @@ class Explorer:
         self.exchange_text = w.HTML(value="")
         self.ladder = w.Image(format="png", layout=w.Layout(max_width="900px", display="none"))
         self.bytes = w.Image(format="png", layout=w.Layout(max_width="700px", display="none"))
+        networks = [p for p in known_profiles() if p != "loopback"]
+        self.network = w.SelectionSlider(options=networks or ["loopback"], value=("4g" if "4g" in networks else
+                                                                                  (networks or ["loopback"])[0]),
+                                         description="Network", continuous_update=False,
+                                         layout=w.Layout(width="60%"))
+        self.network_summary = w.HTML(value="")
+        self.network_ladder = w.Image(format="png", layout=w.Layout(max_width="1000px", display="none"))
         self.keep_button = w.Button(description="Keep this session for comparison", icon="thumb-tack",
                                     layout=w.Layout(width="auto"), disabled=True)
         self.compare_table = w.HTML(value="")
@@ -322,12 +347,14 @@ class Explorer:
                             (self.exchange_text, "ms-exchange-text"), (self.ladder, "ms-ladder"),
                             (self.bytes, "ms-bytes"), (self.keep_button, "ms-keep"),
                             (self.compare_table, "ms-compare-table"), (self.compare, "ms-compare"),
+                            (self.network, "ms-network"), (self.network_summary, "ms-network-summary"),
+                            (self.network_ladder, "ms-network-ladder"),
                             (self.live_protocol, "ms-live-protocol"), (self.live_strategy, "ms-live-strategy"),
                             (self.live_profile, "ms-live-profile"), (self.live_messages, "ms-live-messages"),
                             (self.live_button, "ms-live-run")):
             widget.add_class(cls)
         self._controls = (self.capture, self.path, self.open_button, self.upload, self.session, self.exchange,
-                          self.live_button, self.keep_button)
+                          self.live_button, self.keep_button, self.network)
         self.capture.observe(self._guarded(lambda ch: self.pick_example(ch["new"])), names="value")
         self.open_button.on_click(self._guarded(lambda _b: self.open_typed_path(clicked=True)))
         self.path.observe(self._guarded(lambda _ch: self.open_typed_path()), names="value")
@@ -335,6 +362,7 @@ class Explorer:
         self.session.observe(self._guarded(lambda ch: self.pick_session(ch["new"])), names="value")
         self.exchange.observe(self._guarded(lambda ch: self.pick_exchange(ch["new"]), busy=False), names="value")
         self.keep_button.on_click(self._guarded(lambda _b: self.keep_for_compare()))
+        self.network.observe(self._guarded(lambda ch: self.pick_network(ch["new"])), names="value")
         self._live_folder: Path | None = None
         self.live_button.on_click(self._guarded(lambda _b: self.run_live()))
         live = w.VBox([w.HTML("<b>Run a live session</b>: a fresh embedded server, one captured session"),
@@ -348,6 +376,8 @@ class Explorer:
                           w.HBox([self.exchange, self.exchange_text]),
                           w.HTML("<b>Ladder</b> (client left, server right, time down)"), self.ladder,
                           w.HTML("<b>Bytes per exchange</b>"), self.bytes,
+                          w.HTML("<b>On another network</b>: the same flights replayed through the model, drawn to "
+                                 "scale in time"), self.network, self.network_summary, self.network_ladder,
                           w.HTML("<b>Compare two sessions</b>: keep one, then open another (a capture, a "
                                  "session or a live run)"), self.keep_button, self.compare_table, self.compare])
         self.ui.add_class("ms-explorer")
@@ -400,7 +430,8 @@ class Explorer:
         self.status.value = "<i>Pick a capture to begin.</i>"
         for widget in (self.warnings, self.exchanges, self.exchange_text):
             widget.value = ""
-        for img in (self.ladder, self.bytes):
+        self.network_summary.value = ""
+        for img in (self.ladder, self.bytes, self.network_ladder):
             img.layout.display = "none"
             img.value = b""
         self._set_quietly(self.session, options=[])
@@ -480,12 +511,23 @@ class Explorer:
         table = exchanges_html(s, analysis=self.analysis)
         ladder, chart = ladder_png(s, title=title), bytes_png(s, title=f"Bytes per exchange: {title}")
         choices = views.exchange_choices(s)
+        on_network = self._network_views(s)
         self.warnings.value, self.exchanges.value = warnings, table
         self.ladder.value, self.bytes.value = ladder, chart
-        self.ladder.layout.display = self.bytes.layout.display = None
+        self.network_summary.value, self.network_ladder.value = on_network
+        self.ladder.layout.display = self.bytes.layout.display = self.network_ladder.layout.display = None
         self._set_quietly(self.exchange, options=choices, value=None)
         self.exchange_text.value = "<i>click an exchange on the left</i>" if choices else ""
         self._show_compare()
+
+    def _network_views(self, s: SessionAnalysis) -> tuple[str, bytes]:
+        return on_network(s, self.network.value, title=f"#{s.index}")
+
+    def pick_network(self, name) -> None:
+        if self.analysis is None or name is None:
+            return
+        s = self.analysis.sessions[int(self.session.value)]
+        self.network_summary.value, self.network_ladder.value = self._network_views(s)
 
     def pick_exchange(self, index) -> None:
         if self.analysis is None or index is None:

@@ -33,7 +33,7 @@ from mailstudy.protocol import pop3 as _pop3
 from mailstudy.wire import DOWN, UP
 from mailstudy.wire import flights as wire_flights
 
-__all__ = ["Arrow", "LadderError", "flights", "ladder", "ladder_to_scale", "save_ladder"]
+__all__ = ["Arrow", "LadderError", "flights", "ladder", "ladder_on", "ladder_to_scale", "replayed", "save_ladder"]
 
 X_CLIENT, X_SERVER = 0.0, 1.0
 SLANT = 0.55  # rows an arrow descends while it crosses: the travel it stands for
@@ -310,8 +310,68 @@ def ladder_to_scale(sources: list, titles: list[str] | None = None, label_gap: f
         raise LadderError("ladder_to_scale() needs at least one session")
     titles = list(titles or [""] * len(sources))
     drawn = [(_session(src), flights(src)) for src in sources]
+    return _draw_to_scale(drawn, titles, label_gap)
+
+
+def replayed(source: Any, profile: Any) -> list[Arrow]:
+    """The session's flights as they would go on ``profile`` (a name or a
+    :class:`~mailstudy.link.profiles.Profile`), replayed through the model (:func:`mailstudy.link.model.predict`).
+
+    The model gives when each answer's last byte reaches the client (``predict`` of the first k round trips); a
+    request leaves its pause after the answer before it. Where the request reaches the server is drawn as ours:
+    half the round trip plus its bytes over the upload rate after it leaves (the model's slow start and queueing
+    of requests are not drawn). A capture taken on a real network keeps that network's delays in the work the
+    model replays, so it can only look slower than the profile alone."""
+    from mailstudy.link import model
+    from mailstudy.link.profiles import get_profile
+
+    p = profile if hasattr(profile, "rtt_s") else get_profile(profile)
+    s = _session(source)
+    chunks = [(d, t, b"\0" * n) for d, t, n, _ in s.chunks if n]
+    ex = s.exchanges
+    msession = model.session_from_chunks(chunks, s.t0, exchanges=ex, time_scale=s.scale)
+    arrows = [Arrow(a.direction, a.t_start, a.t_end, a.nbytes, a.first, a.starts, a.completes, a.index)
+              for a in flights(source)]
+
+    def answer_at(k: int) -> float:
+        part = model.Session(msession.greeting_s, msession.round_trips[:k], 0.0, msession.greeting_bytes)
+        return model.predict(part, p)["duration_s"]
+
+    done = answer_at(0)
+    k = 0
+    i = 0
+    if arrows and arrows[0].direction == DOWN:  # the greeting
+        arrows[0].t_start, arrows[0].t_end = max(0.0, done - p.rtt_s / 2), done
+        i = 1
+    while i < len(arrows) and k < len(msession.round_trips):
+        trip = msession.round_trips[k]
+        sent = done + trip.pause_s
+        up = arrows[i]
+        arrive = sent + p.rtt_s / 2 + (up.nbytes * 8 / p.up_bps if p.up_bps else 0.0)
+        up.t_start, up.t_end = sent, arrive
+        done = answer_at(k + 1)
+        if i + 1 < len(arrows) and arrows[i + 1].direction == DOWN:
+            arrows[i + 1].t_start, arrows[i + 1].t_end = max(arrive, done - p.rtt_s / 2), done
+            i += 1
+        i += 1
+        k += 1
+    return arrows
+
+
+def ladder_on(source: Any, profiles: list, title: str = "", replays: list | None = None) -> Figure:
+    """The session as captured beside the same session replayed on each of ``profiles`` (:func:`replayed`, or
+    the arrows given in ``replays``), to scale on one time axis."""
+    s = _session(source)
+    replays = replays if replays is not None else [replayed(source, p) for p in profiles]
+    drawn = [(s, flights(source))] + [(s, r) for r in replays]
+    names = [f"{title} as captured"] + [f"on {getattr(p, 'name', p)} (model)" for p in profiles]
+    return _draw_to_scale(drawn, names, 0.035)
+
+
+def _draw_to_scale(drawn: list, titles: list, label_gap: float) -> Figure:
+    """Draw ``(session, arrows)`` pairs side by side on one time axis (ms)."""
     t_max = max((f.t_end for _, fl in drawn for f in fl), default=0.0) * 1e3 or 1.0
-    fig, axes = plt.subplots(1, len(sources), figsize=(5.2 * len(sources), 7.5), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(drawn), figsize=(5.2 * len(drawn), 7.5), sharey=True, squeeze=False)
     for ax, (s, fl), title in zip(axes[0], drawn, titles):
         for x, name in ((X_CLIENT, "client"), (X_SERVER, "server")):
             ax.plot([x, x], [0, t_max * 1.02], color="#444444", linewidth=1.4, zorder=1)
