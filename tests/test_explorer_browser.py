@@ -241,6 +241,18 @@ def _teach(page, shot: str) -> None:
     page.screenshot(path=str(BUILD / f"{shot}-compare-page.png"), full_page=True)
 
 
+def _network(page, shot: str) -> None:
+    """Move the network slider one step: the session is replayed on the next profile and drawn to scale."""
+    summary = page.locator(".ms-network-summary")
+    summary.filter(has_text="on 4g").wait_for(timeout=READY_S * 1000)
+    page.locator(".ms-network .noUi-handle").focus()
+    page.keyboard.press("ArrowRight")
+    summary.filter(has_text="on lte-2012").wait_for(timeout=READY_S * 1000)
+    page.wait_for_function("el => el.complete && el.naturalHeight > 0",
+                           arg=page.locator("img.ms-network-ladder").element_handle(), timeout=READY_S * 1000)
+    page.locator(".ms-network-ladder").screenshot(path=str(BUILD / f"{shot}-network.png"))
+
+
 def _kernel_files(workspace: Path) -> list[Path]:
     return list((workspace / "tmp").glob("mailstudy-explore-*/voila_*/kernel-*.json"))
 
@@ -286,6 +298,7 @@ def test_explorer_served_by_mailstudy_explore(browser, workspace):
         page.goto(f"{base}/?token={token}")
         _exercise(page, "explorer-voila")
         _teach(page, "explorer-voila")
+        _network(page, "explorer-voila")
         _run_live(page, "explorer-voila")
         assert "Traceback" not in page.content()
         assert len(_kernel_files(workspace)) == 1
@@ -297,5 +310,56 @@ def test_explorer_served_by_mailstudy_explore(browser, workspace):
         while _kernel_files(workspace) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert _kernel_files(workspace) == []
+    finally:
+        _stop(proc)
+
+
+def test_notebook_02_runs_all_in_jupyterlab(browser, tmp_path):
+    """Opened in JupyterLab from the checkout, the kernel starts in notebooks/: Run All must still find captures/
+    and write build/ under the project root (it failed at its second cell when its paths were relative)."""
+    import json
+
+    (tmp_path / "notebooks").mkdir()
+    nb = json.loads((ROOT / "notebooks" / "02-what-crosses-the-wire.ipynb").read_text())
+    first = nb["cells"][[c["cell_type"] for c in nb["cells"]].index("code")]
+    first["source"] = "".join(first["source"]).replace("QUICK = False", "QUICK = True")
+    (tmp_path / "notebooks" / "02-what-crosses-the-wire.ipynb").write_text(json.dumps(nb))
+    shutil.copytree(ROOT / "captures", tmp_path / "captures")
+    BUILD.mkdir(exist_ok=True)
+    port, token = _free_port(), "mailstudy-test-token"
+    proc = _start([sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+                   f"--ServerApp.port={port}", f"--IdentityProvider.token={token}", "--allow-root",
+                   f"--ServerApp.root_dir={tmp_path}", "--LabApp.expose_app_in_browser=True",
+                   "--ServerApp.port_retries=0"],
+                  tmp_path, port, tmp_path / "lab.log")
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"http://127.0.0.1:{port}/lab/tree/notebooks/02-what-crosses-the-wire.ipynb?token={token}")
+        page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands.isEnabled("
+                               "'notebook:run-all-cells')", timeout=READY_S * 1000)
+        accept = page.locator(".jp-Dialog .jp-mod-accept")
+        try:
+            accept.wait_for(timeout=10_000)
+            accept.click()
+        except Exception:
+            pass  # no kernel dialog this time
+        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+        # JupyterLab 4 renders only the cells near the viewport, so the notebook's model is asked, not the page
+        cells = ("() => window.jupyterapp.shell.currentWidget.content.widgets.filter(c => c.model.type === 'code')")
+        done = (f"() => {{ const w = window.jupyterapp.shell.currentWidget; const cs = ({cells})();"
+                f" return cs.length > 0 && cs.every(c => c.model.executionCount > 0)"
+                f" && w.sessionContext.session.kernel.status === 'idle'; }}")
+        try:
+            page.wait_for_function(done, timeout=READY_S * 3000)
+        finally:
+            page.screenshot(path=str(BUILD / "notebook-02-run-all.png"), full_page=True)
+        errors = page.evaluate(f"() => ({cells})().flatMap(c => c.model.outputs.toJSON())"
+                               f".filter(o => o.output_type === 'error').map(o => o.ename + ': ' + o.evalue)")
+        assert errors == []
+        n_code = sum(c["cell_type"] == "code" for c in nb["cells"])
+        assert page.evaluate(f"() => ({cells})().length") == n_code
+        assert (tmp_path / "build" / "live-pop3.pcap").exists() and not (tmp_path / "notebooks" / "build").exists()
+        assert (tmp_path / "data" / "figures" / "ladder-pop3-pipelined.png").exists()
+        page.close()
     finally:
         _stop(proc)
