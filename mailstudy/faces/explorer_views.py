@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 from mailstudy.protocol.events import Encrypted, Greeting, Span
+from mailstudy.protocol.metrics import exchange_rows
 from mailstudy.wire import DOWN, UP
 
 __all__ = ["short_path", "session_marks", "busiest_session", "session_label", "exchanges_html", "warnings_html",
@@ -136,8 +137,7 @@ def exchanges_html(session, analysis=None, max_rows: int = 2000, scroll_px: int 
     """The session's summary line and its exchanges table (scrolled when long), with a row that marks where the
     session became encrypted."""
     m = session.metrics
-    frame = session.exchanges_frame()
-    records = frame.to_dict("records")
+    records = exchange_rows(session.exchanges, time_scale=1.0, t_start=session.t_start)
     head = (f"<p><b>{html.escape(session.protocol.upper())}</b> session #{session.index}: "
             f"{m['commands']:,} commands, {m['round_trips']:,} round trips, {m['bytes_up']:,} B up, "
             f"{m['bytes_down']:,} B down, {fmt_ms(m['duration_s'])} ms</p>")

@@ -24,8 +24,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import matplotlib.pyplot as plt  # headless runs fall back to the Agg backend by themselves
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
 
 from mailstudy.errors import MailstudyError
 from mailstudy.protocol import imap as _imap
@@ -212,6 +214,8 @@ def ladder(source: Any, ax=None, max_rows: int = 60, title: str | None = None) -
     One arrow (an annotation artist) per flight shown; label texts are separate text artists. ``max_rows``
     bounds the rows drawn: beyond it the middle flights are replaced by a note "… N exchanges …".
     """
+    import matplotlib.pyplot as plt  # here: flights and labels need none (static page)
+
     if not isinstance(max_rows, int) or isinstance(max_rows, bool) or max_rows < 3:
         raise LadderError(f"max_rows must be a whole number >= 3, not {max_rows!r}")
     s = _session(source)
@@ -290,6 +294,8 @@ def ladder(source: Any, ax=None, max_rows: int = 60, title: str | None = None) -
 def save_ladder(source: Any, path: str | os.PathLike, max_rows: int = 60, title: str | None = None,
                 dpi: int = 110) -> str:
     """Draw :func:`ladder` and write it to ``path`` (the format follows the suffix: .png, .svg, .pdf)."""
+    import matplotlib.pyplot as plt  # here: flights and labels need none (static page)
+
     fig = ladder(source, max_rows=max_rows, title=title)
     try:
         fig.savefig(os.fspath(path), dpi=dpi)
@@ -370,6 +376,8 @@ def ladder_on(source: Any, profiles: list, title: str = "", replays: list | None
 
 def _draw_to_scale(drawn: list, titles: list, label_gap: float) -> Figure:
     """Draw ``(session, arrows)`` pairs side by side on one time axis (ms)."""
+    import matplotlib.pyplot as plt  # here: flights and labels need none (static page)
+
     t_max = max((f.t_end for _, fl in drawn for f in fl), default=0.0) * 1e3 or 1.0
     fig, axes = plt.subplots(1, len(drawn), figsize=(5.2 * len(drawn), 7.5), sharey=True, squeeze=False)
     for ax, (s, fl), title in zip(axes[0], drawn, titles):

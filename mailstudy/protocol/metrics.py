@@ -111,6 +111,15 @@ def exchanges_frame(exchanges: Iterable[Exchange], time_scale: float = 1e-9, t_s
     """A pandas DataFrame, one row per exchange in the order sent; times in seconds (from ``t_start`` if given)."""
     import pandas as pd
 
+    frame = pd.DataFrame(exchange_rows(exchanges, time_scale, t_start), columns=FRAME_COLUMNS)
+    for col in ("t_sent_s", "t_first_response_s", "t_done_s", "latency_s"):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
+    return frame
+
+
+def exchange_rows(exchanges: Iterable[Exchange], time_scale: float = 1e-9, t_start: Any = None) -> list[dict]:
+    """The rows of :func:`exchanges_frame` as plain dicts (``FRAME_COLUMNS``; a missing time is None): what a
+    caller without pandas reads (the explorer's static page)."""
     t0 = 0 if t_start is None else t_start
 
     def secs(t: Any) -> float | None:
@@ -134,7 +143,4 @@ def exchanges_frame(exchanges: Iterable[Exchange], time_scale: float = 1e-9, t_s
                 "bytes_down": e.bytes_down,
             }
         )
-    frame = pd.DataFrame(rows, columns=FRAME_COLUMNS)
-    for col in ("t_sent_s", "t_first_response_s", "t_done_s", "latency_s"):
-        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
-    return frame
+    return rows
