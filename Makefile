@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: study study-quick test bench bench-fleet clean
+.PHONY: study study-quick test bench bench-fleet clean explorer-site
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,15 @@ bench: $(STAMP)
 
 bench-fleet: $(STAMP)
 	$(BIN)/python bench/fleet.py
+
+# The explorer as a folder of files that opens from disk (mailstudy/faces/static_site.py): Pyodide from npm.
+PYODIDE ?= 314.0.8
+build/npm/pyodide-$(PYODIDE).tgz:
+	mkdir -p build/npm
+	cd build/npm && npm pack pyodide@$(PYODIDE) --silent
+
+explorer-site: $(STAMP) build/npm/pyodide-$(PYODIDE).tgz
+	$(BIN)/python -m mailstudy.faces.static_site build/explorer-site --pyodide build/npm/pyodide-$(PYODIDE).tgz
 
 clean:
 	rm -rf build data/cache .pytest_cache .hypothesis

@@ -31,7 +31,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 BAD_UPLOAD = b"this is a text file, not a capture\n" * 4
 READY_S = 120  # a cold kernel on a busy 2-core machine; waits, never a timed assert
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
 def _why_no_browser() -> str | None:
@@ -88,7 +88,8 @@ def _wait_listening(port: int, proc: subprocess.Popen, log: Path) -> None:
 
 
 def _start(argv: list[str], cwd: Path, port: int, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "MAILSTUDY_ROOT": str(cwd), "JUPYTER_RUNTIME_DIR": str(cwd / ".runtime"),
+    (cwd / "tmp").mkdir(exist_ok=True)
+    env = {**os.environ, "MAILSTUDY_ROOT": str(cwd), "JUPYTER_RUNTIME_DIR": str(cwd / ".runtime"), "TMPDIR": str(cwd / "tmp"),
            "JUPYTER_CONFIG_DIR": str(cwd / ".config"), "JUPYTERLAB_WORKSPACES_DIR": str(cwd / ".workspaces")}
     with open(log, "wb") as fh:
         proc = subprocess.Popen(argv, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, env=env,
@@ -147,6 +148,8 @@ def _exercise(page, shot: str) -> None:
     except Exception:
         page.screenshot(path=str(BUILD / f"{shot}-never-ready.png"), full_page=True)  # what the page showed
         raise
+    # before a capture is picked: no broken image icons (the images are hidden until they have a picture)
+    assert page.locator("img.ms-ladder").is_hidden() and page.locator("img.ms-bytes").is_hidden()
     before = _state(page)
     page.locator(".ms-capture select").select_option(label="imap-header-first")
     after = _wait_changed(page, before, "picking imap-header-first")
@@ -161,7 +164,10 @@ def _exercise(page, shot: str) -> None:
     page.locator(".ms-path input").fill(str(multi))
     page.locator(".ms-open").click()
     after_open = _wait_changed(page, after, "opening a capture by path")
-    assert "POP3 session #0" in after_open[0]
+    assert "POP3 session #6" in after_open[0]  # the busiest session opens first, not the empty #0
+    page.wait_for_function("() => document.querySelector('.ms-capture select').selectedIndex === 0",
+                           timeout=READY_S * 1000)  # the example list no longer names imap-header-first
+    assert "[empty]" in page.locator(".ms-session select option").first.inner_text()
     page.locator(".ms-session select").select_option(index=3)
     after_pick = _wait_changed(page, after_open, "picking session #3")
     assert "POP3 session #3" in after_pick[0]
@@ -176,7 +182,11 @@ def _exercise(page, shot: str) -> None:
     text = error.inner_text().strip()
     assert "not a pcap" in text and "notes.pcap" in text, text
     assert "\n" not in text and "Traceback" not in page.locator(".ms-explorer").inner_text()
-    assert _state(page) == after_pick  # a bad upload loses nothing: the last good session stays on screen
+    # nothing of the last capture stays under the error, and the refused file is not counted
+    page.wait_for_function("() => !document.querySelector('.ms-exchanges').innerText.trim()",
+                           timeout=READY_S * 1000)
+    assert page.locator("img.ms-ladder").is_hidden()
+    assert page.locator(".ms-upload").inner_text().strip().endswith("(0)")
     page.screenshot(path=str(BUILD / f"{shot}-bad-upload.png"), full_page=True)
 
 
@@ -189,6 +199,9 @@ def _run_live(page, shot: str) -> None:
     page.locator(".ms-live-messages input").fill("3")
     page.locator(".ms-live-messages input").press("Enter")
     page.locator(".ms-live-run").click()
+    # it cannot be pressed again while the session runs, and the page says it is busy
+    page.wait_for_function("() => document.querySelector('.ms-live-run').disabled", timeout=READY_S * 1000)
+    assert "working" in page.locator(".ms-busy").inner_text()
     # the bad upload's error stays on screen until a new action starts, which clears it
     page.wait_for_function("() => !document.querySelector('.ms-error').innerText.trim()", timeout=READY_S * 1000)
     after = _wait_changed(page, before, "running a live session")
@@ -197,6 +210,51 @@ def _run_live(page, shot: str) -> None:
     assert "POP3 session #0" in after[0]
     assert after[0].count("RETR") == 3, after[0]  # the three messages asked for, each downloaded once
     page.screenshot(path=str(BUILD / f"{shot}-live.png"), full_page=True)
+    page.wait_for_function("() => !document.querySelector('.ms-live-run').disabled", timeout=READY_S * 1000)
+    page.wait_for_function("() => !document.querySelector('.ms-busy').innerText.trim()", timeout=READY_S * 1000)
+
+
+def _teach(page, shot: str) -> None:
+    """The imaps example opens with its key log; an exchange reads as text; two sessions compare."""
+    before = _state(page)
+    page.locator(".ms-capture select").select_option(label="imaps")
+    # the bad upload's error stays on screen until a new action starts, which clears it
+    page.wait_for_function("() => !document.querySelector('.ms-error').innerText.trim()", timeout=READY_S * 1000)
+    after = _wait_changed(page, before, "picking imaps")
+    assert "LOGIN" in after[0] and "UID FETCH" in after[0] and "decrypted with a TLS key log" in after[0]
+    assert "decrypted with imaps.keylog" in page.locator(".ms-warnings").inner_text()
+    page.locator(".ms-exchange select").select_option(index=1)  # LOGIN
+    text = page.locator(".ms-exchange-text")
+    text.filter(has_text="client → server").wait_for(timeout=READY_S * 1000)
+    shown = text.inner_text()
+    assert "LOGIN ***" in shown and "throwaway-not-a-secret" not in shown, shown
+    page.screenshot(path=str(BUILD / f"{shot}-imaps-exchange.png"), full_page=True)
+    page.locator(".ms-keep").click()
+    page.locator(".ms-compare-table").filter(has_text="now open another session").wait_for(timeout=READY_S * 1000)
+    page.locator(".ms-capture select").select_option(label="pop3-keep")
+    page.locator(".ms-compare-table").filter(has_text="B: pop3-keep #0").wait_for(timeout=READY_S * 1000)
+    table = page.locator(".ms-compare-table").inner_text()
+    assert "A: imaps #0" in table and "31,149" in table, table
+    page.wait_for_function("el => el.complete && el.naturalHeight > 0",
+                           arg=page.locator("img.ms-compare").element_handle(), timeout=READY_S * 1000)
+    page.locator(".ms-compare").screenshot(path=str(BUILD / f"{shot}-compare.png"))
+    page.screenshot(path=str(BUILD / f"{shot}-compare-page.png"), full_page=True)
+
+
+def _network(page, shot: str) -> None:
+    """Move the network slider one step: the session is replayed on the next profile and drawn to scale."""
+    summary = page.locator(".ms-network-summary")
+    summary.filter(has_text="on 4g").wait_for(timeout=READY_S * 1000)
+    page.locator(".ms-network .noUi-handle").focus()
+    page.keyboard.press("ArrowRight")
+    summary.filter(has_text="on lte-2012").wait_for(timeout=READY_S * 1000)
+    page.wait_for_function("el => el.complete && el.naturalHeight > 0",
+                           arg=page.locator("img.ms-network-ladder").element_handle(), timeout=READY_S * 1000)
+    page.locator(".ms-network-ladder").screenshot(path=str(BUILD / f"{shot}-network.png"))
+
+
+def _kernel_files(workspace: Path) -> list[Path]:
+    return list((workspace / "tmp").glob("mailstudy-explore-*/voila_*/kernel-*.json"))
 
 
 def test_explorer_in_jupyterlab(browser, workspace):
@@ -239,8 +297,79 @@ def test_explorer_served_by_mailstudy_explore(browser, workspace):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{base}/?token={token}")
         _exercise(page, "explorer-voila")
+        _teach(page, "explorer-voila")
+        _network(page, "explorer-voila")
         _run_live(page, "explorer-voila")
         assert "Traceback" not in page.content()
+        assert len(_kernel_files(workspace)) == 1
+        # leaving the page shuts its kernel down (Voilà's "beforeunload" beacon; headless chromium's page.close()
+        # does not send it, so the test leaves the page the way a student navigates away)
+        page.goto("about:blank")
+        page.close()
+        deadline = time.monotonic() + READY_S
+        while _kernel_files(workspace) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _kernel_files(workspace) == []
+    finally:
+        _stop(proc)
+
+
+NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+
+
+@pytest.mark.parametrize("stem", NOTEBOOKS)
+def test_notebook_runs_all_in_jupyterlab(browser, tmp_path, stem):
+    """Opened in JupyterLab from the checkout, the kernel starts in notebooks/: Run All (QUICK=True) must still
+    find captures/ and write build/ and data/ under the project root (02 failed at its second cell when its paths
+    were relative to the kernel's folder)."""
+    import json
+
+    (tmp_path / "notebooks").mkdir()
+    nb = json.loads((ROOT / "notebooks" / f"{stem}.ipynb").read_text())
+    first = nb["cells"][[c["cell_type"] for c in nb["cells"]].index("code")]
+    first["source"] = "".join(first["source"]).replace("QUICK = False", "QUICK = True")
+    assert "QUICK = True" in first["source"]
+    (tmp_path / "notebooks" / f"{stem}.ipynb").write_text(json.dumps(nb))
+    shutil.copytree(ROOT / "captures", tmp_path / "captures")
+    BUILD.mkdir(exist_ok=True)
+    port, token = _free_port(), "mailstudy-test-token"
+    proc = _start([sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+                   f"--ServerApp.port={port}", f"--IdentityProvider.token={token}", "--allow-root",
+                   f"--ServerApp.root_dir={tmp_path}", "--LabApp.expose_app_in_browser=True",
+                   "--ServerApp.port_retries=0"],
+                  tmp_path, port, tmp_path / "lab.log")
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"http://127.0.0.1:{port}/lab/tree/notebooks/{stem}.ipynb?token={token}")
+        page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands.isEnabled("
+                               "'notebook:run-all-cells')", timeout=READY_S * 1000)
+        accept = page.locator(".jp-Dialog .jp-mod-accept")
+        try:
+            accept.wait_for(timeout=10_000)
+            accept.click()
+        except Exception:
+            pass  # no kernel dialog this time
+        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+        # JupyterLab 4 renders only the cells near the viewport, so the notebook's model is asked, not the page
+        cells = ("() => window.jupyterapp.shell.currentWidget.content.widgets.filter(c => c.model.type === 'code')")
+        done = (f"() => {{ const w = window.jupyterapp.shell.currentWidget; const cs = ({cells})();"
+                f" return cs.length > 0 && cs.every(c => c.model.executionCount > 0)"
+                f" && w.sessionContext.session.kernel.status === 'idle'; }}")
+        try:
+            page.wait_for_function(done, timeout=900_000)  # 03 and 04 run real sessions, even when quick
+        finally:
+            page.screenshot(path=str(BUILD / f"notebook-{stem}-run-all.png"), full_page=True)
+        errors = page.evaluate(f"() => ({cells})().flatMap(c => c.model.outputs.toJSON())"
+                               f".filter(o => o.output_type === 'error').map(o => o.ename + ': ' + o.evalue)")
+        assert errors == []
+        n_code = sum(c["cell_type"] == "code" for c in nb["cells"])
+        assert page.evaluate(f"() => ({cells})().length") == n_code
+        assert not (tmp_path / "notebooks" / "build").exists() and not (tmp_path / "notebooks" / "data").exists()
+        if stem.startswith("02"):
+            assert (tmp_path / "build" / "live-pop3.pcap").exists()
+            assert (tmp_path / "data" / "figures" / "ladder-pop3-pipelined.png").exists()
+        elif not stem.startswith("05"):
+            assert list((tmp_path / "data" / "figures").glob("*.png"))  # its figures, under the project root
         page.close()
     finally:
         _stop(proc)

@@ -78,3 +78,20 @@ def test_study_only_names_the_notebooks_when_nothing_matches(tmp_path):
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert "no-such-notebook" in out.stderr and "05-pcap-explorer" in out.stderr
+
+
+@pytest.mark.slow
+def test_notebook_02_runs_from_the_notebooks_folder(tmp_path, monkeypatch):
+    """JupyterLab opened from the checkout starts kernels in notebooks/: paths come from the project root."""
+    import papermill as pm
+
+    shutil.copytree(ROOT / "captures", tmp_path / "captures")
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    monkeypatch.setenv("MAILSTUDY_ROOT", str(tmp_path))
+    out = tmp_path / "out.ipynb"
+    pm.execute_notebook(str(tmp_path / "notebooks" / "02-what-crosses-the-wire.ipynb"), str(out),
+                        parameters={"QUICK": True}, progress_bar=False, kernel_name="python3",
+                        cwd=str(tmp_path / "notebooks"))
+    assert (tmp_path / "build" / "live-pop3.pcap").exists() and not (tmp_path / "notebooks" / "build").exists()
+    assert (tmp_path / "data" / "figures" / "ladder-imap-header-first.png").exists()
+    assert not (tmp_path / "notebooks" / "data").exists()

@@ -25,6 +25,9 @@ import tempfile
 from pathlib import Path
 
 from mailstudy.errors import MailstudyError
+from mailstudy.faces import explorer_views as views
+from mailstudy.faces.explorer_views import busiest_session, session_label, short_path
+from mailstudy.net.pcap import PcapError
 from mailstudy.offline.analyze import Analysis, SessionAnalysis, analyze_pcap
 from mailstudy.outputs import project_root
 from mailstudy.processes import owned_tempdir
@@ -32,10 +35,11 @@ from mailstudy.study.parameters import known_profiles
 
 __all__ = ["Explorer", "ExplorerError", "example_captures", "open_capture", "open_upload", "session_options",
            "exchanges_html", "ladder_png", "bytes_png", "live_capture", "one_line",
-           "examples_summary", "save_example_bytes"]
+           "examples_summary", "save_example_bytes", "short_path", "compare_png", "busiest_session", "shown_from_root", "on_network"]
 
 #: Columns of the exchanges table a student sees (credentials are already ``***`` in ``arguments``).
 TABLE_COLUMNS = ["index", "command", "arguments", "status", "t_sent_s", "latency_s", "bytes_up", "bytes_down"]
+NO_EXAMPLE = "(pick an example capture)"
 UPLOAD_LIMIT = 64 * 1024 * 1024  # bytes: a browser upload beyond this is refused before it is analyzed
 
 
@@ -62,18 +66,55 @@ def capture_path(typed: str | os.PathLike) -> Path:
     return Path(str(typed).strip()).expanduser()
 
 
-def open_capture(path: str | os.PathLike) -> Analysis:
-    """Analyze the capture at ``path``; a missing file, a folder or a capture without mail is an ExplorerError."""
+def _student_words(exc: BaseException, path: Path, shown: str) -> str:
+    """A reader's error in a student's words, naming the file as the student named it."""
+    text = one_line(exc).replace(str(path), shown)
+    if path.name and path.name != shown:
+        text = text.replace(f"{path.name}:", f"{shown}:", 1)
+    if "magic 0x" in text:  # the reader names the first four bytes; a student needs to know what the file is not
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(8)
+        except OSError:
+            head = b""
+        text = (f"{shown}: not a pcap or pcapng file (what tcpdump and Wireshark save); it starts with "
+                f"{head!r}")
+    return text
+
+
+def open_capture(path: str | os.PathLike, keylog: str | os.PathLike | None = None,
+                 shown: str | None = None) -> Analysis:
+    """Analyze the capture at ``path``; a missing file, a folder or a capture without mail is an ExplorerError.
+
+    ``keylog``: a TLS key log (``SSLKEYLOGFILE`` format) that opens the capture's TLS sessions; without it, a
+    ``NAME.keylog`` beside ``NAME.pcap`` is used when there is one. ``shown``: the name errors use (default: the
+    path, shortened)."""
     path = capture_path(path)
     if not str(path) or str(path) == ".":
         raise ExplorerError("type the path of a pcap or pcapng file")
+    shown = shown or short_path(path)
     if path.is_dir():
-        raise ExplorerError(f"{path} is a folder, not a capture file")
+        raise ExplorerError(f"{shown} is a folder, not a capture file")
     if not path.exists():
-        raise ExplorerError(f"{path}: no such file")
-    analysis = analyze_pcap(path)  # PcapError: a one-line message of its own
+        raise ExplorerError(f"{shown}: no such file")
+    if not path.is_file():
+        raise ExplorerError(f"{shown}: not a capture file (it is a device, a FIFO or a socket); "
+                            f"give a pcap or pcapng file")
+    try:
+        analysis = analyze_pcap(path)
+    except PcapError as exc:
+        raise ExplorerError(_student_words(exc, path, shown)) from None
+    keylog = Path(keylog) if keylog else path.with_suffix(".keylog")
+    before = list(analysis.warnings)
+    if keylog.is_file():
+        from mailstudy.offline.decrypt import add_decrypted_sessions
+
+        add_decrypted_sessions(analysis, keylog)
     if not analysis.sessions:
-        raise ExplorerError(f"{path.name}: no IMAP or POP3 session found ({analysis.connections} TCP connections)")
+        said = [w for w in analysis.warnings if w not in before] + analysis.warnings  # the key log's word first
+        why = f"; {said[0]}" if said else ""
+        raise ExplorerError(f"{shown}: no IMAP or POP3 session found ({analysis.connections} TCP connections)"
+                            f"{why}")
     return analysis
 
 
@@ -86,7 +127,7 @@ def open_upload(name: str, content: bytes) -> Analysis:
         path = Path(tmp) / (Path(name).name or "upload.pcap")
         path.write_bytes(bytes(content))
         try:
-            analysis = open_capture(path)
+            analysis = open_capture(path, shown=name)
         except Exception as exc:  # the temporary path means nothing to the student: name the upload instead
             raise ExplorerError(one_line(exc).replace(str(path), name)) from None
     analysis.path = name
@@ -94,13 +135,8 @@ def open_upload(name: str, content: bytes) -> Analysis:
 
 
 def session_options(analysis: Analysis) -> list[tuple[str, int]]:
-    """``(label, index)`` for each session: what a session dropdown shows."""
-    out = []
-    for s in analysis.sessions:
-        m = s.metrics
-        out.append((f"#{s.index} {s.protocol.upper()} {m['client']} -> {m['server']}: {m['commands']} commands, "
-                    f"{m['bytes_down']:,} B down", s.index))
-    return out
+    """``(label, index)`` for each session: what a session dropdown shows (marks such as [empty] included)."""
+    return [(session_label(s, analysis), s.index) for s in analysis.sessions]
 
 
 def exchanges_frame(session: SessionAnalysis):
@@ -109,16 +145,9 @@ def exchanges_frame(session: SessionAnalysis):
     return frame[[c for c in TABLE_COLUMNS if c in frame.columns]]
 
 
-def exchanges_html(session: SessionAnalysis, max_rows: int = 200) -> str:
-    """The exchanges table as HTML, with one summary line above it."""
-    m = session.metrics
-    frame = exchanges_frame(session)
-    head = (f"<p><b>{html.escape(session.protocol.upper())}</b> session #{session.index}: "
-            f"{m['commands']} commands, {m['round_trips']} round trips, {m['bytes_up']:,} B up, "
-            f"{m['bytes_down']:,} B down, {m['duration_s'] * 1000:.1f} ms</p>")
-    more = f"<p>… {len(frame) - max_rows} more exchanges not shown</p>" if len(frame) > max_rows else ""
-    table = frame.head(max_rows).to_html(index=False, float_format=lambda v: f"{v:.6f}", classes="ms-table")
-    return head + table + more
+def exchanges_html(session: SessionAnalysis, max_rows: int = 2000, analysis: Analysis | None = None) -> str:
+    """The exchanges table as HTML (:func:`mailstudy.faces.explorer_views.exchanges_html`)."""
+    return views.exchanges_html(session, analysis, max_rows=max_rows)
 
 
 def _png(fig) -> bytes:
@@ -139,11 +168,48 @@ def ladder_png(session: SessionAnalysis, title: str = "") -> bytes:
     return _png(ladder(session, max_rows=40, title=title or None))
 
 
+GROUP_ABOVE = 40  # exchanges: a longer session's bytes chart has one bar pair per command instead
+
+
 def bytes_png(session: SessionAnalysis, title: str = "") -> bytes:
-    """Bytes up and down per exchange as PNG bytes."""
+    """Bytes up and down per exchange as PNG bytes; beyond :data:`GROUP_ABOVE` exchanges, per command (summed,
+    with the count in the label), so a 200-message session stays readable."""
     from mailstudy.faces.plots import bytes_per_exchange
 
-    return _png(bytes_per_exchange(session.exchanges_frame(), title=title or "Bytes per exchange"))
+    frame = session.exchanges_frame()
+    if len(frame) <= GROUP_ABOVE:
+        return _png(bytes_per_exchange(frame, title=title or "Bytes per exchange"))
+    grouped = frame.groupby("command", sort=False).agg(n=("index", "size"), bytes_up=("bytes_up", "sum"),
+                                                       bytes_down=("bytes_down", "sum")).reset_index()
+    grouped["command"] = [f"{c} ×{n}" for c, n in zip(grouped["command"], grouped["n"])]
+    fig = bytes_per_exchange(grouped, title=(title or "Bytes") + f" (grouped by command: {len(frame):,} exchanges)")
+    fig.axes[0].set_xlabel("command (× how many times; bytes summed), in the order first sent")
+    return _png(fig)
+
+
+def compare_png(a: SessionAnalysis, b: SessionAnalysis, name_a: str, name_b: str) -> bytes:
+    """Two sessions' ladders side by side, drawn to scale on one time axis (ms since connect)."""
+    from mailstudy.faces.ladder import ladder_to_scale
+
+    return _png(ladder_to_scale([a, b], [f"A: {name_a}", f"B: {name_b}"]))
+
+
+def on_network(session: SessionAnalysis, profile: str, title: str = "") -> tuple[str, bytes]:
+    """(one line of HTML, PNG): the session's time as captured and on ``profile`` (its flights replayed through
+    the model, :func:`mailstudy.faces.ladder.replayed`), and both ladders to scale on one time axis."""
+    from mailstudy.faces.ladder import ladder_on, replayed
+    from mailstudy.link.profiles import get_profile
+
+    p = get_profile(profile)
+    arrows = replayed(session, p)
+    modelled = max((a.t_end for a in arrows), default=0.0)
+    trips = session.metrics["round_trips"]
+    line = (f"<p><b>on {html.escape(p.name)}</b> (round trip {p.rtt_s * 1000:,.0f} ms; the model replays this "
+            f"session's flights): <b>{views.fmt_ms(modelled)} ms</b>, against "
+            f"{views.fmt_ms(session.metrics['duration_s'])} ms as captured. Its {trips:,} round trips alone wait "
+            f"{trips * p.rtt_s * 1000:,.0f} ms there (plus the greeting's). The profile's source: "
+            f"{html.escape(p.source or 'mailstudy')}</p>")
+    return line, _png(ladder_on(session, [p], title, replays=[arrows]))
 
 
 def live_capture(protocol: str = "imap", strategy: str = "header-first", messages: int = 5,
@@ -177,16 +243,28 @@ def live_capture(protocol: str = "imap", strategy: str = "header-first", message
 
 
 def examples_summary(folder: str | os.PathLike | None = None):
-    """One row per session of every example capture: what the notebook's static copy shows."""
+    """One row per session of every example capture (TLS ones opened with the key log beside them): what the
+    notebook's static copy shows, with column names in words and their units."""
     import pandas as pd
 
-    frames = [analyze_pcap(p).sessions_frame().assign(capture=name)
+    frames = [open_capture(p, shown=name).sessions_frame().assign(capture=name)
               for name, p in example_captures(folder).items()]
     if not frames:
         raise ExplorerError(f"no example captures (*.pcap) in {folder or project_root() / 'captures'}")
-    cols = ["capture", "session", "protocol", "encrypted", "bytes_up", "bytes_down", "commands", "round_trips",
-            "duration_s"]
-    return pd.concat(frames, ignore_index=True)[cols]
+    frame = pd.concat(frames, ignore_index=True)
+    frame["duration_s"] = (frame["duration_s"] * 1000).round(3)
+    words = {"capture": "capture", "session": "session", "protocol": "protocol", "encrypted": "TLS",
+             "bytes_up": "bytes up", "bytes_down": "bytes down", "commands": "commands",
+             "round_trips": "round trips", "duration_s": "duration (ms)"}
+    return frame[list(words)].rename(columns=words)
+
+
+def shown_from_root(path: str | os.PathLike) -> str:
+    """``path`` relative to the project root when it lies under it (what a notebook prints), else shortened."""
+    try:
+        return str(Path(path).resolve().relative_to(project_root()))
+    except ValueError:
+        return short_path(path)
 
 
 def save_example_bytes(folder: str | os.PathLike | None = None, name: str = "imap-header-first",
@@ -204,10 +282,14 @@ def save_example_bytes(folder: str | os.PathLike | None = None, name: str = "ima
 
 
 class Explorer:
-    """The widgets: a capture picker, a session picker, the three views and a live-session panel.
+    """The widgets: a capture picker, a session picker, the views, a compare view and a live-session panel.
 
-    ``Explorer().ui`` is the widget to display. Methods named ``pick_*``, ``open_*`` and ``run_live`` are what
-    the widgets call; a test may call them directly.
+    ``Explorer().ui`` is the widget to display. Methods named ``pick_*``, ``open_*``, ``keep_for_compare`` and
+    ``run_live`` are what the widgets call; a test may call them directly.
+
+    What the screen promises: it always shows one capture or none. An error clears the views and the pickers
+    (the example list names only the capture on screen), so nothing under an error belongs to another file. While
+    it works, a busy line shows and the controls are disabled; the views are computed first and then set together.
     """
 
     def __init__(self, captures: str | os.PathLike | None = None) -> None:
@@ -217,21 +299,41 @@ class Explorer:
         self.examples = example_captures(captures)
         self.analysis: Analysis | None = None
         self.name = ""
+        self.kept: tuple[SessionAnalysis, str] | None = None  # the session pinned for the compare view
+        self._quiet = False  # set while the code itself changes a picker: no callback runs then
         layout = w.Layout(width="auto")
-        self.capture = w.Dropdown(options=[("(pick an example capture)", "")] + [(k, k) for k in self.examples],
+        self.capture = w.Dropdown(options=[(NO_EXAMPLE, "")] + [(k, k) for k in self.examples],
                                   description="Example", layout=layout)
         # continuous_update off: the value arrives once, on Enter or when the box loses focus (ipywidgets 8's
         # replacement for on_submit)
         self.path = w.Text(placeholder="/path/to/any.pcap", description="Any path", continuous_update=False,
                            layout=w.Layout(width="50%"))
         self.open_button = w.Button(description="Open", icon="folder-open")
+        # the counter beside "Upload" is the number of files in its value: kept at 1 only while the uploaded
+        # file is the one on screen, reset to 0 when it is refused or another capture opens (so it counts only
+        # accepted files, and choosing the same file again is a change the widget reports)
         self.upload = w.FileUpload(accept=".pcap,.pcapng,.cap", multiple=False, description="Upload")
         self.session = w.Dropdown(options=[], description="Session", layout=w.Layout(width="90%"))
+        self.busy = w.HTML(value="")
         self.error = w.HTML(value="")
         self.status = w.HTML(value="<i>Pick a capture to begin.</i>")
+        self.warnings = w.HTML(value="")
         self.exchanges = w.HTML(value="")
-        self.ladder = w.Image(format="png", layout=w.Layout(max_width="900px"))
-        self.bytes = w.Image(format="png", layout=w.Layout(max_width="700px"))
+        self.exchange = w.Select(options=[], rows=8, description="Exchange", layout=w.Layout(width="60%"))
+        self.exchange_text = w.HTML(value="")
+        self.ladder = w.Image(format="png", layout=w.Layout(max_width="900px", display="none"))
+        self.bytes = w.Image(format="png", layout=w.Layout(max_width="700px", display="none"))
+        networks = [p for p in known_profiles() if p != "loopback"]
+        self.network = w.SelectionSlider(options=networks or ["loopback"], value=("4g" if "4g" in networks else
+                                                                                  (networks or ["loopback"])[0]),
+                                         description="Network", continuous_update=False,
+                                         layout=w.Layout(width="60%"))
+        self.network_summary = w.HTML(value="")
+        self.network_ladder = w.Image(format="png", layout=w.Layout(max_width="1000px", display="none"))
+        self.keep_button = w.Button(description="Keep this session for comparison", icon="thumb-tack",
+                                    layout=w.Layout(width="auto"), disabled=True)
+        self.compare_table = w.HTML(value="")
+        self.compare = w.Image(format="png", layout=w.Layout(max_width="1100px", display="none"))
         self.live_protocol = w.Dropdown(options=["imap", "pop3"], value="imap", description="Protocol")
         self.live_strategy = w.Dropdown(options=["header-first", "download-all"], description="Strategy")
         self.live_profile = w.Dropdown(options=known_profiles(), description="Network")
@@ -240,19 +342,27 @@ class Explorer:
                                     layout=w.Layout(width="auto"))  # the default width cuts the label off
         for widget, cls in ((self.capture, "ms-capture"), (self.path, "ms-path"), (self.open_button, "ms-open"),
                             (self.upload, "ms-upload"), (self.session, "ms-session"), (self.error, "ms-error"),
-                            (self.status, "ms-status"), (self.exchanges, "ms-exchanges"),
-                            (self.ladder, "ms-ladder"), (self.bytes, "ms-bytes"),
+                            (self.busy, "ms-busy"), (self.status, "ms-status"), (self.warnings, "ms-warnings"),
+                            (self.exchanges, "ms-exchanges"), (self.exchange, "ms-exchange"),
+                            (self.exchange_text, "ms-exchange-text"), (self.ladder, "ms-ladder"),
+                            (self.bytes, "ms-bytes"), (self.keep_button, "ms-keep"),
+                            (self.compare_table, "ms-compare-table"), (self.compare, "ms-compare"),
+                            (self.network, "ms-network"), (self.network_summary, "ms-network-summary"),
+                            (self.network_ladder, "ms-network-ladder"),
                             (self.live_protocol, "ms-live-protocol"), (self.live_strategy, "ms-live-strategy"),
                             (self.live_profile, "ms-live-profile"), (self.live_messages, "ms-live-messages"),
                             (self.live_button, "ms-live-run")):
             widget.add_class(cls)
+        self._controls = (self.capture, self.path, self.open_button, self.upload, self.session, self.exchange,
+                          self.live_button, self.keep_button, self.network)
         self.capture.observe(self._guarded(lambda ch: self.pick_example(ch["new"])), names="value")
         self.open_button.on_click(self._guarded(lambda _b: self.open_typed_path(clicked=True)))
         self.path.observe(self._guarded(lambda _ch: self.open_typed_path()), names="value")
         self.upload.observe(self._guarded(lambda ch: self.open_uploaded(ch["new"])), names="value")
-        self.session.observe(self._guarded(lambda ch: self._showing or self.pick_session(ch["new"])),
-                             names="value")
-        self._showing = False
+        self.session.observe(self._guarded(lambda ch: self.pick_session(ch["new"])), names="value")
+        self.exchange.observe(self._guarded(lambda ch: self.pick_exchange(ch["new"]), busy=False), names="value")
+        self.keep_button.on_click(self._guarded(lambda _b: self.keep_for_compare()))
+        self.network.observe(self._guarded(lambda ch: self.pick_network(ch["new"])), names="value")
         self._live_folder: Path | None = None
         self.live_button.on_click(self._guarded(lambda _b: self.run_live()))
         live = w.VBox([w.HTML("<b>Run a live session</b>: a fresh embedded server, one captured session"),
@@ -260,35 +370,83 @@ class Explorer:
                        w.HBox([self.live_profile, self.live_messages]), self.live_button])
         picker = w.VBox([w.HTML("<b>Pick a capture</b>"), self.capture, w.HBox([self.path, self.open_button]),
                          self.upload])
-        self.ui = w.VBox([w.HBox([picker, live]), self.error, self.status, self.session, self.exchanges,
+        self.ui = w.VBox([w.HBox([picker, live]), self.busy, self.error, self.status, self.session, self.warnings,
+                          self.exchanges,
+                          w.HTML("<b>Read an exchange</b>: click one to see what its command and its reply said"),
+                          w.HBox([self.exchange, self.exchange_text]),
                           w.HTML("<b>Ladder</b> (client left, server right, time down)"), self.ladder,
-                          w.HTML("<b>Bytes per exchange</b>"), self.bytes])
+                          w.HTML("<b>Bytes per exchange</b>"), self.bytes,
+                          w.HTML("<b>On another network</b>: the same flights replayed through the model, drawn to "
+                                 "scale in time"), self.network, self.network_summary, self.network_ladder,
+                          w.HTML("<b>Compare two sessions</b>: keep one, then open another (a capture, a "
+                                 "session or a live run)"), self.keep_button, self.compare_table, self.compare])
         self.ui.add_class("ms-explorer")
 
-    # ---- error handling -------------------------------------------------------------------------------------
-    def _guarded(self, fn):
-        """Wrap a widget callback: clear the error, run, and show any exception as one line."""
+    # ---- error handling and the busy sign ---------------------------------------------------------------------
+    def _guarded(self, fn, busy: bool = True):
+        """Wrap a widget callback: skip it while the code sets a picker itself; clear the error; show the busy
+        sign and disable the controls while it runs; show any exception as one line and clear the screen."""
 
         def call(*args):
+            if self._quiet:
+                return
             self.error.value = ""
+            was = [c.disabled for c in self._controls]
+            if busy:
+                self.busy.value = '<span style="color:#8a6d00">⏳ working…</span>'
+                for c in self._controls:
+                    c.disabled = True
             try:
                 fn(*args)
             except Exception as exc:  # noqa: BLE001 - a student sees one line, never a traceback
                 self.fail(exc)
+            finally:
+                if busy:
+                    self.busy.value = ""
+                    for c, d in zip(self._controls, was):
+                        c.disabled = d
+                    self.keep_button.disabled = self.analysis is None
 
         return call
 
     def fail(self, exc: BaseException | str) -> None:
+        """Show ``exc`` as one line and clear what is on screen: nothing under an error may belong to another
+        capture."""
         text = exc if isinstance(exc, str) else one_line(exc)
+        self.clear()
         self.error.value = f'<span style="color:#b00020">⚠ {html.escape(text)}</span>'
+
+    def _set_quietly(self, widget, **values) -> None:
+        self._quiet = True
+        try:
+            for k, v in values.items():
+                setattr(widget, k, v)
+        finally:
+            self._quiet = False
+
+    def clear(self) -> None:
+        """No capture on screen: empty views, no session, the example list back to its prompt."""
+        self.analysis, self.name = None, ""
+        self.status.value = "<i>Pick a capture to begin.</i>"
+        for widget in (self.warnings, self.exchanges, self.exchange_text):
+            widget.value = ""
+        self.network_summary.value = ""
+        for img in (self.ladder, self.bytes, self.network_ladder):
+            img.layout.display = "none"
+            img.value = b""
+        self._set_quietly(self.session, options=[])
+        self._set_quietly(self.exchange, options=[])
+        self._set_quietly(self.capture, value="")
+        self._set_quietly(self.upload, value=())
 
     # ---- actions ----------------------------------------------------------------------------------------------
     def pick_example(self, name: str) -> None:
         if name:
-            self.show(open_capture(self.examples[name]), name)
+            self._set_quietly(self.path, value="")
+            self.show(open_capture(self.examples[name], shown=name), name, source="example")
 
     def open_path(self, path: str) -> None:
-        self.show(open_capture(path), capture_path(path).name)
+        self.show(open_capture(path, shown=short_path(capture_path(path))), capture_path(path).name, source="path")
 
     def open_typed_path(self, clicked: bool = False) -> None:
         """Open the path in the box, unless it is what is on screen already: typing a path and clicking Open
@@ -296,7 +454,8 @@ class Explorer:
         typed = self.path.value.strip()
         if not typed and not clicked:
             return
-        if self.analysis is not None and Path(self.analysis.path).resolve() == capture_path(typed).resolve():
+        if (self.analysis is not None and typed and Path(self.analysis.path).exists()
+                and Path(self.analysis.path).resolve() == capture_path(typed).resolve()):
             return
         self.open_path(typed)
 
@@ -305,35 +464,96 @@ class Explorer:
         if not files:
             return
         f = files[0]
-        self.show(open_upload(f["name"], bytes(f["content"])), f["name"])
+        self._set_quietly(self.path, value="")
+        try:
+            analysis = open_upload(f["name"], bytes(f["content"]))
+        except Exception:
+            self._set_quietly(self.upload, value=())  # a refused file is not counted
+            raise
+        self.show(analysis, f["name"], source="upload")
 
     def run_live(self) -> None:
+        self._set_quietly(self.path, value="")
         self.status.value = "<i>running a live session…</i>"
         analysis, row = live_capture(self.live_protocol.value, self.live_strategy.value,
                                      int(self.live_messages.value), self.live_profile.value,
                                      folder=self._live_folder)
         self._live_folder = Path(analysis.path).parent  # the next live run writes beside this one
         self.show(analysis, f"live {self.live_protocol.value} {self.live_strategy.value} "
-                            f"({self.live_profile.value}, {row['server']} {row.get('server_version', '')})")
-        self.status.value += f" · saved as <code>{html.escape(analysis.path)}</code> (open it in Wireshark)"
+                            f"({self.live_profile.value}, {row['server']} {row.get('server_version', '')})",
+                  source="live")
+        self.status.value += (f" · saved as <code>{html.escape(Path(analysis.path).name)}</code> in the "
+                              f"temporary folder <code>{html.escape(short_path(Path(analysis.path).parent))}"
+                              f"</code> (open it in Wireshark)")
 
-    def show(self, analysis: Analysis, name: str) -> None:
+    def show(self, analysis: Analysis, name: str, source: str = "") -> None:
+        """Put ``analysis`` on screen with its busiest session; the pickers then name only this capture."""
         self.analysis, self.name = analysis, name
+        if source != "example":
+            self._set_quietly(self.capture, value="")
+        if source != "upload":
+            self._set_quietly(self.upload, value=())
+        if source != "path":
+            self._set_quietly(self.path, value="")  # the box names no other file than the one on screen
         self.status.value = (f"<b>{html.escape(name)}</b>: {len(analysis.sessions)} mail session(s), "
                              f"{analysis.stats.packets_total:,} packets")
-        options = session_options(analysis)
-        self._showing = True  # setting the options picks session 0; draw it once, below
-        try:
-            self.session.options = options
-            self.session.index = 0
-        finally:
-            self._showing = False
-        self.pick_session(options[0][1])
+        first = busiest_session(analysis)
+        self._set_quietly(self.session, options=session_options(analysis), value=first)
+        self.pick_session(first)
 
     def pick_session(self, index) -> None:
         if self.analysis is None or index is None:
             return
         s = self.analysis.sessions[int(index)]
-        self.exchanges.value = exchanges_html(s)
-        self.ladder.value = ladder_png(s, title=f"{self.name}: session #{s.index}")
-        self.bytes.value = bytes_png(s, title=f"Bytes per exchange: {self.name}, session #{s.index}")
+        title = f"{self.name}: session #{s.index}"
+        # everything is computed first, then set together: the views never show two different sessions
+        warnings = views.warnings_html(s, self.analysis)
+        table = exchanges_html(s, analysis=self.analysis)
+        ladder, chart = ladder_png(s, title=title), bytes_png(s, title=f"Bytes per exchange: {title}")
+        choices = views.exchange_choices(s)
+        on_network = self._network_views(s)
+        self.warnings.value, self.exchanges.value = warnings, table
+        self.ladder.value, self.bytes.value = ladder, chart
+        self.network_summary.value, self.network_ladder.value = on_network
+        self.ladder.layout.display = self.bytes.layout.display = self.network_ladder.layout.display = None
+        self._set_quietly(self.exchange, options=choices, value=None)
+        self.exchange_text.value = "<i>click an exchange on the left</i>" if choices else ""
+        self._show_compare()
+
+    def _network_views(self, s: SessionAnalysis) -> tuple[str, bytes]:
+        return on_network(s, self.network.value, title=f"#{s.index}")
+
+    def pick_network(self, name) -> None:
+        if self.analysis is None or name is None:
+            return
+        s = self.analysis.sessions[int(self.session.value)]
+        self.network_summary.value, self.network_ladder.value = self._network_views(s)
+
+    def pick_exchange(self, index) -> None:
+        if self.analysis is None or index is None:
+            return
+        s = self.analysis.sessions[int(self.session.value)]
+        self.exchange_text.value = views.exchange_html(s, int(index))
+
+    def keep_for_compare(self) -> None:
+        """Pin the session on screen as A; the next session shown is compared with it."""
+        if self.analysis is None:
+            raise ExplorerError("open a capture first, then keep one of its sessions")
+        s = self.analysis.sessions[int(self.session.value)]
+        self.kept = (s, f"{self.name} #{s.index}")
+        self._show_compare()
+
+    def _show_compare(self) -> None:
+        if self.kept is None or self.analysis is None:
+            return
+        a, name_a = self.kept
+        b = self.analysis.sessions[int(self.session.value)]
+        if b is a:
+            self.compare_table.value = (f"<p>Kept <b>A: {html.escape(name_a)}</b>; now open another session to "
+                                        f"compare with it.</p>")
+            self.compare.layout.display = "none"
+            return
+        name_b = f"{self.name} #{b.index}"
+        table, picture = views.compare_html(a, b, name_a, name_b), compare_png(a, b, name_a, name_b)
+        self.compare_table.value, self.compare.value = table, picture  # set together, as the other views
+        self.compare.layout.display = None

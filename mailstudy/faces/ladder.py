@@ -24,8 +24,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import matplotlib.pyplot as plt  # headless runs fall back to the Agg backend by themselves
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
 
 from mailstudy.errors import MailstudyError
 from mailstudy.protocol import imap as _imap
@@ -33,7 +35,7 @@ from mailstudy.protocol import pop3 as _pop3
 from mailstudy.wire import DOWN, UP
 from mailstudy.wire import flights as wire_flights
 
-__all__ = ["Arrow", "LadderError", "flights", "ladder", "save_ladder"]
+__all__ = ["Arrow", "LadderError", "flights", "ladder", "ladder_on", "ladder_to_scale", "replayed", "save_ladder"]
 
 X_CLIENT, X_SERVER = 0.0, 1.0
 SLANT = 0.55  # rows an arrow descends while it crosses: the travel it stands for
@@ -212,6 +214,8 @@ def ladder(source: Any, ax=None, max_rows: int = 60, title: str | None = None) -
     One arrow (an annotation artist) per flight shown; label texts are separate text artists. ``max_rows``
     bounds the rows drawn: beyond it the middle flights are replaced by a note "… N exchanges …".
     """
+    import matplotlib.pyplot as plt  # here: flights and labels need none (static page)
+
     if not isinstance(max_rows, int) or isinstance(max_rows, bool) or max_rows < 3:
         raise LadderError(f"max_rows must be a whole number >= 3, not {max_rows!r}")
     s = _session(source)
@@ -233,6 +237,9 @@ def ladder(source: Any, ax=None, max_rows: int = 60, title: str | None = None) -
     first_down = next((f for f in fl if f.direction == DOWN), None)
     greeting_flight = first_down if first_down is not None and first_down.index == 0 else None
 
+    tls_from = next((f for f in fl if f.index > 0 and _tls_kind(f)), None)
+    if tls_from is not None and _tls_kind(fl[0]):
+        tls_from = None  # TLS from the first byte: nothing was plaintext
     ticks, tick_labels = [], []
     row = 0
     for part in (head, None, tail):
@@ -249,6 +256,10 @@ def ladder(source: Any, ax=None, max_rows: int = 60, title: str | None = None) -
                 row += 1
             continue
         for f in part:
+            if f is tls_from:  # plaintext first (STARTTLS/STLS), TLS records from this flight on
+                ax.axhline(row - 0.2, color=COLORS["tls"], linestyle="--", linewidth=1.0, zorder=2)
+                ax.text(1.04, row - 0.25, "encrypted from here (TLS) ▼", ha="right", va="bottom", fontsize=8.5,
+                        color=COLORS["tls"], zorder=4)
             text, colour = label(f, greeting=f is greeting_flight)
             start, end = ((X_CLIENT, X_SERVER) if f.direction == UP else (X_SERVER, X_CLIENT))
             ax.annotate("", xy=(end, row + SLANT), xytext=(start, row),
@@ -272,7 +283,8 @@ def ladder(source: Any, ax=None, max_rows: int = 60, title: str | None = None) -
         downs = sum(n for d, _, n, _ in s.chunks if d == DOWN)
         client_flights = sum(1 for f in fl if f.direction == UP)
         what = f"{n_ex} exchanges" if n_ex or not s.encrypted else "commands hidden by TLS"
-        title = (f"{s.protocol.upper()}{' (encrypted)' if s.encrypted else ''}: {what}, "
+        tls = " (decrypted from TLS with a key log)" if getattr(source, "decrypted", False) else " (encrypted)"
+        title = (f"{s.protocol.upper()}{tls if s.encrypted else ''}: {what}, "
                  f"{client_flights} client flights, {ups:,} B up, {downs:,} B down "
                  f"(time = first byte, ms since connect)")
     ax.set_title(title, fontsize=10, loc="left", pad=30)
@@ -282,9 +294,119 @@ def ladder(source: Any, ax=None, max_rows: int = 60, title: str | None = None) -
 def save_ladder(source: Any, path: str | os.PathLike, max_rows: int = 60, title: str | None = None,
                 dpi: int = 110) -> str:
     """Draw :func:`ladder` and write it to ``path`` (the format follows the suffix: .png, .svg, .pdf)."""
+    import matplotlib.pyplot as plt  # here: flights and labels need none (static page)
+
     fig = ladder(source, max_rows=max_rows, title=title)
     try:
         fig.savefig(os.fspath(path), dpi=dpi)
     finally:
         plt.close(fig)
     return os.fspath(path)
+
+
+def ladder_to_scale(sources: list, titles: list[str] | None = None, label_gap: float = 0.035) -> Figure:
+    """Ladders of one or more sessions side by side, drawn to scale on one time axis (ms since connect).
+
+    Where :func:`ladder` gives each flight its own row, here an arrow leaves its side at the flight's first byte
+    and reaches the other at its last, so what takes long looks long and two sessions compare at a glance. A
+    label is written only where it does not overlap the one above it (``label_gap``: the share of the axis
+    between two labels); the row ladder keeps every label.
+    """
+    if not sources:
+        raise LadderError("ladder_to_scale() needs at least one session")
+    titles = list(titles or [""] * len(sources))
+    drawn = [(_session(src), flights(src)) for src in sources]
+    return _draw_to_scale(drawn, titles, label_gap)
+
+
+def replayed(source: Any, profile: Any) -> list[Arrow]:
+    """The session's flights as they would go on ``profile`` (a name or a
+    :class:`~mailstudy.link.profiles.Profile`), replayed through the model (:func:`mailstudy.link.model.predict`).
+
+    The model gives when each answer's last byte reaches the client (``predict`` of the first k round trips); a
+    request leaves its pause after the answer before it. Where the request reaches the server is drawn as ours:
+    half the round trip plus its bytes over the upload rate after it leaves (the model's slow start and queueing
+    of requests are not drawn). A capture taken on a real network keeps that network's delays in the work the
+    model replays, so it can only look slower than the profile alone."""
+    from mailstudy.link import model
+    from mailstudy.link.profiles import get_profile
+
+    p = profile if hasattr(profile, "rtt_s") else get_profile(profile)
+    s = _session(source)
+    chunks = [(d, t, b"\0" * n) for d, t, n, _ in s.chunks if n]
+    ex = s.exchanges
+    msession = model.session_from_chunks(chunks, s.t0, exchanges=ex, time_scale=s.scale)
+    arrows = [Arrow(a.direction, a.t_start, a.t_end, a.nbytes, a.first, a.starts, a.completes, a.index)
+              for a in flights(source)]
+
+    def answer_at(k: int) -> float:
+        part = model.Session(msession.greeting_s, msession.round_trips[:k], 0.0, msession.greeting_bytes)
+        return model.predict(part, p)["duration_s"]
+
+    done = answer_at(0)
+    k = 0
+    i = 0
+    if arrows and arrows[0].direction == DOWN:  # the greeting
+        arrows[0].t_start, arrows[0].t_end = max(0.0, done - p.rtt_s / 2), done
+        i = 1
+    while i < len(arrows) and k < len(msession.round_trips):
+        trip = msession.round_trips[k]
+        sent = done + trip.pause_s
+        up = arrows[i]
+        arrive = sent + p.rtt_s / 2 + (up.nbytes * 8 / p.up_bps if p.up_bps else 0.0)
+        up.t_start, up.t_end = sent, arrive
+        done = answer_at(k + 1)
+        if i + 1 < len(arrows) and arrows[i + 1].direction == DOWN:
+            arrows[i + 1].t_start, arrows[i + 1].t_end = max(arrive, done - p.rtt_s / 2), done
+            i += 1
+        i += 1
+        k += 1
+    return arrows
+
+
+def ladder_on(source: Any, profiles: list, title: str = "", replays: list | None = None) -> Figure:
+    """The session as captured beside the same session replayed on each of ``profiles`` (:func:`replayed`, or
+    the arrows given in ``replays``), to scale on one time axis."""
+    s = _session(source)
+    replays = replays if replays is not None else [replayed(source, p) for p in profiles]
+    drawn = [(s, flights(source))] + [(s, r) for r in replays]
+    names = [f"{title} as captured"] + [f"on {getattr(p, 'name', p)} (model)" for p in profiles]
+    return _draw_to_scale(drawn, names, 0.035)
+
+
+def _draw_to_scale(drawn: list, titles: list, label_gap: float) -> Figure:
+    """Draw ``(session, arrows)`` pairs side by side on one time axis (ms)."""
+    import matplotlib.pyplot as plt  # here: flights and labels need none (static page)
+
+    t_max = max((f.t_end for _, fl in drawn for f in fl), default=0.0) * 1e3 or 1.0
+    fig, axes = plt.subplots(1, len(drawn), figsize=(5.2 * len(drawn), 7.5), sharey=True, squeeze=False)
+    for ax, (s, fl), title in zip(axes[0], drawn, titles):
+        for x, name in ((X_CLIENT, "client"), (X_SERVER, "server")):
+            ax.plot([x, x], [0, t_max * 1.02], color="#444444", linewidth=1.4, zorder=1)
+            ax.text(x, -0.02 * t_max, name, ha="center", va="bottom", fontsize=9, fontweight="bold")
+        last_label = -1e9
+        first_down = next((f for f in fl if f.direction == DOWN), None)
+        for f in fl:
+            a, b = f.t_start * 1e3, max(f.t_end * 1e3, f.t_start * 1e3 + t_max * 0.004)
+            start, end = (X_CLIENT, X_SERVER) if f.direction == UP else (X_SERVER, X_CLIENT)
+            text, colour = label(f, greeting=f is first_down and f.index == 0)
+            ax.annotate("", xy=(end, b), xytext=(start, a),
+                        arrowprops=dict(arrowstyle="-|>", color=COLORS[colour], linewidth=1.0, shrinkA=0,
+                                        shrinkB=0), zorder=3)
+            if a - last_label >= label_gap * t_max:
+                ax.text(0.5, (a + b) / 2, _shorten(text, 34), ha="center", va="center", fontsize=7,
+                        family="monospace", color=COLORS[colour],
+                        bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.85), zorder=4)
+                last_label = a
+        ax.set_xlim(-0.08, 1.08)
+        ax.set_xticks([])
+        ups = sum(n for d, _, n, _ in s.chunks if d == UP)
+        downs = sum(n for d, _, n, _ in s.chunks if d == DOWN)
+        n_up = sum(1 for f in fl if f.direction == UP)
+        ax.set_title(f"{title}\n{n_up} client flights, {ups:,} B up, {downs:,} B down", fontsize=9, loc="left")
+        for side in ("top", "right", "bottom"):
+            ax.spines[side].set_visible(False)
+    axes[0][0].set_ylim(t_max * 1.04, -0.06 * t_max)
+    axes[0][0].set_ylabel("time since connect (ms)")
+    fig.tight_layout()
+    return fig
