@@ -13,6 +13,7 @@ import sys
 
 from mailstudy.cli.errors import fail
 from mailstudy.cli.values import count, gigabytes
+from mailstudy.servers import SERVER_KINDS
 from mailstudy.wire import METRIC_KEYS
 
 
@@ -35,7 +36,7 @@ def add_parser(sub) -> None:
                         ".eml files (the first N messages; --messages 0 for all)")
     p.add_argument("--max-mailbox-gb", type=gigabytes, default=None, metavar="GB",
                    help="refuse a generated mailbox estimated above GB gigabytes (2.1)")
-    p.add_argument("--server", choices=["embedded", "dovecot"], default="embedded")
+    p.add_argument("--server", choices=SERVER_KINDS, default="embedded")
     p.add_argument("--per-message", action="store_true", help="IMAP: one FETCH per message instead of one batch")
     p.add_argument("--pipelining", action="store_true",
                    help="POP3: send each run of commands as one flight; IMAP (with --per-message): all tags "

@@ -1,0 +1,419 @@
+"""Cyrus IMAP 3.6 as a third server: IMAP, POP3 and JMAP (its ``httpd``) over one store, from a private folder.
+
+Why: JMAP (RFC 8620/8621) is measured against IMAP and POP3 on the same mailbox only if one server speaks all
+three; Debian's Cyrus does (``cyr_buildinfo``: ``"jmap": true``). Like :mod:`mailstudy.servers.dovecot` this
+never touches the system service: a private ``imapd.conf`` and ``cyrus.conf`` in a temporary folder, ``master``
+as a tied child in its own process group (a guardian kills the group and removes the folder should mailstudy
+die), TERM at stop.
+
+Facts this module relies on (Cyrus 3.6.1, Debian 12; see issue 20 and :mod:`mailstudy.servers.cyrus_install`):
+
+- ``imapd`` and ``pop3d`` come from an extraction of ``cyrus-imapd``/``cyrus-pop3d`` (installing them removes
+  Dovecot); ``cyrus.conf`` names every program by its absolute path.
+- ``cyrus_user`` is the invoking user (as root: ``nobody``, owner of the private folder), so ``master`` needs no
+  root and never tries to become ``cyrus``.
+- ``sasl_pwcheck_method: alwaystrue``: any password logs in. Acceptable only because the instance is private,
+  throwaway and bound to 127.0.0.1 (our assumption, as the issue allows); a wrong password is NOT refused here.
+- ``autocreate_quota: 0`` creates INBOX at the first login; the corpus is delivered by IMAP APPEND, in order
+  (UID n is message n), byte for byte (``munge8bit: no`` keeps 8-bit header bytes; Cyrus refuses bare LF, so a
+  message with bare LFs is delivered with CRLF, as Dovecot serves it). Each gets a fixed INTERNALDATE.
+- ``servername: mailstudy`` and ``allowapop: no`` keep the host name and the APOP challenge out of the greetings.
+  What still varies between runs: the ``SESSIONID=<...>`` in the LOGIN reply (time, pid, a random number).
+- Cyrus logs only to syslog, and without ``/dev/log`` a failed start is silent (``master`` exits 78 when a
+  program is missing; a port it cannot bind is only logged). So ``master`` runs in a private mount namespace
+  (``unshare``) whose ``/dev`` is a copy of the real one's few device nodes plus a ``log`` that is our own
+  datagram socket, drained by a small reader process into ``syslog.log``; a failed start quotes it. Not root,
+  the namespace is made as a mapped root, then a nested user namespace maps the invoking uid back, so master
+  runs as that user. Where namespaces are not allowed, Cyrus runs without and a failure says that its log was
+  not available.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import weakref
+from pathlib import Path
+
+from mailstudy.processes import Guardian, TiedPopen, group_members, owned_tempdir, popen_tied, sweep_dead, \
+    uninterrupted
+from mailstudy.servers.base import (Account, MailServer, PortInUseError, ServerError, check_port_free, free_ports,
+                                   wait_for_greeting)
+from mailstudy.servers.cyrus_install import APT_HINT, common_version, find_programs
+
+BIN = Path("/usr/lib/cyrus/bin")
+TMPFS_ROOTS = ("/dev/shm",)
+#: conf/ subfolders Cyrus expects to exist (issue 20)
+CONF_DIRS = ("db", "proc", "socket", "lock", "log", "user", "quota", "sieve")
+#: INTERNALDATE of initial message i: this plus i seconds (same every run, as Dovecot's Maildir mtimes)
+_BASE_TIME = 1_600_000_000
+_SAFE_USER = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+#: the long form of the LOGIN reply varies by its SESSIONID; counts that must repeat exactly subtract this
+SESSIONID_TEXT = re.compile(rb" SESSIONID=<[^>]*>")
+
+# Run inside the new mount namespace: a private /dev with the usual device nodes and our syslog socket as
+# /dev/log, then exec the rest of the arguments. Shell: it runs for any user; each mount is one exec.
+_NAMESPACE_SH = r"""
+set -e
+d=$1; sock=$2; shift 2
+mkdir "$d"
+for n in null zero full random urandom tty ptmx; do
+  [ -e "/dev/$n" ] || continue
+  : > "$d/$n"; mount --bind "/dev/$n" "$d/$n"
+done
+for n in shm pts mqueue hugepages; do
+  [ -d "/dev/$n" ] || continue
+  mkdir "$d/$n"; mount --rbind "/dev/$n" "$d/$n"
+done
+for n in fd stdin stdout stderr core; do
+  if [ -L "/dev/$n" ]; then cp -P "/dev/$n" "$d/$n"; fi
+done
+: > "$d/log"; mount --bind "$sock" "$d/log"
+mount --rbind "$d" /dev
+exec "$@"
+"""
+
+# The syslog reader: a process of its own (a thread would share the client's GIL; and a full datagram queue
+# would block every Cyrus process that logs). argv: the bound socket's fd, the log file's fd.
+_READER_PY = r"""
+import os, socket, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+s, log = socket.socket(fileno=int(sys.argv[1])), int(sys.argv[2])
+while True:
+    data = s.recv(65536)
+    os.write(log, data.rstrip(b"\n") + b"\n")
+"""
+
+
+def _reason_missing() -> str | None:
+    for name, pkg in (("master", "cyrus-common"), ("httpd", "cyrus-caldav")):
+        if not os.access(BIN / name, os.X_OK):
+            return f"Cyrus's {name} is missing ({BIN / name}: package {pkg} not installed); {APT_HINT}"
+    if find_programs() is None:
+        return (f"Cyrus's imapd and pop3d are not extracted for cyrus-common {common_version()}; run: "
+                f"python3 -m mailstudy.servers.cyrus_install (as root, for every user)")
+    return None
+
+
+def cyrus_available() -> str | None:
+    """None when Cyrus can be run here, else the reason (one line naming the package, for ``pytest.skip``)."""
+    reason = _reason_missing()
+    if reason:
+        return reason
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("nobody")
+        except KeyError:
+            return "running as root, Cyrus runs as user 'nobody', and there is no such user"
+    else:
+        try:
+            pwd.getpwuid(os.geteuid())
+        except KeyError:
+            return f"uid {os.geteuid()} has no user name; Cyrus's cyrus_user needs one"
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def namespace_command() -> tuple[tuple[str, ...], str | None]:
+    """(argv prefix that runs a command in a private mount namespace, None) or ((), why not)."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return (), "unshare (util-linux) is missing"
+    if os.geteuid() == 0:
+        prefix = (unshare, "--mount", "--propagation", "private")
+    else:
+        prefix = (unshare, "--mount", "--propagation", "private", "--user", "--map-root-user")
+    out = subprocess.run([*prefix, "/bin/sh", "-c", "mount --bind /dev/null /dev/null"], capture_output=True,
+                         text=True, timeout=30)
+    if out.returncode != 0:
+        return (), f"a private mount namespace is not allowed here ({out.stderr.strip()[:120]})"
+    return prefix, None
+
+
+def _terminate(proc: TiedPopen | None, reader: TiedPopen | None, workdir: Path | None) -> None:
+    """TERM to master (it stops its services and exits), then SIGKILL whatever is left in its group; stop the
+    syslog reader; remove the private folder."""
+    if proc is not None:
+        pgid = proc.pid
+        if proc.poll() is None:
+            try:
+                proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        for _ in range(200):
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                break
+            if proc.poll() is not None and not group_members(pgid):
+                break
+            time.sleep(0.005)
+        if proc.poll() is None:
+            proc.wait(timeout=5)
+    if reader is not None:
+        if reader.poll() is None:
+            reader.kill()
+        reader.wait(timeout=5)
+        reader.release()
+    if workdir is not None:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if proc is not None:
+        proc.release()
+
+
+class CyrusServer(MailServer):
+    """Cyrus on 127.0.0.1: IMAP, POP3 and HTTP (JMAP at ``/jmap/``, discovery at ``/.well-known/jmap``).
+
+    Every start writes a fresh private folder and delivers ``mailboxes`` anew. ``http_port`` is the JMAP port
+    (chosen like the others when not given). ``disabled`` is not supported (Cyrus's capabilities are its own).
+    ``programs`` names other ``imapd``/``pop3d`` builds than the extraction found by :func:`find_programs`.
+    """
+
+    name = "cyrus"
+
+    def __init__(self, accounts: list[Account] | None = None,
+                 mailboxes: dict[str, list[bytes]] | None = None, *,
+                 disabled: frozenset[str] | set[str] = frozenset(),
+                 imap_port: int | None = None, pop3_port: int | None = None, http_port: int | None = None,
+                 start_timeout: float = 15.0, programs: dict[str, str | os.PathLike] | None = None) -> None:
+        super().__init__(accounts, mailboxes, disabled=disabled, imap_port=imap_port, pop3_port=pop3_port,
+                         start_timeout=start_timeout)
+        if self.disabled:
+            raise ValueError(f"Cyrus cannot switch off {', '.join(sorted(self.disabled))} here; use the embedded "
+                             f"server for that study")
+        for a in self.accounts:
+            if not _SAFE_USER.match(a.user):
+                raise ValueError(f"user name {a.user!r} is not allowed for Cyrus (use lower-case letters, digits, "
+                                 f"._-)")
+        self._want_http_port = http_port
+        #: ``{"imapd": PATH, "pop3d": PATH}`` to run instead of the extraction :func:`find_programs` finds
+        self.programs = {k: Path(v) for k, v in programs.items()} if programs else None
+        self.http_port: int = 0
+        self.workdir: Path | None = None
+        self._proc: TiedPopen | None = None
+        self._reader: TiedPopen | None = None
+        self._finalizer: weakref.finalize | None = None
+        self._logged_note = ""
+
+    # -- configuration -------------------------------------------------------------------------------------
+    @staticmethod
+    def _cyrus_user() -> tuple[str, int, int]:
+        if os.geteuid() == 0:
+            p = pwd.getpwnam("nobody")
+        else:
+            p = pwd.getpwuid(os.geteuid())
+        return p.pw_name, p.pw_uid, p.pw_gid
+
+    def _imapd_conf(self, wd: Path, user: str) -> str:
+        return f"""# generated by mailstudy.servers.cyrus; not the system config
+configdirectory: {wd / 'conf'}
+partition-default: {wd / 'spool'}
+cyrus_user: {user}
+servername: mailstudy
+conversations: 1
+httpmodules: jmap
+httpallowcompress: no
+allowplaintext: yes
+allowapop: no
+autocreate_quota: 0
+munge8bit: no
+sasl_pwcheck_method: alwaystrue
+sasl_mech_list: PLAIN LOGIN
+"""
+
+    def _cyrus_conf(self, wd: Path, programs: dict[str, Path]) -> str:
+        conf = wd / "imapd.conf"
+        return f"""# generated by mailstudy.servers.cyrus
+START {{
+}}
+SERVICES {{
+  imap cmd="{programs['imapd']} -C {conf}" listen="127.0.0.1:{self.imap_port}" prefork=0
+  pop3 cmd="{programs['pop3d']} -C {conf}" listen="127.0.0.1:{self.pop3_port}" prefork=0
+  http cmd="{BIN / 'httpd'} -C {conf}" listen="127.0.0.1:{self.http_port}" prefork=0
+}}
+EVENTS {{
+}}
+"""
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    def _start(self) -> None:
+        reason = cyrus_available()
+        if reason and not (self.programs and "not extracted" in reason):
+            raise ServerError(reason)
+        programs = self.programs or find_programs()
+        taken = {self.imap_port, self.pop3_port}
+        if self._want_http_port:
+            check_port_free(self._want_http_port)
+            self.http_port = self._want_http_port
+        else:
+            self.http_port = next(p for p in free_ports(4) if p not in taken and p != self._want_imap_port
+                                  and p != self._want_pop3_port)
+        user, uid, gid = self._cyrus_user()
+        prefix, why_no_ns = namespace_command()
+        self._logged_note = "" if not why_no_ns else f" (Cyrus logs only to syslog, not collected here: {why_no_ns})"
+        guardian = Guardian()
+        wd: Path | None = None
+        self._proc = self._reader = None
+        try:
+            sweep_dead()
+            with uninterrupted():
+                wd = owned_tempdir("cyrus", dir=next((r for r in TMPFS_ROOTS if os.access(r, os.W_OK)), None))
+                guardian.watch(wd)
+            self.workdir = wd
+            for sub in CONF_DIRS:
+                (wd / "conf" / sub).mkdir(parents=True)
+            (wd / "spool").mkdir()
+            (wd / "imapd.conf").write_text(self._imapd_conf(wd, user))
+            (wd / "cyrus.conf").write_text(self._cyrus_conf(wd, programs))
+            argv = [str(BIN / "master"), "-C", str(wd / "imapd.conf"), "-M", str(wd / "cyrus.conf"),
+                    "-p", str(wd / "master.pid"), "-D"]
+            if prefix:
+                sock_path = wd / "syslog.sock"
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                try:
+                    sock.bind(str(sock_path))
+                    os.chmod(sock_path, 0o666)
+                    logfd = os.open(wd / "syslog.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                    try:
+                        with uninterrupted():
+                            self._reader = popen_tied(
+                                [sys.executable, "-c", _READER_PY, str(sock.fileno()), str(logfd)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                pass_fds=(sock.fileno(), logfd))
+                            guardian.kill(self._reader.pid)
+                    finally:
+                        os.close(logfd)
+                finally:
+                    sock.close()
+                inner = [] if os.geteuid() == 0 else [shutil.which("unshare"), f"--map-user={uid}",
+                                                      f"--map-group={gid}"]
+                argv = [*prefix, "/bin/sh", "-c", _NAMESPACE_SH, "sh", str(wd / "dev"), str(sock_path),
+                        *inner, *argv]
+            if os.geteuid() == 0:
+                os.chmod(wd, 0o755)
+                for root, dirs, files in os.walk(wd):
+                    for name in dirs + files:
+                        os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
+                os.chown(wd, uid, gid)
+            with open(wd / "master.stderr", "wb") as err, uninterrupted():
+                self._proc = popen_tied(argv, group=True, guardian=guardian, stdin=subprocess.DEVNULL,
+                                        stdout=err, stderr=err, cwd=wd)
+        except BaseException as exc:
+            _terminate(self._proc, self._reader, wd)
+            guardian.release()
+            self._proc = self._reader = None
+            if not isinstance(exc, OSError):
+                raise
+            raise ServerError(f"cannot prepare or run Cyrus in {wd}: {exc}") from exc
+        self._finalizer = weakref.finalize(self, _terminate, self._proc, self._reader, wd)
+        try:
+            self._wait_ready()
+            self._deliver_initial()
+        except BaseException:
+            self._finalizer()
+            self._finalizer = None
+            self._proc = self._reader = None
+            raise
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        for port, prefix in ((self.imap_port, b"* OK"), (self.pop3_port, b"+OK"), (self.http_port, None)):
+            while True:
+                if self._proc.poll() is not None:
+                    raise self._failure(f"Cyrus's master exited with status {self._proc.returncode}")
+                bind = self._bind_failure()
+                if bind:
+                    raise bind
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise self._failure(f"Cyrus did not answer on port {port} within {self.start_timeout:.1f} s")
+                try:
+                    if prefix is None:
+                        socket.create_connection((self.host, port), timeout=min(0.25, left)).close()
+                    else:
+                        wait_for_greeting(port, prefix, timeout=min(0.25, left), host=self.host)
+                    break
+                except (ServerError, OSError):
+                    time.sleep(0.02)
+
+    def _bind_failure(self) -> PortInUseError | None:
+        m = re.search(r"unable to bind to (\w+)\S* socket: Address already in use", self.log_text())
+        if m:
+            port = {"imap": self.imap_port, "pop3": self.pop3_port, "http": self.http_port}.get(m.group(1))
+            # a port the user asked for is not retried with others (MailServer.start retries on PortInUseError)
+            kind = ServerError if m.group(1) == "http" and self._want_http_port else PortInUseError
+            return kind(f"Cyrus could not listen: port {port} on {self.host} ({m.group(1)}) is already in use; "
+                        f"choose other ports or stop what listens there")
+        return None
+
+    def _deliver_initial(self) -> None:
+        """APPEND every initial message in order (UID n is message n), each with a fixed INTERNALDATE."""
+        import imaplib
+
+        for a in self.accounts:
+            msgs = self.mailboxes[a.user]
+            with imaplib.IMAP4(self.host, self.imap_port, timeout=30) as c:
+                c.login(a.user, a.password)  # creates INBOX (autocreate)
+                for i, raw in self.progress(enumerate(msgs), len(msgs), f"delivering to {a.user}"):
+                    raw = crlf(raw)
+                    typ, data = c.append("INBOX", None, _BASE_TIME + i, raw)
+                    if typ != "OK":
+                        raise ServerError(f"Cyrus refused message {i + 1} of {a.user}: {data!r}")
+                c.logout()
+
+    def _failure(self, what: str) -> ServerError:
+        lines = self.log_text().strip().splitlines()
+        lines += [ln for ln in self._read("master.stderr").strip().splitlines() if ln]
+        if not lines:
+            return ServerError(f"{what}; nothing was logged{self._logged_note}")
+        return ServerError(f"{what}; last lines of its log:\n" + "\n".join(lines[-15:]))
+
+    def _stop(self) -> None:
+        if self._finalizer is not None:
+            self._finalizer()
+        self._finalizer = None
+        self._proc = self._reader = None
+
+    def deliver_many(self, user: str, raws: list[bytes], folder: str = "INBOX") -> None:
+        super().deliver_many(user, [crlf(r) for r in raws], folder)
+
+    # -- introspection -------------------------------------------------------------------------------------
+    @property
+    def version(self) -> str:
+        return f"Cyrus IMAP {common_version() or 'unknown'}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
+    def _read(self, name: str) -> str:
+        if self.workdir is None:
+            return ""
+        try:
+            return (self.workdir / name).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_text(self) -> str:
+        """What Cyrus logged to syslog so far (empty when it could not be collected)."""
+        return self._read("syslog.log")
+
+
+def crlf(raw: bytes) -> bytes:
+    """``raw`` with every bare LF made CRLF (Cyrus refuses bare LF in APPEND; Dovecot serves it as CRLF)."""
+    if b"\n" not in raw.replace(b"\r\n", b""):
+        return raw
+    return re.sub(rb"(?<!\r)\n", b"\r\n", raw)
+
