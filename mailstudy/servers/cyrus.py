@@ -22,7 +22,7 @@ Facts this module relies on (Cyrus 3.6.1, Debian 12; see issue 20 and :mod:`mail
 - Cyrus logs only to syslog, and without ``/dev/log`` a failed start is silent (``master`` exits 78 when a
   program is missing; a port it cannot bind is only logged). So ``master`` runs in a private mount namespace
   (``unshare``) whose ``/dev`` is a copy of the real one's few device nodes plus a ``log`` that is our own
-  datagram socket, drained by a small reader process into ``syslog.log``; a failed start quotes it. Not root,
+  datagram socket, drained by a reader thread into ``syslog.log``; a failed start quotes it. Not root,
   the namespace is made as a mapped root, then a nested user namespace maps the invoking uid back, so master
   runs as that user. Where namespaces are not allowed, Cyrus runs without and a failure says that its log was
   not available.
@@ -38,7 +38,7 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
+import threading
 import time
 import weakref
 from pathlib import Path
@@ -81,16 +81,41 @@ mount --rbind "$d" /dev
 exec "$@"
 """
 
-# The syslog reader: a process of its own (a thread would share the client's GIL; and a full datagram queue
-# would block every Cyrus process that logs). argv: the bound socket's fd, the log file's fd.
-_READER_PY = r"""
-import os, socket, signal, sys
-signal.signal(signal.SIGINT, signal.SIG_IGN)
-s, log = socket.socket(fileno=int(sys.argv[1])), int(sys.argv[2])
-while True:
-    data = s.recv(65536)
-    os.write(log, data.rstrip(b"\n") + b"\n")
-"""
+class SyslogReader(threading.Thread):
+    """Drains the instance's /dev/log into a file, one line per datagram.
+
+    A thread, not a process: a child Python may not be runnable by the user Cyrus runs as (a venv's interpreter
+    under /root), and it only wakes for the few lines Cyrus logs per session. It must drain: a full datagram
+    queue would block every Cyrus process that logs."""
+
+    def __init__(self, sock: socket.socket, path: Path) -> None:
+        super().__init__(name="cyrus-syslog", daemon=True)
+        self.sock, self.path = sock, path
+        self.sock.settimeout(1.0)  # a stop is seen within a second even if shutdown() wakes nothing
+        self._stop_flag = threading.Event()
+
+    def run(self) -> None:
+        with open(self.path, "ab", buffering=0) as out:
+            while not self._stop_flag.is_set():
+                try:
+                    data = self.sock.recv(65536)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    break
+                if data:
+                    out.write(data.rstrip(b"\n") + b"\n")
+
+    def stop(self) -> None:
+        self._stop_flag.set()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.join(timeout=5)
+        self.sock.close()
+
+
 
 
 def _reason_missing() -> str | None:
@@ -138,7 +163,7 @@ def namespace_command() -> tuple[tuple[str, ...], str | None]:
     return prefix, None
 
 
-def _terminate(proc: TiedPopen | None, reader: TiedPopen | None, workdir: Path | None) -> None:
+def _terminate(proc: TiedPopen | None, reader: SyslogReader | None, workdir: Path | None) -> None:
     """TERM to master (it stops its services and exits), then SIGKILL whatever is left in its group; stop the
     syslog reader; remove the private folder."""
     if proc is not None:
@@ -163,10 +188,7 @@ def _terminate(proc: TiedPopen | None, reader: TiedPopen | None, workdir: Path |
         if proc.poll() is None:
             proc.wait(timeout=5)
     if reader is not None:
-        if reader.poll() is None:
-            reader.kill()
-        reader.wait(timeout=5)
-        reader.release()
+        reader.stop()
     if workdir is not None:
         shutil.rmtree(workdir, ignore_errors=True)
     if proc is not None:
@@ -203,7 +225,7 @@ class CyrusServer(MailServer):
         self.http_port: int = 0
         self.workdir: Path | None = None
         self._proc: TiedPopen | None = None
-        self._reader: TiedPopen | None = None
+        self._reader: SyslogReader | None = None
         self._finalizer: weakref.finalize | None = None
         self._logged_note = ""
 
@@ -284,19 +306,12 @@ EVENTS {{
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
                 try:
                     sock.bind(str(sock_path))
-                    os.chmod(sock_path, 0o666)
-                    logfd = os.open(wd / "syslog.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-                    try:
-                        with uninterrupted():
-                            self._reader = popen_tied(
-                                [sys.executable, "-c", _READER_PY, str(sock.fileno()), str(logfd)],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                pass_fds=(sock.fileno(), logfd))
-                            guardian.kill(self._reader.pid)
-                    finally:
-                        os.close(logfd)
-                finally:
+                    os.chmod(sock_path, 0o666)  # Cyrus's processes run as cyrus_user
+                except BaseException:
                     sock.close()
+                    raise
+                self._reader = SyslogReader(sock, wd / "syslog.log")
+                self._reader.start()
                 inner = [] if os.geteuid() == 0 else [shutil.which("unshare"), f"--map-user={uid}",
                                                       f"--map-group={gid}"]
                 argv = [*prefix, "/bin/sh", "-c", _NAMESPACE_SH, "sh", str(wd / "dev"), str(sock_path),
