@@ -246,7 +246,6 @@ cyrus_user: {user}
 servername: mailstudy
 conversations: 1
 httpmodules: jmap
-httpallowcompress: no
 allowplaintext: yes
 allowapop: no
 autocreate_quota: 0
