@@ -132,3 +132,31 @@ def test_bad_spec_is_refused():
         JmapSpec(strategy="everything")
     with pytest.raises(ValueError, match="compress"):
         JmapSpec(compress="br")
+
+
+# -- the command line ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("strategy", ["header-first", "download-all"])
+def test_cli_session_with_jmap_on_cyrus(strategy):
+    import json
+
+    from cli_run import run
+
+    out = run("session", "--server", "cyrus", "--protocol", "jmap", "--strategy", strategy, "--messages", 12,
+              "--json")
+    assert out.returncode == 0, out.stderr
+    row = json.loads(out.stdout)
+    assert (row["protocol"], row["server"], row["integrity_ok"], row["messages"]) == ("jmap", "cyrus", True, 12)
+    assert row["label"] == f"JMAP {strategy}"
+    assert row["round_trips"] == (3 if strategy == "header-first" else 3 + 12)
+    assert row["batch"] is None and row["pop3_mode"] is None  # IMAP's and POP3's knobs do not apply
+
+
+@pytest.mark.parametrize("args,needle", [
+    ((), "JMAP is served by cyrus only, not 'embedded'"),
+    (("--server", "cyrus", "--profile", "4g"), "--protocol jmap does not support a network"),
+    (("--server", "cyrus", "--preview", "100"), "--protocol jmap does not support --preview"),
+])
+def test_cli_jmap_refusals_are_one_line(args, needle):
+    from cli_run import one_line_error, run
+
+    one_line_error(run("session", "--protocol", "jmap", "--messages", 3, *args), needle)

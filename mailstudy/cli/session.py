@@ -21,7 +21,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("session", help="run one measured IMAP or POP3 session against a local server",
                        description="Start a server with a seeded mailbox, run one session with Python's own "
                                    "imaplib/poplib, check every downloaded byte and print what it cost.")
-    p.add_argument("--protocol", choices=["imap", "pop3"], default="imap")
+    p.add_argument("--protocol", choices=["imap", "pop3", "jmap"], default="imap",
+                   help="imap, pop3, or jmap (served by --server cyrus; loopback, no capture, no preview yet)")
     p.add_argument("--strategy", choices=["header-first", "download-all"], default="header-first")
     p.add_argument("--pop3-mode", choices=["keep", "delete"], default=None,
                    help="POP3 download-all: leave mail on the server (keep) or DELE it (default: keep)")
@@ -141,6 +142,8 @@ def run(args) -> int:
         return show_client_sessions(args)
 
     na = not_applicable(args)
+    if args.protocol == "jmap":
+        return run_jmap(args, na)
     try:
         exp = Experiment(server=args.server, protocol=args.protocol, strategy=args.strategy,
                          pop3_mode=args.pop3_mode or "keep", messages=args.messages,
@@ -165,4 +168,32 @@ def run(args) -> int:
         print(json.dumps({k: row.get(k) for k in row}, default=str))
     else:
         print(format_table(row, SESSION_KEYS + (CAPTURE_KEYS if args.capture else ()), na))
+    return 0
+
+
+def run_jmap(args, na: list[str]) -> int:
+    """``--protocol jmap``: one JMAP cell on Cyrus (:mod:`mailstudy.study.jmap_cell`), printed like the others."""
+    from mailstudy.cli.progress import bar
+    from mailstudy.corpus import DEFAULT_MAX_MAILBOX_BYTES, check_mailbox_size
+    from mailstudy.study.jmap_cell import JmapCell, run_jmap_cell
+
+    unsupported = [flag for flag, given in (("--capture", args.capture), ("--preview", args.preview),
+                                            ("a network (--profile, --rtt, ...)", link_profile(args) != "loopback"))
+                   if given]
+    if unsupported:
+        return fail(f"--protocol jmap does not support {', '.join(unsupported)} yet; JMAP runs on loopback")
+    try:
+        cell = JmapCell(server=args.server, strategy=args.strategy, messages=args.messages,
+                        sizes=args.sizes or "buchner2009", seed=args.seed, read_fraction=args.read_fraction or 0.0,
+                        mailbox=args.mailbox)
+    except ValueError as exc:
+        return fail(str(exc))
+    if not args.mailbox:
+        check_mailbox_size(cell.messages, cell.sizes, cell.seed, args.max_mailbox_gb or DEFAULT_MAX_MAILBOX_BYTES)
+    row = run_jmap_cell(cell, progress=bar)[0]
+    row.update({k: None for k in na})
+    if args.json:
+        print(json.dumps(row, default=str))
+    else:
+        print(format_table(row, SESSION_KEYS, na))
     return 0
