@@ -120,6 +120,11 @@ def test_an_http_error_is_one_line_naming_the_request(server):
     c.conn.close()
 
 
+def test_a_wrong_password_is_an_http_error_naming_discovery(server):
+    with pytest.raises(SessionError, match=r"^JMAP session discovery \(GET /\S*jmap\) failed: HTTP 401: \S"):
+        run_jmap_session(server.host, server.http_port, USER, PASSWORD + "-wrong", JmapSpec(), Known([]))
+
+
 def test_nothing_listening_is_a_session_error():
     from mailstudy.servers.base import free_port
 

@@ -93,6 +93,21 @@ def test_start_stop_leaves_no_process_and_no_files():
     assert not s.running and s.pid is None
 
 
+def test_login_ok_and_wrong_password_refused_on_imap_and_pop3(server):
+    c = imap_login(server)
+    assert c.state == "AUTH"
+    c.logout()
+    c = imaplib.IMAP4(server.host, server.imap_port, timeout=10)
+    with pytest.raises(imaplib.IMAP4.error, match="authentication failure"):
+        c.login(USER, PASSWORD + "-wrong")
+    c.shutdown()
+    p = poplib.POP3(server.host, server.pop3_port, timeout=10)
+    p.user(USER)
+    with pytest.raises(poplib.error_proto, match="Invalid login"):
+        p.pass_(PASSWORD + "-wrong")
+    p.close()
+
+
 def test_bodies_are_byte_exact_in_list_order(server):
     c = imap_login(server)
     typ, data = c.select("INBOX", readonly=True)

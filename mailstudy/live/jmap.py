@@ -167,7 +167,9 @@ def _problem(data: bytes) -> str:
         doc = json.loads(data)
         return str(doc.get("detail") or doc.get("title") or doc.get("type") or doc)[:200]
     except (ValueError, AttributeError):
-        return data[:200].decode(errors="replace").strip().replace("\n", " ") or "(no body)"
+        text = data.decode(errors="replace")
+        title = re.search(r"<title>([^<]*)</title>", text, re.I)  # an HTML error page: its title says it
+        return (title.group(1) if title else " ".join(text[:200].split())) or "(no body)"
 
 
 def _discover(client: _Client) -> dict:

@@ -12,8 +12,10 @@ Facts this module relies on (Cyrus 3.6.1, Debian 12; see issue 20 and :mod:`mail
   Dovecot); ``cyrus.conf`` names every program by its absolute path.
 - ``cyrus_user`` is the invoking user (as root: ``nobody``, owner of the private folder), so ``master`` needs no
   root and never tries to become ``cyrus``.
-- ``sasl_pwcheck_method: alwaystrue``: any password logs in. Acceptable only because the instance is private,
-  throwaway and bound to 127.0.0.1 (our assumption, as the issue allows); a wrong password is NOT refused here.
+- Passwords are checked: a sasldb (``sasl_auxprop_plugin: sasldb``) in the private folder, written with
+  ``db_load`` (``db-util``, a dependency of ``cyrus-common``; Debian's ``saslpasswd2`` is in ``sasl2-bin``, which
+  is not installed) as the pairs SASL's sasldb plugin reads: ``USER NUL REALM NUL userPassword`` -> password, the
+  realm being the ``servername``.
 - ``autocreate_quota: 0`` creates INBOX at the first login; the corpus is delivered by IMAP APPEND, in order
   (UID n is message n), byte for byte (``munge8bit: no`` keeps 8-bit header bytes; Cyrus refuses bare LF, so a
   message with bare LFs is delivered with CRLF, as Dovecot serves it). Each gets a fixed INTERNALDATE.
@@ -50,6 +52,9 @@ from mailstudy.servers.base import (Account, MailServer, PortInUseError, ServerE
 from mailstudy.servers.cyrus_install import APT_HINT, common_version, find_programs
 
 BIN = Path("/usr/lib/cyrus/bin")
+DB_LOAD = "/usr/bin/db_load"
+#: the name Cyrus gives itself in greetings, and the SASL realm of every account
+SERVERNAME = "mailstudy"
 TMPFS_ROOTS = ("/dev/shm",)
 #: conf/ subfolders Cyrus expects to exist (issue 20)
 CONF_DIRS = ("db", "proc", "socket", "lock", "log", "user", "quota", "sieve")
@@ -219,6 +224,8 @@ class CyrusServer(MailServer):
             if not _SAFE_USER.match(a.user):
                 raise ValueError(f"user name {a.user!r} is not allowed for Cyrus (use lower-case letters, digits, "
                                  f"._-)")
+            if any(c in a.password for c in "\r\n\0"):
+                raise ValueError(f"password of {a.user!r} must not contain CR, LF or NUL")
         self._want_http_port = http_port
         #: ``{"imapd": PATH, "pop3d": PATH}`` to run instead of the extraction :func:`find_programs` finds
         self.programs = {k: Path(v) for k, v in programs.items()} if programs else None
@@ -243,14 +250,16 @@ class CyrusServer(MailServer):
 configdirectory: {wd / 'conf'}
 partition-default: {wd / 'spool'}
 cyrus_user: {user}
-servername: mailstudy
+servername: {SERVERNAME}
 conversations: 1
 httpmodules: jmap
 allowplaintext: yes
 allowapop: no
 autocreate_quota: 0
 munge8bit: no
-sasl_pwcheck_method: alwaystrue
+sasl_pwcheck_method: auxprop
+sasl_auxprop_plugin: sasldb
+sasl_sasldb_path: {wd / 'sasldb2'}
 sasl_mech_list: PLAIN LOGIN
 """
 
@@ -267,6 +276,25 @@ SERVICES {{
 EVENTS {{
 }}
 """
+
+    def _write_sasldb(self, wd: Path) -> None:
+        """The accounts' passwords as SASL's sasldb plugin reads them (see the module docstring)."""
+        def text(value: str) -> str:  # db_load -T: a backslash is written twice, \XX is a byte in hex
+            return value.replace("\\", "\\\\")
+
+        pairs = "".join(f"{text(a.user)}\\00{SERVERNAME}\\00userPassword\n{text(a.password)}\n"
+                        for a in self.accounts)
+        (wd / "sasldb.txt").write_text(pairs, encoding="utf-8")
+        try:
+            out = subprocess.run([DB_LOAD, "-T", "-t", "hash", "-f", str(wd / "sasldb.txt"), str(wd / "sasldb2")],
+                                 capture_output=True, text=True, timeout=30)
+        except OSError as exc:
+            raise ServerError(f"cannot run {DB_LOAD} ({exc.strerror}) to write Cyrus's password database; "
+                              f"install db-util") from exc
+        finally:
+            (wd / "sasldb.txt").unlink(missing_ok=True)
+        if out.returncode != 0:
+            raise ServerError(f"db_load could not write Cyrus's password database: {out.stderr.strip()[:200]}")
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def _start(self) -> None:
@@ -297,6 +325,7 @@ EVENTS {{
                 (wd / "conf" / sub).mkdir(parents=True)
             (wd / "spool").mkdir()
             (wd / "imapd.conf").write_text(self._imapd_conf(wd, user))
+            self._write_sasldb(wd)
             (wd / "cyrus.conf").write_text(self._cyrus_conf(wd, programs))
             argv = [str(BIN / "master"), "-C", str(wd / "imapd.conf"), "-M", str(wd / "cyrus.conf"),
                     "-p", str(wd / "master.pid"), "-D"]
