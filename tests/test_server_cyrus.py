@@ -178,6 +178,22 @@ def test_a_missing_program_fails_with_cyrus_own_words_and_leaves_nothing():
     assert _cmdlines_with(str(s.workdir).encode()) == []
 
 
+def test_without_a_namespace_cyrus_runs_and_a_failure_says_its_log_was_not_collected(monkeypatch):
+    import mailstudy.servers.cyrus as cyrus
+
+    monkeypatch.setattr(cyrus, "namespace_command", lambda: ((), "namespaces are off in this test"))
+    with CyrusServer(mailboxes={USER: [message(1)]}) as s:
+        c = imap_login(s)
+        c.select("INBOX", readonly=True)
+        assert c.fetch("1", "(BODY.PEEK[])")[1][0][1] == message(1)
+        c.logout()
+        assert s.log_text() == ""
+    programs = dict(find_programs())
+    programs["imapd"] = "/nonexistent/imapd"
+    with pytest.raises(ServerError, match="status 78; nothing was logged .*not collected here: namespaces are off"):
+        CyrusServer(programs=programs, start_timeout=10).start()
+
+
 def test_cyrus_missing_names_the_package(monkeypatch):
     import mailstudy.servers.cyrus as cyrus
 
