@@ -323,3 +323,35 @@ def test_a_stopped_or_killed_session_leaves_nothing(sig, tmp_path):
                   and not [g for g in groups if group_members(g)], timeout=30)
     assert gone, {p: ours[p] for p in ours if running(p)}
     assert _until(lambda: not leftovers(proc.pid, tmp_path), timeout=30), leftovers(proc.pid, tmp_path)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_serve_announces_jmap_and_a_term_leaves_nothing(tmp_path):
+    from test_lifetimes import CLI, WAIT_S, _cmd, _pgid, _until, descendants, leftovers
+
+    proc = subprocess.Popen(CLI + ["serve", "--server", "cyrus", "--messages", "3", "--sizes", "fixed-5k"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if "Ctrl-C stops it" in line:
+                break
+        url = next(ln.split()[1] for ln in seen if ln.strip().startswith("JMAP"))
+        req = urllib.request.Request(url, headers={"Authorization": "Basic " + __import__("base64").b64encode(
+            f"{USER}:{PASSWORD}".encode()).decode()})
+        with urllib.request.urlopen(req, timeout=10) as resp:  # follows the redirect to the session resource
+            assert json.load(resp)["username"] == USER
+        ours = {p: _cmd(p) for p in descendants(proc.pid)}
+        groups = {g for g in map(_pgid, ours) if g is not None}
+        proc.send_signal(signal.SIGTERM)
+        status = proc.wait(WAIT_S)
+        stderr = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert status == 0 and "Traceback" not in stderr, (status, stderr)
+    assert _until(lambda: not [p for p in ours if running(p) and _cmd(p) == ours[p]]
+                  and not [g for g in groups if group_members(g)], timeout=30)
+    assert _until(lambda: not leftovers(proc.pid, tmp_path), timeout=30), leftovers(proc.pid, tmp_path)
