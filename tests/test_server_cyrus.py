@@ -355,3 +355,22 @@ def test_serve_announces_jmap_and_a_term_leaves_nothing(tmp_path):
     assert _until(lambda: not [p for p in ours if running(p) and _cmd(p) == ours[p]]
                   and not [g for g in groups if group_members(g)], timeout=30)
     assert _until(lambda: not leftovers(proc.pid, tmp_path), timeout=30), leftovers(proc.pid, tmp_path)
+
+
+# -- the extraction beside Dovecot -------------------------------------------------------------------------------
+def test_extraction_is_idempotent_and_is_what_the_server_runs():
+    from mailstudy.servers.cyrus_install import common_version, extract
+
+    found = find_programs()
+    version_folder = found["imapd"].parents[4]  # FOLDER/VERSION/usr/lib/cyrus/bin/imapd
+    assert version_folder.name == common_version()
+    again = extract(version_folder.parent, common_version())  # present: kept, nothing downloaded
+    assert again / "usr/lib/cyrus/bin/imapd" == found["imapd"]
+
+
+def test_an_unknown_version_fails_with_one_clear_line(tmp_path):
+    from mailstudy.servers.cyrus_install import InstallError, extract
+
+    with pytest.raises(InstallError, match=r"apt-get download cyrus-imapd=0\.0-none cyrus-pop3d=0\.0-none failed"):
+        extract(tmp_path, "0.0-none")
+    assert not any(tmp_path.iterdir()), "nothing half-made is left"
