@@ -1,11 +1,11 @@
-"""Benchmark: IMAP, POP3 and JMAP on one Cyrus mailbox, header-first and download-all, on loopback.
+"""Benchmark: IMAP, POP3 and JMAP on one Cyrus mailbox, header-first and download-all, on loopback or a profile.
 
 Issue 20: the three protocols side by side on one store. Each (protocol, strategy) runs ``--repeats`` times on a
 fresh Cyrus holding the same seeded buchner2009 mailbox (fresh each time: JMAP's first Email/query on a new
 store costs more than later ones, and a user's first sync is what this compares). Bytes, commands and round trips
 are exact (IMAP's bytes down vary by the few bytes of its SESSIONID); times are medians of ``duration_s`` and
 ``time_to_list_s``. Prints a Markdown table and writes it with the raw rows to bench/results/.
-Run: ``.venv/bin/python bench/three_protocols.py --messages 30``.
+Run: ``.venv/bin/python bench/three_protocols.py --messages 30 [--profile 4g]``.
 """
 
 from __future__ import annotations
@@ -28,20 +28,23 @@ def main(argv=None) -> int:
     ap.add_argument("--messages", type=int, default=30)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--profile", default="loopback", help="a network profile (loopback, 4g, ...)")
     ap.add_argument("--out", default="bench/results")
     args = ap.parse_args(argv)
     rows = []
     for strategy in STRATEGIES:
         for protocol in ("imap", "pop3"):
             rows += run_experiment(Experiment(server="cyrus", protocol=protocol, strategy=strategy,
-                                              messages=args.messages, seed=args.seed, repeats=args.repeats))
+                                              messages=args.messages, seed=args.seed, repeats=args.repeats,
+                                              profile=args.profile))
         rows += run_jmap_cell(JmapCell(strategy=strategy, messages=args.messages, seed=args.seed,
-                                       repeats=args.repeats))
+                                       repeats=args.repeats, profile=args.profile))
     df = pd.DataFrame(rows)
     out = Path(args.out)
-    write_csv_atomically(df, out / "three_protocols_raw.csv")
+    name = "three_protocols" + ("" if args.profile == "loopback" else f"_{args.profile}")
+    write_csv_atomically(df, out / f"{name}_raw.csv")
     lines = [f"{args.messages} buchner2009 messages (seed {args.seed}), Cyrus {df['server_version'].iloc[0]}, "
-             f"loopback, medians of {args.repeats} fresh-server runs",
+             f"{args.profile}, medians of {args.repeats} fresh-server runs",
              "", "| protocol | strategy | bytes up | bytes down | commands | round trips | time to list s | "
                  "duration s |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for (strategy, protocol), g in df.groupby(["strategy", "protocol"], sort=False):
@@ -49,7 +52,7 @@ def main(argv=None) -> int:
                      f"{int(g.commands.median())} | {int(g.round_trips.median())} | "
                      f"{statistics.median(g.time_to_list_s):.4f} | {statistics.median(g.duration_s):.4f} |")
     text = "\n".join(lines)
-    (out / "three_protocols.md").write_text(text + "\n")
+    (out / f"{name}.md").write_text(text + "\n")
     print(text)
     return 0 if df["integrity_ok"].all() else 1
 

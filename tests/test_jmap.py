@@ -156,9 +156,26 @@ def test_cli_session_with_jmap_on_cyrus(strategy):
     assert row["batch"] is None and row["pop3_mode"] is None  # IMAP's and POP3's knobs do not apply
 
 
+def test_cli_jmap_through_an_emulated_link_counts_the_same_round_trips():
+    import json
+
+    from cli_run import run
+
+    rows = []
+    for profile in ("loopback", "4g"):
+        out = run("session", "--server", "cyrus", "--protocol", "jmap", "--messages", 6, "--read-fraction", 0.5,
+                  "--profile", profile, "--json")
+        assert out.returncode == 0, out.stderr
+        rows.append(json.loads(out.stdout))
+    loop, g4 = rows
+    assert (g4["profile"], g4["integrity_ok"]) == ("4g", True) and g4["rtt_s"] > 0 == loop["rtt_s"]
+    for key in ("round_trips", "commands", "bytes_up", "bytes_down"):
+        assert g4[key] == loop[key], key  # the link delays bytes; it neither adds nor drops any
+
+
 @pytest.mark.parametrize("args,needle", [
     ((), "JMAP is served by cyrus only, not 'embedded'"),
-    (("--server", "cyrus", "--profile", "4g"), "--protocol jmap does not support a network"),
+    (("--server", "cyrus", "--profile", "no-such-net"), "no-such-net"),
     (("--server", "cyrus", "--preview", "100"), "--protocol jmap does not support --preview"),
 ])
 def test_cli_jmap_refusals_are_one_line(args, needle):

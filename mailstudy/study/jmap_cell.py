@@ -2,17 +2,19 @@
 
 Why a module of its own: :class:`~mailstudy.study.experiment.Experiment` drives IMAP and POP3 through
 :func:`~mailstudy.live.access.run_session`; JMAP has its own client (:mod:`mailstudy.live.jmap`) and, for now,
-only one server (Cyrus) and no link or capture. Until JMAP joins the experiment grid (issue 20 item 4), this
+only one server (Cyrus) and no capture yet. Until JMAP joins the experiment grid (issue 20 item 4), this
 gives ``mailstudy session --protocol jmap`` rows shaped like the experiment's, so a JMAP row sits in the same
-table as an IMAP or POP3 one.
+table as an IMAP or POP3 one. Through a network profile, the session goes through the same link relay as IMAP and
+POP3 (:class:`~mailstudy.link.Link` in front of Cyrus's HTTP port).
 """
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 
 from mailstudy.corpus import SIZE_PRESETS, generate, load
-from mailstudy.link import get_profile
+from mailstudy.link import Link, Profile, get_profile
 from mailstudy.live.access import Known
 from mailstudy.live.jmap import JmapSpec, run_jmap_session
 from mailstudy.servers import make_server
@@ -35,6 +37,7 @@ class JmapCell:
     repeats: int = 1
     mailbox: str | None = None
     compress: str = "identity"
+    profile: str | Profile = "loopback"  # the network: a profile's name or a custom Profile
 
     def __post_init__(self) -> None:
         self.spec()  # strategy, fraction and compression checked with a clear message
@@ -46,6 +49,7 @@ class JmapCell:
             raise ValueError(f"unknown size preset {self.sizes!r}; choose one of {sorted(SIZE_PRESETS)}")
         if self.repeats < 1:
             raise ValueError(f"repeats must be >= 1, not {self.repeats}")
+        get_profile(self.profile)  # an unknown name fails here (ProfileError is a ValueError)
 
     def spec(self) -> JmapSpec:
         return JmapSpec(strategy=self.strategy, read_fraction=self.read_fraction, seed=self.seed,
@@ -61,9 +65,10 @@ class JmapCell:
 
 
 def run_jmap_cell(cell: JmapCell, progress=None, results: list | None = None) -> list[dict]:
-    """Every repeat of ``cell`` on a fresh server (loopback); one row per session, like ``run_experiment``'s."""
+    """Every repeat of ``cell`` on a fresh server; one row per session, like ``run_experiment``'s."""
     corpus = cell.corpus(progress)
     known = Known(corpus.raws())
+    profile = get_profile(cell.profile)
     rows = []
     for repeat in range(cell.repeats):
         server = make_server(cell.server)
@@ -72,13 +77,17 @@ def run_jmap_cell(cell: JmapCell, progress=None, results: list | None = None) ->
             server.progress = progress
         with server:
             described = server.describe()
-            result = run_jmap_session(server.host, server.http_port, server.account.user,
-                                      server.account.password, cell.spec(), known)
+            link = Link(profile, [(server.host, server.http_port)], seed=cell.seed + repeat) if profile.shaped \
+                else None
+            with link or nullcontext():
+                host, port = (link.host, link.ports[0]) if link else (server.host, server.http_port)
+                result = run_jmap_session(host, port, server.account.user, server.account.password, cell.spec(),
+                                          known)
+            result.link = profile if link else None
         if results is not None:
             results.append(result)
         row = {**asdict(cell), **result.row(), **described, "protocol": "jmap", "repeat": repeat,
-               "label": LABELS[cell.strategy], "mailbox_bytes": corpus.total_bytes,
-               **get_profile("loopback").params()}
+               "label": LABELS[cell.strategy], "mailbox_bytes": corpus.total_bytes, **profile.params()}
         for k in ("host", "imap_port", "pop3_port"):
             row.pop(k, None)
         rows.append(row)
