@@ -25,6 +25,10 @@ Facts this module relies on (Cyrus 3.6.1, Debian 12; see issue 20 and :mod:`mail
   (POP3 RETR, IMAP UID FETCH, JMAP blob GETs) end 40 ms late, Dovecot's not: the pattern of Nagle's algorithm
   holding the response's last small write until the client's delayed ACK. A property of the server as it ships,
   so it is measured, not tuned away; batched fetches (one response) do not show it.
+- Measured: the first authenticated JMAP request a fresh ``httpd`` process serves (the session resource) takes
+  ~210 ms of server time on this machine kind (one response chunk, so not a TCP stall), a reused process's
+  ~0.1 ms; ``prefork=1`` does not remove it (the work is lazy). A fresh server's first JMAP session pays it,
+  as a user's first sync would.
 - Cyrus logs only to syslog, and without ``/dev/log`` a failed start is silent (``master`` exits 78 when a
   program is missing; a port it cannot bind is only logged). So ``master`` runs in a private mount namespace
   (``unshare``) whose ``/dev`` is a copy of the real one's few device nodes plus a ``log`` that is our own
