@@ -167,6 +167,11 @@ def test_deliver_while_running_shows_up_and_bare_lf_becomes_crlf():
         c.logout()
 
 
+def test_a_refused_delivery_is_one_clear_error(server):
+    with pytest.raises(ServerError, match=r"Cyrus refused A0 for 'alice': NO .*(exist|not found)"):
+        server.deliver(USER, message(1), folder="No-Such-Folder")
+
+
 def test_a_missing_program_fails_with_cyrus_own_words_and_leaves_nothing():
     programs = dict(find_programs())
     programs["pop3d"] = "/nonexistent/pop3d"
