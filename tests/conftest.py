@@ -34,6 +34,12 @@ def dovecot_usable() -> None:
 
 
 @pytest.fixture(scope="session")
+def cyrus_usable() -> None:
+    """Cyrus can run here (skip where not; fail under CI)."""
+    needs.cyrus()
+
+
+@pytest.fixture(scope="session")
 def peer_captures():
     """The folder of peer captures (skip where empty; fail under CI)."""
     return needs.peer_folder()

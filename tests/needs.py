@@ -1,4 +1,4 @@
-"""What a test needs from the machine (tshark, Dovecot, a peer capture), checked in one place.
+"""What a test needs from the machine (tshark, Dovecot, Cyrus, a peer capture), checked in one place.
 
 Why: eight test files each had their own ``shutil.which("tshark")`` skip, and some skipped where CI must fail.
 The rule lives here: where a tool or file is missing, a test skips with the reason and the install hint, except
@@ -60,6 +60,15 @@ def dovecot() -> None:
     why = dovecot_available()
     if why:
         skip_or_fail(f"Dovecot not usable here: {why}")
+
+
+def cyrus() -> None:
+    """Skip (fail under CI) unless Cyrus can run here (cyrus-common, cyrus-caldav, and imapd/pop3d extracted)."""
+    from mailstudy.servers.cyrus import cyrus_available
+
+    why = cyrus_available()
+    if why:
+        skip_or_fail(f"Cyrus not usable here: {why}")
 
 
 def peer(name: str) -> Path:

@@ -9,13 +9,14 @@ import sys
 import time
 
 from mailstudy.cli.values import count, gigabytes, port, seed
+from mailstudy.servers import SERVER_KINDS
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("serve", help="run a server with a generated mailbox until Ctrl-C",
                        description="Start a server on 127.0.0.1 with a seeded mailbox and print how to reach it, "
                                    "so you can point telnet, curl or a mail client at it.")
-    p.add_argument("--server", choices=["embedded", "dovecot"], default="embedded")
+    p.add_argument("--server", choices=SERVER_KINDS, default="embedded")
     p.add_argument("--messages", type=count, default=None, metavar="N", help="messages in the mailbox (20)")
     p.add_argument("--sizes", default=None, metavar="PRESET", help="message size preset (buchner2009)")
     p.add_argument("--seed", type=seed, default=None, metavar="S", help="corpus seed (0)")
@@ -67,6 +68,9 @@ def _announce(server, corpus, origin: str) -> None:
     print(f"  IMAP      {server.host}:{server.imap_port}   try: telnet {server.host} {server.imap_port}")
     print(f"  POP3      {server.host}:{server.pop3_port}   try: curl -v pop3://{server.host}:{server.pop3_port}/ "
           f"-u {a.user}:{a.password}")
+    if getattr(server, "http_port", None):  # Cyrus: JMAP too
+        print(f"  JMAP      http://{server.host}:{server.http_port}/.well-known/jmap   try: curl -L "
+              f"-u {a.user}:{a.password} http://{server.host}:{server.http_port}/.well-known/jmap")
     print(f"  user      {a.user}")
     print(f"  password  {a.password}")
     print("Ctrl-C stops it.", flush=True)

@@ -14,6 +14,7 @@ import sys
 
 from mailstudy.cli.errors import fail
 from mailstudy.cli.values import bandwidth, count, fraction, gigabytes, jitter, preview, rtt, seed
+from mailstudy.servers import SERVER_KINDS
 from mailstudy.wire import METRIC_KEYS
 
 
@@ -21,7 +22,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("session", help="run one measured IMAP or POP3 session against a local server",
                        description="Start a server with a seeded mailbox, run one session with Python's own "
                                    "imaplib/poplib, check every downloaded byte and print what it cost.")
-    p.add_argument("--protocol", choices=["imap", "pop3"], default="imap")
+    p.add_argument("--protocol", choices=["imap", "pop3", "jmap"], default="imap",
+                   help="imap, pop3, or jmap (served by --server cyrus; no capture or preview yet)")
     p.add_argument("--strategy", choices=["header-first", "download-all"], default="header-first")
     p.add_argument("--pop3-mode", choices=["keep", "delete"], default=None,
                    help="POP3 download-all: leave mail on the server (keep) or DELE it (default: keep)")
@@ -36,7 +38,7 @@ def add_parser(sub) -> None:
                         ".eml files (the first N messages; --messages 0 for all)")
     p.add_argument("--max-mailbox-gb", type=gigabytes, default=None, metavar="GB",
                    help="refuse a generated mailbox estimated above GB gigabytes (2.1)")
-    p.add_argument("--server", choices=["embedded", "dovecot"], default="embedded")
+    p.add_argument("--server", choices=SERVER_KINDS, default="embedded")
     p.add_argument("--per-message", action="store_true", help="IMAP: one FETCH per message instead of one batch")
     p.add_argument("--pipelining", action="store_true",
                    help="POP3: send each run of commands as one flight; IMAP (with --per-message): all tags "
@@ -182,6 +184,8 @@ def run(args) -> int:
         return show_client_sessions(args)
 
     na = not_applicable(args)
+    if args.protocol == "jmap":
+        return run_jmap(args, na)
     try:
         exp = Experiment(server=args.server, protocol=args.protocol, strategy=args.strategy,
                          pop3_mode=args.pop3_mode or "keep", messages=args.messages,
@@ -217,4 +221,30 @@ def run(args) -> int:
         if exchanges is not None:
             print()
             print(format_exchanges(exchanges))
+    return 0
+
+
+def run_jmap(args, na: list[str]) -> int:
+    """``--protocol jmap``: one JMAP cell on Cyrus (:mod:`mailstudy.study.jmap_cell`), printed like the others."""
+    from mailstudy.cli.progress import bar
+    from mailstudy.corpus import DEFAULT_MAX_MAILBOX_BYTES, check_mailbox_size
+    from mailstudy.study.jmap_cell import JmapCell, run_jmap_cell
+
+    unsupported = [flag for flag, given in (("--capture", args.capture), ("--preview", args.preview)) if given]
+    if unsupported:
+        return fail(f"--protocol jmap does not support {', '.join(unsupported)} yet")
+    try:
+        cell = JmapCell(server=args.server, strategy=args.strategy, messages=args.messages,
+                        sizes=args.sizes or "buchner2009", seed=args.seed, read_fraction=args.read_fraction or 0.0,
+                        mailbox=args.mailbox, profile=link_profile(args))
+    except ValueError as exc:
+        return fail(str(exc))
+    if not args.mailbox:
+        check_mailbox_size(cell.messages, cell.sizes, cell.seed, args.max_mailbox_gb or DEFAULT_MAX_MAILBOX_BYTES)
+    row = run_jmap_cell(cell, progress=bar)[0]
+    row.update({k: None for k in na})
+    if args.json:
+        print(json.dumps(row, default=str))
+    else:
+        print(format_table(row, SESSION_KEYS, na))
     return 0
