@@ -225,7 +225,10 @@ class CyrusServer(MailServer):
                  mailboxes: dict[str, list[bytes]] | None = None, *,
                  disabled: frozenset[str] | set[str] = frozenset(),
                  imap_port: int | None = None, pop3_port: int | None = None, http_port: int | None = None,
-                 start_timeout: float = 15.0, programs: dict[str, str | os.PathLike] | None = None) -> None:
+                 start_timeout: float = 15.0, programs: dict[str, str | os.PathLike] | None = None,
+                 tls: bool = False, tls_versions: tuple[str, ...] | list[str] = ("1.2", "1.3")) -> None:
+        if tls:  # refused, never served in clear text instead (the TLS sessions' rule)
+            raise ServerError("TLS is not set up for Cyrus yet; run TLS sessions on --server dovecot or embedded")
         super().__init__(accounts, mailboxes, disabled=disabled, imap_port=imap_port, pop3_port=pop3_port,
                          start_timeout=start_timeout)
         if self.disabled:
