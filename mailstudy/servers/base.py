@@ -250,3 +250,31 @@ class MailServer(abc.ABC):
             out.update(imaps_port=self.imaps_port, pop3s_port=self.pop3s_port,
                        server_tls_versions=" ".join(self.tls_versions))
         return out
+
+
+class FolderServer(MailServer):
+    """A server that runs as a child process from a private folder (``workdir``) and logs to a file there:
+    Dovecot and Cyrus. Its process id while it runs and what it logged are read the same way for both."""
+
+    #: The log file's name inside ``workdir``.
+    LOG_NAME = "server.log"
+
+    _proc = None  # the master process (a subprocess.Popen) while started
+    workdir = None  # the private folder (a Path) while started
+
+    @property
+    def pid(self) -> int | None:
+        """The master process id while it runs."""
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
+    def _read(self, name: str) -> str:
+        if self.workdir is None:
+            return ""
+        try:
+            return (self.workdir / name).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_text(self) -> str:
+        """What the server logged so far (empty when there is nothing, or it could not be collected)."""
+        return self._read(self.LOG_NAME)

@@ -56,7 +56,7 @@ from pathlib import Path
 
 from mailstudy.processes import Guardian, TiedPopen, group_members, owned_tempdir, popen_tied, sweep_dead, \
     uninterrupted
-from mailstudy.servers.base import (Account, MailServer, PortInUseError, ServerError, check_port_free, free_ports,
+from mailstudy.servers.base import (Account, FolderServer, PortInUseError, ServerError, check_port_free, free_ports,
                                    wait_for_greeting)
 from mailstudy.servers.cyrus_install import APT_HINT, common_version, find_programs
 
@@ -211,13 +211,15 @@ def _terminate(proc: TiedPopen | None, reader: SyslogReader | None, workdir: Pat
         proc.release()
 
 
-class CyrusServer(MailServer):
+class CyrusServer(FolderServer):
     """Cyrus on 127.0.0.1: IMAP, POP3 and HTTP (JMAP at ``/jmap/``, discovery at ``/.well-known/jmap``).
 
     Every start writes a fresh private folder and delivers ``mailboxes`` anew. ``http_port`` is the JMAP port
     (chosen like the others when not given). ``disabled`` is not supported (Cyrus's capabilities are its own).
     ``programs`` names other ``imapd``/``pop3d`` builds than the extraction found by :func:`find_programs`.
     """
+
+    LOG_NAME = "syslog.log"
 
     name = "cyrus"
 
@@ -490,21 +492,6 @@ EVENTS {{
     def version(self) -> str:
         return f"Cyrus IMAP {common_version() or 'unknown'}"
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
-
-    def _read(self, name: str) -> str:
-        if self.workdir is None:
-            return ""
-        try:
-            return (self.workdir / name).read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_text(self) -> str:
-        """What Cyrus logged to syslog so far (empty when it could not be collected)."""
-        return self._read("syslog.log")
 
 
 def crlf(raw: bytes) -> bytes:

@@ -52,7 +52,7 @@ from mailstudy.processes import (
     sweep_dead,
     uninterrupted,
 )
-from mailstudy.servers.base import Account, MailServer, PortInUseError, ServerError, wait_for_greeting
+from mailstudy.servers.base import Account, FolderServer, PortInUseError, ServerError, wait_for_greeting
 from mailstudy.servers.tls import DOVECOT_NAMES
 
 DOVECOT = "/usr/sbin/dovecot"
@@ -210,12 +210,14 @@ def _login_service(protocol: str, port: int | None, tls_port: int | None = None)
 """
 
 
-class DovecotServer(MailServer):
+class DovecotServer(FolderServer):
     """Dovecot on 127.0.0.1 from a private directory (``workdir``, else a temporary one removed at stop).
 
     Every start rewrites the config, the passwd-file and the Maildirs from ``accounts``/``mailboxes``: a study
     always starts from the same state. ``extra_config`` is appended to the generated config verbatim.
     """
+
+    LOG_NAME = "dovecot.log"
 
     name = "dovecot"
 
@@ -500,22 +502,6 @@ service anvil {{
         """``dovecot --version``, e.g. ``2.3.19.1 (9b53102964)``."""
         return _version(self.binary)
 
-    @property
-    def pid(self) -> int | None:
-        """The master process id while running."""
-        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
-
-    def _read(self, name: str) -> str:
-        if self.workdir is None:
-            return ""
-        try:
-            return (self.workdir / name).read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_text(self) -> str:
-        """Dovecot's log so far (empty when there is none)."""
-        return self._read("dovecot.log")
 
     def log_errors(self) -> list[str]:
         """Log lines that report an error, a fatal condition or a panic."""
