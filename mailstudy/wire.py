@@ -8,6 +8,8 @@ four times. Pure: no I/O, no clock.
 * :data:`UP` (client to server) and :data:`DOWN` (server to client) are the two directions.
 * :class:`Chunk` is bytes that crossed one way at ``t``: one ``send``/``recv`` of a traced socket
   (``t`` = ``perf_counter_ns``) or bytes reassembly made readable (``t`` = float seconds of the capture).
+  Where a layer takes plain tuples instead, they are in the same field order, ``(direction, t, data)``
+  (:func:`chunk_parts` reads either; a ``(direction, data)`` pair is a chunk without a time).
 * :class:`Flight` is a maximal run of payload one way, not interrupted by payload the other way (docs/design.md,
   "Words": client flights are the round trips). :func:`flights` cuts chunks into flights.
 * :class:`SessionMetrics` is one session's numbers (the one definition is
@@ -40,6 +42,16 @@ class Chunk:
     direction: str  # UP or DOWN
     t: Any
     data: bytes
+
+
+def chunk_parts(chunk: Any) -> tuple[str, Any, Any]:
+    """``(direction, t, data)`` of a :class:`Chunk`, of a tuple in Chunk's field order, or of a
+    ``(direction, data)`` pair (``t`` None): the one order of a chunk's fields for every layer that takes tuples."""
+    if chunk.__class__ is Chunk:
+        return chunk.direction, chunk.t, chunk.data
+    if len(chunk) == 2:
+        return chunk[0], None, chunk[1]
+    return chunk[0], chunk[1], chunk[2]
 
 
 class Flight(NamedTuple):

@@ -204,7 +204,7 @@ def test_embedded_server_getmail_downloads_everything_again(tmp_path):
 
 @pytest.mark.parametrize("args,needle", [
     (["--repeats", "0"], "must be 1 or more"),
-    (["--timeout", "-1"], "positive"),
+    (["--timeout", "-1"], "must be above 0"),
     (["--clients", ""], "unknown client"),
 ])
 def test_cli_bad_values_are_one_line_errors(args, needle):

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from mailstudy.corpus import make_message
 from mailstudy.live.client_profiles import (
     CLIENTS,
-    Account,
     Catalog,
+    Destination,
     get_client,
     profile_table,
     split_uid_sets,
@@ -55,8 +55,8 @@ def test_thunderbird(server_kind):
 def test_thunderbird_online_opens_with_body_and_chunks_above_98304_bytes(start_server):
     raws = [make_message(5, 0, 4000).raw, make_message(5, 1, 200_000).raw]
     server = start_server(raws)
-    account = Account(server.host, server.imap_port, server.pop3_port, server.account.user,
-                      server.account.password, Catalog(raws))
+    account = Destination(server.host, server.imap_port, server.pop3_port, server.account.user,
+                          server.account.password, Catalog(raws))
     device = Device()
     shas = [Catalog(raws).check_message(r, "x") for r in raws]
     out = get_client("thunderbird-online").run(account, device, set(shas))
@@ -86,8 +86,8 @@ def test_k9(server_kind, start_server):
 def test_k9_fetches_a_large_body_only_up_to_131072_bytes(start_server):
     raws = [make_message(6, 0, 300_000).raw]
     server = start_server(raws)
-    account = Account(server.host, server.imap_port, server.pop3_port, server.account.user,
-                      server.account.password, Catalog(raws))
+    account = Destination(server.host, server.imap_port, server.pop3_port, server.account.user,
+                          server.account.password, Catalog(raws))
     device = Device()
     out = get_client("k9").run(account, device, set())
     assert "UID FETCH 1 (UID BODY.PEEK[]<0.131072>)" in commands(out)

@@ -25,25 +25,51 @@ def long_functions(folder: Path, limit: int = MAX_FUNCTION_LINES) -> list[str]:
 
 
 def private_imports(folder: Path) -> list[str]:
-    """``from mailstudy.x import _name``: a private name taken from another module."""
-    return [f"{path.name}:{node.lineno} {node.module}.{a.name}"
+    """``from mailstudy.x import _name`` (or ``from .x import _name``): a private name taken from another module."""
+    return [f"{path.name}:{node.lineno} {'.' * node.level}{node.module or ''}.{a.name}"
             for path, tree in _trees(folder) for node in ast.walk(tree)
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mailstudy")
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("mailstudy"))
             for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+
+
+def definitions(folder: Path, name: str) -> list[str]:
+    """Where a module of ``folder`` defines ``name`` at its top: a class, a function or an assigned alias."""
+    out = []
+    for path, tree in _trees(folder):
+        for node in tree.body:
+            defined = [node.name] if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) else \
+                [t.id for t in getattr(node, "targets", [getattr(node, "target", None)]) if isinstance(t, ast.Name)]
+            if name in defined:
+                out.append(f"{path.relative_to(folder)}:{node.lineno}")
+    return out
+
+
+#: Names issue 15 found defined twice in the package (two ``Account`` classes, two ``get_profile``): one home each.
+ONCE = ("Account", "get_profile", "get_client")
+
+
+def test_the_names_the_issue_found_twice_are_defined_once():
+    for name in ONCE:
+        assert len(definitions(PACKAGE, name)) == 1, (name, definitions(PACKAGE, name))
 
 
 def test_no_function_in_live_is_longer_than_60_lines():
     assert not long_functions(LIVE), long_functions(LIVE)
 
 
-def test_no_module_in_live_imports_a_private_name():
-    assert not private_imports(LIVE), private_imports(LIVE)
+def test_no_module_in_the_package_imports_a_private_name():
+    """Issue 15: a name another module needs is public (one home, a docstring line), not reached into."""
+    assert not private_imports(PACKAGE), private_imports(PACKAGE)
 
 
 def test_the_checks_see_what_they_look_for(tmp_path):
     (tmp_path / "m.py").write_text("from mailstudy.live.engine import _sha\n\ndef f():\n" + "    x = 1\n" * 61)
-    assert private_imports(tmp_path) == ["m.py:1 mailstudy.live.engine._sha"]
+    (tmp_path / "n.py").write_text("from .engine import _sha, fetches\nfrom mailstudy.wire import Chunk\n")
+    assert private_imports(tmp_path) == ["m.py:1 mailstudy.live.engine._sha", "n.py:1 .engine._sha"]
     assert long_functions(tmp_path) == ["m.py:3 f (62 lines)"]
+    (tmp_path / "o.py").write_text("class Account:\n    pass\n\n\nget_profile = len\nx: int = 1\n")
+    assert definitions(tmp_path, "Account") == ["o.py:1"] and definitions(tmp_path, "get_profile") == ["o.py:5"]
+    assert definitions(tmp_path, "x") == ["o.py:6"] and definitions(tmp_path, "f") == ["m.py:3"]
 
 
 def test_imap_fetch_data_is_read_only_by_the_protocols_reader():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pandas as pd
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailstudy.protocol.metrics import FRAME_COLUMNS, exchanges_frame, round_trips, session_metrics
-from mailstudy.wire import METRIC_KEYS
+from mailstudy.wire import METRIC_KEYS, Chunk, chunk_parts
 from mailstudy.protocol import Exchange, parse_session
 
 IMAP = [
@@ -40,29 +41,45 @@ T0 = 1_000_000_000  # perf_counter_ns-like integers, 1 ms apart
 
 
 def timed(chunks):
-    return [(d, data, T0 + (i + 1) * 1_000_000) for i, (d, data) in enumerate(chunks)]
+    """``(direction, t, data)`` tuples: a chunk's fields in :class:`mailstudy.wire.Chunk`'s order."""
+    return [(d, T0 + (i + 1) * 1_000_000, data) for i, (d, data) in enumerate(chunks)]
 
 
 def sized(chunks):
-    return [(d, len(data), t) for d, data, t in chunks]
+    return [(d, t, len(data)) for d, t, data in chunks]
 
 
 def exchanges(chunks, protocol):
     return [e for e in parse_session(protocol, chunks) if isinstance(e, Exchange)]
 
 
+def test_a_chunk_tuple_is_a_wire_chunks_fields_in_their_order():
+    """Issue 15: one order of a chunk's fields. A tuple the parsers and the metrics take is a
+    :class:`~mailstudy.wire.Chunk`'s fields in order, and both read a tuple and a Chunk alike."""
+    as_tuples = timed(IMAP)
+    chunks = [Chunk(*t) for t in as_tuples]
+    assert [dataclasses.astuple(c) for c in chunks] == as_tuples
+    assert [chunk_parts(c) for c in chunks] == [chunk_parts(t) for t in as_tuples] == as_tuples
+    assert chunk_parts(("up", b"a1 NOOP\r\n")) == ("up", None, b"a1 NOOP\r\n")  # a pair: no time
+    ex = exchanges(chunks, "imap")
+    assert ex == exchanges(as_tuples, "imap") and len(ex) == 5
+    m = session_metrics(chunks, ex, T0)
+    assert m == session_metrics(as_tuples, ex, T0) == session_metrics(sized(as_tuples), ex, T0)
+    assert m.bytes_up == sum(len(b) for d, b in IMAP if d == "up") and m.round_trips == 5
+
+
 def test_round_trips_equal_commands_without_pipelining():
     chunks = timed(IMAP)
     ex = exchanges(chunks, "imap")
     assert len(ex) == 5
-    assert round_trips((d, n) for d, n, _ in sized(chunks)) == len(ex)
+    assert round_trips((d, n) for d, _, n in sized(chunks)) == len(ex)
 
 
 def test_pipelining_needs_fewer_round_trips_than_commands():
     chunks = timed(POP3_PIPELINED)
     ex = exchanges(chunks, "pop3")
     assert len(ex) == 6
-    assert round_trips((d, n) for d, n, _ in sized(chunks)) == 2
+    assert round_trips((d, n) for d, _, n in sized(chunks)) == 2
 
 
 def test_round_trips_rules():
@@ -106,7 +123,7 @@ def test_session_metrics_bytes_equal_exchange_bytes_plus_greeting():
 
 
 def test_session_metrics_with_float_seconds_and_unfinished_exchanges():
-    chunks = [(d, data, 10.0 + i * 0.5) for i, (d, data) in enumerate(POP3_PIPELINED[:-1])]
+    chunks = [(d, 10.0 + i * 0.5, data) for i, (d, data) in enumerate(POP3_PIPELINED[:-1])]
     ex = exchanges(chunks, "pop3")  # RETR 1, RETR 2, QUIT never answered
     m = session_metrics(sized(chunks), ex, t_start=9.5, time_scale=1.0)
     assert math.isclose(m.duration_s, 2.0)

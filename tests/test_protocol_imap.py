@@ -343,7 +343,7 @@ def test_runaway_line_is_cut_warned_and_parsing_goes_on():
 
 
 def test_parse_session_accepts_tuples_and_bad_protocols_say_so():
-    events = parse_session("imap", [(d, b, i) for i, (d, b) in enumerate(session1_chunks())])
+    events = parse_session("imap", [(d, i, b) for i, (d, b) in enumerate(session1_chunks())])
     assert len(exchanges(events)) == 7
     with pytest.raises(ValueError, match="unknown protocol"):
         parse_session("smtp", [])

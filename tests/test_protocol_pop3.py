@@ -253,7 +253,7 @@ def test_reply_without_command_is_unattributed():
 
 
 def test_parse_session_with_tuples():
-    events = parse_session("pop3", [(d, b, float(i)) for i, (d, b) in enumerate(PIPELINED)])
+    events = parse_session("pop3", [(d, float(i), b) for i, (d, b) in enumerate(PIPELINED)])
     assert len(exchanges(events)) == 6
     with pytest.raises(ValueError, match="direction"):
         Pop3Parser().feed("left", b"x", 0)

@@ -126,7 +126,7 @@ def analysis(path: str) -> list[tuple]:
         proto = "imap" if down.startswith(b"* ") else "pop3" if down[:3] == b"+OK" else None
         if proto is None:
             continue
-        events = parse_session(proto, [(ch.direction, ch.data, ch.t) for ch in c.chunks])
+        events = parse_session(proto, c.chunks)
         ex = sorted((e for e in events if isinstance(e, Exchange)), key=lambda e: e.index)
         rows.append((c.bytes_up, c.bytes_down, c.packets,
                      [(e.command, e.bytes_up, e.bytes_down, e.status, e.t_sent, e.t_done) for e in ex]))

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from mailstudy.offline.replay import (ReplayFlight, Target, _apply, filler, map_uid_set, replay_pcap, rewrite_client_stream)
+from mailstudy.offline.replay import (ReplayFlight, Target, apply_edits, filler, map_uid_set, replay_pcap,
+                                     rewrite_client_stream)
 from mailstudy.servers import make_server
 from mailstudy.servers.base import Account
 
@@ -29,9 +30,9 @@ import needs
 from peers import PEER
 
 
-def _apply_edits(up: bytes, edits) -> bytes:
+def apply_edits_edits(up: bytes, edits) -> bytes:
     f = [ReplayFlight(0, len(up), Target(True, 0, 0, True))]
-    _apply(up, f, edits)
+    apply_edits(up, f, edits)
     return f[0].data
 
 
@@ -59,7 +60,7 @@ def test_imap_credentials_are_mapped_in_the_form_they_were_sent():
     edits, warnings = rewrite_client_stream("imap", [("down", b"* OK hi\r\n"), ("up", up)], ALICE,
                                              {3: 1, 4: 2, 7: 3})
     assert warnings == []
-    assert _apply_edits(up, edits) == (b'a1 LOGIN alice "wonderland-42"\r\n'
+    assert apply_edits_edits(up, edits) == (b'a1 LOGIN alice "wonderland-42"\r\n'
                                        b"a2 LOGIN {5}\r\nalice {13}\r\nwonderland-42\r\n"
                                        b"a3 UID FETCH 1:3 (BODY.PEEK[])\r\n"
                                        b"a4 FETCH 3 BODY[]\r\n")
@@ -77,7 +78,7 @@ def test_sasl_plain_and_login_are_mapped_with_and_without_initial_response():
               ("up", base64.b64encode(b"builder 7") + b"\r\n"), ("down", b"C OK\r\n"), ("up", b"D NOOP\r\n")]
     up = b"".join(d for k, d in chunks if k == "up")
     edits, _ = rewrite_client_stream("imap", chunks, ALICE)
-    assert _apply_edits(up, edits) == (b"A AUTHENTICATE PLAIN " + plain_alice + b"\r\n" +
+    assert apply_edits_edits(up, edits) == (b"A AUTHENTICATE PLAIN " + plain_alice + b"\r\n" +
                                        b"B AUTHENTICATE PLAIN\r\n" + plain_alice + b"\r\n" +
                                        b"C AUTHENTICATE LOGIN\r\n" + base64.b64encode(b"alice") + b"\r\n" +
                                        base64.b64encode(b"wonderland-42") + b"\r\nD NOOP\r\n")
@@ -89,7 +90,7 @@ def test_sasl_plain_and_login_are_mapped_with_and_without_initial_response():
            ("up", b"STAT\r\nAPOP bob 0123\r\n")]
     pop_up = b"".join(d for k, d in pop if k == "up")
     edits, warnings = rewrite_client_stream("pop3", pop, ALICE)
-    assert _apply_edits(pop_up, edits) == (b"USER alice\r\nPASS wonderland-42\r\nAUTH PLAIN\r\n" + plain_alice +
+    assert apply_edits_edits(pop_up, edits) == (b"USER alice\r\nPASS wonderland-42\r\nAUTH PLAIN\r\n" + plain_alice +
                                            b"\r\nSTAT\r\nAPOP bob 0123\r\n")
     assert any("APOP" in w for w in warnings)
 
@@ -102,7 +103,7 @@ def test_rewritten_stream_is_cut_into_the_same_flights():
     flights = [ReplayFlight(0, cut1, Target(True, 0, 1, True)), ReplayFlight(cut1, cut2, Target(True, 0, 2, True)),
                ReplayFlight(cut2, cut3, Target(True, 1, 2, True)), ReplayFlight(cut3, len(up), Target(True, 2, 2, True))]
     edits, _ = rewrite_client_stream("imap", [("down", b"* OK hi\r\n"), ("up", up)], ALICE)
-    _apply(up, flights, edits)
+    apply_edits(up, flights, edits)
     assert [f.data for f in flights] == [b"a LOGIN {5}\r\n", b"alice {13}\r\n", b"wonderland-42\r\n",
                                          b"b LOGOUT\r\n"]
 

@@ -40,8 +40,8 @@ def test_the_metrics_count_tls_apart_from_the_protocol():
     from mailstudy.protocol.metrics import session_metrics
     from mailstudy.wire import METRIC_KEYS
 
-    protocol = [(DOWN, 10, 3), (UP, 6, 4), (DOWN, 30, 5)]  # (direction, nbytes, t)
-    wire = [(UP, 200, 1), (DOWN, 2000, 2), (UP, 80, 2.5), (DOWN, 60, 3), (UP, 40, 4), (DOWN, 52, 6)]
+    protocol = [(DOWN, 3, 10), (UP, 4, 6), (DOWN, 5, 30)]  # (direction, t, nbytes): wire.Chunk's field order
+    wire = [(UP, 1, 200), (DOWN, 2, 2000), (UP, 2.5, 80), (DOWN, 3, 60), (UP, 4, 40), (DOWN, 6, 52)]
     m = session_metrics(protocol, [], t_start=0, time_scale=1.0, wire=wire)
     assert (m.bytes_up, m.bytes_down, m.round_trips) == (6, 40, 1)
     assert (m.wire_bytes_up, m.wire_bytes_down, m.tls_bytes_up, m.tls_bytes_down) == (320, 2112, 314, 2072)

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 
 from mailstudy.capture.check import check_capture
-from mailstudy.capture.choose import _tcpdump_path, choose_backend
+from mailstudy.capture.choose import choose_backend, tcpdump_path
 from mailstudy.capture.rebuild import rebuild_pcap
 from mailstudy.capture.report import (
     READY_TIMEOUT_S,
@@ -143,7 +143,7 @@ class Capture:
 
     # -- tcpdump -------------------------------------------------------------------------------------------
     def _start_tcpdump(self) -> None:
-        prog = _tcpdump_path()
+        prog = tcpdump_path()
         if prog is None:  # pragma: no cover - choose_backend checked
             raise CaptureError("tcpdump is not installed")
         self._guardian = Guardian()  # first, so that a kill -9 from here on leaves no .part file behind

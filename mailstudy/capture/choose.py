@@ -14,7 +14,8 @@ from mailstudy.capture.report import BACKENDS, CAP_NET_RAW, CaptureError
 
 
 # ---- choosing a backend --------------------------------------------------------------------------------------
-def _tcpdump_path() -> str | None:
+def tcpdump_path() -> str | None:
+    """Where tcpdump is (``MAILSTUDY_TCPDUMP`` names another program), or None; the chooser and the capturer ask."""
     override = os.environ.get("MAILSTUDY_TCPDUMP")
     if override is not None:
         found = shutil.which(override)
@@ -62,7 +63,7 @@ def _scapy_importable() -> str | None:
 
 
 def _why_not_tcpdump() -> str | None:
-    prog = _tcpdump_path()
+    prog = tcpdump_path()
     if prog is None:
         where = os.environ.get("MAILSTUDY_TCPDUMP")
         src = f"MAILSTUDY_TCPDUMP={where!r} is not an executable" if where is not None else "not on PATH"

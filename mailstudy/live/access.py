@@ -45,8 +45,8 @@ from mailstudy.corpus.sections import header_of
 from mailstudy.live.clients import ClientTLS
 from mailstudy.live.devices import Device
 from mailstudy.live.engine import (
-    Account,
     Catalog,
+    Destination,
     ImapConnection,
     IntegrityError,
     Pop3Connection,
@@ -120,7 +120,7 @@ def run_session(host: str, imap_port: int, pop3_port: int, user: str, password: 
     :class:`SessionError` with the server's words when login fails or the server goes away.
     """
     tls = ClientTLS(spec.tls, spec.tls_version, tls_ca) if spec.tls != "none" else None
-    account = Account(host, imap_port, pop3_port, user, password, known, timeout, tls)
+    account = Destination(host, imap_port, pop3_port, user, password, known, timeout, tls)
     session = Session(account, device or Device(), Trace())
     return run_workload(Strategy(spec), session)
 

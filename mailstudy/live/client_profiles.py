@@ -20,14 +20,14 @@ from types import MappingProxyType
 
 from mailstudy.live.access import SessionSpec
 from mailstudy.live.devices import Device
-from mailstudy.live.engine import Account, Catalog, Session, SyncOutcome, run_workload
+from mailstudy.live.engine import Catalog, Destination, Session, SyncOutcome, run_workload
 from mailstudy.live.imap_sync import ImapSync, split_uid_sets, uid_set
 from mailstudy.live.pop3_sync import play_pop3
 from mailstudy.live.trace import Trace
 from mailstudy.live.values import ParameterValueError
 
-__all__ = ["CLIENTS", "PROFILES", "Account", "Catalog", "ImapProfile", "Pop3Profile", "SyncOutcome", "get_client",
-           "profile_table", "split_uid_sets", "uid_set"]
+__all__ = ["CLIENTS", "PROFILES", "Catalog", "Destination", "ImapProfile", "Pop3Profile", "SyncOutcome",
+           "get_client", "profile_table", "split_uid_sets", "uid_set"]
 
 TB = "thunderbird-desktop mailnews/imap/src/nsImapProtocol.cpp"
 TB_PREFS = "thunderbird-desktop mailnews/mailnews.js"
@@ -61,7 +61,7 @@ class _Profile:
         """Where the value of field ``name`` comes from (a field this client's behaviour never reads: ours)."""
         return self.sources.get(name, NOT_USED)
 
-    def run(self, account: Account, device: Device, to_read: set[str], condstore: bool = False) -> SyncOutcome:
+    def run(self, account: Destination, device: Device, to_read: set[str], condstore: bool = False) -> SyncOutcome:
         """One poll: connect, log in, sync, open what the user reads here, log out; what it cost and changed."""
         outcome = SyncOutcome(client=self.name)
         session = Session(account, device, Trace(), set(to_read), outcome=outcome)
@@ -230,10 +230,6 @@ def get_client(name: str) -> _Profile:
         return PROFILES[name]
     except (KeyError, TypeError):
         raise ParameterValueError(f"unknown client profile {name!r}; choose one of {', '.join(CLIENTS)}") from None
-
-
-#: The name callers used before a client profile and a network profile had getters of their own names.
-get_profile = get_client
 
 
 def profile_table() -> list[dict]:

@@ -119,8 +119,10 @@ class Catalog:
 
 
 @dataclass(frozen=True)
-class Account:
-    """Where a session goes: the server's (or its link's) loopback ports, the login and what was delivered."""
+class Destination:
+    """Where a session goes: the server's (or its link's) loopback ports, the login and what was delivered.
+
+    Not :class:`mailstudy.servers.Account` (a login a server holds): this is the client's side of one session."""
 
     host: str
     imap_port: int
@@ -215,7 +217,7 @@ class ImapConnection:
 
     errors = (imaplib.IMAP4.error, OSError)
 
-    def __init__(self, account: Account, trace: Trace, who: str, condstore: bool = False) -> None:
+    def __init__(self, account: Destination, trace: Trace, who: str, condstore: bool = False) -> None:
         self.account, self.trace, self.who = account, trace, who
         self.c = TracedIMAP4(account.host, account.imap_port, trace, timeout=account.timeout, tls=account.tls)
         self.condstore_offered = self.condstore_used = False
@@ -296,7 +298,7 @@ class Pop3Connection:
 
     errors = (poplib.error_proto, OSError)
 
-    def __init__(self, account: Account, trace: Trace, who: str, capa: bool = True) -> None:
+    def __init__(self, account: Destination, trace: Trace, who: str, capa: bool = True) -> None:
         self.account, self.trace, self.who = account, trace, who
         self.c = TracedPOP3(account.host, account.pop3_port, trace, timeout=account.timeout, tls=account.tls)
         try:
@@ -364,7 +366,7 @@ def joined(lines: list[bytes]) -> bytes:
 class Session:
     """What a workload sees while it plays: the account, the device, the trace, and the counts it keeps."""
 
-    account: Account
+    account: Destination
     device: Device
     trace: Trace
     to_read: set[str] = field(default_factory=set)  # client profiles: messages the user reads in this session
@@ -374,7 +376,7 @@ class Session:
     counts: dict = field(default_factory=dict)  # extra SessionResult fields (``opened``)
 
 
-def open_connection(protocol: str, account: Account, trace: Trace, who: str, **options):
+def open_connection(protocol: str, account: Destination, trace: Trace, who: str, **options):
     """An :class:`ImapConnection` or :class:`Pop3Connection`; a failure is a :class:`SessionError` saying where."""
     kind = ImapConnection if protocol == "imap" else Pop3Connection
     try:
@@ -383,7 +385,7 @@ def open_connection(protocol: str, account: Account, trace: Trace, who: str, **o
         raise failed(who, protocol, account, exc) from exc
 
 
-def failed(who: str, protocol: str, account: Account, exc: BaseException) -> SessionError:
+def failed(who: str, protocol: str, account: Destination, exc: BaseException) -> SessionError:
     return SessionError(f"{who}: {protocol} session to {account.host}:{account.port(protocol)} failed: "
                         f"{exc or type(exc).__name__}")
 

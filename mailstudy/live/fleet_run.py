@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from mailstudy.link import Profile
-from mailstudy.live.client_profiles import Account, Catalog, get_client
+from mailstudy.live.client_profiles import Catalog, Destination, get_client
 from mailstudy.live.devices import Device
 from mailstudy.live.engine import SyncOutcome
 from mailstudy.live.fleet_spec import FleetError, FleetSpec, Plan
@@ -68,7 +68,7 @@ class FleetRun:
     def __init__(self, server, via: tuple[str, int, int], link: Profile | None, spec: FleetSpec, plan: Plan):
         self.server, self.link, self.spec, self.plan = server, link, spec, plan
         self.catalog = Catalog(m.raw for m in plan.corpus.messages)
-        self.account = Account(*via, server.account.user, server.account.password, self.catalog)
+        self.account = Destination(*via, server.account.user, server.account.password, self.catalog)
         self.sha_of = [m.sha256 for m in plan.corpus.messages]
         n = spec.devices
         self.state = FleetState(

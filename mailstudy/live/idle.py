@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 
 from mailstudy.live.devices import Device
-from mailstudy.live.engine import SEEN, Account, SessionError, SyncOutcome, guarded, measure, open_connection
+from mailstudy.live.engine import SEEN, Destination, SessionError, SyncOutcome, guarded, measure, open_connection
 from mailstudy.live.imap_sync import ImapSync
 from mailstudy.live.trace import Trace
 
@@ -35,7 +35,7 @@ class IdleConnection:
     Each call returns a :class:`SyncOutcome` (new messages, reads); :meth:`close` also gives the whole
     connection's metrics as ``outcome.result``."""
 
-    def __init__(self, profile, account: Account, device: Device, condstore: bool = False) -> None:
+    def __init__(self, profile, account: Destination, device: Device, condstore: bool = False) -> None:
         self.profile, self.account, self.device, self.condstore = profile, account, device, condstore
         self.trace = Trace()
         self.totals = SyncOutcome(client=profile.name)

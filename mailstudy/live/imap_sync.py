@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from mailstudy.live.devices import Device
 from mailstudy.live.engine import (
-    Account,
+    Destination,
     ImapConnection,
     IntegrityError,
     SyncOutcome,
@@ -56,7 +56,7 @@ def uid_set(uids) -> str:
 class ImapSync:
     """One IMAP client profile at work on one connection for one device; every step reads the profile's fields."""
 
-    def __init__(self, profile, conn: ImapConnection, account: Account, device: Device, outcome: SyncOutcome):
+    def __init__(self, profile, conn: ImapConnection, account: Destination, device: Device, outcome: SyncOutcome):
         self.p, self.conn, self.account, self.device, self.out = profile, conn, account, device, outcome
         self.catalog = account.catalog
 

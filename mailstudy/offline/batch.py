@@ -155,14 +155,14 @@ def merge_parts(parts: list[str], out: str | os.PathLike) -> None:
     file, row group by row group (bounded memory), atomically; the parts are removed."""
     import pyarrow.parquet as pq
 
-    from mailstudy.offline.tables import _schemas, exchanges_path
+    from mailstudy.offline.tables import exchanges_path, parquet_schemas
     from mailstudy.outputs import publish, tmp_beside
 
     out = Path(out)
     targets = [out, exchanges_path(out)]
     tmps = [tmp_beside(t) for t in targets]
     try:
-        for k, (schema, tmp) in enumerate(zip(_schemas(), tmps)):
+        for k, (schema, tmp) in enumerate(zip(parquet_schemas(), tmps)):
             with pq.ParquetWriter(str(tmp), schema) as w:
                 for part in parts:
                     src = part if k == 0 else exchanges_path(part)

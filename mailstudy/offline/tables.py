@@ -41,7 +41,9 @@ def exchanges_path(path: str | os.PathLike) -> Path:
     return p.with_name(stem + ".exchanges.parquet")
 
 
-def _schemas():
+def parquet_schemas():
+    """The Arrow schemas of the two tables (sessions, exchanges), written by :class:`ParquetSink` and by
+    :func:`mailstudy.offline.batch.merge_parts`."""
     import pyarrow as pa
 
     from mailstudy.offline.analyze import SESSION_COLUMNS
@@ -74,7 +76,7 @@ class ParquetSink:
             raise TableError(f"{self.path} is a folder; --out wants a file name ending in .parquet")
         if not self.path.parent.is_dir():
             raise TableError(f"cannot write {self.path}: folder {self.path.parent} does not exist")
-        self._schemas = _schemas()
+        self._schemas = parquet_schemas()
         self._tmp = [tmp_beside(self.path), tmp_beside(self.ex_path)]
         self._writers = [pq.ParquetWriter(str(t), s) for t, s in zip(self._tmp, self._schemas)]
         self._rows: list[list[dict]] = [[], []]

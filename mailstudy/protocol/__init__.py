@@ -2,7 +2,8 @@
 
 Why: a live socket trace and a reassembled pcap must give the same exchanges, so both go through these parsers
 (``ImapParser``, ``Pop3Parser``: ``feed(direction, data, t)``, ``next_event()``, ``events()``, ``close()``).
-``parse_session`` is the one-call form for a whole recorded session.
+``parse_session`` is the one-call form for a whole recorded session; it takes :class:`mailstudy.wire.Chunk`
+objects or tuples in Chunk's field order, ``(direction, t, data)`` (:func:`mailstudy.wire.chunk_parts`).
 
 They are the only holders of IMAP and POP3 state: redaction and replay read their events (credential spans with
 absolute client-stream offsets, :class:`~mailstudy.protocol.events.Span`) and their public progress
@@ -35,7 +36,7 @@ from mailstudy.protocol.events import (
 )
 from mailstudy.protocol.imap import ImapParser
 from mailstudy.protocol.pop3 import Pop3Parser
-from mailstudy.wire import Chunk
+from mailstudy.wire import chunk_parts
 
 PARSERS = {"imap": ImapParser, "pop3": Pop3Parser}
 
@@ -67,19 +68,12 @@ def make_parser(protocol: str) -> ImapParser | Pop3Parser:
         raise ValueError(f"unknown protocol {protocol!r}: expected one of {sorted(PARSERS)}") from None
 
 
-def _chunk_parts(chunk: Any) -> tuple[str, bytes, Any]:
-    # a mailstudy.wire.Chunk, a (direction, data, t) tuple or a (direction, data) pair (no time)
-    if chunk.__class__ is Chunk:
-        return chunk.direction, chunk.data, chunk.t
-    return chunk[0], chunk[1], chunk[2] if len(chunk) > 2 else None
-
-
 def feed_all(parser: ImapParser | Pop3Parser, chunks: Iterable[Any], t_close: Any = None) -> list[Event]:
-    """Feed every chunk (a ``wire.Chunk``, a ``(direction, data, t)`` tuple or a ``(direction, data)`` pair) to
-    ``parser``, close it and return all its events."""
+    """Feed every chunk (a ``wire.Chunk``, a ``(direction, t, data)`` tuple in Chunk's field order or a
+    ``(direction, data)`` pair) to ``parser``, close it and return all its events."""
     last_t = t_close
     for chunk in chunks:
-        direction, data, t = _chunk_parts(chunk)
+        direction, t, data = chunk_parts(chunk)
         parser.feed(direction, data, t)
         last_t = t
     parser.close(t_close if t_close is not None else last_t)
@@ -87,7 +81,7 @@ def feed_all(parser: ImapParser | Pop3Parser, chunks: Iterable[Any], t_close: An
 
 
 def parse_session(protocol: str, chunks: Iterable[Any], decrypted: bool = False) -> list[Event]:
-    """Parse a whole session: ``chunks`` are ``(direction, data, t)`` tuples or ``wire.Chunk`` objects in order.
+    """Parse a whole session: ``chunks`` are ``wire.Chunk`` objects or ``(direction, t, data)`` tuples in order.
 
     Exchanges come in the order they completed; sort by ``index`` for the order they were sent. ``decrypted``:
     the chunks are the plaintext inside TLS (a live trace), so parsing goes on after STARTTLS/STLS.

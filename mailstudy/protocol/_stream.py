@@ -236,7 +236,7 @@ class ByteStream:
         start = self.base
         data = self.take_bytes(n if n > 0 else 0)
         n = len(data)
-        seg = _new_segment((kind, data, start, self.t_at(start), self.t_at(start + n - 1 if n else start)))
+        seg = new_segment((kind, data, start, self.t_at(start), self.t_at(start + n - 1 if n else start)))
         self.trim()
         return seg
 
@@ -277,7 +277,7 @@ class ByteStream:
                 self._lo = 0
 
 
-def _new_segment(fields: tuple) -> Segment:
+def new_segment(fields: tuple) -> Segment:
     """A Segment without NamedTuple's Python-level ``__new__`` (same object, a third of the cost)."""
     return tuple.__new__(Segment, fields)
 

@@ -1,7 +1,7 @@
 """The one definition of each session metric (bytes, commands, round trips, durations), for traces and pcaps.
 
 Why: a number in a chart must mean the same whether it came from a live socket trace or from a capture, so
-both paths reduce to the same inputs here: flights of ``(direction, nbytes, t)`` chunks and the parsers' exchanges.
+both paths reduce to the same inputs here: flights of ``(direction, t, nbytes)`` chunks and the parsers' exchanges.
 The nouns (:class:`~mailstudy.wire.Flight`, :class:`~mailstudy.wire.SessionMetrics` and its key list) live in
 :mod:`mailstudy.wire`.
 Pure functions; no clock, no I/O. Times are whatever the caller recorded, multiplied by ``time_scale`` to get
@@ -15,7 +15,7 @@ from typing import Any, Iterable, Sequence
 
 from mailstudy.protocol import imap, pop3
 from mailstudy.protocol.events import Exchange
-from mailstudy.wire import UP, Chunk, Flight, SessionMetrics, flights
+from mailstudy.wire import UP, Flight, SessionMetrics, flights
 
 FRAME_COLUMNS = [
     "index",
@@ -34,11 +34,11 @@ FRAME_COLUMNS = [
 
 
 def _as_flights(chunks: Sequence[Any]) -> list[Flight]:
-    """Flights of ``chunks``: Flights already, :class:`~mailstudy.wire.Chunk` objects, or
-    ``(direction, data or nbytes, t)`` tuples."""
+    """Flights of ``chunks``: Flights already, :class:`~mailstudy.wire.Chunk` objects, or tuples in Chunk's
+    field order, ``(direction, t, data or nbytes)``."""
     if chunks and chunks[0].__class__ is Flight:
         return list(chunks)
-    return flights(c if c.__class__ is Chunk else (c[0], c[2], c[1]) for c in chunks)
+    return flights(chunks)
 
 
 def round_trips(directions_with_sizes: Iterable[tuple[str, Any]]) -> int:
@@ -61,10 +61,10 @@ def session_metrics(
     """One session's numbers: bytes each way, commands, round trips, duration, time to list, failed exchanges.
 
     ``chunks`` in the order seen: the session's flights (:class:`~mailstudy.wire.Flight`), its
-    :class:`~mailstudy.wire.Chunk` objects or ``(direction, nbytes, t)`` tuples; ``t_start`` is the client's
-    connect() (the SYN in a pcap); ``duration_s`` runs from it to the last payload; ``time_to_list_s`` to
-    ``t_list_ready`` (None if not given). ``exchanges_failed`` counts exchanges whose status is not OK/+OK
-    (including None: never answered). Round trips are the client's flights.
+    :class:`~mailstudy.wire.Chunk` objects or ``(direction, t, nbytes)`` tuples (Chunk's field order);
+    ``t_start`` is the client's connect() (the SYN in a pcap); ``duration_s`` runs from it to the last payload;
+    ``time_to_list_s`` to ``t_list_ready`` (None if not given). ``exchanges_failed`` counts exchanges whose
+    status is not OK/+OK (including None: never answered). Round trips are the client's flights.
 
     ``wire``: with TLS, the chunks as they crossed the socket (the records; ``chunks`` are then the protocol's
     bytes inside): the ``wire_*`` and ``tls_*`` numbers come from the two, and the duration runs to the last

@@ -33,7 +33,7 @@ from mailstudy.protocol._stream import (
     ParserBase,
     PendingBase,
     Segment,
-    _new_segment,
+    new_segment,
     new_exchange,
     redact_by,
     strip_eol,
@@ -205,7 +205,7 @@ class Pop3Parser(ParserBase):
                     return
                 continue
             end = start + len(line) - 1
-            self._reply_line(_new_segment(("line", line, start, s.t_at(start), s.t_at(end))))
+            self._reply_line(new_segment(("line", line, start, s.t_at(start), s.t_at(end))))
 
     def _runaway_down(self, s) -> bool:
         """No whole line buffered: count a runaway line's pieces on the exchange it cut into (the first waiting

@@ -159,9 +159,9 @@ def profile_for(client: str) -> str | None:
 
 
 def _profile_protocol(name: str) -> str:
-    from mailstudy.live.client_profiles import get_profile
+    from mailstudy.live.client_profiles import get_client
 
-    return get_profile(name).protocol
+    return get_client(name).protocol
 
 
 def _new_device(name: str):
@@ -172,11 +172,11 @@ def _new_device(name: str):
 
 def _run_profile(name: str, srv, raws: list[bytes], device):
     """One sync session of the profile ``name`` on ``device`` (the user opens nothing)."""
-    from mailstudy.live.client_profiles import Account, Catalog, get_profile
+    from mailstudy.live.client_profiles import Catalog, Destination, get_client
 
-    account = Account(srv.host, srv.imap_port, srv.pop3_port, srv.account.user, srv.account.password,
-                      Catalog(raws))
-    return get_profile(name).run(account, device, set())
+    account = Destination(srv.host, srv.imap_port, srv.pop3_port, srv.account.user, srv.account.password,
+                          Catalog(raws))
+    return get_client(name).run(account, device, set())
 
 
 def _profile_trace(outcome):

@@ -128,7 +128,7 @@ def client_sessions(client: str | SessionParams, server: str = "embedded", messa
     ``[(phase, SyncOutcome), ...]``; each outcome's ``result.exchanges`` are the commands."""
     from mailstudy.corpus import generate
     from mailstudy.live.access import choose_opened
-    from mailstudy.live.client_profiles import Account, Catalog
+    from mailstudy.live.client_profiles import Catalog, Destination
     from mailstudy.live.devices import Device
 
     params = client if isinstance(client, SessionParams) else SessionParams(
@@ -144,8 +144,8 @@ def client_sessions(client: str | SessionParams, server: str = "embedded", messa
     to_read = {corpus.messages[i].sha256 for i in choose_opened(n, params.read_fraction, params.seed)}
     out = []
     with srv:
-        account = Account(srv.host, srv.imap_port, srv.pop3_port, srv.account.user, srv.account.password,
-                          Catalog(raws))
+        account = Destination(srv.host, srv.imap_port, srv.pop3_port, srv.account.user, srv.account.password,
+                              Catalog(raws))
         out.append(("first sync", profile.run(account, device, to_read)))
         srv.deliver_many(srv.account.user, raws[n:])
         out.append((f"next sync, {new_messages} new", profile.run(account, device, set())))

@@ -64,11 +64,10 @@ Layout (one job per module; this ``__init__`` only re-exports the public API):
 
 from __future__ import annotations
 
-from mailstudy.offline.replay.captured import _exchanges, _plain_stream
 from mailstudy.offline.replay.flights import (
            ReplayFlight,
            Target,
-           _apply,
+           apply_edits,
            client_flights,
 )
 from mailstudy.offline.replay.imap_fetch import imap_fetched
@@ -92,5 +91,5 @@ from mailstudy.offline.replay.uids import map_uid_set
 
 __all__ = ["ReplayFlight", "Mailbox", "ReplayError", "ReplayReport", "SessionReplay", "Target", "METRIC_KEYS",
            "client_flights", "filler", "map_uid_set", "rebuild_mailbox", "replay_pcap", "replay_session",
-           "rewrite_client_stream"]
+           "rewrite_client_stream", "apply_edits"]
 

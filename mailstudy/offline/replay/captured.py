@@ -10,11 +10,18 @@ from mailstudy.protocol import parse_session
 from mailstudy.protocol.events import Exchange
 
 
-def _exchanges(session) -> list[Exchange]:
+def captured_exchanges(session) -> list[Exchange]:
     """The session's exchanges with their payloads (analyze_pcap drops POP3 data unless asked to keep it)."""
-    events = parse_session(session.protocol, ((c.direction, c.data, c.t) for c in session.connection.chunks))
+    events = parse_session(session.protocol, session.connection.chunks)
+    return exchanges_in_order(events)
+
+
+def exchanges_in_order(events) -> list[Exchange]:
+    """The exchanges among a parser's ``events`` in the order they were sent (the parser gives them as they
+    completed); the captured session's and the replay's are compared in this order."""
     return sorted((e for e in events if isinstance(e, Exchange)), key=lambda e: e.index)
 
 
-def _plain_stream(session, direction: str) -> bytes:
+def plain_stream(session, direction: str) -> bytes:
+    """The captured session's bytes one way (``UP`` or ``DOWN``), joined in order."""
     return b"".join(c.data for c in session.connection.chunks if c.direction == direction)

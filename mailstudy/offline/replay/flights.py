@@ -80,7 +80,7 @@ def client_flights(session) -> tuple[Target, list[ReplayFlight]]:
     return initial, out
 
 
-def _apply(up: bytes, flights: list[ReplayFlight], edits: list[Edit]) -> None:
+def apply_edits(up: bytes, flights: list[ReplayFlight], edits: list[Edit]) -> None:
     """Cut the rewritten stream into the same flights (an edit belongs to the flight where it starts)."""
     edits = sorted(edits)
     k = 0

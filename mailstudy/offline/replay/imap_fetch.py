@@ -18,7 +18,9 @@ from mailstudy.protocol.imap_response import (
 
 
 @dataclass
-class _Seen:
+class FetchedParts:
+    """What the FETCH responses for one sequence number carried (None: not seen); the mailbox step reads it."""
+
     uid: int | None = None
     size: int | None = None
     whole: bytes | None = None
@@ -33,10 +35,10 @@ _HEADER = {"BODY[HEADER]", "RFC822.HEADER"}
 _TEXT = {"BODY[TEXT]", "RFC822.TEXT"}
 
 
-def imap_fetched(down: bytes) -> tuple[dict[int, _Seen], int | None, int | None]:
+def imap_fetched(down: bytes) -> tuple[dict[int, FetchedParts], int | None, int | None]:
     """What the server's FETCH responses carried, per sequence number, and the first EXISTS and RECENT counts
     (one mailbox is assumed)."""
-    seen: dict[int, _Seen] = {}
+    seen: dict[int, FetchedParts] = {}
     exists: int | None = None
     recent: int | None = None
     for resp in split_responses(down):
@@ -49,7 +51,7 @@ def imap_fetched(down: bytes) -> tuple[dict[int, _Seen], int | None, int | None]
         f = parse_fetch(resp)
         if f is None:
             continue
-        s = seen.setdefault(f.seq, _Seen())
+        s = seen.setdefault(f.seq, FetchedParts())
         for name, value in f.items.items():
             if name == "UID" and isinstance(value, int):
                 s.uid = value

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mailstudy.offline.replay.captured import _exchanges, _plain_stream
-from mailstudy.offline.replay.imap_fetch import _Seen, imap_fetched
+from mailstudy.offline.replay.captured import captured_exchanges, plain_stream
+from mailstudy.offline.replay.imap_fetch import FetchedParts, imap_fetched
 from mailstudy.protocol.events import DOWN
 
 FILLER_LINE = 76  # filler body lines: 76 'x' + CRLF
@@ -58,14 +58,14 @@ def _placeholder(head: bytes | None, size: int | None, what: str) -> bytes:
 
 def _imap_mailbox(session) -> Mailbox:
     box = Mailbox("imap")
-    down = _plain_stream(session, DOWN)
+    down = plain_stream(session, DOWN)
     seen, exists, recent = imap_fetched(down)
     count = max([exists or 0, *seen.keys()] if seen else [exists or 0])
     if exists and recent is not None and recent != exists:
         box.warnings.append(f"the captured mailbox was not fresh ({recent} of {exists} messages \\Recent): "
                             f"flags and \\Recent are not restored, so FETCH FLAGS and SELECT replies may differ")
     for seq in range(1, count + 1):
-        s = seen.get(seq, _Seen())
+        s = seen.get(seq, FetchedParts())
         what = f"message {seq}"
         if s.whole is not None:
             msg, whole = s.whole, True
@@ -79,7 +79,7 @@ def _imap_mailbox(session) -> Mailbox:
         box.whole.append(whole)
         box.uids.append(s.uid)
     _check_uids(box)
-    for e in _exchanges(session):
+    for e in captured_exchanges(session):
         if e.command in ("SELECT", "EXAMINE") and e.arguments.strip().strip('"').upper() != "INBOX":
             box.warnings.append(f"the client opened {e.arguments.strip()!r}: only one mailbox is rebuilt, "
                                 f"and it is the new server's INBOX")
@@ -97,7 +97,7 @@ def _pop3_mailbox(session) -> Mailbox:
     count = 0
     sizes: dict[int, int] = {}
     got: dict[int, tuple[bytes, bool]] = {}
-    for e in _exchanges(session):
+    for e in captured_exchanges(session):
         if not e.ok:
             continue
         args = e.arguments.split()

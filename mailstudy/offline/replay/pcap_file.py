@@ -11,7 +11,7 @@ from mailstudy.offline.replay.report import (
     ReplayError,
     ReplayReport,
     SessionReplay,
-    _metrics_of,
+    metrics_row,
 )
 from mailstudy.offline.replay.run import DEFAULT_TIMEOUT_S
 from mailstudy.offline.replay.session import replay_session
@@ -48,7 +48,7 @@ def replay_pcap(path: str, server: str = "embedded", session: int | None = None,
         except ServerError:
             raise
         except Exception as exc:  # noqa: BLE001 - one odd session must not hide the others' results
-            failed = SessionReplay(s.index, s.protocol, server, _metrics_of(s.metrics), None, failed=True)
+            failed = SessionReplay(s.index, s.protocol, server, metrics_row(s.metrics), None, failed=True)
             failed.warnings.append(f"replay failed: {type(exc).__name__}: {exc}")
             results.append(failed)
     return ReplayReport(str(path), results)

@@ -44,7 +44,7 @@ class SessionReplay:
                 "messages_matched": self.messages_matched, "warnings": list(self.warnings)}
 
 
-def _metrics_of(m: dict | SessionMetrics) -> dict:
+def metrics_row(m: dict | SessionMetrics) -> dict:
     """The session's numbers as a row (:data:`~mailstudy.wire.METRIC_KEYS`), from metrics or an analysis row."""
     return m.as_row() if isinstance(m, SessionMetrics) else {k: m.get(k) for k in METRIC_KEYS}
 

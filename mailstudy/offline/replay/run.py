@@ -54,8 +54,10 @@ def _read_to_close(sock, timeout: float) -> None:
         return
 
 
-def _run(host: str, port: int, protocol: str, initial: Target, flights: list[ReplayFlight], last_command: str,
-         timeout: float, trace: Trace, warnings: list[str]) -> None:
+def run_flights(host: str, port: int, protocol: str, initial: Target, flights: list[ReplayFlight],
+                last_command: str, timeout: float, trace: Trace, warnings: list[str]) -> None:
+    """Step 5, live: send each flight on a traced socket to ``host:port`` and read until the server reaches the
+    flight's target; what goes wrong is appended to ``warnings`` (the rest is then not replayed)."""
     sock = traced_connection(host, port, timeout, trace)
     p = make_parser(protocol)
     k = -1  # the flight being replayed (-1: waiting for the greeting)

@@ -8,13 +8,13 @@ single session; each step lives in its own module.
 from __future__ import annotations
 
 from mailstudy.live.trace import Trace
-from mailstudy.offline.replay.captured import _exchanges, _plain_stream
-from mailstudy.offline.replay.flights import _apply, client_flights
+from mailstudy.offline.replay.captured import captured_exchanges, exchanges_in_order, plain_stream
+from mailstudy.offline.replay.flights import apply_edits, client_flights
 from mailstudy.offline.replay.imap_fetch import imap_fetched
 from mailstudy.offline.replay.mailbox import Mailbox, rebuild_mailbox
-from mailstudy.offline.replay.report import SessionReplay, _metrics_of
+from mailstudy.offline.replay.report import SessionReplay, metrics_row
 from mailstudy.offline.replay.rewrite import rewrite_client_stream
-from mailstudy.offline.replay.run import DEFAULT_TIMEOUT_S, _run
+from mailstudy.offline.replay.run import DEFAULT_TIMEOUT_S, run_flights
 from mailstudy.protocol import parse_session
 from mailstudy.protocol.events import DOWN, UP, Encrypted, Exchange
 from mailstudy.protocol.metrics import session_metrics
@@ -59,7 +59,7 @@ def replay_session(session, server: str = "embedded", timeout: float = DEFAULT_T
 
     Raises ``ServerError`` when the server cannot start; everything the session itself does wrong is a warning.
     """
-    original = _metrics_of(session.metrics)
+    original = metrics_row(session.metrics)
     result = SessionReplay(session.index, session.protocol, server, original, None,
                            warnings=list(getattr(session, "warnings", []))[:5])
     why = _is_encrypted(session)
@@ -75,21 +75,21 @@ def replay_session(session, server: str = "embedded", timeout: float = DEFAULT_T
     result.messages, result.placeholders = len(box.messages), box.placeholders
     srv = make_server(server)
     account = srv.account
-    up = _plain_stream(session, UP)
+    up = plain_stream(session, UP)
     edits, w = rewrite_client_stream(session.protocol, session.connection.chunks, account, box.uid_map())
     result.warnings.extend(dict.fromkeys(w))  # once each
-    _apply(up, flights, edits)
-    exchanges = _exchanges(session)
+    apply_edits(up, flights, edits)
+    exchanges = captured_exchanges(session)
     last = exchanges[-1].command if exchanges else ""
     srv.mailboxes[account.user] = list(box.messages)
     trace = Trace()
     with srv:
         port = srv.imap_port if session.protocol == "imap" else srv.pop3_port
-        _run(srv.host, port, session.protocol, initial, flights, last, timeout, trace, result.warnings)
+        run_flights(srv.host, port, session.protocol, initial, flights, last, timeout, trace, result.warnings)
     events = parse_session(session.protocol, trace.chunks)
-    replayed = sorted((e for e in events if isinstance(e, Exchange)), key=lambda e: e.index)
+    replayed = exchanges_in_order(events)
     metrics = session_metrics(trace.chunks, replayed, t_start=trace.t_connect_ns, time_scale=1e-9)
-    result.replayed = _metrics_of(metrics)
+    result.replayed = metrics_row(metrics)
     result.exchanges, result.trace = replayed, trace
     if len(replayed) != len(exchanges):
         result.warnings.append(f"{len(exchanges)} commands in the capture, {len(replayed)} in the replay")
