@@ -144,7 +144,7 @@ def model_vs_link(cells: list[Experiment], repeats: int) -> list[dict]:
     repeats), then the same sessions through the profile's link (medians of what the client saw)."""
     out = []
     for exp in cells:
-        (model,) = model_rows([replace(exp, repeats=repeats)], [exp.profile])
+        (model,) = model_rows([replace(exp, repeats=repeats)], [exp.profile], conditions="as-given")
         measured = run_experiment(replace(exp, repeats=repeats))
         for k in ("duration_s", "time_to_list_s", "open_median_s"):
             meas = [row[k] for row in measured if row[k] is not None]
@@ -163,7 +163,7 @@ def model_vs_link(cells: list[Experiment], repeats: int) -> list[dict]:
 def sweep_time(sizes=(10, 20, 50, 100, 200)) -> tuple[float, int]:
     t = time.perf_counter()
     cells = [e for n in sizes for e in four_strategies(Experiment(messages=n, read_fraction=0.0))]
-    got = model_rows(cells, list(PROFILES))
+    got = model_rows(cells, list(PROFILES), conditions="as-given")
     return time.perf_counter() - t, len(got)
 
 
@@ -215,7 +215,7 @@ def main(argv=None) -> int:
     lines += ["", "break-even read fraction on 4g, 20 messages (model closed form vs measured through the link):",
               "", "| protocol | bytes r* | waiting r* model | waiting r* measured |", "|---|---|---|---|"]
     cell = Experiment(messages=20)
-    for row in breakeven_rows(cell, "4g"):
+    for row in breakeven_rows(cell, "4g", conditions="as-given"):  # the cells below run as given
         p = replace(cell, protocol=row["protocol"], profile="4g")
         (hf0,) = run_experiment(replace(p, strategy="header-first", read_fraction=0.0))
         (hf1,) = run_experiment(replace(p, strategy="header-first", read_fraction=1.0))

@@ -445,7 +445,7 @@ def test_model_rows_carry_the_counts_and_the_median_of_the_repeats_times(monkeyp
         return m
 
     monkeypatch.setattr(modelled, "predict", predict_spread)
-    rows = modelled.model_rows([exp], ["4g", "lan"])
+    rows = modelled.model_rows([exp], ["4g", "lan"], conditions="as-given")
     assert [r["profile"] for r in rows] == ["4g", "lan"] and all(r["modelled"] for r in rows)
     assert len({id(r) for r in seen}) == 3 and all(r.link == BASELINE for r in seen)
     for r in rows:

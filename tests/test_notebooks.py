@@ -46,6 +46,10 @@ def test_study_quick_executes_every_notebook(tmp_path):
                  "devices_bytes_per_day", "devices_agreement", "devices_losses", "devices_condstore", *latency):
         png = tmp_path / "data" / "figures" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    if latency:  # the study's latency and break-even numbers run over TLS with each profile's loss by default
+        even = pd.read_csv(tmp_path / "data" / "results" / "breakeven_per_profile.csv")
+        assert set(even["conditions"]) == {"realistic"} and set(even["tls"]) == {"implicit"}
+        assert even.set_index(["profile", "protocol"]).loc[("edge", "imap"), "loss"] > 0
     claims = pd.read_csv(tmp_path / "data" / "results" / "article_claims.csv")
     assert claims["verdict"].notna().all() and len(claims) >= 15
     index = (tmp_path / "build" / "index.html").read_text()

@@ -44,25 +44,29 @@ def traffic_volume(servers: list[str], message_counts, fractions, read_messages:
 
 def round_trips_and_latency(server: str, profiles_measured, profiles_modelled, messages: int, read_fraction: float,
                             repeats: int, sizes: str = "buchner2009", seed: int = 0, results: Path | None = None,
-                            figures: Path | None = None, cache_dir=None) -> dict:
+                            figures: Path | None = None, cache_dir=None, conditions: str = "realistic") -> dict:
     """Notebook 03's five charts and their tables (see :mod:`mailstudy.study.latency`); a dict of frames and
     paths. Measured cells go through the link; modelled ones take the baseline sessions' counts and work and the
-    model's times."""
+    model's times. All run on the network ``conditions`` (:mod:`mailstudy.study.network`: realistic, the
+    default, or control)."""
     from mailstudy.faces.plots import (breakeven_chart, list_and_open_bars, model_vs_measured_scatter,
                                        pipelining_chart, waiting_vs_rtt)
     from mailstudy.study import latency
 
     base = Experiment(server=server, messages=messages, sizes=sizes, seed=seed, read_fraction=read_fraction,
                       repeats=repeats)
-    what = f"{messages} messages, {sizes}, read fraction {read_fraction}, seed {seed}, {server}"
+    from mailstudy.study.network import conditions as network_conditions
+
+    net = network_conditions(conditions)
+    what = f"{messages} messages, {sizes}, read fraction {read_fraction}, seed {seed}, {server}; {net.describe()}"
     results, figures = results or data_dir("results"), figures or data_dir("figures")
     out: dict = {}
-    measured = latency.measured(base, profiles_measured, cache_dir)
-    modelled_same = latency.modelled(base, profiles_measured)
+    measured = latency.measured(base, profiles_measured, cache_dir, conditions=net)
+    modelled_same = latency.modelled(base, profiles_measured, net)
     versus = latency.model_vs_measured(measured, modelled_same)
-    rtt_sweep = latency.modelled(base, latency.profiles_by_rtt(profiles_modelled))
-    pipe = latency.pipelining_and_batching(base, profiles_measured)
-    even = latency.breakeven_table(base, latency.profiles_by_rtt(profiles_modelled))
+    rtt_sweep = latency.modelled(base, latency.profiles_by_rtt(profiles_modelled), net)
+    pipe = latency.pipelining_and_batching(base, profiles_measured, net)
+    even = latency.breakeven_table(base, latency.profiles_by_rtt(profiles_modelled), net)
     for name, df in (("latency_measured", measured), ("model_vs_measured", versus), ("waiting_vs_rtt", rtt_sweep),
                      ("pipelining_batching", pipe), ("breakeven_per_profile", even)):
         out[name] = df
@@ -80,7 +84,8 @@ def round_trips_and_latency(server: str, profiles_measured, profiles_modelled, m
         pipe, f"What pipelining and batching do (round trips counted, times modelled; {what})"),
         "latency_pipelining_batching", figures)
     out["breakeven_png"] = save_figure(breakeven_chart(
-        even, f"Break-even read fraction per profile (model; {messages} messages, {sizes}, seed {seed}, {server})"),
+        even, f"Break-even read fraction per profile (model; {messages} messages, {sizes}, seed {seed}, {server}; "
+              f"{net.describe()})"),
         "latency_breakeven", figures)
     return out
 

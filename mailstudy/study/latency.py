@@ -9,6 +9,9 @@ arithmetic on their rows live here (orchestration); the charts are in :mod:`mail
   network makes client and server do it) and take the median of their times on every profile from
   :func:`mailstudy.link.predict`; that is how a sweep covers loopback to satellite without waiting minutes per
   cell. :func:`model_vs_measured` puts the two side by side, so the model's error is always shown.
+
+Every sweep runs on the study's network conditions (:mod:`mailstudy.study.network`): implicit TLS 1.3, TCP as it
+behaves and each profile's loss by default; ``conditions="control"`` gives the clear-text, loss-free numbers.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import replace
 from mailstudy.link import PROFILES, get_profile
 from mailstudy.study.experiment import Experiment, four_strategies, medians, sweep
 from mailstudy.study.modelled import breakeven_rows, model_rows
+from mailstudy.study.network import Conditions, conditions as network_conditions
 
 #: The columns that say which cell a row belongs to (for joining measured and modelled rows).
 CELL = ["server", "protocol", "strategy", "label", "messages", "read_fraction", "batch", "pipelining", "profile"]
@@ -30,9 +34,12 @@ def profiles_by_rtt(names=None) -> list[str]:
     return sorted(names, key=lambda n: (get_profile(n).rtt_s, n))
 
 
-def measured(base: Experiment, profiles, cache_dir=None, progress: bool = False):
-    """The four strategies through the link on each profile (``base.repeats`` sessions each): raw rows."""
-    cells = [replace(e, profile=p) for p in profiles for e in four_strategies(base)]
+def measured(base: Experiment, profiles, cache_dir=None, progress: bool = False,
+             conditions: str | Conditions = "realistic"):
+    """The four strategies through the link on each profile (``base.repeats`` sessions each), on the network
+    ``conditions``: raw rows."""
+    net = network_conditions(conditions)
+    cells = [replace(e, profile=net.profile(p)) for p in profiles for e in four_strategies(net.experiment(base))]
     return sweep(cells, cache_dir=cache_dir, progress=progress)
 
 
@@ -41,12 +48,12 @@ def measured_medians(df):
     return medians(df, by=[c for c in CELL if c in df.columns])
 
 
-def modelled(base: Experiment, profiles):
+def modelled(base: Experiment, profiles, conditions: str | Conditions = "realistic"):
     """The four strategies' counts, with the model's times on each profile (medians over ``base.repeats``
-    baseline sessions)."""
+    baseline sessions), on the network ``conditions``."""
     import pandas as pd
 
-    return pd.DataFrame(model_rows(four_strategies(base), profiles))
+    return pd.DataFrame(model_rows(four_strategies(base), profiles, conditions))
 
 
 def model_vs_measured(measured_df, modelled_df):
@@ -68,7 +75,7 @@ def model_vs_measured(measured_df, modelled_df):
     return out
 
 
-def pipelining_and_batching(base: Experiment, profiles):
+def pipelining_and_batching(base: Experiment, profiles, conditions: str | Conditions = "realistic"):
     """IMAP batched against one FETCH per message, POP3 pipelined against one command at a time (header-first
     at ``base.read_fraction`` and download-all): round trips counted, times from the model."""
     import pandas as pd
@@ -79,7 +86,7 @@ def pipelining_and_batching(base: Experiment, profiles):
         pop3 = replace(base, protocol="pop3", strategy=strategy)
         cells += [replace(imap, batch=True), replace(imap, batch=False),
                   replace(pop3, pipelining=False), replace(pop3, pipelining=True)]
-    df = pd.DataFrame(model_rows(cells, profiles))
+    df = pd.DataFrame(model_rows(cells, profiles, conditions))
     df["variant"] = [_variant(r) for r in df.to_dict("records")]
     return df
 
@@ -90,8 +97,9 @@ def _variant(row: dict) -> str:
     return f"POP3 {row['strategy']}, " + ("pipelined" if row["pipelining"] else "one command at a time")
 
 
-def breakeven_table(base: Experiment, profiles):
-    """The break-even read fractions (bytes and waiting) per profile and protocol, from the model."""
+def breakeven_table(base: Experiment, profiles, conditions: str | Conditions = "realistic"):
+    """The break-even read fractions (bytes and waiting) per profile and protocol, from the model, on the
+    network ``conditions``."""
     import pandas as pd
 
-    return pd.DataFrame(breakeven_rows(base, profiles))
+    return pd.DataFrame(breakeven_rows(base, profiles, conditions=conditions))

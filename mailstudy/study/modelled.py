@@ -6,6 +6,10 @@ shaped: the counts equal loopback's exactly and the work is timed as on a networ
 :mod:`mailstudy.link.model`), and :func:`mailstudy.link.predict` gives their times on every profile without
 waiting (medians over the repeats); :mod:`mailstudy.study.experiment` runs the real thing through the link when
 a time must be measured, which is how the model is checked.
+
+Both sweeps run on the study's network conditions (:mod:`mailstudy.study.network`): by default implicit TLS 1.3
+and each profile's loss (``conditions="realistic"``); ``"control"`` gives the clear-text, loss-free numbers and
+``"as-given"`` leaves each experiment's TLS and each profile's loss as they are.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import replace
 
 from mailstudy.link import BASELINE, Profile, breakeven, get_profile, predict
 from mailstudy.study.experiment import Experiment, run_experiment
+from mailstudy.study.network import Conditions, conditions as network_conditions
 
 
 def baseline_sessions(exp: Experiment) -> tuple[list[dict], list]:
@@ -30,20 +35,23 @@ def baseline_sessions(exp: Experiment) -> tuple[list[dict], list]:
 MODEL_TIMES = ("duration_s", "time_to_list_s", "open_median_s", "open_p95_s")
 
 
-def model_rows(experiments: Iterable[Experiment], profiles: Iterable[str | Profile]) -> list[dict]:
-    """One row per experiment and profile: the baseline sessions' counts, the model's times on the profile.
+def model_rows(experiments: Iterable[Experiment], profiles: Iterable[str | Profile],
+               conditions: str | Conditions = "realistic") -> list[dict]:
+    """One row per experiment and profile: the baseline sessions' counts, the model's times on the profile, on
+    the network ``conditions`` (module docstring).
 
     Each experiment runs ``repeats`` baseline sessions (the counts are the same in each) and each time is the
     median of the model's times from them: one session's work carries the machine's noise, and a single
     outlier put the model 28 % off a LAN cell that the median of three put within 3 %."""
-    profiles = [get_profile(p) for p in profiles]
+    net = network_conditions(conditions)
+    profiles = [get_profile(net.profile(p)) for p in profiles]
     out = []
     for exp in experiments:
-        rows, results = baseline_sessions(exp)
+        rows, results = baseline_sessions(net.experiment(exp))
         for p in profiles:
             times = [predict(r, p) for r in results]
             med = {k: _median(t[k] for t in times) for k in MODEL_TIMES}
-            out.append({**rows[0], **p.params(), **med, "modelled": True})
+            out.append({**rows[0], **p.params(), **med, "modelled": True, "conditions": net.name})
     return out
 
 
@@ -53,12 +61,17 @@ def _median(values) -> float | None:
 
 
 def breakeven_rows(base: Experiment, profiles: str | Profile | Iterable[str | Profile],
-                   protocols: Iterable[str] = ("imap", "pop3")) -> list[dict]:
+                   protocols: Iterable[str] = ("imap", "pop3"),
+                   conditions: str | Conditions = "realistic") -> list[dict]:
     """Per protocol and profile, the read fractions above which header-first moves more bytes, or makes the user
-    wait longer in total, than download-all, on ``base``'s mailbox (see :func:`mailstudy.link.breakeven`). The
-    sessions run once for all profiles; with ``base.repeats`` > 1 each figure is the median over that many
-    triples of baseline sessions."""
+    wait longer in total, than download-all, on ``base``'s mailbox (see :func:`mailstudy.link.breakeven`), on
+    the network ``conditions`` (module docstring; each row names them, its TLS and its loss). The sessions run
+    once for all profiles; with ``base.repeats`` > 1 each figure is the median over that many triples of
+    baseline sessions."""
+    net = network_conditions(conditions)
     profiles = [profiles] if isinstance(profiles, (str, Profile)) else list(profiles)
+    profiles = [get_profile(net.profile(p)) for p in profiles]
+    base = net.experiment(base)
     out = []
     for protocol in protocols:
         cell = replace(base, protocol=protocol, preview=0)
@@ -69,5 +82,7 @@ def breakeven_rows(base: Experiment, profiles: str | Profile | Iterable[str | Pr
             each = [breakeven(n, e, w, profile) for n, e, w in zip(none, every, whole)]
             figures = {k: (_median(b[k] for b in each) if k != "profile" else v) for k, v in each[0].items()}
             out.append({"protocol": protocol, "messages": base.messages, "sizes": base.sizes, "seed": base.seed,
-                        "server": base.server, **figures})
+                        "server": base.server, "conditions": net.name, "tls": base.tls,
+                        "tls_version": base.tls_version if base.tls != "none" else None, "loss": profile.loss,
+                        **figures})
     return out

@@ -88,6 +88,10 @@ def _check(name: str, v) -> None:
             raise ParameterError(f"{name} must be a number above 0, not {v!r}")
     elif name in ("PROFILES", "PROFILE"):
         _one_of(name, v, known_profiles())
+    elif name == "NETWORK":
+        from mailstudy.study.network import CONDITIONS
+
+        _one_of(name, v, [c for c in CONDITIONS if c != "as-given"])
     elif name.endswith("_DIR"):
         if not isinstance(v, (str, Path)) or not Path(v).is_dir():
             raise ParameterError(f"{name} must be an existing folder, not {v!r}")
