@@ -24,6 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from mailstudy.errors import MailstudyError
+
 #: What apt installs (with --no-install-recommends: cyrus-common recommends cyrus-imapd, the conflict).
 APT_PACKAGES = ("cyrus-common", "cyrus-caldav", "cyrus-admin")
 #: What is only downloaded and extracted: installing either removes Dovecot's IMAP or POP3.
@@ -36,7 +38,7 @@ APT_HINT = ("apt-get install --no-install-recommends cyrus-common cyrus-caldav c
             "cyrus-pop3d: they remove Dovecot), then: python3 -m mailstudy.servers.cyrus_install")
 
 
-class InstallError(RuntimeError):
+class InstallError(MailstudyError, RuntimeError):
     """The programs could not be downloaded or extracted; the message says why."""
 
 
