@@ -170,8 +170,8 @@ def batching_chart(summary, title: str):
                 ticks.append(("every poll" if row["batch"] == 0 else f"after {row['batch']:g}")
                              + ("" if stale != stale else f"\n{stale / 60:.0f} min"))
                 x += 1
-            ax.text(xs[-1] - (len(s[s["setting"] == setting]) - 1) / 2, 1.0, setting, transform=ax.get_xaxis_transform(),
-                    ha="center", va="bottom", fontsize=8.5, fontweight="bold")
+            ax.text(xs[-1] - (len(s[s["setting"] == setting]) - 1) / 2, 1.0, setting,
+                    transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=8.5, fontweight="bold")
             x += 0.8
         scale = s["joules_per_day"] / s[[f"{c}_j" for c in CATEGORIES]].sum(axis=1)
         bottom = [0.0] * len(s)

@@ -126,9 +126,10 @@ THRESHOLDS = {
         "K-9 Mail's default poll interval (15 minutes, cited in mailstudy.live.client_profiles): the polling a "
         "phone's user gets without choosing one"),
     "phone_rates": (
-        "100 and 10 messages a day",
-        "100 is the study's standard fleet day (study.fleet.STANDARD_BASE); 10 is ours, a quiet personal "
-        "mailbox: push wakes the radio at every arrival, so the verdict depends on how often mail arrives"),
+        (100.0, 10.0),
+        "new messages a day: 100 is the study's standard fleet day (study.fleet.STANDARD_BASE); 10 is ours, a "
+        "quiet personal mailbox: push wakes the radio at every arrival, so the verdict depends on how often mail "
+        "arrives"),
 }
 
 #: Radio joules per day within this factor of each other are the same cost (see THRESHOLDS).
@@ -136,7 +137,7 @@ PHONE_SAME_ENERGY_RATIO = THRESHOLDS["phone_same_energy_ratio"][0]
 #: The poll interval push and POP3 are compared with on the phone (see THRESHOLDS).
 PHONE_POLL_S = THRESHOLDS["phone_poll_s"][0]
 #: The arrival rates (messages a day) the phone's days are measured at, busy first (see THRESHOLDS).
-PHONE_RATES = (100.0, 10.0)
+PHONE_RATES = THRESHOLDS["phone_rates"][0]
 
 
 def _thresholds(*names: str) -> dict:
