@@ -11,22 +11,26 @@ import pytest
 
 from mailstudy.study.claims import (CONTRADICTED, HOLDS_ONLY_WHEN, NOT_PROTOCOL, SUPPORTED, THRESHOLDS, VERDICTS,
                                     Lab, claim_headers_first, claim_many_messages, claim_pop3_one_device,
-                                    format_ledger, ledger_frame, run_claims, verdict_header_first,
-                                    verdict_many_messages, verdict_one_device, verdict_spam_virus,
-                                    verdict_storage_row)
+                                    claim_pop3_polling, claim_push_battery, format_ledger, ledger_frame,
+                                    push_breakeven_rate, run_claims, verdict_header_first, verdict_many_messages,
+                                    verdict_one_device, verdict_pop3_polling, verdict_push_battery,
+                                    verdict_spam_virus, verdict_storage_row)
 
 EXPECTED = {
     "ports": SUPPORTED, "imap-keeps-pop3-delete-removes": SUPPORTED, "pop3-keep-delete": SUPPORTED,
     "storage-row": CONTRADICTED, "sent-folder": SUPPORTED, "read-state": SUPPORTED, "device-loss": SUPPORTED,
     "headers-first": SUPPORTED, "partial-read": SUPPORTED, "pop3-only-after-download": CONTRADICTED,
     "pop3-one-device": CONTRADICTED, "pop3-offline": SUPPORTED, "pop3-many-messages": HOLDS_ONLY_WHEN,
-    "folders": SUPPORTED, "pop3-spam-virus": NOT_PROTOCOL,
+    "folders": SUPPORTED, "pop3-spam-virus": NOT_PROTOCOL, "phone-push-battery": HOLDS_ONLY_WHEN,
+    "phone-pop3-polling": NOT_PROTOCOL,
 }
 #: The rows whose verdict rests on a threshold, and the thresholds they must show.
 SHOWN = {"headers-first": {"header_first_max_share"}, "partial-read": {"partial_max_share"},
          "pop3-only-after-download": {"partial_max_share"}, "pop3-one-device": {"second_session"},
          "pop3-many-messages": {"many_messages_max_ratio", "typical_read_fraction"},
-         "pop3-spam-virus": {"same_bytes"}}
+         "pop3-spam-virus": {"same_bytes"},
+         "phone-push-battery": {"phone_same_energy_ratio", "phone_poll_s", "phone_rates"},
+         "phone-pop3-polling": {"phone_same_energy_ratio", "phone_poll_s"}}
 
 
 def test_every_claim_has_its_verdict_and_numbers(server_kind):
@@ -54,6 +58,12 @@ def test_every_claim_has_its_verdict_and_numbers(server_kind):
     frame = ledger_frame(ledger)
     assert {"quote", "measured", "server", "seeds", "interval", "thresholds"} <= set(frame.columns)
     assert json.loads(frame.set_index("key").loc["headers-first", "thresholds"])["header_first_max_share"]
+    push = got["phone-push-battery"].numbers  # measured on LTE: busy mail wakes push more often than polls
+    assert push["ratios"]["100"] > 1.10 > push["ratios"]["10"]
+    assert 10 < push["breakeven_rate"] < 100
+    assert push["days"]["100"]["push"]["staleness_median_s"] == 0 < push["days"]["100"]["poll"]["staleness_median_s"]
+    pop = got["phone-pop3-polling"].numbers
+    assert abs(pop["ratio"] - 1) <= 0.10 and pop["pop3"]["promotions"] == pop["imap"]["promotions"]
 
 
 # -- flips: the same claim, another input, another verdict ---------------------------------------------------
@@ -76,6 +86,27 @@ def test_header_first_flips_for_a_mailbox_of_one_small_message():
     twenty = claim_headers_first(Lab(messages=20, seed=1), "embedded")
     assert one.verdict == CONTRADICTED and one.numbers["share"] >= 0.5
     assert twenty.verdict == SUPPORTED and twenty.numbers["share"] < 0.5
+
+
+def test_push_battery_flips_with_how_often_mail_arrives():
+    """A quiet mailbox (10 messages a day) wakes push less often than 15-minute polls (contradicted); a busy one
+    (100 a day) more often (supported); the ledger measures both rates (holds only when mail arrives often)."""
+    quiet = claim_push_battery(Lab(phone_rates=(10.0,)), "embedded")
+    busy = claim_push_battery(Lab(phone_rates=(100.0,)), "embedded")
+    assert quiet.verdict == CONTRADICTED and quiet.numbers["ratios"]["10"] <= 1.10
+    assert busy.verdict == SUPPORTED and busy.numbers["ratios"]["100"] > 1.10
+    assert quiet.numbers["breakeven_rate"] is None
+
+
+def test_pop3_polling_flips_against_imap_polling_more_often():
+    """POP3 and IMAP polling every 15 minutes cost the radio the same (the interval decides); against IMAP
+    polling every 5 minutes, POP3 every 15 costs less (supported): the verdict follows the wake-ups."""
+    lab = Lab()
+    same = claim_pop3_polling(lab, "embedded")
+    faster = claim_pop3_polling(lab, "embedded", imap_poll_s=300.0)
+    assert same.verdict == NOT_PROTOCOL
+    assert faster.verdict == SUPPORTED and faster.numbers["ratio"] * 1.10 < 1
+    assert faster.numbers["imap"]["promotions"] > same.numbers["imap"]["promotions"]
 
 
 @pytest.mark.dovecot
@@ -102,6 +133,12 @@ def test_each_rule_follows_its_numbers():
     assert verdict_spam_virus([False, True], [True, True]) == SUPPORTED  # POP3 withheld what IMAP delivered
     assert verdict_spam_virus([False, False], [False, False]) == NOT_PROTOCOL  # the server filtered both
     assert verdict_storage_row(0, 10, 10) == SUPPORTED and verdict_storage_row(10, 0, 10) == CONTRADICTED
+    assert verdict_push_battery({100.0: 1.3, 10.0: 0.86}) == HOLDS_ONLY_WHEN
+    assert verdict_push_battery({100.0: 1.11}) == SUPPORTED and verdict_push_battery({100.0: 1.10}) == CONTRADICTED
+    assert push_breakeven_rate({10.0: 0.8, 100.0: 1.2}) == pytest.approx(55.0)
+    assert push_breakeven_rate({10.0: 1.2, 100.0: 1.3}) is None
+    assert verdict_pop3_polling(1.0) == NOT_PROTOCOL and verdict_pop3_polling(0.9) == SUPPORTED
+    assert verdict_pop3_polling(1.11) == CONTRADICTED and verdict_pop3_polling(1.10) == NOT_PROTOCOL
 
 
 def test_claims_cli_json_is_the_same_ledger():

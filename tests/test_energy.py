@@ -160,8 +160,10 @@ def test_promotion_delay_is_the_state_machines():
     assert promotion_delay(umts, 6.0, bytes_up=40, bytes_down=60) == 0.0  # a keep-alive FACH carries itself
     assert promotion_delay(lte, 12.0, bytes_up=40, bytes_down=60) == pytest.approx(T_PRO)  # LTE idle carries none
     assert promotion_delay(umts, 60.0) == 2.0  # IDLE
-    with pytest.raises(TimelineError, match="quiet_s"):
-        promotion_delay(lte, -1.0)
+    assert promotion_delay(lte, float("inf")) == pytest.approx(T_PRO)  # long idle: what the model's SYN waits
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(TimelineError, match="quiet_s"):
+            promotion_delay(lte, bad)
 
 
 def test_every_built_in_figure_has_a_source():

@@ -104,3 +104,41 @@ def test_reading_energy_of_real_sessions_through_a_link():
     assert none["joules_spread"] == pytest.approx(none["joules_together"])  # nothing opened: nothing to spread
     assert half["promotions_spread"] == 1 + 3  # the list, then each open after a quiet minute
     assert half["joules_spread"] > half["joules_together"] + 3 * 12.0  # a tail per open, at ~1 W for 11.6 s
+
+
+def test_batching_keeps_the_first_poll_after_n_arrivals():
+    """Polls every 10 s, arrivals at 1, 2, 15 and 31 s: every poll as measured; after 1 arrival the polls at
+    10, 20 and 40 s (the empty ones go, their bytes ride on the next kept one); after 2 the ones at 10 and 40 s;
+    after 8 none, and every arrival waits for the day's end."""
+    from mailstudy.energy.fleet import batched_polls
+
+    polls = [{"device": 0, "t_sim_s": float(t), "bytes_up": 10, "bytes_down": 100, "network_s": 1.0}
+             for t in (0, 10, 20, 30, 40)]
+    arrivals = (1.0, 2.0, 15.0, 31.0)
+    every, delays = batched_polls(polls, 0, arrivals, 0, 60.0)
+    assert [s["t_sim_s"] for s in every] == [0, 10, 20, 30, 40] and delays == [10.0, 9.0, 6.0, 10.0]
+    one, delays = batched_polls(polls, 0, arrivals, 1, 60.0)
+    assert [s["t_sim_s"] for s in one] == [10, 20, 40]
+    assert [s["bytes_down"] for s in one] == [200, 100, 200] and delays == [10.0, 9.0, 6.0, 10.0]
+    two, delays = batched_polls(polls, 0, arrivals, 2, 60.0)
+    assert [s["t_sim_s"] for s in two] == [10, 40] and delays == [10.0, 9.0, 26.0, 10.0]
+    assert [s["bytes_down"] for s in two] == [200, 300]
+    assert batched_polls(polls, 0, arrivals, 8, 60.0) == ([], [59.0, 58.0, 45.0, 29.0])
+    idle = [{"device": 0, "t_sim_s": 0.0, "bytes_up": 1, "bytes_down": 1, "held_s": 50.0}]
+    assert batched_polls(idle, 0, arrivals, 2, 60.0) == (idle, [])
+
+
+def test_the_batching_what_if_saves_tail_on_lte(tmp_path):
+    from mailstudy.faces.energy_charts import batching
+
+    out = batching((Setting("poll 5 min", "thunderbird", 300.0), Setting("push", "thunderbird", None, True)),
+                   seeds=(0,), hours=2, rate=100, batches=(1, 4), results=tmp_path, figures=tmp_path)
+    s = out["summary"]
+    assert set(s["setting"]) == {"poll 5 min"} and sorted(set(s["batch"])) == [0, 1, 4]  # push has no polls
+    lte = s[s["radio"] == "lte"].set_index("batch")
+    assert lte.loc[0, "polls"] == 24 and lte.loc[0, "saving"] == 0
+    assert 0 < lte.loc[1, "saving"] < lte.loc[4, "saving"] < 1  # fewer wake-ups, less tail
+    assert lte.loc[4, "tail_j"] < lte.loc[1, "tail_j"] < lte.loc[0, "tail_j"]
+    assert lte.loc[4, "staleness_median_s"] > lte.loc[1, "staleness_median_s"] == lte.loc[0, "staleness_median_s"]
+    assert (tmp_path / "energy_batching.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert pd.read_csv(tmp_path / "energy_batching.csv").shape[0] == len(s)

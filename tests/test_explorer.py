@@ -350,3 +350,34 @@ def test_a_network_slider_replays_the_session_through_the_model():
     slow = float(e.network_summary.value.split("<b>")[2].split(" ms")[0].replace(",", ""))
     fast = float(ex.on_network(s, "4g")[0].split("<b>")[2].split(" ms")[0].replace(",", ""))
     assert slow > fast > s.metrics["duration_s"] * 1000  # POP3's round trip per message costs more on a slower link
+
+
+def test_the_radio_view_shows_each_states_time_and_energy():
+    """The radio view walks every packet of the session through the radio model: the same ledger as
+    `mailstudy energy` on the capture (one session, one client address), each state's seconds and joules in
+    the table, the states under the ladder; off by default, on with the switch, gone with the capture."""
+    from mailstudy.energy import get_model, ledger
+    from mailstudy.energy.pcap import client_timelines, session_activities
+
+    path = ex.example_captures()["pop3-keep"]
+    s = ex.open_capture(path).sessions[0]
+    (tl,), _ = client_timelines(path)
+    acts = session_activities(path, s)
+    assert acts == tl.activities and acts[0].t == 0.0  # one session: the client's timeline
+    lte = ledger(get_model("lte"), acts)
+    assert lte.joules["promotion"] == pytest.approx(0.2601 * 1.2107)  # Huang et al., Table 3
+    table, png = ex.radio_view(s, "lte")
+    assert png.startswith(PNG) and f"{lte.total_j:,.3f} J" in table
+    for state in ("promotion", "transfer", "tail", "idle"):
+        assert f"{lte.joules[state]:,.3f}</td>" in table and f"{lte.seconds[state]:,.3f}</td>" in table
+    e = ex.Explorer()
+    e.capture.value = "pop3-keep"
+    assert e.radio_table.value == "" and e.radio.layout.display == "none"  # off until the student asks
+    e.radio_on.value = True
+    assert f"{lte.total_j:,.3f} J" in e.radio_table.value and bytes(e.radio.value).startswith(PNG)
+    assert e.radio.layout.display is None and e.error.value == ""
+    e.radio_model.value = "wifi"
+    wifi = ledger(get_model("wifi"), acts)
+    assert f"{wifi.total_j:,.3f} J" in e.radio_table.value and wifi.total_j < lte.total_j
+    e.path.value = "/nonexistent/file.pcap"
+    assert "no such file" in e.error.value and e.radio_table.value == "" and e.radio.layout.display == "none"

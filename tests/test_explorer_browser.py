@@ -253,6 +253,25 @@ def _network(page, shot: str) -> None:
     page.locator(".ms-network-ladder").screenshot(path=str(BUILD / f"{shot}-network.png"))
 
 
+def _radio(page, shot: str) -> None:
+    """Switch the radio view on: each state's seconds and joules under the exchanges, the states drawn under the
+    ladder; another radio model redraws it."""
+    table = page.locator(".ms-radio-table")
+    assert page.locator("img.ms-radio").is_hidden() and not table.inner_text().strip()  # off until asked
+    page.locator(".ms-radio-toggle input[type=checkbox]").check()
+    table.filter(has_text="On LTE").wait_for(timeout=READY_S * 1000)
+    text = table.inner_text()
+    for state in ("promotion", "transfer", "tail", "idle", "total"):
+        assert state in text, text
+    page.wait_for_function("el => el.complete && el.naturalHeight > 0",
+                           arg=page.locator("img.ms-radio").element_handle(), timeout=READY_S * 1000)
+    page.locator(".ms-radio-table").screenshot(path=str(BUILD / f"{shot}-radio-table.png"))
+    page.locator("img.ms-radio").screenshot(path=str(BUILD / f"{shot}-radio.png"))
+    page.locator(".ms-radio-model select").select_option("wifi")
+    table.filter(has_text="On Wi-Fi").wait_for(timeout=READY_S * 1000)
+    assert page.locator(".ms-error").inner_text().strip() == ""
+
+
 def _kernel_files(workspace: Path) -> list[Path]:
     return list((workspace / "tmp").glob("mailstudy-explore-*/voila_*/kernel-*.json"))
 
@@ -299,6 +318,7 @@ def test_explorer_served_by_mailstudy_explore(browser, workspace):
         _exercise(page, "explorer-voila")
         _teach(page, "explorer-voila")
         _network(page, "explorer-voila")
+        _radio(page, "explorer-voila")
         _run_live(page, "explorer-voila")
         assert "Traceback" not in page.content()
         assert len(_kernel_files(workspace)) == 1

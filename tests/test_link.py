@@ -265,6 +265,29 @@ def test_the_model_is_the_formula():
     assert on["duration_s"] > m["duration_s"]
 
 
+def test_the_model_can_wait_for_the_radios_promotion():
+    """Off by default. With LTE's radio the SYN waits 260.1 ms (Huang et al., Table 3) and every time moves by
+    it; a flight 0.05 s after the last answer finds the radio in its tail (no wait); an open a minute later,
+    after the 11.576 s tail has run out, waits the promotion again. 3G's FACH after 5 s costs 1.5 s."""
+    p = Profile("m", rtt_s=0.1, down_bps=8e6, up_bps=8e5).simple()
+    s = Session(0.001, (RoundTrip(100, 1_000_000, before_list=True),
+                        RoundTrip(1000, 500_000, work_s=0.9, pause_s=0.05, before_list=False, opens=True)))
+    plain, lte = predict(s, p), predict(s, p, radio="lte")
+    assert plain["promotion_wait_s"] == 0.0
+    assert lte["promotion_wait_s"] == pytest.approx(0.2601)
+    for key in ("duration_s", "time_to_list_s"):
+        assert lte[key] == pytest.approx(plain[key] + 0.2601)
+    assert lte["open_waits_s"] == pytest.approx(plain["open_waits_s"])  # 0.05 s: still in the tail
+    warm = predict(s, p, radio="lte", quiet_before_s=5.0)  # a connection inside the last one's tail
+    assert warm["duration_s"] == pytest.approx(plain["duration_s"]) and warm["promotion_wait_s"] == 0.0
+    later = Session(s.greeting_s, (s.round_trips[0], replace(s.round_trips[1], pause_s=60.0)))
+    read_later, read_later_lte = predict(later, p), predict(later, p, radio="lte", quiet_before_s=0.0)
+    assert read_later_lte["open_waits_s"][0] == pytest.approx(read_later["open_waits_s"][0] + 0.2601)
+    on_3g = predict(replace(later, round_trips=(later.round_trips[0], replace(later.round_trips[1], pause_s=6.0))),
+                    p, radio="3g", quiet_before_s=0.0)
+    assert on_3g["promotion_wait_s"] == pytest.approx(1.5)  # FACH to DCH (Qian et al.'s ARO)
+
+
 def test_the_model_takes_the_baselines_delays_out_and_gives_its_times_back():
     """A session recorded through the baseline link (rho = 0.5 ms), modelled on the baseline itself, takes exactly
     the times it was measured in; on loopback each round trip is rho shorter."""

@@ -83,16 +83,7 @@ def client_timelines(path: str | os.PathLike, ports: Iterable[int] = (), analysi
         if server not in tl.servers:
             tl.servers.append(server)
         spans.setdefault(c.client[0], []).append((t_start, c.t_last))
-    raw: dict[str, list[tuple[float, int, int]]] = {a: [] for a in by_addr}
-    if owner:
-        for p in read_tcp_tuples(path):
-            up = owner.get((p[_SRC], p[_SPORT], p[_DST], p[_DPORT]))
-            if up is not None:
-                raw[up].append((p[_T], len(p[_PAYLOAD]), 0))
-                continue
-            down = owner.get((p[_DST], p[_DPORT], p[_SRC], p[_SPORT]))
-            if down is not None:
-                raw[down].append((p[_T], 0, len(p[_PAYLOAD])))
+    raw = _packets(path, owner)
     out = []
     for addr, tl in by_addr.items():
         pkts = sorted(raw[addr], key=lambda r: r[0])  # a capture may hold packets slightly out of order
@@ -105,3 +96,28 @@ def client_timelines(path: str | os.PathLike, ports: Iterable[int] = (), analysi
         out.append(tl)
     out.sort(key=lambda tl: tl.origin)
     return out, analysis
+
+
+def _packets(path, owner: dict[tuple, str]) -> dict[str, list[tuple[float, int, int]]]:
+    """``(time, payload up, payload down)`` of every packet of the connections in ``owner`` (client ip, port,
+    server ip, port -> the name its packets go under), by name."""
+    raw: dict[str, list[tuple[float, int, int]]] = {a: [] for a in owner.values()}
+    if owner:
+        for p in read_tcp_tuples(path):
+            up = owner.get((p[_SRC], p[_SPORT], p[_DST], p[_DPORT]))
+            if up is not None:
+                raw[up].append((p[_T], len(p[_PAYLOAD]), 0))
+                continue
+            down = owner.get((p[_DST], p[_DPORT], p[_SRC], p[_SPORT]))
+            if down is not None:
+                raw[down].append((p[_T], 0, len(p[_PAYLOAD])))
+    return raw
+
+
+def session_activities(path: str | os.PathLike, session) -> list[Activity]:
+    """Every packet of one mail session (a :class:`~mailstudy.offline.analyze.SessionAnalysis` of the capture
+    at ``path``), pure ACKs, SYN and FIN included, in seconds from its first packet: one connection's radio
+    timeline (what the explorer's radio view walks)."""
+    c = session.connection
+    pkts = sorted(_packets(path, {(*c.client, *c.server): "session"})["session"], key=lambda r: r[0])
+    return [Activity(t - pkts[0][0], up, down) for t, up, down in pkts]

@@ -23,10 +23,10 @@ def promotion_delay(model: RadioModel, quiet_s: float, bytes_up: int | None = No
 
     0 while the radio is still in a tail stage that carries data at once (LTE's whole tail, 3G's DCH tail);
     the stage's own promotion in a stage that needs one (3G's FACH: 1.5 s); the promotion from idle once the
-    tail timer has run out (LTE: 0.2601 s). Given the transfer's bytes each way, a stage that carries so small
-    a transfer itself (3G's FACH under its RLC thresholds) makes it wait for nothing.
+    tail timer has run out (LTE: 0.2601 s; ``math.inf``: long idle). Given the transfer's bytes each way, a
+    stage that carries so small a transfer itself (3G's FACH under its RLC thresholds) makes it wait for nothing.
     """
-    if not math.isfinite(quiet_s) or quiet_s < 0:
+    if math.isnan(quiet_s) or quiet_s < 0:  # math.inf is allowed: a radio that has long been idle
         raise TimelineError(f"quiet_s must be a number of seconds >= 0, not {quiet_s!r}")
     t = 0.0
     for stage in model.tail:

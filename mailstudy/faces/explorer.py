@@ -12,7 +12,7 @@ notebook must stay a few lines long, so everything the widgets do lives here. Th
   never a traceback.
 
 Widgets carry CSS classes (``ms-capture``, ``ms-session``, ``ms-exchanges``, ``ms-ladder``, ``ms-bytes``,
-``ms-upload``, ``ms-error``, ``ms-live-*``) so the browser tests and a curious student can find them.
+``ms-upload``, ``ms-error``, ``ms-live-*``, ``ms-radio-*``) so the browser tests and a curious student can find them.
 No protocol logic here: sessions, exchanges and metrics come from :mod:`mailstudy.offline.analyze`.
 """
 
@@ -33,9 +33,17 @@ from mailstudy.outputs import project_root
 from mailstudy.processes import owned_tempdir
 from mailstudy.study.parameters import known_profiles
 
+
+def radio_names() -> list[str]:
+    """The built-in radio models' names, for the radio view's picker."""
+    from mailstudy.energy.radios import MODELS
+
+    return list(MODELS)
+
 __all__ = ["Explorer", "ExplorerError", "example_captures", "open_capture", "open_upload", "session_options",
            "exchanges_html", "ladder_png", "bytes_png", "live_capture", "one_line",
-           "examples_summary", "save_example_bytes", "short_path", "compare_png", "busiest_session", "shown_from_root", "on_network"]
+           "examples_summary", "save_example_bytes", "short_path", "compare_png", "busiest_session", "shown_from_root", "on_network",
+           "radio_view"]
 
 #: Columns of the exchanges table a student sees (credentials are already ``***`` in ``arguments``).
 TABLE_COLUMNS = ["index", "command", "arguments", "status", "t_sent_s", "latency_s", "bytes_up", "bytes_down"]
@@ -212,6 +220,39 @@ def on_network(session: SessionAnalysis, profile: str, title: str = "") -> tuple
     return line, _png(ladder_on(session, [p], title, replays=[arrows]))
 
 
+def radio_view(session: SessionAnalysis, radio: str = "lte", path: str | os.PathLike | None = None,
+               title: str = "") -> tuple[str, bytes]:
+    """(HTML table, PNG): what the session cost a phone's radio on ``radio`` (``lte``, ``3g``, ``wifi``): each
+    state's seconds and joules (:func:`mailstudy.energy.ledger.ledger` over every packet of the session,
+    :func:`mailstudy.energy.pcap.session_activities`), and the states drawn under the session's ladder
+    (:func:`mailstudy.faces.radio.radio_figure`). ``path``: the capture (default: the session's file)."""
+    from mailstudy.energy.ledger import CATEGORIES, ledger
+    from mailstudy.energy.pcap import session_activities
+    from mailstudy.energy.radios import get_model
+    from mailstudy.faces.radio import COLORS, radio_figure
+
+    model = get_model(radio)
+    acts = session_activities(path or session.file, session)
+    if not acts:
+        raise ExplorerError(f"session #{session.index} has no packets to put on a radio")
+    led = ledger(model, acts)
+    total = led.total_j
+    rows = "".join(
+        f'<tr><td><span style="color:{COLORS[c]}">■</span> {c}</td><td>{led.seconds[c]:,.3f}</td>'
+        f"<td>{led.joules[c]:,.3f}</td><td>{(led.joules[c] / total if total else 0):.0%}</td></tr>"
+        for c in CATEGORIES)
+    table = (f"<p><b>On {html.escape(model.title)}</b>: this session's {len(acts):,} packets cost the radio "
+             f"<b>{total:,.3f} J</b> in {led.end - led.start:,.3f} s, {led.tail_share:.0%} of it in the tail "
+             f"after the last packet ({led.promotions} promotion(s)). Each figure's source: "
+             f"<code>mailstudy energy --show-model --radio {html.escape(model.name)}</code>.</p>"
+             f'<table class="ms-radio-states"><tr><th>state</th><th>seconds</th><th>joules</th><th>share</th></tr>'
+             f"{rows}<tr><td><b>total</b></td><td>{led.end - led.start:,.3f}</td><td><b>{total:,.3f}</b></td>"
+             f"<td>100%</td></tr></table>")
+    fig = radio_figure(led, session, title=f"{title + ': ' if title else ''}{model.name}, {total:.3g} J, tail "
+                                           f"{led.tail_share:.0%} of it")
+    return table, _png(fig)
+
+
 def live_capture(protocol: str = "imap", strategy: str = "header-first", messages: int = 5,
                  profile: str = "loopback", seed: int = 0, folder: str | os.PathLike | None = None,
                  read_fraction: float = 0.4) -> tuple[Analysis, dict]:
@@ -330,6 +371,10 @@ class Explorer:
                                          layout=w.Layout(width="60%"))
         self.network_summary = w.HTML(value="")
         self.network_ladder = w.Image(format="png", layout=w.Layout(max_width="1000px", display="none"))
+        self.radio_on = w.Checkbox(value=False, description="Show the radio view", indent=False)
+        self.radio_model = w.Dropdown(options=radio_names(), value="lte", description="Radio")
+        self.radio_table = w.HTML(value="")
+        self.radio = w.Image(format="png", layout=w.Layout(max_width="900px", display="none"))
         self.keep_button = w.Button(description="Keep this session for comparison", icon="thumb-tack",
                                     layout=w.Layout(width="auto"), disabled=True)
         self.compare_table = w.HTML(value="")
@@ -348,13 +393,15 @@ class Explorer:
                             (self.bytes, "ms-bytes"), (self.keep_button, "ms-keep"),
                             (self.compare_table, "ms-compare-table"), (self.compare, "ms-compare"),
                             (self.network, "ms-network"), (self.network_summary, "ms-network-summary"),
-                            (self.network_ladder, "ms-network-ladder"),
+                            (self.network_ladder, "ms-network-ladder"), (self.radio_on, "ms-radio-toggle"),
+                            (self.radio_model, "ms-radio-model"), (self.radio_table, "ms-radio-table"),
+                            (self.radio, "ms-radio"),
                             (self.live_protocol, "ms-live-protocol"), (self.live_strategy, "ms-live-strategy"),
                             (self.live_profile, "ms-live-profile"), (self.live_messages, "ms-live-messages"),
                             (self.live_button, "ms-live-run")):
             widget.add_class(cls)
         self._controls = (self.capture, self.path, self.open_button, self.upload, self.session, self.exchange,
-                          self.live_button, self.keep_button, self.network)
+                          self.live_button, self.keep_button, self.network, self.radio_on, self.radio_model)
         self.capture.observe(self._guarded(lambda ch: self.pick_example(ch["new"])), names="value")
         self.open_button.on_click(self._guarded(lambda _b: self.open_typed_path(clicked=True)))
         self.path.observe(self._guarded(lambda _ch: self.open_typed_path()), names="value")
@@ -363,6 +410,8 @@ class Explorer:
         self.exchange.observe(self._guarded(lambda ch: self.pick_exchange(ch["new"]), busy=False), names="value")
         self.keep_button.on_click(self._guarded(lambda _b: self.keep_for_compare()))
         self.network.observe(self._guarded(lambda ch: self.pick_network(ch["new"])), names="value")
+        self.radio_on.observe(self._guarded(lambda _ch: self.show_radio()), names="value")
+        self.radio_model.observe(self._guarded(lambda _ch: self.show_radio()), names="value")
         self._live_folder: Path | None = None
         self.live_button.on_click(self._guarded(lambda _b: self.run_live()))
         live = w.VBox([w.HTML("<b>Run a live session</b>: a fresh embedded server, one captured session"),
@@ -378,6 +427,9 @@ class Explorer:
                           w.HTML("<b>Bytes per exchange</b>"), self.bytes,
                           w.HTML("<b>On another network</b>: the same flights replayed through the model, drawn to "
                                  "scale in time"), self.network, self.network_summary, self.network_ladder,
+                          w.HTML("<b>On a phone's radio</b>: each state's time and energy under the exchanges (LTE "
+                                 "and Wi-Fi after Huang et al., MobiSys 2012; 3G after Qian et al., MobiSys 2011)"),
+                          w.HBox([self.radio_on, self.radio_model]), self.radio_table, self.radio,
                           w.HTML("<b>Compare two sessions</b>: keep one, then open another (a capture, a "
                                  "session or a live run)"), self.keep_button, self.compare_table, self.compare])
         self.ui.add_class("ms-explorer")
@@ -430,8 +482,8 @@ class Explorer:
         self.status.value = "<i>Pick a capture to begin.</i>"
         for widget in (self.warnings, self.exchanges, self.exchange_text):
             widget.value = ""
-        self.network_summary.value = ""
-        for img in (self.ladder, self.bytes, self.network_ladder):
+        self.network_summary.value = self.radio_table.value = ""
+        for img in (self.ladder, self.bytes, self.network_ladder, self.radio):
             img.layout.display = "none"
             img.value = b""
         self._set_quietly(self.session, options=[])
@@ -518,7 +570,20 @@ class Explorer:
         self.ladder.layout.display = self.bytes.layout.display = self.network_ladder.layout.display = None
         self._set_quietly(self.exchange, options=choices, value=None)
         self.exchange_text.value = "<i>click an exchange on the left</i>" if choices else ""
+        self.show_radio()
         self._show_compare()
+
+    def show_radio(self) -> None:
+        """The radio view of the session on screen, when it is switched on (hidden otherwise)."""
+        if self.analysis is None or not self.radio_on.value or self.session.value is None:
+            self.radio_table.value, self.radio.value = "", b""
+            self.radio.layout.display = "none"
+            return
+        s = self.analysis.sessions[int(self.session.value)]
+        table, picture = radio_view(s, self.radio_model.value, self.analysis.path,
+                                    title=f"{self.name}: session #{s.index}")
+        self.radio_table.value, self.radio.value = table, picture  # set together, as the other views
+        self.radio.layout.display = None
 
     def _network_views(self, s: SessionAnalysis) -> tuple[str, bytes]:
         return on_network(s, self.network.value, title=f"#{s.index}")

@@ -7,7 +7,7 @@ against the link) are three jobs that share one vocabulary. The public API, for 
   :class:`Profile`, :func:`parse_duration`, :func:`parse_rate`, :class:`ProfileError`;
 - :class:`Link` (a context manager: the relay's ports in front of a server's);
 - :func:`predict` (``predict(session_or_flights, profile)`` -> duration, time to list, open waits; its inputs
-  are measured through :data:`BASELINE`),
+  are measured through :data:`BASELINE`; ``radio="lte"`` adds a phone's radio promotion delays, off by default),
   :func:`breakeven` (the read fractions where header-first starts to cost more), :func:`session_from_chunks`,
   :class:`RoundTrip`, :class:`Session`.
 """

@@ -61,6 +61,14 @@ open medians within 6.3 %; bench/link.py). A session given without its link coun
 ``loopback`` profile itself the model so gives the work as a network makes it, slower than a loopback session
 measures.
 
+Waiting for the radio (issue 19 item 5; off by default). ``predict(..., radio=MODEL)`` adds the promotion
+delay of a phone's radio (:func:`mailstudy.energy.waiting.promotion_delay`, the same state machine the energy
+ledger walks) before each packet that leaves after a quiet spell: the connection's SYN, after ``quiet_before_s``
+of silence (default: long enough for the radio to be idle, so LTE's 260.1 ms), and each client flight, after
+the client's pause g_f since the last answer arrived (within a session LTE's 11.6 s tail keeps it at 0; an open
+a minute after the list pays the promotion again). The server's packets find the radio awake: they answer what
+the client just sent. ``promotion_wait_s`` is the sum of the delays added.
+
 Break-even (:func:`breakeven`, closed form). Header-first with read fraction r moves H_0 + r (H_1 - H_0) bytes,
 where H_0 and H_1 are its bytes with nobody reading (r = 0) and with everything read (r = 1); download-all moves
 D. So bytes break even at r* = (D - H_0) / (H_1 - H_0). The user waits L_hf + r W_1 with header-first (the list,
@@ -70,10 +78,13 @@ r* = (L_da - L_hf) / W_1. Above r*, header-first costs more.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from mailstudy.energy.radios import RadioModel, get_model
+from mailstudy.energy.waiting import promotion_delay
 from mailstudy.errors import MailstudyError
 from mailstudy.link.profiles import Profile, get_profile
 from mailstudy.link.schedule import Direction
@@ -222,34 +233,50 @@ def _arrives(direction: Direction, t_in: float, nbytes: int) -> float:
 LOSS_DRAWS = 20
 
 
-def predict(session_or_flights: Any, profile: str | Profile, draws: int | None = None) -> dict:
+def predict(session_or_flights: Any, profile: str | Profile, draws: int | None = None,
+            radio: RadioModel | str | None = None, quiet_before_s: float = math.inf) -> dict:
     """The model's times for a session on ``profile``: ``duration_s``, ``time_to_list_s``, ``open_waits_s``
     (one per opened message, in order), ``open_median_s`` and ``open_p95_s``. On a lossy profile (or one whose
     jitter is one-sided) each is the mean over ``draws`` seeded draws (default :data:`LOSS_DRAWS`): the
-    expected cost; otherwise jitter is left out (its mean is 0) and one pass is exact."""
+    expected cost; otherwise jitter is left out (its mean is 0) and one pass is exact.
+
+    ``radio`` (a radio model or its name; default none): the phone's radio promotion delays are waited for
+    (module docstring, "Waiting for the radio"), the connection's after ``quiet_before_s`` seconds of silence;
+    ``promotion_wait_s`` then says how much of the times they are (0 without a radio)."""
     s = session_of(session_or_flights)
     p = get_profile(profile)
+    wake = None
+    if radio is not None:
+        model = get_model(radio) if isinstance(radio, str) else radio
+        wake = lambda quiet: promotion_delay(model, quiet)  # noqa: E731
     if not (p.loss or p.loss_trace or (p.jitter_s and p.jitter_dist == "exponential")):
-        return _predict_once(s, replace(p, jitter_s=0.0), 0)
-    runs = [_predict_once(s, p, f"model:{i}") for i in range(draws or LOSS_DRAWS)]
+        return _predict_once(s, replace(p, jitter_s=0.0), 0, wake, quiet_before_s)
+    runs = [_predict_once(s, p, f"model:{i}", wake, quiet_before_s) for i in range(draws or LOSS_DRAWS)]
     mean = {k: sum(r[k] for r in runs) / len(runs) for k in ("duration_s", "time_to_list_s")
             if all(r[k] is not None for r in runs)}
     opens = [sum(w) / len(runs) for w in zip(*(r["open_waits_s"] for r in runs))]
     return {"duration_s": mean.get("duration_s"), "time_to_list_s": mean.get("time_to_list_s"),
-            "open_waits_s": opens, "open_median_s": percentile(opens, 50), "open_p95_s": percentile(opens, 95)}
+            "open_waits_s": opens, "open_median_s": percentile(opens, 50), "open_p95_s": percentile(opens, 95),
+            "promotion_wait_s": sum(r["promotion_wait_s"] for r in runs) / len(runs)}
 
 
-def _predict_once(s: Session, p: Profile, seed) -> dict:
+def _predict_once(s: Session, p: Profile, seed, wake: Callable[[float], float] | None = None,
+                  quiet_before_s: float = math.inf) -> dict:
     up, down = Direction(p, False, 0.0, seed), Direction(p, True, 0.0, seed)
     setup = connection_setup(p.rtt_s)
+    waited = wake(quiet_before_s) if wake else 0.0  # the SYN leaves once the radio is up: every time moves
     if s.client_first:  # a TLS ClientHello: the client's clock starts when connect() returns
-        t = setup.client_ready_s
+        t = waited + setup.client_ready_s
     else:  # server-first: the greeting leaves c_0 after the server's accept
-        t = _arrives(down, setup.server_accept_s + s.greeting_s, s.greeting_bytes)
+        t = _arrives(down, waited + setup.server_accept_s + s.greeting_s, s.greeting_bytes)
     t_list = None
     opens = []
     for f in s.round_trips:
-        sent = t + f.pause_s
+        sent = clicked = t + f.pause_s
+        if wake:  # the radio has been quiet since the last answer arrived
+            delay = wake(f.pause_s)
+            waited += delay
+            sent += delay
         at_server = sent
         for offset, nbytes in f.request_pieces():
             at_server = max(at_server, _arrives(up, sent + offset, nbytes))
@@ -258,10 +285,11 @@ def _predict_once(s: Session, p: Profile, seed) -> dict:
             t = max(t, _arrives(down, at_server + offset, nbytes))
         if f.before_list:
             t_list = t + s.list_pause_s
-        if f.opens:
-            opens.append(t - sent)
+        if f.opens:  # from the click: the wait includes the radio's promotion
+            opens.append(t - clicked)
     return {"duration_s": t, "time_to_list_s": t_list, "open_waits_s": opens,
-            "open_median_s": percentile(opens, 50), "open_p95_s": percentile(opens, 95)}
+            "open_median_s": percentile(opens, 50), "open_p95_s": percentile(opens, 95),
+            "promotion_wait_s": waited}
 
 
 def total_bytes(session_or_flights: Any) -> int:

@@ -23,6 +23,12 @@ Each claim is a function ``claim_*(lab) -> Verdict``; :class:`Lab` starts fresh 
 and hands out logged-in stdlib ``imaplib``/``poplib`` clients (traced where bytes are counted); two clients on
 one account stand for two devices. The device claims (read state across devices, a lost device) run small
 fleets instead (:mod:`mailstudy.study.fleet`): real client profiles over a few simulated hours.
+
+The phone claims (issue 19: IMAP push against polling, POP3 polling against IMAP polling) are not the
+article's sentences but the question its "POP3 suits one device" leaves for the phone among the devices: what
+each choice costs the battery. Each runs one device's fleet day per setting and seed, prices it on LTE with the
+energy ledger (:mod:`mailstudy.study.energy`), and turns the joules per day into a verdict by a named ratio;
+push is measured at two arrival rates, because each arrival wakes the radio (the flip test runs one rate alone).
 """
 
 from __future__ import annotations
@@ -111,7 +117,27 @@ THRESHOLDS = {
         "identical",
         "a protocol protects from spam and viruses only if it withholds or changes what it delivers; the same "
         "bytes over POP3 as over IMAP mean the protocol decides nothing"),
+    "phone_same_energy_ratio": (
+        1.10,
+        "ours, as many_messages_max_ratio: two settings whose radio joules per day are within a tenth of each "
+        "other cost the battery the same; the ledger shows the measured ratio"),
+    "phone_poll_s": (
+        900.0,
+        "K-9 Mail's default poll interval (15 minutes, cited in mailstudy.live.client_profiles): the polling a "
+        "phone's user gets without choosing one"),
+    "phone_rates": (
+        (100.0, 10.0),
+        "new messages a day: 100 is the study's standard fleet day (study.fleet.STANDARD_BASE); 10 is ours, a "
+        "quiet personal mailbox: push wakes the radio at every arrival, so the verdict depends on how often mail "
+        "arrives"),
 }
+
+#: Radio joules per day within this factor of each other are the same cost (see THRESHOLDS).
+PHONE_SAME_ENERGY_RATIO = THRESHOLDS["phone_same_energy_ratio"][0]
+#: The poll interval push and POP3 are compared with on the phone (see THRESHOLDS).
+PHONE_POLL_S = THRESHOLDS["phone_poll_s"][0]
+#: The arrival rates (messages a day) the phone's days are measured at, busy first (see THRESHOLDS).
+PHONE_RATES = THRESHOLDS["phone_rates"][0]
 
 
 def _thresholds(*names: str) -> dict:
@@ -125,15 +151,32 @@ class Lab:
     the lab's own mailbox); ``read_fraction`` is the many-messages claim's read fraction."""
 
     def __init__(self, messages: int = 20, seed: int = 0, sizes: str = "buchner2009", headers: str = "realistic",
-                 seeds: tuple[int, ...] | None = None, read_fraction: float = TYPICAL_READ_FRACTION) -> None:
+                 seeds: tuple[int, ...] | None = None, read_fraction: float = TYPICAL_READ_FRACTION,
+                 phone_hours: float = 3.0, phone_rates: tuple[float, ...] = PHONE_RATES) -> None:
         self.messages, self.seed, self.sizes, self.headers = messages, seed, sizes, headers
         self.seeds = tuple(seeds) if seeds else (seed,)
         self.read_fraction = read_fraction
         self.corpus = generate(messages, sizes, seed, headers=headers)
+        self.phone_hours, self.phone_rates = phone_hours, tuple(phone_rates)
+        self._phone_days: dict = {}  # (server, setting label, rate) -> rows: the phone claims share their days
 
     def with_seed(self, seed: int) -> "Lab":
         """The same lab on the mailbox of another seed."""
-        return Lab(self.messages, seed, self.sizes, self.headers, self.seeds, self.read_fraction)
+        return Lab(self.messages, seed, self.sizes, self.headers, self.seeds, self.read_fraction,
+                   self.phone_hours, self.phone_rates)
+
+    def phone_day(self, kind: str, setting, rate: float):
+        """One phone (a single device) on ``setting`` for ``phone_hours`` simulated hours at ``rate`` new
+        messages a day, over the lab's seeds, priced on LTE (:func:`mailstudy.study.energy.energy_day_rows`):
+        one row per seed with ``joules_per_day``, ``tail_share`` and ``staleness_median_s``."""
+        from mailstudy.energy.radios import get_model
+        from mailstudy.study.energy import energy_day_rows
+
+        key = (kind, setting, rate)
+        if key not in self._phone_days:
+            self._phone_days[key] = energy_day_rows([setting], self.seeds, self.phone_hours, rate, kind,
+                                                    models=[get_model("lte")])
+        return self._phone_days[key]
 
     @contextmanager
     def server(self, kind: str = "embedded", mailbox: list[bytes] | None = None, **kwargs) -> Iterator:
@@ -665,23 +708,151 @@ def verdict_spam_virus(pop3_same: list[bool], imap_same: list[bool]) -> str:
     return NOT_PROTOCOL
 
 
+# ---- a phone's battery: IMAP push and POP3 polling, priced by the energy ledger (issue 19) -------------------
+def _phone_settings(poll_s: float):
+    from mailstudy.study.energy import Setting
+
+    return (Setting("IMAP IDLE (push)", "thunderbird", None, True),
+            Setting(f"IMAP poll {poll_s / 60:g} min", "thunderbird", poll_s),
+            Setting(f"POP3 keep, poll {poll_s / 60:g} min", "thunderbird-pop3", poll_s))
+
+
+def _day_numbers(rows) -> dict:
+    """Medians over seeds (and the per-seed joules) of one setting's phone day."""
+    return {"joules_per_day": float(rows["joules_per_day"].median()),
+            "joules_per_day_seeds": [round(float(x), 1) for x in rows["joules_per_day"]],
+            "tail_share": float(rows["tail_share"].median()),
+            "promotions": float(rows["promotions"].median()),
+            "staleness_median_s": float(rows["staleness_median_s"].median())}
+
+
+def verdict_push_battery(ratios: dict) -> str:
+    """``ratios``: push's radio joules per day over polling's, by arrival rate. Supported when push costs more
+    than :data:`PHONE_SAME_ENERGY_RATIO` times polling at every rate measured; holds-only-when at some of them;
+    contradicted at none."""
+    more = [r > PHONE_SAME_ENERGY_RATIO for r in ratios.values()]
+    if more and all(more):
+        return SUPPORTED
+    return HOLDS_ONLY_WHEN if any(more) else CONTRADICTED
+
+
+def push_breakeven_rate(ratios: dict) -> float | None:
+    """The arrival rate (messages a day) at which push costs what polling does: linear between the two rates
+    measured whose ratios straddle 1 (ours: the energy of push grows about linearly with the arrivals that wake
+    the radio), or None when none do."""
+    pts = sorted(ratios.items())
+    for (r0, y0), (r1, y1) in zip(pts, pts[1:]):
+        if (y0 - 1) * (y1 - 1) <= 0 and y1 != y0:
+            return r0 + (r1 - r0) * (1 - y0) / (y1 - y0)
+    return None
+
+
+def claim_push_battery(lab: Lab, kind: str) -> Verdict:
+    """IMAP push (IDLE) against polling every :data:`PHONE_POLL_S` on a phone's LTE radio, at each of the lab's
+    arrival rates: a fleet day of one device each, every session real, priced by the energy ledger."""
+    push, poll, _ = _phone_settings(PHONE_POLL_S)
+    days = {rate: (_day_numbers(lab.phone_day(kind, push, rate)), _day_numbers(lab.phone_day(kind, poll, rate)))
+            for rate in lab.phone_rates}
+    ratios = {rate: p["joules_per_day"] / q["joules_per_day"] for rate, (p, q) in days.items()}
+    verdict = verdict_push_battery(ratios)
+    even = push_breakeven_rate(ratios)
+    parts = [f"at {rate:g} messages/day push {p['joules_per_day']:,.0f} J/day (tail {p['tail_share']:.0%}, "
+             f"{p['promotions']:.0f} promotions) against polling's {q['joules_per_day']:,.0f} J/day (tail "
+             f"{q['tail_share']:.0%}): {ratios[rate]:.2f} x" for rate, (p, q) in days.items()]
+    shown = f"; they cost the same at about {even:.0f} messages a day (linear between the rates)" if even else ""
+    condition = {SUPPORTED: "push wakes the radio at every arrival and every keep-alive; at these rates that is "
+                            f"more often than a poll every {PHONE_POLL_S / 60:g} minutes",
+                 HOLDS_ONLY_WHEN: "only when mail arrives often: each arrival wakes the radio for a promotion and a "
+                                  f"whole tail, each {PHONE_POLL_S / 60:g}-minute poll once" + shown,
+                 CONTRADICTED: f"push costs no more than polling every {PHONE_POLL_S / 60:g} minutes at these "
+                               "rates: its keep-alives and arrivals wake the radio less often than the polls"}[verdict]
+    stale = days[lab.phone_rates[0]]
+    return Verdict("phone-push-battery",
+                   f"on a phone, IMAP push (IDLE) costs the radio more energy per day than polling every "
+                   f"{PHONE_POLL_S / 60:g} minutes",
+                   "(not the article's; issue 19:) K-9 Mail users have reported battery drain from push (IDLE) "
+                   "in its issue tracker for years",
+                   f"one phone (thunderbird profile) holding IDLE, and the same polling every {PHONE_POLL_S / 60:g} "
+                   f"min, {lab.phone_hours:g} simulated hours at each arrival rate, every session real, priced on "
+                   "LTE (Huang et al., MobiSys 2012) by the energy ledger, scaled to a day",
+                   "; ".join(parts) + f"; mail shown after {stale[0]['staleness_median_s']:.0f} s with push, "
+                   f"{stale[1]['staleness_median_s']:.0f} s polling (median, {lab.phone_rates[0]:g}/day)",
+                   verdict, condition,
+                   numbers={"ratios": {f"{r:g}": round(x, 4) for r, x in ratios.items()},
+                            "breakeven_rate": None if even is None else round(even, 1),
+                            "days": {f"{r:g}": {"push": p, "poll": q} for r, (p, q) in days.items()}},
+                   server=kind, thresholds=_thresholds("phone_same_energy_ratio", "phone_poll_s", "phone_rates"),
+                   seeds=lab.seeds,
+                   interval="; ".join(f"push at {r:g}/day {min(p['joules_per_day_seeds']):,.0f} to "
+                                      f"{max(p['joules_per_day_seeds']):,.0f} J/day over {len(lab.seeds)} seeds"
+                                      for r, (p, _q) in days.items()) if len(lab.seeds) > 1 else "")
+
+
+def verdict_pop3_polling(ratio: float) -> str:
+    """``ratio``: POP3 polling's radio joules per day over IMAP polling's at the same interval. Supported when
+    POP3 costs less than IMAP by more than :data:`PHONE_SAME_ENERGY_RATIO`; contradicted when it costs more by
+    as much; not a protocol property when the two are the same (the poll interval decides)."""
+    if ratio * PHONE_SAME_ENERGY_RATIO < 1:
+        return SUPPORTED
+    if ratio > PHONE_SAME_ENERGY_RATIO:
+        return CONTRADICTED
+    return NOT_PROTOCOL
+
+
+def claim_pop3_polling(lab: Lab, kind: str, imap_poll_s: float | None = None) -> Verdict:
+    """POP3 keep mode against IMAP, both polling (every :data:`PHONE_POLL_S`, or IMAP every ``imap_poll_s``), on
+    a phone's LTE radio at the lab's busy arrival rate."""
+    rate = lab.phone_rates[0]
+    _, _, pop = _phone_settings(PHONE_POLL_S)
+    _, imap, _ = _phone_settings(imap_poll_s or PHONE_POLL_S)
+    p, i = _day_numbers(lab.phone_day(kind, pop, rate)), _day_numbers(lab.phone_day(kind, imap, rate))
+    ratio = p["joules_per_day"] / i["joules_per_day"]
+    verdict = verdict_pop3_polling(ratio)
+    condition = {SUPPORTED: "POP3 costs less here",
+                 CONTRADICTED: "POP3 costs more here",
+                 NOT_PROTOCOL: f"the poll interval decides, not the protocol: every poll pays a promotion and a "
+                               f"whole tail ({p['tail_share']:.0%} of POP3's joules, {i['tail_share']:.0%} of "
+                               "IMAP's are tail) whatever it carries"}[verdict]
+    return Verdict("phone-pop3-polling",
+                   "on a phone, POP3 polling costs the radio less energy per day than IMAP polling",
+                   "(not the article's; issue 19:) The article that started this project says IMAP suits many "
+                   "devices and POP3 suits one. For the phone among those devices, the question a user asks is "
+                   "what each choice costs its battery.",
+                   f"one phone polling with POP3 keep mode (thunderbird-pop3) and with IMAP (thunderbird), "
+                   f"POP3 every {PHONE_POLL_S / 60:g} min, IMAP every "
+                   f"{(imap_poll_s or PHONE_POLL_S) / 60:g} min, {lab.phone_hours:g} simulated hours at {rate:g} "
+                   "messages/day, priced on LTE, scaled to a day",
+                   f"POP3 {p['joules_per_day']:,.0f} J/day (tail {p['tail_share']:.0%}) against IMAP "
+                   f"{i['joules_per_day']:,.0f} J/day (tail {i['tail_share']:.0%}): {ratio:.3f} x",
+                   verdict, condition,
+                   numbers={"ratio": round(ratio, 4), "pop3": p, "imap": i, "rate": rate,
+                            "imap_poll_s": imap_poll_s or PHONE_POLL_S},
+                   server=kind, thresholds=_thresholds("phone_same_energy_ratio", "phone_poll_s"), seeds=lab.seeds,
+                   interval=(f"POP3 {min(p['joules_per_day_seeds']):,.0f} to {max(p['joules_per_day_seeds']):,.0f}, "
+                             f"IMAP {min(i['joules_per_day_seeds']):,.0f} to {max(i['joules_per_day_seeds']):,.0f} "
+                             f"J/day over {len(lab.seeds)} seeds") if len(lab.seeds) > 1 else "")
+
+
 #: Every claim, in the order the ledger lists them. Each takes ``(lab, server_kind)``.
 CLAIMS: tuple[Callable, ...] = (claim_ports, claim_storage, claim_sent_folder, claim_read_state, claim_device_loss,
                                 claim_headers_first, claim_partial_read, claim_pop3_top, claim_pop3_one_device,
-                                claim_offline, claim_many_messages, claim_folders, claim_spam_virus)
+                                claim_offline, claim_many_messages, claim_folders, claim_spam_virus,
+                                claim_push_battery, claim_pop3_polling)
 
 
 def run_claims(quick: bool = False, servers: list[str] | None = None, seed: int = 0,
                progress: Callable[[str], None] | None = None, n_seeds: int | None = None) -> list[Verdict]:
     """Run every claim's experiment and return the ledger (one row per claim, more when a server differs).
 
-    Quick: 20 messages on the embedded server, ratios over 3 seeds. Full: 100 messages on every available
-    server, ratios over 10 seeds (``seed`` to ``seed + n_seeds - 1``), and Dovecot's POP3 lock tried with
-    ``pop3_lock_session = yes`` (it waits about 11 s before refusing).
+    Quick: 20 messages on the embedded server, ratios over 3 seeds, the phone's days 3 simulated hours long.
+    Full: 100 messages on every available server, ratios over 10 seeds (``seed`` to ``seed + n_seeds - 1``), the
+    phone's days 24 hours long, and Dovecot's POP3 lock tried with ``pop3_lock_session = yes`` (it waits about
+    11 s before refusing).
     """
     servers = servers or (["embedded"] if quick else available_servers())
     n_seeds = n_seeds or (3 if quick else 10)
-    lab = Lab(messages=20 if quick else 100, seed=seed, seeds=tuple(range(seed, seed + n_seeds)))
+    lab = Lab(messages=20 if quick else 100, seed=seed, seeds=tuple(range(seed, seed + n_seeds)),
+              phone_hours=3.0 if quick else 24.0)
     out: list[Verdict] = []
     for fn in CLAIMS:
         kinds = servers if fn in (claim_pop3_one_device,) else servers[:1]

@@ -95,6 +95,72 @@ def summarize(rows: "pandas.DataFrame") -> "pandas.DataFrame":
     return frame.sort_values(["radio", "order"]).drop(columns="order").reset_index(drop=True)
 
 
+#: The batch sizes of the batching what-if: 0 is the day as measured (every poll), then the first poll after
+#: 1, 2, 4 and 8 new arrivals.
+BATCHES = (0, 1, 2, 4, 8)
+
+
+def batching_rows(settings: Iterable[Setting] = STANDARD_SETTINGS, seeds: Iterable[int] = (0, 1, 2),
+                  hours: float = 24.0, rate: float = 100.0, server: str = "embedded",
+                  models: Iterable[RadioModel] = tuple(MODELS.values()), batches: Iterable[int] = BATCHES,
+                  progress=None) -> "pandas.DataFrame":
+    """The batching what-if (issue 19 item 4): each polling setting's real fleet day, priced as measured
+    (``batch`` 0) and with the device fetching only on the first poll after ``batch`` new arrivals
+    (:func:`mailstudy.energy.fleet.batched_polls`, whose assumptions are ours). One row per setting, seed,
+    radio and batch: joules per day by state, ``tail_share``, ``polls`` kept, ``saving`` (the share of the
+    measured day's joules the batching saves) and ``staleness_median_s`` (arrival to fetch, median). IDLE
+    settings are left out: push has no polls to skip."""
+    import statistics
+
+    import pandas as pd
+
+    from mailstudy.energy.fleet import batched_polls, device_day_ledger
+    from mailstudy.live.fleet import plan
+    from mailstudy.live.idle import KEEPALIVE_S
+    from mailstudy.study.fleet import run_fleet_rows
+
+    models, batches = list(models), sorted(set(batches) | {0})
+    todo = [(s, seed) for s in settings if not s.idle for seed in check_seeds(list(seeds))]
+    rows = []
+    for n, (s, seed) in enumerate(todo, 1):
+        cell = FleetCell(server=server, devices=1, clients=(s.client,), hours=hours, rate=rate, poll_s=s.poll_s,
+                         seed=seed)
+        fleet, spec = run_fleet_rows(cell), cell.spec()
+        arrivals = list(plan(spec).arrivals)
+        for batch in batches:
+            sessions, delays = batched_polls(fleet["sessions"], 0, arrivals, batch, spec.period_s)
+            polls = sum(1 for x in sessions if not x.get("final_round"))
+            for model in models:
+                led = device_day_ledger(model, sessions, 0, spec.period_s, KEEPALIVE_S, arrivals)
+                rows.append({"setting": s.label, "seed": seed, "radio": model.name, "batch": batch, "polls": polls,
+                             "joules_per_day": led.total_j * 86400.0 / spec.period_s,
+                             **{f"{c}_j": led.joules[c] * 86400.0 / spec.period_s for c in led.joules},
+                             "tail_share": led.tail_share, "promotions": led.promotions,
+                             "staleness_median_s": statistics.median(delays) if delays else None})
+        if progress:
+            progress(n, len(todo))
+    frame = pd.DataFrame(rows)
+    base = frame[frame["batch"] == 0].set_index(["setting", "seed", "radio"])["joules_per_day"]
+    frame["saving"] = 1 - frame["joules_per_day"] / [base[k] for k in zip(frame["setting"], frame["seed"],
+                                                                          frame["radio"])]
+    return frame
+
+
+def summarize_batching(rows: "pandas.DataFrame") -> "pandas.DataFrame":
+    """Per setting, radio and batch: medians over seeds of joules per day, tail share, saving and staleness,
+    with the range of joules and saving over seeds (``_lo``, ``_hi``)."""
+    order = list(dict.fromkeys(rows["setting"]))
+    g = rows.groupby(["setting", "radio", "batch"], sort=False)
+    out = g[["joules_per_day", "promotion_j", "transfer_j", "tail_j", "idle_j", "tail_share", "saving", "polls",
+             "staleness_median_s"]].median()
+    for c in ("joules_per_day", "saving"):
+        out[f"{c}_lo"], out[f"{c}_hi"] = g[c].min(), g[c].max()
+    out["seeds"] = g.size()
+    out = out.reset_index()
+    out["order"] = out["setting"].map(order.index)
+    return out.sort_values(["radio", "order", "batch"]).drop(columns="order").reset_index(drop=True)
+
+
 def read_energy_rows(fractions=(0.0, 0.1, 0.25, 0.5, 1.0), messages: int = 50, protocols=("imap", "pop3"),
                      profile: str = "lte-2012", seeds: Iterable[int] = (0,), think_s: float = 60.0,
                      server: str = "embedded", models: Iterable[RadioModel] = tuple(MODELS.values()),
