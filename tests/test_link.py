@@ -439,18 +439,23 @@ def test_a_trace_driven_or_lossy_link_keeps_loopbacks_counts_exactly(profile):
 
 @pytest.mark.parametrize("profile", ["4g", "lan"])
 def test_the_model_follows_the_link_coarsely(profile):
-    """Model from a session through the baseline link vs the same session through the profile's link. Coarse: the
-    machine is shared and its noise lands on either side (bench/link.py reports the real error, goal 10 %)."""
+    """Model from sessions through the baseline link vs the same session through the profile's link, each time
+    the median of 5 sessions (times are reported as medians: on lan a round trip is 1 ms, and one session slowed
+    by the shared machine moved a single-session comparison by 2x). Coarse: the machine's noise lands on either
+    side (bench/link.py and bench/reference.py report the real error)."""
     rtt = get_profile(profile).rtt_s
     results: list = []
-    exp = Experiment(protocol="imap", strategy="header-first", messages=10, read_fraction=0.3)
+    exp = Experiment(protocol="imap", strategy="header-first", messages=10, read_fraction=0.3, repeats=5)
     run_experiment(replace(exp, profile=BASELINE), results=results)
-    (row,) = run_experiment(replace(exp, profile=profile))
-    m = predict(results[0], profile)
-    for k in ("duration_s", "time_to_list_s", "open_median_s"):
+    rows = run_experiment(replace(exp, profile=profile))
+    keys = ("duration_s", "time_to_list_s", "open_median_s")
+    models = [predict(r, profile) for r in results]
+    m = {k: statistics.median(x[k] for x in models) for k in keys}
+    row = {k: statistics.median(r[k] for r in rows) for k in keys}
+    for k in keys:
         assert 0.6 * m[k] <= row[k] <= 3 * m[k] + 0.2, (k, m[k], row[k])
-    assert row["opens"] == 3 and row["open_median_s"] >= rtt and m["open_median_s"] >= rtt
-    assert m["duration_s"] >= rtt * (row["round_trips"] + 1)
+    assert all(r["opens"] == 3 for r in rows) and row["open_median_s"] >= rtt and m["open_median_s"] >= rtt
+    assert m["duration_s"] >= rtt * (rows[0]["round_trips"] + 1)
 
 
 def test_model_rows_carry_the_counts_and_the_median_of_the_repeats_times(monkeypatch):
