@@ -1,6 +1,6 @@
 """Recovery after a capture gap: segments dropped from the middle of a real FETCH literal and a real RETR body.
 
-One tcpdump capture of two real sessions (Python's imaplib and poplib against the embedded server, four 300 KB
+One tcpdump capture of two real sessions (Python's imaplib and poplib against the embedded server, four 600 KB
 messages fetched one command each, so each literal and each RETR body spans several loopback segments). Then
 copies of the file are written with data segments removed from the middle of message 2, and the analysis of
 each copy is compared with the analysis of the uncut capture: the exchange that lost bytes is flagged with
@@ -26,7 +26,7 @@ from mailstudy.protocol import ImapParser, Pop3Parser
 
 pytestmark = pytest.mark.usefixtures("tcpdump")
 
-SIZE = 300_000  # bytes per message: several 64 KB loopback segments each
+SIZE = 600_000  # bytes per message: at least 7 whole loopback segments (<= 65,483 B each) inside each body
 RAWS = [make_message(7, i, SIZE).raw for i in range(4)]
 SPECS = [SessionSpec(protocol="imap", strategy="download-all", batch=False),
          SessionSpec(protocol="pop3", strategy="download-all")]
