@@ -95,8 +95,9 @@ def _open(host: str, port: int, timeout, trace: Trace, tls: ClientTLS | None):
     return sock
 
 
-class TracedIMAP4(imaplib.IMAP4):
-    """``imaplib.IMAP4`` whose socket records every chunk into ``trace``."""
+class _Traced:
+    """What both traced clients add to the standard library's: the trace, the TLS, a socket opened through them
+    (the libraries' own ``_create_socket`` hook) and, with STARTTLS, the upgrade right after the greeting."""
 
     def __init__(self, host: str, port: int, trace: Trace, timeout: float | None = 30.0,
                  tls: ClientTLS | None = None) -> None:
@@ -104,10 +105,20 @@ class TracedIMAP4(imaplib.IMAP4):
         self.tls = tls
         super().__init__(host, port, timeout=timeout)
         if tls is not None and tls.mode == "starttls":
-            self._starttls()
+            self._upgrade()
 
-    def _create_socket(self, timeout):  # noqa: D401 - imaplib hook
+    def _create_socket(self, timeout):  # noqa: D401 - imaplib's and poplib's hook
         return _open(self.host, self.port, timeout, self.trace, self.tls)
+
+    def _upgrade(self) -> None:
+        raise NotImplementedError
+
+
+class TracedIMAP4(_Traced, imaplib.IMAP4):
+    """``imaplib.IMAP4`` whose socket records every chunk into ``trace``."""
+
+    def _upgrade(self) -> None:
+        self._starttls()
 
     def _starttls(self) -> None:
         """What ``imaplib.IMAP4.starttls`` does, with the traced TLS layer: STARTTLS, handshake, CAPABILITY."""
@@ -157,19 +168,11 @@ class TracedIMAP4(imaplib.IMAP4):
         return results
 
 
-class TracedPOP3(poplib.POP3):
+class TracedPOP3(_Traced, poplib.POP3):
     """``poplib.POP3`` whose socket records every chunk into ``trace``."""
 
-    def __init__(self, host: str, port: int, trace: Trace, timeout: float = 30.0,
-                 tls: ClientTLS | None = None) -> None:
-        self.trace = trace
-        self.tls = tls
-        super().__init__(host, port, timeout=timeout)
-        if tls is not None and tls.mode == "starttls":
-            self._stls()
-
-    def _create_socket(self, timeout):  # noqa: D401 - poplib hook
-        return _open(self.host, self.port, timeout, self.trace, self.tls)
+    def _upgrade(self) -> None:
+        self._stls()
 
     def _stls(self) -> None:
         """What ``poplib.POP3.stls`` does, with the traced TLS layer: CAPA (is STLS offered?), STLS, handshake.
