@@ -84,7 +84,11 @@ def test_tls_sessions_count_the_protocol_alike_and_tls_apart_through_the_link(se
         assert lo["tls_bytes_down"] > 1500  # the certificate (RSA 2048, ~800 B) with the server's flight
         # the server's answers may go out in a few more or fewer records (each 22 B in TLS 1.3, 29 B in TLS 1.2
         # with AES-GCM: header, nonce, tag), as its writes happened to coalesce; measured up to 2 records apart
-        assert abs(hi["tls_bytes_down"] - lo["tls_bytes_down"]) <= RECORD_SLACK, (mode, version)
+        # on the embedded server. Dovecot's record count follows its many small writes and the reader's pace: a
+        # STARTTLS 1.2 session through the 4g link once took 13 records more than on loopback, so for Dovecot
+        # only the identities below (wire = protocol + TLS) hold exactly.
+        if server_kind != "dovecot":
+            assert abs(hi["tls_bytes_down"] - lo["tls_bytes_down"]) <= RECORD_SLACK, (mode, version)
         for r in (lo, hi):
             assert r["wire_bytes_up"] == r["bytes_up"] + r["tls_bytes_up"]
             assert r["wire_bytes_down"] == r["bytes_down"] + r["tls_bytes_down"]
