@@ -217,9 +217,12 @@ def sync_rows(results: Iterable, profiles: Iterable[str] = PROFILES, seeds: Iter
                 "seeds": len(seeds)}
         for name in profiles:
             p = get_profile(net.profile(name))
-            per_seed = [statistics.median(predict(r, p.sample(s))["duration_s"] for r in rs) for s in seeds]
+            times = [[predict(r, p.sample(s)) for r in rs] for s in seeds]
+            per_seed = [statistics.median(t["duration_s"] for t in ts) for ts in times]
+            network = [statistics.median(t["network_s"] for t in ts) for ts in times]
             rows.append({**base, "profile": p.name, "duration_s": statistics.median(per_seed),
-                         "duration_s_lo": min(per_seed), "duration_s_hi": max(per_seed)})
+                         "duration_s_lo": min(per_seed), "duration_s_hi": max(per_seed),
+                         "network_s": statistics.median(network)})
     return rows
 
 
