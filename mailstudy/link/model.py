@@ -252,12 +252,13 @@ def predict(session_or_flights: Any, profile: str | Profile, draws: int | None =
     if not (p.loss or p.loss_trace or (p.jitter_s and p.jitter_dist == "exponential")):
         return _predict_once(s, replace(p, jitter_s=0.0), 0, wake, quiet_before_s)
     runs = [_predict_once(s, p, f"model:{i}", wake, quiet_before_s) for i in range(draws or LOSS_DRAWS)]
-    mean = {k: sum(r[k] for r in runs) / len(runs) for k in ("duration_s", "time_to_list_s")
+    mean = {k: sum(r[k] for r in runs) / len(runs) for k in ("duration_s", "time_to_list_s", "network_s")
             if all(r[k] is not None for r in runs)}
     opens = [sum(w) / len(runs) for w in zip(*(r["open_waits_s"] for r in runs))]
     return {"duration_s": mean.get("duration_s"), "time_to_list_s": mean.get("time_to_list_s"),
             "open_waits_s": opens, "open_median_s": percentile(opens, 50), "open_p95_s": percentile(opens, 95),
-            "promotion_wait_s": sum(r["promotion_wait_s"] for r in runs) / len(runs)}
+            "promotion_wait_s": sum(r["promotion_wait_s"] for r in runs) / len(runs),
+            "local_s": runs[0]["local_s"], "network_s": mean.get("network_s")}
 
 
 def _predict_once(s: Session, p: Profile, seed, wake: Callable[[float], float] | None = None,
@@ -287,9 +288,19 @@ def _predict_once(s: Session, p: Profile, seed, wake: Callable[[float], float] |
             t_list = t + s.list_pause_s
         if f.opens:  # from the click: the wait includes the radio's promotion
             opens.append(t - clicked)
+    local = local_time(s)
     return {"duration_s": t, "time_to_list_s": t_list, "open_waits_s": opens,
             "open_median_s": percentile(opens, 50), "open_p95_s": percentile(opens, 95),
-            "promotion_wait_s": waited}
+            "promotion_wait_s": waited, "local_s": local, "network_s": t - local - waited}
+
+
+def local_time(s: Session) -> float:
+    """The part of any predicted duration that is the session's own work as measured (not the network): the
+    server's time before its greeting and to each answer (c_0, o_f), and the client's pauses (g_f and the pause
+    before "list ready"). :func:`predict` reports it as ``local_s`` and the rest as ``network_s`` (duration less
+    the local work and any radio promotion wait), so a network figure never carries this machine's CPU time
+    without saying so."""
+    return s.greeting_s + sum(f.work_s + f.pause_s for f in s.round_trips) + s.list_pause_s
 
 
 def total_bytes(session_or_flights: Any) -> int:

@@ -217,15 +217,22 @@ class ImapConnection:
 
     errors = (imaplib.IMAP4.error, OSError)
 
-    def __init__(self, account: Destination, trace: Trace, who: str, condstore: bool = False) -> None:
+    def __init__(self, account: Destination, trace: Trace, who: str, condstore: bool = False,
+                 qresync: tuple[int, int] | None = None) -> None:
+        """``qresync``: the ``(UIDVALIDITY, MODSEQ)`` a device remembers, for ``ENABLE QRESYNC`` and a SELECT that
+        resynchronises in its own reply (RFC 7162 section 3.2.5); refused with :class:`SessionError` where the
+        server does not offer QRESYNC."""
         self.account, self.trace, self.who = account, trace, who
         self.c = TracedIMAP4(account.host, account.imap_port, trace, timeout=account.timeout, tls=account.tls)
         self.condstore_offered = self.condstore_used = False
         self.modseq_at_select = 0
+        self.qresync = qresync
         try:
             self.caps = self._login()
             self.condstore_offered = "CONDSTORE" in self.caps
-            self.condstore_used = condstore and self.condstore_offered
+            self.condstore_used = (condstore or qresync is not None) and self.condstore_offered
+            if qresync is not None:
+                self._enable_qresync()
             self.n = self._select()
         except BaseException:
             self.abort()
@@ -243,10 +250,18 @@ class ImapConnection:
         after = m.group(1) if m else (c.untagged_responses.pop("CAPABILITY", [None]) or [None])[-1]
         return {x.decode().upper() for x in after.split()} if after else caps
 
+    def _enable_qresync(self) -> None:
+        if "QRESYNC" not in self.caps:
+            raise SessionError(f"{self.who}: the server does not offer QRESYNC (RFC 7162)")
+        typ, data = self.c._simple_command("ENABLE", "QRESYNC")
+        if typ != "OK":
+            raise SessionError(f"{self.who}: ENABLE QRESYNC failed: {data!r}")
+
     def _select(self) -> int:
         c = self.c
         if self.condstore_used:
-            typ, data = c._simple_command("SELECT", "INBOX (CONDSTORE)")
+            how = "CONDSTORE" if self.qresync is None else "QRESYNC ({} {})".format(*self.qresync)
+            typ, data = c._simple_command("SELECT", f"INBOX ({how})")
             typ, data = c._untagged_response(typ, data, "EXISTS")
             c.state = "SELECTED"  # what imaplib.select() sets; the CONDSTORE parameter needs the raw command
         else:

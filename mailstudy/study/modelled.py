@@ -31,8 +31,10 @@ def baseline_sessions(exp: Experiment) -> tuple[list[dict], list]:
     return rows, results
 
 
-#: The times a model row carries: the median over the cell's baseline sessions of each.
-MODEL_TIMES = ("duration_s", "time_to_list_s", "open_median_s", "open_p95_s")
+#: The times a model row carries: the median over the cell's baseline sessions of each. ``local_s`` is the
+#: sessions' own work as measured on this machine (server and client time), ``network_s`` the rest of
+#: ``duration_s`` (:func:`mailstudy.link.model.local_time`): the two are never added without saying so.
+MODEL_TIMES = ("duration_s", "time_to_list_s", "open_median_s", "open_p95_s", "local_s", "network_s")
 
 
 def model_rows(experiments: Iterable[Experiment], profiles: Iterable[str | Profile],
