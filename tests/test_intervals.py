@@ -61,3 +61,34 @@ def test_a_seed_that_never_breaks_even_ranks_above_every_fraction():
     row = breakeven_summary(df, ["profile"], ["waiting_r"]).iloc[0]
     assert row.waiting_r == 0.5 and row.waiting_r_never == 1 and row.seeds == 3
     assert row.waiting_r_values == "0.1;never;0.5"  # in seed order
+
+
+@pytest.mark.parametrize("bad", [[], (), 3, "0,1", [0, -1], [0, 1.5], [True], [0, 0], [2**31 + 1], None])
+def test_the_seeds_parameter_refuses_nonsense_in_one_line(bad):
+    from mailstudy.study.parameters import ParameterError, check_parameters, check_seeds
+
+    if bad is None:  # None means "the notebook's default"
+        check_parameters(SEEDS=None)
+        return
+    with pytest.raises(ParameterError, match="SEEDS") as err:
+        check_parameters(SEEDS=bad)
+    assert "\n" not in str(err.value)
+    assert check_seeds(range(3)) == [0, 1, 2]
+
+
+def test_volume_tables_over_two_seeds_are_medians_with_intervals_and_a_breakeven_distribution():
+    """Real sessions on the embedded server: two seeds' mailboxes differ, so their bytes do, and the summary
+    says so with an interval around each median."""
+    from mailstudy.study.volume import traffic_tables
+
+    out = traffic_tables(["embedded"], (4,), [0.0, 1.0], read_messages=4, sizes="buchner2009", seeds=[0, 1])
+    per_seed, volume = out["volume_seeds"], out["volume"]
+    assert sorted(per_seed["seed"].unique()) == [0, 1] and len(volume) == 4 and set(volume["seeds"]) == {2}
+    for _, row in volume.iterrows():
+        seeds = per_seed[per_seed["label"] == row["label"]]["bytes_down"]
+        assert row["bytes_down"] == seeds.median()
+        assert row["bytes_down_lo"] == seeds.min() and row["bytes_down_hi"] == seeds.max()  # two values
+        assert row["bytes_down_lo"] < row["bytes_down_hi"]  # two corpora, two sizes
+    even = out["breakeven"].set_index("protocol")
+    assert set(even.index) == {"imap", "pop3"} and (even["seeds"] == 2).all()
+    assert even["bytes_r_values"].str.count(";").eq(1).all()  # one value per seed

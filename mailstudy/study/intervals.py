@@ -34,7 +34,7 @@ RNG_SEED = 0
 #: The column that names a row's seed.
 SEED = "seed"
 #: Columns that are never metrics (they say which run a row is, not what it measured).
-NOT_METRICS = (SEED, "repeat", "seeds")
+NOT_METRICS = (SEED, "repeat", "seeds", "sample_seed")
 
 
 def median_interval(values: Iterable[float], confidence: float = CONFIDENCE) -> tuple[float, float, float]:
