@@ -22,6 +22,7 @@ break even (header-first stays cheaper at every fraction) and the per-seed value
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Sequence
 
@@ -105,12 +106,18 @@ def _constants(g, columns, mixed: set) -> dict:
     to ``mixed`` (dropped from the whole summary: a column must mean the same on every row)."""
     out = {}
     for c in columns:
-        vals = g[c].dropna().unique()
-        if len(vals) > 1:
+        given = [v for v in g[c].tolist() if not _missing(v)]
+        if len({json.dumps(v, sort_keys=True, default=str) for v in given}) > 1:  # lists and dicts too
             mixed.add(c)
         else:
-            out[c] = vals[0] if len(vals) else None
+            out[c] = given[0] if given else None
     return out
+
+
+def _missing(v) -> bool:
+    import pandas as pd
+
+    return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
 
 
 def breakeven_distribution(values: Iterable[float | None], confidence: float = CONFIDENCE) -> dict:
