@@ -56,6 +56,7 @@ def test_a_breakeven_over_seeds_is_a_distribution():
 def test_a_seed_that_never_breaks_even_ranks_above_every_fraction():
     d = breakeven_distribution([0.3, None, None, None, 0.2])
     assert d["median"] is None and d["hi"] is None and d["never"] == 3  # most seeds: never
+    assert breakeven_distribution([6.4, 3.7])["median"] == pytest.approx(5.05)  # above 1 is a figure, kept
     assert d["lo"] == pytest.approx(0.2)
     df = pd.DataFrame({"profile": ["4g"] * 3, "seed": [2, 0, 1], "waiting_r": [0.5, 0.1, math.nan]})
     row = breakeven_summary(df, ["profile"], ["waiting_r"]).iloc[0]

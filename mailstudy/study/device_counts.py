@@ -72,8 +72,10 @@ FLEET_KEYS = [f.name for f in fields(FleetCell) if f.name != "seed"] + ["label"]
 def summarize_fleet(fleet_df):
     """One row per fleet cell without its seed: each count's median over the seeds with ``_lo``/``_hi`` and
     ``seeds`` (:func:`mailstudy.study.intervals.summarize`)."""
-    df = fleet_df.astype({c: "float64" for c in fleet_df.select_dtypes("number").columns})  # pandas' NA to NaN
-    return summarize(df, [k for k in FLEET_KEYS if k in df.columns])
+    keys = [k for k in FLEET_KEYS if k in fleet_df.columns]
+    df = fleet_df.astype({c: "float64" for c in fleet_df.select_dtypes("number").columns  # pandas' NA to NaN
+                          if c not in keys})
+    return summarize(df, keys)
 
 
 def device_tables(servers, clients, device_counts, hours: float, rate: float, loss_clients, condstore_server: str,

@@ -124,19 +124,22 @@ def breakeven_distribution(values: Iterable[float | None], confidence: float = C
     """A break-even read fraction over seeds: ``median``, ``lo``, ``hi`` (its bootstrap interval), ``seeds``,
     ``never`` (how many seeds never break even: None) and ``values`` (per seed, as given).
 
-    A seed that never breaks even ranks above every fraction (it is counted as 2, above any read fraction), so a
-    median or a bound that lands above 1 means "never" and is reported as None."""
+    A break-even may lie outside [0, 1] (one strategy then wins at every read fraction: a figure, kept). A seed
+    that never breaks even (None: header-first's cost does not grow with the fraction) ranks above every figure
+    (as :data:`NEVER_RANK`), so a median or a bound that lands among those ranks means "never" and is None."""
     given = list(values)
     ranked = [NEVER_RANK if v is None or _nan(v) else float(v) for v in given]
     med, lo, hi = median_interval(ranked, confidence) if ranked else (math.nan,) * 3
-    out = {k: (None if x > 1 else x) if not _nan(x) else None for k, x in (("median", med), ("lo", lo),
-                                                                           ("hi", hi))}
+    out = {k: None if _nan(x) or x > NEVER_ABOVE else x for k, x in (("median", med), ("lo", lo), ("hi", hi))}
     return {**out, "seeds": len(given), "never": sum(1 for v in given if v is None or _nan(v)),
             "values": [None if v is None or _nan(v) else float(v) for v in given]}
 
 
-#: Where a seed that never breaks even ranks: above every read fraction (which are at most 1).
-NEVER_RANK = 2.0
+#: Where a seed that never breaks even ranks: far above any break-even a session can give. A median or an
+#: interval bound above :data:`NEVER_ABOVE` is a mix with such seeds (the bootstrap interpolates between
+#: neighbours): "never". A finite sentinel, not infinity, because interpolating towards infinity gives NaN.
+NEVER_RANK = 1e12
+NEVER_ABOVE = 1e6
 
 
 def breakeven_summary(df, by: Sequence[str], columns: Sequence[str], seed_column: str = SEED):
