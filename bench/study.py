@@ -5,7 +5,8 @@ notebook runs through `mailstudy study --only NN` in a fresh project root (a cop
 ``MAILSTUDY_ROOT`` set, so no cell is read from an earlier run's cache), one after the other as `make study`
 runs them. Wall seconds depend on whatever else the machine runs; CPU seconds (this process's children: the
 notebook kernels, the pools they start, and the servers they stop and wait for) do much less, so both are
-reported, with the load average beside them. Writes bench/results/study.json and prints a Markdown table.
+reported, with the load average beside them. Writes bench/results/study.json, keeps the run's tables in
+bench/results/study-results/ and prints a Markdown table.
 
 Run: `.venv/bin/python bench/study.py [--quick] [--only 01 --only 03]`.
 """
@@ -57,6 +58,10 @@ def main() -> int:
         for name in names:
             rows.append(run_one(name, root, args.quick))
             print(json.dumps(rows[-1]), flush=True)
+        kept = ROOT / "bench" / "results" / "study-results"
+        shutil.rmtree(kept, ignore_errors=True)
+        if (root / "data" / "results").is_dir():
+            shutil.copytree(root / "data" / "results", kept)
     total = {"notebook": "all", "wall_s": round(sum(r["wall_s"] for r in rows), 1),
              "cpu_s": round(sum(r["cpu_s"] for r in rows), 1), "ok": all(r["ok"] for r in rows)}
     print("| notebook | wall s | CPU s | load before | load after | ok |\n|---|---|---|---|---|---|")

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(960)  # the study's own subprocess timeout (900 s) decides, not pytest-timeout's 300 s default
 def test_study_quick_executes_every_notebook(tmp_path):
     shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
     shutil.copytree(ROOT / "captures", tmp_path / "captures")
