@@ -290,7 +290,9 @@ def count_executor(workers: int | None = None):
     the machine's load), one worker per core by default; ``None`` (run here, one at a time) when one worker is
     all there is. Timing cells must not use it (two cores cannot time two sessions fairly).
 
-    The workers are started by a fork server (a Jupyter kernel has threads, which fork would copy half-way)."""
+    The workers are spawned (a Jupyter kernel has threads, which fork would copy half-way), as children of this
+    process, which waits for them when the pool closes: their CPU time is then counted as this process's
+    children's (a fork server's workers are not, once the kernel that started it is stopped; bench/study.py)."""
     import multiprocessing
     import os
     from concurrent.futures import ProcessPoolExecutor
@@ -299,7 +301,7 @@ def count_executor(workers: int | None = None):
     if workers <= 1:
         yield None
         return
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         yield pool
 
 
