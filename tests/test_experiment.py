@@ -119,3 +119,20 @@ def test_results_get_the_umasks_mode_and_default_folders_ignore_the_working_dire
     assert data_dir("cache") == here and (project_root() / "pyproject.toml").is_file()
     monkeypatch.setenv("MAILSTUDY_ROOT", str(tmp_path))
     assert data_dir("results") == tmp_path / "data" / "results"
+
+
+def test_count_cells_over_seeds_through_the_process_pool_equal_those_run_here(tmp_path):
+    """Seeds run in parallel through experiment.count_executor: the same counts as one at a time, one cached cell
+    per seed (the key holds the seed, so a stopped sweep resumes per seed)."""
+    from mailstudy.study.experiment import count_executor
+
+    cells = [Experiment(messages=3, sizes="fixed-5k", seed=s) for s in (0, 1, 2)]
+    cols = ["seed", "bytes_up", "bytes_down", "commands", "round_trips"]
+    here = sweep(cells, cache_dir=None, progress=False)[cols]
+    with count_executor(2) as pool:
+        assert pool is not None
+        pooled = sweep(cells, cache_dir=tmp_path, executor=pool, progress=False)[cols]
+    assert pooled.to_dict("records") == here.to_dict("records")
+    assert len(list(tmp_path.glob("*.json"))) == 3
+    with count_executor(1) as none:
+        assert none is None  # one worker: run here, no pool to start

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(960)  # the study's own subprocess timeout (900 s) decides, not pytest-timeout's 300 s default
 def test_study_quick_executes_every_notebook(tmp_path):
     shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
     shutil.copytree(ROOT / "captures", tmp_path / "captures")
@@ -51,6 +52,22 @@ def test_study_quick_executes_every_notebook(tmp_path):
         even = pd.read_csv(tmp_path / "data" / "results" / "breakeven_per_profile.csv")
         assert set(even["conditions"]) == {"realistic"} and set(even["tls"]) == {"implicit"}
         assert even.set_index(["profile", "protocol"]).loc[("edge", "imap"), "loss"] > 0
+    # every table is a median over the quick run's two seeds, with its interval beside it (study/intervals.py)
+    results = tmp_path / "data" / "results"
+    summaries = {"traffic_volume": "bytes_down", "bytes_vs_read_fraction": "bytes_down",
+                 "devices_fleet": "bytes_down_per_day", "devices_losses": "messages_lost",
+                 "devices_condstore": "bytes_down_per_day"}
+    if latency:
+        summaries.update(latency_measured="time_to_list_s", model_vs_measured="error",
+                         waiting_vs_rtt="duration_s", pipelining_batching="round_trips",
+                         breakeven_per_profile="waiting_r")
+    for name, metric in summaries.items():
+        summary = pd.read_csv(results / f"{name}.csv")
+        assert {metric, f"{metric}_lo", f"{metric}_hi", "seeds"} <= set(summary.columns), name
+        assert set(summary["seeds"]) == {2}, name
+        assert (summary[f"{metric}_lo"] <= summary[metric]).all() and (summary[metric] <= summary[
+            f"{metric}_hi"]).all() or metric == "waiting_r", name  # a break-even may be "never" (empty)
+        assert sorted(pd.read_csv(results / f"{name}_seeds.csv")["seed"].unique()) == [0, 1], name
     claims = pd.read_csv(tmp_path / "data" / "results" / "article_claims.csv")
     assert claims["verdict"].notna().all() and len(claims) >= 15
     index = (tmp_path / "build" / "index.html").read_text()

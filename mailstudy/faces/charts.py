@@ -15,27 +15,30 @@ from mailstudy.study.experiment import Experiment, write_csv_atomically
 
 
 def traffic_volume(servers: list[str], message_counts, fractions, read_messages: int, sizes: str = "buchner2009",
-                   seed: int = 0, results: Path | None = None, figures: Path | None = None, cache_dir=None):
+                   seeds=(0,), results: Path | None = None, figures: Path | None = None, cache_dir=None,
+                   executor=None):
     """Notebook 01's three charts and their tables: bytes up/down against mailbox size, bytes against the read
-    fraction with the measured break-even, and the overhead share. Returns a dict of frames and paths."""
+    fraction with the measured break-even, and the overhead share, each a median over ``seeds`` with its
+    interval (:func:`mailstudy.study.volume.traffic_tables`). Returns a dict of frames and paths."""
     from mailstudy.faces.plots import bytes_up_and_down, bytes_vs_read_fraction, overhead_share
-    from mailstudy.study.volume import measured_breakeven, read_fraction_sweep, volume_sweep, with_overhead
+    from mailstudy.study.volume import traffic_tables
 
-    what = f"{sizes}, seed {seed}"
+    seeds = list(seeds)
+    what = f"{sizes}, median of {len(seeds)} seed{'s' if len(seeds) != 1 else ''}"
     results, figures = results or data_dir("results"), figures or data_dir("figures")
-    volume = with_overhead(volume_sweep(servers, message_counts, sizes, seed, cache_dir))
-    out = {"volume": volume, "volume_csv": write_csv_atomically(volume, Path(results) / "traffic_volume.csv")}
+    out = traffic_tables(servers, message_counts, fractions, read_messages, sizes, seeds, cache_dir, executor)
+    for name, file in (("volume", "traffic_volume"), ("volume_seeds", "traffic_volume_seeds"),
+                       ("reads", "bytes_vs_read_fraction"), ("reads_seeds", "bytes_vs_read_fraction_seeds"),
+                       ("breakeven", "bytes_breakeven"), ("breakeven_seeds", "bytes_breakeven_seeds")):
+        out[f"{name}_csv"] = write_csv_atomically(out[name], Path(results) / f"{file}.csv")
+    volume, reads = out["volume"], out["reads"]
     out["volume_png"] = save_figure(bytes_up_and_down(
         volume, f"Bytes down and up against mailbox size ({what}, read fraction 0, loopback)"),
         "traffic_volume_up_down", figures)
     out["overhead_png"] = save_figure(overhead_share(
         volume[volume["server"] == servers[0]], f"Protocol overhead as a share of bytes down ({what}, {servers[0]})"),
         "traffic_volume_overhead", figures)
-    base = Experiment(server=servers[0], messages=read_messages, sizes=sizes, seed=seed)
-    reads = read_fraction_sweep(base, fractions, cache_dir)
-    even = measured_breakeven(reads)
-    out.update(reads=reads, breakeven=even,
-               reads_csv=write_csv_atomically(reads, Path(results) / "bytes_vs_read_fraction.csv"))
+    even = dict(zip(out["breakeven"]["protocol"], out["breakeven"]["bytes_r"]))
     out["reads_png"] = save_figure(bytes_vs_read_fraction(
         reads, even, f"Bytes down against read fraction ({read_messages} messages, {what}, {servers[0]})"),
         "bytes_vs_read_fraction", figures)
@@ -43,34 +46,29 @@ def traffic_volume(servers: list[str], message_counts, fractions, read_messages:
 
 
 def round_trips_and_latency(server: str, profiles_measured, profiles_modelled, messages: int, read_fraction: float,
-                            repeats: int, sizes: str = "buchner2009", seed: int = 0, results: Path | None = None,
-                            figures: Path | None = None, cache_dir=None, conditions: str = "realistic") -> dict:
-    """Notebook 03's five charts and their tables (see :mod:`mailstudy.study.latency`); a dict of frames and
-    paths. Measured cells go through the link; modelled ones take the baseline sessions' counts and work and the
-    model's times. All run on the network ``conditions`` (:mod:`mailstudy.study.network`: realistic, the
-    default, or control)."""
+                            repeats: int, sizes: str = "buchner2009", seeds=(0,), results: Path | None = None,
+                            figures: Path | None = None, cache_dir=None, conditions: str = "realistic",
+                            executor=None) -> dict:
+    """Notebook 03's five charts and their tables (see :func:`mailstudy.study.latency.latency_tables`): medians
+    over ``seeds`` with their intervals, a dict of frames and paths. Measured cells go through the link; modelled
+    ones take the baseline sessions' counts and work and the model's times. All run on the network
+    ``conditions`` (:mod:`mailstudy.study.network`: realistic, the default, or control)."""
     from mailstudy.faces.plots import (breakeven_chart, list_and_open_bars, model_vs_measured_scatter,
                                        pipelining_chart, waiting_vs_rtt)
     from mailstudy.study import latency
-
-    base = Experiment(server=server, messages=messages, sizes=sizes, seed=seed, read_fraction=read_fraction,
-                      repeats=repeats)
     from mailstudy.study.network import conditions as network_conditions
 
+    seeds = list(seeds)
+    base = Experiment(server=server, messages=messages, sizes=sizes, read_fraction=read_fraction, repeats=repeats)
     net = network_conditions(conditions)
-    what = f"{messages} messages, {sizes}, read fraction {read_fraction}, seed {seed}, {server}; {net.describe()}"
+    what = (f"{messages} messages, {sizes}, read fraction {read_fraction}, median of {len(seeds)} "
+            f"seed{'s' if len(seeds) != 1 else ''}, {server}; {net.describe()}")
     results, figures = results or data_dir("results"), figures or data_dir("figures")
-    out: dict = {}
-    measured = latency.measured(base, profiles_measured, cache_dir, conditions=net)
-    modelled_same = latency.modelled(base, profiles_measured, net)
-    versus = latency.model_vs_measured(measured, modelled_same)
-    rtt_sweep = latency.modelled(base, latency.profiles_by_rtt(profiles_modelled), net)
-    pipe = latency.pipelining_and_batching(base, profiles_measured, net)
-    even = latency.breakeven_table(base, latency.profiles_by_rtt(profiles_modelled), net)
-    for name, df in (("latency_measured", measured), ("model_vs_measured", versus), ("waiting_vs_rtt", rtt_sweep),
-                     ("pipelining_batching", pipe), ("breakeven_per_profile", even)):
-        out[name] = df
-        out[f"{name}_csv"] = write_csv_atomically(df, Path(results) / f"{name}.csv")
+    out = latency.latency_tables(base, profiles_measured, profiles_modelled, seeds, cache_dir, net, executor)
+    for name in list(out):
+        out[f"{name}_csv"] = write_csv_atomically(out[name], Path(results) / f"{name}.csv")
+    measured, versus, rtt_sweep = out["latency_measured"], out["model_vs_measured"], out["waiting_vs_rtt"]
+    pipe, even = out["pipelining_batching"], out["breakeven_per_profile"]
     runs = f"{repeats} run{'s' if repeats != 1 else ''} each"
     out["bars_png"] = save_figure(list_and_open_bars(
         measured, f"Time to list and to open a message, through the link ({what}; {runs})"), "latency_list_open",
@@ -84,33 +82,32 @@ def round_trips_and_latency(server: str, profiles_measured, profiles_modelled, m
         pipe, f"What pipelining and batching do (round trips counted, times modelled; {what})"),
         "latency_pipelining_batching", figures)
     out["breakeven_png"] = save_figure(breakeven_chart(
-        even, f"Break-even read fraction per profile (model; {messages} messages, {sizes}, seed {seed}, {server}; "
-              f"{net.describe()})"),
+        even, f"Break-even read fraction per profile (model; {messages} messages, {sizes}, median of {len(seeds)} "
+              f"seeds, {server}; {net.describe()})"),
         "latency_breakeven", figures)
     return out
 
 
 def devices(servers, clients, device_counts, hours: float, rate: float, loss_clients, condstore_counts,
-            seed: int = 0, results: Path | None = None, figures: Path | None = None, cache_dir=None) -> dict:
-    """Notebook 04's four charts and their tables (see :mod:`mailstudy.study.device_counts`)."""
+            seeds=(0,), results: Path | None = None, figures: Path | None = None, cache_dir=None,
+            executor=None) -> dict:
+    """Notebook 04's four charts and their tables (see :func:`mailstudy.study.device_counts.device_tables`):
+    medians over ``seeds`` with their intervals."""
     from mailstudy.faces.plots import bytes_per_day_vs_devices, condstore_chart, device_agreement, losses_chart
-    from mailstudy.study import device_counts as dc
-
-    what = f"{hours:g} h simulated, {rate:g} new messages/day, seed {seed}, loopback"
-    results, figures = results or data_dir("results"), figures or data_dir("figures")
-    out: dict = {}
-    sweep_tables = dc.run(dc.device_count_cells(servers, clients, device_counts, hours, rate, seed), cache_dir)
-    loss = dc.run(dc.loss_cells(servers[0], loss_clients, max(device_counts), hours, rate, seed), cache_dir)
     from mailstudy.servers import available_servers
+    from mailstudy.study.device_counts import device_tables
 
+    seeds = list(seeds)
+    what = (f"{hours:g} h simulated, {rate:g} new messages/day, median of {len(seeds)} "
+            f"seed{'s' if len(seeds) != 1 else ''}, loopback")
+    results, figures = results or data_dir("results"), figures or data_dir("figures")
     # Dovecot offers CONDSTORE, the embedded server does not: use it whenever it is installed
     cond_server = "dovecot" if "dovecot" in available_servers() else servers[0]
-    cond = dc.run(dc.condstore_cells(cond_server, condstore_counts, hours, seed), cache_dir)
-    for name, df in (("devices_fleet", sweep_tables["fleet"]), ("devices_per_device", sweep_tables["devices"]),
-                     ("devices_losses", loss["fleet"]), ("devices_condstore", cond["fleet"])):
-        out[name] = df
-        out[f"{name}_csv"] = write_csv_atomically(df, Path(results) / f"{name}.csv")
-    fleet = sweep_tables["fleet"]
+    out = device_tables(servers, clients, device_counts, hours, rate, loss_clients, cond_server, condstore_counts,
+                        seeds, cache_dir, executor)
+    for name in list(out):
+        out[f"{name}_csv"] = write_csv_atomically(out[name], Path(results) / f"{name}.csv")
+    fleet, loss, cond = out["devices_fleet"], out["devices_losses"], out["devices_condstore"]
     out["bytes_png"] = save_figure(bytes_per_day_vs_devices(fleet, f"Bytes per day against device count ({what})"),
                                    "devices_bytes_per_day", figures)
     first = fleet[fleet["server"] == servers[0]]
@@ -118,11 +115,11 @@ def devices(servers, clients, device_counts, hours: float, rate: float, loss_cli
         first, f"Duplicate downloads, availability, read state, staleness ({what}, {servers[0]})"),
         "devices_agreement", figures)
     out["losses_png"] = save_figure(losses_chart(
-        loss["fleet"], f"Messages lost: POP3 delete and a lost device ({max(device_counts)} devices, {what}, "
-                       f"{servers[0]})"), "devices_losses", figures)
-    offered = bool(cond["fleet"]["condstore_offered"].any()) if "condstore_offered" in cond["fleet"] else False
+        loss, f"Messages lost: POP3 delete and a lost device ({max(device_counts)} devices, {what}, "
+              f"{servers[0]})"), "devices_losses", figures)
+    offered = bool(cond["condstore_offered"].any()) if "condstore_offered" in cond else False
     out["condstore_png"] = save_figure(condstore_chart(
-        cond["fleet"], f"Flag sync as the mailbox grows, no new mail: naive against CONDSTORE ({hours:g} h, "
-                       f"neomutt x2, polls every 15 min, seed {seed}, {cond_server}"
-                       f"{'' if offered else ', CONDSTORE not offered'})"), "devices_condstore", figures)
+        cond, f"Flag sync as the mailbox grows, no new mail: naive against CONDSTORE ({hours:g} h, "
+              f"neomutt x2, polls every 15 min, median of {len(seeds)} seeds, {cond_server}"
+              f"{'' if offered else ', CONDSTORE not offered'})"), "devices_condstore", figures)
     return out

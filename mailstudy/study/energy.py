@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Iterable
 from mailstudy.energy.day import fleet_energy_rows
 from mailstudy.energy.radios import MODELS, RadioModel
 from mailstudy.study.fleet import FleetCell
-from mailstudy.study.parameters import ParameterError
+from mailstudy.study.parameters import ParameterError, check_seeds  # noqa: F401  (check_seeds: its home)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
@@ -45,16 +45,6 @@ STANDARD_SETTINGS = (
 
 SUMMARY_COLUMNS = ("joules_per_day", "tail_share", "promotion_j", "transfer_j", "tail_j", "idle_j", "promotions",
                    "staleness_median_s")
-
-
-def check_seeds(seeds) -> list[int]:
-    """``seeds`` as a list of whole numbers, or a one-line :class:`ParameterError`."""
-    if not isinstance(seeds, (list, tuple, range)) or not seeds:
-        raise ParameterError(f"SEEDS must be a non-empty list of whole numbers, not {seeds!r}")
-    for s in seeds:
-        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
-            raise ParameterError(f"SEEDS must be whole numbers >= 0, not {s!r}")
-    return list(seeds)
 
 
 def energy_day_rows(settings: Iterable[Setting] = STANDARD_SETTINGS, seeds: Iterable[int] = (0, 1, 2),

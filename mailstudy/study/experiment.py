@@ -14,6 +14,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from functools import cache
 from pathlib import Path
@@ -281,6 +282,27 @@ def sweep(experiments: Iterable[Experiment], cache_dir: str | Path | None = data
     finally:
         bar.close()
     return pd.DataFrame(rows)
+
+
+@contextmanager
+def count_executor(workers: int | None = None):
+    """A process pool for cells whose results are counts (bytes, commands, round trips: they do not depend on
+    the machine's load), one worker per core by default; ``None`` (run here, one at a time) when one worker is
+    all there is. Timing cells must not use it (two cores cannot time two sessions fairly).
+
+    The workers are spawned (a Jupyter kernel has threads, which fork would copy half-way), as children of this
+    process, which waits for them when the pool closes: their CPU time is then counted as this process's
+    children's (a fork server's workers are not, once the kernel that started it is stopped; bench/study.py)."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = workers or len(os.sched_getaffinity(0))
+    if workers <= 1:
+        yield None
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
 
 
 def grid(base: Experiment | None = None, **axes) -> list[Experiment]:

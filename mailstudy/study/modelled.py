@@ -10,16 +10,25 @@ a time must be measured, which is how the model is checked.
 Both sweeps run on the study's network conditions (:mod:`mailstudy.study.network`): by default implicit TLS 1.3
 and each profile's loss (``conditions="realistic"``); ``"control"`` gives the clear-text, loss-free numbers and
 ``"as-given"`` leaves each experiment's TLS and each profile's loss as they are.
+
+Over seeds: a :class:`ModelCell` (or :class:`BreakevenCell`) is one seed's share of a model sweep, the unit the
+study's :func:`~mailstudy.study.experiment.sweep` caches (keyed on the seed, so a stopped sweep resumes). Each
+puts its seed's sessions through each profile as sampled for that seed (:meth:`mailstudy.link.Profile.sample`:
+a profile with a published spread is one user's network per seed), so the median over seeds covers the corpus,
+the opened set and the network's spread at once.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import statistics
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 
+from mailstudy import __version__
 from mailstudy.link import BASELINE, Profile, breakeven, get_profile, predict
-from mailstudy.study.experiment import Experiment, run_experiment
+from mailstudy.study.experiment import Experiment, run_experiment, sweep
 from mailstudy.study.network import Conditions, conditions as network_conditions
 
 
@@ -88,3 +97,82 @@ def breakeven_rows(base: Experiment, profiles: str | Profile | Iterable[str | Pr
                         "tls_version": base.tls_version if base.tls != "none" else None, "loss": profile.loss,
                         **figures})
     return out
+
+
+def sampled(profiles: Iterable[str | Profile], seed: int, conditions: str | Conditions = "realistic") -> list[Profile]:
+    """Each profile with the conditions' loss, as drawn for ``seed`` from its published spread (unchanged when it
+    has none)."""
+    net = network_conditions(conditions)
+    return [get_profile(net.profile(p)).sample(seed) for p in profiles]
+
+
+def _cell_key(kind: str, exp: Experiment, profiles: tuple, conditions: str) -> str:
+    blob = json.dumps({"kind": kind, "exp": exp.key(), "conditions": conditions, "version": __version__,
+                       "profiles": [asdict(get_profile(p)) for p in profiles]}, sort_keys=True, default=str)
+    return f"{kind}-" + hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class ModelCell:
+    """One experiment (its seed is ``exp.seed``) through the model on each of ``profiles`` as sampled for that
+    seed: :func:`model_rows`' rows, cached by a sweep."""
+
+    exp: Experiment
+    profiles: tuple = ()
+    conditions: str = "realistic"
+
+    def key(self) -> str:
+        return _cell_key("model", self.exp, self.profiles, self.conditions)
+
+    @property
+    def label(self) -> str:
+        return f"model {self.exp.label}, seed {self.exp.seed}"
+
+    @property
+    def server(self) -> str:
+        return self.exp.server
+
+
+def run_model_cell(cell: ModelCell) -> list[dict]:
+    return model_rows([cell.exp], sampled(cell.profiles, cell.exp.seed, cell.conditions), cell.conditions)
+
+
+@dataclass(frozen=True)
+class BreakevenCell:
+    """:func:`breakeven_rows` of ``base`` (its seed is ``base.seed``) on ``profiles`` as sampled for that seed."""
+
+    base: Experiment
+    profiles: tuple = ()
+    conditions: str = "realistic"
+
+    def key(self) -> str:
+        return _cell_key("breakeven", self.base, self.profiles, self.conditions)
+
+    @property
+    def label(self) -> str:
+        return f"break-even, seed {self.base.seed}"
+
+    @property
+    def server(self) -> str:
+        return self.base.server
+
+
+def run_breakeven_cell(cell: BreakevenCell) -> list[dict]:
+    return breakeven_rows(cell.base, sampled(cell.profiles, cell.base.seed, cell.conditions),
+                          conditions=cell.conditions)
+
+
+def model_sweep(experiments: Iterable[Experiment], profiles, seeds: Iterable[int], conditions: str = "realistic",
+                cache_dir=None, executor=None):
+    """:func:`model_rows` of each experiment on each of ``seeds`` (its corpus, opened set and sampled profiles),
+    one row per experiment, seed and profile, through the study's sweep (cached per seed)."""
+    profiles = tuple(profiles)
+    cells = [ModelCell(replace(e, seed=s), profiles, conditions) for s in seeds for e in experiments]
+    return sweep(cells, cache_dir=cache_dir, executor=executor, progress=False, run=run_model_cell)
+
+
+def breakeven_sweep(base: Experiment, profiles, seeds: Iterable[int], conditions: str = "realistic",
+                    cache_dir=None, executor=None):
+    """:func:`breakeven_rows` on each of ``seeds``: one row per seed, protocol and profile (sampled per seed)."""
+    cells = [BreakevenCell(replace(base, seed=s), tuple(profiles), conditions) for s in seeds]
+    return sweep(cells, cache_dir=cache_dir, executor=executor, progress=False, run=run_breakeven_cell)

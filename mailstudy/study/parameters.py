@@ -30,6 +30,19 @@ def _counts(name: str, v, low: int = 1, high: int = 100_000) -> None:
         _whole(name, x, low, high)
 
 
+def check_seeds(seeds) -> list[int]:
+    """``seeds`` (a notebook's ``SEEDS``) as a list of distinct whole numbers from 0 to 2**31, or a one-line
+    :class:`ParameterError`."""
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, (list, tuple, range)) or not seeds:
+        raise ParameterError(f"SEEDS must be a non-empty list of whole numbers, not {seeds!r}")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= 2**31:
+            raise ParameterError(f"SEEDS must be whole numbers from 0 to {2**31}, not {s!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ParameterError(f"SEEDS must not repeat a seed (a repeated seed is the same run twice): {list(seeds)}")
+    return list(seeds)
+
+
 def _fraction(name: str, v) -> None:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
         raise ParameterError(f"{name} must be a number from 0 to 1, not {v!r}")
@@ -64,6 +77,8 @@ def _check(name: str, v) -> None:
             raise ParameterError(f"QUICK must be True or False, not {v!r}")
     elif name in ("SEED",):
         _whole(name, v, 0, 2**31)
+    elif name == "SEEDS":
+        check_seeds(v)
     elif name in ("MESSAGES", "DEVICES", "REPEATS"):
         _whole(name, v)
     elif name in ("MESSAGE_COUNTS", "DEVICE_COUNTS", "START_COUNTS"):

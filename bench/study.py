@@ -1,0 +1,80 @@
+"""Benchmark: how long `make study` takes from a fresh clone, notebook by notebook, in wall and CPU seconds.
+
+Goal (issue 17): the whole study, every number over at least 10 seeds, in at most 15 minutes on 2 cores. Each
+notebook runs through `mailstudy study --only NN` in a fresh project root (a copy of notebooks/ and captures/,
+``MAILSTUDY_ROOT`` set, so no cell is read from an earlier run's cache), one after the other as `make study`
+runs them. Wall seconds depend on whatever else the machine runs; CPU seconds (this process's children: the
+notebook kernels, the pools they start, and the servers they stop and wait for) do much less, so both are
+reported, with the load average beside them. Writes bench/results/study.json, keeps the run's tables in
+bench/results/study-results/ and prints a Markdown table.
+
+Run: `.venv/bin/python bench/study.py [--quick] [--only 01 --only 03]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_one(name: str, root: Path, quick: bool) -> dict:
+    cmd = [sys.executable, "-m", "mailstudy.cli", "study", "--only", name] + (["--quick"] if quick else [])
+    cpu0, t0, load0 = children_cpu_s(), time.monotonic(), os.getloadavg()[0]
+    done = subprocess.run(cmd, cwd=root, env={**os.environ, "MAILSTUDY_ROOT": str(root)}, capture_output=True,
+                          text=True)
+    return {"notebook": name, "wall_s": round(time.monotonic() - t0, 1),
+            "cpu_s": round(children_cpu_s() - cpu0, 1), "load_before": round(load0, 1),
+            "load_after": round(os.getloadavg()[0], 1), "ok": done.returncode == 0,
+            "error": done.stderr.strip().splitlines()[-1] if done.returncode else ""}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="the quick study (what the tests run)")
+    ap.add_argument("--only", action="append", metavar="NN", help="only these notebooks (default: all)")
+    args = ap.parse_args()
+    names = args.only or sorted(p.name[:2] for p in (ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+    with tempfile.TemporaryDirectory(prefix="mailstudy-bench-study-") as tmp:
+        root = Path(tmp)
+        for folder in ("notebooks", "captures"):
+            shutil.copytree(ROOT / folder, root / folder)
+        shutil.copy(ROOT / "pyproject.toml", root / "pyproject.toml")
+        rows = []
+        for name in names:
+            rows.append(run_one(name, root, args.quick))
+            print(json.dumps(rows[-1]), flush=True)
+        kept = ROOT / "bench" / "results" / "study-results"
+        shutil.rmtree(kept, ignore_errors=True)
+        if (root / "data" / "results").is_dir():
+            shutil.copytree(root / "data" / "results", kept)
+    total = {"notebook": "all", "wall_s": round(sum(r["wall_s"] for r in rows), 1),
+             "cpu_s": round(sum(r["cpu_s"] for r in rows), 1), "ok": all(r["ok"] for r in rows)}
+    print("| notebook | wall s | CPU s | load before | load after | ok |\n|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['notebook']} | {r['wall_s']} | {r['cpu_s']} | {r['load_before']} | {r['load_after']} | "
+              f"{'yes' if r['ok'] else r['error']} |")
+    print(f"| all | {total['wall_s']} | {total['cpu_s']} | | | {'yes' if total['ok'] else 'no'} |")
+    out = ROOT / "bench" / "results" / "study.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"quick": args.quick, "cores": len(os.sched_getaffinity(0)), "rows": rows,
+                               "total": total}, indent=1))
+    return 0 if total["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
