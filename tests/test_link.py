@@ -25,7 +25,7 @@ import needs
 from mailstudy.link import (BASELINE, PROFILES, Link, ModelInputError, Profile, ProfileError, RoundTrip, Session,
                             breakeven, custom, get_profile, parse_duration, parse_rate, predict, rows,
                             session_from_chunks)
-from mailstudy.link.profiles import HEADER_BYTES, INITIAL_WINDOW, MSS
+from mailstudy.link.profiles import HEADER_BYTES, INITIAL_WINDOW, MSS, TRACED
 from mailstudy.link.relay import wait_gone
 from mailstudy.link.schedule import Direction, rto
 from mailstudy.link.traces import TraceError, mean_rate_bps, shipped
@@ -64,6 +64,24 @@ def test_profiles_carry_their_spread_and_sample_it_per_seed():
     assert get_profile(json.loads(json.dumps(g4.to_dict()))) == g4  # as a cached row or the relay gets it
     with pytest.raises(ProfileError, match="bad down_spread"):
         Profile("x", down_spread=("triangular", 5e6, 1e6, 2e6))
+
+
+@pytest.mark.parametrize("name", [n for n, p in {**PROFILES, **TRACED}.items() if p.spread])
+def test_every_spread_stays_in_its_sources_range_and_centres_on_the_profiles_figure(name):
+    """Every profile is sampleable; where its source gives a spread, 4000 draws stay inside the range the source
+    states, and their centre is the profile's own figure: the median of a uniform range (the middle of the
+    range the source gives), the mean of a triangle (a source's average over places)."""
+    p = get_profile(name)
+    draws = [p.sample(seed) for seed in range(4000)]
+    for field, spread in (("rtt_s", p.rtt_spread), ("down_bps", p.down_spread), ("up_bps", p.up_spread)):
+        values = [getattr(d, field) for d in draws]
+        if spread is None:
+            assert set(values) == {getattr(p, field)}  # no published spread: the figure stays
+            continue
+        assert all(spread[1] <= v <= spread[2] for v in values) and len(set(values)) > 3900
+        centre = statistics.median(values) if spread[0] == "uniform" else statistics.mean(values)
+        assert centre == pytest.approx(getattr(p, field), rel=0.02), (field, centre)
+    assert p.spread_source
 
 
 def test_units_parse_and_bad_values_name_the_accepted_forms():
