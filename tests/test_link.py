@@ -197,6 +197,27 @@ def test_loss_is_retransmitted_late_never_dropped_or_reordered():
     assert [t for t, _ in got[1:]] == [got[0][0]] * 3  # held behind the hole
 
 
+def test_the_response_to_loss_is_cubics_and_reno_stays_reachable(tmp_path):
+    """One loss in a long answer: CUBIC (the default, RFC 9438) keeps 0.7 of the window, Reno half of what was in
+    flight; CUBIC then grows back toward the window it lost (W_max) faster than Reno's segment per RTT."""
+    flags = tmp_path / "one.loss"
+    flags.write_text("0\n" * 400 + "1\n" + "0\n" * 5000)  # the 401st segment lost, once: followers to spare
+    p = Profile("c", rtt_s=0.1, down_bps=100e6, loss_trace=str(flags))
+    seen = {}
+    for cc in ("cubic", "reno"):
+        d = Direction(p, True, 0.0, cc=cc)
+        before = []
+        d._reduce = (lambda orig: lambda when, timeout: (before.append((d.cwnd, d.inflight)), orig(when, timeout)))(d._reduce)
+        pieces = d.schedule(1.0, 3_000_000)
+        (cwnd, inflight), = before  # one reduction: one recovery
+        seen[cc] = pieces[-1][0]
+        assert d.retransmits == 1 and d.timeouts == 0
+        assert d.ssthresh == pytest.approx(0.7 * cwnd if cc == "cubic" else inflight / 2)
+    assert seen["cubic"] < seen["reno"]
+    with pytest.raises(ValueError, match="choose one of cubic, reno"):
+        Direction(p, True, 0.0, cc="vegas")
+
+
 @pytest.mark.parametrize("bad", [1.0, -0.1, 1.5, float("nan")])
 def test_a_loss_rate_outside_0_1_is_one_line(bad):
     with pytest.raises(ProfileError, match=r"loss rate must be in \[0, 1\)"):
