@@ -25,7 +25,7 @@ import needs
 from mailstudy.link import (BASELINE, PROFILES, Link, ModelInputError, Profile, ProfileError, RoundTrip, Session,
                             breakeven, custom, get_profile, parse_duration, parse_rate, predict, rows,
                             session_from_chunks)
-from mailstudy.link.profiles import HEADER_BYTES, INITIAL_WINDOW, MSS
+from mailstudy.link.profiles import HEADER_BYTES, INITIAL_WINDOW, MSS, TRACED
 from mailstudy.link.relay import wait_gone
 from mailstudy.link.schedule import Direction, rto
 from mailstudy.link.traces import TraceError, mean_rate_bps, shipped
@@ -64,6 +64,24 @@ def test_profiles_carry_their_spread_and_sample_it_per_seed():
     assert get_profile(json.loads(json.dumps(g4.to_dict()))) == g4  # as a cached row or the relay gets it
     with pytest.raises(ProfileError, match="bad down_spread"):
         Profile("x", down_spread=("triangular", 5e6, 1e6, 2e6))
+
+
+@pytest.mark.parametrize("name", [n for n, p in {**PROFILES, **TRACED}.items() if p.spread])
+def test_every_spread_stays_in_its_sources_range_and_centres_on_the_profiles_figure(name):
+    """Every profile is sampleable; where its source gives a spread, 4000 draws stay inside the range the source
+    states, and their centre is the profile's own figure: the median of a uniform range (the middle of the
+    range the source gives), the mean of a triangle (a source's average over places)."""
+    p = get_profile(name)
+    draws = [p.sample(seed) for seed in range(4000)]
+    for field, spread in (("rtt_s", p.rtt_spread), ("down_bps", p.down_spread), ("up_bps", p.up_spread)):
+        values = [getattr(d, field) for d in draws]
+        if spread is None:
+            assert set(values) == {getattr(p, field)}  # no published spread: the figure stays
+            continue
+        assert all(spread[1] <= v <= spread[2] for v in values) and len(set(values)) > 3900
+        centre = statistics.median(values) if spread[0] == "uniform" else statistics.mean(values)
+        assert centre == pytest.approx(getattr(p, field), rel=0.02), (field, centre)
+    assert p.spread_source
 
 
 def test_units_parse_and_bad_values_name_the_accepted_forms():
@@ -177,6 +195,27 @@ def test_loss_is_retransmitted_late_never_dropped_or_reordered():
     third_follower = 1.0 + 4 * 1500 * 8 / 10e6 + 0.05
     assert got[0][0] == pytest.approx(third_follower + 0.05 + 1500 * 8 / 10e6 + 0.05)
     assert [t for t, _ in got[1:]] == [got[0][0]] * 3  # held behind the hole
+
+
+def test_the_response_to_loss_is_cubics_and_reno_stays_reachable(tmp_path):
+    """One loss in a long answer: CUBIC (the default, RFC 9438) keeps 0.7 of the window, Reno half of what was in
+    flight; CUBIC then grows back toward the window it lost (W_max) faster than Reno's segment per RTT."""
+    flags = tmp_path / "one.loss"
+    flags.write_text("0\n" * 400 + "1\n" + "0\n" * 5000)  # the 401st segment lost, once: followers to spare
+    p = Profile("c", rtt_s=0.1, down_bps=100e6, loss_trace=str(flags))
+    seen = {}
+    for cc in ("cubic", "reno"):
+        d = Direction(p, True, 0.0, cc=cc)
+        before = []
+        d._reduce = (lambda orig: lambda when, timeout: (before.append((d.cwnd, d.inflight)), orig(when, timeout)))(d._reduce)
+        pieces = d.schedule(1.0, 3_000_000)
+        (cwnd, inflight), = before  # one reduction: one recovery
+        seen[cc] = pieces[-1][0]
+        assert d.retransmits == 1 and d.timeouts == 0
+        assert d.ssthresh == pytest.approx(0.7 * cwnd if cc == "cubic" else inflight / 2)
+    assert seen["cubic"] < seen["reno"]
+    with pytest.raises(ValueError, match="choose one of cubic, reno"):
+        Direction(p, True, 0.0, cc="vegas")
 
 
 @pytest.mark.parametrize("bad", [1.0, -0.1, 1.5, float("nan")])

@@ -45,7 +45,8 @@ after an idle longer than the RTO, and never exceeds the receive window; a fligh
 for the acknowledgements of the ones ahead (each RTT/2 after their arrival). The queue assumed is one FIFO per
 direction at the bottleneck, large enough never to drop (loss comes only from the profile's loss rate or trace).
 With loss, the time is the expected one: the mean of :data:`LOSS_DRAWS` seeded draws of the link's rule (fast
-retransmit: one RTT after the third following segment arrives; else the RTO, SRTT + max(4 RTTVAR, 200 ms)).
+retransmit: one RTT after the third following segment arrives; else the RTO, SRTT + max(4 RTTVAR, 200 ms); the
+window answers as CUBIC does, RFC 9438, Linux's default: checked against ns-3 in docs/network-sources.md).
 ``Profile.simple()`` (tcp=simple) is the old formula: no window, no header bytes.
 
 Where c, g and o come from: a session through the baseline link (:data:`BASELINE`, RTT rho = 0.5 ms, no other

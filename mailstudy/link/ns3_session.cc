@@ -10,7 +10,18 @@
 //        "greeting WORK_S BYTES", "list_pause LIST_PAUSE_S", and one line per flight:
 //        "flight PAUSE_S BEFORE_LIST NREQ q1 u1 ... NANS o1 d1 ..." (request pieces at offsets after the flight's
 //        first byte; answer pieces produced at offsets after the request's last byte reached the server).
-// stdout: {"duration_s": ..., "time_to_list_s": ..., "first_command_s": ...} seconds from connect().
+// stdout: {"duration_s": ..., "time_to_list_s": ..., "first_command_s": ..., "last_answer_first_s": ...} seconds
+//         from connect(), and the loss counters: "dropped" (data segments the error model dropped), "recoveries"
+//         (entries into fast recovery, CA_RECOVERY) and "timeouts" (entries into CA_LOSS: an RTO fired).
+//
+// Loss (setting loss P, seed S): each data segment (a TCP segment with payload), either way, is dropped with
+// probability P at the receiving device, from a generator seeded by S and the direction. SYN, SYN-ACK and pure
+// ACKs are never dropped: that is mailstudy's link's rule (it loses segments, not the handshake or ACKs), and it
+// keeps ns-3 3.44 clear of a hang of its own: a client in ESTABLISHED ignores a duplicate SYN-ACK without
+// acknowledging it (TcpSocketBase::ProcessEstablished: "No action for received SYN+ACK, it is probably a
+// duplicated packet"; Linux answers it with an ACK), so when the handshake's final ACK is lost the server stays
+// in SYN_RCVD retransmitting SYN-ACKs nobody answers, and a server-first session, whose client sends nothing
+// before the greeting, never starts. "setting drop_handshake_ack 1" drops that one ACK to show it.
 //
 // The network: two nodes, one point-to-point link with one-way delay RTT/2 and a rate per direction (raised by
 // framing_bytes / 1500 so that the IP layer gets the profile's rate: ns-3 adds a 2-byte PPP header to every
@@ -23,6 +34,7 @@
 
 #include <iostream>
 #include <map>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -54,6 +66,93 @@ static Ptr<Socket> g_client;
 static double g_tConnect = 0, g_tEnd = -1, g_tList = -1, g_tFirst = -1;
 static uint64_t g_clientRx = 0, g_serverRx = 0, g_clientExpect = 0, g_serverExpect = 0;
 static size_t g_clientNext = 0, g_serverNext = 0; // next flight the client sends / the server answers
+static double g_tLastAnswerFirst = -1; // the first byte of the last flight's answer at the client
+static uint64_t g_dropped = 0, g_recoveries = 0, g_timeouts = 0;
+
+// Drops data segments only (module comment), each with probability `rate`, from its own seeded generator.
+class DataSegmentLoss : public ErrorModel
+{
+  public:
+    static TypeId GetTypeId()
+    {
+        static TypeId tid = TypeId("mailstudy::DataSegmentLoss").SetParent<ErrorModel>();
+        return tid;
+    }
+
+    DataSegmentLoss(double rate, uint32_t seed, bool dropHandshakeAck)
+        : m_rate(rate),
+          m_gen(seed),
+          m_dropHandshakeAck(dropHandshakeAck)
+    {
+    }
+
+  private:
+    bool DoCorrupt(Ptr<Packet> p) override
+    {
+        Ptr<Packet> c = p->Copy();
+        PppHeader ppp;
+        Ipv4Header ip;
+        TcpHeader tcp;
+        c->RemoveHeader(ppp);
+        c->RemoveHeader(ip);
+        if (ip.GetProtocol() != 6)
+        {
+            return false;
+        }
+        c->RemoveHeader(tcp);
+        if (c->GetSize() == 0)
+        {
+            if (m_dropHandshakeAck && tcp.GetFlags() == TcpHeader::ACK)
+            {
+                m_dropHandshakeAck = false; // the client's first pure ACK: the handshake's last
+                g_dropped++;
+                return true;
+            }
+            return false;
+        }
+        if (m_rate > 0 && m_uniform(m_gen) < m_rate)
+        {
+            g_dropped++;
+            return true;
+        }
+        return false;
+    }
+
+    void DoReset() override
+    {
+    }
+
+    double m_rate;
+    std::mt19937_64 m_gen;
+    std::uniform_real_distribution<double> m_uniform{0.0, 1.0};
+    bool m_dropHandshakeAck;
+};
+
+static double
+Num(const std::string& k, double dflt)
+{
+    auto it = g_set.find(k);
+    return it == g_set.end() ? dflt : std::stod(it->second);
+}
+
+static void
+CwndChanged(uint32_t, uint32_t now)
+{
+    std::cerr << "cwnd " << Simulator::Now().GetSeconds() << " " << now / 1448.0 << std::endl;
+}
+
+static void
+CongStateChanged(TcpSocketState::TcpCongState_t, TcpSocketState::TcpCongState_t now)
+{
+    if (now == TcpSocketState::CA_RECOVERY)
+    {
+        g_recoveries++;
+    }
+    else if (now == TcpSocketState::CA_LOSS)
+    {
+        g_timeouts++;
+    }
+}
 
 static void
 Flush(Ptr<Socket> s, uint32_t)
@@ -129,6 +228,10 @@ ClientRecv(Ptr<Socket> s)
     while ((p = s->Recv()))
     {
         uint64_t before = g_clientRx;
+        if (g_tLastAnswerFirst < 0 && g_clientNext == g_flights.size() && g_clientRx < g_clientExpect)
+        {
+            g_tLastAnswerFirst = Simulator::Now().GetSeconds();
+        }
         g_clientRx += p->GetSize();
         if (before < g_clientExpect && g_clientRx >= g_clientExpect)
         {
@@ -162,6 +265,11 @@ Accepted(Ptr<Socket> s, const Address&)
 {
     s->SetRecvCallback(MakeCallback(&ServerRecv));
     s->SetSendCallback(MakeCallback(&Flush));
+    s->TraceConnectWithoutContext("CongState", MakeCallback(&CongStateChanged));
+    if (Num("trace_cwnd", 0) != 0) // the server's window on stderr, for a reader who wants to see it
+    {
+        s->TraceConnectWithoutContext("CongestionWindow", MakeCallback(&CwndChanged));
+    }
     if (g_greetBytes > 0)
     {
         Simulator::Schedule(Seconds(g_greetWork), &SendBytes, s, g_greetBytes);
@@ -183,12 +291,6 @@ ConnectFailed(Ptr<Socket>)
     std::cerr << "ns-3: the connection failed" << std::endl;
 }
 
-static double
-Num(const std::string& k, double dflt)
-{
-    auto it = g_set.find(k);
-    return it == g_set.end() ? dflt : std::stod(it->second);
-}
 
 int
 main(int argc, char* argv[])
@@ -254,6 +356,8 @@ main(int argc, char* argv[])
     Config::SetDefault("ns3::TcpSocketBase::MinRto", TimeValue(Seconds(Num("min_rto_s", 0.2))));
     Config::SetDefault("ns3::TcpSocketBase::Sack", BooleanValue(true));
     Config::SetDefault("ns3::TcpSocketBase::Timestamp", BooleanValue(true));
+    // the SYN's retransmission timeout: ns-3's default is 3 s (RFC 1122's); RFC 6298 2.1 and Linux use 1 s
+    Config::SetDefault("ns3::TcpSocket::ConnTimeout", TimeValue(Seconds(Num("conn_timeout_s", 1.0))));
 
     NodeContainer nodes;
     nodes.Create(2); // 0: client, 1: server
@@ -263,6 +367,17 @@ main(int argc, char* argv[])
     NetDeviceContainer dev = p2p.Install(nodes);
     dev.Get(0)->SetAttribute("DataRate", DataRateValue(DataRate(Num("up_bps", 1e9) * scale)));
     dev.Get(1)->SetAttribute("DataRate", DataRateValue(DataRate(Num("down_bps", 1e9) * scale)));
+    double loss = Num("loss", 0);
+    bool dropAck = Num("drop_handshake_ack", 0) != 0;
+    if (loss > 0 || dropAck)
+    {
+        uint32_t seed = static_cast<uint32_t>(Num("seed", 1));
+        // device 0 receives what the server sends, device 1 what the client sends
+        dev.Get(0)->SetAttribute("ReceiveErrorModel",
+                                 PointerValue(Create<DataSegmentLoss>(loss, 2 * seed, false)));
+        dev.Get(1)->SetAttribute("ReceiveErrorModel",
+                                 PointerValue(Create<DataSegmentLoss>(loss, 2 * seed + 1, dropAck)));
+    }
     InternetStackHelper stack;
     stack.Install(nodes);
     TrafficControlHelper tch;
@@ -281,6 +396,7 @@ main(int argc, char* argv[])
     g_client->SetRecvCallback(MakeCallback(&ClientRecv));
     g_client->SetSendCallback(MakeCallback(&Flush));
     g_client->SetConnectCallback(MakeCallback(&Connected), MakeCallback(&ConnectFailed));
+    g_client->TraceConnectWithoutContext("CongState", MakeCallback(&CongStateChanged));
     g_clientExpect = g_greetBytes;
     g_tConnect = 1.0;
     Simulator::Schedule(Seconds(g_tConnect), [] {
@@ -292,12 +408,14 @@ main(int argc, char* argv[])
     Simulator::Destroy();
     if (g_tEnd < 0)
     {
-        std::cout << "{\"error\": \"the session did not finish\"}" << std::endl;
+        std::cout << "{\"error\": \"the session did not finish\", \"dropped\": " << g_dropped << "}" << std::endl;
         return 1;
     }
     std::cout.precision(9);
     std::cout << "{\"duration_s\": " << g_tEnd - g_tConnect << ", \"time_to_list_s\": "
               << (g_tList < 0 ? g_tEnd : g_tList) - g_tConnect << ", \"first_command_s\": "
-              << (g_tFirst < 0 ? 0 : g_tFirst - g_tConnect) << "}" << std::endl;
+              << (g_tFirst < 0 ? 0 : g_tFirst - g_tConnect) << ", \"last_answer_first_s\": "
+              << (g_tLastAnswerFirst < 0 ? g_tEnd : g_tLastAnswerFirst) - g_tConnect << ", \"dropped\": " << g_dropped
+              << ", \"recoveries\": " << g_recoveries << ", \"timeouts\": " << g_timeouts << "}" << std::endl;
     return 0;
 }

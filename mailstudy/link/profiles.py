@@ -180,8 +180,10 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
             source="Trojita's IMAP notes: GPRS/EDGE round trips 'can often be larger than one second' "
                    "(RTT 1 s); the rates 200/100 kbit/s are assumptions"),
     Profile("satellite-geo", 0.600, 10e6, 1e6,
-            source="physics: light travels 4 x 35,786 km (>= 477 ms) plus processing, about 600 ms RTT; "
-                   "the rates 10/1 Mbit/s are assumptions"),
+            source="physics: light travels 4 x 35,786 km (>= 477 ms) plus processing; 'typical round trip times "
+                   "of ~600 ms' (FAU Computer Networks and Communication Systems, 2024); HughesNet's VSAT circuit "
+                   "path 'is typically around 600 milliseconds' (Computerworld); the rates 10/1 Mbit/s are "
+                   "assumptions (Ookla's GEO medians are higher: docs/network-sources.md)"),
 )}
 
 
@@ -190,6 +192,8 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
 #: ours). Apart from PROFILES so that sweeps over PROFILES keep their size; :func:`get_profile` knows both.
 TRACED: dict[str, Profile] = {p.name: p for p in (
     Profile("4g-trace", 0.055, down_trace="4g-us-2019-down.trace", up_trace="4g-us-2019-up.trace",
+            rtt_spread=("uniform", 0.0441, 0.0664),
+            spread_source="Opensignal, May 2019: latency ranged from 44.1 to 66.4 ms (uniform over it: ours)",
             source="traces whose means are Opensignal's US Q1 2019 averages (21.3 Mbps down, all users; 6.3 Mbps "
                    "up, users with 4G devices); their variation is an assumption (mailstudy.link.tracegen); RTT "
                    "55 ms, the middle of the 44.1-66.4 ms range Opensignal gives"),

@@ -26,8 +26,9 @@ class ConditionsError(MailstudyError, ValueError):
     """Unknown network conditions (the message names the choices)."""
 
 #: Each named profile's loss rate (a segment's chance to be lost, each direction on its own) and where it comes
-#: from. No published end-to-end loss rate per access technology was quoted for this project, so every figure
-#: is our assumption, labelled as such: small on wired and recent cellular links, more on older and longer ones.
+#: from. No published end-to-end loss rate per access technology was found (searched: OpenSignal, Ookla, the ITU
+#: and measurement papers; what was found and why none was taken: docs/network-sources.md, "Loss rates"), so every
+#: figure is our assumption, labelled as such: small on wired and recent cellular links, more on older and longer.
 #: A profile not named here (a custom link, a trace) keeps its own loss.
 LOSS: dict[str, tuple[float, str]] = {
     "loopback": (0.0, "no link"),
