@@ -40,7 +40,7 @@ from itertools import islice
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Iterator
 
-from mailstudy.net.pcap import PcapError, PcapStats, read_tcp_tuples
+from mailstudy.net.pcap import PcapError, PcapReader, PcapStats, read_tcp_tuples
 from mailstudy.net.reassembly import Reassembler, TcpConnection
 from mailstudy.protocol import make_parser
 from mailstudy.protocol import metrics as _metrics
@@ -377,7 +377,7 @@ class SessionStream:
     def __init__(self, path: str | os.PathLike, ports: Iterable[int] = (), progress: bool = False, *,
                  keep_payloads: bool = False, keep_streams: bool = False, linger_s: float = LINGER_S,
                  packets: Iterable[tuple] | None = None, stats: PcapStats | None = None,
-                 batch: int = BATCH) -> None:
+                 batch: int = BATCH, columns: bool | None = None) -> None:
         self.path = os.fspath(path)
         self.batch = max(1, int(batch))
         self.ports = {int(p) for p in ports}
@@ -385,9 +385,13 @@ class SessionStream:
         self.keep_streams = keep_streams
         self.linger_s = None if keep_streams else linger_s
         self.stats = stats if stats is not None else PcapStats()
-        if packets is None:
-            packets = read_tcp_tuples(self.path, self.stats)  # raises PcapError now if the file is unreadable
-        self._packets = _with_progress(packets, self.path) if progress else packets
+        if packets is None and columns is not False and not progress:  # the fast path: numpy over blocks
+            self._batches = _regroup(PcapReader(self.path, self.stats).pieces(self.batch), self.batch)
+        else:
+            if packets is None:
+                packets = read_tcp_tuples(self.path, self.stats)  # raises PcapError now if the file is unreadable
+            packets = iter(_with_progress(packets, self.path) if progress else packets)
+            self._batches = iter(lambda: [list(islice(packets, self.batch))], [[]])
         self.warnings: list[str] = []
         self.connections = 0
         self.non_mail = 0
@@ -399,13 +403,16 @@ class SessionStream:
     def __iter__(self) -> Iterator[SessionAnalysis]:
         r = Reassembler()
         builders: dict[int, SessionBuilder] = {}
-        packets = iter(self._packets)
         keep = self.keep_streams
         while True:
-            batch = list(islice(packets, self.batch))
+            batch = next(self._batches, None)
             if batch:
-                r.feed(batch)
-                del batch
+                for piece in batch:
+                    if piece.__class__ is list:
+                        r.feed(piece)
+                    else:
+                        r.feed_columns(piece)
+                del batch, piece
                 if not keep:
                     for conn in r.connections():
                         if conn.chunk_tuples or conn.gap_marks:
@@ -471,6 +478,25 @@ class SessionStream:
         for s in self:
             for e in s.exchanges:
                 yield s, e
+
+
+def _regroup(pieces: Iterator, size: int) -> Iterator[list]:
+    """Pieces of packets (lists of tuples, Columns) regrouped into batches of exactly ``size`` packets (the last
+    one fewer), each a list of pieces: the batches of the tuple path, so both paths hand over at the same
+    packets."""
+    out: list = []
+    have = 0
+    for p in pieces:
+        while len(p):
+            take = size - have
+            part, p = (p, p[:0]) if len(p) <= take else (p[:take], p[take:])
+            out.append(part)
+            have += len(part)
+            if have == size:
+                yield out
+                out, have = [], 0
+    if out:
+        yield out
 
 
 def iter_sessions(path: str | os.PathLike, ports: Iterable[int] = (), progress: bool = False, *,
