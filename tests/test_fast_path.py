@@ -104,3 +104,24 @@ def test_a_block_with_a_non_tcp_record_is_read_the_readers_way(tmp_path: Path) -
     ref = PcapReader(path)
     assert [t for p in pieces for t in p] == list(ref.tuples())
     assert reader.stats == ref.stats
+
+
+def test_literal_marker_finds_what_the_regex_search_finds() -> None:
+    """``literal_marker`` looks for the marker from the line's last ``{``: the same match as a search."""
+    import random
+
+    from mailstudy.protocol.imap_lexer import LITERAL, literal_marker
+
+    rng = random.Random(1)
+    found = 0
+    for _ in range(50_000):
+        line = bytes(rng.choice(b"ab {}~+0123456789\r\n") for _ in range(rng.randint(0, 14)))
+        if rng.random() < 0.5:
+            line += rng.choice([b"{5}\r\n", b"~{12}\n", b"{3+}", b"{}\r\n", b"~{0+}\r\n", b"}\r\n"])
+        ref = LITERAL.search(line) if b"}" in line[-4:] else None
+        got = literal_marker(line)
+        assert (ref is None) == (got is None), line
+        if ref is not None:
+            found += 1
+            assert (ref.span(), ref.groups(), ref.span(3)) == (got.span(), got.groups(), got.span(3)), line
+    assert found > 10_000

@@ -429,17 +429,19 @@ class PcapReader:
             while True:
                 n = len(buf)
                 starts: list[int] = []
-                while n - pos >= hlen and len(starts) < size:  # the record chain: each length says where the next is
+                add = starts.append
+                last = n - hlen
+                while pos <= last:  # the record chain: each record's length says where the next one starts
                     end = pos + hlen + u32(buf, pos + 8)[0]
                     if end > n:
                         break
-                    starts.append(pos)
+                    add(pos)
                     pos = end
-                if starts:
-                    yield self._piece(buf, starts, pos, endian, frac_ns, hlen, lt, index, base)
-                    index += len(starts)
-                    if len(starts) == size:
-                        continue
+                for i in range(0, len(starts), size):
+                    part = starts[i:i + size]
+                    stop = starts[i + size] if i + size < len(starts) else pos
+                    yield self._piece(buf, part, stop, endian, frac_ns, hlen, lt, index, base)
+                    index += len(part)
                 have_header = n - pos >= hlen
                 incl = u32(buf, pos + 8)[0] if have_header else 0
                 if incl > _MAX_RECORD:

@@ -76,14 +76,6 @@ class Columns:
         return out
 
 
-def _be16(w: np.ndarray, at: int) -> np.ndarray:
-    return (w[:, at].astype(np.int64) << 8) | w[:, at + 1]
-
-
-def _be32(w: np.ndarray, at: int) -> np.ndarray:
-    return (_be16(w, at) << 16) | _be16(w, at + 2)
-
-
 def columns(buf: bytes, starts: list[int], endian: str, frac_ns: int, hlen: int, linklen: int, ethertype: bool,
             index: int, base: int, pair: Callable[[bytes], tuple[str, str]]) -> Columns | None:
     """The records starting at ``starts`` in ``buf`` as :class:`Columns`, or None when any of them is not a
@@ -96,24 +88,25 @@ def columns(buf: bytes, starts: list[int], endian: str, frac_ns: int, hlen: int,
     if (incl < linklen + 40).any():
         return None
     ip = s + hlen + linklen
-    w = arr[(ip - 2)[:, None] + _AT]
-    totlen = _be16(w, 4)
-    off = _be16(w, 34)
+    # 18 big-endian 16-bit words from 2 bytes before the IP header: EtherType, version/IHL+TOS, total length,
+    # id, fragment field, TTL+protocol, checksum, source (2), destination (2), ports (2), seq (2), ack (2), flags
+    w = arr[(ip - 2)[:, None] + _AT].view(">u2").astype(np.int64)
+    totlen = w[:, 2]
+    off = w[:, 17]
     doff = (off >> 12) << 2
-    ok = ((w[:, 2] == 0x45) & ((_be16(w, 8) & 0x3FFF) == 0) & (w[:, 11] == 6) & (doff >= 20)
+    ok = (((w[:, 1] >> 8) == 0x45) & ((w[:, 4] & 0x3FFF) == 0) & ((w[:, 5] & 0xFF) == 6) & (doff >= 20)
           & (20 + doff <= totlen) & (totlen <= incl - linklen))
     if ethertype:
-        ok &= _be16(w, 0) == 0x0800
+        ok &= w[:, 0] == 0x0800
     if not ok.all():
         return None
     c = Columns.__new__(Columns)
     c.buf, c.index, c.base, c.n, c.pair = buf, index, base, len(starts), pair
     c.tns = head[:, 0].astype(np.int64) * 1_000_000_000 + head[:, 1].astype(np.int64) * frac_ns
-    src, dst = _be32(w, 14), _be32(w, 18)
-    c.sport, c.dport = _be16(w, 22), _be16(w, 24)
-    c.a = (src << 16) | c.sport  # one side's address and port as one number (48 bits), the other's in b
-    c.b = (dst << 16) | c.dport
-    c.seq, c.ack = _be32(w, 26), _be32(w, 30)
+    c.sport, c.dport = w[:, 11], w[:, 12]
+    c.a = (w[:, 7] << 32) | (w[:, 8] << 16) | c.sport  # one side's address and port as one 48-bit number
+    c.b = (w[:, 9] << 32) | (w[:, 10] << 16) | c.dport  # ... and the other side's
+    c.seq, c.ack = (w[:, 13] << 16) | w[:, 14], (w[:, 15] << 16) | w[:, 16]
     c.flags = off & 0x1FF
     c.ip = ip
     c.ps = ip + 20 + doff

@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import gc
 import os
-from itertools import islice
+from itertools import groupby, islice
+from operator import itemgetter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Iterator
 
@@ -57,6 +58,7 @@ __all__ = ["Analysis", "SessionAnalysis", "SessionBuilder", "SessionStream", "an
 
 _MAX_SESSION_WARNINGS = 200
 _new_tuple = tuple.__new__  # a Flight without NamedTuple's Python-level __new__ (one per run of a big capture)
+_direction, _time, _data = itemgetter(0), itemgetter(1), itemgetter(2)  # of a (direction, t, data) chunk
 
 
 @dataclass
@@ -151,25 +153,13 @@ def _feed_runs(feed_many, chunks: list) -> list[Flight]:
     """
     flights: list[Flight] = []
     add = flights.append
-    run_dir = None
-    datas: list = []
-    ts: list = []
-    for direction, t, data in chunks:
-        if direction != run_dir:
-            if datas:
-                if feed_many is not None:
-                    feed_many(run_dir, datas, ts)
-                add(_new_tuple(Flight, (run_dir, sum(map(len, datas)), ts[0], max(ts))))
-            run_dir = direction
-            datas = [data]
-            ts = [t]
-        else:
-            datas.append(data)
-            ts.append(t)
-    if datas:
+    for direction, run in groupby(chunks, _direction):
+        run = list(run)
+        datas = list(map(_data, run))
+        ts = list(map(_time, run))
         if feed_many is not None:
-            feed_many(run_dir, datas, ts)
-        add(_new_tuple(Flight, (run_dir, sum(map(len, datas)), ts[0], max(ts))))
+            feed_many(direction, datas, ts)
+        add(_new_tuple(Flight, (direction, sum(map(len, datas)), ts[0], max(ts))))
     return flights
 
 
