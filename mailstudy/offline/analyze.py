@@ -205,8 +205,9 @@ class SessionBuilder:
     """
 
     def __init__(self, ports: Iterable[int] = (), keep_payloads: bool = False, protocol: str | None = None,
-                 note: str = "", fast: bool = True) -> None:
+                 note: str = "", fast: bool = True, decrypted: bool = False) -> None:
         self.ports = ports
+        self.decrypted = decrypted  # the chunks are the plaintext inside TLS (parser.decrypted)
         self.keep_payloads = keep_payloads
         self.fast = fast
         self.protocol = protocol
@@ -225,6 +226,7 @@ class SessionBuilder:
     def _start(self) -> None:
         self.parser = make_parser(self.protocol)
         self.parser.keep_payloads = self.keep_payloads  # without: literals and POP3 data are counted, not copied
+        self.parser.decrypted = self.decrypted
 
     def add(self, conn: TcpConnection, chunks: list, marks: list) -> None:
         """The connection's next chunks (``(direction, t, data)``) and the gap marks among them."""
@@ -316,14 +318,16 @@ class SessionBuilder:
 
 
 def analyze_connection(conn: TcpConnection, protocol: str, index: int = 0,
-                       keep_payloads: bool = False, note: str = "", fast: bool = True) -> SessionAnalysis:
+                       keep_payloads: bool = False, note: str = "", fast: bool = True,
+                       decrypted: bool = False) -> SessionAnalysis:
     """Parse one reassembled connection as ``protocol`` and compute its metrics (the one definition).
 
     ``fast=False`` feeds the parser chunk by chunk through its public ``feed`` (the reference the tests compare
-    the fast path with).
+    the fast path with). ``decrypted``: the chunks after STARTTLS/STLS are the plaintext inside TLS (a key log
+    opened them): the parser reads on after the upgrade instead of only counting.
     """
-    return SessionBuilder((), keep_payloads, protocol, note, fast).end(conn, index, conn.chunk_tuples,
-                                                                        conn.gap_marks)
+    return SessionBuilder((), keep_payloads, protocol, note, fast, decrypted).end(conn, index, conn.chunk_tuples,
+                                                                                   conn.gap_marks)
 
 
 # ---- the whole file ------------------------------------------------------------------------------------------
