@@ -125,3 +125,13 @@ def test_literal_marker_finds_what_the_regex_search_finds() -> None:
             found += 1
             assert (ref.span(), ref.groups(), ref.span(3)) == (got.span(), got.groups(), got.span(3)), line
     assert found > 10_000
+
+
+def test_without_numpy_the_tuples_come(monkeypatch) -> None:
+    """The static explorer page's Python has no numpy: the reader then hands out the tuples, and the analysis
+    is the same."""
+    path = PROJECT[0]
+    ref = _run(path, False)
+    monkeypatch.setitem(sys.modules, "mailstudy.net.pcap_batches", None)  # import fails as without numpy
+    assert all(isinstance(p, list) for p in PcapReader(path).pieces(16))
+    assert _run(path, True) == ref

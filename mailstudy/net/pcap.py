@@ -412,14 +412,20 @@ class PcapReader:
         """The same packets in pieces of at most ``size``, for a batch consumer (one reader: iterate one way
         only): lists of tuples, or for a classic pcap :class:`mailstudy.net.pcap_batches.Columns` wherever a
         block holds only segments the fast path takes (``Reassembler.feed_columns``; numpy)."""
-        if self._pcap is None:
+        columns = None
+        if self._pcap is not None and self._pcap[5] in _FAST:
+            try:
+                from mailstudy.net.pcap_batches import columns  # numpy: only for this path
+            except ImportError:  # no numpy (the static explorer page's Pyodide has none): the tuples
+                columns = None
+        if columns is None:
             gen = self._gen
             while chunk := list(islice(gen, size)):
                 yield chunk
             return
-        yield from self._iter_pcap_pieces(*self._pcap, size)
+        yield from self._iter_pcap_pieces(*self._pcap, size, columns)
 
-    def _iter_pcap_pieces(self, buf, pos, endian, frac_ns, hlen, lt, size) -> Iterator[list | Any]:
+    def _iter_pcap_pieces(self, buf, pos, endian, frac_ns, hlen, lt, size, columns) -> Iterator[list | Any]:
         f = self._f
         st = self.stats
         u32 = struct.Struct(endian + "I").unpack_from
@@ -440,7 +446,7 @@ class PcapReader:
                 for i in range(0, len(starts), size):
                     part = starts[i:i + size]
                     stop = starts[i + size] if i + size < len(starts) else pos
-                    yield self._piece(buf, part, stop, endian, frac_ns, hlen, lt, index, base)
+                    yield self._piece(buf, part, stop, endian, frac_ns, hlen, lt, index, base, columns)
                     index += len(part)
                 have_header = n - pos >= hlen
                 incl = u32(buf, pos + 8)[0] if have_header else 0
@@ -462,22 +468,18 @@ class PcapReader:
         finally:
             f.close()
 
-    def _piece(self, buf, starts, end, endian, frac_ns, hlen, lt, index, base) -> list | Any:
+    def _piece(self, buf, starts, end, endian, frac_ns, hlen, lt, index, base, columns) -> list | Any:
         """Records ``starts`` of ``buf`` (up to ``end``) as Columns when all take the fast path, else as tuples
         read by ``_iter_pcap`` itself (its warnings, counts and offsets)."""
-        fast = _FAST.get(lt)
-        if fast is not None:
-            from mailstudy.net.pcap_batches import columns  # numpy: only for this path
-
-            link = LINKS[lt]
-            cols = columns(buf, starts, endian, frac_ns, hlen, link.length, link.ethertype_at is not None, index + 1,
-                           base, _address_pair)
-            if cols is not None:
-                st = self.stats
-                st.packets_total += len(starts)
-                st.tcp_packets += len(starts)
-                st.truncated_records += int((cols.incl < cols.orig).sum())
-                return cols
+        link = LINKS[lt]
+        cols = columns(buf, starts, endian, frac_ns, hlen, link.length, link.ethertype_at is not None, index + 1,
+                       base, _address_pair)
+        if cols is not None:
+            st = self.stats
+            st.packets_total += len(starts)
+            st.tcp_packets += len(starts)
+            st.truncated_records += int((cols.incl < cols.orig).sum())
+            return cols
         first = starts[0]
         return list(self._iter_pcap(buf[first:end], 0, endian, frac_ns, hlen, lt, io.BytesIO(), index, base + first))
 
