@@ -239,7 +239,7 @@ class SessionBuilder:
             n = len(self.held)
             self.held.extend(chunks)
             self.held_marks.extend((pos + n, d, size) for pos, d, size in marks)
-            self.held_bytes += sum(len(c[2]) for c in chunks)
+            self.held_bytes += sum(map(len, map(_data, chunks)))
             _first, down, up = first_payload(self.held)
             if (not ((b"\n" in down or len(down) >= FIRST_LINE_MAX) and len(up) >= 2)
                     and self.held_bytes < HOLD_MAX):
