@@ -29,14 +29,15 @@ exact value is kept in ``TcpPacket.t_ns`` (int nanoseconds) for nanosecond captu
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import socket
 import stat
 import struct
 from dataclasses import dataclass, field
-from itertools import starmap
-from typing import Iterator
+from itertools import islice, starmap
+from typing import Any, Iterator
 
 from mailstudy.errors import MailstudyError
 from mailstudy.net.compressed import Decompressed, sniff
@@ -48,6 +49,7 @@ __all__ = ["PcapError", "TcpPacket", "PcapStats", "PcapReader", "read_tcp", "rea
            "PACKET_FIELDS"]
 
 _BLOCK = 1 << 20  # bytes read at a time
+_PIECE_BLOCK = 2 << 20  # ... by pieces(): bigger blocks cost more in page faults than numpy calls save (measured)
 _MAX_RECORD = 1 << 26  # a record longer than 64 MiB means a corrupt length field
 _MAX_WARNINGS = 100  # per file; further ones are only counted
 
@@ -185,6 +187,11 @@ def _pair(sd: bytes) -> tuple[str, str]:
     return pair
 
 
+def _address_pair(sd: bytes) -> tuple[str, str]:
+    """The IPv4 source and destination (8 bytes, as in the header) as text, from the reader's cache."""
+    return _pairs4.get(sd) or _pair(sd)
+
+
 def _ntoa6(raw: bytes) -> str:
     s = _addr6.get(raw)
     if s is None:
@@ -319,6 +326,7 @@ class PcapReader:
             kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a FIFO, device or socket)"
             raise PcapError(f"{name} is {kind}; give a pcap or pcapng file")
         self._f = os.fdopen(fd, "rb")
+        self._pcap: tuple | None = None  # a classic pcap's header fields, for pieces()
         try:
             head = self._f.read(_BLOCK)
         except OSError as e:
@@ -359,6 +367,7 @@ class PcapReader:
             self.stats.format = "pcap"
             self.stats.link_types.append(linktype)
             self._check_linktype(linktype)
+            self._pcap = (head, 24, endian, frac_ns, rec_len, linktype)
             return self._iter_pcap(head, 24, endian, frac_ns, rec_len, linktype)
         if magic == _PCAPNG_SHB:
             if len(head) < 28:
@@ -399,6 +408,81 @@ class PcapReader:
         """The same packets as plain tuples in :data:`PACKET_FIELDS` order (one reader: iterate one way only)."""
         return self._gen
 
+    def pieces(self, size: int = 16384) -> Iterator[list | Any]:
+        """The same packets in pieces of at most ``size``, for a batch consumer (one reader: iterate one way
+        only): lists of tuples, or for a classic pcap :class:`mailstudy.net.pcap_batches.Columns` wherever a
+        block holds only segments the fast path takes (``Reassembler.feed_columns``; numpy)."""
+        columns = None
+        if self._pcap is not None and self._pcap[5] in _FAST:
+            try:
+                from mailstudy.net.pcap_batches import columns  # numpy: only for this path
+            except ImportError:  # no numpy (the static explorer page's Pyodide has none): the tuples
+                columns = None
+        if columns is None:
+            gen = self._gen
+            while chunk := list(islice(gen, size)):
+                yield chunk
+            return
+        yield from self._iter_pcap_pieces(*self._pcap, size, columns)
+
+    def _iter_pcap_pieces(self, buf, pos, endian, frac_ns, hlen, lt, size, columns) -> Iterator[list | Any]:
+        f = self._f
+        st = self.stats
+        u32 = struct.Struct(endian + "I").unpack_from
+        index = 0
+        base = 0  # file offset of buf[0]
+        try:
+            while True:
+                n = len(buf)
+                starts: list[int] = []
+                add = starts.append
+                last = n - hlen
+                while pos <= last:  # the record chain: each record's length says where the next one starts
+                    end = pos + hlen + u32(buf, pos + 8)[0]
+                    if end > n:
+                        break
+                    add(pos)
+                    pos = end
+                for i in range(0, len(starts), size):
+                    part = starts[i:i + size]
+                    stop = starts[i + size] if i + size < len(starts) else pos
+                    yield self._piece(buf, part, stop, endian, frac_ns, hlen, lt, index, base, columns)
+                    index += len(part)
+                have_header = n - pos >= hlen
+                incl = u32(buf, pos + 8)[0] if have_header else 0
+                if incl > _MAX_RECORD:
+                    st.warn(f"record #{index + 1}: corrupt record header (captured length {incl}); stopped there")
+                    break
+                more = f.read(max(_PIECE_BLOCK, pos + hlen + incl - n))
+                if not more:  # the same warnings as _iter_pcap's
+                    if have_header:
+                        st.warn(f"record #{index + 1}: truncated last record ({n - pos - hlen} of {incl} "
+                                f"bytes present); stopped there")
+                    elif n - pos:
+                        st.warn(f"record #{index + 1}: truncated record header at the end of the file "
+                                f"({n - pos} of {hlen} bytes); stopped there")
+                    break
+                base += pos
+                buf = buf[pos:] + more
+                pos = 0
+        finally:
+            f.close()
+
+    def _piece(self, buf, starts, end, endian, frac_ns, hlen, lt, index, base, columns) -> list | Any:
+        """Records ``starts`` of ``buf`` (up to ``end``) as Columns when all take the fast path, else as tuples
+        read by ``_iter_pcap`` itself (its warnings, counts and offsets)."""
+        link = LINKS[lt]
+        cols = columns(buf, starts, endian, frac_ns, hlen, link.length, link.ethertype_at is not None, index + 1,
+                       base, _address_pair)
+        if cols is not None:
+            st = self.stats
+            st.packets_total += len(starts)
+            st.tcp_packets += len(starts)
+            st.truncated_records += int((cols.incl < cols.orig).sum())
+            return cols
+        first = starts[0]
+        return list(self._iter_pcap(buf[first:end], 0, endian, frac_ns, hlen, lt, io.BytesIO(), index, base + first))
+
     def close(self) -> None:
         self._gen.close()
         self._f.close()
@@ -418,21 +502,23 @@ class PcapReader:
         elif kind in ("tcp-header-cut", "bad-tcp", "bad-ipv4", "short-ip"):
             st.warn(f"packet #{index}: {kind.replace('-', ' ')}; packet skipped")
 
-    def _iter_pcap(self, buf, pos, endian, frac_ns, hlen, lt) -> Iterator[tuple]:
-        f = self._f
+    def _iter_pcap(self, buf, pos, endian, frac_ns, hlen, lt, f=None, index0=0, base0=0) -> Iterator[tuple]:
+        """The TCP packets of a classic pcap as tuples; ``f``, ``index0``, ``base0``: a block of whole records
+        read on its own (``pieces``), its first record number - 1 and its file offset."""
+        f = self._f if f is None else f
         st = self.stats
         rec = struct.Struct(endian + "IIII").unpack_from
         decode = _decode
         n = len(buf)
-        index = 0
+        index = index0
         non_before = st.non_tcp
         truncated_records = 0
         pairs = _pairs4
         fast, linklen, mask, want = _FAST.get(lt, (None, 0, 0, 0))
         minlen = linklen + 40
         tcp_at = linklen + 20  # the fast path's IPv4 header has no options: TCP sits this far into a frame
-        base = 0  # file offset of buf[0]
-        fast_base = tcp_at  # base + tcp_at, kept so the fast path pays one addition
+        base = base0  # file offset of buf[0]
+        fast_base = base0 + tcp_at  # base + tcp_at, kept so the fast path pays one addition
         try:
             while True:
                 if n - pos >= hlen:
@@ -493,8 +579,8 @@ class PcapReader:
                 else:
                     self._non_tcp(r, index)
         finally:
-            st.packets_total += index
-            st.tcp_packets += index - (st.non_tcp - non_before)
+            st.packets_total += index - index0
+            st.tcp_packets += index - index0 - (st.non_tcp - non_before)
             st.truncated_records += truncated_records
             f.close()
 

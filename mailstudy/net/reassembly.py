@@ -60,6 +60,7 @@ __all__ = ["StreamChunk", "TcpConnection", "ConnectionTable", "Reassembler", "re
 
 _M32 = 0xFFFFFFFF
 _MAX_WARNINGS = 50  # per connection
+_BULK_MIN = 8  # segments in a run below which feed_columns takes them one by one (numpy's cost per call wins)
 SegmentWatcher = Callable[[int, int, int, TcpPacket], None]  # see reassemble()
 # a TcpPacket as a tuple in mailstudy.net.pcap.PACKET_FIELDS order
 _fields = attrgetter(*PACKET_FIELDS)
@@ -514,6 +515,84 @@ class Reassembler:
         self.t_now = t
         for tr in table.tracks[opened:]:
             self._open[tr.index] = tr
+
+    def feed_columns(self, cols) -> None:
+        """Reassemble a block of segments held as columns (:class:`mailstudy.net.pcap_batches.Columns`): the
+        same state as :meth:`feed` of the same packets' tuples, in bulk where it can.
+
+        The block is cut into runs: per connection (both directions), the segments between two that take the
+        general path (SYN, FIN, RST, cut by the snap length), in order. Connections do not touch each other's
+        state, so runs are taken in the order of their first segment (which keeps rule 1's numbering: a
+        connection is made by the first segment of a run). A long run of a known connection whose data all
+        comes in order, with nothing buffered and no FIN yet (what :meth:`feed`'s fast path checks segment by
+        segment), is moved in one step (:meth:`_bulk`); every other run goes through :meth:`feed` as tuples.
+        """
+        n = len(cols)
+        if not n:
+            return
+        if self.table.on_segment is not None or n < _BULK_MIN:
+            self.feed(cols.tuples(range(n)))
+            return
+        import numpy as np  # only here: Columns come from numpy
+
+        lo, hi = np.minimum(cols.a, cols.b), np.maximum(cols.a, cols.b)  # the connection, either way
+        gen = cols.general
+        order = np.lexsort((lo, hi))  # stable: each connection's segments stay in capture order
+        lo, hi, gen = lo[order], hi[order], gen[order]
+        cut = np.ones(n, dtype=bool)
+        cut[1:] = (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1]) | gen[1:] | gen[:-1]
+        starts = np.flatnonzero(cut)
+        ends = np.append(starts[1:], n)
+        for r in np.argsort(order[starts], kind="stable").tolist():
+            rows = order[starts[r]:ends[r]]
+            if len(rows) < _BULK_MIN or not self._bulk(cols, rows):
+                self.feed(cols.tuples(rows))
+        self.t_now = cols.times(np.array([n - 1]))[0]
+
+    def _bulk(self, cols, rows) -> bool:
+        """One run of one connection's segments (none takes the general path) in one step; False, changing
+        nothing, when :meth:`feed` would take any of them the general way."""
+        import numpy as np
+
+        first = rows[0]
+        key = cols.tuples([first])[0][1:5]
+        ent = self.table.fast.get(key)
+        if ent is None:
+            return False
+        c, d, o = ent
+        same = (cols.a[rows] == cols.a[first]) & (cols.b[rows] == cols.b[first])
+        lens = cols.pe[rows] - cols.ps[rows]
+        if d.pending or o.pending:
+            return False
+        for x, sel in ((d, same), (o, ~same)):
+            if not sel.any():
+                continue
+            if x.base is None:
+                return False
+            xl = lens[sel]
+            has = xl > 0
+            if has.any():
+                if x.fin is not None:
+                    return False
+                xl = xl[has]
+                expect = (((x.base + x.next) & _M32) + np.cumsum(xl) - xl) & _M32
+                if not np.array_equal(expect, cols.seq[rows][sel][has]):
+                    return False
+        data = rows[lens > 0]
+        if len(data):
+            buf = cols.buf
+            dn, on = d.name, o.name
+            c.chunk_tuples.extend([(dn if s else on, t, buf[p:q]) for s, t, p, q in zip(
+                same[lens > 0].tolist(), cols.times(data), cols.ps[data].tolist(), cols.pe[data].tolist())])
+            d.next += int(lens[same].sum())
+            o.next += int(lens[~same].sum())
+        c.packets += len(rows)
+        c.t_last = cols.times(rows[-1:])[0]
+        acks = (cols.flags[rows] & 0x10) != 0
+        for x, sel in ((o, same & acks), (d, ~same & acks)):  # a segment's ACK is the other direction's
+            if sel.any():
+                x.ack = int(cols.ack[rows[sel][-1]])
+        return True
 
     def connections(self) -> list[TcpConnection]:
         """The connections not finished yet, in order of their first packet."""

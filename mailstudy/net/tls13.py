@@ -9,8 +9,10 @@ left every record encrypted). The arithmetic is short and fixed by RFC 8446: tra
 secrets (section 7.3, HKDF-Expand-Label of section 7.1), per-record nonces (section 5.3), AEAD from the
 ``cryptography`` library; tests check the result against tshark with the same key log.
 
-Scope: TLS 1.3 with the three common AEAD suites, connections whose TLS starts at the first byte (IMAPS,
-POP3S). TLS 1.2 (``CLIENT_RANDOM`` lines) and key updates are refused with a one-line :class:`TlsDecryptError`.
+Scope: TLS 1.3 with the three common AEAD suites, and TLS 1.2 with its AEAD suites (``CLIENT_RANDOM`` lines:
+:mod:`mailstudy.net.tls12`), from the connection's first TLS byte (IMAPS, POP3S, or the TLS after STARTTLS:
+:mod:`mailstudy.offline.decrypt` cuts the chunks there). Key updates and CBC suites are refused with a one-line
+:class:`TlsDecryptError`.
 Pure: bytes and times in, bytes and times out; no file, no socket.
 """
 
@@ -20,6 +22,7 @@ import struct
 from dataclasses import dataclass, field
 
 from mailstudy.errors import MailstudyError
+from mailstudy.net import tls12
 from mailstudy.wire import DOWN, UP
 
 __all__ = ["TlsDecryptError", "Decrypted", "parse_keylog", "decrypt_chunks", "starts_with_client_hello"]
@@ -94,8 +97,8 @@ def _aead(suite: int, secret: bytes):
     return (ChaCha20Poly1305(key) if suite == 0x1303 else AESGCM(key)), iv
 
 
-def _hello_fields(up: bytes, down: bytes) -> tuple[bytes, int]:
-    """(client random, cipher suite) from the ClientHello and the ServerHello."""
+def _hello_fields(up: bytes, down: bytes) -> tuple[bytes, int, bytes]:
+    """(client random, cipher suite, server random) from the ClientHello and the ServerHello."""
     if not starts_with_client_hello(up) or len(up) < 43:
         raise TlsDecryptError("the client's first bytes are not a TLS ClientHello")
     client_random = up[11:43]
@@ -105,7 +108,7 @@ def _hello_fields(up: bytes, down: bytes) -> tuple[bytes, int]:
     body = first[3]
     sid_len = body[38]
     suite = struct.unpack_from(">H", body, 39 + sid_len)[0]
-    return client_random, suite
+    return client_random, suite, body[6:38]
 
 
 def _times(chunks: list, direction: str):
@@ -120,8 +123,6 @@ def _times(chunks: list, direction: str):
 
 
 def _decrypt_direction(chunks: list, direction: str, suite: int, secrets: dict, out: Decrypted) -> list:
-    from bisect import bisect_left
-
     from cryptography.exceptions import InvalidTag
 
     stream, marks = _times(chunks, direction)
@@ -155,10 +156,38 @@ def _decrypt_direction(chunks: list, direction: str, suite: int, secrets: dict, 
         plain = inner.rstrip(b"\x00")
         if not plain or plain[-1] != APPLICATION_DATA:
             continue  # handshake messages, alerts: not the protocol's bytes
-        i = bisect_left(ends, end)
-        _, t, pos = marks[min(i, len(marks) - 1)]
-        found.append((pos, direction, t, plain[:-1]))
+        found.append(_placed(marks, ends, end, direction, plain[:-1]))
         out.records[direction] += 1
+    return found
+
+
+def _placed(marks: list, ends: list, end: int, direction: str, plain: bytes) -> tuple:
+    """A record's plaintext as ``(capture position, direction, t, plain)``: stamped with the time of the packet
+    that completed the record (``marks``/``ends`` from :func:`_times`)."""
+    from bisect import bisect_left
+
+    _, t, pos = marks[min(bisect_left(ends, end), len(marks) - 1)]
+    return pos, direction, t, plain
+
+
+def _decrypt_tls12(chunks: list, suite: int, secrets: dict, client_random: bytes, server_random: bytes,
+                   out: Decrypted) -> list:
+    """Both directions of a TLS 1.2 connection (:mod:`mailstudy.net.tls12`), as ``_decrypt_direction`` gives."""
+    master = secrets.get("CLIENT_RANDOM")
+    if master is None:
+        raise TlsDecryptError("the connection is TLS 1.2 and the key log has no CLIENT_RANDOM line (its master "
+                              "secret) for it")
+    keys = tls12.key_block(suite, master, client_random, server_random)
+    found = []
+    for direction, side in ((UP, "client"), (DOWN, "server")):
+        stream, marks = _times(chunks, direction)
+        ends = [m[0] for m in marks]
+        records = list(_records(stream))
+        out.tls_bytes[direction] += sum(end - start for start, end, _k, _b in records)
+        for _start, end, kind, plain in tls12.decrypt_records(records, keys[side], TlsDecryptError):
+            if kind == APPLICATION_DATA and plain:
+                found.append(_placed(marks, ends, end, direction, plain))
+                out.records[direction] += 1
     return found
 
 
@@ -168,15 +197,19 @@ def decrypt_chunks(chunks: list, keylog: dict[bytes, dict[str, bytes]]) -> Decry
     that completed it, in capture order."""
     up = b"".join(c[2] for c in chunks if c[0] == UP)
     down = b"".join(c[2] for c in chunks if c[0] == DOWN)
-    client_random, suite = _hello_fields(up, down)
-    if suite not in SUITES:
-        raise TlsDecryptError(f"cipher suite 0x{suite:04x} is not a TLS 1.3 suite this reader knows")
+    client_random, suite, server_random = _hello_fields(up, down)
+    if suite not in SUITES and suite not in tls12.SUITES:
+        raise TlsDecryptError(f"cipher suite 0x{suite:04x} is not a TLS 1.3 suite or a TLS 1.2 AEAD suite this "
+                              f"reader knows")
     secrets = keylog.get(client_random)
     if secrets is None:
         raise TlsDecryptError("the key log has no secrets for this connection's client random")
     out = Decrypted(suite=suite)
-    found = _decrypt_direction(chunks, UP, suite, secrets, out) + _decrypt_direction(chunks, DOWN, suite, secrets,
-                                                                                      out)
+    if suite in tls12.SUITES:
+        found = _decrypt_tls12(chunks, suite, secrets, client_random, server_random, out)
+    else:
+        found = (_decrypt_direction(chunks, UP, suite, secrets, out)
+                 + _decrypt_direction(chunks, DOWN, suite, secrets, out))
     found.sort(key=lambda f: f[0])
     out.chunks = [(d, t, data) for _, d, t, data in found]
     return out

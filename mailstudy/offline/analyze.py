@@ -20,7 +20,10 @@ Streaming and memory: :class:`SessionStream` (``iter_sessions``) reads packets a
 batch by batch; after each batch every connection's new chunks go to its :class:`SessionBuilder` (classifier,
 then parser: each run of chunks one way in one ``feed_lists`` call) and are released, and a connection that is
 over is summarized, yielded and forgotten. So memory is bounded by the open connections, not by the file
-(bench/analyze.py: 129 MiB peak for 1.2 M packets). :func:`analyze_pcap` is the same engine holding every
+(bench/analyze.py: about 210 MiB peak for 1.2 M and for 5 M packets). A classic pcap file is read by the fast
+path (``columns``, the default): blocks decoded with numpy (:mod:`mailstudy.net.pcap_batches`) and runs of
+in-order segments reassembled in bulk (``Reassembler.feed_columns``), handed over at the same packets as the
+tuple path (``columns=False``, the reference it must equal: tests/test_fast_path.py). :func:`analyze_pcap` is the same engine holding every
 connection's chunks (``keep_streams``) to the end of the file, for callers that want ``connection.stream()``.
 The parsers do not copy payloads (IMAP literals, POP3 data) unless ``keep_payloads=True``. ``pause_gc=True``
 (for a command line only) switches the cyclic garbage collector off during the call.
@@ -36,11 +39,12 @@ from __future__ import annotations
 
 import gc
 import os
-from itertools import islice
+from itertools import groupby, islice
+from operator import itemgetter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Iterator
 
-from mailstudy.net.pcap import PcapError, PcapStats, read_tcp_tuples
+from mailstudy.net.pcap import PcapError, PcapReader, PcapStats, read_tcp_tuples
 from mailstudy.net.reassembly import Reassembler, TcpConnection
 from mailstudy.protocol import make_parser
 from mailstudy.protocol import metrics as _metrics
@@ -57,6 +61,7 @@ __all__ = ["Analysis", "SessionAnalysis", "SessionBuilder", "SessionStream", "an
 
 _MAX_SESSION_WARNINGS = 200
 _new_tuple = tuple.__new__  # a Flight without NamedTuple's Python-level __new__ (one per run of a big capture)
+_direction, _time, _data = itemgetter(0), itemgetter(1), itemgetter(2)  # of a (direction, t, data) chunk
 
 
 @dataclass
@@ -151,25 +156,13 @@ def _feed_runs(feed_many, chunks: list) -> list[Flight]:
     """
     flights: list[Flight] = []
     add = flights.append
-    run_dir = None
-    datas: list = []
-    ts: list = []
-    for direction, t, data in chunks:
-        if direction != run_dir:
-            if datas:
-                if feed_many is not None:
-                    feed_many(run_dir, datas, ts)
-                add(_new_tuple(Flight, (run_dir, sum(map(len, datas)), ts[0], max(ts))))
-            run_dir = direction
-            datas = [data]
-            ts = [t]
-        else:
-            datas.append(data)
-            ts.append(t)
-    if datas:
+    for direction, run in groupby(chunks, _direction):
+        run = list(run)
+        datas = list(map(_data, run))
+        ts = list(map(_time, run))
         if feed_many is not None:
-            feed_many(run_dir, datas, ts)
-        add(_new_tuple(Flight, (run_dir, sum(map(len, datas)), ts[0], max(ts))))
+            feed_many(direction, datas, ts)
+        add(_new_tuple(Flight, (direction, sum(map(len, datas)), ts[0], max(ts))))
     return flights
 
 
@@ -215,8 +208,9 @@ class SessionBuilder:
     """
 
     def __init__(self, ports: Iterable[int] = (), keep_payloads: bool = False, protocol: str | None = None,
-                 note: str = "", fast: bool = True) -> None:
+                 note: str = "", fast: bool = True, decrypted: bool = False) -> None:
         self.ports = ports
+        self.decrypted = decrypted  # the chunks are the plaintext inside TLS (parser.decrypted)
         self.keep_payloads = keep_payloads
         self.fast = fast
         self.protocol = protocol
@@ -235,6 +229,7 @@ class SessionBuilder:
     def _start(self) -> None:
         self.parser = make_parser(self.protocol)
         self.parser.keep_payloads = self.keep_payloads  # without: literals and POP3 data are counted, not copied
+        self.parser.decrypted = self.decrypted
 
     def add(self, conn: TcpConnection, chunks: list, marks: list) -> None:
         """The connection's next chunks (``(direction, t, data)``) and the gap marks among them."""
@@ -244,7 +239,7 @@ class SessionBuilder:
             n = len(self.held)
             self.held.extend(chunks)
             self.held_marks.extend((pos + n, d, size) for pos, d, size in marks)
-            self.held_bytes += sum(len(c[2]) for c in chunks)
+            self.held_bytes += sum(map(len, map(_data, chunks)))
             _first, down, up = first_payload(self.held)
             if (not ((b"\n" in down or len(down) >= FIRST_LINE_MAX) and len(up) >= 2)
                     and self.held_bytes < HOLD_MAX):
@@ -326,14 +321,16 @@ class SessionBuilder:
 
 
 def analyze_connection(conn: TcpConnection, protocol: str, index: int = 0,
-                       keep_payloads: bool = False, note: str = "", fast: bool = True) -> SessionAnalysis:
+                       keep_payloads: bool = False, note: str = "", fast: bool = True,
+                       decrypted: bool = False) -> SessionAnalysis:
     """Parse one reassembled connection as ``protocol`` and compute its metrics (the one definition).
 
     ``fast=False`` feeds the parser chunk by chunk through its public ``feed`` (the reference the tests compare
-    the fast path with).
+    the fast path with). ``decrypted``: the chunks after STARTTLS/STLS are the plaintext inside TLS (a key log
+    opened them): the parser reads on after the upgrade instead of only counting.
     """
-    return SessionBuilder((), keep_payloads, protocol, note, fast).end(conn, index, conn.chunk_tuples,
-                                                                        conn.gap_marks)
+    return SessionBuilder((), keep_payloads, protocol, note, fast, decrypted).end(conn, index, conn.chunk_tuples,
+                                                                                   conn.gap_marks)
 
 
 # ---- the whole file ------------------------------------------------------------------------------------------
@@ -377,7 +374,7 @@ class SessionStream:
     def __init__(self, path: str | os.PathLike, ports: Iterable[int] = (), progress: bool = False, *,
                  keep_payloads: bool = False, keep_streams: bool = False, linger_s: float = LINGER_S,
                  packets: Iterable[tuple] | None = None, stats: PcapStats | None = None,
-                 batch: int = BATCH) -> None:
+                 batch: int = BATCH, columns: bool | None = None) -> None:
         self.path = os.fspath(path)
         self.batch = max(1, int(batch))
         self.ports = {int(p) for p in ports}
@@ -385,9 +382,13 @@ class SessionStream:
         self.keep_streams = keep_streams
         self.linger_s = None if keep_streams else linger_s
         self.stats = stats if stats is not None else PcapStats()
-        if packets is None:
-            packets = read_tcp_tuples(self.path, self.stats)  # raises PcapError now if the file is unreadable
-        self._packets = _with_progress(packets, self.path) if progress else packets
+        if packets is None and columns is not False and not progress:  # the fast path: numpy over blocks
+            self._batches = _regroup(PcapReader(self.path, self.stats).pieces(self.batch), self.batch)
+        else:
+            if packets is None:
+                packets = read_tcp_tuples(self.path, self.stats)  # raises PcapError now if the file is unreadable
+            packets = iter(_with_progress(packets, self.path) if progress else packets)
+            self._batches = iter(lambda: [list(islice(packets, self.batch))], [[]])
         self.warnings: list[str] = []
         self.connections = 0
         self.non_mail = 0
@@ -399,13 +400,16 @@ class SessionStream:
     def __iter__(self) -> Iterator[SessionAnalysis]:
         r = Reassembler()
         builders: dict[int, SessionBuilder] = {}
-        packets = iter(self._packets)
         keep = self.keep_streams
         while True:
-            batch = list(islice(packets, self.batch))
+            batch = next(self._batches, None)
             if batch:
-                r.feed(batch)
-                del batch
+                for piece in batch:
+                    if piece.__class__ is list:
+                        r.feed(piece)
+                    else:
+                        r.feed_columns(piece)
+                del batch, piece
                 if not keep:
                     for conn in r.connections():
                         if conn.chunk_tuples or conn.gap_marks:
@@ -471,6 +475,25 @@ class SessionStream:
         for s in self:
             for e in s.exchanges:
                 yield s, e
+
+
+def _regroup(pieces: Iterator, size: int) -> Iterator[list]:
+    """Pieces of packets (lists of tuples, Columns) regrouped into batches of exactly ``size`` packets (the last
+    one fewer), each a list of pieces: the batches of the tuple path, so both paths hand over at the same
+    packets."""
+    out: list = []
+    have = 0
+    for p in pieces:
+        while len(p):
+            take = size - have
+            part, p = (p, p[:0]) if len(p) <= take else (p[:take], p[take:])
+            out.append(part)
+            have += len(part)
+            if have == size:
+                yield out
+                out, have = [], 0
+    if out:
+        yield out
 
 
 def iter_sessions(path: str | os.PathLike, ports: Iterable[int] = (), progress: bool = False, *,
