@@ -101,10 +101,9 @@ class KeptConnection:
 
         def work():
             self._done()
-            self._noop()
+            self._look()
             sync = self._sync(out)
             if self.mode == "poll":
-                self.conn.select_again()
                 sync.sync()
             elif self.mode == "idle" or self.conn.n > self.known_n:
                 self._fetch_new(sync)
@@ -129,6 +128,8 @@ class KeptConnection:
         def work():
             self._done()
             if final_sync:
+                if self.mode != "idle":  # in IDLE the server has told of every message; else look first
+                    self._look()
                 self._full_sync(out, set())
             self.conn.close()
 
@@ -159,6 +160,13 @@ class KeptConnection:
         sync.open_messages(to_read)
         self._exists_seen_by_imaplib()
         self.known_n = self.conn.n
+
+    def _look(self) -> None:
+        """``NOOP`` (its EXISTS says how many messages there are now) and, for ``poll``, SELECT INBOX again (the
+        client opens the folder anew for each sync)."""
+        self._noop()
+        if self.mode == "poll":
+            self.conn.select_again()
 
     def _fetch_new(self, sync: ImapSync) -> None:
         """``UID FETCH <highest known + 1>:* (FLAGS)``, then learn the new messages as the profile does."""
