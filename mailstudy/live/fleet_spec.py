@@ -62,6 +62,9 @@ class FleetSpec:
         self._check_sizes_of_things()
         if self.behaviour not in BEHAVIOURS:
             raise ParameterValueError(f"behaviour must be one of {', '.join(BEHAVIOURS)}, not {self.behaviour!r}")
+        if self.idle and self.behaviour == "profile":
+            raise ParameterValueError("idle is for the poll behaviour; under profile each client IDLEs (or not) as "
+                                      "it does by default")
         for c in self.clients:  # each device's session values (client, corpus, read fraction): the one rule each
             SessionParams(workload=c, messages=self.start_messages, sizes=self.sizes, seed=self.seed,
                           read_fraction=self.read_fraction)
