@@ -107,6 +107,17 @@ def with_keeping(profile):
     return replace(profile, **values, sources=MappingProxyType({**profile.sources, **unread, **sources}))
 
 
+def ships_with(profile) -> str:
+    """What the client does between syncs as it ships, in words (``"keeps its connection; IDLE, ..."``)."""
+    if profile.new_mail == "none":
+        return "checks only when the user starts it"
+    if not profile.keep_connection:
+        return f"connects and logs in every {profile.poll_s:g} s"
+    how = {"idle": f"IDLE, checked every {profile.idle_renew_s:g} s", "noop": f"NOOP every {profile.poll_s:g} s",
+           "poll": f"its whole sync every {profile.poll_s:g} s"}[profile.new_mail]
+    return f"keeps its connection; {how}"
+
+
 def keeping_rows(profiles) -> list[dict]:
     """One row per profile: its connection-keeping values (each with ``<field>_source``)."""
     rows = []
@@ -138,4 +149,5 @@ def keeping_markdown(profiles) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["FIELDS", "KEEPING", "NEW_MAIL", "RFC2177_RENEW_S", "keeping_markdown", "keeping_rows", "with_keeping"]
+__all__ = ["FIELDS", "KEEPING", "NEW_MAIL", "RFC2177_RENEW_S", "keeping_markdown", "keeping_rows", "ships_with",
+           "with_keeping"]
