@@ -132,3 +132,18 @@ def test_a_noop_poller_learns_new_mail_from_exists_over_its_one_connection(start
     out = conn.close(final_sync=False)
     verbs = [e.command for e in out.result.exchanges]
     assert verbs.count("NOOP") == 2 and verbs.count("LOGIN") == 1 and "IDLE" not in verbs
+
+
+def test_the_notebook_table_puts_each_client_as_it_ships_beside_the_baseline(tmp_path):
+    from mailstudy.study.kept import KEPT_COLUMNS, kept_comparison
+
+    table = kept_comparison(["embedded"], clients=("thunderbird", "mbsync"), hours=1, rate=96, seed=3,
+                            cache_dir=None, results=tmp_path)
+    assert list(table.columns) == list(KEPT_COLUMNS) and len(table) == 4
+    assert (tmp_path / "devices_kept_connections.csv").read_text().startswith("server,client,ships_with")
+    rows = {(r["client"], r["behaviour"]): r for r in table.to_dict("records")}
+    tb, baseline = rows[("thunderbird", "profile")], rows[("thunderbird", "poll")]
+    assert tb["ships_with"] == "keeps its connection; IDLE, checked every 600 s" and tb["way"] == "idle"
+    assert tb["logins"] == 1 < baseline["logins"] and baseline["way"] == "reconnect"
+    assert rows[("mbsync", "profile")]["ships_with"] == "connects and logs in every 900 s"
+    assert rows[("mbsync", "profile")]["logins"] == rows[("mbsync", "poll")]["logins"]
