@@ -74,6 +74,14 @@ def test_a_sweep_changes_the_poll_interval_only_where_the_user_can(monkeypatch):
     assert [spec.way_of(i) for i in range(3)] == ["noop", "reconnect", "idle"]
 
 
+def test_a_client_that_never_looks_by_itself_syncs_only_in_the_final_round(start_server, monkeypatch):
+    monkeypatch.setitem(PROFILES, "mbsync", replace(PROFILES["mbsync"], new_mail="none"))
+    r = run(start_server, devices=1, clients=("mbsync",), behaviour="profile")
+    (d,) = r.devices
+    assert d["way"] == "none" and d["logins"] == 1 and not d["keeps_connection"]
+    assert d["availability_listed"] == 1.0 and d["staleness_median_s"] > 0
+
+
 def test_a_behaviour_that_is_not_one_is_refused():
     with pytest.raises(ParameterValueError, match="behaviour must be one of poll, profile"):
         FleetSpec(behaviour="push")

@@ -14,7 +14,8 @@ from functools import cached_property
 
 from mailstudy.live.engine import Catalog, fetches, message_data
 from mailstudy.live.fleet_run import SESSION_COUNTS, FleetState
-from mailstudy.live.fleet_spec import RECONNECT, FleetError, FleetResult, FleetSpec, Plan
+from mailstudy.live.fleet_spec import FleetError, FleetResult, FleetSpec, Plan
+from mailstudy.live.keeping import KEPT_WAYS
 
 SUMMED = ("server_timing_bytes",)  # summed over sessions as the counts are
 
@@ -100,7 +101,7 @@ class FleetTally:
         way = self.spec.way_of(i)
         return {**self.params, "device": i, "client": prof.name, "protocol": prof.protocol,
                 "poll_s": self.spec.poll_of(i), "uses_idle": way == "idle", "way": way,
-                "keeps_connection": way != RECONNECT, "sessions": len(mine), "logins": len(mine), **_sums(mine),
+                "keeps_connection": way in KEPT_WAYS, "sessions": len(mine), "logins": len(mine), **_sums(mine),
                 "headers_downloaded": sum(s["headers"] for s in mine),
                 "bodies_downloaded": sum(dev.body_downloads.values()),
                 "partial_bodies": sum(s["partial_bodies"] for s in mine),

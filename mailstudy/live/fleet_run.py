@@ -16,8 +16,9 @@ from mailstudy.link import Profile
 from mailstudy.live.client_profiles import Catalog, Destination, get_client
 from mailstudy.live.devices import Device
 from mailstudy.live.engine import SyncOutcome
-from mailstudy.live.fleet_spec import RECONNECT, FleetError, FleetSpec, Plan
+from mailstudy.live.fleet_spec import FleetError, FleetSpec, Plan
 from mailstudy.live.idle import KeptConnection
+from mailstudy.live.keeping import KEPT_WAYS
 from mailstudy.live.network_time import network_seconds
 from mailstudy.live.trace import DOWN
 from mailstudy.servers.dovecot import IDLE_NOTICE, TIMING_TEXT
@@ -77,7 +78,7 @@ class FleetRun:
             arrived_at={self.sha_of[k]: 0.0 for k in range(plan.start)},
             pending=[set() for _ in range(n)], first_shown=[{} for _ in range(n)])
         self.ways = [spec.way_of(i) for i in range(n)]
-        self.kept = {i for i in range(n) if self.ways[i] != RECONNECT}
+        self.kept = {i for i in range(n) if self.ways[i] in KEPT_WAYS}
         self.conns: dict[int, KeptConnection] = {}
         self.opened_at: dict[int, float] = {}
         self.arrived: list[tuple[float, int]] = []  # delivered together before the next event that looks
@@ -93,7 +94,7 @@ class FleetRun:
         for t, i in p.polls:
             if i in self.kept and i not in first_poll:
                 events.append((t, Event.IDLE_START, i))  # a kept connection opens at the first poll
-            elif self.ways[i] != "idle":  # an IDLE device's timer is its renewal, not its poll
+            elif self.ways[i] not in ("idle", "none"):  # IDLE: its timer is its renewal; none: no look of its own
                 events.append((t, Event.POLL, i))
             first_poll.setdefault(i, t)
         for i in (i for i in self.kept if self.ways[i] == "idle"):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from mailstudy.corpus import Corpus, generate
 from mailstudy.errors import MailstudyError
 from mailstudy.live.client_profiles import get_client
-from mailstudy.live.keeping import RFC2177_RENEW_S
+from mailstudy.live.keeping import KEPT_WAYS, RFC2177_RENEW_S
 from mailstudy.live.network_time import LOOPBACK, check_profile
 from mailstudy.live.params import SessionParams
 from mailstudy.live.values import ParameterValueError, check_positive
@@ -25,8 +25,8 @@ DAY_S = 86400.0
 #: How devices keep their connections: ``poll`` (each connects, logs in and syncs on every poll; ``idle`` lets a
 #: client that can IDLE hold one connection) or ``profile`` (each as its client profile keeps it).
 BEHAVIOURS = ("poll", "profile")
-#: What a device does between syncs (:meth:`FleetSpec.way_of`): the kept-connection ways, then reconnect-and-poll.
-KEPT_WAYS = ("idle", "noop", "poll")
+#: What a device that connects and logs in on every poll does between syncs (:meth:`FleetSpec.way_of`; the others
+#: are the kept-connection ways, :data:`mailstudy.live.keeping.KEPT_WAYS`, and ``none``).
 RECONNECT = "reconnect"
 
 
@@ -111,11 +111,14 @@ class FleetSpec:
         return float(self.poll_s)
 
     def way_of(self, i: int) -> str:
-        """What device ``i`` does between syncs: ``idle``, ``noop`` or ``poll`` over a kept connection, or
-        ``reconnect`` (connect, log in and sync on every poll)."""
+        """What device ``i`` does between syncs: ``idle``, ``noop`` or ``poll`` over a kept connection,
+        ``reconnect`` (connect, log in and sync on every poll) or ``none`` (no look of its own: only the final
+        round's sync)."""
         prof = get_client(self.client_of(i))
         if self.behaviour == "poll":
             return "idle" if self.idle and prof.idle else RECONNECT
+        if prof.new_mail == "none":
+            return "none"
         if prof.protocol == "imap" and prof.keep_connection and prof.new_mail in KEPT_WAYS:
             return prof.new_mail
         return RECONNECT

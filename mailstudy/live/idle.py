@@ -29,11 +29,11 @@ import re
 from mailstudy.live.devices import Device
 from mailstudy.live.engine import SEEN, Destination, SessionError, SyncOutcome, guarded, measure, open_connection
 from mailstudy.live.imap_sync import ImapSync
-from mailstudy.live.keeping import RFC2177_RENEW_S
+from mailstudy.live.keeping import KEPT_WAYS, RFC2177_RENEW_S
 from mailstudy.live.trace import Trace
+from mailstudy.live.values import ParameterValueError
 
 KEEPALIVE_S = RFC2177_RENEW_S  # the IDLE renewal when the client's own timer is not used
-MODES = ("idle", "noop", "poll")
 EXISTS_WAIT_S = 2.0  # how long to wait for the server's EXISTS after a delivery before sending DONE anyway
 _EXISTS = re.compile(rb"^\* (\d+) EXISTS", re.IGNORECASE)
 _PUSHED_FLAGS = re.compile(rb"^\* (\d+) FETCH \(.*FLAGS \(([^)]*)\)", re.IGNORECASE)
@@ -49,8 +49,9 @@ class KeptConnection:
 
     def __init__(self, profile, account: Destination, device: Device, condstore: bool = False,
                  mode: str = "idle") -> None:
-        if mode not in MODES:
-            raise ValueError(f"a kept connection learns of new mail by one of {', '.join(MODES)}, not {mode!r}")
+        if mode not in KEPT_WAYS:
+            raise ParameterValueError(f"a kept connection learns of new mail by one of {', '.join(KEPT_WAYS)}, "
+                                      f"not {mode!r}")
         self.profile, self.account, self.device, self.condstore, self.mode = profile, account, device, condstore, mode
         self.trace = Trace()
         self.totals = SyncOutcome(client=profile.name)

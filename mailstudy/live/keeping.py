@@ -26,6 +26,8 @@ from dataclasses import replace
 from types import MappingProxyType
 
 NEW_MAIL = ("idle", "noop", "poll", "none")
+#: The ways that hold a connection (``poll`` only when the profile keeps its connection).
+KEPT_WAYS = NEW_MAIL[:3]
 #: The connection-keeping fields of a profile, in the order the table shows them.
 FIELDS = ("keep_connection", "new_mail", "poll_s", "poll_user_set", "idle_renew_s", "keepalive_s")
 #: RFC 2177: a client should re-issue IDLE at least every 29 minutes (servers may log it out after 30).
@@ -149,5 +151,5 @@ def keeping_markdown(profiles) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["FIELDS", "KEEPING", "NEW_MAIL", "RFC2177_RENEW_S", "keeping_markdown", "keeping_rows", "ships_with",
-           "with_keeping"]
+__all__ = ["FIELDS", "KEEPING", "KEPT_WAYS", "NEW_MAIL", "RFC2177_RENEW_S", "keeping_markdown", "keeping_rows",
+           "ships_with", "with_keeping"]
