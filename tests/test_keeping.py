@@ -74,6 +74,16 @@ def test_a_sweep_changes_the_poll_interval_only_where_the_user_can(monkeypatch):
     assert [spec.way_of(i) for i in range(3)] == ["noop", "reconnect", "idle"]
 
 
+def test_a_poll_sweep_asks_a_client_whose_user_cannot_set_it_once_at_its_own_interval(monkeypatch):
+    from mailstudy.study.kept import poll_sweep_cells
+
+    monkeypatch.setitem(PROFILES, "mbsync", replace(PROFILES["mbsync"], poll_user_set=False))
+    cells = poll_sweep_cells(["embedded"], clients=("neomutt", "mbsync"), polls=(300, 3600))
+    assert [(c.clients[0], c.poll_s) for c in cells] == [("neomutt", 300), ("neomutt", 3600), ("mbsync", None)]
+    assert [c.poll_of(0) for c in cells] == [300, 3600, get_client("mbsync").poll_s]
+    assert {c.behaviour for c in cells} == {"profile"}
+
+
 def test_a_client_that_never_looks_by_itself_syncs_only_in_the_final_round(start_server, monkeypatch):
     monkeypatch.setitem(PROFILES, "mbsync", replace(PROFILES["mbsync"], new_mail="none"))
     r = run(start_server, devices=1, clients=("mbsync",), behaviour="profile")

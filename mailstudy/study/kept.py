@@ -37,6 +37,20 @@ def kept_cells(servers, clients=KEPT_CLIENTS, hours: float = 24.0, rate: float =
     return [replace(base, server=s, clients=(c,), behaviour=b) for s in servers for c in clients for b in BEHAVIOURS]
 
 
+def poll_sweep_cells(servers, clients=KEPT_CLIENTS, polls=(300.0, 900.0, 3600.0), hours: float = 24.0,
+                     rate: float = 100.0, seed: int = 0, devices: int = 1) -> list[FleetCell]:
+    """A sweep of the poll interval with each client as it ships: a client whose user can set the interval gets
+    each of ``polls``; one whose user cannot keeps its own default, so it is one cell, not one per interval."""
+    base = FleetCell(hours=hours, rate=rate, seed=seed, devices=devices, behaviour="profile")
+    cells: list[FleetCell] = []
+    for s in servers:
+        for c in clients:
+            settable = get_client(c).poll_user_set
+            for poll in polls if settable else (None,):
+                cells.append(replace(base, server=s, clients=(c,), poll_s=poll))
+    return cells
+
+
 def kept_table(devices_df):
     """The device rows of :func:`kept_cells` as the notebook shows them: what each client ships with, its way,
     logins, commands, round trips, bytes (and bytes scaled to a day) and staleness."""
@@ -58,4 +72,4 @@ def kept_comparison(servers, clients=KEPT_CLIENTS, hours: float = 24.0, rate: fl
     return table
 
 
-__all__ = ["KEPT_CLIENTS", "KEPT_COLUMNS", "kept_cells", "kept_comparison", "kept_table"]
+__all__ = ["KEPT_CLIENTS", "KEPT_COLUMNS", "kept_cells", "kept_comparison", "kept_table", "poll_sweep_cells"]
