@@ -171,6 +171,13 @@ def test_a_bad_path_is_refused_in_one_line(hostile, tmp_path, argv, kinds, needl
     assert Path("/etc/passwd").is_file() and Path("/dev/null").is_char_device()
 
 
+@pytest.mark.parametrize("args, needle", [(("--behaviour", "push"), "--behaviour"),
+                                          (("--behaviour", ""), "--behaviour"),
+                                          (("--behaviour", "profile", "--idle"), "idle is for the poll behaviour")])
+def test_a_fleet_behaviour_that_is_not_one_is_refused_before_it_starts(args, needle):
+    refused(run("fleet", *args, timeout=TIMEOUT), needle)
+
+
 def test_the_fleet_refuses_a_file_as_cache_folder_before_it_simulates(tmp_path):
     """``/proc/nope`` cannot be made; a file is not a folder: both refused at once, nothing simulated."""
     for bad in ("/proc/nope", "/etc/passwd"):

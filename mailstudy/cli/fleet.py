@@ -14,16 +14,19 @@ from mailstudy.cli.errors import fail
 from mailstudy.cli.session import format_table
 from mailstudy.cli.values import fraction, gigabytes, interval, parse_loss, ranged, seed
 
-DEVICE_COLUMNS = ["device", "client", "sessions", "bytes_up", "bytes_down", "commands", "round_trips", "network_s",
+DEVICE_COLUMNS = ["device", "client", "way", "logins", "bytes_up", "bytes_down", "commands", "round_trips", "network_s",
                   "bodies_downloaded", "availability_listed", "availability_offline", "read_agreement",
-                  "staleness_median_s", "staleness_p95_s", "uses_idle", "lost"]
-FLEET_KEYS = ("server", "server_version", "devices", "clients", "hours", "rate", "start_messages", "seed",
-              "sessions", "bytes_up", "bytes_down", "commands", "round_trips", "network_s", "delivered",
+                  "staleness_median_s", "staleness_max_s", "lost"]
+FLEET_KEYS = ("server", "server_version", "devices", "clients", "behaviour", "hours", "rate", "start_messages",
+              "seed", "sessions", "logins", "bytes_up", "bytes_down", "commands", "round_trips", "network_s", "delivered",
               "reads", "body_downloads", "duplicate_downloads", "read_agreement", "availability_min",
-              "messages_only_on_one_device", "messages_lost", "staleness_median_s", "staleness_p95_s",
+              "messages_only_on_one_device", "messages_lost", "staleness_median_s", "staleness_p95_s", "staleness_max_s",
               "condstore_offered", "condstore_used", "pop3_second_session")
+
+
 def add_parser(sub) -> None:
     from mailstudy.live.client_profiles import CLIENTS
+    from mailstudy.live.fleet_spec import BEHAVIOURS
 
     p = sub.add_parser("fleet", help="N devices on one account over a simulated day",
                        description="Start a server, let mail arrive (seeded Poisson, really delivered), let N "
@@ -50,7 +53,13 @@ def add_parser(sub) -> None:
     p.add_argument("--condstore", action="store_true",
                    help="IMAP flag sync with CONDSTORE CHANGEDSINCE where the server offers it")
     p.add_argument("--idle", action="store_true",
-                   help="devices whose client can IDLE (thunderbird) hold one connection instead of polling")
+                   help="with --behaviour poll: devices whose client can IDLE (thunderbird) hold one connection "
+                        "instead of polling, renewed every 29 minutes")
+    p.add_argument("--behaviour", choices=BEHAVIOURS, default="poll",
+                   help="poll: every device connects, logs in and syncs on each poll (the default); profile: each "
+                        "device keeps its connection as its client does (IDLE, NOOP polling, a sync over a kept "
+                        "connection, or reconnect-and-poll; docs/clients.md), and --poll changes only the clients "
+                        "whose user can set it")
     p.add_argument("--profile", default="loopback", help="network profile for the seconds (loopback)")
     p.add_argument("--server", choices=["embedded", "dovecot"], default="embedded")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="send the cell to this Dask cluster")
@@ -68,7 +77,7 @@ def _cell(args):
                      hours=args.hours, rate=args.rate, poll_s=args.poll,
                      start_messages=args.start, sizes=args.sizes, read_fraction=args.read_fraction,
                      seed=args.seed, lose_device=lose[0], lose_at_h=lose[1], condstore=args.condstore, idle=args.idle,
-                     profile=args.profile)
+                     behaviour=args.behaviour, profile=args.profile)
 
 
 def _dask_client(address: str):

@@ -22,6 +22,7 @@ from mailstudy.live.access import SessionSpec
 from mailstudy.live.devices import Device
 from mailstudy.live.engine import Catalog, Destination, Session, SyncOutcome, run_workload
 from mailstudy.live.imap_sync import ImapSync, split_uid_sets, uid_set
+from mailstudy.live.keeping import with_keeping
 from mailstudy.live.pop3_sync import play_pop3
 from mailstudy.live.trace import Trace
 from mailstudy.live.values import ParameterValueError
@@ -51,8 +52,11 @@ class _Profile:
     summary: str  # one sentence a reader of the table sees
     poll_s: float  # seconds between checks for new mail
     idle: bool = False  # the client can hold an IDLE connection instead of polling
-    keep_connection: bool = False  # the connection stays open between checks
-    new_mail: str = "reconnect-poll"  # how new mail is learned: idle, noop-poll or reconnect-poll
+    keep_connection: bool = False  # the connection stays open between checks (else: connect and log in each time)
+    new_mail: str = "poll"  # how new mail is learned: one of NEW_MAIL (mailstudy.live.keeping)
+    idle_renew_s: float = 0.0  # an IDLE is ended and issued again after this long (0: the client never IDLEs)
+    keepalive_s: float = 0.0  # a kept connection quiet this long gets a command or a TCP keepalive (0: none)
+    poll_user_set: bool = True  # a user can set poll_s (a sweep varies it only then)
     pipelining_depth: int = 1  # commands in flight
     compression: bool = False  # COMPRESS=DEFLATE
     sources: MappingProxyType = field(default_factory=lambda: MappingProxyType({}), compare=False, repr=False)
@@ -217,6 +221,7 @@ PROFILES: dict[str, _Profile] = {
         poll_s=f"ours: 10 minutes, as {TB_POP3}", capa=RFC1939, list_before_uidl=RFC1939, uidl=RFC1939,
         headers_only=RFC1939, large_limit=RFC1939, delete=RFC1939),
 }
+PROFILES = {name: with_keeping(p) for name, p in PROFILES.items()}  # connection-keeping values (live/keeping.py)
 CLIENTS = tuple(PROFILES)
 
 #: Fields that are the profile's identity, not a behaviour.

@@ -273,6 +273,10 @@ class ImapConnection:
             self.modseq_at_select = int(hm[-1]) if hm else 0
         return int(data[-1] or 0)
 
+    def select_again(self) -> None:
+        """SELECT INBOX once more on this connection (a client that opens the folder anew for each sync)."""
+        self.n = self._select()
+
     def uid_fetch(self, uids: str, items: str, *modifiers: str) -> list[Fetch]:
         typ, data = self.c.uid("FETCH", uids, items, *modifiers)
         if typ != "OK":

@@ -15,6 +15,7 @@ from functools import cached_property
 from mailstudy.live.engine import Catalog, fetches, message_data
 from mailstudy.live.fleet_run import SESSION_COUNTS, FleetState
 from mailstudy.live.fleet_spec import FleetError, FleetResult, FleetSpec, Plan
+from mailstudy.live.keeping import KEPT_WAYS
 
 SUMMED = ("server_timing_bytes",)  # summed over sessions as the counts are
 
@@ -74,7 +75,8 @@ class FleetTally:
         s = self.spec
         return {"devices": s.devices, "clients": ",".join(s.clients), "hours": s.hours, "rate": s.rate,
                 "start_messages": s.start_messages, "sizes": s.sizes, "read_fraction": s.read_fraction,
-                "seed": s.seed, "condstore": s.condstore, "idle": s.idle, "profile": s.profile,
+                "seed": s.seed, "condstore": s.condstore, "idle": s.idle, "behaviour": s.behaviour,
+                "profile": s.profile,
                 "lose_device": s.lose_device, "lose_at_h": s.lose_at_h, "server": self.server.name,
                 "server_version": self.server.version}
 
@@ -94,10 +96,12 @@ class FleetTally:
         listed, held = dev.listed & self.delivered, set(dev.store) & self.delivered
         n_delivered = len(self.delivered) or 1
         agree = sum(1 for sha in listed if (sha in dev.seen) == (sha in st.truth))
-        med, p95 = quantiles(self.delays(i))
+        delays = self.delays(i)
+        med, p95 = quantiles(delays)
+        way = self.spec.way_of(i)
         return {**self.params, "device": i, "client": prof.name, "protocol": prof.protocol,
-                "poll_s": self.spec.poll_of(i), "uses_idle": self.spec.idle and prof.idle,
-                "sessions": len(mine), **_sums(mine),
+                "poll_s": self.spec.poll_of(i), "uses_idle": way == "idle", "way": way,
+                "keeps_connection": way in KEPT_WAYS, "sessions": len(mine), "logins": len(mine), **_sums(mine),
                 "headers_downloaded": sum(s["headers"] for s in mine),
                 "bodies_downloaded": sum(dev.body_downloads.values()),
                 "partial_bodies": sum(s["partial_bodies"] for s in mine),
@@ -106,7 +110,8 @@ class FleetTally:
                 "read_agreement": agree / len(listed) if listed else None,
                 "sole_holder": sum(1 for sha, h in self.holders.items() if h == [i] and sha not in self.on_server),
                 "lost": dev.lost, "held_at_loss": st.held_at_loss if dev.lost else None,
-                "staleness_median_s": med, "staleness_p95_s": p95, "shown_new": len(self.delays(i))}
+                "staleness_median_s": med, "staleness_p95_s": p95, "staleness_max_s": max(delays, default=None),
+                "shown_new": len(delays)}
 
     def fleet_row(self, device_rows: list[dict]) -> dict:
         st, devices = self.state, self.state.devices
@@ -116,7 +121,8 @@ class FleetTally:
                        if all((sha in d.seen) == (sha in st.truth) for d in devices if sha in d.listed))
         downloads = sum(sum(d.body_downloads.values()) for d in devices)
         distinct = len({sha for d in devices for sha in d.body_downloads})
-        med, p95 = quantiles([x for i in range(self.spec.devices) for x in self.delays(i)])
+        delays = [x for i in range(self.spec.devices) for x in self.delays(i)]
+        med, p95 = quantiles(delays)
         alone = [sha for sha, h in self.holders.items() if sha not in self.on_server]
         return {
             **self.params, "sessions": len(st.sessions), **_sums(st.sessions),
@@ -128,6 +134,6 @@ class FleetTally:
             "messages_only_on_one_device": sum(1 for sha in alone if len(self.holders[sha]) == 1),
             "messages_lost": sum(1 for sha in alone if not self.holders[sha]),
             "availability_min": min(r["availability_listed"] for r in device_rows),
-            "staleness_median_s": med, "staleness_p95_s": p95,
-            "condstore_offered": st.condstore_offered, "condstore_used": st.condstore_used,
+            "staleness_median_s": med, "staleness_p95_s": p95, "staleness_max_s": max(delays, default=None),
+            "logins": len(st.sessions), "condstore_offered": st.condstore_offered, "condstore_used": st.condstore_used,
         }

@@ -17,7 +17,8 @@ from mailstudy.live.client_profiles import Catalog, Destination, get_client
 from mailstudy.live.devices import Device
 from mailstudy.live.engine import SyncOutcome
 from mailstudy.live.fleet_spec import FleetError, FleetSpec, Plan
-from mailstudy.live.idle import KEEPALIVE_S, IdleConnection
+from mailstudy.live.idle import KeptConnection
+from mailstudy.live.keeping import KEPT_WAYS
 from mailstudy.live.network_time import network_seconds
 from mailstudy.live.trace import DOWN
 from mailstudy.servers.dovecot import IDLE_NOTICE, TIMING_TEXT
@@ -32,8 +33,8 @@ class Event(IntEnum):
     LOSS = 1  # a device is lost
     POLL = 2  # a device checks for new mail
     FINAL = 3  # the end of the period: every device still in use syncs once more, without reading
-    KEEPALIVE = 4  # an IDLE connection is renewed (RFC 2177's 29 minutes)
-    IDLE_START = 5  # a device that can IDLE opens its connection
+    KEEPALIVE = 4  # an IDLE connection is renewed (RFC 2177's 29 minutes, or the client's own shorter timer)
+    IDLE_START = 5  # a device that keeps its connection opens it (at its first poll)
 
 
 def hms(t: float) -> str:
@@ -76,8 +77,9 @@ class FleetRun:
             profiles=[get_client(spec.client_of(i)) for i in range(n)],
             arrived_at={self.sha_of[k]: 0.0 for k in range(plan.start)},
             pending=[set() for _ in range(n)], first_shown=[{} for _ in range(n)])
-        self.idle = {i for i in range(n) if spec.idle and self.state.profiles[i].idle}
-        self.conns: dict[int, IdleConnection] = {}
+        self.ways = [spec.way_of(i) for i in range(n)]
+        self.kept = {i for i in range(n) if self.ways[i] in KEPT_WAYS}
+        self.conns: dict[int, KeptConnection] = {}
         self.opened_at: dict[int, float] = {}
         self.arrived: list[tuple[float, int]] = []  # delivered together before the next event that looks
 
@@ -88,15 +90,18 @@ class FleetRun:
         events = [(t, Event.ARRIVAL, k) for k, t in enumerate(p.arrivals)]
         if spec.lose_device is not None:
             events.append((spec.lose_at_h * 3600.0, Event.LOSS, spec.lose_device))
-        events += [(t, Event.POLL, i) for t, i in p.polls if i not in self.idle]
         first_poll: dict[int, float] = {}
         for t, i in p.polls:
+            if i in self.kept and i not in first_poll:
+                events.append((t, Event.IDLE_START, i))  # a kept connection opens at the first poll
+            elif self.ways[i] not in ("idle", "none"):  # IDLE: its timer is its renewal; none: no look of its own
+                events.append((t, Event.POLL, i))
             first_poll.setdefault(i, t)
-        for i in self.idle:
-            events.append((first_poll[i], Event.IDLE_START, i))
-            renewals = int((spec.period_s - first_poll[i]) // KEEPALIVE_S)
-            events += [(first_poll[i] + k * KEEPALIVE_S, Event.KEEPALIVE, i) for k in range(1, renewals + 1)
-                       if first_poll[i] + k * KEEPALIVE_S < spec.period_s]
+        for i in (i for i in self.kept if self.ways[i] == "idle"):
+            every = spec.renew_of(i)
+            renewals = int((spec.period_s - first_poll[i]) // every)
+            events += [(first_poll[i] + k * every, Event.KEEPALIVE, i) for k in range(1, renewals + 1)
+                       if first_poll[i] + k * every < spec.period_s]
         if spec.final_round:
             events += [(spec.period_s, Event.FINAL, i) for i in range(spec.devices)]
         return sorted(events)
@@ -119,9 +124,10 @@ class FleetRun:
     # -- the steps, one per kind of event ----------------------------------------------------------------------
     def arrival(self, t: float, k: int) -> None:
         self.arrived.append((t, self.plan.start + k))
-        if self.conns:  # an IDLE device hears of it at once
+        idling = sorted(i for i in self.conns if self.ways[i] == "idle")
+        if idling:  # an IDLE device hears of it at once
             self.flush()
-            for i in sorted(self.conns):
+            for i in idling:
                 self.take(t, i, self.guarded(t, i, lambda i=i: self.conns[i].wake(set(self.state.pending[i]))))
 
     def loss(self, t: float, idx: int) -> None:
@@ -137,8 +143,12 @@ class FleetRun:
         if self.state.devices[idx].lost:
             return
         if idx in self.conns:
-            self.end_idle(t, idx, True)
-        elif idx not in self.idle:
+            if final:
+                self.end_idle(t, idx, True)
+            else:  # the kept connection's own check: NOOP, or the whole sync over it
+                pending = set(self.state.pending[idx])
+                self.take(t, idx, self.guarded(t, idx, lambda: self.conns[idx].check(pending)))
+        elif idx not in self.kept:
             to_read = set() if final else set(self.state.pending[idx])
             profile, device = self.state.profiles[idx], self.state.devices[idx]
             out = self.guarded(t, idx, lambda: profile.run(self.account, device, to_read,
@@ -150,14 +160,21 @@ class FleetRun:
         self.poll(t, idx, final=True)
 
     def keepalive(self, t: float, idx: int) -> None:
-        if idx in self.conns:
+        """The IDLE's renewal: DONE and IDLE (``poll``), or the client's own check (``profile``)."""
+        if idx not in self.conns:
+            return
+        if self.spec.behaviour == "profile":
+            pending = set(self.state.pending[idx])
+            self.take(t, idx, self.guarded(t, idx, lambda: self.conns[idx].check(pending)))
+        else:
             self.guarded(t, idx, self.conns[idx].keepalive)
 
     def idle_start(self, t: float, idx: int) -> None:
         st = self.state
         if st.devices[idx].lost:
             return
-        self.conns[idx] = IdleConnection(st.profiles[idx], self.account, st.devices[idx], self.spec.condstore)
+        self.conns[idx] = KeptConnection(st.profiles[idx], self.account, st.devices[idx], self.spec.condstore,
+                                         mode=self.ways[idx])
         self.opened_at[idx] = t
         self.take(t, idx, self.guarded(t, idx, lambda: self.conns[idx].open(set(st.pending[idx]))))
 
@@ -208,7 +225,8 @@ class FleetRun:
         m = out.result.metrics
         self.state.sessions.append({
             "device": idx, "client": prof.name, "protocol": prof.protocol, "t_sim_s": t, "final_round": final,
-            "idle": held_s is not None, "held_s": held_s, **{c: m[c] for c in SESSION_COUNTS},
+            "idle": held_s is not None and self.ways[idx] == "idle", "kept": held_s is not None,
+            "way": self.ways[idx], "held_s": held_s, **{c: m[c] for c in SESSION_COUNTS},
             "network_s": network_seconds(out.result, self.spec.profile), "headers": out.headers,
             "bodies": out.bodies, "partial_bodies": out.partial_bodies, "new_listed": len(out.new_listed),
             "read": len(out.read), "exchanges_failed": m["exchanges_failed"],

@@ -16,11 +16,18 @@ from dataclasses import dataclass, field
 from mailstudy.corpus import Corpus, generate
 from mailstudy.errors import MailstudyError
 from mailstudy.live.client_profiles import get_client
+from mailstudy.live.keeping import KEPT_WAYS, RFC2177_RENEW_S
 from mailstudy.live.network_time import LOOPBACK, check_profile
 from mailstudy.live.params import SessionParams
 from mailstudy.live.values import ParameterValueError, check_positive
 
 DAY_S = 86400.0
+#: How devices keep their connections: ``poll`` (each connects, logs in and syncs on every poll; ``idle`` lets a
+#: client that can IDLE hold one connection) or ``profile`` (each as its client profile keeps it).
+BEHAVIOURS = ("poll", "profile")
+#: What a device that connects and logs in on every poll does between syncs (:meth:`FleetSpec.way_of`; the others
+#: are the kept-connection ways, :data:`mailstudy.live.keeping.KEPT_WAYS`, and ``none``).
+RECONNECT = "reconnect"
 
 
 class FleetError(MailstudyError, RuntimeError):
@@ -44,6 +51,7 @@ class FleetSpec:
     lose_at_h: float | None = None
     condstore: bool = False  # IMAP flag sync with CHANGEDSINCE where the server offers CONDSTORE
     idle: bool = False  # devices whose client profile can IDLE hold a connection instead of polling
+    behaviour: str = "poll"  # one of BEHAVIOURS; "profile": each device keeps its connection as its client does
     final_round: bool = True
     profile: str = LOOPBACK  # network profile for the modelled seconds
 
@@ -52,6 +60,11 @@ class FleetSpec:
             object.__setattr__(self, "clients", (self.clients,) if isinstance(self.clients, str)
                                else tuple(self.clients))
         self._check_sizes_of_things()
+        if self.behaviour not in BEHAVIOURS:
+            raise ParameterValueError(f"behaviour must be one of {', '.join(BEHAVIOURS)}, not {self.behaviour!r}")
+        if self.idle and self.behaviour == "profile":
+            raise ParameterValueError("idle is for the poll behaviour; under profile each client IDLEs (or not) as "
+                                      "it does by default")
         for c in self.clients:  # each device's session values (client, corpus, read fraction): the one rule each
             SessionParams(workload=c, messages=self.start_messages, sizes=self.sizes, seed=self.seed,
                           read_fraction=self.read_fraction)
@@ -90,7 +103,31 @@ class FleetSpec:
         return self.clients[i % len(self.clients)]
 
     def poll_of(self, i: int) -> float:
-        return float(self.poll_s if self.poll_s is not None else get_client(self.client_of(i)).poll_s)
+        """Device ``i``'s poll interval: ``poll_s`` when given (under ``profile``: only for a client whose user can
+        set it), else its client's own default."""
+        prof = get_client(self.client_of(i))
+        if self.poll_s is None or (self.behaviour == "profile" and not prof.poll_user_set):
+            return float(prof.poll_s)
+        return float(self.poll_s)
+
+    def way_of(self, i: int) -> str:
+        """What device ``i`` does between syncs: ``idle``, ``noop`` or ``poll`` over a kept connection,
+        ``reconnect`` (connect, log in and sync on every poll) or ``none`` (no look of its own: only the final
+        round's sync)."""
+        prof = get_client(self.client_of(i))
+        if self.behaviour == "poll":
+            return "idle" if self.idle and prof.idle else RECONNECT
+        if prof.new_mail == "none":
+            return "none"
+        if prof.protocol == "imap" and prof.keep_connection and prof.new_mail in KEPT_WAYS:
+            return prof.new_mail
+        return RECONNECT
+
+    def renew_of(self, i: int) -> float:
+        """How often device ``i`` (in IDLE) ends its IDLE and checks: its client's own timer under ``profile``, at
+        most RFC 2177's 29 minutes; the 29 minutes under ``poll``."""
+        own = get_client(self.client_of(i)).idle_renew_s if self.behaviour == "profile" else 0.0
+        return min(own, RFC2177_RENEW_S) if own > 0 else float(RFC2177_RENEW_S)
 
     @property
     def period_s(self) -> float:

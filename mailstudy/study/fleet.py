@@ -41,7 +41,7 @@ from mailstudy.study.experiment import server_version, sweep
 TIME_COLUMNS = ("network_s", "pop3_second_s")
 #: The parameters every row carries (the fleet's and the server's).
 PARAM_COLUMNS = ("devices", "clients", "hours", "rate", "start_messages", "sizes", "read_fraction", "seed",
-                 "condstore", "idle", "profile", "lose_device", "lose_at_h", "server", "server_version")
+                 "condstore", "idle", "behaviour", "profile", "lose_device", "lose_at_h", "server", "server_version")
 #: The standard sweep: every client profile, these device counts, both servers.
 STANDARD_DEVICES = (1, 2, 4, 8)
 STANDARD_CLIENTS = ("thunderbird", "k9", "neomutt", "mbsync", "thunderbird-pop3", "k9-pop3", "pop3-delete")
