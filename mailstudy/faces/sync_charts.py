@@ -27,7 +27,7 @@ LABEL = {"naive": "naive: UID FETCH 1:* (FLAGS)", "condstore": "CONDSTORE: ... (
 def sync_chart(rows, profile: str = "4g", title: str | None = None):
     """Two rows of panels, one column per number of changes: kilobytes down and seconds on ``profile`` against
     the mailbox's size (log-log: the sizes span two decades), one line per method; time error bars are the range
-    over the seeds."""
+    over the seeds (95 % bootstrap interval of the median)."""
     import pandas as pd
 
     df = pd.DataFrame(rows)
@@ -62,7 +62,7 @@ def sync_chart(rows, profile: str = "4g", title: str | None = None):
                bbox_to_anchor=(0.5, 0.03))
     seeds = int(df["seeds"].max()) if "seeds" in df else 1
     fig.suptitle(title or f"What does a device pay to learn what changed, as the mailbox grows? "
-                 f"(times: median and range over {seeds} seeds)", fontsize=10)
+                 f"(times: median of {seeds} seeds, 95 % interval)", fontsize=10)
     fig.text(0.5, 0.005, "CONDSTORE (hollow squares) and QRESYNC (crosses) send nearly the same bytes and overlap.",
              ha="center", fontsize=8)
     fig.tight_layout(rect=(0, 0.07, 1, 0.97))

@@ -21,7 +21,8 @@ sync sends does not depend on the messages' sizes, and 100,000 messages of the s
 about 6 GB. Each cell's sessions run through :data:`mailstudy.link.BASELINE` as the model's inputs are measured,
 on the study's network conditions (:mod:`mailstudy.study.network`: by default implicit TLS 1.3 and each profile's
 loss). The counts are the same on every seed; the times are given per seed on the profile as that seed samples it
-(:meth:`mailstudy.link.Profile.sample`), as a median with the range over the seeds.
+(:meth:`mailstudy.link.Profile.sample`), summarized as every study number is (:mod:`mailstudy.study.intervals`:
+the median over the seeds and its 95 % bootstrap interval).
 
 Two times, never added together without saying so: ``work_s`` is the session as measured through the baseline
 link (0.5 ms round trips), mostly the server's and the client's processing on this machine; ``duration_s`` is the
@@ -42,6 +43,7 @@ from mailstudy.live.clients import ClientTLS
 from mailstudy.live.engine import Catalog, Destination, ImapConnection, Session, SessionError, run_workload
 from mailstudy.live.trace import Trace
 from mailstudy.servers import make_server
+from mailstudy.study.intervals import median_interval
 from mailstudy.study.network import Conditions, conditions as network_conditions
 
 METHODS = ("naive", "condstore", "qresync")
@@ -196,7 +198,7 @@ def sync_rows(results: Iterable, profiles: Iterable[str] = PROFILES, seeds: Iter
               conditions: str | Conditions = "realistic") -> list[dict]:
     """One row per method, mailbox, changes and profile: the sessions' counts (equal in every repeat), the work
     they took through the baseline link (median), and the model's time on the profile: the median over the seeds
-    of each seed's median over the repeats, with the range over the seeds (``duration_s_lo``/``_hi``)."""
+    of each seed's median over the repeats, with its 95 % bootstrap interval (``duration_s_lo``/``_hi``)."""
     net = network_conditions(conditions)
     groups: dict[SyncSpec, list] = {}
     received: dict[SyncSpec, int] = {}
@@ -220,8 +222,8 @@ def sync_rows(results: Iterable, profiles: Iterable[str] = PROFILES, seeds: Iter
             times = [[predict(r, p.sample(s)) for r in rs] for s in seeds]
             per_seed = [statistics.median(t["duration_s"] for t in ts) for ts in times]
             network = [statistics.median(t["network_s"] for t in ts) for ts in times]
-            rows.append({**base, "profile": p.name, "duration_s": statistics.median(per_seed),
-                         "duration_s_lo": min(per_seed), "duration_s_hi": max(per_seed),
+            duration, lo, hi = median_interval(per_seed)
+            rows.append({**base, "profile": p.name, "duration_s": duration, "duration_s_lo": lo, "duration_s_hi": hi,
                          "network_s": statistics.median(network)})
     return rows
 
