@@ -44,7 +44,8 @@ def test_study_quick_executes_every_notebook(tmp_path):
         "latency_list_open", "latency_model_vs_measured", "latency_waiting_vs_rtt", "latency_pipelining_batching",
         "latency_breakeven")
     for name in ("traffic_volume_up_down", "bytes_vs_read_fraction", "traffic_volume_overhead", "article_claims",
-                 "devices_bytes_per_day", "devices_agreement", "devices_losses", "devices_condstore", *latency,
+                 "devices_bytes_per_day", "devices_agreement", "devices_losses", "devices_condstore", "listing_share",
+                 *latency,
                  *(() if "08-large-mailboxes" in skipped else ("mailbox_sync_dovecot",))):
         png = tmp_path / "data" / "figures" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
