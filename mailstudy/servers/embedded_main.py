@@ -49,7 +49,7 @@ from pysasl.hashing import BuiltinHash
 
 from mailstudy import __version__
 from mailstudy.servers.base import EXIT_PORT_IN_USE
-from mailstudy.servers.imap_compress import COMPRESS_CAPABILITY
+from mailstudy.servers.imap_compress import COMPRESS_CAPABILITY, compressing_server
 from mailstudy.servers.pop3d import Pop3Server
 from mailstudy.servers.pymap_speedups import keep_every_byte, start_imap, use_lazy_parsing
 
@@ -168,14 +168,16 @@ async def serve(spec: dict, ready_out=None) -> None:
     stop = asyncio.Event()
     async with AsyncExitStack() as stack:
         await backend.start(stack)
-        await start_imap(backend, config, stack, speedups=spec.get("speedups", True))
+        speedups = spec.get("speedups", True)
+        server_cls = compressing_server(speedups) if config.compress else None  # pymap has no COMPRESS of its own
+        await start_imap(backend, config, stack, speedups=speedups, server_cls=server_cls)
         pop3_server = await asyncio.start_server(pop3, host=spec["host"], port=spec["pop3_port"])
         await stack.enter_async_context(pop3_server)
         if tls:  # implicit TLS: the same servers behind a handshake, STARTTLS/STLS not offered there
             implicit = copy.copy(config)
             implicit._tls_enabled = False  # pymap's switch for offering STARTTLS (IMAPConfig.initial_capability)
-            await start_imap(backend, implicit, stack, speedups=spec.get("speedups", True),
-                             port=tls["imaps_port"], ssl=ctx)
+            await start_imap(backend, implicit, stack, speedups=speedups, port=tls["imaps_port"], ssl=ctx,
+                             server_cls=server_cls)
             pop3s = await asyncio.start_server(pop3.implicit, host=spec["host"], port=tls["pop3s_port"], ssl=ctx)
             await stack.enter_async_context(pop3s)
         imap_port = spec["imap_port"]

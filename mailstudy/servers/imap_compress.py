@@ -5,8 +5,8 @@ Why a module of its own: the compression is a layer under IMAP, not an IMAP comm
 parses it; ``tag COMPRESS DEFLATE`` in the authenticated or selected state is answered ``tag OK Begin
 compression.`` (Dovecot 2.3's words, so both servers send the same bytes), and from the next byte on the
 connection's reader and writer are swapped for an inflating reader and a deflating writer. Every other line goes
-to pymap as before. A second COMPRESS is ``NO [COMPRESSIONACTIVE]``, another mechanism ``BAD`` (RFC 4978 3), one
-before login ``BAD`` as pymap answers a command not valid in that state.
+to pymap as before. A second COMPRESS is ``NO [COMPRESSIONACTIVE]`` (RFC 4978 3), another mechanism ``NO`` and
+one before login ``BAD``, each as Dovecot 2.3.19 answers it (measured).
 
 The writer deflates what a response writes and flushes with ``Z_SYNC_FLUSH`` when the connection drains, so each
 response (or each :data:`~mailstudy.servers.pymap_speedups.WRITE_CHUNK` of one) leaves as a whole deflate block
@@ -117,9 +117,9 @@ class CompressingConnection:
         if getattr(state, "_session", None) is None:
             reply = b"BAD Command not permitted in this state."
         elif isinstance(self.writer, DeflateWriter):
-            reply = b"NO [COMPRESSIONACTIVE] COMPRESS already enabled."
+            reply = b"NO [COMPRESSIONACTIVE] COMPRESSION=DEFLATE already enabled."
         elif mechanism.upper() != b"DEFLATE":
-            reply = b"BAD Unknown compression mechanism."
+            reply = b"NO Unknown compression mechanism."
         else:
             reply = None
         self.writer.write(tag + b" " + (reply or b"OK Begin compression.") + b"\r\n")

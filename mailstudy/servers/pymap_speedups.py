@@ -374,14 +374,12 @@ class FastIMAPServer(IMAPServer):
 
 
 async def start_imap(backend: DictBackend, config: IMAPConfig, stack: AsyncExitStack, *,
-                     speedups: bool = True, port: int | None = None, ssl=None) -> None:
+                     speedups: bool = True, port: int | None = None, ssl=None, server_cls: type | None = None) -> None:
     """Listen for IMAP as ``IMAPService.start`` does, with :class:`FastIMAPServer` (or pymap's own
     :class:`IMAPServer` when ``speedups`` is false); the listener lives on ``stack``. ``port`` (default: the
-    config's) and ``ssl`` (an SSLContext: implicit TLS on that port) serve a second listener."""
-    server_cls = FastIMAPServer if speedups else IMAPServer
-    if getattr(config, "compress", False):  # COMPRESS=DEFLATE offered (RFC 4978; pymap has none of its own)
-        from mailstudy.servers.imap_compress import compressing_server
-        server_cls = compressing_server(speedups)
+    config's) and ``ssl`` (an SSLContext: implicit TLS on that port) serve a second listener; ``server_cls``
+    another server class (:mod:`mailstudy.servers.imap_compress`'s)."""
+    server_cls = server_cls or (FastIMAPServer if speedups else IMAPServer)
     callback = ProxyProtocolReader(config.proxy_protocol).get_callback(server_cls(backend.login, config))
     server = await asyncio.start_server(callback, host=config.host, port=port or config.port, ssl=ssl)
     await stack.enter_async_context(server)
