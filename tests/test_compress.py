@@ -204,3 +204,14 @@ def test_the_inflater_reads_on_after_compress_and_stops_at_a_gap():
         inflater.feed(direction, data, t)
     assert "cannot be inflated" in inflater.broken
     assert inflater.deflated[DOWN] == sum(len(d) for di, _, d in chunks[6:] if di == DOWN)
+
+
+def test_the_explorer_marks_where_compression_began(tmp_path, tcpdump):
+    from mailstudy.faces.explorer_views import COMPRESSED_ROW, exchanges_html
+
+    run_experiment(Experiment(strategy="download-all", messages=3, compress=True), capture=tmp_path / "c.pcap",
+                   capture_backend="tcpdump")
+    (s,) = analyze_pcap(tmp_path / "c.pcap").sessions
+    table = exchanges_html(s)
+    assert not s.encrypted and "encrypted from here" not in table
+    assert table.index("COMPRESS") < table.index(COMPRESSED_ROW) < table.index("SELECT")

@@ -11,7 +11,8 @@ same classifier redaction uses; everything else is not mail and yields no sessio
 warnings.
 
 A session is *encrypted* when its port is 993/995, its first bytes are TLS records, or STARTTLS/STLS succeeded
-(the parser's :class:`~mailstudy.protocol.events.Encrypted` event). Times are the capture's float seconds
+(the parser's :class:`~mailstudy.protocol.events.Encrypted` event; not its subclass ``Compressed``, COMPRESS
+read inflated). Times are the capture's float seconds
 (``time_scale=1.0``); ``t_start`` is the client's SYN when captured (docs/design.md, "Words": duration runs from
 connect()), else the connection's first packet. ``time_to_list_s`` is None: a capture does not know when the user saw the list.
 

@@ -25,6 +25,7 @@ from typing import Any, Iterable
 from mailstudy.protocol.events import (
     DOWN,
     UP,
+    Compressed,
     Encrypted,
     Event,
     Exchange,
@@ -43,6 +44,7 @@ PARSERS = {"imap": ImapParser, "pop3": Pop3Parser}
 __all__ = [
     "DOWN",
     "UP",
+    "Compressed",
     "Encrypted",
     "Event",
     "Exchange",

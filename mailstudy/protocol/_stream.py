@@ -22,6 +22,7 @@ from mailstudy.protocol.events import (
     DOWN,
     NOT_SECRET,
     UP,
+    Compressed,
     Encrypted,
     Event,
     Exchange,
@@ -574,7 +575,7 @@ class ParserBase:
 
     def _go_inflated(self, t: Any) -> None:
         """COMPRESS accepted and the caller inflates (:attr:`inflated`): parsing goes on."""
-        self._emit(Encrypted(t, "COMPRESS accepted: the bytes from here on are read inflated"))
+        self._emit(Compressed(t, "COMPRESS accepted: the bytes from here on are read inflated"))
         if callable(self.inflated):
             held = {d: stream.take_all().data if len(stream) else b"" for d, stream in self._streams.items()}
             for d, data in held.items():
