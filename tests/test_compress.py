@@ -215,3 +215,15 @@ def test_the_explorer_marks_where_compression_began(tmp_path, tcpdump):
     table = exchanges_html(s)
     assert not s.encrypted and "encrypted from here" not in table
     assert table.index("COMPRESS") < table.index(COMPRESSED_ROW) < table.index("SELECT")
+
+
+def test_cyrus_offers_compress_of_its_own(cyrus_usable):
+    """Debian's Cyrus is built with zlib: it offers COMPRESS=DEFLATE without being asked (measured)."""
+    from mailstudy.servers import make_server
+
+    raws = generate(5, "buchner2009", seed=5).raws()
+    server = make_server("cyrus", compress=False)
+    server.mailboxes[server.account.user] = raws
+    with server:
+        r = _session(server, SessionSpec(strategy="download-all", compress=True), raws)
+    assert r.compressed and r.integrity_ok and r.metrics["compressed_bytes_down"] < r.metrics["bytes_down"]
