@@ -141,7 +141,10 @@ class TracedIMAP4(_Traced, imaplib.IMAP4):
 
     def compress(self) -> str | None:
         """``COMPRESS DEFLATE``; None once compression is on, else the server's refusal (nothing changed)."""
-        typ, data = self.xatom("COMPRESS", "DEFLATE")  # imaplib knows no COMPRESS; xatom is its way for extensions
+        try:  # imaplib knows no COMPRESS; xatom is its way for extensions
+            typ, data = self.xatom("COMPRESS", "DEFLATE")
+        except self.error as exc:  # a BAD: imaplib raises it
+            typ, data = "BAD", [str(exc).encode()]
         if typ != "OK":
             return f"the server refused COMPRESS DEFLATE: {b' '.join(d for d in data if d).decode(errors='replace')}"
         self.sock = DeflateSocket(self.sock, self.trace)
