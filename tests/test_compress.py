@@ -227,3 +227,17 @@ def test_cyrus_offers_compress_of_its_own(cyrus_usable):
     with server:
         r = _session(server, SessionSpec(strategy="download-all", compress=True), raws)
     assert r.compressed and r.integrity_ok and r.metrics["compressed_bytes_down"] < r.metrics["bytes_down"]
+
+
+def test_a_server_that_offers_compress_but_refuses_it_gives_an_uncompressed_session(dovecot_usable):
+    """Dovecot told to announce COMPRESS=DEFLATE without its plugin answers BAD: the session goes on in clear."""
+    from mailstudy.servers.dovecot import DovecotServer
+
+    raws = generate(3, "buchner2009", seed=6).raws()
+    server = DovecotServer(extra_config="imap_capability = +COMPRESS=DEFLATE\n")
+    server.mailboxes[server.account.user] = raws
+    with server:
+        r = _session(server, SessionSpec(strategy="download-all", compress=True), raws)
+    assert not r.compressed and r.integrity_ok and r.compress_refused.startswith("the server refused COMPRESS")
+    assert _commands(r.exchanges) == ["CAPABILITY", "LOGIN", "COMPRESS", "SELECT", "UID FETCH", "LOGOUT"]
+    assert [e.status for e in r.exchanges if e.command == "COMPRESS"] == ["BAD"]
