@@ -111,11 +111,16 @@ class SessionMetrics:
     #: are always the protocol's own bytes (inside TLS when there is TLS)
     wire_bytes_up: int = 0
     wire_bytes_down: int = 0
-    #: what TLS adds on the wire, ``wire_bytes_* - bytes_*``: handshakes, tickets, record headers and MACs
+    #: what TLS adds on the wire, ``wire_bytes_* - compressed_bytes_*``: handshakes, tickets, record headers and
+    #: MACs (``wire_bytes_* - bytes_*`` without COMPRESS)
     tls_bytes_up: int = 0
     tls_bytes_down: int = 0
     #: the client flights TLS adds: the wire's client flights less the protocol's (``round_trips``)
     tls_round_trips: int = 0
+    #: the stream under the protocol with COMPRESS=DEFLATE (its clear start, then deflated): TLS's payload, or
+    #: the TCP payload without TLS; without COMPRESS equal to ``bytes_up``/``bytes_down``
+    compressed_bytes_up: int = 0
+    compressed_bytes_down: int = 0
 
     def as_row(self) -> dict[str, Any]:
         """The numbers as a dict in :data:`METRIC_KEYS` order (a table row, a JSON object, a pandas record)."""

@@ -52,6 +52,10 @@ def add_parser(sub) -> None:
                         "certificate, which the client verifies (none)")
     p.add_argument("--tls-version", choices=["1.2", "1.3"], default="1.3",
                    help="with --tls: the one TLS version the client accepts (1.3)")
+    p.add_argument("--compress", action="store_true",
+                   help="IMAP: the server offers COMPRESS=DEFLATE (RFC 4978) and the client asks for it after "
+                        "login; the row counts the protocol's bytes and the deflated ones (compressed_bytes_*); "
+                        "a server that does not offer it gives an uncompressed session and a warning")
     add_link_arguments(p)
     p.add_argument("--capture", metavar="FILE.pcap",
                    help="also record the session as a pcap (with a JSON sidecar FILE.pcap.json)")
@@ -94,7 +98,8 @@ def link_profile(args):
 
 
 SESSION_KEYS = ("protocol", "strategy", "pop3_mode", "server", "server_version", "messages", "sizes", "seed",
-                "read_fraction", "batch", "pipelining", "preview", "tls", "tls_version", "profile", "rtt_s",
+                "read_fraction", "batch", "pipelining", "preview", "tls", "tls_version", "compress", "compressed",
+                "compress_refused", "profile", "rtt_s",
                 "down_bps", "up_bps",
                 "jitter_s", "mailbox_bytes", *METRIC_KEYS, "opens", "open_median_s", "open_p95_s", "headers_fetched",
                 "bodies_fetched", "integrity_ok")
@@ -116,7 +121,7 @@ GIVEN = {"pop3_mode": lambda a: a.pop3_mode is not None, "read_fraction": lambda
 
 
 #: Options a ``--client`` run does not use (it runs the client profile's own workload on loopback), by dest.
-NOT_FOR_CLIENTS = ("protocol", "strategy", "pop3_mode", "mailbox", "per_message", "pipelining",
+NOT_FOR_CLIENTS = ("protocol", "strategy", "pop3_mode", "mailbox", "per_message", "pipelining", "compress",
                    "preview", "profile", "rtt", "down", "up", "jitter", "slow_start", "capture", "capture_backend",
                    "force")
 
@@ -192,7 +197,8 @@ def run(args) -> int:
                          sizes=args.sizes or "buchner2009", seed=args.seed,
                          read_fraction=args.read_fraction or 0.0, batch=not args.per_message,
                          pipelining=args.pipelining, mailbox=args.mailbox, profile=link_profile(args),
-                         preview=args.preview, tls=args.tls, tls_version=args.tls_version)
+                         preview=args.preview, tls=args.tls, tls_version=args.tls_version,
+                         compress=args.compress)
     except ValueError as exc:
         return fail(str(exc))
     if not args.mailbox:
@@ -210,6 +216,9 @@ def run(args) -> int:
         print(f"capture: {report.path} ({report.backend}: {report.reason}; {report.packets} packets, {state})",
               file=sys.stderr)
     row.update({k: None for k in na})
+    if row.get("compress_refused"):
+        print(f"mailstudy: warning: COMPRESS not used, the session ran uncompressed: {row['compress_refused']}",
+              file=sys.stderr)
     exchanges = exchange_records(results[0].exchanges) if args.exchanges else None
     if args.json:
         out = {k: row.get(k) for k in row}

@@ -18,7 +18,7 @@ import html
 import os
 from pathlib import Path
 
-from mailstudy.protocol.events import Encrypted, Greeting, Span
+from mailstudy.protocol.events import Compressed, Encrypted, Greeting, Span
 from mailstudy.protocol.metrics import exchange_rows
 from mailstudy.wire import DOWN, UP
 
@@ -113,8 +113,17 @@ def session_label(session, analysis=None) -> str:
 
 # ---- the table -----------------------------------------------------------------------------------------------
 def _encrypted_at(session):
-    """The time the session switched to TLS (the parser's Encrypted event), or None."""
-    return next((e.t for e in session.events if isinstance(e, Encrypted)), None)
+    """The time the session switched to TLS (the parser's Encrypted event, not a Compressed one), or None."""
+    return next((e.t for e in session.events if isinstance(e, Encrypted) and not isinstance(e, Compressed)), None)
+
+
+def _compressed_at(session):
+    """The time COMPRESS=DEFLATE began, read inflated (the parser's Compressed event), or None."""
+    return next((e.t for e in session.events if isinstance(e, Compressed)), None)
+
+
+#: The row that marks where COMPRESS began: the exchanges below it crossed the wire deflated.
+COMPRESSED_ROW = "🗜 compressed from here (COMPRESS=DEFLATE): the rows below were read inflated from the deflate streams"
 
 
 def _row_cells(row) -> list[str]:
@@ -148,7 +157,11 @@ def exchanges_html(session, analysis=None, max_rows: int = 2000, scroll_px: int 
     rows = []
     t_tls = None if getattr(session, "decrypted", False) else _encrypted_at(session)
     marked = t_tls is None
+    t_zip = _compressed_at(session)
     for r in records[:max_rows]:
+        if t_zip is not None and r["t_sent_s"] is not None and r["t_sent_s"] + (session.t_start or 0) > t_zip:
+            rows.append(f'<tr class="ms-encrypted-row"><td colspan="{len(COLUMNS)}">{COMPRESSED_ROW}</td></tr>')
+            t_zip = None
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in _row_cells(r)) + "</tr>")
     if not marked:
         rows.append(f'<tr class="ms-encrypted-row"><td colspan="{len(COLUMNS)}">🔒 encrypted from here: the rest '

@@ -23,6 +23,10 @@ begins with CAPABILITY, STARTTLS and CAPABILITY again (IMAP) or CAPA and STLS be
 connection opening is :mod:`mailstudy.live.clients`'s; the counts keep the protocol's bytes, and the records'
 are counted apart (``wire_bytes_*``, ``tls_*``).
 
+COMPRESS (``compress``, IMAP): COMPRESS DEFLATE right after LOGIN when the server offers it; the counts keep the
+protocol's bytes, the deflated stream is ``compressed_bytes_*``. A server that does not offer it (and POP3, which
+has no COMPRESS) gives an uncompressed session whose row says why (``compress_refused``).
+
 Preview (``preview=N``, header-first only): each opened message is read in part instead of whole, as a
 preview pane does. IMAP fetches the first N bytes of its text, ``UID FETCH uid (BODY.PEEK[TEXT]<0.N>)`` (what
 Thunderbird's preview sends, with N = 2048); POP3's nearest equivalent is ``TOP n k``, the header again plus the
@@ -57,7 +61,7 @@ from mailstudy.live.engine import (
     run_workload,
 )
 from mailstudy.live.trace import Trace
-from mailstudy.live.values import POP3_MODES, PROTOCOLS, STRATEGIES, check_choice, check_fraction
+from mailstudy.live.values import POP3_MODES, PROTOCOLS, STRATEGIES, check_choice, check_flag, check_fraction
 
 PREVIEW_LINE_BYTES = 78  # RFC 5322 2.1.1: lines SHOULD be no more than 78 characters
 LIST_ITEMS = "(UID RFC822.SIZE FLAGS BODY.PEEK[HEADER])"
@@ -85,9 +89,11 @@ class SessionSpec:
     preview: int = 0  # header-first: read only the first N bytes of each opened message (0: all of it)
     tls: str = "none"  # none (clear text), implicit (IMAPS/POP3S) or starttls; see mailstudy.live.clients
     tls_version: str = "1.3"  # with TLS: the one version the client accepts
+    compress: bool = False  # IMAP: COMPRESS=DEFLATE after login where offered (else uncompressed, and says why)
 
     def __post_init__(self) -> None:
         ClientTLS(self.tls, self.tls_version)  # a ValueError naming the accepted values
+        check_flag("compress", self.compress)
         check_choice("protocol", self.protocol, PROTOCOLS)
         check_choice("strategy", self.strategy, STRATEGIES)
         check_choice("pop3_mode", self.pop3_mode, POP3_MODES)
@@ -120,7 +126,7 @@ def run_session(host: str, imap_port: int, pop3_port: int, user: str, password: 
     :class:`SessionError` with the server's words when login fails or the server goes away.
     """
     tls = ClientTLS(spec.tls, spec.tls_version, tls_ca) if spec.tls != "none" else None
-    account = Destination(host, imap_port, pop3_port, user, password, known, timeout, tls)
+    account = Destination(host, imap_port, pop3_port, user, password, known, timeout, tls, spec.compress)
     session = Session(account, device or Device(), Trace())
     return run_workload(Strategy(spec), session)
 

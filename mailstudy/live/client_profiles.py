@@ -58,7 +58,7 @@ class _Profile:
     keepalive_s: float = 0.0  # a kept connection quiet this long gets a command or a TCP keepalive (0: none)
     poll_user_set: bool = True  # a user can set poll_s (a sweep varies it only then)
     pipelining_depth: int = 1  # commands in flight
-    compression: bool = False  # COMPRESS=DEFLATE
+    compression: bool = False  # asks for COMPRESS=DEFLATE after login when the server offers it (RFC 4978)
     sources: MappingProxyType = field(default_factory=lambda: MappingProxyType({}), compare=False, repr=False)
 
     def source(self, name: str) -> str:
@@ -101,7 +101,7 @@ class ImapProfile(_Profile):
         return SessionSpec(protocol="imap")
 
     def connection_options(self, condstore: bool) -> dict:
-        return {"condstore": condstore or self.condstore}
+        return {"condstore": condstore or self.condstore, "compress": self.compression}
 
     def play(self, conn, session: Session) -> None:
         out = session.outcome
@@ -155,12 +155,12 @@ THUNDERBIRD = _sourced(ImapProfile(
     header_fields="From To Cc Bcc Subject Date Message-ID Priority X-Priority References Newsgroups In-Reply-To "
                   "Content-Type Reply-To",
     set_limit=950, bodies="autosync", autosync_group_bytes=2 * 1024 * 1024, open_chunk_above=98304,
-    open_chunk=65536),
+    open_chunk=65536, compression=True),
     poll_s=f"{TB_PREFS} (check every 10 minutes)", idle=f"{TB_PREFS} (use_idle)", listing=TB, flag_items=TB,
     header_attributes=TB, header_fields=TB, set_limit=TB, learn=TB, bodies=f"{TB_PREFS} (autosync_offline_stores)",
     autosync_group_bytes=TB, open_items=TB, open_chunk_above=TB, open_chunk=TB, open_marks_seen=TB,
     seen_store=TB, condstore=f"{TB_PREFS} (use_condstore=false)",
-    compression=f"{OURS_NEXT}; Thunderbird's default is on ({TB_PREFS})")
+    compression=f"{TB_PREFS} (use_compress_deflate true); {TB} (COMPRESS DEFLATE after login when offered)")
 
 PROFILES: dict[str, _Profile] = {
     "thunderbird": THUNDERBIRD,
@@ -187,12 +187,13 @@ PROFILES: dict[str, _Profile] = {
         listing="header-cache", flag_items="(UID FLAGS)", header_attributes="UID FLAGS INTERNALDATE RFC822.SIZE",
         header_fields="DATE FROM SENDER SUBJECT TO CC MESSAGE-ID REFERENCES CONTENT-TYPE CONTENT-DESCRIPTION "
                       "IN-REPLY-TO REPLY-TO LINES LIST-POST LIST-SUBSCRIBE LIST-UNSUBSCRIBE X-LABEL X-ORIGINAL-TO",
-        open_items="BODY.PEEK[]", open_marks_seen="store", seen_store="+FLAGS.SILENT"),
+        open_items="BODY.PEEK[]", open_marks_seen="store", seen_store="+FLAGS.SILENT", compression=True),
         poll_s=f"{NM_CONF} (imap_keepalive 300 s; mail_check is 5 s while the index is shown)",
         idle=f"{NM_CONF} (imap_idle no)", listing=NM, flag_items=NM, header_attributes=NM, header_fields=NM,
         learn=NM, set_limit=f"{NM} (ours: one UID range hi+1:*)", bodies=NM, open_items=NM, open_marks_seen=NM,
         seen_store=NM, condstore=f"{NM_CONF} (imap_condstore off)",
-        compression=f"{OURS_NEXT}; NeoMutt's default is imap_deflate yes ({NM_CONF})"),
+        compression=f"{NM_CONF} (imap_deflate yes); neomutt imap/imap.c (COMPRESS DEFLATE after login when "
+                    f"offered)"),
     "mbsync": _sourced(ImapProfile(
         name="mbsync", poll_s=900.0,
         summary="mbsync (isync), the offline mirror: every UID and flag, each new body whole",

@@ -14,6 +14,11 @@ records and the protocol's bytes are both traced), not the libraries' own ``star
 the real socket and would hide the records. The certificate is verified against ``cafile`` with the host name
 checked; a certificate that does not verify, a TLS version the server does not offer, or a server that does not
 offer STARTTLS is a :class:`TLSError`, and the session never goes on in clear text.
+
+COMPRESS=DEFLATE (RFC 4978, :meth:`TracedIMAP4.compress`): sent after login through imaplib's own door for
+extensions (``xatom``); from its tagged OK on the socket is a :class:`~mailstudy.live.trace.DeflateSocket` over the
+traced one (or over TLS), so both the deflated stream and the protocol's bytes inside are traced. Unlike TLS, a
+refusal is not an error: the session goes on uncompressed and says why.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import ssl
 from dataclasses import dataclass
 
 from mailstudy.errors import MailstudyError
-from mailstudy.live.trace import TLSSocket, Trace, traced_connection
+from mailstudy.live.trace import DeflateSocket, TLSSocket, Trace, traced_connection
 from mailstudy.servers.tls import TLS_VERSIONS
 
 #: How a session uses TLS: ``none`` (clear text, the control), ``implicit`` (TLS from the first byte, on the
@@ -133,6 +138,18 @@ class TracedIMAP4(_Traced, imaplib.IMAP4):
         self.file = self.sock.makefile("rb")
         self._tls_established = True
         self._get_capabilities()
+
+    def compress(self) -> str | None:
+        """``COMPRESS DEFLATE``; None once compression is on, else the server's refusal (nothing changed)."""
+        try:  # imaplib knows no COMPRESS; xatom is its way for extensions
+            typ, data = self.xatom("COMPRESS", "DEFLATE")
+        except self.error as exc:  # a BAD: imaplib raises it
+            typ, data = "BAD", [str(exc).encode()]
+        if typ != "OK":
+            return f"the server refused COMPRESS DEFLATE: {b' '.join(d for d in data if d).decode(errors='replace')}"
+        self.sock = DeflateSocket(self.sock, self.trace)
+        self.file = self.sock.makefile("rb")
+        return None
 
     def shutdown(self) -> None:
         """After LOGOUT, read what the server still sends until it closes, then close as imaplib does.

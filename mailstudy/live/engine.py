@@ -132,6 +132,7 @@ class Destination:
     catalog: Catalog
     timeout: float = 60.0
     tls: ClientTLS | None = None  # TLS (implicit or STARTTLS) as mailstudy.live.clients opens it; None: clear text
+    compress: bool = False  # IMAP: ask for COMPRESS=DEFLATE after login (where the server offers it)
 
     def port(self, protocol: str) -> int:
         return self.imap_port if protocol == "imap" else self.pop3_port
@@ -188,12 +189,19 @@ class SessionResult:
     opened: list[int] = field(default_factory=list)  # 0-based positions the user opened
     integrity_ok: bool = True
     link: Profile | None = None  # the profile of the emulated link the session went through (None: loopback)
+    compress_refused: str | None = None  # COMPRESS asked for but not on: why (the session went on uncompressed)
+
+    @property
+    def compressed(self) -> bool:
+        """COMPRESS=DEFLATE was on for the rest of the session."""
+        return self.trace.compressed is not None
 
     def row(self) -> dict:
         """One tidy row: parameters, counts and times (no raw bytes)."""
         out = asdict(self.spec)
         out.update(messages=self.messages, headers_fetched=self.headers_fetched,
                    bodies_fetched=self.bodies_fetched, integrity_ok=self.integrity_ok,
+                   compressed=self.compressed, compress_refused=self.compress_refused,
                    mailstudy_version=__version__)
         out.update(self.metrics)
         return out
@@ -201,11 +209,12 @@ class SessionResult:
 
 def measure(spec, trace: Trace, messages: int, **counts) -> SessionResult:
     """The session's exchanges and metrics from its trace: the one definition, for every workload."""
-    parser_events = parse_session(spec.protocol, trace.chunks, decrypted=trace.wire is not None)
+    parser_events = parse_session(spec.protocol, trace.chunks, decrypted=trace.wire is not None,
+                                  inflated=trace.compressed is not None)
     exchanges = [e for e in parser_events if isinstance(e, Exchange)]
     metrics = session_metrics(trace.chunks, exchanges, t_start=trace.t_connect_ns,
                               t_list_ready=trace.milestones.get("list_ready"), time_scale=1e-9,
-                              wire=trace.wire).as_row()
+                              wire=trace.wire, compressed=trace.compressed).as_row()
     metrics.update(open_waits(exchanges, trace.milestones.get("list_ready"), time_scale=1e-9))
     return SessionResult(spec=spec, trace=trace, exchanges=exchanges, metrics=metrics, messages=messages,
                          **counts)
@@ -218,17 +227,20 @@ class ImapConnection:
     errors = (imaplib.IMAP4.error, OSError)
 
     def __init__(self, account: Destination, trace: Trace, who: str, condstore: bool = False,
-                 qresync: tuple[int, int] | None = None) -> None:
+                 qresync: tuple[int, int] | None = None, compress: bool = False) -> None:
         """``qresync``: the ``(UIDVALIDITY, MODSEQ)`` a device remembers, for ``ENABLE QRESYNC`` and a SELECT that
         resynchronises in its own reply (RFC 7162 section 3.2.5); refused with :class:`SessionError` where the
-        server does not offer QRESYNC."""
+        server does not offer QRESYNC. ``compress``: COMPRESS=DEFLATE after login where offered (RFC 4978)."""
         self.account, self.trace, self.who = account, trace, who
         self.c = TracedIMAP4(account.host, account.imap_port, trace, timeout=account.timeout, tls=account.tls)
         self.condstore_offered = self.condstore_used = False
         self.modseq_at_select = 0
         self.qresync = qresync
+        self.compress_refused: str | None = None
         try:
             self.caps = self._login()
+            if compress or account.compress:
+                self.compress_refused = self._compress()
             self.condstore_offered = "CONDSTORE" in self.caps
             self.condstore_used = (condstore or qresync is not None) and self.condstore_offered
             if qresync is not None:
@@ -256,6 +268,12 @@ class ImapConnection:
         typ, data = self.c._simple_command("ENABLE", "QRESYNC")
         if typ != "OK":
             raise SessionError(f"{self.who}: ENABLE QRESYNC failed: {data!r}")
+
+    def _compress(self) -> str | None:
+        """COMPRESS=DEFLATE right after login, as NeoMutt and Thunderbird ask for it; None when on, else why not."""
+        if "COMPRESS=DEFLATE" not in self.caps:
+            return "the server does not offer COMPRESS=DEFLATE"
+        return self.c.compress()
 
     def _select(self) -> int:
         c = self.c
@@ -433,7 +451,14 @@ def run_workload(workload, session: Session, **options) -> SessionResult:
         if not ended:
             conn.abort()
     return measure(workload.spec, session.trace, conn.n, headers_fetched=session.headers, bodies_fetched=session.bodies,
-                   **session.counts)
+                   compress_refused=compress_refusal(conn, session.account, options), **session.counts)
+
+
+def compress_refusal(conn, account: Destination, options: dict) -> str | None:
+    """Why a session that asked for COMPRESS ran without it (None: not asked, or on). POP3 has no COMPRESS."""
+    if isinstance(conn, ImapConnection):
+        return conn.compress_refused
+    return "POP3 has no COMPRESS" if account.compress or options.get("compress") else None
 
 
 @dataclass

@@ -42,6 +42,7 @@ class SessionParams:
     profile: str | Profile = "loopback"  # the network: a profile's name or a custom Profile
     tls: str = "none"  # none (clear text), implicit (IMAPS/POP3S) or starttls; see mailstudy.live.clients
     tls_version: str = "1.3"  # with TLS: the one version the client accepts
+    compress: bool = False  # IMAP: COMPRESS=DEFLATE (RFC 4978) where the server offers it
 
     def __post_init__(self) -> None:
         check_choice("server", self.server, SERVER_KINDS)
@@ -72,7 +73,7 @@ class SessionParams:
         return SessionSpec(protocol=self.protocol, strategy=strategy, pop3_mode=self.pop3_mode,
                            read_fraction=self.read_fraction, seed=self.seed, batch=self.batch,
                            pipelining=self.pipelining, window=self.window, preview=self.preview,
-                           tls=self.tls, tls_version=self.tls_version)
+                           tls=self.tls, tls_version=self.tls_version, compress=self.compress)
 
 
 __all__ = ["DEFAULT_SIZES", "SessionParams"]

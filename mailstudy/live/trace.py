@@ -11,6 +11,13 @@ the protocol's bytes inside into :attr:`Trace.chunks`, which the parsers read as
 the clear-text start is in both. ``Trace.wire`` is None for a clear-text session: its wire is its chunks.
 (``ssl.SSLContext.wrap_socket`` cannot do this: it needs the real socket, and its records never pass through
 Python.)
+
+COMPRESS=DEFLATE (RFC 4978): :class:`DeflateSocket` is the layer above TLS and below IMAP, built the same way.
+From the tagged OK of ``COMPRESS DEFLATE`` on, the protocol's bytes (``Trace.chunks``, what the parsers read) are
+deflated into the layer below; what that layer carries is :attr:`Trace.compressed` (the whole session's stream
+under IMAP: its clear start, then the deflate stream). Without TLS it is the TCP payload, so ``Trace.compressed``
+and ``Trace.wire`` are the same list; with TLS the records are ``Trace.wire`` and ``Trace.compressed`` what they
+carry. ``Trace.compressed`` is None when no compression began.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import socket
 import ssl
 import time
+import zlib
 from dataclasses import dataclass, field
 
 from mailstudy.wire import (  # a Chunk here: one send() or recv(), ``t`` = perf_counter_ns()
@@ -39,6 +47,9 @@ class Trace:
     #: the chunks as they crossed the socket (TLS records), when TLS was used; None: clear text (``chunks``)
     wire: list[Chunk] | None = None
     tls_version: str | None = None  # e.g. "TLSv1.3", once a handshake completed
+    #: the stream under the protocol (TLS's payload, or the TCP payload without TLS) once COMPRESS began; None:
+    #: no compression (it is then ``chunks``)
+    compressed: list[Chunk] | None = None
 
     @property
     def on_wire(self) -> list[Chunk]:
@@ -123,7 +134,32 @@ class TracedSocket:
 TLS_READ = 65536
 
 
-class TLSSocket:
+class _Layer:
+    """What a layer over the traced socket (TLS, COMPRESS) offers imaplib/poplib besides its own ``sendall``
+    and ``recv``: the socket calls built on those two, and the rest of the layer below's."""
+
+    _raw: object
+
+    def send(self, data: bytes, *args) -> int:
+        self.sendall(data)
+        return len(data)
+
+    def recv_into(self, buffer, nbytes: int = 0, *args) -> int:
+        data = self.recv(nbytes or len(buffer))
+        memoryview(buffer)[:len(data)] = data
+        return len(data)
+
+    def makefile(self, mode: str = "r", buffering=None, **kwargs):
+        return socket.socket.makefile(self, mode, buffering, **kwargs)  # type: ignore[arg-type]
+
+    def _decref_socketios(self) -> None:  # called by SocketIO.close()
+        pass
+
+    def __getattr__(self, name: str):  # settimeout, shutdown, close, fileno, getsockname: the layer below's own
+        return getattr(self._raw, name)
+
+
+class TLSSocket(_Layer):
     """TLS over a :class:`TracedSocket`, for imaplib/poplib: the same calls (sendall, send, recv, recv_into,
     makefile), with the protocol's bytes recorded into ``trace.chunks`` and the records into ``trace.wire``.
 
@@ -174,9 +210,6 @@ class TLSSocket:
             view = view[self._pump(self._tls.write, view):]
         self._record(UP, bytes(data))
 
-    def send(self, data: bytes, *args) -> int:
-        self.sendall(data)
-        return len(data)
 
     # -- reading -------------------------------------------------------------------------------------------
     def recv(self, bufsize: int, *args) -> bytes:
@@ -188,22 +221,58 @@ class TLSSocket:
             self._record(DOWN, data)
         return data
 
-    def recv_into(self, buffer, nbytes: int = 0, *args) -> int:
-        data = self.recv(nbytes or len(buffer))
-        memoryview(buffer)[:len(data)] = data
-        return len(data)
 
-    def makefile(self, mode: str = "r", buffering=None, **kwargs):
-        return socket.socket.makefile(self, mode, buffering, **kwargs)  # type: ignore[arg-type]
+    def _record(self, direction: str, data: bytes) -> None:
+        trace = self._trace
+        target = trace.chunks if trace.compressed is None else trace.compressed  # compression above: its stream
+        target.append(Chunk(direction, time.perf_counter_ns(), data))
 
-    def _decref_socketios(self) -> None:  # called by SocketIO.close()
-        pass
+
+
+class DeflateSocket(_Layer):
+    """COMPRESS=DEFLATE (RFC 4978) over a :class:`TracedSocket` or a :class:`TLSSocket`, for imaplib: the same
+    calls, the protocol's bytes recorded into ``trace.chunks`` and the deflate stream by the layer below.
+
+    Raw deflate (``wbits=-15``), each write flushed with ``Z_SYNC_FLUSH`` as RFC 4978 4 asks, at zlib's default
+    level (ours: what NeoMutt and Thunderbird ask of zlib is not checked here). A read returns at most
+    ``bufsize`` bytes; what one compressed chunk inflates to beyond that waits for the next read (it is recorded
+    once, when it arrived). Corrupt data from the server is an ``OSError`` (imaplib's ``abort`` path)."""
+
+    def __init__(self, raw, trace: Trace) -> None:
+        self._raw = raw
+        self._trace = trace
+        self._deflate = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+        self._inflate = zlib.decompressobj(-15)
+        self._ready = b""
+        trace.compressed = list(trace.chunks)  # what went before was both the protocol's bytes and the stream
+        if trace.wire is None:  # no TLS: the stream is the TCP payload; the traced socket records into it
+            trace.wire = trace.compressed
+
+    # -- writing -------------------------------------------------------------------------------------------
+    def sendall(self, data: bytes, *args) -> None:
+        self._raw.sendall(self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH))
+        self._record(UP, bytes(data))
+
+
+    # -- reading -------------------------------------------------------------------------------------------
+    def recv(self, bufsize: int, *args) -> bytes:
+        while not self._ready:
+            data = self._raw.recv(TLS_READ)
+            if not data:
+                return b""
+            try:
+                self._ready = self._inflate.decompress(data)
+            except zlib.error as exc:
+                raise OSError(f"COMPRESS=DEFLATE stream from the server is corrupt: {exc}") from None
+            if self._ready:
+                self._record(DOWN, self._ready)
+        out, self._ready = self._ready[:bufsize], self._ready[bufsize:]
+        return out
+
 
     def _record(self, direction: str, data: bytes) -> None:
         self._trace.chunks.append(Chunk(direction, time.perf_counter_ns(), data))
 
-    def __getattr__(self, name: str):  # settimeout, shutdown, close, fileno, getsockname: the socket's own
-        return getattr(self._raw, name)
 
 
 def traced_connection(host: str, port: int, timeout: float | None, trace: Trace) -> TracedSocket:

@@ -28,6 +28,13 @@ def check_choice(name: str, value, choices) -> str:
     return value
 
 
+def check_flag(name: str, value) -> bool:
+    """True or False, nothing else (a 1 or "yes" from a cached row or a caller is a mistake to name)."""
+    if not isinstance(value, bool):
+        raise ParameterValueError(f"{name} must be True or False, not {value!r}")
+    return value
+
+
 def check_fraction(name: str, value) -> float:
     """A share from 0 to 1 (NaN is not one)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
@@ -65,4 +72,4 @@ def check_headers(value) -> str:
 
 
 __all__ = ["POP3_MODES", "PROTOCOLS", "STRATEGIES", "ParameterValueError", "check_choice", "check_count",
-           "check_fraction", "check_headers", "check_positive", "check_sizes"]
+           "check_flag", "check_fraction", "check_headers", "check_positive", "check_sizes"]

@@ -11,7 +11,8 @@ same classifier redaction uses; everything else is not mail and yields no sessio
 warnings.
 
 A session is *encrypted* when its port is 993/995, its first bytes are TLS records, or STARTTLS/STLS succeeded
-(the parser's :class:`~mailstudy.protocol.events.Encrypted` event). Times are the capture's float seconds
+(the parser's :class:`~mailstudy.protocol.events.Encrypted` event; not its subclass ``Compressed``, COMPRESS
+read inflated). Times are the capture's float seconds
 (``time_scale=1.0``); ``t_start`` is the client's SYN when captured (docs/design.md, "Words": duration runs from
 connect()), else the connection's first packet. ``time_to_list_s`` is None: a capture does not know when the user saw the list.
 
@@ -33,6 +34,10 @@ Gaps: reassembly marks where each gap sits among the chunks (``gap_marks``); the
 says and every exchange that lost bytes carries them (``Exchange.missing``; the session row's
 ``exchanges_incomplete`` and ``bytes_missing``). A connection caught mid-stream is read from the first line
 the parser recognizes (``parser.resume``) and, like one with only one side captured, marked ``partial``.
+
+COMPRESS=DEFLATE: an IMAP connection's runs go to the parser through an :class:`~mailstudy.offline.inflate.
+Inflater`, which passes them through until the tagged OK of COMPRESS and inflates both directions from there on;
+the session's ``bytes_*`` are then the protocol's and ``compressed_bytes_*`` the deflated wire.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 
 from mailstudy.net.pcap import PcapError, PcapReader, PcapStats, read_tcp_tuples
 from mailstudy.net.reassembly import Reassembler, TcpConnection
+from mailstudy.offline.inflate import Inflater
 from mailstudy.protocol import make_parser
 from mailstudy.protocol import metrics as _metrics
 from mailstudy.protocol.classify import FIRST_LINE_MAX, IMPLICIT_TLS_PORTS, WELL_KNOWN_PORTS, first_payload
@@ -220,6 +226,7 @@ class SessionBuilder:
         self.held_marks: list = []
         self.held_bytes = 0
         self.parser = None
+        self.feeder = None
         self.flights: list[Flight] = []
         self.payload = False  # any chunk seen
         self.resumed = False  # a mid-stream connection's parser was told so
@@ -230,6 +237,8 @@ class SessionBuilder:
         self.parser = make_parser(self.protocol)
         self.parser.keep_payloads = self.keep_payloads  # without: literals and POP3 data are counted, not copied
         self.parser.decrypted = self.decrypted
+        # what the runs are fed to: IMAP through the inflater (a pass-through until COMPRESS is accepted)
+        self.feeder = Inflater(self.parser) if self.protocol == "imap" else self.parser
 
     def add(self, conn: TcpConnection, chunks: list, marks: list) -> None:
         """The connection's next chunks (``(direction, t, data)``) and the gap marks among them."""
@@ -257,11 +266,11 @@ class SessionBuilder:
             self._start()
 
     def _feed(self, conn: TcpConnection, chunks: list, marks: list) -> None:
-        parser = self.parser
+        parser = self.feeder
         if conn.mid_stream and not self.resumed:  # read from the first line the parser recognizes
             self.resumed = True
-            parser.resume(UP, conn.t_first)
-            parser.resume(DOWN, conn.t_first)
+            self.parser.resume(UP, conn.t_first)
+            self.parser.resume(DOWN, conn.t_first)
         if not self.fast:
             _merge(self.flights, _feed_runs(None, chunks))
             _feed_with_gaps(parser, chunks, marks, conn.t_last)
@@ -295,6 +304,9 @@ class SessionBuilder:
         encrypted = port in IMPLICIT_TLS_PORTS or any(e.__class__ is Encrypted for e in events)
         t_start = conn.t_syn if conn.t_syn is not None else conn.t_first
         m = _metrics.session_metrics(flights, exchanges, t_start=t_start, t_list_ready=None, time_scale=1.0)
+        inflater = self.feeder if self.feeder is not parser else None
+        if inflater is not None:
+            m = inflater.metrics(m)
         row = {"client": _endpoint(conn.client), "server": _endpoint(conn.server), "protocol": protocol,
                "port": port, "encrypted": encrypted, "packets": conn.packets, **m.as_row(),
                **_metrics.loss_counts(exchanges, conn.gap_bytes)}
@@ -302,6 +314,8 @@ class SessionBuilder:
         if self.why:
             warnings.append(self.why)
         warnings.extend(conn.warnings)
+        if inflater is not None and inflater.broken:
+            warnings.append(inflater.broken)
         if not self.payload:
             warnings.append("no payload in either direction (connection set up but nothing sent)")
         for e in events:
@@ -310,7 +324,7 @@ class SessionBuilder:
                     warnings.append("(further parser warnings suppressed)")
                     break
                 warnings.append(_warning_text(e))
-        self.parser = None
+        self.parser = self.feeder = None
         one_side = (conn.bytes_up > 0 and conn.bytes_down == 0) or (conn.bytes_down > 0 and conn.bytes_up == 0
                                                                      and conn.t_syn is None)
         if one_side:

@@ -25,6 +25,7 @@ from typing import Any, Iterable
 from mailstudy.protocol.events import (
     DOWN,
     UP,
+    Compressed,
     Encrypted,
     Event,
     Exchange,
@@ -43,6 +44,7 @@ PARSERS = {"imap": ImapParser, "pop3": Pop3Parser}
 __all__ = [
     "DOWN",
     "UP",
+    "Compressed",
     "Encrypted",
     "Event",
     "Exchange",
@@ -80,12 +82,14 @@ def feed_all(parser: ImapParser | Pop3Parser, chunks: Iterable[Any], t_close: An
     return parser.events()
 
 
-def parse_session(protocol: str, chunks: Iterable[Any], decrypted: bool = False) -> list[Event]:
+def parse_session(protocol: str, chunks: Iterable[Any], decrypted: bool = False, inflated: bool = False) -> list[Event]:
     """Parse a whole session: ``chunks`` are ``wire.Chunk`` objects or ``(direction, t, data)`` tuples in order.
 
     Exchanges come in the order they completed; sort by ``index`` for the order they were sent. ``decrypted``:
-    the chunks are the plaintext inside TLS (a live trace), so parsing goes on after STARTTLS/STLS.
+    the chunks are the plaintext inside TLS (a live trace), so parsing goes on after STARTTLS/STLS; ``inflated``:
+    the chunks are the protocol's bytes inside COMPRESS=DEFLATE (a live trace), so parsing goes on after it.
     """
     parser = make_parser(protocol)
     parser.decrypted = decrypted
+    parser.inflated = inflated
     return feed_all(parser, chunks)

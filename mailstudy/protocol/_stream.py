@@ -22,6 +22,7 @@ from mailstudy.protocol.events import (
     DOWN,
     NOT_SECRET,
     UP,
+    Compressed,
     Encrypted,
     Event,
     Exchange,
@@ -549,11 +550,19 @@ class ParserBase:
     #: True when the bytes fed are the plaintext inside TLS (a live client's trace with TLS): STARTTLS/STLS
     #: then emits :class:`Encrypted` and parsing goes on, instead of counting what follows as opaque records
     decrypted = False
+    #: COMPRESS=DEFLATE (RFC 4978): True when the bytes fed are the protocol's inside the compression (a live
+    #: trace), so parsing goes on after COMPRESS; or a callable that inflates (mailstudy.offline.inflate): it is
+    #: called once, right after the tagged OK, with the bytes the parser holds beyond it by direction (which it
+    #: counts in ``tls``, the compressed bytes fed), and feeds the parser the inflated stream from then on
+    inflated: Any = False
 
     def _go_opaque(self, mode: str, t: Any, reason: str) -> None:
         """From here on only count bytes (TLS records too if mode is "tls"), in both directions."""
         if mode == "tls" and self.decrypted:
             self._emit(Encrypted(t, reason + "; the bytes given are the plaintext inside TLS"))
+            return
+        if mode == "compress" and self.inflated:
+            self._go_inflated(t)
             return
         if self._opaque:
             return
@@ -563,6 +572,15 @@ class ParserBase:
         for d, stream in self._streams.items():
             if len(stream):
                 self._count_opaque(d, stream.take_all().data)
+
+    def _go_inflated(self, t: Any) -> None:
+        """COMPRESS accepted and the caller inflates (:attr:`inflated`): parsing goes on."""
+        self._emit(Compressed(t, "COMPRESS accepted: the bytes from here on are read inflated"))
+        if callable(self.inflated):
+            held = {d: stream.take_all().data if len(stream) else b"" for d, stream in self._streams.items()}
+            for d, data in held.items():
+                self._count_opaque(d, data)
+            self.inflated(held, t)
 
     def _process(self, direction: str) -> None:
         if direction == UP:

@@ -75,6 +75,13 @@ class Encrypted:
     reason: str
 
 
+@dataclass(frozen=True)
+class Compressed(Encrypted):
+    """COMPRESS=DEFLATE (RFC 4978) accepted, and the bytes given are read inflated (a live trace, or a capture
+    through :mod:`mailstudy.offline.inflate`): parsing goes on. An :class:`Encrypted` too, so that a consumer
+    that works on the wire's bytes (replay, redaction) stops here as it would without the inflating."""
+
+
 #: Span kinds that are credentials (what redaction overwrites and replay maps to the new account).
 CREDENTIAL_KINDS = ("imap-login-user", "imap-login-password", "imap-authenticate", "imap-sasl-response",
                     "pop3-user", "pop3-pass", "pop3-apop", "pop3-auth", "pop3-sasl-response")
@@ -124,7 +131,7 @@ class ParseWarning:
     offset: int = 0  # byte offset in that direction's stream
 
 
-Event = Greeting | Exchange | Encrypted | ParseWarning | Span
+Event = Greeting | Exchange | Encrypted | Compressed | ParseWarning | Span
 
 
 @dataclass

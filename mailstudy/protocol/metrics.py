@@ -57,6 +57,7 @@ def session_metrics(
     t_list_ready: Any = None,
     time_scale: float = 1e-9,
     wire: Sequence[Any] | None = None,
+    compressed: Sequence[Any] | None = None,
 ) -> SessionMetrics:
     """One session's numbers: bytes each way, commands, round trips, duration, time to list, failed exchanges.
 
@@ -69,6 +70,9 @@ def session_metrics(
     ``wire``: with TLS, the chunks as they crossed the socket (the records; ``chunks`` are then the protocol's
     bytes inside): the ``wire_*`` and ``tls_*`` numbers come from the two, and the duration runs to the last
     record. Without it the wire is ``chunks`` and TLS added nothing.
+
+    ``compressed``: with COMPRESS=DEFLATE, the stream under the protocol (clear start, then deflated; TLS's
+    payload, or the wire itself without TLS): the ``compressed_*`` numbers, and TLS's share is the wire less it.
     """
     fl = _as_flights(chunks)
     wire_fl = fl if wire is None else _as_flights(wire)
@@ -78,6 +82,12 @@ def session_metrics(
     down = sum(f.nbytes for f in fl) - sum(up)
     wire_up = [f.nbytes for f in wire_fl if f.direction == UP]
     wire_down = sum(f.nbytes for f in wire_fl) - sum(wire_up)
+    if compressed is None:
+        z_up, z_down = sum(up), down
+    else:
+        z_fl = _as_flights(compressed)
+        z_up = sum(f.nbytes for f in z_fl if f.direction == UP)
+        z_down = sum(f.nbytes for f in z_fl) - z_up
     return SessionMetrics(
         bytes_up=sum(up),
         bytes_down=down,
@@ -88,9 +98,11 @@ def session_metrics(
         exchanges_failed=sum(1 for e in exchanges if not e.ok),
         wire_bytes_up=sum(wire_up),
         wire_bytes_down=wire_down,
-        tls_bytes_up=sum(wire_up) - sum(up),
-        tls_bytes_down=wire_down - down,
+        tls_bytes_up=sum(wire_up) - z_up,
+        tls_bytes_down=wire_down - z_down,
         tls_round_trips=len(wire_up) - len(up),
+        compressed_bytes_up=z_up,
+        compressed_bytes_down=z_down,
     )
 
 

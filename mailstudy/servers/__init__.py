@@ -23,6 +23,7 @@ def make_server(kind: str, **kwargs) -> MailServer:
         return DovecotServer(**kwargs)
     if kind == "cyrus":
         from mailstudy.servers.cyrus import CyrusServer
+        kwargs.pop("compress", None)  # Cyrus decides by itself (it offers COMPRESS when built with zlib)
         return CyrusServer(**kwargs)
     raise ValueError(f"unknown server {kind!r}; choose one of: {', '.join(SERVER_KINDS)}")
 

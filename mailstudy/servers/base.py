@@ -110,6 +110,11 @@ class MailServer(abc.ABC):
     ``imaps_port`` and ``pop3s_port``, and STARTTLS (IMAP) and STLS (POP3) offered on the clear-text ports;
     ``tls_versions`` are the TLS versions it offers. Without TLS nothing of this exists and the clear-text
     ports offer no STARTTLS: a clear-text session's bytes are what they always were.
+
+    ``compress=True`` offers COMPRESS=DEFLATE (RFC 4978) on IMAP after login (Dovecot: its ``imap_zlib``
+    plugin; embedded: :mod:`mailstudy.servers.imap_compress`). Off by default, so that a session's bytes (the
+    capability list after login) are what they were before it existed; a study asks for it. Debian's Cyrus
+    offers it whatever is asked (built with zlib; measured).
     """
 
     name: str = "abstract"
@@ -119,7 +124,8 @@ class MailServer(abc.ABC):
                  disabled: frozenset[str] | set[str] = frozenset(),
                  imap_port: int | None = None, pop3_port: int | None = None,
                  start_timeout: float = 15.0, tls: bool = False,
-                 tls_versions: tuple[str, ...] | list[str] = ("1.2", "1.3")) -> None:
+                 tls_versions: tuple[str, ...] | list[str] = ("1.2", "1.3"), compress: bool = False) -> None:
+        self.compress = bool(compress)
         self.accounts = list(accounts or [DEFAULT_ACCOUNT])
         self.mailboxes = {a.user: [] for a in self.accounts}
         for user, msgs in (mailboxes or {}).items():

@@ -95,7 +95,7 @@ class EmbeddedServer(MailServer):
         spec = {"host": self.host, "imap_port": self.imap_port, "pop3_port": self.pop3_port,
                 "accounts": [(a.user, a.password) for a in self.accounts],
                 "counts": {user: len(msgs) for user, msgs in self.mailboxes.items()},
-                "disabled": sorted(self.disabled), "speedups": self.speedups}
+                "disabled": sorted(self.disabled), "speedups": self.speedups, "compress": self.compress}
         if self.tls:
             self._make_certificate(self._tmp)
             spec["tls"] = {"cert": str(self.certificate.cert), "key": str(self.certificate.key),

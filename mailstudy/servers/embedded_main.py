@@ -3,7 +3,7 @@
 Why: the embedded server must run in its own process (an in-process server shares the GIL with the client and
 distorts timings). ``EmbeddedServer`` starts ``python -m mailstudy.servers.embedded_main SPEC`` where SPEC is a
 pickle written by the parent (accounts, initial INBOX messages, ports, disabled capabilities, speed-ups on or
-off). This process:
+off, COMPRESS=DEFLATE offered or not). This process:
 
 1. builds pymap's dict backend with those users (hashed passwords, no demo data) and appends each user's
    messages to INBOX in list order (UIDs 1..n in that order, as Dovecot numbers them), before any listener
@@ -49,6 +49,7 @@ from pysasl.hashing import BuiltinHash
 
 from mailstudy import __version__
 from mailstudy.servers.base import EXIT_PORT_IN_USE
+from mailstudy.servers.imap_compress import COMPRESS_CAPABILITY, compressing_server
 from mailstudy.servers.pop3d import Pop3Server
 from mailstudy.servers.pymap_speedups import keep_every_byte, start_imap, use_lazy_parsing
 
@@ -79,6 +80,13 @@ class EmbeddedConfig(Config):
     @property
     def tls_auth(self) -> SASLAuth:
         return _sasl_mechanisms()
+
+    compress = False  # COMPRESS=DEFLATE offered after login (mailstudy.servers.imap_compress); set from the spec
+
+    @property
+    def login_capability(self):
+        caps = list(super().login_capability)
+        return caps + [COMPRESS_CAPABILITY] if self.compress else caps
 
     @property
     def greeting(self) -> bytes:
@@ -113,6 +121,7 @@ async def build(spec: dict) -> tuple[DictBackend, EmbeddedConfig]:
                             host=host, port=spec["imap_port"], tls_enabled=ctx is not None, ssl_context=ctx,
                             invalid_user_sleep=FAIL_DELAY, hash_context=BuiltinHash(rounds=HASH_ROUNDS),
                             disable_idle="IDLE" in disabled)
+    config.compress = bool(spec.get("compress", False))
     config.apply_context()
     if spec.get("speedups", True):
         use_lazy_parsing()
@@ -159,14 +168,16 @@ async def serve(spec: dict, ready_out=None) -> None:
     stop = asyncio.Event()
     async with AsyncExitStack() as stack:
         await backend.start(stack)
-        await start_imap(backend, config, stack, speedups=spec.get("speedups", True))
+        speedups = spec.get("speedups", True)
+        server_cls = compressing_server(speedups) if config.compress else None  # pymap has no COMPRESS of its own
+        await start_imap(backend, config, stack, speedups=speedups, server_cls=server_cls)
         pop3_server = await asyncio.start_server(pop3, host=spec["host"], port=spec["pop3_port"])
         await stack.enter_async_context(pop3_server)
         if tls:  # implicit TLS: the same servers behind a handshake, STARTTLS/STLS not offered there
             implicit = copy.copy(config)
             implicit._tls_enabled = False  # pymap's switch for offering STARTTLS (IMAPConfig.initial_capability)
-            await start_imap(backend, implicit, stack, speedups=spec.get("speedups", True),
-                             port=tls["imaps_port"], ssl=ctx)
+            await start_imap(backend, implicit, stack, speedups=speedups, port=tls["imaps_port"], ssl=ctx,
+                             server_cls=server_cls)
             pop3s = await asyncio.start_server(pop3.implicit, host=spec["host"], port=tls["pop3s_port"], ssl=ctx)
             await stack.enter_async_context(pop3s)
         imap_port = spec["imap_port"]

@@ -357,13 +357,16 @@ class BatchedIMAPConnection(IMAPConnection):
 
 # -- the server ------------------------------------------------------------------------------------------------
 class FastIMAPServer(IMAPServer):
-    """:class:`IMAPServer` that runs :class:`BatchedIMAPConnection` with :class:`FastConnectionState`."""
+    """:class:`IMAPServer` that runs :class:`BatchedIMAPConnection` with :class:`FastConnectionState` (a subclass
+    may name other classes: :mod:`mailstudy.servers.imap_compress` does)."""
 
     __slots__ = ()
+    connection: type = BatchedIMAPConnection
+    state: type = FastConnectionState
 
     async def __call__(self, reader, writer, sock_info) -> None:
-        conn = BatchedIMAPConnection(self.commands, self._config, reader, writer, sock_info)
-        state = FastConnectionState(self._login, self._config)
+        conn = self.connection(self.commands, self._config, reader, writer, sock_info)
+        state = self.state(self._login, self._config)
         async with AsyncExitStack() as stack:
             connection_exit.set(stack)
             stack.enter_context(closing(conn))
@@ -371,11 +374,12 @@ class FastIMAPServer(IMAPServer):
 
 
 async def start_imap(backend: DictBackend, config: IMAPConfig, stack: AsyncExitStack, *,
-                     speedups: bool = True, port: int | None = None, ssl=None) -> None:
+                     speedups: bool = True, port: int | None = None, ssl=None, server_cls: type | None = None) -> None:
     """Listen for IMAP as ``IMAPService.start`` does, with :class:`FastIMAPServer` (or pymap's own
     :class:`IMAPServer` when ``speedups`` is false); the listener lives on ``stack``. ``port`` (default: the
-    config's) and ``ssl`` (an SSLContext: implicit TLS on that port) serve a second listener."""
-    server_cls = FastIMAPServer if speedups else IMAPServer
+    config's) and ``ssl`` (an SSLContext: implicit TLS on that port) serve a second listener; ``server_cls``
+    another server class (:mod:`mailstudy.servers.imap_compress`'s)."""
+    server_cls = server_cls or (FastIMAPServer if speedups else IMAPServer)
     callback = ProxyProtocolReader(config.proxy_protocol).get_callback(server_cls(backend.login, config))
     server = await asyncio.start_server(callback, host=config.host, port=port or config.port, ssl=ssl)
     await stack.enter_async_context(server)

@@ -68,6 +68,7 @@ class Experiment:
     preview: int = 0  # header-first: read the first N bytes of each opened message instead of all of it
     tls: str = "none"  # none (clear text), implicit (IMAPS/POP3S) or starttls: the server then serves TLS
     tls_version: str = "1.3"  # the TLS version the client asks for (the server offers 1.2 and 1.3)
+    compress: bool = False  # IMAP COMPRESS=DEFLATE: the server offers it and the client asks for it
 
     def __post_init__(self) -> None:
         if isinstance(self.profile, dict):  # a cached row or from_dict gives the custom profile's fields
@@ -83,7 +84,7 @@ class Experiment:
                              mailbox=self.mailbox, seed=self.seed, read_fraction=self.read_fraction,
                              batch=self.batch, pipelining=self.pipelining, preview=self.preview,
                              profile=self.profile, headers=self.headers,
-                             tls=self.tls, tls_version=self.tls_version)
+                             tls=self.tls, tls_version=self.tls_version, compress=self.compress)
 
     @property
     def link_profile(self) -> Profile:
@@ -115,7 +116,7 @@ class Experiment:
         """
         doc = {**asdict(self), "version": __version__, "server_version": server_version(self.server)}
         for name, default in (("profile", "loopback"), ("preview", 0), ("tls", "none"),  # keep the keys cells
-                              ("tls_version", "1.3")):  # had before these
+                              ("tls_version", "1.3"), ("compress", False)):  # had before these
             if doc[name] == default:
                 del doc[name]
         if self.mailbox is not None:
@@ -168,7 +169,7 @@ def run_experiment(exp: Experiment, capture: str | Path | None = None, capture_b
     profile = exp.link_profile
     rows = []
     for repeat in range(exp.repeats):
-        server = make_server(exp.server, tls=exp.tls != "none")
+        server = make_server(exp.server, tls=exp.tls != "none", compress=exp.compress)
         server.mailboxes[server.account.user] = corpus.raws()
         if progress is not None:
             server.progress = progress
