@@ -1,8 +1,9 @@
 """Benchmark: the link (relay) and the model against references that share none of their code (issue 16).
 
 Prints Markdown tables and writes them, with the raw rows, under bench/results/ (reference.md, reference_raw.csv,
-reference_loss.csv). Run: `.venv/bin/python bench/reference.py` (about 10 minutes; `--quick` for lan and 4g
-only). Needs ns-3 (`pip install 'mailstudy[reference]'`, or a separate venv `.ns3venv` in the checkout) and g++.
+reference_loss.csv, reference_loss_sessions.csv). Run: `.venv/bin/python bench/reference.py` (about 25 minutes
+on a shared 2-core machine with --repeats 3; `--quick` for lan and 4g only; `--skip-grid` for the loss tables
+alone, about 10 minutes). Needs ns-3 (`pip install 'mailstudy[reference]'`, or a separate venv `.ns3venv` in the checkout) and g++.
 
 1. Loss-free grid, {lan, 4g, 3g, satellite-geo, edge} x {IMAP header-first (read fraction 0.1), IMAP
    download-all, POP3 download-all (keep)}, 20 buchner2009 messages: each strategy's session is measured once
