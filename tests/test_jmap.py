@@ -7,13 +7,11 @@ socket, a round trip per HTTP request) and every downloaded message is checked b
 
 from __future__ import annotations
 
-import base64
-
 import pytest
 
 from mailstudy.corpus import generate
 from mailstudy.live.access import IntegrityError, Known, SessionError, SessionSpec, run_session
-from mailstudy.live.jmap import JmapSpec, _Client, _Connection, run_jmap_session
+from mailstudy.live.jmap import HttpConnection, JmapClient, JmapSpec, basic, run_jmap_session
 from mailstudy.live.trace import Trace
 from mailstudy.servers.base import DEFAULT_ACCOUNT
 from mailstudy.servers.cyrus import CyrusServer
@@ -99,23 +97,22 @@ def test_a_different_mailbox_fails_the_integrity_check(server):
         jmap(server, other, strategy="download-all")
 
 
-def _client(server) -> _Client:
-    trace = Trace()
-    auth = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-    return _Client(_Connection(server.host, server.http_port, 10, trace), trace, auth, "identity")
+def _client(server) -> JmapClient:
+    return JmapClient(HttpConnection(server.host, server.http_port, 10, Trace()), basic(USER, PASSWORD))
 
 
 def test_a_method_error_names_the_method(server):
     c = _client(server)
     with pytest.raises(SessionError, match=r"^JMAP method Email/get failed: accountNotFound"):
-        c.call("/jmap/", [["Email/get", {"accountId": "nobody-here", "ids": []}, "g"]])
+        c.call([["Email/get", {"accountId": "nobody-here", "ids": []}, "g"]])
     c.conn.close()
 
 
 def test_an_http_error_is_one_line_naming_the_request(server):
     c = _client(server)
     with pytest.raises(SessionError, match=r"^JMAP Email/query failed: HTTP 4\d\d: ") as info:
-        c.call("/jmap/no-such-endpoint/", [["Email/query", {"accountId": USER}, "q"]])
+        c.api = "/jmap/no-such-endpoint/"
+        c.call([["Email/query", {"accountId": USER}, "q"]])
     assert "\n" not in str(info.value)
     c.conn.close()
 
