@@ -1,0 +1,124 @@
+"""A captured JMAP session (tcpdump on loopback, HTTP/1.1 in clear text) is split into the same exchanges the live
+client's trace gives: each request with its method calls, bytes and timing; and ``mailstudy analyze`` shows it.
+
+Why: issue 20, item 3. Live traces and pcaps meet at the protocol parsers (docs/design.md): one definition of an
+exchange for JMAP too. Also the parser's own rules (pipelining, chunked bodies, method errors) on fed bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import needs
+from mailstudy.corpus import generate
+from mailstudy.live.access import Known
+from mailstudy.live.jmap import JmapSpec, run_jmap_session
+from mailstudy.protocol import make_parser, parse_session
+from mailstudy.protocol.classify import classify
+from mailstudy.protocol.events import DOWN, UP, Exchange
+from mailstudy.servers.base import DEFAULT_ACCOUNT
+
+USER, PASSWORD = DEFAULT_ACCOUNT.user, DEFAULT_ACCOUNT.password
+N = 12
+
+
+@pytest.fixture(scope="module")
+def captured(tmp_path_factory):
+    needs.cyrus()
+    needs.tcpdump_capture()
+    from mailstudy.capture import Capture, check_capture
+    from mailstudy.servers.cyrus import CyrusServer
+
+    corpus = generate(N, "buchner2009", seed=8)
+    path = tmp_path_factory.mktemp("jmap") / "jmap.pcap"
+    with CyrusServer(mailboxes={USER: corpus.raws()}) as s:
+        with Capture(path, [s.http_port], backend="tcpdump", host=s.host):
+            result = run_jmap_session(s.host, s.http_port, USER, PASSWORD,
+                                      JmapSpec(read_fraction=0.5, seed=8), Known(corpus.raws()))
+        port = s.http_port
+    assert check_capture(path, result.trace).complete
+    return path, port, result
+
+
+def test_the_capture_gives_the_live_sessions_exchanges(captured):
+    from mailstudy.offline.analyze import analyze_pcap
+
+    path, port, live = captured
+    analysis = analyze_pcap(path, ports=[port])
+    (session,) = analysis.sessions
+    assert session.protocol == "jmap" and session.port == port
+    key = [(x.index, x.command, x.arguments, x.status, x.status_text, x.bytes_up, x.bytes_down)
+           for x in session.exchanges]
+    assert key == [(x.index, x.command, x.arguments, x.status, x.status_text, x.bytes_up, x.bytes_down)
+                   for x in sorted(live.exchanges, key=lambda e: e.index)]
+    assert [x.arguments for x in session.exchanges[:3]] == ["/.well-known/jmap", "/jmap",
+                                                             "/jmap/ Email/query+Email/get"]
+    for name in ("bytes_up", "bytes_down", "commands"):
+        assert session.metrics[name] == live.metrics[name], name
+    assert live.metrics["round_trips"] <= session.metrics["round_trips"] <= session.metrics["commands"]
+    assert all(x.t_sent <= x.t_first_response <= x.t_done for x in session.exchanges)
+
+
+def test_analyze_on_the_command_line_shows_the_jmap_session(captured):
+    from cli_run import run
+
+    path, port, live = captured
+    out = run("analyze", str(path), "--port", port, "--json", "--exchanges")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    text = json.dumps(doc)
+    assert '"jmap"' in text and "Email/query+Email/get" in text
+
+
+# -- the parser on bytes it is fed ------------------------------------------------------------------------------
+REQ = (b"POST /jmap/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s")
+CALLS = b'{"using":[],"methodCalls":[["Email/get",{"accountId":"a"},"g"],["Email/query",{},"q"]]}'
+ERR = b'{"methodResponses":[["error",{"type":"accountNotFound"},"g"],["Email/query",{},"q"]]}'
+
+
+def _response(body: bytes, chunked: bool = False) -> bytes:
+    if not chunked:
+        return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+            len(body), body)
+    half = len(body) // 2
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (half, body[:half], len(body) - half, body[half:]))
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+@pytest.mark.parametrize("step", [1, 7, 10_000])
+def test_pipelined_requests_pair_with_responses_in_order_whatever_the_chunking(chunked, step):
+    up = REQ % (len(CALLS), CALLS) + b"GET /jmap/download/a/b/m.eml HTTP/1.1\r\nHost: x\r\n\r\n"
+    down = _response(ERR, chunked) + b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nno\n"
+    chunks = [(UP, i, up[i:i + step]) for i in range(0, len(up), step)]
+    chunks += [(DOWN, 1000 + i, down[i:i + step]) for i in range(0, len(down), step)]
+    ex = sorted((e for e in parse_session("jmap", chunks) if isinstance(e, Exchange)), key=lambda e: e.index)
+    assert [(e.command, e.arguments, e.status) for e in ex] == [
+        ("POST", "/jmap/ Email/get+Email/query", "NO"), ("GET", "/jmap/download/a/b/m.eml", "NO")]
+    assert ex[0].status_text == "200 OK; method Email/get: accountNotFound" and ex[1].status_text == "404 Not Found"
+    assert sum(e.bytes_up for e in ex) == len(up) and sum(e.bytes_down for e in ex) == len(down)
+    assert ex[0].t_first_response == 1000 and ex[1].t_done == 1000 + ((len(down) - 1) // step) * step
+
+
+def test_a_body_to_the_close_and_a_response_nobody_asked_for():
+    p = make_parser("jmap")
+    p.feed(UP, b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n", 1)
+    p.feed(DOWN, b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\nevent: ping\n\n", 2)
+    p.feed(DOWN, b"event: state\ndata: {}\n\n", 3)
+    p.close(4)
+    (ex,) = [e for e in p.events() if isinstance(e, Exchange)]
+    assert ex.status == "OK" and ex.t_done == 3 and ex.bytes_down > 60
+    q = make_parser("jmap")
+    q.feed(DOWN, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 1)
+    q.close(2)
+    assert q.unattributed[DOWN] > 0 and not [e for e in q.events() if isinstance(e, Exchange)]
+
+
+def test_classify_tells_jmap_on_a_named_port_only():
+    chunks = [(UP, 0, b"GET / HTTP/1.1\r\n\r\n"), (DOWN, 1, b"HTTP/1.1 200 OK\r\n")]
+    assert classify(8080, chunks, ports=[8080]) == ("jmap", "")
+    assert classify(8080, chunks)[0] is None
+    assert classify(8080, [(DOWN, 0, b"HTTP/1.1 200 OK\r\n")], ports=[8080])[0] is None  # server spoke first
