@@ -170,10 +170,38 @@ def test_cli_jmap_through_an_emulated_link_counts_the_same_round_trips():
         assert g4[key] == loop[key], key  # the link delays bytes; it neither adds nor drops any
 
 
+@pytest.mark.parametrize("protocol,strategy", [(p, s) for p in ("imap", "pop3")
+                                               for s in ("header-first", "download-all")])
+def test_cli_session_with_imap_and_pop3_on_cyrus(protocol, strategy):
+    import json
+
+    from cli_run import run
+
+    out = run("session", "--server", "cyrus", "--protocol", protocol, "--strategy", strategy, "--messages", 12,
+              "--read-fraction", 0.25, "--json")
+    assert out.returncode == 0, out.stderr
+    row = json.loads(out.stdout)
+    assert (row["protocol"], row["server"], row["integrity_ok"], row["messages"]) == (protocol, "cyrus", True, 12)
+    assert (row["headers_fetched"], row["bodies_fetched"]) == ((12, 3) if strategy == "header-first" else (0, 12))
+
+
+def test_cli_jmap_preview_reads_in_part():
+    import json
+
+    from cli_run import run
+
+    out = run("session", "--server", "cyrus", "--protocol", "jmap", "--messages", 8, "--read-fraction", 0.5,
+              "--preview", 512, "--json")
+    assert out.returncode == 0, out.stderr
+    row = json.loads(out.stdout)
+    assert (row["preview"], row["integrity_ok"], row["bodies_fetched"], row["opens"]) == (512, True, 0, 4)
+    assert row["round_trips"] == 3 + 4
+
+
 @pytest.mark.parametrize("args,needle", [
     ((), "JMAP is served by cyrus only, not 'embedded'"),
     (("--server", "cyrus", "--profile", "no-such-net"), "no-such-net"),
-    (("--server", "cyrus", "--preview", "100"), "--protocol jmap does not support --preview"),
+    (("--server", "cyrus", "--strategy", "download-all", "--preview", "100"), "needs strategy header-first"),
 ])
 def test_cli_jmap_refusals_are_one_line(args, needle):
     from cli_run import one_line_error, run

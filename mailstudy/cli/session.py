@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
                        description="Start a server with a seeded mailbox, run one session with Python's own "
                                    "imaplib/poplib, check every downloaded byte and print what it cost.")
     p.add_argument("--protocol", choices=["imap", "pop3", "jmap"], default="imap",
-                   help="imap, pop3, or jmap (served by --server cyrus; no capture or preview yet)")
+                   help="imap, pop3, or jmap (served by --server cyrus; no capture from the session command yet)")
     p.add_argument("--strategy", choices=["header-first", "download-all"], default="header-first")
     p.add_argument("--pop3-mode", choices=["keep", "delete"], default=None,
                    help="POP3 download-all: leave mail on the server (keep) or DELE it (default: keep)")
@@ -230,13 +230,13 @@ def run_jmap(args, na: list[str]) -> int:
     from mailstudy.corpus import DEFAULT_MAX_MAILBOX_BYTES, check_mailbox_size
     from mailstudy.study.jmap_cell import JmapCell, run_jmap_cell
 
-    unsupported = [flag for flag, given in (("--capture", args.capture), ("--preview", args.preview)) if given]
+    unsupported = [flag for flag, given in (("--capture", args.capture),) if given]
     if unsupported:
         return fail(f"--protocol jmap does not support {', '.join(unsupported)} yet")
     try:
         cell = JmapCell(server=args.server, strategy=args.strategy, messages=args.messages,
                         sizes=args.sizes or "buchner2009", seed=args.seed, read_fraction=args.read_fraction or 0.0,
-                        mailbox=args.mailbox, profile=link_profile(args))
+                        mailbox=args.mailbox, profile=link_profile(args), preview=args.preview or 0)
     except ValueError as exc:
         return fail(str(exc))
     if not args.mailbox:

@@ -37,6 +37,7 @@ class JmapCell:
     repeats: int = 1
     mailbox: str | None = None
     compress: str = "identity"
+    preview: int = 0  # header-first: read only the first N bytes of each opened message's text
     profile: str | Profile = "loopback"  # the network: a profile's name or a custom Profile
 
     def __post_init__(self) -> None:
@@ -53,7 +54,7 @@ class JmapCell:
 
     def spec(self) -> JmapSpec:
         return JmapSpec(strategy=self.strategy, read_fraction=self.read_fraction, seed=self.seed,
-                        compress=self.compress)
+                        compress=self.compress, preview=self.preview)
 
     def corpus(self, progress=None):
         if self.mailbox is None:
