@@ -57,7 +57,7 @@ def dest(server, known) -> Destination:
 
 
 def test_change_sync_finds_exactly_the_new_mail_on_both_protocols(server, known, extra):
-    state = jmap_state(server.host, server.http_port, USER, PASSWORD)
+    state, session = jmap_state(server.host, server.http_port, USER, PASSWORD)
     modseq, last_uid = imap_modseq(dest(server, known))
     assert last_uid == N and modseq > 0
     server.deliver_many(USER, extra[:NEW])
@@ -74,10 +74,14 @@ def test_change_sync_finds_exactly_the_new_mail_on_both_protocols(server, known,
     poll = run_jmap_poll(server.host, server.http_port, USER, PASSWORD, new_state, known)
     assert poll.headers_fetched == 0 and poll.metrics["round_trips"] == 3
     assert poll.metrics["bytes_down"] < jm.metrics["bytes_down"]
+    # a client that kept the session resource polls in one round trip
+    kept = run_jmap_poll(server.host, server.http_port, USER, PASSWORD, new_state, known, session=session)
+    assert kept.metrics["round_trips"] == kept.metrics["commands"] == 1
+    assert [x.arguments for x in kept.exchanges] == ["/jmap/ Email/changes+Email/get+Email/get"]
 
 
 def test_change_sync_checks_what_it_lists(server, corpus, extra):
-    state = jmap_state(server.host, server.http_port, USER, PASSWORD)
+    state, _ = jmap_state(server.host, server.http_port, USER, PASSWORD)
     server.deliver_many(USER, extra[:1])
     with pytest.raises(IntegrityError, match="matches no delivered message"):
         run_jmap_changes(server.host, server.http_port, USER, PASSWORD, state, Known(corpus.raws()))

@@ -220,11 +220,12 @@ def _discover(client: JmapClient) -> dict:
 
 
 def open_jmap(host: str, port: int, user: str, password: str, trace: Trace, compress: str = "identity",
-              timeout: float = 60.0) -> JmapClient:
-    """Connect (traced) and discover the session: a :class:`JmapClient` ready for method calls."""
+              timeout: float = 60.0, session: dict | None = None) -> JmapClient:
+    """Connect (traced) and discover the session: a :class:`JmapClient` ready for method calls. ``session``: a
+    session resource the client kept from before (RFC 8620 section 2 lets it cache one): no discovery then."""
     client = JmapClient(HttpConnection(host, port, timeout, trace), basic(user, password), compress)
     try:
-        client.session = session = _discover(client)
+        client.session = session = session if session is not None else _discover(client)
         account = session.get("primaryAccounts", {}).get("urn:ietf:params:jmap:mail") or next(
             iter(session.get("accounts") or {}), None)
         if account is None:

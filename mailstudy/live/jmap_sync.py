@@ -8,7 +8,7 @@ one parser and metrics definition of its protocol.
 
 What each sends (our choices, written down so a chart says what was measured):
 
-- JMAP change sync: discovery, then one POST: ``Email/changes`` since the state the client last saw, with
+- JMAP change sync: discovery (unless the client kept the session resource: ``session=``), then one POST: ``Email/changes`` since the state the client last saw, with
   ``Email/get`` of the created ids (the list's properties) and of the updated ids (``keywords``) by
   back-references: one round trip after discovery (more only when the server says ``hasMoreChanges``).
 - IMAP change sync (CONDSTORE, the way Thunderbird resyncs a folder it knows): CAPABILITY, LOGIN,
@@ -72,12 +72,13 @@ def _changes_calls(account: str, since: str) -> list[list]:
 
 
 def run_jmap_changes(host: str, http_port: int, user: str, password: str, since_state: str, known,
-                     workload: str = "change-sync", compress: str = "identity",
-                     timeout: float = 60.0) -> tuple[SessionResult, str]:
+                     workload: str = "change-sync", compress: str = "identity", timeout: float = 60.0,
+                     session: dict | None = None) -> tuple[SessionResult, str]:
     """One JMAP change-sync session from ``since_state``: its measured result (``headers_fetched``: emails new
-    since then; ``bodies_fetched`` 0) and the new state."""
+    since then; ``bodies_fetched`` 0) and the new state. ``session``: the session resource a client kept (no
+    discovery: the change sync is then one round trip)."""
     trace = Trace()
-    client = open_jmap(host, http_port, user, password, trace, compress, timeout)
+    client = open_jmap(host, http_port, user, password, trace, compress, timeout, session)
     created: list[dict] = []
     updated = 0
     state = since_state
@@ -101,18 +102,20 @@ def run_jmap_changes(host: str, http_port: int, user: str, password: str, since_
 
 
 def run_jmap_poll(host: str, http_port: int, user: str, password: str, since_state: str, known,
-                  compress: str = "identity") -> SessionResult:
+                  compress: str = "identity", session: dict | None = None) -> SessionResult:
     """One poll of a JMAP client without push: a change sync that (usually) finds nothing."""
-    return run_jmap_changes(host, http_port, user, password, since_state, known, "poll", compress)[0]
+    return run_jmap_changes(host, http_port, user, password, since_state, known, "poll", compress,
+                            session=session)[0]
 
 
-def jmap_state(host: str, http_port: int, user: str, password: str) -> str:
-    """The account's current Email state (untraced: a baseline for a later change sync)."""
+def jmap_state(host: str, http_port: int, user: str, password: str) -> tuple[str, dict]:
+    """The account's current Email state and the session resource (untraced: what a client kept from its last
+    sync, the baseline of a later change sync)."""
     client = open_jmap(host, http_port, user, password, Trace())
     try:
         got = client.response(client.call([["Email/get", {"accountId": client.account, "ids": [],
                                                            "properties": ["id"]}, "g"]]), "Email/get")
-        return str(got["state"])
+        return str(got["state"]), client.session
     finally:
         client.close()
 
