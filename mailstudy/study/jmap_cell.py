@@ -206,3 +206,33 @@ def catch_up(messages: int = 30, new: int = 5, seeds=(0, 1, 2), wait_s: float = 
                                       why=push.why, latency_s=push.latency_s,
                                       waiting_bytes=push.waiting_bytes_down + push.waiting_bytes_up))
     return pd.DataFrame(rows)
+
+
+def available_columns(columns=COLUMNS) -> tuple[tuple, str]:
+    """The columns whose servers can run here, and why the others cannot ("" when all can)."""
+    from mailstudy.servers.cyrus import cyrus_available
+    from mailstudy.servers.dovecot import dovecot_available
+
+    why = {"cyrus": cyrus_available(), "dovecot": dovecot_available()}
+    kept = tuple(c for c in columns if why.get(c[0]) is None)
+    missing = sorted({f"{s}: {why[s]}" for s, _ in columns if why.get(s)})
+    return kept, "; ".join(missing)
+
+
+def interval_table(summary: pd.DataFrame, measures=("bytes_up", "bytes_down", "round_trips"),
+                   index=("profile", "modelled", "strategy"), digits: int = 3) -> pd.DataFrame:
+    """A table to read: one row per ``index`` value, one column per (measure, column), each cell the median with
+    the range over seeds in brackets when the seeds differ ("13,753 [13,740-13,761]")."""
+    def cell(row, m):
+        med, lo, hi = row[m], row[f"{m}_lo"], row[f"{m}_hi"]
+        fmt = (lambda v: f"{v:,.0f}") if m.endswith(("bytes_up", "bytes_down", "round_trips")) else \
+            (lambda v: f"{v:.{digits}f}")
+        return fmt(med) if lo == hi else f"{fmt(med)} [{fmt(lo)}-{fmt(hi)}]"
+
+    keys = [k for k in index if k in summary.columns]
+    out = summary[keys + ["column"]].copy()
+    for m in measures:
+        out[m] = [cell(r, m) for _, r in summary.iterrows()]
+    table = out.pivot(index=keys, columns="column", values=list(measures))
+    order = [column_name(s, p) for s, p in COLUMNS]
+    return table.reindex(columns=[(m, c) for m in measures for c in order if (m, c) in table.columns])
