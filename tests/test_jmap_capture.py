@@ -122,3 +122,19 @@ def test_classify_tells_jmap_on_a_named_port_only():
     assert classify(8080, chunks, ports=[8080]) == ("jmap", "")
     assert classify(8080, chunks)[0] is None
     assert classify(8080, [(DOWN, 0, b"HTTP/1.1 200 OK\r\n")], ports=[8080])[0] is None  # server spoke first
+
+
+def test_the_ladder_draws_a_captured_jmap_session_with_its_method_calls(captured):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from mailstudy.faces.ladder import flights, ladder
+    from mailstudy.offline.analyze import analyze_pcap
+
+    path, port, _live = captured
+    (session,) = analyze_pcap(path, ports=[port]).sessions
+    arrows = flights(session)
+    started = [e.arguments for a in arrows for e in a.starts]
+    assert "/jmap/ Email/query+Email/get" in started and arrows[0].direction == "up"  # the client speaks first
+    fig = ladder(session)
+    assert any("Email/query" in t.get_text() for ax in fig.axes for t in ax.texts)
