@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import needs
 from mailstudy.corpus import generate
@@ -138,3 +139,38 @@ def test_the_ladder_draws_a_captured_jmap_session_with_its_method_calls(captured
     assert "/jmap/ Email/query+Email/get" in started and arrows[0].direction == "up"  # the client speaks first
     fig = ladder(session)
     assert any("Email/query" in t.get_text() for ax in fig.axes for t in ax.texts)
+
+
+
+@settings(max_examples=200, deadline=None)
+@given(up=st.binary(max_size=400), down=st.binary(max_size=400))
+def test_any_bytes_give_events_never_a_traceback(up, down):
+    p = make_parser("jmap")
+    p.feed(UP, b"POST /jmap/ HTTP/1.1\r\nContent-Length: 5\r\n\r\n" + up, 1)
+    p.feed(DOWN, down, 2)
+    p.close(3)
+    events = p.events()
+    got = sum(e.bytes_up for e in events if isinstance(e, Exchange)) + p.unattributed[UP] + p.tls.bytes_up
+    assert got <= p.total[UP]
+
+
+@settings(max_examples=100, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=1, max_value=300), min_size=1, max_size=20))
+def test_any_split_of_a_session_gives_the_same_exchanges(cuts):
+    up = REQ % (len(CALLS), CALLS) + b"GET /a HTTP/1.1\r\n\r\n"
+    down = _response(ERR, chunked=True) + b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabcd"
+
+    def split(data: bytes) -> list[bytes]:
+        out, i = [], 0
+        for n in cuts * (1 + len(data) // max(1, sum(cuts))):
+            if i >= len(data):
+                break
+            out.append(data[i:i + n])
+            i += n
+        return out + ([data[i:]] if i < len(data) else [])
+
+    whole = [(e.command, e.arguments, e.status, e.bytes_up, e.bytes_down)
+             for e in parse_session("jmap", [(UP, 0, up), (DOWN, 1, down)]) if isinstance(e, Exchange)]
+    parts = [(UP, 0, c) for c in split(up)] + [(DOWN, 1, c) for c in split(down)]
+    assert [(e.command, e.arguments, e.status, e.bytes_up, e.bytes_down)
+            for e in parse_session("jmap", parts) if isinstance(e, Exchange)] == whole
