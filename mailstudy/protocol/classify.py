@@ -1,4 +1,4 @@
-"""Which protocol a TCP connection speaks: IMAP, POP3 or not mail, by its server port and its greeting.
+"""Which protocol a TCP connection speaks: IMAP, POP3, JMAP or not mail, by its server port and its greeting.
 
 Why a module of its own: analysis and redaction must agree on which connections are mail (a redaction that
 took Redis's ``+OK`` for a POP3 greeting once overwrote 100 bytes of a Redis capture that the analysis said
@@ -66,7 +66,7 @@ def is_tls(start: bytes) -> bool:
 
 def classify(port: int, chunks: Iterable[tuple[str, Any, bytes]], ports: Iterable[int] = ()) -> tuple[str | None, str]:
     """The protocol of a connection to server ``port`` whose ``(direction, t, data)`` chunks are ``chunks``:
-    ``"imap"``, ``"pop3"`` or None, and why (empty when there is nothing to say), by the rules above."""
+    ``"imap"``, ``"pop3"``, ``"jmap"`` or None, and why (empty when there is nothing to say), by the rules above."""
     first, down, up = first_payload(chunks)
     by_greeting = greeting_protocol(down) if first == DOWN or port in WELL_KNOWN_PORTS else None
     tls = is_tls(down) or is_tls(up)
