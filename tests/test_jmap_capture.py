@@ -174,3 +174,22 @@ def test_any_split_of_a_session_gives_the_same_exchanges(cuts):
     parts = [(UP, 0, c) for c in split(up)] + [(DOWN, 1, c) for c in split(down)]
     assert [(e.command, e.arguments, e.status, e.bytes_up, e.bytes_down)
             for e in parse_session("jmap", parts) if isinstance(e, Exchange)] == whole
+
+
+def test_session_command_captures_a_jmap_session_that_analyze_reads(tmp_path):
+    needs.cyrus()
+    needs.tcpdump_capture()
+    from cli_run import run
+
+    pcap = tmp_path / "j.pcap"
+    out = run("session", "--server", "cyrus", "--protocol", "jmap", "--messages", 5, "--capture", pcap,
+              "--capture-backend", "tcpdump", "--json")
+    assert out.returncode == 0, out.stderr
+    row = json.loads(out.stdout)
+    assert row["capture_complete"] is True and f"--port {row['capture_port']}" in out.stderr
+    assert Path(str(pcap) + ".json").exists() or any(p.suffix == ".json" for p in tmp_path.iterdir())
+    from mailstudy.offline.analyze import analyze_pcap
+
+    (session,) = analyze_pcap(pcap, ports=[row["capture_port"]]).sessions
+    assert session.protocol == "jmap"
+    assert (session.metrics["bytes_up"], session.metrics["bytes_down"]) == (row["bytes_up"], row["bytes_down"])

@@ -78,8 +78,25 @@ class JmapCell:
         return loaded[: self.messages] if self.messages else loaded
 
 
-def run_jmap_cell(cell: JmapCell, progress=None, results: list | None = None) -> list[dict]:
-    """Every repeat of ``cell`` on a fresh server; one row per session, like ``run_experiment``'s."""
+def run_jmap_cell(cell: JmapCell, progress=None, results: list | None = None, capture: str | None = None,
+                  capture_backend: str = "auto", reports: list | None = None) -> list[dict]:
+    """Every repeat of ``cell`` on a fresh server; one row per session, like ``run_experiment``'s.
+
+    ``capture``: each session is also recorded as a pcap there (``-rN`` before the suffix when there are several
+    repeats) with its sidecar, on the client's side of the link as for IMAP and POP3; the row says how
+    (``capture_*``, ``capture_port``: the HTTP port to name to ``mailstudy analyze --port``)."""
+    from mailstudy.capture import Capture, CaptureError, choose_backend
+    from mailstudy.outputs import OutputError, check_output
+    from mailstudy.study.experiment import capture_path
+
+    paths = [capture_path(capture, cell, r) for r in range(cell.repeats)] if capture is not None else []
+    if capture is not None:
+        choose_backend(capture_backend)  # fail with a clear CaptureError before starting anything
+        for path in paths:
+            try:
+                check_output(path, sidecar=True, what="capture")
+            except OutputError as exc:
+                raise CaptureError(str(exc)) from None
     corpus = cell.corpus(progress)
     known = Known(corpus.raws())
     profile = get_profile(cell.profile)
@@ -95,13 +112,22 @@ def run_jmap_cell(cell: JmapCell, progress=None, results: list | None = None) ->
                 else None
             with link or nullcontext():
                 host, port = (link.host, link.ports[0]) if link else (server.host, server.http_port)
-                result = run_jmap_session(host, port, server.account.user, server.account.password, cell.spec(),
-                                          known)
+                cap = Capture(paths[repeat], [port], backend=capture_backend, host=host) if paths else None
+                with cap or nullcontext():
+                    result = run_jmap_session(host, port, server.account.user, server.account.password,
+                                              cell.spec(), known)
             result.link = profile if link else None
         if results is not None:
             results.append(result)
         row = {**asdict(cell), **result.row(), **described, "protocol": "jmap", "repeat": repeat,
                "label": LABELS[cell.strategy], "mailbox_bytes": corpus.total_bytes, **profile.params()}
+        if cap is not None:
+            report = cap.finish(result.trace, {**asdict(cell), **described, "repeat": repeat})
+            row.update(capture_path=str(report.path), capture_backend=report.backend,
+                       capture_complete=report.complete, capture_rebuilt=report.rebuilt,
+                       capture_reason=report.reason, capture_packets=report.packets, capture_port=port)
+            if reports is not None:
+                reports.append(report)
         for k in ("host", "imap_port", "pop3_port"):
             row.pop(k, None)
         rows.append(row)
