@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
                        description="Start a server with a seeded mailbox, run one session with Python's own "
                                    "imaplib/poplib, check every downloaded byte and print what it cost.")
     p.add_argument("--protocol", choices=["imap", "pop3", "jmap"], default="imap",
-                   help="imap, pop3, or jmap (served by --server cyrus; no capture or preview yet)")
+                   help="imap, pop3, or jmap (served by --server cyrus)")
     p.add_argument("--strategy", choices=["header-first", "download-all"], default="header-first")
     p.add_argument("--pop3-mode", choices=["keep", "delete"], default=None,
                    help="POP3 download-all: leave mail on the server (keep) or DELE it (default: keep)")
@@ -234,26 +234,33 @@ def run(args) -> int:
 
 
 def run_jmap(args, na: list[str]) -> int:
-    """``--protocol jmap``: one JMAP cell on Cyrus (:mod:`mailstudy.study.jmap_cell`), printed like the others."""
+    """``--protocol jmap``: one JMAP cell on Cyrus (:mod:`mailstudy.study.jmap_cell`), printed like the others;
+    with ``--capture``, its pcap (the HTTP port to give ``mailstudy analyze --port`` is in the row)."""
     from mailstudy.cli.progress import bar
     from mailstudy.corpus import DEFAULT_MAX_MAILBOX_BYTES, check_mailbox_size
+    from mailstudy.outputs import check_output
     from mailstudy.study.jmap_cell import JmapCell, run_jmap_cell
 
-    unsupported = [flag for flag, given in (("--capture", args.capture), ("--preview", args.preview)) if given]
-    if unsupported:
-        return fail(f"--protocol jmap does not support {', '.join(unsupported)} yet")
     try:
         cell = JmapCell(server=args.server, strategy=args.strategy, messages=args.messages,
                         sizes=args.sizes or "buchner2009", seed=args.seed, read_fraction=args.read_fraction or 0.0,
-                        mailbox=args.mailbox, profile=link_profile(args))
+                        mailbox=args.mailbox, profile=link_profile(args), preview=args.preview or 0)
     except ValueError as exc:
         return fail(str(exc))
     if not args.mailbox:
         check_mailbox_size(cell.messages, cell.sizes, cell.seed, args.max_mailbox_gb or DEFAULT_MAX_MAILBOX_BYTES)
-    row = run_jmap_cell(cell, progress=bar)[0]
+    if args.capture:
+        check_output(args.capture, sidecar=True, what="capture", force=args.force)
+    reports: list = []
+    row = run_jmap_cell(cell, progress=bar, capture=args.capture, capture_backend=args.capture_backend,
+                        reports=reports)[0]
+    for report in reports:
+        state = "complete" if report.complete else "INCOMPLETE: " + "; ".join(report.warnings)
+        print(f"capture: {report.path} ({report.backend}: {report.reason}; {report.packets} packets, {state}; "
+              f"analyze it with --port {row['capture_port']})", file=sys.stderr)
     row.update({k: None for k in na})
     if args.json:
         print(json.dumps(row, default=str))
     else:
-        print(format_table(row, SESSION_KEYS, na))
+        print(format_table(row, SESSION_KEYS + (CAPTURE_KEYS if args.capture else ()), na))
     return 0
