@@ -2,11 +2,13 @@
 
 Why: a byte count means something to a reader only when it is the byte count of a client they use. Each profile
 is a frozen :class:`ImapProfile` or :class:`Pop3Profile` whose fields name every behaviour that differs between
-clients (headers fetched, batch size, window, body policy, flags sync, CONDSTORE, poll interval) and the ones the
-next issues add (connection kept open, how new mail is learned, pipelining depth, compression), so reading the
-table below tells a reader everything; ``mailstudy profiles --clients`` prints it. Every value's source is in
+clients (headers fetched, batch size, window, body policy, flags sync, CONDSTORE, poll interval, pipelining depth,
+how a session opens and ends) and the ones the next issues add (connection kept open, how new mail is learned,
+compression), so reading the table below tells a reader everything; ``mailstudy profiles --clients`` prints it. Every value's source is in
 the profile's ``sources`` (a client's source file in the snapshot named in the project's research notes on
-clients, or a document); a value marked ``ours:`` is our own choice, not the client's.
+clients, or a document); a value marked ``ours:`` is our own choice, not the client's, and one marked
+``measured:`` is what the real client sent in ``mailstudy calibrate`` (docs/calibration.md: the profiles of
+NeoMutt, mbsync, offlineimap3, getmail6, mpop and fetchmail agree with their Debian clients there).
 
 How the values turn into commands is :mod:`mailstudy.live.imap_sync` and :mod:`mailstudy.live.pop3_sync`; a
 profile runs one *sync session* for one :class:`~mailstudy.live.devices.Device` through the one engine
@@ -178,7 +180,8 @@ def _sourced(profile: _Profile, **sources: str) -> _Profile:
     return replace(profile, sources=MappingProxyType({**_NEXT, **profile.sources, **sources}))
 
 
-_NEXT = {"keep_connection": OURS_NEXT, "new_mail": OURS_NEXT, "pipelining_depth": OURS_NEXT,
+_NEXT = {"keep_connection": OURS_NEXT, "new_mail": OURS_NEXT,
+         "pipelining_depth": "ours: one command at a time; not yet compared with this client",
          "compression": OURS_NEXT}
 #: the opening and leaving of a profile not yet run beside its client: imaplib's and poplib's own
 _LIBRARY = "ours: the Python library's own (imaplib, poplib); not yet compared with this client"
