@@ -104,7 +104,7 @@ class ImapProfile(_Profile):
     open_items: str = "(UID RFC822.SIZE BODY[])"
     open_chunk_above: int = 0  # a larger message is opened in chunks (0: never)
     open_chunk: int = 0
-    open_marks_seen: str = "fetch"  # fetch (BODY[] sets \Seen) or store (UID STORE after a PEEK)
+    open_marks_seen: str = "fetch"  # fetch (BODY[] sets \Seen), store (UID STORE after a PEEK), on-leave (later)
     seen_store: str = "+FLAGS"
     condstore: bool = False  # the client's own default; a fleet may ask for CHANGEDSINCE where offered
     flag_set: str = "1:*"  # the flags listing's set: 1:*, 1:uidnext (1:<UIDNEXT-1>), 1:exists (1:<EXISTS>)
@@ -142,8 +142,7 @@ class ImapProfile(_Profile):
         sync.sync()
         session.trace.mark("list_ready")
         sync.open_messages(session.to_read)
-        if self.mark_old:
-            sync.mark_old()
+        sync.leave_flags()
         session.headers, session.bodies = out.headers, out.bodies
 
 
@@ -229,13 +228,14 @@ PROFILES: dict[str, _Profile] = {
         listing="header-cache", flag_items="(UID FLAGS)", header_attributes="UID FLAGS INTERNALDATE RFC822.SIZE",
         header_fields="DATE FROM SENDER SUBJECT TO CC MESSAGE-ID REFERENCES CONTENT-TYPE CONTENT-DESCRIPTION "
                       "IN-REPLY-TO REPLY-TO LINES LIST-POST LIST-SUBSCRIBE LIST-UNSUBSCRIBE X-LABEL X-ORIGINAL-TO",
-        open_items="BODY.PEEK[]", open_marks_seen="store", seen_store="+FLAGS.SILENT",
+        open_items="BODY.PEEK[]", open_marks_seen="on-leave", seen_store="+FLAGS.SILENT",
         tags="a0000", capability="after-login", login="plain-ir",
         housekeeping=(("ENABLE UTF8=ACCEPT", 'LIST "" ""'),), select=('SELECT "INBOX"',), ending=("CLOSE",)),
         poll_s=f"{NM_CONF} (imap_keepalive 300 s; mail_check is 5 s while the index is shown)",
         idle=f"{NM_CONF} (imap_idle no)", listing=f"{NM} (new headers: FETCH <msn>:<n>)", flag_items=NM,
         header_attributes=NM, header_fields=NM, learn=NM, set_limit=f"{NM} (ours: one range)", bodies=NM,
-        open_items=NM, open_marks_seen=NM, seen_store=NM, condstore=f"{NM_CONF} (imap_condstore off)",
+        open_items=NM, open_marks_seen=f"{NM_IMAP} (flags synced on leaving, queued with the Old STORE: captured "
+                                       f"once, clients.md)", seen_store=NM, condstore=f"{NM_CONF} (imap_condstore off)",
         compression=f"{OURS_NEXT}; NeoMutt's default is imap_deflate yes ({NM_CONF})",
         pipelining_depth=f"{NM_CONF} (imap_pipeline_depth 15); queued: ENABLE + LIST ({NM_IMAP})",
         mark_old=f"{NM_IMAP} (sync_helper ... \"Old\"; mark_old yes, {NM}); {MEASURED}",

@@ -300,10 +300,12 @@ class ImapConnection:
         if typ != "OK":
             raise SessionError(f"{self.who}: UID STORE {uid} \\Seen failed: {data!r}")
 
-    def store(self, uids: str, how: str, flags: str) -> None:
-        typ, data = self.c.uid("STORE", uids, how, flags)
-        if typ != "OK":
-            raise SessionError(f"{self.who}: UID STORE {uids} {how} {flags} failed: {data!r}")
+    def stores(self, stores: list[tuple[str, str, str]], window: int) -> None:
+        """``UID STORE uids how flags`` for each, up to ``window`` in flight (1: one after the other)."""
+        results = self.c.pipelined("UID", [("STORE", *st) for st in stores], window=max(1, window))
+        bad = [(st, r) for st, r in zip(stores, results) if r[0] != "OK"]
+        if bad:
+            raise SessionError(f"{self.who}: UID STORE {' '.join(bad[0][0])} failed: {bad[0][1][1]!r}")
 
     def close(self) -> None:
         leave(self.c, self.style)

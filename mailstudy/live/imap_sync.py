@@ -61,6 +61,7 @@ class ImapSync:
         self.p, self.conn, self.account, self.device, self.out = profile, conn, account, device, outcome
         self.catalog = account.catalog
         self.not_old: set[int] = set()  # listed unread and without the Old keyword (mark_old)
+        self.seen_later: list[int] = []  # opened here, marked \\Seen on leaving (open_marks_seen = on-leave)
 
     # -- learning what changed --------------------------------------------------------------------------------
     def sync(self) -> None:
@@ -164,14 +165,22 @@ class ImapSync:
                 self.take_headers(self.conn.uid_fetch(uset, self.header_items()))
         {"autosync": self._autosync, "capped": self._capped, "on-open": lambda _uids: None}[self.p.bodies](uids)
 
-    def mark_old(self) -> None:
-        """NeoMutt's ``mark_old``: on leaving, the messages it listed unread and not yet Old get the ``Old``
-        keyword, in one ``UID STORE <set> +FLAGS.SILENT (Old)``."""
-        seen = {u for u, s in self.device.uids.items() if s in self.device.seen}
-        uids = sorted(self.not_old - seen)
-        if uids:
-            self.conn.store(uid_set(uids), "+FLAGS.SILENT", "(Old)")
+    def leave_flags(self) -> None:
+        """NeoMutt on leaving a mailbox: ``UID STORE <unread> +FLAGS.SILENT (Old)`` (its ``mark_old``) for the
+        messages it listed unread and not yet Old, and the ``\\Seen`` of the messages opened here (``open_marks_seen
+        = on-leave``), queued together: one flight of up to ``pipelining_depth`` commands."""
+        stores = []
+        if self.p.mark_old:
+            seen = {u for u, s in self.device.uids.items() if s in self.device.seen}
+            old = sorted(self.not_old - seen)
+            if old:
+                stores.append((uid_set(old), "+FLAGS.SILENT", "(Old)"))
             self.not_old.clear()
+        if self.seen_later:
+            stores.append((uid_set(self.seen_later), self.p.seen_store, "(\\Seen)"))
+            self.seen_later = []
+        if stores:
+            self.conn.stores(stores, self.p.pipelining_depth)
 
     def take_headers(self, got: list[Fetch]) -> None:
         device = self.device
@@ -249,6 +258,8 @@ class ImapSync:
                 self.open_body(uid, sha)
                 if self.p.open_marks_seen == "store":
                     self.conn.store_seen(uid, self.p.seen_store)
+                elif self.p.open_marks_seen == "on-leave":
+                    self.seen_later.append(uid)
             self.device.seen.add(sha)
             self.out.read.append(sha)
 
