@@ -55,7 +55,9 @@ def add_parser(sub) -> None:
     p.add_argument("--compress", action="store_true",
                    help="IMAP: the server offers COMPRESS=DEFLATE (RFC 4978) and the client asks for it after "
                         "login; the row counts the protocol's bytes and the deflated ones (compressed_bytes_*); "
-                        "a server that does not offer it gives an uncompressed session and a warning")
+                        "a server that does not offer it gives an uncompressed session and a warning; with "
+                        "--client the server offers it and the profile asks if its client does (thunderbird, "
+                        "neomutt)")
     add_link_arguments(p)
     p.add_argument("--capture", metavar="FILE.pcap",
                    help="also record the session as a pcap (with a JSON sidecar FILE.pcap.json)")
@@ -121,7 +123,7 @@ GIVEN = {"pop3_mode": lambda a: a.pop3_mode is not None, "read_fraction": lambda
 
 
 #: Options a ``--client`` run does not use (it runs the client profile's own workload on loopback), by dest.
-NOT_FOR_CLIENTS = ("protocol", "strategy", "pop3_mode", "mailbox", "per_message", "pipelining", "compress",
+NOT_FOR_CLIENTS = ("protocol", "strategy", "pop3_mode", "mailbox", "per_message", "pipelining",
                    "preview", "profile", "rtt", "down", "up", "jitter", "slow_start", "capture", "capture_backend",
                    "force")
 
