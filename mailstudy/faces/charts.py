@@ -99,8 +99,10 @@ def round_trips_and_latency(server: str, profiles_measured, profiles_modelled, m
 def _split_sweeps(df, by_rtt, by_rate):
     """The rows of one run over ``by_rtt + by_rate`` split back into the RTT sweep and the bandwidth sweep
     (the rows come per experiment, in the profiles' order within each)."""
-    n = len(by_rtt) + len(by_rate)
-    position = [i % n for i in range(len(df))]
+    every = by_rtt + by_rate
+    position = [i % len(every) for i in range(len(df))]
+    df = df.assign(rtt_s=[every[p].rtt_s for p in position], down_bps=[every[p].down_bps for p in position],
+                   up_bps=[every[p].up_bps for p in position])  # break-even rows do not carry them
     first = [p < len(by_rtt) for p in position]
     return df[first].reset_index(drop=True), df[[not f for f in first]].reset_index(drop=True)
 

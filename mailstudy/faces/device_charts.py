@@ -84,7 +84,7 @@ def device_agreement(df, title: str = "Do the devices download twice, see every 
               ("staleness_median_s", "staleness, median (minutes)", 1 / 60))
     for ax, (column, label, scale) in zip(axes.flat, panels):
         groups = by_client(ax, df, column, scale)
-        overlap_note(ax, groups, "upper left" if column in ("duplicate_downloads", "staleness_median_s")
+        overlap_note(ax, groups, "upper left" if column == "duplicate_downloads"
                      else "lower left")
         ax.set_ylabel(label)
         ax.set_title(label.split(" (")[0], fontsize=10)

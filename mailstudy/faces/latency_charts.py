@@ -19,6 +19,7 @@ from matplotlib.patches import Patch
 from mailstudy.faces.chart_kit import (LABEL_ORDER, NAMES, PROTOCOL_COLORS, STYLE, dodge, fmt_ms, fmt_rate,
                                        has_interval, interval_note, overlap_note, overlapping, plot_series, summary,
                                        titles, yerr)
+from mailstudy.errors import MailstudyError
 from mailstudy.faces.plots import plain_log_axes
 
 
@@ -28,15 +29,22 @@ def _protocol(label: str) -> str:
 
 def _bar_style(label: str) -> dict:
     """Colour is the protocol; download-all is hatched."""
-    return dict(color=PROTOCOL_COLORS.get(_protocol(label), "#777"), hatch="//" if "download-all" in label else None,
-                edgecolor="white", alpha=0.9)
+    return dict(facecolor=PROTOCOL_COLORS.get(_protocol(label), "#777"),
+                hatch="//" if "download-all" in label else None, edgecolor="white", alpha=0.9)
 
 
 def _profile_name(df, profile) -> str:
+    """"4g (55 ms, 21.3 Mbit/s)": the name with the two figures that move a time (from the row, else the
+    named profile)."""
     row = df[df["profile"] == profile].iloc[0]
-    rate = fmt_rate(row["down_bps"]) if "down_bps" in row else ""
-    rtt = fmt_ms(row["rtt_s"]) if "rtt_s" in row else ""
-    return f"{profile} ({', '.join(s for s in (rtt, rate) if s)})"
+    if "rtt_s" not in row or "down_bps" not in row:
+        from mailstudy.link import get_profile
+
+        try:
+            row = get_profile(profile).params()
+        except MailstudyError:
+            return str(profile)
+    return f"{profile} ({fmt_ms(row['rtt_s'])}, {fmt_rate(row['down_bps'])})"
 
 
 def list_and_open_bars(df, title: str = "How long does the user wait for the list, and for each message opened?",
@@ -253,7 +261,8 @@ def breakeven_chart(df, sweeps: dict | None = None,
             yi = i + dodge(len(protocols), j, 0.3)
             words = _verdict_text(None if math.isnan(v) else v)
             if words:
-                ax.text(0.5, yi, f"{protocol.upper()}: {words}", ha="center", va="center", fontsize=7, color=c)
+                ax.text(0.02, yi, f"{protocol.upper()}: {words}", ha="left", va="center", fontsize=7, color=c,
+                        bbox=dict(fc="white", ec="none", pad=0.5))
                 continue
             ax.errorbar(v, yi, xerr=None if err is None else err[:, i:i + 1], fmt="o", color=c, ms=7, capsize=3)
             ax.annotate(f"{v:.2f}", (v, yi), xytext=(6, -3), textcoords="offset points", fontsize=7, color=c)
@@ -293,7 +302,7 @@ def _breakeven_sweep(ax, df, x_col: str) -> None:
             ax.plot(x, edge, marker="o", mfc="none", color=c, ls="none")
             ax.annotate("always" if v < 0 else "never", (x, edge), xytext=(0, 6 if edge == 0 else -12),
                         textcoords="offset points", fontsize=7, color=c, ha="center")
-    ax.set_xscale("log")
+    plain_log_axes(ax, "x")
     ax.set_ylim(-0.05, 1.05)
     ax.set_ylabel("break-even read fraction")
     fixed = _fixed(df, "down_bps" if x_col == "rtt_s" else "rtt_s")

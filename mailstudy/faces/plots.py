@@ -87,7 +87,7 @@ def bytes_per_exchange(frame, title: str = "How many bytes does each exchange mo
     up.set_ylabel("bytes up (B)")
     for ax in (down, up):
         ax.grid(True, axis="y", alpha=0.25)
-        ax.legend(fontsize=8, loc="upper right")
+        ax.legend(fontsize=8, loc="upper left")
     labels = exchange_labels([str(c) for c in frame["command"]])
     step = max(1, int(np.ceil(n / 40)))
     up.set_xticks(x[::step])
@@ -109,13 +109,13 @@ def claims_chart(ledger, title: str = "Which of the article's claims survive a m
     question = title
     lines = [_claim_lines(r) for _, r in rows.iterrows()]
     heights = [max(len(c), len(m)) for c, m, _ in lines]
-    fig, ax = plt.subplots(figsize=(13, 0.19 * sum(heights) + 0.25 * len(rows) + 1.4))
+    fig, ax = plt.subplots(figsize=(13, 0.135 * (sum(heights) + len(rows)) + 1.3))
     total = sum(heights) + len(rows)
-    ax.set_ylim(total, -1.2)
+    ax.set_ylim(total, -1.6)
     ax.set_xlim(0, 1)
     ax.axis("off")
     for x, head in ((0.0, "claim (server)"), (0.47, "verdict"), (0.62, "measured in this run; condition")):
-        ax.text(x, -0.6, head, fontsize=8.5, fontweight="bold", va="center")
+        ax.text(x, -0.9, head, fontsize=8.5, fontweight="bold", va="center")
     y = 0.0
     for (_, r), (claim, measured, verdict), h in zip(rows.iterrows(), lines, heights):
         ax.text(0.0, y, "\n".join(claim), fontsize=7.5, va="top", linespacing=1.25)
@@ -131,12 +131,14 @@ def claims_chart(ledger, title: str = "Which of the article's claims survive a m
 def _claim_lines(r) -> tuple[list[str], list[str], str]:
     import textwrap
 
-    claim = textwrap.wrap(f"{r['claim']} ({r.get('server', '')})", 72)
-    said = str(r.get("measured", "") or "")
-    cond = str(r.get("condition", "") or "")
-    interval = str(r.get("interval", "") or "") if "interval" in r else ""
-    text = said + (f" [interval {interval}]" if interval else "") + (f"; when: {cond}" if cond else "")
-    return claim, textwrap.wrap(text, 64) or ["-"], str(r["verdict"])
+    def text(key: str) -> str:
+        v = r.get(key, "")
+        return "" if v is None or (isinstance(v, float) and v != v) else str(v)  # NaN: a CSV's empty cell
+
+    claim = textwrap.wrap(f"{text('claim')} ({text('server')})", 72)
+    said, cond, interval = text("measured"), text("condition"), text("interval")
+    said_all = said + (f" [interval {interval}]" if interval else "") + (f"; when: {cond}" if cond else "")
+    return claim, textwrap.wrap(said_all, 64) or ["-"], str(r["verdict"])
 
 
 def _strategy_series(ax, df, column: str, x_col: str, scale: float, xscale: float = 1.0, offset: float = 0.0):
