@@ -38,7 +38,7 @@ def by_client(ax, df, column: str, scale: float = 1.0, step: float = 0.08) -> li
     for i, (c, p) in enumerate(parts.items()):
         k, n = where.get(c, (0, 1))
         plot_series(ax, p["devices"].to_numpy(float) + dodge(n, k, step), p, c, scale, **_client_style(c, i))
-    ax.set_xlabel("devices on the account")
+    ax.set_xlabel("devices on the account (count)")
     ax.grid(True, which="both", alpha=0.25)
     ax.set_xticks(sorted(df["devices"].unique()))
     return groups
@@ -117,7 +117,7 @@ def losses_chart(df, title: str = "Which setups lose messages, and how many?", c
     ax.set_xticks(x)
     ax.set_xticklabels(clients, rotation=20, ha="right")
     ax.set_xlabel("client profile (every device runs it)")
-    ax.set_ylabel("messages")
+    ax.set_ylabel("messages (count)")
     ax.set_ylim(bottom=0)
     ax.grid(True, axis="y", alpha=0.25)
     ax.legend(fontsize=8)

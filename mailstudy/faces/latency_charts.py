@@ -82,10 +82,10 @@ def list_and_open_bars(df, title: str = "How long does the user wait for the lis
             ax.set_xticks(x)
             ax.set_xticklabels([lb.replace(" ", "\n", 1) for lb in labels], fontsize=7)
             ax.set_ylabel(f"{NAMES[column]} (s)")
+            ax.set_xlabel("strategy")
             ax.grid(True, axis="y", alpha=0.25)
             if row == 0:
                 ax.set_title(_profile_name(df, profile), fontsize=9)
-        axes[1][col].set_xlabel("strategy")
     handles = [Patch(**_bar_style(lb), label=lb) for lb in labels]
     fig.legend(handles=handles, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
     note = interval_note(df, "time_to_list_s") if interval else "bars: medians of the repeats, whiskers: 95th percentile"
@@ -304,7 +304,7 @@ def _breakeven_sweep(ax, df, x_col: str) -> None:
                         textcoords="offset points", fontsize=7, color=c, ha="center")
     plain_log_axes(ax, "x")
     ax.set_ylim(-0.05, 1.05)
-    ax.set_ylabel("break-even read fraction")
+    ax.set_ylabel("break-even read fraction (share opened)")
     fixed = _fixed(df, "down_bps" if x_col == "rtt_s" else "rtt_s")
     ax.set_xlabel("round-trip time (ms, log)" if x_col == "rtt_s" else "bandwidth down (Mbit/s, log)")
     ax.set_title(f"RTT varied at {fixed}" if x_col == "rtt_s" else f"bandwidth varied at {fixed} RTT", fontsize=9.5)
