@@ -188,14 +188,15 @@ def dodge(n: int, i: int, step: float) -> float:
 
 
 def fmt_rate(bps) -> str:
-    """``21.3e6`` -> ``"21.3 Mbit/s"`` (one decimal at most; "unlimited" for None or NaN)."""
-    if bps is None or (isinstance(bps, float) and math.isnan(bps)):
-        return "unlimited"
-    if bps >= 1e6:
-        return f"{bps / 1e6:g} Mbit/s"
-    return f"{bps / 1e3:g} kbit/s"
+    """``21.3e6`` -> ``"21.3 Mbit/s"`` (:func:`mailstudy.link.profiles.format_rate`; NaN, as a CSV gives a
+    missing rate, is "unlimited")."""
+    from mailstudy.link.profiles import format_rate
+
+    return format_rate(None if bps is None or (isinstance(bps, float) and math.isnan(bps)) else bps)
 
 
 def fmt_ms(seconds) -> str:
-    """``0.055`` -> ``"55 ms"``."""
-    return f"{1000 * float(seconds):g} ms"
+    """``0.055`` -> ``"55 ms"`` (:func:`mailstudy.link.profiles.format_duration`)."""
+    from mailstudy.link.profiles import format_duration
+
+    return format_duration(float(seconds))
