@@ -90,6 +90,7 @@ def test_after_a_full_study_the_readme_is_refilled(tmp_path):
     results = tmp_path / "data" / "results"
     results.mkdir(parents=True)
     volume().to_csv(results / "traffic_volume.csv", index=False)
+    assert "no README.md" in rf.after_study(False, results, tmp_path)
     (tmp_path / "README.md").write_text("IMAP: <!-- study:list_share_imap -->old<!-- /study -->\n")
     assert "left as they were" in rf.after_study(True, results, tmp_path)
     assert "old" in (tmp_path / "README.md").read_text()

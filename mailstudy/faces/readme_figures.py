@@ -264,6 +264,8 @@ def after_study(quick: bool, results: Path | None = None, root: Path | None = No
         return "README.md figures: left as they were (a quick run; a full run refills them)"
     root = Path(root) if root is not None else project_root()
     results = Path(results) if results is not None else data_dir("results")
+    if not (root / "README.md").is_file():
+        return f"README.md figures: no README.md in {root} to refill"
     snapshot(results, root / "docs" / "results", "full")
     missing = fill_readme(root / "README.md", root / "docs" / "results")
     figures = data_dir("figures") if results == data_dir("results") else results.parent / "figures"
