@@ -384,3 +384,20 @@ def test_summary_takes_the_interval_only_when_present():
     s = chart_kit.summary(with_interval(df, ["y"], seeds=12), "x", "y")
     assert list(s["lo"].round(9)) == [2.4, 3.2] and list(s["seeds"]) == [12] * 2
     assert chart_kit.interval_note(with_interval(df, ["y"], seeds=12), "y") == "median of 12 seeds, 95 % interval"
+
+
+@pytest.mark.parametrize("interval", [False, True])
+def test_losses_and_condstore(interval):
+    losses = pd.DataFrame([dict(clients=c, lose_device=lose, messages_only_on_one_device=m, messages_lost=lost)
+                           for c, m, lost in (("thunderbird", 0, 0), ("pop3-delete", 14, 3))
+                           for lose in (None, 0)])
+    cond = pd.DataFrame([dict(condstore=c, start_messages=n, bytes_down_per_day=n * (1e4 if c else 2e4))
+                         for c in (False, True) for n in (20, 80)])
+    if interval:
+        losses = with_interval(losses, ["messages_lost", "messages_only_on_one_device"])
+        cond = with_interval(cond, ["bytes_down_per_day"])
+    for fig in (device_charts.losses_chart(losses), device_charts.condstore_chart(cond)):
+        check_common(fig, interval)
+        assert (errorbars(fig) > 0) == interval
+    fig = device_charts.losses_chart(losses)
+    assert sum(t == "0" for t in texts(fig)) >= 3  # a zero is a result too: written on its bar

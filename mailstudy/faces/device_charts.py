@@ -136,7 +136,7 @@ def condstore_chart(df, title: str = "What does flag sync cost as the mailbox gr
                     "CONDSTORE (UID FETCH ... CHANGEDSINCE)" if condstore else "naive (FLAGS of every message)",
                     1 / MIB, marker="o" if condstore else "s", linestyle="-" if condstore else "--",
                     color="#2e7d32" if condstore else "#6a1b9a")
-    ax.set_xlabel("messages in the mailbox at the start")
+    ax.set_xlabel("messages in the mailbox at the start (count)")
     ax.set_ylabel("bytes down per day, all devices (MiB)")
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.25)
