@@ -145,14 +145,17 @@ FIGURES: dict[str, Figure] = {
     "volume_messages": Figure("traffic_volume", "messages", "the largest mailbox of notebook 01", _volume_messages),
     "list_share_imap": Figure("traffic_volume", "bytes_down", "IMAP header-first's bytes down (read fraction 0) "
                               "as a share of download-all's, largest mailbox", _list_share("imap")),
-    "list_share_pop3": Figure("traffic_volume", "bytes_down", "POP3's, the same", _list_share("pop3")),
+    "list_share_pop3": Figure("traffic_volume", "bytes_down", "POP3 header-first's bytes down (read fraction 0) "
+                              "as a share of download-all's, largest mailbox", _list_share("pop3")),
     "read_breakeven_imap": Figure("bytes_vs_read_fraction", "bytes_down", "read fraction where IMAP header-first's "
                                   "bytes down reach download-all's (measured)", _read_breakeven("imap")),
-    "read_breakeven_pop3": Figure("bytes_vs_read_fraction", "bytes_down", "the same for POP3",
+    "read_breakeven_pop3": Figure("bytes_vs_read_fraction", "bytes_down", "read fraction where POP3 header-first's "
+                                  "bytes down reach download-all's (measured)",
                                   _read_breakeven("pop3")),
     "waiting_breakeven_4g_imap": Figure("breakeven_per_profile", "waiting_r", "IMAP's total-waiting break-even "
                                         "read fraction on 4g (model)", _waiting_breakeven("4g", "imap")),
-    "waiting_breakeven_4g_pop3": Figure("breakeven_per_profile", "waiting_r", "POP3's, the same",
+    "waiting_breakeven_4g_pop3": Figure("breakeven_per_profile", "waiting_r", "POP3's total-waiting break-even "
+                                        "read fraction on 4g (model)",
                                         _waiting_breakeven("4g", "pop3")),
     "model_worst": Figure("model_vs_measured", "error", "the model's worst relative error against the link",
                           _model_worst),
@@ -160,9 +163,10 @@ FIGURES: dict[str, Figure] = {
     "fleet_devices": Figure("devices_fleet", "devices", "the largest fleet of notebook 04", _fleet_devices),
     "fleet_growth_thunderbird-pop3": Figure("devices_fleet", "bytes_down_per_day", "bytes per day, most devices "
                                             "over one, POP3 keep (thunderbird-pop3)", _fleet_growth("thunderbird-pop3")),
-    "fleet_growth_thunderbird": Figure("devices_fleet", "bytes_down_per_day", "the same, Thunderbird (IMAP, "
-                                       "offline sync)", _fleet_growth("thunderbird")),
-    "fleet_growth_pop3-delete": Figure("devices_fleet", "bytes_down_per_day", "the same, POP3 delete",
+    "fleet_growth_thunderbird": Figure("devices_fleet", "bytes_down_per_day", "bytes per day, most devices over "
+                                       "one, Thunderbird (IMAP, offline sync)", _fleet_growth("thunderbird")),
+    "fleet_growth_pop3-delete": Figure("devices_fleet", "bytes_down_per_day", "bytes per day, most devices over "
+                                       "one, POP3 delete",
                                        _fleet_growth("pop3-delete")),
     "claims_supported": Figure("article_claims", "verdict", "ledger rows supported", _claims("supported")),
     "claims_contradicted": Figure("article_claims", "verdict", "ledger rows contradicted", _claims("contradicted")),
@@ -204,7 +208,8 @@ def value(name: str, tables: dict) -> str:
         raise FigureError(f"README marks an unknown figure {name!r}; known: {', '.join(FIGURES)}")
     fig = FIGURES[name]
     if fig.table not in tables:
-        raise FigureError(f"figure {name!r} needs {fig.table}.csv, which the outputs do not have")
+        file = "run.json" if fig.table == "run" else f"{fig.table}.csv"
+        raise FigureError(f"figure {name!r} needs {file}, which the outputs do not have")
     if fig.column not in tables[fig.table].columns:
         raise FigureError(f"figure {name!r} needs column {fig.column!r} of {fig.table}.csv")
     return fig.compute(tables)
@@ -224,6 +229,22 @@ def fill(text: str, tables: dict) -> tuple[str, list[str]]:
         return f"<!-- study:{m.group('name')} -->{v}<!-- /study -->"
 
     return MARKER.sub(replace, text), missing
+
+
+def describe(names, results: Path | None = None) -> str:
+    """The figures ``names`` as the README quotes them, one "what: value" line each, from the tables in
+    ``results`` (``data/results`` by default): a notebook's conclusion prints these, so it says what the README
+    says."""
+    from mailstudy.outputs import data_dir
+
+    tables = load_tables(Path(results) if results is not None else data_dir("results"))
+    lines = []
+    for name in names:
+        try:
+            lines.append(f"{FIGURES[name].what}: {value(name, tables)}")
+        except FigureError as exc:
+            lines.append(f"{name}: not available ({exc})")
+    return "\n".join(lines)
 
 
 def snapshot(results: Path, docs_results: Path, mode: str) -> list[Path]:
