@@ -77,7 +77,8 @@ def list_and_open_bars(df, title: str = "How long does the user wait for the lis
                     err = np.array([[0.0], [max(top - med, 0.0)]])
                 if err is not None:
                     ax.errorbar(i, med, yerr=err, fmt="none", ecolor="black", capsize=3, lw=0.9)
-                ax.text(i, med, f"{med:.3g}", ha="center", va="bottom", fontsize=7)
+                ax.annotate(f"{med:.3g}", (i, med), xytext=(-3, 2), textcoords="offset points", ha="right",
+                            va="bottom", fontsize=7)  # left of the whisker, never under it
             ax.set_ylim(bottom=0, top=ax.get_ylim()[1] * 1.12)
             ax.set_xticks(x)
             ax.set_xticklabels([lb.replace(" ", "\n", 1) for lb in labels], fontsize=7)
