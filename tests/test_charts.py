@@ -196,8 +196,10 @@ def fleet_frame(servers=("embedded",)):
 def test_bytes_up_and_down(interval):
     df = volume_frame()
     df = with_interval(df, ["bytes_down", "bytes_up"]) if interval else df
+    df.loc[df.server == "dovecot", "bytes_down"] *= 1.1  # the servers differ: a column each
     fig = plots.bytes_up_and_down(df, conditions="buchner2009, seed 0; loopback")
     check_common(fig, interval)
+    assert len(fig.axes) == 4
     ax = fig.axes[0]
     assert len(lines_with_labels(ax)) == 4
     legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
@@ -207,6 +209,11 @@ def test_bytes_up_and_down(interval):
     x = {k: tuple(ln.get_xdata()) for k, ln in series_lines(ax).items()}
     assert x["IMAP download-all"] != x["POP3 download-all"]
     assert any("IMAP download-all = POP3 download-all" in t for t in texts(fig))
+
+
+def test_bytes_up_and_down_one_column_when_the_servers_agree():
+    fig = plots.bytes_up_and_down(volume_frame())
+    assert len(fig.axes) == 2 and any("give the same bytes" in t for t in texts(fig))
 
 
 @pytest.mark.parametrize("interval", [False, True])

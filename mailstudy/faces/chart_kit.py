@@ -182,6 +182,14 @@ def overlap_note(ax, groups: list[list[str]], where: str = "lower right",
             bbox=dict(boxstyle="round,pad=0.25", fc="white", ec="#ccc", alpha=0.9))
 
 
+def same_across(df, by: str, column: str, key=("clients", "devices")) -> bool:
+    """True when every value of ``by`` (the servers) gives ``column`` within 2 % of the others."""
+    values = {v: g.groupby(list(key))[column].median() for v, g in df.groupby(by)}
+    first = next(iter(values.values()))
+    return all(v.index.equals(first.index) and close(v.to_numpy(float), first.to_numpy(float))
+               for v in values.values())
+
+
 def dodge(n: int, i: int, step: float) -> float:
     """The offset of series ``i`` of ``n`` drawn side by side, ``step`` apart, centred on zero."""
     return (i - (n - 1) / 2) * step

@@ -11,8 +11,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from mailstudy.faces.chart_kit import (MARKERS, MIB, close, dodge, interval_note, overlap_note, overlapping, plot_series,
-                                       summary, titles, yerr)
+from mailstudy.faces.chart_kit import (MARKERS, MIB, dodge, interval_note, overlap_note, overlapping, plot_series,
+                                       same_across, summary, titles, yerr)
 from mailstudy.faces.plots import plain_log_axes
 
 #: One colour per client profile, the same in every chart of notebook 04 (IMAP clients blues and greens, POP3
@@ -42,14 +42,6 @@ def by_client(ax, df, column: str, scale: float = 1.0, step: float = 0.08) -> li
     ax.grid(True, which="both", alpha=0.25)
     ax.set_xticks(sorted(df["devices"].unique()))
     return groups
-
-
-def same_across(df, by: str, column: str, key=("clients", "devices")) -> bool:
-    """True when every value of ``by`` (the servers) gives ``column`` within 2 % of the others."""
-    values = {v: g.groupby(list(key))[column].median() for v, g in df.groupby(by)}
-    first = next(iter(values.values()))
-    return all(v.index.equals(first.index) and close(v.to_numpy(float), first.to_numpy(float))
-               for v in values.values())
 
 
 def bytes_per_day_vs_devices(df, title: str = "How many bytes a day does each added device cost?",

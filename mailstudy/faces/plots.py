@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # headless runs fall back to the Agg backend by
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from mailstudy.faces.chart_kit import (LABEL_ORDER, MIB, PROTOCOL_COLORS, STYLE, dodge, interval_note, overlap_note,
-                                       overlapping, plot_series, summary, titles)
+                                       overlapping, plot_series, same_across, summary, titles)
 from mailstudy.outputs import data_dir, publish, tmp_beside
 
 __all__ = ["LABEL_ORDER", "MIB", "STYLE", "save_figure", "bytes_per_exchange", "claims_chart", "bytes_up_and_down",
@@ -155,13 +155,17 @@ def _strategy_series(ax, df, column: str, x_col: str, scale: float, xscale: floa
 
 
 def bytes_up_and_down(df, title: str = "How many bytes does each strategy move as the mailbox grows?",
-                conditions: str = ""):
-    """Bytes down (top) and up (bottom) of each strategy against the mailbox's size, one column per server
-    (lines on log axes; coinciding strategies drawn apart by a small offset and named in a note)."""
+                      conditions: str = ""):
+    """Bytes down (top) and up (bottom) of each strategy against the mailbox's size, one column per server, or
+    one column when the servers give the same bytes (said in the subtitle); lines on log axes, coinciding
+    strategies drawn apart by a small offset and named in a note."""
     servers = sorted(df["server"].unique())
-    fig, axes = plt.subplots(2, len(servers), figsize=(6.2 * len(servers) + 0.6, 7.6), squeeze=False, sharex=True)
-    for col, server in enumerate(servers):
-        part = df[df["server"] == server]
+    key = ("label", "messages")
+    merged = len(servers) > 1 and all(same_across(df, "server", c, key) for c in ("bytes_down", "bytes_up"))
+    columns = [(", ".join(servers), df[df["server"] == servers[0]])] if merged or len(servers) == 1 else \
+        [(s, df[df["server"] == s]) for s in servers]
+    fig, axes = plt.subplots(2, len(columns), figsize=(6.2 * len(columns) + 0.6, 7.6), squeeze=False, sharex=True)
+    for col, (server, part) in enumerate(columns):
         for row, (column, unit, scale) in enumerate((("bytes_down", "MiB", MIB), ("bytes_up", "KiB", 1024))):
             ax = axes[row][col]
             groups = _strategy_series(ax, part, column, "mailbox_bytes", scale, 1 / MIB, offset=0.04)
@@ -171,7 +175,8 @@ def bytes_up_and_down(df, title: str = "How many bytes does each strategy move a
         axes[0][col].set_title(f"server: {server}", fontsize=10)
         axes[1][col].set_xlabel("mailbox size (MiB, log)")
     axes[0][-1].legend(fontsize=8, loc="upper left")
-    titles(fig, title, conditions, interval_note(df, ["bytes_down", "bytes_up"]))
+    same = f"{' and '.join(servers)} give the same bytes (within 2 %): one column" if merged else ""
+    titles(fig, title, conditions, "; ".join(s for s in (same, interval_note(df, ["bytes_down", "bytes_up"])) if s))
     return fig
 
 
