@@ -28,19 +28,24 @@ def _client_style(client: str, i: int) -> dict:
                 linestyle="--" if pop3 else "-", markerfacecolor="none" if pop3 else None, markersize=7)
 
 
-def by_client(ax, df, column: str, scale: float = 1.0, step: float = 0.08) -> list[list[str]]:
-    """One line per client profile against the device count (interval bars when the table has them);
-    coinciding lines are offset sideways by ``step`` devices each. Returns the groups that coincide."""
+def by_client(ax, df, column: str, scale: float = 1.0, step: float = 0.05) -> list[list[str]]:
+    """One line per client profile against the device count (on a base-2 axis: counts double), interval bars
+    when the table has them; coinciding lines are shifted sideways by ``step`` of a doubling each. Returns the
+    groups that coincide."""
     clients = list(dict.fromkeys(df["clients"]))
     parts = {c: summary(df[df["clients"] == c], "devices", column) for c in clients}
     groups = overlapping({c: p["y"].to_numpy(float) for c, p in parts.items()})
     where = {c: (k, len(g)) for g in groups for k, c in enumerate(g)}
     for i, (c, p) in enumerate(parts.items()):
         k, n = where.get(c, (0, 1))
-        plot_series(ax, p["devices"].to_numpy(float) + dodge(n, k, step), p, c, scale, **_client_style(c, i))
-    ax.set_xlabel("devices on the account (count)")
+        plot_series(ax, p["devices"].to_numpy(float) * 2 ** dodge(n, k, step), p, c, scale, **_client_style(c, i))
+    ax.set_xscale("log", base=2)
+    ticks = sorted(df["devices"].unique())
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f"{t:g}" for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel("devices on the account (count, doubling)")
     ax.grid(True, which="both", alpha=0.25)
-    ax.set_xticks(sorted(df["devices"].unique()))
     return groups
 
 
