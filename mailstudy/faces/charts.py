@@ -80,8 +80,7 @@ def round_trips_and_latency(server: str, profiles_measured, profiles_modelled, m
         pipe, conditions=f"round trips counted, times modelled; {what}"), "latency_pipelining_batching", figures)
     out["breakeven_png"] = save_figure(breakeven_chart(
         even, {"rtt": out["breakeven_vs_rtt"], "bandwidth": out["breakeven_vs_bandwidth"]},
-        conditions=f"model; {messages} messages, {sizes}, median of {len(seeds)} seeds, {server}; "
-                   f"{net.describe()}"),
+        conditions=f"model; {messages} messages, {sizes}, {server}; {net.describe()}"),
         "latency_breakeven", figures)
     return out
 
