@@ -24,7 +24,7 @@ def traffic_volume(servers: list[str], message_counts, fractions, read_messages:
     from mailstudy.study.volume import traffic_tables
 
     seeds = list(seeds)
-    what = f"{sizes}, median of {len(seeds)} seed{'s' if len(seeds) != 1 else ''}"
+    what = f"{sizes}"  # the charts say "median of N seeds, 95 % interval" themselves (chart_kit.interval_note)
     results, figures = results or data_dir("results"), figures or data_dir("figures")
     out = traffic_tables(servers, message_counts, fractions, read_messages, sizes, seeds, cache_dir, executor)
     for name, file in (("volume", "traffic_volume"), ("volume_seeds", "traffic_volume_seeds"),
@@ -60,8 +60,7 @@ def round_trips_and_latency(server: str, profiles_measured, profiles_modelled, m
     seeds = list(seeds)
     base = Experiment(server=server, messages=messages, sizes=sizes, read_fraction=read_fraction, repeats=repeats)
     net = network_conditions(conditions)
-    what = (f"{messages} messages, {sizes}, read fraction {read_fraction}, median of {len(seeds)} "
-            f"seed{'s' if len(seeds) != 1 else ''}, {server}; {net.describe()}")
+    what = f"{messages} messages, {sizes}, read fraction {read_fraction}, {server}; {net.describe()}"
     results, figures = results or data_dir("results"), figures or data_dir("figures")
     out = latency.latency_tables(base, profiles_measured, profiles_modelled, seeds, cache_dir, net, executor)
     for name in list(out):
@@ -96,8 +95,7 @@ def devices(servers, clients, device_counts, hours: float, rate: float, loss_cli
     from mailstudy.study.device_counts import device_tables
 
     seeds = list(seeds)
-    what = (f"{hours:g} h simulated, {rate:g} new messages/day, median of {len(seeds)} "
-            f"seed{'s' if len(seeds) != 1 else ''}, loopback")
+    what = f"{hours:g} h simulated, {rate:g} new messages/day, loopback"
     results, figures = results or data_dir("results"), figures or data_dir("figures")
     # Dovecot offers CONDSTORE, the embedded server does not: use it whenever it is installed
     cond_server = "dovecot" if "dovecot" in available_servers() else servers[0]
@@ -116,7 +114,7 @@ def devices(servers, clients, device_counts, hours: float, rate: float, loss_cli
                          f"server {servers[0]}"), "devices_losses", figures)
     offered = bool(cond["condstore_offered"].any()) if "condstore_offered" in cond else False
     out["condstore_png"] = save_figure(condstore_chart(
-        cond, conditions=f"no new mail; {hours:g} h, neomutt x2, polls every 15 min, median of {len(seeds)} "
-                         f"seeds; server {cond_server}{'' if offered else ', CONDSTORE not offered'}"),
+        cond, conditions=f"no new mail; {hours:g} h, neomutt x2, polls every 15 min; "
+                         f"server {cond_server}{'' if offered else ', CONDSTORE not offered'}"),
         "devices_condstore", figures)
     return out
