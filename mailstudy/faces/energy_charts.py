@@ -21,7 +21,7 @@ RADIO_MARKERS = {"lte": "o", "3g": "s", "wifi": "^"}
 
 def joules_per_day_chart(summary, title: str):
     """Stacked bars per setting (promotion, transfer, tail, idle; per day), one panel per radio, with the
-    range of the total over seeds as an error bar."""
+    95 % bootstrap interval of the total's median over seeds as an error bar."""
     radios = list(dict.fromkeys(summary["radio"]))
     fig, axes = plt.subplots(1, len(radios), figsize=(5.2 * len(radios), 4.8), squeeze=False)
     for ax, radio in zip(axes[0], radios):
@@ -88,7 +88,7 @@ def energy(settings=None, seeds=(0, 1, 2), hours: float = 24.0, rate: float = 10
            "rows_csv": write_csv_atomically(rows, results / "energy_per_day_rows.csv"),
            "summary_csv": write_csv_atomically(summary, results / "energy_per_day.csv")}
     out["per_day_png"] = save_figure(joules_per_day_chart(
-        summary, f"Radio joules per day by state, median and range over seeds ({what})"), "energy_per_day", figures)
+        summary, f"Radio joules per day by state, median of seeds with its 95 % interval ({what})"), "energy_per_day", figures)
     out["tradeoff_png"] = save_figure(tradeoff_chart(
         summary, f"Staleness against radio energy per day ({what})"), "energy_tradeoff", figures)
     plt.close("all")

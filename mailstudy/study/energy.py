@@ -6,7 +6,7 @@ device on one account for a simulated day (:mod:`mailstudy.live.fleet`: every se
 simulated), priced on each radio model by :mod:`mailstudy.energy.day`; a setting changes one thing at a time
 (the same Thunderbird profile holds IDLE or polls at each interval; one POP3 keep-mode point beside them).
 Several seeds (different arrival times and reads) give each number an interval: the tables carry the median and
-the range over seeds.
+its 95 % bootstrap interval over the seeds (:mod:`mailstudy.study.intervals`).
 """
 
 from __future__ import annotations
@@ -68,19 +68,13 @@ def energy_day_rows(settings: Iterable[Setting] = STANDARD_SETTINGS, seeds: Iter
 
 
 def summarize(rows: "pandas.DataFrame") -> "pandas.DataFrame":
-    """Per setting and radio: the median over seeds of each of :data:`SUMMARY_COLUMNS`, with ``_lo`` and ``_hi``
-    (the smallest and largest seed's value) beside it, and ``seeds``."""
-    import pandas as pd
+    """Per setting and radio: the median over seeds of each of :data:`SUMMARY_COLUMNS`, with its 95 % bootstrap
+    interval (``_lo``, ``_hi``) and ``seeds``: the study's one summary (:func:`mailstudy.study.intervals.summarize`)."""
+    from mailstudy.study.intervals import summarize as summary
 
     order = list(dict.fromkeys(rows["setting"]))
-    out = []
-    for (setting, radio), g in rows.groupby(["setting", "radio"], sort=False):
-        rec = {"setting": setting, "radio": radio, "seeds": len(g)}
-        for c in SUMMARY_COLUMNS:
-            vals = g[c].astype(float)
-            rec.update({c: vals.median(), f"{c}_lo": vals.min(), f"{c}_hi": vals.max()})
-        out.append(rec)
-    frame = pd.DataFrame(out)
+    frame = summary(rows, ["setting", "radio"], list(SUMMARY_COLUMNS))
+    frame = frame[["setting", "radio", "seeds"] + [c for m in SUMMARY_COLUMNS for c in (m, f"{m}_lo", f"{m}_hi")]]
     frame["order"] = frame["setting"].map(order.index)
     return frame.sort_values(["radio", "order"]).drop(columns="order").reset_index(drop=True)
 

@@ -183,17 +183,13 @@ def three_protocols(messages: int = 30, seeds=(0, 1, 2), strategies=STRATEGIES, 
 
 
 def with_intervals(df: pd.DataFrame, measures=MEASURES, by=("profile", "modelled", "strategy", "column")) -> pd.DataFrame:
-    """Median of each measure over the seeds, with the lowest and highest seed beside it (``_lo``, ``_hi``): the
-    interval a chart draws (ours: the range over seeds, not a confidence interval; with 3 seeds it is all there is)."""
+    """Each measure's median over the seeds with its 95 % bootstrap interval (``_lo``, ``_hi``) and ``seeds``: the
+    study's one summary (:func:`mailstudy.study.intervals.summarize`)."""
+    from mailstudy.study.intervals import summarize
+
     keys = [k for k in by if k in df.columns]
-    agg = {}
-    for m in measures:
-        agg[m] = (m, "median")
-        agg[f"{m}_lo"] = (m, "min")
-        agg[f"{m}_hi"] = (m, "max")
-    out = df.groupby(keys, sort=False).agg(**agg).reset_index()
-    out["seeds"] = df.groupby(keys, sort=False).size().values
-    return out
+    out = summarize(df, keys, [m for m in measures if m in df.columns])
+    return out[keys + [c for m in measures if m in df.columns for c in (m, f"{m}_lo", f"{m}_hi")] + ["seeds"]]
 
 
 def _sync_row(seed: int, protocol: str, workload: str, result, **extra) -> dict:
@@ -254,7 +250,7 @@ def available_columns(columns=COLUMNS) -> tuple[tuple, str]:
 def interval_table(summary: pd.DataFrame, measures=("bytes_up", "bytes_down", "round_trips"),
                    index=("profile", "modelled", "strategy"), digits: int = 3) -> pd.DataFrame:
     """A table to read: one row per ``index`` value, one column per (measure, column), each cell the median with
-    the range over seeds in brackets when the seeds differ ("13,753 [13,740-13,761]")."""
+    its 95 % interval over the seeds in brackets when it has width ("13,753 [13,740-13,761]")."""
     def cell(row, m):
         med, lo, hi = row[m], row[f"{m}_lo"], row[f"{m}_hi"]
         fmt = (lambda v: f"{v:,.0f}") if m.endswith(("bytes_up", "bytes_down", "round_trips")) else \
