@@ -156,12 +156,15 @@ def client_sessions(client: str | SessionParams, server: str = "embedded", messa
 def counts_only(rows: list[dict]) -> list[dict]:
     """Rows without the columns that measure the machine's time, for comparing runs: ``bytes_down`` becomes
     ``bytes_down_less_timing`` (less the length of Dovecot's own "(0.001 + 0.000 secs)" timing text, the one
-    part of a server's replies that changes between identical runs)."""
+    part of a server's replies that changes between identical runs), and ``wire_bytes_down`` the same where
+    nothing was compressed (deflated, the text's digits change the stream's length: the column is left out)."""
     out = []
     for r in rows:
-        c = {k: v for k, v in r.items() if k not in TIME_COLUMNS + ("bytes_down", "server_timing_bytes")}
-        if "bytes_down" in r:
-            c["bytes_down_less_timing"] = r["bytes_down"] - (r.get("server_timing_bytes") or 0)
+        c = {k: v for k, v in r.items()
+             if k not in TIME_COLUMNS + ("bytes_down", "wire_bytes_down", "server_timing_bytes")}
+        for col in ("bytes_down", "wire_bytes_down"):
+            if col in r and not (col == "wire_bytes_down" and r.get("compressed")):
+                c[f"{col}_less_timing"] = r[col] - (r.get("server_timing_bytes") or 0)
         out.append(c)
     return out
 
