@@ -97,6 +97,18 @@ def test_a_behaviour_that_is_not_one_is_refused():
         FleetSpec(behaviour="push")
 
 
+@pytest.mark.parametrize("flag", ["compress", "condstore", "idle"])
+def test_a_fleet_flag_that_is_not_true_or_false_is_refused(flag):
+    with pytest.raises(ParameterValueError, match=f"{flag} must be True or False, not 'yes'"):
+        FleetSpec(**{flag: "yes"})
+
+
+def test_compress_is_in_a_fleet_cells_cache_name():
+    from mailstudy.study.fleet import FleetCell
+
+    assert FleetCell(compress=True).key() != FleetCell().key()
+
+
 # -- fleet days on both servers ---------------------------------------------------------------------------------
 def test_a_day_of_clients_as_they_keep_their_connections(start_server):
     clients = ("thunderbird", "neomutt", "k9", "mbsync")
