@@ -60,3 +60,21 @@ def test_a_kept_connection_logs_in_less_and_syncs_sooner_and_compress_lowers_the
         assert mb["way"] == mb_base["way"] == "reconnect" and mb["logins"] == mb_base["logins"] == 1
         assert mb["compress_default"] == "never asks for COMPRESS"
         assert (mb["commands"], mb["bytes_down"]) == (mb_base["commands"], mb_base["bytes_down"])
+
+
+def test_the_chart_draws_every_client_and_variant_on_each_link(tmp_path):
+    import pandas as pd
+
+    from mailstudy.faces.kept_charts import kept_sync_chart, kept_sync_figure
+
+    table = pd.DataFrame([
+        {"client": "thunderbird", "variant": "reconnect-and-poll", "sync_s_4g": 0.7, "sync_s_satellite-geo": 7.6},
+        {"client": "thunderbird", "variant": "as shipped", "sync_s_4g": 0.5, "sync_s_satellite-geo": 5.6},
+        {"client": "thunderbird", "variant": "as shipped + COMPRESS", "sync_s_4g": 0.5, "sync_s_satellite-geo": 5.5},
+        {"client": "mbsync", "variant": "reconnect-and-poll", "sync_s_4g": 0.7, "sync_s_satellite-geo": 7.4},
+        {"client": "mbsync", "variant": "as shipped", "sync_s_4g": 0.7, "sync_s_satellite-geo": 7.4}])
+    fig = kept_sync_figure(table)
+    assert [len(ax.patches) for ax in fig.axes] == [5, 5]
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["mbsync", "thunderbird"]
+    path = kept_sync_chart(table, tmp_path)
+    assert path == tmp_path / "kept_sync_times.png" and path.read_bytes()[:4] == b"\x89PNG"
