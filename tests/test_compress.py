@@ -138,6 +138,12 @@ def test_the_session_command_takes_compress():
     out = run_cli("session", "--messages", "2", "--protocol", "pop3", "--compress", "--json")
     assert out.returncode == 0, out.stderr
     assert "warning: COMPRESS not used, the session ran uncompressed: POP3 has no COMPRESS" in out.stderr
+    # with --client the server offers it and the profile asks if its client does
+    for client, asks in (("neomutt", True), ("mbsync", False)):
+        out = run_cli("session", "--client", client, "--compress", "--messages", "4", "--json")
+        assert out.returncode == 0, out.stderr
+        first = json.loads(out.stdout)[0]
+        assert (first["compressed_bytes_down"] < first["bytes_down"]) is asks, client
 
 
 def test_compress_must_be_true_or_false():

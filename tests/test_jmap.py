@@ -7,13 +7,11 @@ socket, a round trip per HTTP request) and every downloaded message is checked b
 
 from __future__ import annotations
 
-import base64
-
 import pytest
 
 from mailstudy.corpus import generate
 from mailstudy.live.access import IntegrityError, Known, SessionError, SessionSpec, run_session
-from mailstudy.live.jmap import JmapSpec, _Client, _Connection, run_jmap_session
+from mailstudy.live.jmap import HttpConnection, JmapClient, JmapSpec, basic, run_jmap_session
 from mailstudy.live.trace import Trace
 from mailstudy.servers.base import DEFAULT_ACCOUNT
 from mailstudy.servers.cyrus import CyrusServer
@@ -99,23 +97,22 @@ def test_a_different_mailbox_fails_the_integrity_check(server):
         jmap(server, other, strategy="download-all")
 
 
-def _client(server) -> _Client:
-    trace = Trace()
-    auth = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-    return _Client(_Connection(server.host, server.http_port, 10, trace), trace, auth, "identity")
+def _client(server) -> JmapClient:
+    return JmapClient(HttpConnection(server.host, server.http_port, 10, Trace()), basic(USER, PASSWORD))
 
 
 def test_a_method_error_names_the_method(server):
     c = _client(server)
     with pytest.raises(SessionError, match=r"^JMAP method Email/get failed: accountNotFound"):
-        c.call("/jmap/", [["Email/get", {"accountId": "nobody-here", "ids": []}, "g"]])
+        c.call([["Email/get", {"accountId": "nobody-here", "ids": []}, "g"]])
     c.conn.close()
 
 
 def test_an_http_error_is_one_line_naming_the_request(server):
     c = _client(server)
     with pytest.raises(SessionError, match=r"^JMAP Email/query failed: HTTP 4\d\d: ") as info:
-        c.call("/jmap/no-such-endpoint/", [["Email/query", {"accountId": USER}, "q"]])
+        c.api = "/jmap/no-such-endpoint/"
+        c.call([["Email/query", {"accountId": USER}, "q"]])
     assert "\n" not in str(info.value)
     c.conn.close()
 
@@ -173,10 +170,38 @@ def test_cli_jmap_through_an_emulated_link_counts_the_same_round_trips():
         assert g4[key] == loop[key], key  # the link delays bytes; it neither adds nor drops any
 
 
+@pytest.mark.parametrize("protocol,strategy", [(p, s) for p in ("imap", "pop3")
+                                               for s in ("header-first", "download-all")])
+def test_cli_session_with_imap_and_pop3_on_cyrus(protocol, strategy):
+    import json
+
+    from cli_run import run
+
+    out = run("session", "--server", "cyrus", "--protocol", protocol, "--strategy", strategy, "--messages", 12,
+              "--read-fraction", 0.25, "--json")
+    assert out.returncode == 0, out.stderr
+    row = json.loads(out.stdout)
+    assert (row["protocol"], row["server"], row["integrity_ok"], row["messages"]) == (protocol, "cyrus", True, 12)
+    assert (row["headers_fetched"], row["bodies_fetched"]) == ((12, 3) if strategy == "header-first" else (0, 12))
+
+
+def test_cli_jmap_preview_reads_in_part():
+    import json
+
+    from cli_run import run
+
+    out = run("session", "--server", "cyrus", "--protocol", "jmap", "--messages", 8, "--read-fraction", 0.5,
+              "--preview", 512, "--json")
+    assert out.returncode == 0, out.stderr
+    row = json.loads(out.stdout)
+    assert (row["preview"], row["integrity_ok"], row["bodies_fetched"], row["opens"]) == (512, True, 0, 4)
+    assert row["round_trips"] == 3 + 4
+
+
 @pytest.mark.parametrize("args,needle", [
     ((), "JMAP is served by cyrus only, not 'embedded'"),
     (("--server", "cyrus", "--profile", "no-such-net"), "no-such-net"),
-    (("--server", "cyrus", "--preview", "100"), "--protocol jmap does not support --preview"),
+    (("--server", "cyrus", "--strategy", "download-all", "--preview", "100"), "needs strategy header-first"),
 ])
 def test_cli_jmap_refusals_are_one_line(args, needle):
     from cli_run import one_line_error, run

@@ -121,10 +121,15 @@ def test_a_day_of_clients_as_they_keep_their_connections(start_server):
     assert d["thunderbird"]["staleness_max_s"] == 0.0  # IDLE: shown when delivered
     assert 0 < d["neomutt"]["staleness_median_s"] and d["neomutt"]["staleness_max_s"] <= 300  # its NOOP timer
     assert d["mbsync"]["staleness_median_s"] > d["thunderbird"]["staleness_median_s"]
-    assert kept.fleet["read_agreement"] == 1.0 and kept.fleet["reads"] > 0
+    assert kept.fleet["reads"] > 0
     assert all(r["availability_listed"] == 1.0 for r in kept.devices)
     # the same day with every device reconnecting and logging in on each poll (today's sweeps)
-    polled = by_client(run(start_server, devices=4, clients=clients, behaviour="poll"))
+    polled_day = run(start_server, devices=4, clients=clients, behaviour="poll")
+    polled = by_client(polled_day)
+    # NeoMutt stores its reads when it leaves the mailbox (open_marks_seen "on-leave"): polling, it leaves at every
+    # poll and every device agrees; holding its connection all day, it leaves only in the final round
+    assert polled_day.fleet["read_agreement"] == 1.0
+    assert kept.fleet["read_agreement"] < 1.0
     assert all(polled[c]["way"] == "reconnect" and polled[c]["logins"] > 1 for c in clients)
     assert polled["thunderbird"]["staleness_median_s"] > 0.0
     assert polled["neomutt"]["logins"] == 2 * 3600 // 300 + 1
@@ -161,7 +166,9 @@ def test_a_noop_poller_learns_new_mail_from_exists_over_its_one_connection(start
     assert woken.read == [corpus.messages[3].sha256]
     out = conn.close(final_sync=False)
     verbs = [e.command for e in out.result.exchanges]
-    assert verbs.count("NOOP") == 2 and verbs.count("LOGIN") == 1 and "IDLE" not in verbs
+    # NeoMutt logs in once, by AUTHENTICATE PLAIN with SASL-IR as it does (docs/calibration.md)
+    assert verbs.count("NOOP") == 2 and verbs.count("AUTHENTICATE") == 1 and "LOGIN" not in verbs
+    assert "IDLE" not in verbs
 
 
 def test_the_notebook_table_puts_each_client_as_it_ships_beside_the_baseline(tmp_path):

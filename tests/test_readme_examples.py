@@ -29,6 +29,8 @@ NOT_RUN_HERE = {
     "serve": "runs until stopped; tests/test_bad_inputs.py and test_lifetimes.py start and stop it",
     "study": "executes notebooks for minutes; tests/test_notebooks.py runs them",
     "explore": "serves until stopped; tests/test_explorer_browser.py drives it in a browser",
+    "calibrate": "runs seven real clients and their profiles three times each, for minutes; tests/test_calibrate.py "
+                 "runs the command and checks its table",
 }
 
 

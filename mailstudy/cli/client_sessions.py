@@ -20,7 +20,7 @@ def client_params(args):
     from mailstudy.study.fleet import CLIENT_READ_FRACTION
 
     return SessionParams(server=args.server, workload=args.client, messages=args.messages,
-                         sizes=args.sizes or DEFAULT_SIZES, seed=args.seed,
+                         sizes=args.sizes or DEFAULT_SIZES, seed=args.seed, compress=args.compress,
                          read_fraction=CLIENT_READ_FRACTION if args.read_fraction is None else args.read_fraction)
 
 
@@ -47,8 +47,9 @@ def show_client_sessions(args) -> int:
         return 0
     for phase, out in phases:
         m = out.result.metrics
+        packed = (f" ({m['compressed_bytes_down']:,} B on the wire, COMPRESS)" if out.result.compressed else "")
         print(f"{args.client}, {phase}: {m['commands']} commands, {m['round_trips']} round trips, "
-              f"{m['bytes_up']:,} B up, {m['bytes_down']:,} B down, {len(out.new_listed)} new, "
+              f"{m['bytes_up']:,} B up, {m['bytes_down']:,} B down{packed}, {len(out.new_listed)} new, "
               f"{out.bodies} bodies, {len(out.read)} read")
         if args.exchanges:
             print(format_exchanges(exchange_records(out.result.exchanges)))

@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
                        description="Start a server with a seeded mailbox, run one session with Python's own "
                                    "imaplib/poplib, check every downloaded byte and print what it cost.")
     p.add_argument("--protocol", choices=["imap", "pop3", "jmap"], default="imap",
-                   help="imap, pop3, or jmap (served by --server cyrus; no capture or preview yet)")
+                   help="imap, pop3, or jmap (served by --server cyrus)")
     p.add_argument("--strategy", choices=["header-first", "download-all"], default="header-first")
     p.add_argument("--pop3-mode", choices=["keep", "delete"], default=None,
                    help="POP3 download-all: leave mail on the server (keep) or DELE it (default: keep)")
@@ -55,7 +55,9 @@ def add_parser(sub) -> None:
     p.add_argument("--compress", action="store_true",
                    help="IMAP: the server offers COMPRESS=DEFLATE (RFC 4978) and the client asks for it after "
                         "login; the row counts the protocol's bytes and the deflated ones (compressed_bytes_*); "
-                        "a server that does not offer it gives an uncompressed session and a warning")
+                        "a server that does not offer it gives an uncompressed session and a warning; with "
+                        "--client the server offers it and the profile asks if its client does (thunderbird, "
+                        "neomutt)")
     add_link_arguments(p)
     p.add_argument("--capture", metavar="FILE.pcap",
                    help="also record the session as a pcap (with a JSON sidecar FILE.pcap.json)")
@@ -121,7 +123,7 @@ GIVEN = {"pop3_mode": lambda a: a.pop3_mode is not None, "read_fraction": lambda
 
 
 #: Options a ``--client`` run does not use (it runs the client profile's own workload on loopback), by dest.
-NOT_FOR_CLIENTS = ("protocol", "strategy", "pop3_mode", "mailbox", "per_message", "pipelining", "compress",
+NOT_FOR_CLIENTS = ("protocol", "strategy", "pop3_mode", "mailbox", "per_message", "pipelining",
                    "preview", "profile", "rtt", "down", "up", "jitter", "slow_start", "capture", "capture_backend",
                    "force")
 
@@ -234,26 +236,33 @@ def run(args) -> int:
 
 
 def run_jmap(args, na: list[str]) -> int:
-    """``--protocol jmap``: one JMAP cell on Cyrus (:mod:`mailstudy.study.jmap_cell`), printed like the others."""
+    """``--protocol jmap``: one JMAP cell on Cyrus (:mod:`mailstudy.study.jmap_cell`), printed like the others;
+    with ``--capture``, its pcap (the HTTP port to give ``mailstudy analyze --port`` is in the row)."""
     from mailstudy.cli.progress import bar
     from mailstudy.corpus import DEFAULT_MAX_MAILBOX_BYTES, check_mailbox_size
+    from mailstudy.outputs import check_output
     from mailstudy.study.jmap_cell import JmapCell, run_jmap_cell
 
-    unsupported = [flag for flag, given in (("--capture", args.capture), ("--preview", args.preview)) if given]
-    if unsupported:
-        return fail(f"--protocol jmap does not support {', '.join(unsupported)} yet")
     try:
         cell = JmapCell(server=args.server, strategy=args.strategy, messages=args.messages,
                         sizes=args.sizes or "buchner2009", seed=args.seed, read_fraction=args.read_fraction or 0.0,
-                        mailbox=args.mailbox, profile=link_profile(args))
+                        mailbox=args.mailbox, profile=link_profile(args), preview=args.preview or 0)
     except ValueError as exc:
         return fail(str(exc))
     if not args.mailbox:
         check_mailbox_size(cell.messages, cell.sizes, cell.seed, args.max_mailbox_gb or DEFAULT_MAX_MAILBOX_BYTES)
-    row = run_jmap_cell(cell, progress=bar)[0]
+    if args.capture:
+        check_output(args.capture, sidecar=True, what="capture", force=args.force)
+    reports: list = []
+    row = run_jmap_cell(cell, progress=bar, capture=args.capture, capture_backend=args.capture_backend,
+                        reports=reports)[0]
+    for report in reports:
+        state = "complete" if report.complete else "INCOMPLETE: " + "; ".join(report.warnings)
+        print(f"capture: {report.path} ({report.backend}: {report.reason}; {report.packets} packets, {state}; "
+              f"analyze it with --port {row['capture_port']})", file=sys.stderr)
     row.update({k: None for k in na})
     if args.json:
         print(json.dumps(row, default=str))
     else:
-        print(format_table(row, SESSION_KEYS, na))
+        print(format_table(row, SESSION_KEYS + (CAPTURE_KEYS if args.capture else ()), na))
     return 0

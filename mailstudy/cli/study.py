@@ -31,4 +31,8 @@ def run(args) -> int:
         else:
             print(f"executed {r.notebook} (+ {r.html.name}) in {r.seconds:.1f} s")
     print(f"index: {build / 'index.html'}")
+    if not args.only:  # every notebook ran: the README's figures can come from this run's tables
+        from mailstudy.faces.readme_figures import after_study
+
+        print(after_study(args.quick))
     return 0

@@ -24,7 +24,7 @@ def traffic_volume(servers: list[str], message_counts, fractions, read_messages:
     from mailstudy.study.volume import traffic_tables
 
     seeds = list(seeds)
-    what = f"{sizes}, median of {len(seeds)} seed{'s' if len(seeds) != 1 else ''}"
+    what = f"{sizes}"  # the charts say "median of N seeds, 95 % interval" themselves (chart_kit.interval_note)
     results, figures = results or data_dir("results"), figures or data_dir("figures")
     out = traffic_tables(servers, message_counts, fractions, read_messages, sizes, seeds, cache_dir, executor)
     for name, file in (("volume", "traffic_volume"), ("volume_seeds", "traffic_volume_seeds"),
@@ -33,14 +33,13 @@ def traffic_volume(servers: list[str], message_counts, fractions, read_messages:
         out[f"{name}_csv"] = write_csv_atomically(out[name], Path(results) / f"{file}.csv")
     volume, reads = out["volume"], out["reads"]
     out["volume_png"] = save_figure(bytes_up_and_down(
-        volume, f"Bytes down and up against mailbox size ({what}, read fraction 0, loopback)"),
-        "traffic_volume_up_down", figures)
+        volume, conditions=f"{what}; read fraction 0; loopback"), "traffic_volume_up_down", figures)
     out["overhead_png"] = save_figure(overhead_share(
-        volume[volume["server"] == servers[0]], f"Protocol overhead as a share of bytes down ({what}, {servers[0]})"),
+        volume[volume["server"] == servers[0]], conditions=f"{what}; server {servers[0]}"),
         "traffic_volume_overhead", figures)
     even = dict(zip(out["breakeven"]["protocol"], out["breakeven"]["bytes_r"]))
     out["reads_png"] = save_figure(bytes_vs_read_fraction(
-        reads, even, f"Bytes down against read fraction ({read_messages} messages, {what}, {servers[0]})"),
+        reads, even, conditions=f"{read_messages} messages, {what}; server {servers[0]}; loopback"),
         "bytes_vs_read_fraction", figures)
     return out
 
@@ -49,41 +48,38 @@ def round_trips_and_latency(server: str, profiles_measured, profiles_modelled, m
                             repeats: int, sizes: str = "buchner2009", seeds=(0,), results: Path | None = None,
                             figures: Path | None = None, cache_dir=None, conditions: str = "realistic",
                             executor=None) -> dict:
-    """Notebook 03's five charts and their tables (see :func:`mailstudy.study.latency.latency_tables`): medians
+    """Notebook 03's five charts (RTT and bandwidth swept apart) and their tables (see :func:`mailstudy.study.latency.latency_tables`): medians
     over ``seeds`` with their intervals, a dict of frames and paths. Measured cells go through the link; modelled
     ones take the baseline sessions' counts and work and the model's times. All run on the network
     ``conditions`` (:mod:`mailstudy.study.network`: realistic, the default, or control)."""
-    from mailstudy.faces.plots import (breakeven_chart, list_and_open_bars, model_vs_measured_scatter,
-                                       pipelining_chart, waiting_vs_rtt)
+    from mailstudy.faces.latency_charts import (breakeven_chart, list_and_open_bars, model_vs_measured_scatter,
+                                                pipelining_chart, waiting_vs_rtt)
     from mailstudy.study import latency
     from mailstudy.study.network import conditions as network_conditions
 
     seeds = list(seeds)
     base = Experiment(server=server, messages=messages, sizes=sizes, read_fraction=read_fraction, repeats=repeats)
     net = network_conditions(conditions)
-    what = (f"{messages} messages, {sizes}, read fraction {read_fraction}, median of {len(seeds)} "
-            f"seed{'s' if len(seeds) != 1 else ''}, {server}; {net.describe()}")
+    what = f"{messages} messages, {sizes}, read fraction {read_fraction}, {server}; {net.describe()}"
     results, figures = results or data_dir("results"), figures or data_dir("figures")
     out = latency.latency_tables(base, profiles_measured, profiles_modelled, seeds, cache_dir, net, executor)
     for name in list(out):
         out[f"{name}_csv"] = write_csv_atomically(out[name], Path(results) / f"{name}.csv")
-    measured, versus, rtt_sweep = out["latency_measured"], out["model_vs_measured"], out["waiting_vs_rtt"]
+    measured, versus = out["latency_measured"], out["model_vs_measured"]
+    rtt_sweep, rate_sweep = out["waiting_vs_rtt"], out["waiting_vs_bandwidth"]
     pipe, even = out["pipelining_batching"], out["breakeven_per_profile"]
     runs = f"{repeats} run{'s' if repeats != 1 else ''} each"
-    out["bars_png"] = save_figure(list_and_open_bars(
-        measured, f"Time to list and to open a message, through the link ({what}; {runs})"), "latency_list_open",
-        figures)
-    out["scatter_png"] = save_figure(model_vs_measured_scatter(
-        versus, f"Model against measured ({what})"), "latency_model_vs_measured", figures)
-    out["rtt_png"] = save_figure(waiting_vs_rtt(
-        rtt_sweep, f"Total waiting against RTT, loopback to satellite (model; {what})"), "latency_waiting_vs_rtt",
-        figures)
+    out["bars_png"] = save_figure(list_and_open_bars(measured, conditions=f"through the link; {what}; {runs}"),
+                                  "latency_list_open", figures)
+    out["scatter_png"] = save_figure(model_vs_measured_scatter(versus, conditions=what),
+                                     "latency_model_vs_measured", figures)
+    out["rtt_png"] = save_figure(waiting_vs_rtt(rtt_sweep, rate_sweep, conditions=f"model; {what}"),
+                                 "latency_waiting_vs_rtt", figures)
     out["pipelining_png"] = save_figure(pipelining_chart(
-        pipe, f"What pipelining and batching do (round trips counted, times modelled; {what})"),
-        "latency_pipelining_batching", figures)
+        pipe, conditions=f"round trips counted, times modelled; {what}"), "latency_pipelining_batching", figures)
     out["breakeven_png"] = save_figure(breakeven_chart(
-        even, f"Break-even read fraction per profile (model; {messages} messages, {sizes}, median of {len(seeds)} "
-              f"seeds, {server}; {net.describe()})"),
+        even, {"rtt": out["breakeven_vs_rtt"], "bandwidth": out["breakeven_vs_bandwidth"]},
+        conditions=f"model; {messages} messages, {sizes}, {server}; {net.describe()}"),
         "latency_breakeven", figures)
     return out
 
@@ -93,13 +89,13 @@ def devices(servers, clients, device_counts, hours: float, rate: float, loss_cli
             executor=None) -> dict:
     """Notebook 04's four charts and their tables (see :func:`mailstudy.study.device_counts.device_tables`):
     medians over ``seeds`` with their intervals."""
-    from mailstudy.faces.plots import bytes_per_day_vs_devices, condstore_chart, device_agreement, losses_chart
+    from mailstudy.faces.device_charts import (bytes_per_day_vs_devices, condstore_chart, device_agreement,
+                                               losses_chart)
     from mailstudy.servers import available_servers
     from mailstudy.study.device_counts import device_tables
 
     seeds = list(seeds)
-    what = (f"{hours:g} h simulated, {rate:g} new messages/day, median of {len(seeds)} "
-            f"seed{'s' if len(seeds) != 1 else ''}, loopback")
+    what = f"{hours:g} h simulated, {rate:g} new messages/day, loopback"
     results, figures = results or data_dir("results"), figures or data_dir("figures")
     # Dovecot offers CONDSTORE, the embedded server does not: use it whenever it is installed
     cond_server = "dovecot" if "dovecot" in available_servers() else servers[0]
@@ -108,18 +104,17 @@ def devices(servers, clients, device_counts, hours: float, rate: float, loss_cli
     for name in list(out):
         out[f"{name}_csv"] = write_csv_atomically(out[name], Path(results) / f"{name}.csv")
     fleet, loss, cond = out["devices_fleet"], out["devices_losses"], out["devices_condstore"]
-    out["bytes_png"] = save_figure(bytes_per_day_vs_devices(fleet, f"Bytes per day against device count ({what})"),
-                                   "devices_bytes_per_day", figures)
+    out["bytes_png"] = save_figure(bytes_per_day_vs_devices(fleet, conditions=what), "devices_bytes_per_day",
+                                   figures)
     first = fleet[fleet["server"] == servers[0]]
-    out["agreement_png"] = save_figure(device_agreement(
-        first, f"Duplicate downloads, availability, read state, staleness ({what}, {servers[0]})"),
-        "devices_agreement", figures)
+    out["agreement_png"] = save_figure(device_agreement(first, conditions=f"{what}; server {servers[0]}"),
+                                       "devices_agreement", figures)
     out["losses_png"] = save_figure(losses_chart(
-        loss, f"Messages lost: POP3 delete and a lost device ({max(device_counts)} devices, {what}, "
-              f"{servers[0]})"), "devices_losses", figures)
+        loss, conditions=f"POP3 delete and a lost device; {max(device_counts)} devices, {what}; "
+                         f"server {servers[0]}"), "devices_losses", figures)
     offered = bool(cond["condstore_offered"].any()) if "condstore_offered" in cond else False
     out["condstore_png"] = save_figure(condstore_chart(
-        cond, f"Flag sync as the mailbox grows, no new mail: naive against CONDSTORE ({hours:g} h, "
-              f"neomutt x2, polls every 15 min, median of {len(seeds)} seeds, {cond_server}"
-              f"{'' if offered else ', CONDSTORE not offered'})"), "devices_condstore", figures)
+        cond, conditions=f"no new mail; {hours:g} h, neomutt x2, polls every 15 min; "
+                         f"server {cond_server}{'' if offered else ', CONDSTORE not offered'}"),
+        "devices_condstore", figures)
     return out

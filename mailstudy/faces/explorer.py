@@ -191,7 +191,7 @@ def bytes_png(session: SessionAnalysis, title: str = "") -> bytes:
                                                        bytes_down=("bytes_down", "sum")).reset_index()
     grouped["command"] = [f"{c} ×{n}" for c, n in zip(grouped["command"], grouped["n"])]
     fig = bytes_per_exchange(grouped, title=(title or "Bytes") + f" (grouped by command: {len(frame):,} exchanges)")
-    fig.axes[0].set_xlabel("command (× how many times; bytes summed), in the order first sent")
+    fig.axes[-1].set_xlabel("command (× how many times; bytes summed), in the order first sent")
     return _png(fig)
 
 
@@ -318,7 +318,7 @@ def save_example_bytes(folder: str | os.PathLike | None = None, name: str = "ima
         raise ExplorerError(f"no example capture named {name!r}; have {', '.join(examples) or 'none'}")
     session = open_capture(examples[name]).sessions[0]
     fig = bytes_per_exchange(session.exchanges_frame(),
-                             title=f"Bytes per exchange: {name} ({session.protocol.upper()}, embedded server)")
+                             conditions=f"{name}; {session.protocol.upper()}; embedded server")
     return save_figure(fig, f"bytes-per-exchange-{name}", figures)
 
 

@@ -14,7 +14,7 @@ from matplotlib.ticker import FuncFormatter
 from mailstudy.faces.plots import save_figure
 from mailstudy.outputs import data_dir
 from mailstudy.study.experiment import write_csv_atomically
-from mailstudy.study.mailbox_sync import CHANGES, MAILBOXES, METHODS, sync_table
+from mailstudy.study.mailbox_sync import CHANGES, MAILBOXES, METHODS, PROFILES, sync_table
 
 #: One look per method, kept apart where two methods land on one point (CONDSTORE and QRESYNC nearly always do).
 LOOK = {"naive": dict(color="#c0392b", marker="o", linestyle="-"),
@@ -78,10 +78,15 @@ PLAIN = FuncFormatter(_plain)
 
 
 def mailbox_sync(server: str = "dovecot", mailboxes=MAILBOXES, changes=CHANGES, profile: str = "4g",
-                 seeds=range(10), repeats: int = 3, results: Path | None = None, figures: Path | None = None,
-                 progress=None) -> dict:
-    """Notebook 08's table (``mailbox_sync.csv``) and chart (``mailbox_sync.png``) for one server."""
-    rows = sync_table(server, mailboxes, changes, seeds=seeds, repeats=repeats, progress=progress)
+                 profiles=None, seeds=range(10), repeats: int = 3, results: Path | None = None,
+                 figures: Path | None = None, progress=None) -> dict:
+    """Notebook 08's table (``mailbox_sync_SERVER.csv``) and chart (``mailbox_sync_SERVER.png``) for one server;
+    the table's times on ``profiles`` (default: the study's four, :data:`mailstudy.study.mailbox_sync.PROFILES`),
+    the chart's on ``profile``."""
+    profiles = tuple(profiles) if profiles else PROFILES
+    if profile not in profiles:
+        profiles = (profile, *profiles)
+    rows = sync_table(server, mailboxes, changes, profiles=profiles, seeds=seeds, repeats=repeats, progress=progress)
     import pandas as pd
 
     df = pd.DataFrame(rows)

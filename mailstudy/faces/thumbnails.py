@@ -13,7 +13,7 @@ from pathlib import Path
 KEY_FIGURES = ("traffic_volume_up_down", "latency_waiting_vs_rtt", "devices_bytes_per_day", "article_claims")
 
 
-def thumbnail(src: str | Path, dst: str | Path, width: int = 640) -> Path:
+def thumbnail(src: str | Path, dst: str | Path, width: int = 960) -> Path:
     """Write a copy of the PNG ``src`` at most ``width`` pixels wide to ``dst`` (whole file or nothing)."""
     from PIL import Image  # Pillow comes with matplotlib
 

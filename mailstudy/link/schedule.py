@@ -40,8 +40,9 @@ handed to the link at time ``t_in``:
   t from the first ACK after the reduction, or toward the Reno-friendly W_est (alpha = 3 (1 - 0.7) / (1 + 0.7))
   when that is larger, never more than 1.5 cwnd per RTT. ``cc="reno"`` (the rule before; RFC 5681 3.2) halves
   the bytes in flight and grows by MSS x acked / cwnd. Measured against ns-3 on a 1 MB answer at 1 % loss
-  (bench/reference.py): Reno's rule was within 2-7 % of ns-3's NewReno on 3g, satellite and edge, and 1.5-2.8x
-  slower than ns-3's Cubic, the controller Linux runs; so the rule follows CUBIC.
+  (bench/reference.py, medians of 20 seeds): Reno's rule was within 7 % of ns-3's NewReno on lan, 3g, satellite
+  and edge, and 1.3-2.8x slower than ns-3's Cubic, the controller Linux runs; CUBIC's rule is within 20 % of ns-3's
+  Cubic on 3g, satellite and edge at 1 MB and 10 MB (docs/network-sources.md).
 
 The window and loss apply only on a rate-limited direction (a rate or a trace): an unlimited one has nothing to
 fill. The named control :meth:`mailstudy.link.profiles.Profile.simple` turns window, restart, receive window and

@@ -23,8 +23,10 @@ refusal is not an error: the session goes on uncompressed and says why.
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import poplib
+import re
 import ssl
 from dataclasses import dataclass
 
@@ -35,6 +37,7 @@ from mailstudy.servers.tls import TLS_VERSIONS
 #: How a session uses TLS: ``none`` (clear text, the control), ``implicit`` (TLS from the first byte, on the
 #: IMAPS/POP3S port), ``starttls`` (clear text until STARTTLS/STLS, on the usual port).
 TLS_MODES = ("none", "implicit", "starttls")
+_GREETING_CAPS = re.compile(rb"\[CAPABILITY ([^\]]*)\]", re.IGNORECASE)
 
 
 class TLSError(MailstudyError):
@@ -120,7 +123,39 @@ class _Traced:
 
 
 class TracedIMAP4(_Traced, imaplib.IMAP4):
-    """``imaplib.IMAP4`` whose socket records every chunk into ``trace``."""
+    """``imaplib.IMAP4`` whose socket records every chunk into ``trace``.
+
+    Two things a client other than imaplib does differently, at its profile's asking: ``greeting_caps`` takes the
+    capabilities from the greeting's ``[CAPABILITY ...]`` code instead of asking CAPABILITY at connect (NeoMutt,
+    mbsync; a greeting without the code is asked as imaplib asks), and :meth:`use_tags` tags the next commands as
+    that client does (``a0000``, ``1``): a tag's bytes count in every command.
+    """
+
+    def __init__(self, host: str, port: int, trace: Trace, timeout: float | None = 30.0,
+                 tls: ClientTLS | None = None, greeting_caps: bool = False) -> None:
+        self.greeting_caps = greeting_caps
+        self.tag_digits = 0
+        super().__init__(host, port, trace, timeout=timeout, tls=tls)
+
+    def _get_capabilities(self) -> None:  # noqa: D401 - imaplib's, after the greeting (and after STARTTLS)
+        found = _GREETING_CAPS.search(self.welcome or b"") if self.greeting_caps else None
+        if found is None or self._tls_established:
+            super()._get_capabilities()
+            return
+        self.capabilities = tuple(found.group(1).decode("ascii", "replace").upper().split())
+
+    def use_tags(self, prefix: str, digits: int, first: int) -> None:
+        """Tag every later command ``prefix`` + its number from ``first``, zero-padded to ``digits``."""
+        self.tagpre = prefix.encode()
+        self.tagre = re.compile(rb"(?P<tag>" + re.escape(self.tagpre) + rb"\d+) (?P<type>[A-Z]+) (?P<data>.*)",
+                                re.ASCII)
+        self.tagnum, self.tag_digits = first, digits
+
+    def _new_tag(self) -> bytes:  # imaplib's, with the number zero-padded as the client pads it
+        tag = self.tagpre + str(self.tagnum).zfill(self.tag_digits).encode()
+        self.tagnum += 1
+        self.tagged_commands[tag] = None
+        return tag
 
     def _upgrade(self) -> None:
         self._starttls()
@@ -170,19 +205,38 @@ class TracedIMAP4(_Traced, imaplib.IMAP4):
     def pipelined(self, name: str, commands: list[tuple], window: int = 0) -> list[tuple[str, list]]:
         """Send ``commands`` (argument tuples for ``name``, e.g. ``UID``) with up to ``window`` tags in flight.
 
-        ``window=0`` sends them all before reading any reply. Returns ``(status, data)`` per command; the
-        untagged responses they produce accumulate in ``untagged_responses`` as imaplib always does.
+        ``window=0`` sends them all before reading any reply. The commands sent together go in one write, as a
+        pipelining client writes them (mbsync, NeoMutt: one buffer), so the server cannot answer between them.
+        Returns ``(status, data)`` per command; the untagged responses they produce accumulate in
+        ``untagged_responses`` as imaplib always does.
         """
         window = window or len(commands)
         results: list[tuple[str, list]] = []
         in_flight: list[str] = []
-        for args in commands:
-            in_flight.append(self._command(name, *args))
-            if len(in_flight) >= window:
-                results.append(self._command_complete(name, in_flight.pop(0)))
-        while in_flight:
+        pending = list(commands)
+        while pending or in_flight:
+            with self.one_write():
+                while pending and len(in_flight) < window:
+                    in_flight.append(self._command(name, *pending.pop(0)))
             results.append(self._command_complete(name, in_flight.pop(0)))
         return results
+
+    @contextlib.contextmanager
+    def one_write(self):
+        """Everything imaplib sends inside the block goes to the socket in one ``sendall`` at its end."""
+        self._held = bytearray()
+        try:
+            yield
+        finally:
+            held, self._held = bytes(self._held), None
+            if held:
+                super().send(held)
+
+    def send(self, data: bytes) -> None:  # imaplib's, held while inside one_write()
+        if getattr(self, "_held", None) is not None:
+            self._held += data
+        else:
+            super().send(data)
 
 
 class TracedPOP3(_Traced, poplib.POP3):

@@ -30,6 +30,7 @@ from mailstudy.errors import CheckFailed, MailstudyError
 from mailstudy.link.profiles import Profile
 from mailstudy.live.clients import ClientTLS, TracedIMAP4, TracedPOP3
 from mailstudy.live.devices import Device
+from mailstudy.live.imap_style import ImapStyle, after_login, leave, log_in, select
 from mailstudy.live.trace import Trace
 from mailstudy.protocol import parse_session
 from mailstudy.protocol.events import Exchange
@@ -40,6 +41,9 @@ SEEN = b"\\Seen"
 _MSGID = re.compile(rb"^message-id:[ \t]*(<[^>\r\n]*>)", re.IGNORECASE | re.MULTILINE)
 _CAPS = re.compile(rb"\[CAPABILITY ([^\]]*)\]", re.IGNORECASE)
 _HIGHESTMODSEQ = re.compile(rb"\[HIGHESTMODSEQ (\d+)\]")
+_UIDNEXT = re.compile(rb"\[UIDNEXT (\d+)\]")
+#: imaplib's own opening and leaving: what the abstract strategies send
+IMAPLIB = ImapStyle()
 
 
 class IntegrityError(CheckFailed):
@@ -227,14 +231,19 @@ class ImapConnection:
     errors = (imaplib.IMAP4.error, OSError)
 
     def __init__(self, account: Destination, trace: Trace, who: str, condstore: bool = False,
-                 qresync: tuple[int, int] | None = None, compress: bool = False) -> None:
+                 qresync: tuple[int, int] | None = None, compress: bool = False,
+                 style: ImapStyle = IMAPLIB) -> None:
         """``qresync``: the ``(UIDVALIDITY, MODSEQ)`` a device remembers, for ``ENABLE QRESYNC`` and a SELECT that
         resynchronises in its own reply (RFC 7162 section 3.2.5); refused with :class:`SessionError` where the
-        server does not offer QRESYNC. ``compress``: COMPRESS=DEFLATE after login where offered (RFC 4978)."""
-        self.account, self.trace, self.who = account, trace, who
-        self.c = TracedIMAP4(account.host, account.imap_port, trace, timeout=account.timeout, tls=account.tls)
+        server does not offer QRESYNC. ``compress``: COMPRESS=DEFLATE after login where offered (RFC 4978).
+        ``style``: how the session opens and ends (:mod:`mailstudy.live.imap_style`)."""
+        self.account, self.trace, self.who, self.style = account, trace, who, style
+        self.c = TracedIMAP4(account.host, account.imap_port, trace, timeout=account.timeout, tls=account.tls,
+                             greeting_caps=style.greeting_caps)
+        if style.tag_form() is not None:
+            self.c.use_tags(*style.tag_form())
         self.condstore_offered = self.condstore_used = False
-        self.modseq_at_select = 0
+        self.modseq_at_select = self.uidnext = 0
         self.qresync = qresync
         self.compress_refused: str | None = None
         try:
@@ -251,16 +260,18 @@ class ImapConnection:
             raise
 
     def _login(self) -> set[str]:
-        """Log in; the capabilities after login (the login reply's ``[CAPABILITY ...]`` code wins)."""
+        """Log in as the style says; the capabilities after login (a CAPABILITY asked after login wins, then
+        the login reply's ``[CAPABILITY ...]`` code)."""
         c = self.c
         try:
-            _typ, dat = c.login(self.account.user, self.account.password)
+            _typ, dat = log_in(c, self.style, self.account.user, self.account.password)
         except c.error as exc:
             raise SessionError(f"{self.who}: IMAP login as {self.account.user!r} refused: {exc}") from exc
-        caps = set(c.capabilities)
-        m = _CAPS.search(dat[0] if dat else b"")
+        m = _CAPS.search(dat[0] if dat and isinstance(dat[0], bytes) else b"")
         after = m.group(1) if m else (c.untagged_responses.pop("CAPABILITY", [None]) or [None])[-1]
-        return {x.decode().upper() for x in after.split()} if after else caps
+        caps = {x.decode().upper() for x in after.split()} if after else set(c.capabilities)
+        asked = after_login(c, self.style, caps)
+        return {x.decode().upper() for x in asked.split()} if asked else caps
 
     def _enable_qresync(self) -> None:
         if "QRESYNC" not in self.caps:
@@ -277,23 +288,27 @@ class ImapConnection:
 
     def _select(self) -> int:
         c = self.c
-        if self.condstore_used:
-            how = "CONDSTORE" if self.qresync is None else "QRESYNC ({} {})".format(*self.qresync)
-            typ, data = c._simple_command("SELECT", f"INBOX ({how})")
-            typ, data = c._untagged_response(typ, data, "EXISTS")
-            c.state = "SELECTED"  # what imaplib.select() sets; the CONDSTORE parameter needs the raw command
-        else:
-            typ, data = c.select("INBOX")
+        typ, data = select(c, self.style, self.condstore_used, self.qresync)
         if typ != "OK":
             raise SessionError(f"{self.who}: SELECT INBOX failed: {data!r}")
+        codes = b" ".join(c.untagged_responses.get("OK", []))
         if self.condstore_used:
-            hm = _HIGHESTMODSEQ.findall(b" ".join(c.untagged_responses.get("OK", [])))
+            hm = _HIGHESTMODSEQ.findall(codes)
             self.modseq_at_select = int(hm[-1]) if hm else 0
+        un = _UIDNEXT.findall(codes)
+        self.uidnext = int(un[-1]) if un else 0
         return int(data[-1] or 0)
 
     def select_again(self) -> None:
         """SELECT INBOX once more on this connection (a client that opens the folder anew for each sync)."""
         self.n = self._select()
+
+    def fetch(self, messages: str, items: str) -> list[Fetch]:
+        """``FETCH`` by sequence numbers (a client that lists its mailbox by position: NeoMutt, getmail)."""
+        typ, data = self.c.fetch(messages, items)
+        if typ != "OK":
+            raise SessionError(f"{self.who}: FETCH {messages} {items} failed: {data!r:.200}")
+        return fetches([d for d in data if d is not None])
 
     def uid_fetch(self, uids: str, items: str, *modifiers: str) -> list[Fetch]:
         typ, data = self.c.uid("FETCH", uids, items, *modifiers)
@@ -322,8 +337,15 @@ class ImapConnection:
         if typ != "OK":
             raise SessionError(f"{self.who}: UID STORE {uid} \\Seen failed: {data!r}")
 
+    def stores(self, stores: list[tuple[str, str, str]], window: int) -> None:
+        """``UID STORE uids how flags`` for each, up to ``window`` in flight (1: one after the other)."""
+        results = self.c.pipelined("UID", [("STORE", *st) for st in stores], window=max(1, window))
+        bad = [(st, r) for st, r in zip(stores, results) if r[0] != "OK"]
+        if bad:
+            raise SessionError(f"{self.who}: UID STORE {' '.join(bad[0][0])} failed: {bad[0][1][1]!r}")
+
     def close(self) -> None:
-        self.c.logout()
+        leave(self.c, self.style)
 
     def abort(self) -> None:
         with contextlib.suppress(OSError):
@@ -335,20 +357,33 @@ class Pop3Connection:
 
     errors = (poplib.error_proto, OSError)
 
-    def __init__(self, account: Destination, trace: Trace, who: str, capa: bool = True) -> None:
+    def __init__(self, account: Destination, trace: Trace, who: str, capa: bool = True, stat: bool = True,
+                 pipelining: int = 1) -> None:
         self.account, self.trace, self.who = account, trace, who
         self.c = TracedPOP3(account.host, account.pop3_port, trace, timeout=account.timeout, tls=account.tls)
         try:
             self.caps = self._capabilities() if capa else {"UIDL", "TOP"}
             try:
-                self.c.user(account.user)
-                self.c.pass_(account.password)
+                if pipelining > 1 and "PIPELINING" in self.caps:  # USER and PASS in one flight (mpop)
+                    self.c.pipelined([f"USER {account.user}", f"PASS {account.password}"], False)
+                else:
+                    self.c.user(account.user)
+                    self.c.pass_(account.password)
             except poplib.error_proto as exc:
                 raise SessionError(f"{who}: POP3 login as {account.user!r} refused: {exc}") from exc
-            self.n, _size = self.c.stat()
+            # a client that sends no STAT (getmail) learns the count from its first LIST or UIDL (pop3_sync)
+            self.n: int | None = self.c.stat()[0] if stat else None
         except BaseException:
             self.abort()
             raise
+
+    def ask(self, line: str) -> bytes | None:
+        """A one-line command whose refusal is an answer, not a failure (fetchmail's LAST, which RFC 1939 dropped
+        and Dovecot refuses); its reply line, or None when refused."""
+        try:
+            return self.c._shortcmd(line)
+        except poplib.error_proto:
+            return None
 
     def _capabilities(self) -> set[str]:
         try:
@@ -372,13 +407,16 @@ class Pop3Connection:
             out[int(num)] = uidl.decode("ascii", "replace")
         return out
 
-    def run(self, lines: list[str], multiline: bool, pipelining: bool = False) -> list[bytes]:
+    def run(self, lines: list[str], multiline: bool, pipelining: bool | int = False) -> list[bytes]:
         """Each command's reply data (a multi-line reply put back together as sent; b"" for a one-line one),
-        one command at a time or, with ``pipelining``, all in one flight."""
+        one command at a time or, with ``pipelining``, all in one flight (a number: flights of at most that many
+        commands)."""
         if not lines:
             return []
         if pipelining:
-            return [joined(body) for _resp, body in self.c.pipelined(lines, multiline)]
+            depth = len(lines) if pipelining is True else int(pipelining)
+            return [joined(body) for at in range(0, len(lines), depth)
+                    for _resp, body in self.c.pipelined(lines[at:at + depth], multiline)]
         if multiline:
             return [joined(self.c._longcmd(line)[1]) for line in lines]
         for line in lines:

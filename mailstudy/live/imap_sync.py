@@ -12,6 +12,7 @@ from mailstudy.live.devices import Device
 from mailstudy.live.engine import (
     Destination,
     ImapConnection,
+    SEEN,
     IntegrityError,
     SyncOutcome,
     is_seen,
@@ -59,6 +60,8 @@ class ImapSync:
     def __init__(self, profile, conn: ImapConnection, account: Destination, device: Device, outcome: SyncOutcome):
         self.p, self.conn, self.account, self.device, self.out = profile, conn, account, device, outcome
         self.catalog = account.catalog
+        self.not_old: set[int] = set()  # listed unread and without the Old keyword (mark_old)
+        self.seen_later: list[int] = []  # opened here, marked \\Seen on leaving (open_marks_seen = on-leave)
 
     # -- learning what changed --------------------------------------------------------------------------------
     def sync(self) -> None:
@@ -75,9 +78,30 @@ class ImapSync:
         return ()
 
     def flags(self, uids: str, changedsince: bool = True) -> dict[int, bool]:
-        """``UID FETCH uids (FLAGS)`` as ``{uid: seen}`` (only changed ones with CONDSTORE)."""
-        got = self.conn.uid_fetch(uids, self.p.flag_items, *(self._changedsince() if changedsince else ()))
+        """``UID FETCH uids (FLAGS)`` as ``{uid: seen}`` (only changed ones with CONDSTORE); a client that lists by
+        position (``flag_by_sequence``) sends ``FETCH`` over sequence numbers, never with CHANGEDSINCE."""
+        if self.p.flag_by_sequence:
+            got = self.conn.fetch(uids, self.p.flag_items)
+        else:
+            got = self.conn.uid_fetch(uids, self.p.flag_items, *(self._changedsince() if changedsince else ()))
+        self.note_old(got)
         return {f.uid: is_seen(f) for f in got if f.uid is not None}
+
+    def note_old(self, got: list[Fetch]) -> None:
+        """Remember the UIDs that are neither seen nor ``Old`` (NeoMutt marks them Old when it leaves)."""
+        for f in got:
+            flags = f.items.get("FLAGS")
+            if f.uid is not None and isinstance(flags, list) and not {SEEN, b"Old"} & set(flags):
+                self.not_old.add(f.uid)
+            elif f.uid is not None:
+                self.not_old.discard(f.uid)
+
+    def flag_set(self) -> str:
+        """The message set of the profile's flags listing: ``1:*``, ``1:<UIDNEXT-1>`` (mbsync) or ``1:<EXISTS>``
+        (getmail)."""
+        top = {"1:*": "*", "1:uidnext": str((self.conn.uidnext or self.conn.n + 1) - 1),
+               "1:exists": str(self.conn.n)}[self.p.flag_set]
+        return f"1:{top}"
 
     def apply_flags(self, flags: dict[int, bool], full: bool) -> None:
         device = self.device
@@ -92,9 +116,9 @@ class ImapSync:
         """Thunderbird, mbsync: the flags of every message, then the UIDs the device does not know yet. With
         CONDSTORE the changed-since list holds new UIDs too (a new message has a higher MODSEQ); expunges are not
         seen then (no QRESYNC), as in the clients."""
-        flags = self.flags("1:*") if self.conn.n else {}
-        self.apply_flags(flags, not self._changedsince())
-        new = sorted(u for u in flags if u not in self.device.uids)
+        flags = self.flags(self.flag_set()) if self.conn.n else {}
+        self.apply_flags(flags, self.p.flag_by_sequence or not self._changedsince())
+        new = sorted(u for u in flags if self.p.read_all or u not in self.device.uids)
         if new:
             self.learn(new)
             self.apply_flags({u: flags[u] for u in new}, False)  # bodies carry no flags
@@ -113,14 +137,18 @@ class ImapSync:
             self.learn(new)
 
     def _sync_header_cache(self) -> None:
-        """NeoMutt with its header cache: the flags of ``1:<highest known>``, then the headers of ``hi+1:*``."""
+        """NeoMutt with its header cache: the flags of ``1:<highest known>``, then the headers of the messages
+        past the known ones, by sequence number (``FETCH k+1:n``), only when the mailbox holds more than it knows."""
         if not self.conn.n:
             return
         if self.device.uids:  # without a header cache the header FETCH below brings the flags
             full = not self._changedsince()
             self.apply_flags(self.flags(f"1:{max(self.device.uids)}"), full)
-        hi = max(self.device.uids, default=0)
-        self.take_headers(self.conn.uid_fetch(f"{hi + 1}:*", self.header_items()))
+        known = len(self.device.uids)
+        if self.conn.n > known:
+            got = self.conn.fetch(f"{known + 1}:{self.conn.n}", self.header_items())
+            self.note_old(got)
+            self.take_headers(got)
 
     # -- new messages -----------------------------------------------------------------------------------------
     def header_items(self) -> str:
@@ -129,13 +157,30 @@ class ImapSync:
     def learn(self, uids: list[int]) -> None:
         """New messages: their header fields (in sets of at most ``set_limit`` characters) or, for a client that
         learns a message by its body, each body; then the bodies the profile's ``bodies`` policy fetches."""
-        if self.p.learn == "bodies":
-            for uid in uids:
-                self.take_bodies(self.conn.uid_fetch(str(uid), "(UID BODY.PEEK[])"), uid)
+        if self.p.learn == "bodies":  # one UID FETCH each, up to pipelining_depth of them in flight
+            depth = self.p.pipelining_depth
+            self.take_bodies(self.conn.uid_fetch_each(uids, self.p.body_items, depth if depth > 1 else None))
         else:
             for uset in split_uid_sets(uids, self.p.set_limit or 1 << 62):
                 self.take_headers(self.conn.uid_fetch(uset, self.header_items()))
         {"autosync": self._autosync, "capped": self._capped, "on-open": lambda _uids: None}[self.p.bodies](uids)
+
+    def leave_flags(self) -> None:
+        """NeoMutt on leaving a mailbox: ``UID STORE <unread> +FLAGS.SILENT (Old)`` (its ``mark_old``) for the
+        messages it listed unread and not yet Old, and the ``\\Seen`` of the messages opened here (``open_marks_seen
+        = on-leave``), queued together: one flight of up to ``pipelining_depth`` commands."""
+        stores = []
+        if self.p.mark_old:
+            seen = {u for u, s in self.device.uids.items() if s in self.device.seen}
+            old = sorted(self.not_old - seen)
+            if old:
+                stores.append((uid_set(old), "+FLAGS.SILENT", "(Old)"))
+            self.not_old.clear()
+        if self.seen_later:
+            stores.append((uid_set(self.seen_later), self.p.seen_store, "(\\Seen)"))
+            self.seen_later = []
+        if stores:
+            self.conn.stores(stores, self.p.pipelining_depth)
 
     def take_headers(self, got: list[Fetch]) -> None:
         device = self.device
@@ -207,11 +252,14 @@ class ImapSync:
             if uid is None:
                 continue  # the device does not list it (yet): the user reads it elsewhere or later
             if sha in self.device.store:
-                self.conn.store_seen(uid, self.p.seen_store)
+                if not self.conn.c.is_readonly:  # ours: after EXAMINE (offlineimap3, getmail6) read stays local
+                    self.conn.store_seen(uid, self.p.seen_store)
             else:
                 self.open_body(uid, sha)
                 if self.p.open_marks_seen == "store":
                     self.conn.store_seen(uid, self.p.seen_store)
+                elif self.p.open_marks_seen == "on-leave":
+                    self.seen_later.append(uid)
             self.device.seen.add(sha)
             self.out.read.append(sha)
 

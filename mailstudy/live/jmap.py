@@ -1,9 +1,10 @@
-"""JMAP (RFC 8620, RFC 8621) sessions over a traced socket: discovery, header-first and download-all.
+"""JMAP (RFC 8620, RFC 8621) sessions over a traced socket: discovery, header-first, download-all and preview.
 
 Why: the study's third protocol. A JMAP session is measured exactly like an IMAP or POP3 one: every byte that
-crosses the client's socket is recorded by :class:`~mailstudy.live.trace.TracedSocket`, a round trip is a client
-flight (here: one HTTP request, headers and body written at once), and every downloaded message is checked
-byte for byte against what was delivered.
+crosses the client's socket is recorded by :class:`~mailstudy.live.trace.TracedSocket`, the trace is parsed by
+the one JMAP parser (:mod:`mailstudy.protocol.jmap`: an exchange is one HTTP request and its response) and
+measured by the one metrics definition, and every downloaded message is checked byte for byte against what was
+delivered.
 
 Client: Python's own ``http.client`` over the traced socket, one HTTP/1.1 connection kept alive for the whole
 session (a session is one TCP connection, as for IMAP and POP3; a server that closes it mid-session is an
@@ -18,39 +19,44 @@ What each strategy sends (our choices, so a reader of a chart knows what was mea
 
 - discovery (every session, as a client with no cached session object): ``GET /.well-known/jmap``, following
   redirects on the same connection, to the session resource (RFC 8620 section 2.2), which names the account
-  and the ``apiUrl`` and ``downloadUrl``.
+  and the ``apiUrl``, ``downloadUrl`` and ``eventSourceUrl``.
 - header-first: one POST with ``Email/query`` (all mail, newest first) and ``Email/get`` of :data:`LIST_PROPERTIES`
-  for its ids by a back-reference (``#ids``, RFC 8620 section 3.7): the list is ready after one round trip
-  (more when the mailbox exceeds the server's ``maxObjectsInGet``: one such request per page). Then one GET of the
-  raw message (its ``blobId`` at ``downloadUrl``) per message the user opens (the same seeded draw as IMAP's).
+  (the ``preview`` property among them: RFC 8621 section 4.1.4, up to 256 characters of the text, the list's
+  preview line) for its ids by a back-reference (``#ids``, RFC 8620 section 3.7): the list is ready after one
+  round trip (more when the mailbox exceeds the server's ``maxObjectsInGet``: one such request per page). Then,
+  open-on-demand: one GET of the raw message (its ``blobId`` at ``downloadUrl``) per message the user opens (the
+  same seeded draw as IMAP's and POP3's).
+- preview (``preview=N``, header-first only): each opened message is read in part instead of whole, as IMAP's
+  ``BODY.PEEK[TEXT]<0.N>``: one POST ``Email/get`` of ``bodyValues`` with ``fetchTextBodyValues`` and
+  ``maxBodyValueBytes: N`` (RFC 8621 section 4.2). The value is decoded text, not the message's bytes, so it is
+  checked as the start of the delivered message's first text part, decoded and with CRLF made LF as the RFC says.
 - download-all: one POST with ``Email/query`` and ``Email/get`` of ``id``, ``blobId`` and ``size``, then one GET
   per message blob; the list is ready when the last message is down. (``fetchAllBodyValues`` returns decoded
   text, not the message's bytes, so it could not be checked byte for byte.)
 
+Change sync (``Email/changes``) and push (EventSource) are :mod:`mailstudy.live.jmap_sync`'s.
+
 Integrity: each blob must be a delivered message byte for byte (:meth:`Known.check_message`); in the list, each
 email's ``size`` must be that of the delivered message with its ``Message-ID`` (a list holds no raw bytes).
 Errors: an HTTP status other than 2xx (after redirects) or a JMAP method error (``"error"`` in a method
-response) is a :class:`~mailstudy.live.access.SessionError` naming the method or the request.
+response) is a :class:`~mailstudy.live.access.SessionError` naming the method or the request, on one line.
 """
 
 from __future__ import annotations
 
 import base64
+import email
 import gzip
 import http.client
 import json
 import re
 import urllib.parse
 from dataclasses import dataclass, field
-from email.parser import BytesHeaderParser
 from email.policy import compat32
 
-from mailstudy.corpus.sections import header_of
 from mailstudy.live.access import IntegrityError, Known, SessionError, SessionResult, choose_opened
+from mailstudy.live.engine import measure
 from mailstudy.live.trace import Trace, traced_connection
-from mailstudy.protocol.events import Exchange
-from mailstudy.protocol.metrics import percentile, session_metrics
-from mailstudy.wire import DOWN, UP
 
 STRATEGIES = ("header-first", "download-all")
 COMPRESSIONS = ("identity", "gzip")
@@ -73,6 +79,7 @@ class JmapSpec:
     read_fraction: float = 0.0
     seed: int = 0
     compress: str = "identity"
+    preview: int = 0  # header-first: read only the first N bytes of each opened message's text (0: all of it)
 
     def __post_init__(self) -> None:
         if self.protocol != "jmap":
@@ -83,9 +90,13 @@ class JmapSpec:
             raise ValueError(f"read_fraction must be within [0, 1], not {self.read_fraction}")
         if self.compress not in COMPRESSIONS:
             raise ValueError(f"compress must be one of {COMPRESSIONS}, not {self.compress!r}")
+        if self.preview < 0:
+            raise ValueError(f"preview must be >= 0 bytes, not {self.preview}")
+        if self.preview and self.strategy != "header-first":
+            raise ValueError("preview reads opened messages in part: it needs strategy header-first")
 
 
-class _Connection(http.client.HTTPConnection):
+class HttpConnection(http.client.HTTPConnection):
     """``http.client`` over a :class:`TracedSocket`; connects once (a second connect would be a second
     session's worth of handshakes hidden in one session)."""
 
@@ -101,24 +112,33 @@ class _Connection(http.client.HTTPConnection):
         self.sock = traced_connection(self.host, self.port, self.timeout, self.trace)
 
 
-@dataclass
-class _Client:
-    conn: _Connection
-    trace: Trace
-    authorization: str
-    compress: str
-    exchanges: list[Exchange] = field(default_factory=list)
+def basic(user: str, password: str) -> str:
+    """The ``Authorization`` value of HTTP Basic (RFC 7617) for ``user``:``password``."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
-    def request(self, method: str, path: str, what: str, body: bytes | None = None) -> tuple[int, dict, bytes]:
-        """One HTTP request and its whole response: (status, lower-case headers, decoded body); one exchange."""
-        start = len(self.trace.chunks)
-        headers = {"Authorization": self.authorization}
+
+@dataclass
+class JmapClient:
+    """One JMAP session's HTTP connection and what discovery told it (:func:`open_jmap`)."""
+
+    conn: HttpConnection
+    authorization: str
+    compress: str = "identity"
+    session: dict = field(default_factory=dict)
+    account: str = ""
+    api: str = "/jmap/"
+    max_get: int = 500
+
+    def request(self, method: str, path: str, what: str, body: bytes | None = None,
+                headers: dict | None = None) -> tuple[int, dict, bytes]:
+        """One HTTP request and its whole response: (status, lower-case headers, decoded body)."""
+        sent = {"Authorization": self.authorization, **(headers or {})}
         if self.compress != "identity":
-            headers["Accept-Encoding"] = self.compress
+            sent["Accept-Encoding"] = self.compress
         if body is not None:
-            headers["Content-Type"] = "application/json"
+            sent["Content-Type"] = "application/json"
         try:
-            self.conn.request(method, path, body=body, headers=headers)
+            self.conn.request(method, path, body=body, headers=sent)
             resp = self.conn.getresponse()
             data = resp.read()
         except (OSError, http.client.HTTPException) as exc:
@@ -126,29 +146,17 @@ class _Client:
         hdrs = {k.lower(): v for k, v in resp.getheaders()}
         if hdrs.get("content-encoding") == "gzip":
             data = gzip.decompress(data)
-        self._exchange(start, method, f"{path} {what}", resp.status, resp.reason)
         if resp.will_close:  # the next request would need a new connection: not one session any more
             self.conn.connected_once = True
         return resp.status, hdrs, data
 
-    def _exchange(self, start: int, method: str, arguments: str, status: int, reason: str) -> None:
-        chunks = self.trace.chunks[start:]
-        up = [c for c in chunks if c.direction == UP]
-        down = [c for c in chunks if c.direction == DOWN]
-        self.exchanges.append(Exchange(
-            protocol="jmap", index=len(self.exchanges), tag=None, command=method, arguments=arguments,
-            status="OK" if 200 <= status < 400 else "NO", status_text=f"{status} {reason}",
-            t_sent=up[0].t if up else None, t_first_response=down[0].t if down else None,
-            t_done=down[-1].t if down else None, bytes_up=sum(len(c.data) for c in up),
-            bytes_down=sum(len(c.data) for c in down)))
-
-    def call(self, api_path: str, calls: list[list]) -> list[list]:
+    def call(self, calls: list[list]) -> list[list]:
         """POST method calls to the API; returns the method responses, raising on any error."""
         names = "+".join(c[0] for c in calls)
         body = json.dumps({"using": USING, "methodCalls": calls}, separators=(",", ":")).encode()
-        status, _, data = self.request("POST", api_path, names, body)
+        status, _, data = self.request("POST", self.api, names, body)
         if status != 200:
-            raise SessionError(f"JMAP {names} failed: HTTP {status}: {_problem(data)}")
+            raise SessionError(f"JMAP {names} failed: HTTP {status}: {problem(data)}")
         try:
             responses = json.loads(data)["methodResponses"]
         except (ValueError, KeyError, TypeError) as exc:
@@ -157,22 +165,41 @@ class _Client:
             if name == "error":
                 method = next((c[0] for c in calls if c[2] == call_id), call_id)
                 raise SessionError(f"JMAP method {method} failed: {args.get('type')}"
-                                   + (f" ({args['description']})" if args.get("description") else ""))
+                                   + (f" ({' '.join(str(args['description']).split())})"
+                                      if args.get("description") else ""))
         return responses
 
+    def response(self, responses: list[list], name: str) -> dict:
+        """The arguments of the first method response called ``name``."""
+        found = next((r[1] for r in responses if r[0] == name), None)
+        if found is None:
+            raise SessionError(f"JMAP: no {name} response among {[r[0] for r in responses]}")
+        return found
 
-def _problem(data: bytes) -> str:
+    def download(self, blob: str) -> bytes:
+        """The raw message of ``blob`` (``downloadUrl``, RFC 8620 section 6.2), on this connection."""
+        path = _download_path(self.session["downloadUrl"], self.account, blob)
+        status, _, data = self.request("GET", path, "download")
+        if status != 200:
+            raise SessionError(f"JMAP download of blob {blob} failed: HTTP {status}: {problem(data)}")
+        return data
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def problem(data: bytes) -> str:
     """The one-line gist of an HTTP error body (RFC 7807 problem details, or text)."""
     try:
         doc = json.loads(data)
-        return str(doc.get("detail") or doc.get("title") or doc.get("type") or doc)[:200]
+        return " ".join(str(doc.get("detail") or doc.get("title") or doc.get("type") or doc).split())[:200]
     except (ValueError, AttributeError):
         text = data.decode(errors="replace")
         title = re.search(r"<title>([^<]*)</title>", text, re.I)  # an HTML error page: its title says it
         return (title.group(1) if title else " ".join(text[:200].split())) or "(no body)"
 
 
-def _discover(client: _Client) -> dict:
+def _discover(client: JmapClient) -> dict:
     """Follow ``/.well-known/jmap`` to the session resource (RFC 8620 section 2.2)."""
     path = DISCOVERY_PATH
     for _ in range(MAX_REDIRECTS + 1):
@@ -182,7 +209,7 @@ def _discover(client: _Client) -> dict:
             path = (loc.path or "/") + (f"?{loc.query}" if loc.query else "")
             continue
         if status != 200:
-            raise SessionError(f"JMAP session discovery (GET {path}) failed: HTTP {status}: {_problem(data)}")
+            raise SessionError(f"JMAP session discovery (GET {path}) failed: HTTP {status}: {problem(data)}")
         try:
             session = json.loads(data)
             session["apiUrl"], session["downloadUrl"]
@@ -192,28 +219,78 @@ def _discover(client: _Client) -> dict:
     raise SessionError(f"JMAP session discovery: more than {MAX_REDIRECTS} redirects from {DISCOVERY_PATH}")
 
 
-def _message_id(raw: bytes) -> str | None:
-    value = BytesHeaderParser(policy=compat32).parsebytes(header_of(raw))["Message-ID"]
-    m = re.search(r"<([^>]*)>", str(value or ""))
-    return m.group(1) if m else None
+def open_jmap(host: str, port: int, user: str, password: str, trace: Trace, compress: str = "identity",
+              timeout: float = 60.0, session: dict | None = None) -> JmapClient:
+    """Connect (traced) and discover the session: a :class:`JmapClient` ready for method calls. ``session``: a
+    session resource the client kept from before (RFC 8620 section 2 lets it cache one): no discovery then."""
+    client = JmapClient(HttpConnection(host, port, timeout, trace), basic(user, password), compress)
+    try:
+        client.session = session = session if session is not None else _discover(client)
+        account = session.get("primaryAccounts", {}).get("urn:ietf:params:jmap:mail") or next(
+            iter(session.get("accounts") or {}), None)
+        if account is None:
+            raise SessionError(f"JMAP session resource of {user!r} names no mail account")
+        client.account = account
+        client.max_get = int(session.get("capabilities", {}).get("urn:ietf:params:jmap:core", {})
+                             .get("maxObjectsInGet", 500))
+        client.api = urllib.parse.urlsplit(session["apiUrl"]).path
+    except BaseException:
+        client.close()
+        raise
+    return client
 
 
-def _list(client: _Client, api: str, account: str, properties: list[str], max_get: int) -> list[dict]:
-    """Every email, newest first: Email/query + Email/get by back-reference, one request per page."""
+def list_emails(client: JmapClient, properties: list[str]) -> tuple[list[dict], str]:
+    """Every email, newest first: Email/query + Email/get by back-reference, one request per page; and the
+    Email state of the last page (what a later ``Email/changes`` starts from)."""
     emails: list[dict] = []
-    position = 0
+    position, state = 0, ""
     while True:
-        responses = client.call(api, [
-            ["Email/query", {"accountId": account, "sort": [{"property": "receivedAt", "isAscending": False}],
-                             "position": position, "limit": max_get, "calculateTotal": True}, "q"],
-            ["Email/get", {"accountId": account, "properties": properties,
+        responses = client.call([
+            ["Email/query", {"accountId": client.account, "sort": [{"property": "receivedAt", "isAscending": False}],
+                             "position": position, "limit": client.max_get, "calculateTotal": True}, "q"],
+            ["Email/get", {"accountId": client.account, "properties": properties,
                            "#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"}}, "g"]])
-        query = next(r[1] for r in responses if r[0] == "Email/query")
-        got = next(r[1] for r in responses if r[0] == "Email/get")
+        query, got = client.response(responses, "Email/query"), client.response(responses, "Email/get")
         emails += got["list"]
+        state = got.get("state", state)
         position += len(query["ids"])
         if not query["ids"] or position >= query.get("total", position):
-            return emails
+            return emails, state
+
+
+def check_listed(emails: list[dict], known: Known) -> None:
+    """Each listed email's ``size`` must be that of the delivered message with its Message-ID."""
+    for e in emails:
+        mid = (e.get("messageId") or [None])[0]
+        sha = known.by_message_id.get(f"<{mid}>".encode()) if mid else None
+        if sha is None or e.get("size") != len(known.by_sha[sha]):
+            raise IntegrityError(f"JMAP email {e.get('id')}: size {e.get('size')} with Message-ID {mid!r} "
+                                 f"matches no delivered message")
+
+
+def first_text(raw: bytes) -> str:
+    """The first text part of a message, decoded, with CRLF made LF (what JMAP's ``bodyValues`` hold)."""
+    msg = email.message_from_bytes(raw, policy=compat32)
+    for part in msg.walk():
+        if part.get_content_maintype() == "text" and not part.is_multipart():
+            data = part.get_payload(decode=True) or b""
+            return data.decode(part.get_content_charset() or "us-ascii", "replace").replace("\r\n", "\n")
+    return ""
+
+
+def read_preview(client: JmapClient, e: dict, known: Known, nbytes: int) -> None:
+    """Open ``e`` in part: its text's first ``nbytes`` bytes (``bodyValues``), checked against the delivered text."""
+    got = client.response(client.call([["Email/get", {
+        "accountId": client.account, "ids": [e["id"]], "properties": ["messageId", "bodyValues"],
+        "fetchTextBodyValues": True, "maxBodyValueBytes": nbytes}, "p"]]), "Email/get")["list"]
+    values = got[0].get("bodyValues", {}) if got else {}
+    value = next(iter(values.values()), {}).get("value", "") if values else ""
+    mid = (got[0].get("messageId") or [None])[0] if got else None
+    sha = known.by_message_id.get(f"<{mid}>".encode()) if mid else None
+    if sha is None or len(value.encode()) > nbytes or not first_text(known.by_sha[sha]).startswith(value):
+        raise IntegrityError(f"JMAP preview of email {e['id']}: {len(value.encode())} bytes of text are not the "
+                             f"start of a delivered message's text")
 
 
 def run_jmap_session(host: str, http_port: int, user: str, password: str, spec: JmapSpec, known: Known,
@@ -224,54 +301,28 @@ def run_jmap_session(host: str, http_port: int, user: str, password: str, spec: 
     and :class:`SessionError` naming the request or method when the server answers with an error.
     """
     trace = Trace()
-    conn = _Connection(host, http_port, timeout, trace)
-    authorization = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-    client = _Client(conn, trace, authorization, spec.compress)
+    client = open_jmap(host, http_port, user, password, trace, spec.compress, timeout)
+    header_first = spec.strategy == "header-first"
+    opened: list[int] = []
     try:
-        session = _discover(client)
-        account = session.get("primaryAccounts", {}).get("urn:ietf:params:jmap:mail") or next(
-            iter(session.get("accounts") or {}), None)
-        if account is None:
-            raise SessionError(f"JMAP session resource of {user!r} names no mail account")
-        max_get = int(session.get("capabilities", {}).get("urn:ietf:params:jmap:core", {})
-                      .get("maxObjectsInGet", 500))
-        api = urllib.parse.urlsplit(session["apiUrl"]).path
-        header_first = spec.strategy == "header-first"
-        emails = _list(client, api, account, LIST_PROPERTIES if header_first else ALL_PROPERTIES, max_get)
-        by_mid = {}
-        for sha, raw in known.by_sha.items():
-            by_mid.setdefault(_message_id(raw), []).append(len(raw))
+        emails, _state = list_emails(client, LIST_PROPERTIES if header_first else ALL_PROPERTIES)
         if header_first:
-            for e in emails:
-                mid = (e.get("messageId") or [None])[0]
-                if e.get("size") not in by_mid.get(mid, ()):
-                    raise IntegrityError(f"JMAP email {e.get('id')}: size {e.get('size')} with Message-ID {mid!r} "
-                                         f"matches no delivered message")
+            check_listed(emails, known)
             trace.mark("list_ready")
             # the user opens the same seeded share as in IMAP, counted in the order the list shows them
-            to_open = [emails[i] for i in choose_opened(len(emails), spec.read_fraction, spec.seed)]
-        else:
-            to_open = emails
-        t_opens = len(client.exchanges)
+            opened = choose_opened(len(emails), spec.read_fraction, spec.seed)
+        to_open = [emails[i] for i in opened] if header_first else emails
         for e in to_open:
-            path = _download_path(session["downloadUrl"], account, e["blobId"])
-            status, _, data = client.request("GET", path, "download")
-            if status != 200:
-                raise SessionError(f"JMAP download of blob {e['blobId']} failed: HTTP {status}: {_problem(data)}")
-            known.check_message(data, f"JMAP email {e['id']}")
+            if spec.preview:
+                read_preview(client, e, known, spec.preview)
+            else:
+                known.check_message(client.download(e["blobId"]), f"JMAP email {e['id']}")
         if not header_first:
             trace.mark("list_ready")
     finally:
-        conn.close()
-    exchanges = client.exchanges
-    metrics = session_metrics(trace.chunks, exchanges, t_start=trace.t_connect_ns,
-                              t_list_ready=trace.milestones.get("list_ready"), time_scale=1e-9).as_row()
-    waits = [(x.t_done - x.t_sent) * 1e-9 for x in exchanges[t_opens:]] if header_first else []
-    metrics.update(opens=len(waits), open_median_s=percentile(waits, 50), open_p95_s=percentile(waits, 95))
-    return SessionResult(spec=spec, trace=trace, exchanges=exchanges, metrics=metrics, messages=len(emails),
-                         headers_fetched=len(emails) if header_first else 0, bodies_fetched=len(to_open),
-                         opened=sorted(choose_opened(len(emails), spec.read_fraction, spec.seed))
-                         if header_first else [])
+        client.close()
+    return measure(spec, trace, len(emails), headers_fetched=len(emails) if header_first else 0,
+                   bodies_fetched=0 if spec.preview else len(to_open), opened=opened)
 
 
 def _download_path(template: str, account: str, blob: str) -> str:

@@ -65,6 +65,14 @@ _K9_POP3 = ({"keep_connection": False, "new_mail": "poll", "poll_user_set": True
              "idle_renew_s": "RFC 1939 (POP3 has no IDLE)", "keepalive_s": POP3_SESSION,
              "poll_user_set": K9_USER_SET})
 
+def _one_shot(runs: str, pop3: bool = False) -> tuple[dict, dict]:
+    """A tool that syncs once and exits, run again by the user's own timer (cron, systemd): reconnect-and-poll."""
+    return ({"keep_connection": False, "new_mail": "poll", "poll_user_set": True},
+            {"keep_connection": POP3_SESSION if pop3 else runs, "new_mail": "ours: a timer of the user's (cron, "
+             "systemd) runs it", "idle_renew_s": "RFC 1939 (POP3 has no IDLE)" if pop3 else f"{runs}: no IDLE",
+             "keepalive_s": runs, "poll_user_set": "ours: the user's own timer"})
+
+
 #: client profile -> (values, sources) of its connection-keeping fields.
 KEEPING: dict[str, tuple[dict, dict]] = {
     "thunderbird": _TB,
@@ -91,6 +99,11 @@ KEEPING: dict[str, tuple[dict, dict]] = {
                 "new_mail": "ours: a timer of the user's (cron, systemd) runs mbsync",
                 "idle_renew_s": "isync mbsync.1 (no IDLE)", "keepalive_s": "isync mbsync.1 (exits after a sync)",
                 "poll_user_set": "ours: the user's own timer"}),
+    "offlineimap3": _one_shot("offlineimap3 offlineimap.1 (without -a autorefresh, one sync and exit)"),
+    "getmail6-imap": _one_shot("getmail6 docs/getmail.1 (getmail retrieves and exits)"),
+    "getmail6-pop3": _one_shot("getmail6 docs/getmail.1 (getmail retrieves and exits)", pop3=True),
+    "mpop": _one_shot("mpop doc/mpop.1 (mpop retrieves and exits)", pop3=True),
+    "fetchmail": _one_shot("fetchmail fetchmail.1 (without --daemon, one poll and exit)", pop3=True),
     "thunderbird-pop3": _TB_POP3,
     "thunderbird-pop3-headers": _TB_POP3,
     "k9-pop3": _K9_POP3,

@@ -15,35 +15,60 @@ TOP_LINE_BYTES = 76
 
 
 def play_pop3(profile, conn: Pop3Connection, session: Session) -> None:
-    """One sync of ``profile``: LIST and UIDL in the profile's order, RETR or TOP the new messages, open what the
-    user reads, DELE what was retrieved (delete mode)."""
+    """One sync of ``profile``: its maildrop commands in its order, RETR (or fetchmail's whole-message TOP) or TOP
+    the new messages, open what the user reads, DELE what was retrieved (delete mode)."""
     sizes, uidls = _maildrop(profile, conn)
     device = session.device
-    new = [i for i in range(1, conn.n + 1) if profile.delete or uidls.get(i) not in device.pop3_seen_uidls]
+    new = [i for i in range(1, conn.n + 1)
+           if profile.delete or profile.read_all or uidls.get(i) not in device.pop3_seen_uidls]
     bodies = [i for i in new if not profile.headers_only
               and not (profile.large_limit and sizes.get(i, 0) > profile.large_limit)]
     _retrieve(profile, conn, session, bodies, uidls)
     _tops(profile, conn, session, [i for i in new if i not in bodies], uidls)
     _read(profile, conn, session, uidls)
-    if profile.delete:
-        conn.run([f"DELE {i}" for i in bodies], False)
+    if profile.delete and not profile.list_each:
+        conn.run([f"DELE {i}" for i in bodies], False, pipelined(profile, conn))
+
+
+def pipelined(profile, conn: Pop3Connection) -> int:
+    """How many commands the profile sends in one flight on this server: its depth where CAPA offers PIPELINING
+    (RFC 2449 6.6; mpop pipelines only then), else 0 (one at a time)."""
+    return profile.pipelining_depth if profile.pipelining_depth > 1 and "PIPELINING" in conn.caps else 0
 
 
 def _maildrop(profile, conn: Pop3Connection) -> tuple[dict[int, int], dict[int, str]]:
-    """LIST (message sizes) and UIDL (unique ids), in the order the client sends them."""
+    """The profile's maildrop commands (LIST, UIDL, LAST) in its order; the mailbox's size from the first
+    answer when the client sent no STAT."""
     sizes: dict[int, int] = {}
-    if profile.list_before_uidl and conn.n:
-        sizes = conn.sizes()
-    uidls = conn.uidls() if conn.n and profile.uidl and "UIDL" in conn.caps else {}
-    if not profile.list_before_uidl and conn.n:
-        sizes = conn.sizes()
+    uidls: dict[int, str] = {}
+    for verb in profile.maildrop:
+        if conn.n == 0:
+            break
+        if verb == "LIST":
+            sizes = conn.sizes()
+        elif verb == "UIDL" and "UIDL" in conn.caps:
+            uidls = conn.uidls()
+        elif verb == "LAST":
+            conn.ask("LAST")
+        if conn.n is None and verb != "LAST":
+            conn.n = len(sizes or uidls)
+    conn.n = conn.n or 0
     return sizes, uidls
 
 
 def _retrieve(profile, conn: Pop3Connection, session: Session, nums: list[int], uidls: dict[int, str]) -> None:
     device, out = session.device, session.outcome
-    for i, raw in zip(nums, conn.run([f"RETR {i}" for i in nums], True)):
-        sha = session.account.catalog.check_message(raw, f"{profile.name} RETR {i}")
+    if profile.list_each:  # fetchmail: LIST n, the message, DELE n, one message after the other
+        got = []
+        for i in nums:
+            conn.run([f"LIST {i}"], False)
+            got += conn.run([profile.retrieve.format(i)], True)
+            if profile.delete:
+                conn.run([f"DELE {i}"], False)
+    else:
+        got = conn.run([profile.retrieve.format(i) for i in nums], True, pipelined(profile, conn))
+    for i, raw in zip(nums, got):
+        sha = session.account.catalog.check_message(raw, f"{profile.name} {profile.retrieve.format(i)}")
         if sha not in device.listed:
             out.new_listed.append(sha)
         device.remember(sha, raw, uidls.get(i))

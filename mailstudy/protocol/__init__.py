@@ -36,10 +36,11 @@ from mailstudy.protocol.events import (
     TlsCounts,
 )
 from mailstudy.protocol.imap import ImapParser
+from mailstudy.protocol.jmap import JmapParser
 from mailstudy.protocol.pop3 import Pop3Parser
 from mailstudy.wire import chunk_parts
 
-PARSERS = {"imap": ImapParser, "pop3": Pop3Parser}
+PARSERS = {"imap": ImapParser, "pop3": Pop3Parser, "jmap": JmapParser}  # jmap: HTTP/1.1 exchanges (issue 20)
 
 __all__ = [
     "DOWN",
@@ -50,6 +51,7 @@ __all__ = [
     "Exchange",
     "Greeting",
     "ImapParser",
+    "JmapParser",
     "PARSERS",
     "ParseWarning",
     "Pop3Parser",
@@ -62,8 +64,8 @@ __all__ = [
 ]
 
 
-def make_parser(protocol: str) -> ImapParser | Pop3Parser:
-    """A fresh parser for ``"imap"`` or ``"pop3"``."""
+def make_parser(protocol: str) -> ImapParser | Pop3Parser | JmapParser:
+    """A fresh parser for ``"imap"``, ``"pop3"`` or ``"jmap"``."""
     try:
         return PARSERS[protocol.lower()]()
     except (KeyError, AttributeError):

@@ -1,4 +1,4 @@
-"""Which protocol a TCP connection speaks: IMAP, POP3 or not mail, by its server port and its greeting.
+"""Which protocol a TCP connection speaks: IMAP, POP3, JMAP or not mail, by its server port and its greeting.
 
 Why a module of its own: analysis and redaction must agree on which connections are mail (a redaction that
 took Redis's ``+OK`` for a POP3 greeting once overwrote 100 bytes of a Redis capture that the analysis said
@@ -8,7 +8,8 @@ The rules (the first that applies wins):
 
 1. The server port is 143 or 993 (IMAP) or 110 or 995 (POP3). If the server's first line clearly says the
    other protocol, the greeting wins (with a reason).
-2. The server port is one the caller named (``ports``): the protocol is told by the server's first line.
+2. The server port is one the caller named (``ports``): the protocol is told by the server's first line (an
+   HTTP status line answering a client that spoke first with an HTTP request is JMAP: issue 20).
 3. Any other port: the *server speaks first* and its first line starts ``* OK``/``* PREAUTH`` (IMAP) or
    ``+OK`` (POP3). The "server first" condition is what keeps Redis (whose replies are ``+OK`` too, but only
    after the client spoke) out.
@@ -21,7 +22,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from mailstudy.protocol.events import DOWN
+from mailstudy.protocol.events import DOWN, UP
+from mailstudy.protocol.jmap import looks_like_http
 
 WELL_KNOWN_PORTS = {143: "imap", 993: "imap", 110: "pop3", 995: "pop3"}
 IMPLICIT_TLS_PORTS = (993, 995)
@@ -64,7 +66,7 @@ def is_tls(start: bytes) -> bool:
 
 def classify(port: int, chunks: Iterable[tuple[str, Any, bytes]], ports: Iterable[int] = ()) -> tuple[str | None, str]:
     """The protocol of a connection to server ``port`` whose ``(direction, t, data)`` chunks are ``chunks``:
-    ``"imap"``, ``"pop3"`` or None, and why (empty when there is nothing to say), by the rules above."""
+    ``"imap"``, ``"pop3"``, ``"jmap"`` or None, and why (empty when there is nothing to say), by the rules above."""
     first, down, up = first_payload(chunks)
     by_greeting = greeting_protocol(down) if first == DOWN or port in WELL_KNOWN_PORTS else None
     tls = is_tls(down) or is_tls(up)
@@ -76,6 +78,8 @@ def classify(port: int, chunks: Iterable[tuple[str, Any, bytes]], ports: Iterabl
     if port in set(ports):
         if by_greeting:
             return by_greeting, ""
+        if first == UP and looks_like_http(up, down):
+            return "jmap", ""
         if tls:
             return None, f"port {port}: TLS from the start, so the protocol cannot be told from a greeting"
         return None, f"port {port}: the server's first line is not an IMAP or POP3 greeting"

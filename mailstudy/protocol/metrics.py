@@ -118,7 +118,8 @@ def loss_counts(exchanges: Sequence[Exchange], bytes_missing: int) -> dict[str, 
 
 
 #: Commands that fetch a message (or part of one): after the list is ready, each is a click the user waits for.
-OPEN_COMMANDS = frozenset({"FETCH", "UID FETCH", "RETR", "TOP"})
+#: JMAP (HTTP method names): a blob GET or an Email/get POST after the list is a message being opened
+OPEN_COMMANDS = frozenset({"FETCH", "UID FETCH", "RETR", "TOP", "GET", "POST"})
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

@@ -228,7 +228,8 @@ class CyrusServer(FolderServer):
                  disabled: frozenset[str] | set[str] = frozenset(),
                  imap_port: int | None = None, pop3_port: int | None = None, http_port: int | None = None,
                  start_timeout: float = 15.0, programs: dict[str, str | os.PathLike] | None = None,
-                 tls: bool = False, tls_versions: tuple[str, ...] | list[str] = ("1.2", "1.3")) -> None:
+                 tls: bool = False, tls_versions: tuple[str, ...] | list[str] = ("1.2", "1.3"),
+                 idled: bool = False) -> None:
         if tls:  # refused, never served in clear text instead (the TLS sessions' rule)
             raise ServerError("TLS is not set up for Cyrus yet; run TLS sessions on --server dovecot or embedded")
         super().__init__(accounts, mailboxes, disabled=disabled, imap_port=imap_port, pop3_port=pop3_port,
@@ -243,6 +244,9 @@ class CyrusServer(FolderServer):
             if any(c in a.password for c in "\r\n\0"):
                 raise ValueError(f"password of {a.user!r} must not contain CR, LF or NUL")
         self._want_http_port = http_port
+        #: run Cyrus's ``idled`` so IMAP IDLE hears of new mail at once; off by default as in Debian's
+        #: /etc/cyrus.conf, where imapd then polls every ``imapidlepoll`` (60 s) while a client IDLEs
+        self.idled = idled
         #: ``{"imapd": PATH, "pop3d": PATH}`` to run instead of the extraction :func:`find_programs` finds
         self.programs = {k: Path(v) for k, v in programs.items()} if programs else None
         self.http_port: int = 0
@@ -291,7 +295,18 @@ SERVICES {{
 }}
 EVENTS {{
 }}
+DAEMON {{
+{self._daemons(programs)}}}
 """
+
+    def _daemons(self, programs: dict[str, Path]) -> str:
+        if not self.idled:
+            return ""
+        idled = programs["imapd"].parent / "idled"
+        if not os.access(idled, os.X_OK):
+            raise ServerError(f"Cyrus's idled is not at {idled} (it comes with imapd from cyrus-imapd)")
+        return f'  idled cmd="{idled} -C {self.workdir / "imapd.conf"}"\n'
+
 
     def _write_sasldb(self, wd: Path) -> None:
         """The accounts' passwords as SASL's sasldb plugin reads them (see the module docstring)."""

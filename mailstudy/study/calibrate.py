@@ -387,5 +387,28 @@ def format_tables(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def format_markdown(rows: list[dict]) -> str:
+    """The table of docs/calibration.md: a row per client, phase and side (round trips with their range over
+    repeats), the verdict on each phase's real row; then each client's commands by verb, real side."""
+    out = ["| client (Debian) | profile | phase | side | commands | round trips | bytes up | bytes down | verdict |",
+           "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    verbs: list[str] = []
+    last_client = last_phase = None
+    for r in rows:
+        rt = str(r["round_trips"])
+        if r.get("round_trips_min") != r.get("round_trips_max"):
+            rt += f" ({r['round_trips_min']}-{r['round_trips_max']})"
+        client = f"{r['client']} ({r['package']} {r['package_version']})" if r["client"] != last_client else ""
+        profile = (r["profile"] or "none") if r["client"] != last_client else ""
+        phase = r["phase"] if (r["client"], r["phase"]) != last_phase else ""
+        status = "" if r["status"] == "ok" else f" ({r['status']})"
+        out.append(f"| {client} | {profile} | {phase} | {r['side']}{status} | {r['commands']} | {rt} | "
+                   f"{r['bytes_up']:,} | {r['bytes_down']:,} | {r['verdict'] if r['side'] == 'real' else ''} |")
+        if r["side"] == "real":
+            verbs.append(f"- {r['client']}, {r['phase']}: `{r['verbs']}`")
+        last_client, last_phase = r["client"], (r["client"], r["phase"])
+    return "\n".join(out + ["", "Commands by verb, real clients:", ""] + verbs) + "\n"
+
+
 __all__ = ["BYTES_TOLERANCE", "COLUMNS", "PHASES", "PROFILE_FOR", "ROUND_TRIP_TOLERANCE", "Measured", "calibrate",
-           "calibrate_client", "format_tables", "profile_for", "rows_csv", "verdict", "write_rows"]
+           "calibrate_client", "format_markdown", "format_tables", "profile_for", "rows_csv", "verdict", "write_rows"]

@@ -133,7 +133,8 @@ class Experiment:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-def _capture_path(capture: str | Path, exp: Experiment, repeat: int) -> Path:
+def capture_path(capture: str | Path, exp, repeat: int) -> Path:
+    """Where repeat ``repeat`` of ``exp`` (anything with ``repeats``: an Experiment, a JmapCell) is captured."""
     path = Path(capture)
     return path.with_name(f"{path.stem}-r{repeat}{path.suffix}") if exp.repeats > 1 else path
 
@@ -161,7 +162,7 @@ def run_experiment(exp: Experiment, capture: str | Path | None = None, capture_b
         choose_backend(capture_backend)  # fail with a clear CaptureError before starting anything
         for repeat in range(exp.repeats):
             try:
-                check_output(_capture_path(capture, exp, repeat), sidecar=True, what="capture")
+                check_output(capture_path(capture, exp, repeat), sidecar=True, what="capture")
             except OutputError as exc:
                 raise CaptureError(str(exc)) from None
     corpus = exp.corpus(progress)
@@ -182,7 +183,7 @@ def run_experiment(exp: Experiment, capture: str | Path | None = None, capture_b
                                                                                      (p for _, p in upstreams))
                 cap = None
                 if capture is not None:
-                    path = _capture_path(capture, exp, repeat)
+                    path = capture_path(capture, exp, repeat)
                     cap = Capture(path, [imap_port, pop3_port], backend=capture_backend, host=host)
                 with cap or nullcontext():
                     result = run_session(host, imap_port, pop3_port, server.account.user,

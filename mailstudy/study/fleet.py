@@ -139,7 +139,7 @@ def client_sessions(client: str | SessionParams, server: str = "embedded", messa
     profile, n = params.client(), params.messages
     corpus = generate(n + new_messages, params.sizes, params.seed, headers=params.headers)
     raws = [m.raw for m in corpus.messages]
-    srv = make_server(params.server)
+    srv = make_server(params.server, compress=params.compress)  # offered; the profile decides whether to ask
     srv.mailboxes[srv.account.user] = raws[:n]
     device = Device(name=profile.name)
     to_read = {corpus.messages[i].sha256 for i in choose_opened(n, params.read_fraction, params.seed)}

@@ -6,6 +6,17 @@ only one server (Cyrus) and no capture yet. Until JMAP joins the experiment grid
 gives ``mailstudy session --protocol jmap`` rows shaped like the experiment's, so a JMAP row sits in the same
 table as an IMAP or POP3 one. Through a network profile, the session goes through the same link relay as IMAP and
 POP3 (:class:`~mailstudy.link.Link` in front of Cyrus's HTTP port).
+
+The third column (:func:`three_protocols`, :func:`with_intervals`): what notebooks 01 and 03 show and
+``bench/three_protocols.py`` tabulates: IMAP, POP3 and JMAP on one Cyrus store, IMAP and POP3 on Dovecot as the
+reference, header-first and download-all, over several seeds, measured through the link or predicted by the
+model. :func:`catch_up` is notebook 04's device view: what one device pays to catch up and to hear of new mail.
+
+Measured on Cyrus 3.6.1 (loopback, our finding, not a protocol's cost): a response larger than about 4 KB is
+written as a first 4,096-byte segment and the rest, and the rest waits ~40 ms for the client's delayed ACK
+(Nagle's algorithm on the server meeting Linux's delayed ACK), so each JMAP blob download of a message over 4 KB
+takes ~42 ms on loopback; POP3 on Cyrus shows the same ~40 ms per command. The model takes its work from these
+loopback sessions, so those waits are in its times too; Dovecot's column shows the same protocols without them.
 """
 
 from __future__ import annotations
@@ -13,8 +24,10 @@ from __future__ import annotations
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 
+import pandas as pd
+
 from mailstudy.corpus import SIZE_PRESETS, generate, load
-from mailstudy.link import Link, Profile, get_profile
+from mailstudy.link import Link, Profile, get_profile, predict
 from mailstudy.live.access import Known
 from mailstudy.live.jmap import JmapSpec, run_jmap_session
 from mailstudy.servers import make_server
@@ -37,6 +50,7 @@ class JmapCell:
     repeats: int = 1
     mailbox: str | None = None
     compress: str = "identity"
+    preview: int = 0  # header-first: read only the first N bytes of each opened message's text
     profile: str | Profile = "loopback"  # the network: a profile's name or a custom Profile
 
     def __post_init__(self) -> None:
@@ -53,7 +67,7 @@ class JmapCell:
 
     def spec(self) -> JmapSpec:
         return JmapSpec(strategy=self.strategy, read_fraction=self.read_fraction, seed=self.seed,
-                        compress=self.compress)
+                        compress=self.compress, preview=self.preview)
 
     def corpus(self, progress=None):
         if self.mailbox is None:
@@ -64,8 +78,25 @@ class JmapCell:
         return loaded[: self.messages] if self.messages else loaded
 
 
-def run_jmap_cell(cell: JmapCell, progress=None, results: list | None = None) -> list[dict]:
-    """Every repeat of ``cell`` on a fresh server; one row per session, like ``run_experiment``'s."""
+def run_jmap_cell(cell: JmapCell, progress=None, results: list | None = None, capture: str | None = None,
+                  capture_backend: str = "auto", reports: list | None = None) -> list[dict]:
+    """Every repeat of ``cell`` on a fresh server; one row per session, like ``run_experiment``'s.
+
+    ``capture``: each session is also recorded as a pcap there (``-rN`` before the suffix when there are several
+    repeats) with its sidecar, on the client's side of the link as for IMAP and POP3; the row says how
+    (``capture_*``, ``capture_port``: the HTTP port to name to ``mailstudy analyze --port``)."""
+    from mailstudy.capture import Capture, CaptureError, choose_backend
+    from mailstudy.outputs import OutputError, check_output
+    from mailstudy.study.experiment import capture_path
+
+    paths = [capture_path(capture, cell, r) for r in range(cell.repeats)] if capture is not None else []
+    if capture is not None:
+        choose_backend(capture_backend)  # fail with a clear CaptureError before starting anything
+        for path in paths:
+            try:
+                check_output(path, sidecar=True, what="capture")
+            except OutputError as exc:
+                raise CaptureError(str(exc)) from None
     corpus = cell.corpus(progress)
     known = Known(corpus.raws())
     profile = get_profile(cell.profile)
@@ -81,14 +112,159 @@ def run_jmap_cell(cell: JmapCell, progress=None, results: list | None = None) ->
                 else None
             with link or nullcontext():
                 host, port = (link.host, link.ports[0]) if link else (server.host, server.http_port)
-                result = run_jmap_session(host, port, server.account.user, server.account.password, cell.spec(),
-                                          known)
+                cap = Capture(paths[repeat], [port], backend=capture_backend, host=host) if paths else None
+                with cap or nullcontext():
+                    result = run_jmap_session(host, port, server.account.user, server.account.password,
+                                              cell.spec(), known)
             result.link = profile if link else None
         if results is not None:
             results.append(result)
         row = {**asdict(cell), **result.row(), **described, "protocol": "jmap", "repeat": repeat,
                "label": LABELS[cell.strategy], "mailbox_bytes": corpus.total_bytes, **profile.params()}
+        if cap is not None:
+            report = cap.finish(result.trace, {**asdict(cell), **described, "repeat": repeat})
+            row.update(capture_path=str(report.path), capture_backend=report.backend,
+                       capture_complete=report.complete, capture_rebuilt=report.rebuilt,
+                       capture_reason=report.reason, capture_packets=report.packets, capture_port=port)
+            if reports is not None:
+                reports.append(report)
         for k in ("host", "imap_port", "pop3_port"):
             row.pop(k, None)
         rows.append(row)
     return rows
+
+
+# -- the third column: IMAP, POP3 and JMAP on one Cyrus store, IMAP and POP3 on Dovecot as the reference ---------
+#: (server, protocol) of each column, in the order the notebooks show them
+COLUMNS = (("cyrus", "imap"), ("cyrus", "pop3"), ("cyrus", "jmap"), ("dovecot", "imap"), ("dovecot", "pop3"))
+STRATEGIES = ("header-first", "download-all")
+#: what the tables summarise (counts are exact per seed; times vary with the machine)
+MEASURES = ("bytes_up", "bytes_down", "round_trips", "time_to_list_s", "duration_s")
+
+
+def column_name(server: str, protocol: str) -> str:
+    return f"{protocol.upper()} on {server.capitalize()}"
+
+
+def _one(server: str, protocol: str, strategy: str, messages: int, seed: int, read_fraction: float,
+         profile, results: list) -> list[dict]:
+    if protocol == "jmap":
+        return run_jmap_cell(JmapCell(server=server, strategy=strategy, messages=messages, seed=seed,
+                                      read_fraction=read_fraction, profile=profile), results=results)
+    from mailstudy.study.experiment import Experiment, run_experiment
+
+    return run_experiment(Experiment(server=server, protocol=protocol, strategy=strategy, messages=messages,
+                                     seed=seed, read_fraction=read_fraction, profile=profile), results=results)
+
+
+def three_protocols(messages: int = 30, seeds=(0, 1, 2), strategies=STRATEGIES, read_fraction: float = 0.0,
+                    profile: str | Profile = "loopback", columns=COLUMNS, model_profiles=()) -> pd.DataFrame:
+    """One row per (column, strategy, seed): a fresh server per session, the same seeded buchner2009 mailbox in
+    every column of a seed. Clear text on every column (Cyrus is not set up for TLS here; the others follow it so
+    the columns compare). ``profile``: the network the sessions run through (the link). ``model_profiles``: for
+    each, rows whose times are the model's prediction (:func:`mailstudy.link.predict`) from the same sessions,
+    marked ``modelled`` (the sessions then run on loopback, as the model requires)."""
+    rows = []
+    for seed in seeds:
+        for strategy in strategies:
+            for server, protocol in columns:
+                results: list = []
+                got = _one(server, protocol, strategy, messages, seed, read_fraction,
+                           "loopback" if model_profiles else profile, results)
+                for row, result in zip(got, results):
+                    base = {**row, "column": column_name(server, protocol), "modelled": False}
+                    rows.append(base)
+                    for p in model_profiles:
+                        prof = get_profile(p)
+                        times = predict(result, prof)
+                        rows.append({**base, **prof.params(), "modelled": True,
+                                     **{k: times[k] for k in ("duration_s", "time_to_list_s")}})
+    return pd.DataFrame(rows)
+
+
+def with_intervals(df: pd.DataFrame, measures=MEASURES, by=("profile", "modelled", "strategy", "column")) -> pd.DataFrame:
+    """Median of each measure over the seeds, with the lowest and highest seed beside it (``_lo``, ``_hi``): the
+    interval a chart draws (ours: the range over seeds, not a confidence interval; with 3 seeds it is all there is)."""
+    keys = [k for k in by if k in df.columns]
+    agg = {}
+    for m in measures:
+        agg[m] = (m, "median")
+        agg[f"{m}_lo"] = (m, "min")
+        agg[f"{m}_hi"] = (m, "max")
+    out = df.groupby(keys, sort=False).agg(**agg).reset_index()
+    out["seeds"] = df.groupby(keys, sort=False).size().values
+    return out
+
+
+def _sync_row(seed: int, protocol: str, workload: str, result, **extra) -> dict:
+    m = result.metrics if result is not None else {}
+    return {"seed": seed, "protocol": protocol, "workload": workload, "column": column_name("cyrus", protocol),
+            **{k: m.get(k) for k in ("bytes_up", "bytes_down", "round_trips", "duration_s")},
+            "listed": result.headers_fetched if result is not None else None, **extra}
+
+
+def catch_up(messages: int = 30, new: int = 5, seeds=(0, 1, 2), wait_s: float = 0.5) -> pd.DataFrame:
+    """What one device that already holds the mailbox pays on Cyrus, IMAP against JMAP (module
+    :mod:`mailstudy.live.jmap_sync` says what each sends): a change sync after ``new`` messages arrived, a poll
+    that finds nothing, and push (IDLE with Cyrus's idled; JMAP's EventSource, which Debian's Cyrus declines):
+    the latency from delivery to the client knowing and the bytes while it waited ``wait_s``. The JMAP client
+    kept its session resource from the sync before (no discovery in a change sync or a poll); IMAP logs in anew,
+    as a client that polls does."""
+    from mailstudy.live.engine import Destination
+    from mailstudy.live.jmap_sync import (imap_modseq, jmap_state, run_imap_changes, run_imap_idle,
+                                          run_jmap_changes, run_jmap_poll, run_jmap_push)
+    from mailstudy.servers.cyrus import CyrusServer
+
+    rows = []
+    for seed in seeds:
+        corpus, extra = generate(messages, "buchner2009", seed), generate(new + 2, "buchner2009", seed + 10_000)
+        known = Known(corpus.raws() + extra.raws())
+        server = CyrusServer(mailboxes={"alice": corpus.raws()}, idled=True)
+        with server:
+            user, password, raws = server.account.user, server.account.password, extra.raws()
+            dest = Destination(server.host, server.imap_port, server.pop3_port, user, password, known)
+            at = (server.host, server.http_port, user, password)
+            (state, session), (modseq, last_uid) = jmap_state(*at), imap_modseq(dest)
+            server.deliver_many(user, raws[:new])
+            jm, state2 = run_jmap_changes(*at, state, known, session=session)
+            rows.append(_sync_row(seed, "jmap", "change-sync", jm))
+            rows.append(_sync_row(seed, "imap", "change-sync", run_imap_changes(dest, modseq, last_uid)))
+            modseq2, last2 = imap_modseq(dest)
+            rows.append(_sync_row(seed, "jmap", "poll", run_jmap_poll(*at, state2, known, session=session)))
+            rows.append(_sync_row(seed, "imap", "poll", run_imap_changes(dest, modseq2, last2)))
+            for push in (run_imap_idle(dest, lambda: server.deliver(user, raws[new]), wait_s),
+                         run_jmap_push(*at, lambda: server.deliver(user, raws[new + 1]), wait_s)):
+                rows.append(_sync_row(seed, push.protocol, "push", push.result, offered=push.offered,
+                                      why=push.why, latency_s=push.latency_s,
+                                      waiting_bytes=push.waiting_bytes_down + push.waiting_bytes_up))
+    return pd.DataFrame(rows)
+
+
+def available_columns(columns=COLUMNS) -> tuple[tuple, str]:
+    """The columns whose servers can run here, and why the others cannot ("" when all can)."""
+    from mailstudy.servers.cyrus import cyrus_available
+    from mailstudy.servers.dovecot import dovecot_available
+
+    why = {"cyrus": cyrus_available(), "dovecot": dovecot_available()}
+    kept = tuple(c for c in columns if why.get(c[0]) is None)
+    missing = sorted({f"{s}: {why[s]}" for s, _ in columns if why.get(s)})
+    return kept, "; ".join(missing)
+
+
+def interval_table(summary: pd.DataFrame, measures=("bytes_up", "bytes_down", "round_trips"),
+                   index=("profile", "modelled", "strategy"), digits: int = 3) -> pd.DataFrame:
+    """A table to read: one row per ``index`` value, one column per (measure, column), each cell the median with
+    the range over seeds in brackets when the seeds differ ("13,753 [13,740-13,761]")."""
+    def cell(row, m):
+        med, lo, hi = row[m], row[f"{m}_lo"], row[f"{m}_hi"]
+        fmt = (lambda v: f"{v:,.0f}") if m.endswith(("bytes_up", "bytes_down", "round_trips")) else \
+            (lambda v: f"{v:.{digits}f}")
+        return fmt(med) if lo == hi else f"{fmt(med)} [{fmt(lo)}-{fmt(hi)}]"
+
+    keys = [k for k in index if k in summary.columns]
+    out = summary[keys + ["column"]].copy()
+    for m in measures:
+        out[m] = [cell(r, m) for _, r in summary.iterrows()]
+    table = out.pivot(index=keys, columns="column", values=list(measures))
+    order = [column_name(s, p) for s, p in COLUMNS]
+    return table.reindex(columns=[(m, c) for m in measures for c in order if (m, c) in table.columns])

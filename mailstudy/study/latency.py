@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from mailstudy.link import PROFILES, get_profile
+from mailstudy.study import link_sweeps
 from mailstudy.study.experiment import Experiment, four_strategies, medians, sweep
 from mailstudy.study.intervals import breakeven_summary, summarize
 from mailstudy.study.modelled import breakeven_sweep, model_sweep, sampled
@@ -96,35 +97,63 @@ def model_vs_measured(measured_df, modelled_df):
     return out
 
 
+def swept_profiles(conditions: str | Conditions = "realistic") -> tuple[list, list]:
+    """:mod:`mailstudy.study.link_sweeps`' profiles (RTT moved at fixed bandwidth, bandwidth moved at fixed RTT),
+    each with the study conditions' loss of the profile it starts from and named by the figure it moves, so that
+    a summary per profile keeps them apart."""
+    net = network_conditions(conditions)
+
+    def named(p, name: str):
+        return replace(get_profile(net.profile(p)), name=name)
+
+    by_rtt = [named(p, f"{p.name} at {p.rtt_s * 1000:g} ms") for p in link_sweeps.rtt_sweep()]
+    by_rate = [named(p, f"{p.name} at {p.down_bps / 1e6:g} Mbit/s") for p in link_sweeps.bandwidth_sweep()]
+    return by_rtt, by_rate
+
+
+def _with_figures(df, profiles):
+    """``df``'s rows of ``profiles`` (by name), each with its profile's RTT and rates (break-even rows lack them)."""
+    by_name = {p.name: p for p in profiles}
+    part = df[df["profile"].isin(by_name)].copy()
+    for col in ("rtt_s", "down_bps", "up_bps"):
+        part[col] = [getattr(by_name[n], col) for n in part["profile"]]
+    return part.reset_index(drop=True)
+
+
 def latency_tables(base: Experiment, profiles_measured, profiles_modelled, seeds, cache_dir=None,
                    conditions: str | Conditions = "realistic", executor=None) -> dict:
     """Notebook 03's tables over ``seeds``, each a summary (median, ``_lo``, ``_hi``, ``seeds``) with its
     per-seed rows beside it (``NAME_seeds``): ``latency_measured`` (through the link), ``model_vs_measured``,
-    ``waiting_vs_rtt`` (the model on every profile), ``pipelining_batching`` and ``breakeven_per_profile``
-    (the break-even read fractions as distributions over the seeds).
+    ``waiting_vs_rtt`` and ``waiting_vs_bandwidth`` (the model with one figure of 4g moved at a time:
+    :func:`swept_profiles`), ``pipelining_batching``, and the break-even read fractions as distributions over the
+    seeds: ``breakeven_per_profile`` (the named profiles), ``breakeven_vs_rtt`` and ``breakeven_vs_bandwidth``.
 
     ``executor`` runs the model cells (their counts are exact anywhere; their work times are the machine's, so
     the default runs them here, one at a time); the measured cells always run one at a time."""
     net = network_conditions(conditions)
     seeds = list(seeds)
     modelled_profiles = profiles_by_rtt(profiles_modelled)
-    every = list(dict.fromkeys([*modelled_profiles, *profiles_measured]))
+    by_rtt, by_rate = swept_profiles(net)
+    every = list(dict.fromkeys([*modelled_profiles, *profiles_measured])) + by_rtt + by_rate
     meas = measured(base, profiles_measured, cache_dir, conditions=net, seeds=seeds)
     model = model_sweep(model_cells(replace(base, repeats=1)), every, seeds, net.name, cache_dir, executor)
     model["variant"] = [_variant(r) for r in model.to_dict("records")]
     four = model[model["batch"] & ~model["pipelining"]]
     versus = model_vs_measured(meas, four[four["profile"].isin(profiles_measured)])
-    even = breakeven_sweep(replace(base, repeats=1), modelled_profiles, seeds, net.name, cache_dir, executor)
+    even_all = breakeven_sweep(replace(base, repeats=1), [*modelled_profiles, *by_rtt, *by_rate], seeds, net.name,
+                               cache_dir, executor)
     per_seed = {"latency_measured": meas, "model_vs_measured": versus,
-                "waiting_vs_rtt": four[four["profile"].isin(modelled_profiles)],
+                "waiting_vs_rtt": _with_figures(four, by_rtt), "waiting_vs_bandwidth": _with_figures(four, by_rate),
                 "pipelining_batching": model[model["profile"].isin(profiles_measured)],
-                "breakeven_per_profile": even}
+                "breakeven_per_profile": even_all[even_all["profile"].isin(modelled_profiles)].reset_index(drop=True),
+                "breakeven_vs_rtt": _with_figures(even_all, by_rtt),
+                "breakeven_vs_bandwidth": _with_figures(even_all, by_rate)}
     keys = {"latency_measured": CELL, "model_vs_measured": CELL + ["time"], "waiting_vs_rtt": CELL,
-            "pipelining_batching": CELL + ["variant"]}
+            "waiting_vs_bandwidth": CELL, "pipelining_batching": CELL + ["variant"]}
     out = {}
     for name, df in per_seed.items():
         out[f"{name}_seeds"] = df
-        if name == "breakeven_per_profile":
+        if name.startswith("breakeven_"):
             out[name] = _breakeven_summary(df)
         else:
             out[name] = summarize(df, [k for k in keys[name] if k in df.columns])

@@ -259,7 +259,7 @@ def write_index(runs: list[Run], build: Path, quick: bool) -> Path:
         if r.key_figure and r.key_figure.exists():
             shutil.copy(r.key_figure, figures / r.key_figure.name)
             img = (f'<a href="figures/{html.escape(r.key_figure.name)}"><img src="figures/'
-                   f'{html.escape(r.key_figure.name)}" width="360"></a>')
+                   f'{html.escape(r.key_figure.name)}" width="640" style="max-width:100%"></a>')
         if r.skipped:
             rows.append(f"<tr><td>{html.escape(r.notebook.stem)}</td><td>{html.escape(r.question)}</td>"
                         f"<td><i>skipped: {html.escape(r.skipped)}</i></td><td>-</td></tr>")
@@ -269,7 +269,7 @@ def write_index(runs: list[Run], build: Path, quick: bool) -> Path:
     total = sum(r.seconds for r in runs)
     modes = sorted({"quick" if r.quick else "full" for r in runs})
     page = (f"<!doctype html><meta charset=utf-8><title>mailstudy: the study</title>"
-            f"<style>body{{font-family:sans-serif;max-width:1200px;margin:2em auto}}td{{vertical-align:top;"
+            f"<style>body{{font-family:sans-serif;max-width:1400px;margin:2em auto}}td{{vertical-align:top;"
             f"padding:6px;border-bottom:1px solid #ddd}}</style><h1>mailstudy: the study</h1>"
             f"<p>{len(runs)} notebook{'s' if len(runs) != 1 else ''} executed ({' and '.join(modes)} mode) in "
             f"{total:.0f} s. Tables are under <code>data/results/</code>, figures under <code>data/figures/</code>."
