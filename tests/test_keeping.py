@@ -97,6 +97,18 @@ def test_a_behaviour_that_is_not_one_is_refused():
         FleetSpec(behaviour="push")
 
 
+@pytest.mark.parametrize("flag", ["compress", "condstore", "idle"])
+def test_a_fleet_flag_that_is_not_true_or_false_is_refused(flag):
+    with pytest.raises(ParameterValueError, match=f"{flag} must be True or False, not 'yes'"):
+        FleetSpec(**{flag: "yes"})
+
+
+def test_compress_is_in_a_fleet_cells_cache_name():
+    from mailstudy.study.fleet import FleetCell
+
+    assert FleetCell(compress=True).key() != FleetCell().key()
+
+
 # -- fleet days on both servers ---------------------------------------------------------------------------------
 def test_a_day_of_clients_as_they_keep_their_connections(start_server):
     clients = ("thunderbird", "neomutt", "k9", "mbsync")
@@ -160,15 +172,28 @@ def test_a_noop_poller_learns_new_mail_from_exists_over_its_one_connection(start
 
 
 def test_the_notebook_table_puts_each_client_as_it_ships_beside_the_baseline(tmp_path):
-    from mailstudy.study.kept import KEPT_COLUMNS, kept_comparison
+    from mailstudy.study.kept import KEPT_COLUMNS, kept_comparison, kept_wire_per_day
 
     table = kept_comparison(["embedded"], clients=("thunderbird", "mbsync"), hours=1, rate=96, seed=3,
                             cache_dir=None, results=tmp_path)
-    assert list(table.columns) == list(KEPT_COLUMNS) and len(table) == 4
+    assert list(table.columns) == list(KEPT_COLUMNS) and len(table) == 5  # mbsync never asks for COMPRESS
     assert (tmp_path / "devices_kept_connections.csv").read_text().startswith("server,client,ships_with")
-    rows = {(r["client"], r["behaviour"]): r for r in table.to_dict("records")}
-    tb, baseline = rows[("thunderbird", "profile")], rows[("thunderbird", "poll")]
+    rows = {(r["client"], r["variant"]): r for r in table.to_dict("records")}
+    tb, baseline = rows[("thunderbird", "as shipped")], rows[("thunderbird", "reconnect-and-poll")]
+    tbz = rows[("thunderbird", "as shipped + COMPRESS")]
     assert tb["ships_with"] == "keeps its connection; IDLE, checked every 600 s" and tb["way"] == "idle"
+    assert tb["compress_default"] == "asks for COMPRESS when offered"
+    assert rows[("mbsync", "as shipped")]["compress_default"] == "never asks for COMPRESS"
     assert tb["logins"] == 1 < baseline["logins"] and baseline["way"] == "reconnect"
-    assert rows[("mbsync", "profile")]["ships_with"] == "connects and logs in every 900 s"
-    assert rows[("mbsync", "profile")]["logins"] == rows[("mbsync", "poll")]["logins"]
+    assert rows[("mbsync", "as shipped")]["ships_with"] == "connects and logs in every 900 s"
+    assert rows[("mbsync", "as shipped")]["logins"] == rows[("mbsync", "reconnect-and-poll")]["logins"]
+    # COMPRESS: the same day, the same commands; the wire carries fewer bytes down than the protocol inside
+    assert tbz["compressed"] and not tb["compressed"] and tbz["way"] == "idle" and tbz["logins"] == 1
+    assert tbz["commands"] == tb["commands"] + 1  # the COMPRESS command itself
+    assert tbz["wire_bytes_down"] < tbz["bytes_down"] and tbz["wire_bytes_down"] < tb["wire_bytes_down"]
+    for r in (tb, baseline, rows[("mbsync", "as shipped")]):  # clear text, no COMPRESS: the wire is the protocol
+        assert (r["wire_bytes_up"], r["wire_bytes_down"]) == (r["bytes_up"], r["bytes_down"])
+    wide = kept_wire_per_day(table).set_index("client")
+    assert wide.loc["thunderbird", "as shipped + COMPRESS"] == tbz["wire_bytes_per_day"]
+    assert 0 < wide.loc["thunderbird", "compress_ratio"] < 1
+    assert wide["as shipped + COMPRESS"].isna()["mbsync"]

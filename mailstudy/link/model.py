@@ -133,16 +133,22 @@ class Session:
     list_pause_s: float = 0.0  # the client's time from the last listing round trip to "list ready"
     greeting_bytes: int = 0
     client_first: bool = False  # the client spoke first (implicit TLS): no greeting before its first flight
+    connected: bool = False  # a sync over a connection already open (kept): no handshake, no greeting, no login
 
 
 def session_from_chunks(chunks: Iterable[Any], t_connect: Any, t_list_ready: Any = None,
-                        exchanges: Sequence[Any] = (), time_scale: float = 1e-9, rtt_s: float = 0.0) -> Session:
+                        exchanges: Sequence[Any] = (), time_scale: float = 1e-9, rtt_s: float = 0.0,
+                        connected: bool = False) -> Session:
     """A :class:`Session` from a session's chunks (:class:`mailstudy.wire.Chunk` or ``(direction, t, data)``):
     each run of client chunks is a flight, the run of server chunks after it its answer.
 
     ``rtt_s`` is the round trip of the link the chunks were recorded through (0 on loopback, rho on the
     baseline); its delays are taken out. ``exchanges`` (the parsers' Exchange events) mark the round trips that
-    open a message: those sent after the list was ready whose command fetches (FETCH, UID FETCH, RETR, TOP)."""
+    open a message: those sent after the list was ready whose command fetches (FETCH, UID FETCH, RETR, TOP).
+
+    ``connected``: the chunks are one sync over a connection already open (a slice of a kept connection's trace,
+    ``t_connect`` its first chunk): no handshake is taken out or added, and a server push before the first
+    flight (IDLE's ``* n EXISTS``) is where the client's clock starts, not a greeting."""
     def sec(t):
         return (t - t_connect) * time_scale
 
@@ -151,7 +157,7 @@ def session_from_chunks(chunks: Iterable[Any], t_connect: Any, t_list_ready: Any
                       if e.command in OPEN_COMMANDS and e.t_sent is not None
                       and t_list is not None and sec(e.t_sent) >= t_list)
     runs = flights(chunks, with_pieces=True)
-    setup = connection_setup(rtt_s)
+    setup = connection_setup(0.0 if connected else rtt_s)
     greeting_end, greeting_bytes = 0.0, 0
     client_first = bool(runs) and runs[0].direction == UP
     if runs and runs[0].direction == DOWN:
@@ -181,6 +187,8 @@ def session_from_chunks(chunks: Iterable[Any], t_connect: Any, t_list_ready: Any
         if before and t_list is not None:
             list_pause = max(0.0, t_list - t_last)
         prev_end = t_last
+    if connected:
+        return Session(0.0, tuple(trips), list_pause, 0, True, connected=True)
     c_0 = greeting_end - setup.server_accept_s - rtt_s / 2  # it left at accept + c_0, then travelled R / 2
     return Session(0.0 if client_first else max(0.0, c_0), tuple(trips), list_pause, greeting_bytes, client_first)
 
@@ -264,10 +272,13 @@ def predict(session_or_flights: Any, profile: str | Profile, draws: int | None =
 
 def _predict_once(s: Session, p: Profile, seed, wake: Callable[[float], float] | None = None,
                   quiet_before_s: float = math.inf) -> dict:
-    up, down = Direction(p, False, 0.0, seed), Direction(p, True, 0.0, seed)
+    t_open = -p.rtt_s if s.connected else 0.0  # kept: its handshake is long over (its window starts again idle)
+    up, down = Direction(p, False, t_open, seed), Direction(p, True, t_open, seed)
     setup = connection_setup(p.rtt_s)
     waited = wake(quiet_before_s) if wake else 0.0  # the SYN leaves once the radio is up: every time moves
-    if s.client_first:  # a TLS ClientHello: the client's clock starts when connect() returns
+    if s.connected:  # a kept connection: the first flight leaves at once
+        t = waited
+    elif s.client_first:  # a TLS ClientHello: the client's clock starts when connect() returns
         t = waited + setup.client_ready_s
     else:  # server-first: the greeting leaves c_0 after the server's accept
         t = _arrives(down, waited + setup.server_accept_s + s.greeting_s, s.greeting_bytes)

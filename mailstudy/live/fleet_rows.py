@@ -76,7 +76,7 @@ class FleetTally:
         return {"devices": s.devices, "clients": ",".join(s.clients), "hours": s.hours, "rate": s.rate,
                 "start_messages": s.start_messages, "sizes": s.sizes, "read_fraction": s.read_fraction,
                 "seed": s.seed, "condstore": s.condstore, "idle": s.idle, "behaviour": s.behaviour,
-                "profile": s.profile,
+                "compress": s.compress, "profile": s.profile,
                 "lose_device": s.lose_device, "lose_at_h": s.lose_at_h, "server": self.server.name,
                 "server_version": self.server.version}
 
@@ -101,7 +101,8 @@ class FleetTally:
         way = self.spec.way_of(i)
         return {**self.params, "device": i, "client": prof.name, "protocol": prof.protocol,
                 "poll_s": self.spec.poll_of(i), "uses_idle": way == "idle", "way": way,
-                "keeps_connection": way in KEPT_WAYS, "sessions": len(mine), "logins": len(mine), **_sums(mine),
+                "keeps_connection": way in KEPT_WAYS, "compressed": any(s["compressed"] for s in mine),
+                "sessions": len(mine), "logins": len(mine), **_sums(mine),
                 "headers_downloaded": sum(s["headers"] for s in mine),
                 "bodies_downloaded": sum(dev.body_downloads.values()),
                 "partial_bodies": sum(s["partial_bodies"] for s in mine),

@@ -23,7 +23,8 @@ from mailstudy.live.network_time import network_seconds
 from mailstudy.live.trace import DOWN
 from mailstudy.servers.dovecot import IDLE_NOTICE, TIMING_TEXT
 
-SESSION_COUNTS = ("bytes_up", "bytes_down", "commands", "round_trips")
+#: ``bytes_*`` are the protocol's; ``wire_bytes_*`` what crossed the socket (deflated under COMPRESS)
+SESSION_COUNTS = ("bytes_up", "bytes_down", "wire_bytes_up", "wire_bytes_down", "commands", "round_trips")
 
 
 class Event(IntEnum):
@@ -229,5 +230,5 @@ class FleetRun:
             "way": self.ways[idx], "held_s": held_s, **{c: m[c] for c in SESSION_COUNTS},
             "network_s": network_seconds(out.result, self.spec.profile), "headers": out.headers,
             "bodies": out.bodies, "partial_bodies": out.partial_bodies, "new_listed": len(out.new_listed),
-            "read": len(out.read), "exchanges_failed": m["exchanges_failed"],
+            "read": len(out.read), "exchanges_failed": m["exchanges_failed"], "compressed": out.result.compressed,
             "server_timing_bytes": clock_bytes(out.result.trace.stream(DOWN))})

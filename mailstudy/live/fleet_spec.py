@@ -19,7 +19,7 @@ from mailstudy.live.client_profiles import get_client
 from mailstudy.live.keeping import KEPT_WAYS, RFC2177_RENEW_S
 from mailstudy.live.network_time import LOOPBACK, check_profile
 from mailstudy.live.params import SessionParams
-from mailstudy.live.values import ParameterValueError, check_positive
+from mailstudy.live.values import ParameterValueError, check_flag, check_positive
 
 DAY_S = 86400.0
 #: How devices keep their connections: ``poll`` (each connects, logs in and syncs on every poll; ``idle`` lets a
@@ -52,6 +52,8 @@ class FleetSpec:
     condstore: bool = False  # IMAP flag sync with CHANGEDSINCE where the server offers CONDSTORE
     idle: bool = False  # devices whose client profile can IDLE hold a connection instead of polling
     behaviour: str = "poll"  # one of BEHAVIOURS; "profile": each device keeps its connection as its client does
+    compress: bool = False  # the server offers COMPRESS=DEFLATE; a device whose client asks for it (the profile's
+    # ``compression``) then uses it, the others do not (RFC 4978: the client decides)
     final_round: bool = True
     profile: str = LOOPBACK  # network profile for the modelled seconds
 
@@ -60,6 +62,8 @@ class FleetSpec:
             object.__setattr__(self, "clients", (self.clients,) if isinstance(self.clients, str)
                                else tuple(self.clients))
         self._check_sizes_of_things()
+        for name in ("condstore", "idle", "compress"):
+            check_flag(name, getattr(self, name))
         if self.behaviour not in BEHAVIOURS:
             raise ParameterValueError(f"behaviour must be one of {', '.join(BEHAVIOURS)}, not {self.behaviour!r}")
         if self.idle and self.behaviour == "profile":

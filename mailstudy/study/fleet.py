@@ -41,7 +41,8 @@ from mailstudy.study.experiment import server_version, sweep
 TIME_COLUMNS = ("network_s", "pop3_second_s")
 #: The parameters every row carries (the fleet's and the server's).
 PARAM_COLUMNS = ("devices", "clients", "hours", "rate", "start_messages", "sizes", "read_fraction", "seed",
-                 "condstore", "idle", "behaviour", "profile", "lose_device", "lose_at_h", "server", "server_version")
+                 "condstore", "idle", "behaviour", "compress", "profile", "lose_device", "lose_at_h", "server",
+                 "server_version")
 #: The standard sweep: every client profile, these device counts, both servers.
 STANDARD_DEVICES = (1, 2, 4, 8)
 STANDARD_CLIENTS = ("thunderbird", "k9", "neomutt", "mbsync", "thunderbird-pop3", "k9-pop3", "pop3-delete")
@@ -74,7 +75,7 @@ STANDARD_BASE = FleetCell(hours=24, rate=100, poll_s=900)
 def run_fleet_rows(cell: FleetCell, progress: Callable[[int, int], None] | None = None) -> dict[str, list[dict]]:
     """Run one fleet on a fresh server: ``{"devices": [...], "fleet": [one row], "sessions": [...]}``."""
     the_plan = plan(cell)
-    server = make_server(cell.server)
+    server = make_server(cell.server, compress=cell.compress)
     server.mailboxes[server.account.user] = the_plan.start_raws
     with server:
         result = run_fleet(server, cell.spec(), the_plan, progress=progress)
@@ -155,12 +156,15 @@ def client_sessions(client: str | SessionParams, server: str = "embedded", messa
 def counts_only(rows: list[dict]) -> list[dict]:
     """Rows without the columns that measure the machine's time, for comparing runs: ``bytes_down`` becomes
     ``bytes_down_less_timing`` (less the length of Dovecot's own "(0.001 + 0.000 secs)" timing text, the one
-    part of a server's replies that changes between identical runs)."""
+    part of a server's replies that changes between identical runs), and ``wire_bytes_down`` the same where
+    nothing was compressed (deflated, the text's digits change the stream's length: the column is left out)."""
     out = []
     for r in rows:
-        c = {k: v for k, v in r.items() if k not in TIME_COLUMNS + ("bytes_down", "server_timing_bytes")}
-        if "bytes_down" in r:
-            c["bytes_down_less_timing"] = r["bytes_down"] - (r.get("server_timing_bytes") or 0)
+        c = {k: v for k, v in r.items()
+             if k not in TIME_COLUMNS + ("bytes_down", "wire_bytes_down", "server_timing_bytes")}
+        for col in ("bytes_down", "wire_bytes_down"):
+            if col in r and not (col == "wire_bytes_down" and r.get("compressed")):
+                c[f"{col}_less_timing"] = r[col] - (r.get("server_timing_bytes") or 0)
         out.append(c)
     return out
 
