@@ -133,8 +133,8 @@ def test_one_device_flips_with_dovecots_pop3_maildrop_lock(dovecot_usable):
     assert locked.server == "dovecot (pop3_lock_session = yes)"
 
 
-@pytest.mark.skipif(cyrus_available() is not None, reason=f"Cyrus cannot run here: {cyrus_available()}")
-def test_jmap_claims_measured_on_cyrus():
+@pytest.mark.cyrus
+def test_jmap_claims_measured_on_cyrus(cyrus_usable):
     """On one mailbox of 10 messages: JMAP's list is 1 POST after 2 discovery GETs (3 round trips) against IMAP's
     5; its change sync 1 round trip against CONDSTORE's 6, in fewer bytes; Debian's Cyrus answers the EventSource
     with 204, which the row quotes from the trace."""

@@ -200,28 +200,32 @@ def _sync_row(seed: int, protocol: str, workload: str, result, **extra) -> dict:
 
 
 def catch_up(messages: int = 30, new: int = 5, seeds=(0, 1, 2), wait_s: float = 0.5,
-             results: list | None = None) -> pd.DataFrame:
+             results: list | None = None, profile: str | Profile = "loopback") -> pd.DataFrame:
     """What one device that already holds the mailbox pays on Cyrus, IMAP against JMAP (module
     :mod:`mailstudy.live.jmap_sync` says what each sends): a change sync after ``new`` messages arrived, a poll
     that finds nothing, and push (IDLE with Cyrus's idled; JMAP's EventSource, which Debian's Cyrus declines):
     the latency from delivery to the client knowing and the bytes while it waited ``wait_s``. The JMAP client
     kept its session resource from the sync before (no discovery in a change sync or a poll); IMAP logs in anew,
     as a client that polls does. ``results``: each row's measured session (a ``SessionResult``, its trace for
-    the energy ledger) is appended there, in the rows' order."""
+    the energy ledger) is appended there, in the rows' order. ``profile``: the network between the device and
+    Cyrus (the link in front of its IMAP and HTTP ports; deliveries reach the server directly)."""
     from mailstudy.live.engine import Destination
     from mailstudy.live.jmap_sync import (imap_modseq, jmap_state, run_imap_changes, run_imap_idle,
                                           run_jmap_changes, run_jmap_poll, run_jmap_push)
     from mailstudy.servers.cyrus import CyrusServer
 
-    rows, kept = [], []
+    rows, kept, prof = [], [], get_profile(profile)
     for seed in seeds:
         corpus, extra = generate(messages, "buchner2009", seed), generate(new + 2, "buchner2009", seed + 10_000)
         known = Known(corpus.raws() + extra.raws())
         server = CyrusServer(mailboxes={"alice": corpus.raws()}, idled=True)
-        with server:
+        with server, (Link(prof, [(server.host, server.imap_port), (server.host, server.http_port)], seed=seed)
+                      if prof.shaped else nullcontext()) as link:
+            host, (imap_port, http_port) = (link.host, link.ports) if link else \
+                (server.host, (server.imap_port, server.http_port))
             user, password, raws = server.account.user, server.account.password, extra.raws()
-            dest = Destination(server.host, server.imap_port, server.pop3_port, user, password, known)
-            at = (server.host, server.http_port, user, password)
+            dest = Destination(host, imap_port, server.pop3_port, user, password, known)
+            at = (host, http_port, user, password)
             (state, session), (modseq, last_uid) = jmap_state(*at), imap_modseq(dest)
             server.deliver_many(user, raws[:new])
             jm, state2 = run_jmap_changes(*at, state, known, session=session)
@@ -241,7 +245,7 @@ def catch_up(messages: int = 30, new: int = 5, seeds=(0, 1, 2), wait_s: float = 
                 kept.append(push.result)
     if results is not None:
         results.extend(kept)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).assign(profile=prof.name)
 
 
 def available_columns(columns=COLUMNS) -> tuple[tuple, str]:
