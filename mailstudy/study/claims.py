@@ -207,7 +207,8 @@ class Lab:
         return self._phone_days[key]
 
     def jmap_lists(self) -> list[dict]:
-        """Per seed: JMAP's header-first list against IMAP's on Cyrus (:func:`~mailstudy.study.jmap_cell.list_round_trips`)."""
+        """Per seed: JMAP's header-first list against IMAP's on Cyrus
+        (:func:`~mailstudy.study.jmap_cell.list_round_trips`)."""
         from mailstudy.study.jmap_cell import list_round_trips
 
         if "lists" not in self._jmap:
@@ -1012,8 +1013,8 @@ def claim_jmap_push(lab: Lab, kind: str = "cyrus") -> Verdict:
     said = [_event_source_answer(res) for _, res in jmap]
     answers = sorted(set(said))
     imap_ms = sorted(round(r["latency_s"] * 1000, 1) for r in imap if r["latency_s"] == r["latency_s"])
-    measured = (f"{'; '.join(f'{a} ({said.count(a)} of {len(said)} seeds)' for a in answers)}; IMAP IDLE on the same server told the "
-                f"client in {_spread(imap_ms)} ms")
+    measured = "; ".join(f"{a} ({said.count(a)} of {len(said)} seeds)" for a in answers) + \
+        f"; IMAP IDLE on the same server told the client in {_spread(imap_ms)} ms"
     if latencies:
         measured += f"; JMAP's state event after {_spread(sorted(round(x * 1000, 1) for x in latencies))} ms"
     why = sorted({str(r["why"]) for r, _ in jmap if r["why"]})
