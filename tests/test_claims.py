@@ -9,10 +9,13 @@ import sys
 
 import pytest
 
-from mailstudy.study.claims import (CONTRADICTED, HOLDS_ONLY_WHEN, NOT_PROTOCOL, SUPPORTED, THRESHOLDS, VERDICTS,
-                                    Lab, claim_headers_first, claim_many_messages, claim_pop3_one_device,
+from mailstudy.servers.cyrus import cyrus_available
+from mailstudy.study.claims import (CONTRADICTED, HOLDS_ONLY_WHEN, NOT_MEASURABLE, NOT_PROTOCOL, SUPPORTED,
+                                    THRESHOLDS, VERDICTS, Lab, claim_headers_first, claim_jmap_changes,
+                                    claim_jmap_list, claim_jmap_push, claim_many_messages, claim_pop3_one_device,
                                     claim_pop3_polling, claim_push_battery, format_ledger, ledger_frame,
-                                    push_breakeven_rate, run_claims, verdict_header_first, verdict_many_messages,
+                                    push_breakeven_rate, run_claims, verdict_header_first, verdict_jmap_changes,
+                                    verdict_jmap_list, verdict_jmap_push, verdict_many_messages,
                                     verdict_one_device, verdict_pop3_polling, verdict_push_battery,
                                     verdict_spam_virus, verdict_storage_row)
 
@@ -23,7 +26,11 @@ EXPECTED = {
     "pop3-one-device": CONTRADICTED, "pop3-offline": SUPPORTED, "pop3-many-messages": HOLDS_ONLY_WHEN,
     "folders": SUPPORTED, "pop3-spam-virus": NOT_PROTOCOL, "phone-push-battery": HOLDS_ONLY_WHEN,
     "phone-pop3-polling": NOT_PROTOCOL,
+    # JMAP's own, on Cyrus; Debian's Cyrus declines the EventSource (204), so push is not measurable here
+    "jmap-list-one-request": SUPPORTED, "jmap-change-sync": SUPPORTED, "jmap-push": NOT_MEASURABLE,
 }
+if cyrus_available() is not None:  # without Cyrus every JMAP row says why it was not measured
+    EXPECTED.update({k: NOT_MEASURABLE for k in ("jmap-list-one-request", "jmap-change-sync", "jmap-push")})
 #: The rows whose verdict rests on a threshold, and the thresholds they must show.
 SHOWN = {"headers-first": {"header_first_max_share"}, "partial-read": {"partial_max_share"},
          "pop3-only-after-download": {"partial_max_share"}, "pop3-one-device": {"second_session"},
@@ -31,6 +38,9 @@ SHOWN = {"headers-first": {"header_first_max_share"}, "partial-read": {"partial_
          "pop3-spam-virus": {"same_bytes"},
          "phone-push-battery": {"phone_same_energy_ratio", "phone_poll_s", "phone_rates"},
          "phone-pop3-polling": {"phone_same_energy_ratio", "phone_poll_s"}}
+if cyrus_available() is None:
+    SHOWN.update({"jmap-list-one-request": {"jmap_list_max_requests"}, "jmap-change-sync": {"jmap_sync_max_requests"},
+                  "jmap-push": {"jmap_push_stream"}})
 
 
 def test_every_claim_has_its_verdict_and_numbers(server_kind):
@@ -40,7 +50,8 @@ def test_every_claim_has_its_verdict_and_numbers(server_kind):
     for key, verdict in EXPECTED.items():
         v = got[key]
         assert v.verdict == verdict, (key, v.measured)
-        assert v.measured and any(ch.isdigit() for ch in v.measured), key
+        assert v.measured and (v.measured.startswith("not run: Cyrus")
+                               or any(ch.isdigit() for ch in v.measured)), key
         assert v.quote and v.seeds, key
     storage = got["imap-keeps-pop3-delete-removes"].numbers
     assert (storage["after_imap"], storage["after_pop3_delete"], storage["after_pop3_keep"]) == (20, 0, 20)
@@ -121,6 +132,36 @@ def test_one_device_flips_with_dovecots_pop3_maildrop_lock(dovecot_usable):
     assert locked.verdict == SUPPORTED and locked.numbers["second_refused"] is True
     assert locked.numbers["second_login"].startswith("refused") and "IN-USE" in locked.numbers["second_login"]
     assert locked.server == "dovecot (pop3_lock_session = yes)"
+
+
+@pytest.mark.cyrus
+def test_jmap_claims_measured_on_cyrus(cyrus_usable):
+    """On one mailbox of 10 messages: JMAP's list is 1 POST after 2 discovery GETs (3 round trips) against IMAP's
+    5; its change sync 1 round trip against CONDSTORE's 6, in fewer bytes; Debian's Cyrus answers the EventSource
+    with 204, which the row quotes from the trace."""
+    lab = Lab(messages=10)
+    listed, changes = claim_jmap_list(lab, "cyrus"), claim_jmap_changes(lab, "cyrus")
+    push = claim_jmap_push(lab, "cyrus")
+    (run,) = listed.numbers["runs"]
+    assert (run["jmap_discovery"], run["jmap_api_requests"], run["jmap_round_trips"], run["imap_round_trips"]) == \
+        (2, 1, 3, 5)
+    assert run["listed"] == 10 and run["jmap_bytes"] < run["imap_bytes"] and listed.verdict == SUPPORTED
+    assert (changes.numbers["jmap_round_trips"], changes.numbers["imap_round_trips"]) == (1, 6)
+    assert changes.numbers["jmap_bytes"] < changes.numbers["imap_bytes"] and changes.verdict == SUPPORTED
+    assert push.verdict == NOT_MEASURABLE and push.numbers["offered"] is False
+    assert "answered 204 No Content (1 of 1 seeds)" in push.measured and push.numbers["imap_idle_latency_ms"]
+
+
+def test_jmap_rules_flip_on_either_side_of_their_thresholds():
+    assert verdict_jmap_list(1, 3, 5) == SUPPORTED
+    assert verdict_jmap_list(1, 5, 5) == HOLDS_ONLY_WHEN  # one request, but discovery makes it no shorter
+    assert verdict_jmap_list(2, 3, 5) == CONTRADICTED
+    assert verdict_jmap_changes(1, 4_000, 6, 40_000) == SUPPORTED
+    assert verdict_jmap_changes(2, 4_000, 6, 40_000) == HOLDS_ONLY_WHEN  # above the one-request threshold
+    assert verdict_jmap_changes(1, 50_000, 6, 40_000) == HOLDS_ONLY_WHEN
+    assert verdict_jmap_changes(7, 50_000, 6, 40_000) == CONTRADICTED
+    assert verdict_jmap_push(False, None) == NOT_MEASURABLE
+    assert verdict_jmap_push(True, 0.01) == SUPPORTED and verdict_jmap_push(True, None) == CONTRADICTED
 
 
 def test_each_rule_follows_its_numbers():

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from mailstudy.study.energy import STANDARD_SETTINGS, Setting, check_seeds, summarize
+from mailstudy.study.energy import (STANDARD_SETTINGS, Setting, catch_up_energy, check_seeds, summarize,
+                                    summarize_catch_up_energy)
 from mailstudy.study.parameters import ParameterError
 
 
@@ -142,3 +143,20 @@ def test_the_batching_what_if_saves_tail_on_lte(tmp_path):
     assert lte.loc[4, "staleness_median_s"] > lte.loc[1, "staleness_median_s"] == lte.loc[0, "staleness_median_s"]
     assert (tmp_path / "energy_batching.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert pd.read_csv(tmp_path / "energy_batching.csv").shape[0] == len(s)
+
+
+@pytest.mark.cyrus
+def test_jmap_catch_up_is_priced_per_sync_beside_imap(cyrus_usable):
+    """The catch-up on one Cyrus through lte-2012's link, priced on LTE: joules for every sync of both protocols;
+    JMAP's poll (one round trip) keeps the radio out of idle no longer than IMAP's (five), and its change sync
+    moves fewer bytes."""
+    rows = catch_up_energy(messages=5, new=2, seeds=(0,))
+    assert len(rows) == 4 and set(rows["radio"]) == {"lte"} and (rows["joules"] > 0).all()
+    got = {(r.protocol, r.workload): r for r in rows.itertuples()}
+    assert set(got) == {(p, w) for p in ("imap", "jmap") for w in ("change-sync", "poll")}
+    jp, ip = got["jmap", "poll"], got["imap", "poll"]
+    assert (jp.round_trips, ip.round_trips) == (1, 5)
+    assert jp.radio_s <= ip.radio_s and jp.joules <= ip.joules
+    assert got["jmap", "change-sync"].bytes < got["imap", "change-sync"].bytes
+    table = summarize_catch_up_energy(rows)
+    assert list(table["seeds"]) == [1] * 4 and {"joules_lo", "joules_hi", "radio_s"} <= set(table.columns)

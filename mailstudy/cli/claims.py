@@ -16,7 +16,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("claims", help="the seed article's claims as experiments, each with a number and a verdict",
                        description="Run one experiment per claim of the seed article against real servers and "
                                    "print each claim, its experiment, the measured figure and the verdict "
-                                   "(supported, contradicted, holds-only-when, not-a-protocol-property).")
+                                   "(supported, contradicted, holds-only-when, not-a-protocol-property, "
+                                   "not-measurable-here).")
     p.add_argument("--json", action="store_true", help="print the ledger as one JSON array")
     p.add_argument("--quick", action="store_true", help="10 messages, embedded server only (seconds)")
     p.add_argument("--server", action="append", choices=("embedded", "dovecot"), metavar="KIND",

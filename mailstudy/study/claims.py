@@ -10,7 +10,9 @@ Verdicts (:data:`VERDICTS`):
 * ``contradicted``: the measurement says the opposite;
 * ``holds-only-when``: true under a condition the article does not state (the row says which);
 * ``not-a-protocol-property``: the claim is about something the protocol does not do; the row says what
-  decides it instead.
+  decides it instead;
+* ``not-measurable-here``: the server measured cannot show it (Cyrus missing, or a feature the server
+  declines); the row says why, as the run found it.
 
 Every verdict is computed from the numbers its experiment measured, by a rule that names each threshold it uses
 (:data:`THRESHOLDS`: the value and one sentence saying why); the ledger shows those thresholds beside the
@@ -29,6 +31,11 @@ article's sentences but the question its "POP3 suits one device" leaves for the 
 each choice costs the battery. Each runs one device's fleet day per setting and seed, prices it on LTE with the
 energy ledger (:mod:`mailstudy.study.energy`), and turns the joules per day into a verdict by a named ratio;
 push is measured at two arrival rates, because each arrival wakes the radio (the flip test runs one rate alone).
+
+JMAP's own claims (issue 20: the promises JMAP, RFC 8620 and RFC 8621, is known by) are measured on Cyrus, the one
+server here that speaks JMAP, against Cyrus's IMAP on the same seeded mailbox (:mod:`mailstudy.study.jmap_cell`):
+the list in one request, cheap change sync, push without a held connection. Without Cyrus each row is
+``not-measurable-here`` with the reason :func:`mailstudy.servers.cyrus.cyrus_available` gives.
 """
 
 from __future__ import annotations
@@ -52,7 +59,8 @@ from mailstudy.study.experiment import Experiment, run_experiment
 
 SUPPORTED, CONTRADICTED = "supported", "contradicted"
 HOLDS_ONLY_WHEN, NOT_PROTOCOL = "holds-only-when", "not-a-protocol-property"
-VERDICTS = (SUPPORTED, CONTRADICTED, HOLDS_ONLY_WHEN, NOT_PROTOCOL)
+NOT_MEASURABLE = "not-measurable-here"
+VERDICTS = (SUPPORTED, CONTRADICTED, HOLDS_ONLY_WHEN, NOT_PROTOCOL, NOT_MEASURABLE)
 
 #: The EICAR anti-virus test string (68 bytes, harmless by design; every scanner flags it).
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
@@ -130,6 +138,19 @@ THRESHOLDS = {
         "new messages a day: 100 is the study's standard fleet day (study.fleet.STANDARD_BASE); 10 is ours, a "
         "quiet personal mailbox: push wakes the radio at every arrival, so the verdict depends on how often mail "
         "arrives"),
+    "jmap_list_max_requests": (
+        1,
+        "the claim's own number: RFC 8620 section 3.7 back-references let Email/query and Email/get of the list's "
+        "properties (preview among them, RFC 8621 section 4.1.4) travel in one POST; session discovery (RFC 8620 "
+        "section 2) comes before it once, and a client may keep the session resource"),
+    "jmap_sync_max_requests": (
+        1,
+        "Email/changes with Email/get of the created and updated ids by back-reference is one POST (RFC 8620 "
+        "section 5.2); more only when the server answers hasMoreChanges"),
+    "jmap_push_stream": (
+        "200 text/event-stream",
+        "RFC 8620 section 7.3: push is an event stream on the session's eventSourceUrl; a server that answers "
+        "otherwise offers no push to measure"),
 }
 
 #: Radio joules per day within this factor of each other are the same cost (see THRESHOLDS).
@@ -138,6 +159,12 @@ PHONE_SAME_ENERGY_RATIO = THRESHOLDS["phone_same_energy_ratio"][0]
 PHONE_POLL_S = THRESHOLDS["phone_poll_s"][0]
 #: The arrival rates (messages a day) the phone's days are measured at, busy first (see THRESHOLDS).
 PHONE_RATES = THRESHOLDS["phone_rates"][0]
+#: JMAP lists in at most this many API requests after discovery (see THRESHOLDS).
+JMAP_LIST_MAX_REQUESTS = THRESHOLDS["jmap_list_max_requests"][0]
+#: JMAP's change sync takes at most this many round trips (see THRESHOLDS).
+JMAP_SYNC_MAX_REQUESTS = THRESHOLDS["jmap_sync_max_requests"][0]
+#: New messages delivered before the change sync of the JMAP claims (ours: as notebook 04's catch-up).
+JMAP_NEW_MESSAGES = 5
 
 
 def _thresholds(*names: str) -> dict:
@@ -159,6 +186,7 @@ class Lab:
         self.corpus = generate(messages, sizes, seed, headers=headers)
         self.phone_hours, self.phone_rates = phone_hours, tuple(phone_rates)
         self._phone_days: dict = {}  # (server, setting label, rate) -> rows: the phone claims share their days
+        self._jmap: dict = {}  # what the JMAP claims measured on Cyrus, shared by them
 
     def with_seed(self, seed: int) -> "Lab":
         """The same lab on the mailbox of another seed."""
@@ -177,6 +205,26 @@ class Lab:
             self._phone_days[key] = energy_day_rows([setting], self.seeds, self.phone_hours, rate, kind,
                                                     models=[get_model("lte")])
         return self._phone_days[key]
+
+    def jmap_lists(self) -> list[dict]:
+        """Per seed: JMAP's header-first list against IMAP's on Cyrus
+        (:func:`~mailstudy.study.jmap_cell.list_round_trips`)."""
+        from mailstudy.study.jmap_cell import list_round_trips
+
+        if "lists" not in self._jmap:
+            self._jmap["lists"] = [list_round_trips(self.messages, seed) for seed in self.seeds]
+        return self._jmap["lists"]
+
+    def jmap_catch_up(self):
+        """Cyrus's catch-up over the lab's seeds (:func:`~mailstudy.study.jmap_cell.catch_up`): its rows, and
+        each row's measured session."""
+        from mailstudy.study.jmap_cell import catch_up
+
+        if "catch_up" not in self._jmap:
+            results: list = []
+            self._jmap["catch_up"] = (catch_up(self.messages, JMAP_NEW_MESSAGES, self.seeds, results=results),
+                                      results)
+        return self._jmap["catch_up"]
 
     @contextmanager
     def server(self, kind: str = "embedded", mailbox: list[bytes] | None = None, **kwargs) -> Iterator:
@@ -833,11 +881,161 @@ def claim_pop3_polling(lab: Lab, kind: str, imap_poll_s: float | None = None) ->
                              f"J/day over {len(lab.seeds)} seeds") if len(lab.seeds) > 1 else "")
 
 
+# ---- JMAP's own claims, on Cyrus against its IMAP (issue 20) ---------------------------------------------------
+def _cyrus_missing(key: str, claim: str, quote: str, experiment: str) -> Verdict | None:
+    """The row of a JMAP claim when Cyrus cannot run here (the reason as Cyrus's check gives it), else None."""
+    from mailstudy.servers.cyrus import cyrus_available
+
+    why = cyrus_available()
+    if why is None:
+        return None
+    return Verdict(key, claim, quote, experiment, f"not run: Cyrus is not available here ({why})", NOT_MEASURABLE,
+                   "JMAP is measured on Cyrus only (the one server here that speaks it)", server="cyrus")
+
+
+def _spread(values) -> str:
+    return f"{min(values):,} to {max(values):,}" if min(values) != max(values) else f"{values[0]:,}"
+
+
+def verdict_jmap_list(api_requests: int, jmap_round_trips: int, imap_round_trips: int) -> str:
+    """Supported when the list took at most :data:`JMAP_LIST_MAX_REQUESTS` API requests and JMAP's whole session
+    (discovery included) fewer round trips than IMAP's; holds only when the session resource is kept when the
+    list is one request but discovery makes the session no shorter than IMAP's; contradicted otherwise."""
+    if api_requests > JMAP_LIST_MAX_REQUESTS:
+        return CONTRADICTED
+    return SUPPORTED if jmap_round_trips < imap_round_trips else HOLDS_ONLY_WHEN
+
+
+def claim_jmap_list(lab: Lab, kind: str = "cyrus") -> Verdict:
+    """JMAP's header-first list with previews against IMAP's header-first, on Cyrus, over the lab's seeds."""
+    claim = "JMAP lists the newest messages with their previews in one request"
+    quote = "(not the article's; issue 20:) JMAP's promise of one request for the newest headers with previews"
+    experiment = (f"list {lab.messages} messages on Cyrus: JMAP discovery, then Email/query + Email/get of the "
+                  "list's properties (preview among them) by back-reference; IMAP header-first (LOGIN, SELECT, "
+                  "FETCH of every header, LOGOUT) on the same mailbox; nothing opened")
+    missing = _cyrus_missing("jmap-list-one-request", claim, quote, experiment)
+    if missing:
+        return missing
+    runs = lab.jmap_lists()
+    worst = max(runs, key=lambda r: (r["jmap_api_requests"], r["jmap_round_trips"] - r["imap_round_trips"]))
+    verdict = verdict_jmap_list(worst["jmap_api_requests"], worst["jmap_round_trips"], worst["imap_round_trips"])
+    col = {k: [r[k] for r in runs] for k in runs[0]}
+    measured = (f"JMAP {_spread(col['jmap_api_requests'])} API request(s) after {_spread(col['jmap_discovery'])} "
+                f"of discovery ({_spread(col['jmap_round_trips'])} round trips, {_spread(col['jmap_bytes'])} B), "
+                f"IMAP {_spread(col['imap_round_trips'])} round trips ({_spread(col['imap_bytes'])} B) for "
+                f"{worst['listed']} messages listed")
+    condition = {SUPPORTED: "the list is one POST; discovery is once per session resource, and a client that keeps "
+                            "it saves those round trips too",
+                 HOLDS_ONLY_WHEN: "only when the client kept the session resource: with discovery the session is "
+                                  "no shorter than IMAP's",
+                 CONTRADICTED: "the server needed more than one API request for the list"}[verdict]
+    return Verdict("jmap-list-one-request", claim, quote, experiment, measured, verdict, condition,
+                   numbers={"runs": runs}, server=kind, thresholds=_thresholds("jmap_list_max_requests"),
+                   seeds=lab.seeds)
+
+
+def verdict_jmap_changes(jmap_rts: int, jmap_bytes: int, imap_rts: int, imap_bytes: int) -> str:
+    """Supported when JMAP's change sync took at most :data:`JMAP_SYNC_MAX_REQUESTS` round trips and fewer
+    bytes than IMAP's CONDSTORE sync; holds only when it wins on one of the two; contradicted on neither."""
+    fewer_rts = jmap_rts <= JMAP_SYNC_MAX_REQUESTS and jmap_rts < imap_rts
+    fewer_bytes = jmap_bytes < imap_bytes
+    if fewer_rts and fewer_bytes:
+        return SUPPORTED
+    return HOLDS_ONLY_WHEN if fewer_rts or fewer_bytes else CONTRADICTED
+
+
+def claim_jmap_changes(lab: Lab, kind: str = "cyrus") -> Verdict:
+    """Email/changes after new mail against IMAP CONDSTORE's resync, on Cyrus, over the lab's seeds."""
+    claim = "JMAP's change sync is cheap"
+    quote = "(not the article's; issue 20:) JMAP's promise of cheap change sync (Email/changes)"
+    experiment = (f"a device that holds {lab.messages} messages on Cyrus; {JMAP_NEW_MESSAGES} arrive; JMAP: one "
+                  "Email/changes + Email/get of the created and updated ids (session resource kept); IMAP: "
+                  "LOGIN, SELECT (CONDSTORE), UID FETCH CHANGEDSINCE, the new headers, LOGOUT")
+    missing = _cyrus_missing("jmap-change-sync", claim, quote, experiment)
+    if missing:
+        return missing
+    rows, _ = lab.jmap_catch_up()
+    sync = rows[rows["workload"] == "change-sync"].assign(bytes=lambda d: d["bytes_up"] + d["bytes_down"])
+    j, i = sync[sync["protocol"] == "jmap"], sync[sync["protocol"] == "imap"]
+    jr, ir = int(j["round_trips"].max()), int(i["round_trips"].min())
+    jb, ib = int(j["bytes"].median()), int(i["bytes"].median())
+    verdict = verdict_jmap_changes(jr, jb, ir, ib)
+    measured = (f"JMAP {_spread(sorted(int(x) for x in j['round_trips']))} round trip(s), median {jb:,} B; IMAP "
+                f"CONDSTORE {_spread(sorted(int(x) for x in i['round_trips']))} round trips, median {ib:,} B "
+                f"({ib / jb:.1f} x JMAP's bytes) for {int(j['listed'].median())} new messages")
+    condition = {SUPPORTED: "the client kept its session resource and its last state; IMAP logs in anew, as a "
+                            "client that polls does, and fetches whole headers where JMAP gets the list's "
+                            "properties",
+                 HOLDS_ONLY_WHEN: "JMAP wins on round trips or on bytes, not on both",
+                 CONTRADICTED: "JMAP's change sync cost more round trips and more bytes than IMAP's"}[verdict]
+    return Verdict("jmap-change-sync", claim, quote, experiment, measured, verdict, condition,
+                   numbers={"jmap_round_trips": jr, "imap_round_trips": ir, "jmap_bytes": jb, "imap_bytes": ib,
+                            "jmap_bytes_seeds": [int(x) for x in j["bytes"]],
+                            "imap_bytes_seeds": [int(x) for x in i["bytes"]], "new": JMAP_NEW_MESSAGES},
+                   server=kind, thresholds=_thresholds("jmap_sync_max_requests"), seeds=lab.seeds,
+                   interval=(f"JMAP {_spread(sorted(int(x) for x in j['bytes']))} B, IMAP "
+                             f"{_spread(sorted(int(x) for x in i['bytes']))} B over {len(lab.seeds)} seeds")
+                   if len(lab.seeds) > 1 else "")
+
+
+def verdict_jmap_push(offered: bool, latency_s: float | None) -> str:
+    """Not measurable here when the server offers no event stream; supported when it does and the new mail's
+    ``state`` event arrived (a latency was measured); contradicted when the stream never told."""
+    if not offered:
+        return NOT_MEASURABLE
+    return SUPPORTED if latency_s is not None else CONTRADICTED
+
+
+def _event_source_answer(result) -> str:
+    """What the server answered to the EventSource request, as the trace shows it."""
+    for e in reversed(result.exchanges if result is not None else []):
+        if "eventsource" in e.arguments.lower():
+            return f"{e.command} {e.arguments} answered {e.status_text}"
+    return "no EventSource request was made"
+
+
+def claim_jmap_push(lab: Lab, kind: str = "cyrus") -> Verdict:
+    """JMAP's EventSource against IMAP IDLE, on Cyrus: offered or not, and how late the client knows."""
+    claim = "JMAP pushes new mail without a held IMAP connection"
+    quote = "(not the article's; issue 20:) JMAP's promise of push over an event stream (EventSource)"
+    experiment = ("open the session's eventSourceUrl (types=*, closeafter=state) on Cyrus and deliver a message; "
+                  "beside it IMAP IDLE on the same server")
+    missing = _cyrus_missing("jmap-push", claim, quote, experiment)
+    if missing:
+        return missing
+    rows, results = lab.jmap_catch_up()
+    push = [(r, res) for (_, r), res in zip(rows.iterrows(), results) if r["workload"] == "push"]
+    jmap = [(r, res) for r, res in push if r["protocol"] == "jmap"]
+    imap = [r for r, _ in push if r["protocol"] == "imap"]
+    offered = all(bool(r["offered"]) for r, _ in jmap)
+    latencies = [r["latency_s"] for r, _ in jmap if r["latency_s"] == r["latency_s"] and r["latency_s"] is not None]
+    verdict = verdict_jmap_push(offered, latencies[0] if offered and len(latencies) == len(jmap) else None)
+    said = [_event_source_answer(res) for _, res in jmap]
+    answers = sorted(set(said))
+    imap_ms = sorted(round(r["latency_s"] * 1000, 1) for r in imap if r["latency_s"] == r["latency_s"])
+    measured = "; ".join(f"{a} ({said.count(a)} of {len(said)} seeds)" for a in answers) + \
+        f"; IMAP IDLE on the same server told the client in {_spread(imap_ms)} ms"
+    if latencies:
+        measured += f"; JMAP's state event after {_spread(sorted(round(x * 1000, 1) for x in latencies))} ms"
+    why = sorted({str(r["why"]) for r, _ in jmap if r["why"]})
+    condition = {NOT_MEASURABLE: "this server offers no JMAP push: " + "; ".join(why) + ". A client polls "
+                                 "instead (claim jmap-change-sync: a poll is one round trip)",
+                 SUPPORTED: "the event stream told the client of the new mail",
+                 CONTRADICTED: "the event stream was open but no state event came"}[verdict]
+    return Verdict("jmap-push", claim, quote, experiment, measured, verdict, condition,
+                   numbers={"offered": offered, "answers": answers, "why": why, "jmap_latency_s": latencies,
+                            "imap_idle_latency_ms": imap_ms},
+                   server=kind, thresholds=_thresholds("jmap_push_stream"), seeds=lab.seeds)
+
+
+#: JMAP's claims: measured on Cyrus whatever servers the ledger runs on.
+JMAP_CLAIMS: tuple[Callable, ...] = (claim_jmap_list, claim_jmap_changes, claim_jmap_push)
+
 #: Every claim, in the order the ledger lists them. Each takes ``(lab, server_kind)``.
 CLAIMS: tuple[Callable, ...] = (claim_ports, claim_storage, claim_sent_folder, claim_read_state, claim_device_loss,
                                 claim_headers_first, claim_partial_read, claim_pop3_top, claim_pop3_one_device,
                                 claim_offline, claim_many_messages, claim_folders, claim_spam_virus,
-                                claim_push_battery, claim_pop3_polling)
+                                claim_push_battery, claim_pop3_polling) + JMAP_CLAIMS
 
 
 def run_claims(quick: bool = False, servers: list[str] | None = None, seed: int = 0,
@@ -847,7 +1045,7 @@ def run_claims(quick: bool = False, servers: list[str] | None = None, seed: int 
     Quick: 20 messages on the embedded server, ratios over 3 seeds, the phone's days 3 simulated hours long.
     Full: 100 messages on every available server, ratios over 10 seeds (``seed`` to ``seed + n_seeds - 1``), the
     phone's days 24 hours long, and Dovecot's POP3 lock tried with ``pop3_lock_session = yes`` (it waits about
-    11 s before refusing).
+    11 s before refusing). JMAP's claims run on Cyrus in both (``not-measurable-here`` rows without it).
     """
     servers = servers or (["embedded"] if quick else available_servers())
     n_seeds = n_seeds or (3 if quick else 10)
@@ -858,6 +1056,8 @@ def run_claims(quick: bool = False, servers: list[str] | None = None, seed: int 
         kinds = servers if fn in (claim_pop3_one_device,) else servers[:1]
         if fn is claim_ports:
             kinds = ["embedded"]
+        if fn in JMAP_CLAIMS:
+            kinds = ["cyrus"]
         for kind in kinds:
             if progress:
                 progress(f"{fn.__name__} on {kind}")

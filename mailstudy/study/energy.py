@@ -7,6 +7,10 @@ simulated), priced on each radio model by :mod:`mailstudy.energy.day`; a setting
 (the same Thunderbird profile holds IDLE or polls at each interval; one POP3 keep-mode point beside them).
 Several seeds (different arrival times and reads) give each number an interval: the tables carry the median and
 its 95 % bootstrap interval over the seeds (:mod:`mailstudy.study.intervals`).
+
+JMAP's column (issue 20, :func:`catch_up_energy`): the catch-up of :func:`mailstudy.study.jmap_cell.catch_up`
+(a change sync after new mail, a poll that finds nothing), IMAP against JMAP on one Cyrus through a link, each
+session priced as it crossed the phone's socket.
 """
 
 from __future__ import annotations
@@ -197,3 +201,44 @@ def energy_breakeven(rows: "pandas.DataFrame", protocol: str, radio: str,
         if y0 < 0 <= y1:
             return float(x0 + (x1 - x0) * (-y0) / (y1 - y0))
     return None
+
+
+#: The catch-up workloads priced per sync (push is a held connection, priced by the day above, not per sync).
+SYNC_WORKLOADS = ("change-sync", "poll")
+
+
+def catch_up_energy(messages: int = 30, new: int = 5, seeds: Iterable[int] = (0, 1, 2), profile: str = "lte-2012",
+                    radio: str = "lte", workloads: Iterable[str] = SYNC_WORKLOADS) -> "pandas.DataFrame":
+    """Joules per sync, IMAP against JMAP: each catch-up session (:func:`mailstudy.study.jmap_cell.catch_up`,
+    through ``profile``'s link) priced alone on ``radio`` from an idle radio, the tail included
+    (:func:`mailstudy.energy.timeline.session_ledger`). One row per seed, protocol and workload with the joules,
+    the radio's seconds out of idle (``radio_s``: promotion, transfer and tail), the promotions, round trips
+    and bytes."""
+    from mailstudy.energy.radios import get_model
+    from mailstudy.energy.timeline import session_ledger
+    from mailstudy.study.jmap_cell import catch_up
+
+    model, workloads, results = get_model(radio), tuple(workloads), []
+    frame = catch_up(messages, new, check_seeds(list(seeds)), results=results, profile=profile)
+    rows = []
+    for (_, r), result in zip(frame.iterrows(), results):
+        if r["workload"] not in workloads:
+            continue
+        led = session_ledger(result, model, keep_segments=False)
+        rows.append({"seed": r["seed"], "protocol": r["protocol"], "workload": r["workload"], "radio": model.name,
+                     "profile": profile, "joules": led.total_j,
+                     "radio_s": sum(v for k, v in led.seconds.items() if k != "idle"),
+                     "tail_share": led.tail_share, "promotions": led.promotions,
+                     "round_trips": r["round_trips"], "bytes": r["bytes_up"] + r["bytes_down"],
+                     "duration_s": r["duration_s"]})
+    import pandas as pd
+
+    return pd.DataFrame(rows)
+
+
+def summarize_catch_up_energy(rows: "pandas.DataFrame") -> "pandas.DataFrame":
+    """Per workload and protocol: the medians over seeds with their 95 % intervals (the study's one summary)."""
+    from mailstudy.study.intervals import summarize
+
+    return summarize(rows, ["workload", "protocol"], ["joules", "radio_s", "promotions", "round_trips", "bytes",
+                                                      "duration_s"])

@@ -199,41 +199,53 @@ def _sync_row(seed: int, protocol: str, workload: str, result, **extra) -> dict:
             "listed": result.headers_fetched if result is not None else None, **extra}
 
 
-def catch_up(messages: int = 30, new: int = 5, seeds=(0, 1, 2), wait_s: float = 0.5) -> pd.DataFrame:
+def catch_up(messages: int = 30, new: int = 5, seeds=(0, 1, 2), wait_s: float = 0.5,
+             results: list | None = None, profile: str | Profile = "loopback") -> pd.DataFrame:
     """What one device that already holds the mailbox pays on Cyrus, IMAP against JMAP (module
     :mod:`mailstudy.live.jmap_sync` says what each sends): a change sync after ``new`` messages arrived, a poll
     that finds nothing, and push (IDLE with Cyrus's idled; JMAP's EventSource, which Debian's Cyrus declines):
     the latency from delivery to the client knowing and the bytes while it waited ``wait_s``. The JMAP client
     kept its session resource from the sync before (no discovery in a change sync or a poll); IMAP logs in anew,
-    as a client that polls does."""
+    as a client that polls does. ``results``: each row's measured session (a ``SessionResult``, its trace for
+    the energy ledger) is appended there, in the rows' order. ``profile``: the network between the device and
+    Cyrus (the link in front of its IMAP and HTTP ports; deliveries reach the server directly)."""
     from mailstudy.live.engine import Destination
     from mailstudy.live.jmap_sync import (imap_modseq, jmap_state, run_imap_changes, run_imap_idle,
                                           run_jmap_changes, run_jmap_poll, run_jmap_push)
     from mailstudy.servers.cyrus import CyrusServer
 
-    rows = []
+    rows, kept, prof = [], [], get_profile(profile)
     for seed in seeds:
         corpus, extra = generate(messages, "buchner2009", seed), generate(new + 2, "buchner2009", seed + 10_000)
         known = Known(corpus.raws() + extra.raws())
         server = CyrusServer(mailboxes={"alice": corpus.raws()}, idled=True)
-        with server:
+        with server, (Link(prof, [(server.host, server.imap_port), (server.host, server.http_port)], seed=seed)
+                      if prof.shaped else nullcontext()) as link:
+            host, (imap_port, http_port) = (link.host, link.ports) if link else \
+                (server.host, (server.imap_port, server.http_port))
             user, password, raws = server.account.user, server.account.password, extra.raws()
-            dest = Destination(server.host, server.imap_port, server.pop3_port, user, password, known)
-            at = (server.host, server.http_port, user, password)
+            dest = Destination(host, imap_port, server.pop3_port, user, password, known)
+            at = (host, http_port, user, password)
             (state, session), (modseq, last_uid) = jmap_state(*at), imap_modseq(dest)
             server.deliver_many(user, raws[:new])
             jm, state2 = run_jmap_changes(*at, state, known, session=session)
-            rows.append(_sync_row(seed, "jmap", "change-sync", jm))
-            rows.append(_sync_row(seed, "imap", "change-sync", run_imap_changes(dest, modseq, last_uid)))
+            imap_sync = run_imap_changes(dest, modseq, last_uid)
             modseq2, last2 = imap_modseq(dest)
-            rows.append(_sync_row(seed, "jmap", "poll", run_jmap_poll(*at, state2, known, session=session)))
-            rows.append(_sync_row(seed, "imap", "poll", run_imap_changes(dest, modseq2, last2)))
+            jmap_poll = run_jmap_poll(*at, state2, known, session=session)
+            imap_poll = run_imap_changes(dest, modseq2, last2)
+            for protocol, workload, result in (("jmap", "change-sync", jm), ("imap", "change-sync", imap_sync),
+                                               ("jmap", "poll", jmap_poll), ("imap", "poll", imap_poll)):
+                rows.append(_sync_row(seed, protocol, workload, result))
+                kept.append(result)
             for push in (run_imap_idle(dest, lambda: server.deliver(user, raws[new]), wait_s),
                          run_jmap_push(*at, lambda: server.deliver(user, raws[new + 1]), wait_s)):
                 rows.append(_sync_row(seed, push.protocol, "push", push.result, offered=push.offered,
                                       why=push.why, latency_s=push.latency_s,
                                       waiting_bytes=push.waiting_bytes_down + push.waiting_bytes_up))
-    return pd.DataFrame(rows)
+                kept.append(push.result)
+    if results is not None:
+        results.extend(kept)
+    return pd.DataFrame(rows).assign(profile=prof.name)
 
 
 def available_columns(columns=COLUMNS) -> tuple[tuple, str]:
@@ -264,3 +276,23 @@ def interval_table(summary: pd.DataFrame, measures=("bytes_up", "bytes_down", "r
     table = out.pivot(index=keys, columns="column", values=list(measures))
     order = [column_name(s, p) for s, p in COLUMNS]
     return table.reindex(columns=[(m, c) for m in measures for c in order if (m, c) in table.columns])
+
+
+def list_round_trips(messages: int = 30, seed: int = 0) -> dict:
+    """JMAP's header-first list (the list's properties with ``preview``, nothing opened) against IMAP's
+    header-first on Cyrus, the same seeded mailbox: round trips and bytes of each, and JMAP's split into
+    discovery (the ``GET`` requests before the first API call) and API requests (``POST``)."""
+    from mailstudy.live.jmap import LIST_PROPERTIES
+    from mailstudy.study.experiment import Experiment, run_experiment
+
+    results: list = []
+    (jrow,) = run_jmap_cell(JmapCell(messages=messages, seed=seed), results=results)
+    (irow,) = run_experiment(Experiment(server="cyrus", protocol="imap", strategy="header-first",
+                                        messages=messages, seed=seed))
+    commands = [e.command for e in results[0].exchanges]
+    api = commands.index("POST") if "POST" in commands else len(commands)
+    return {"seed": seed, "messages": messages, "listed": jrow["headers_fetched"],
+            "jmap_round_trips": jrow["round_trips"], "jmap_discovery": api,
+            "jmap_api_requests": commands.count("POST"), "jmap_bytes": jrow["bytes_up"] + jrow["bytes_down"],
+            "imap_round_trips": irow["round_trips"], "imap_bytes": irow["bytes_up"] + irow["bytes_down"],
+            "preview_listed": "preview" in LIST_PROPERTIES}
