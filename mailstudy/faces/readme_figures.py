@@ -174,6 +174,8 @@ FIGURES: dict[str, Figure] = {
                                      _claims("holds-only-when")),
     "claims_not_a_protocol_property": Figure("article_claims", "verdict", "ledger rows not-a-protocol-property",
                                              _claims("not-a-protocol-property")),
+    "claims_not_measurable": Figure("article_claims", "verdict", "ledger rows not-measurable-here",
+                                    _claims("not-measurable-here")),
 }
 
 #: The columns of each table the snapshot keeps (what the figures read, and the keys that select rows).
