@@ -109,7 +109,9 @@ def fleets(kind: str) -> dict:
         # and the columns added after the recording (issue 18: connections as clients keep them): the recorded
         # counts are compared as they were, and these fleets run with behaviour "poll" as they did
         drop = ("server_version", "pop3_second_session", "behaviour", "way", "kept", "keeps_connection", "logins",
-                "staleness_max_s")
+                "staleness_max_s",
+                # and the wire columns COMPRESS brought (issue 18): these fleets run uncompressed, wire = protocol
+                "compress", "compressed", "wire_bytes_up", "wire_bytes_down", "wire_bytes_down_less_timing")
         out[name] = {"fleet": {k: v for k, v in counts_only([r.fleet])[0].items() if k not in drop},
                      "devices": [{k: v for k, v in row.items() if k not in drop} for row in counts_only(r.devices)],
                      "sessions": [{k: v for k, v in row.items() if k not in drop}
