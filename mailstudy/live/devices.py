@@ -28,6 +28,12 @@ class Device:
     uidl_sha: dict[str, str] = field(default_factory=dict)  # POP3 UIDL -> sha256
     sizes: dict[str, int] = field(default_factory=dict)  # sha256 -> size the server reported
     highest_modseq: int = 0  # CONDSTORE: the HIGHESTMODSEQ of the last SELECT
+    # JMAP (mailstudy.live.fleet_jmap): the session resource kept from discovery, the Email state of the last
+    # sync (what Email/changes starts from; "" before the first), and each email's id -> sha256 and blobId
+    jmap_session: dict | None = None
+    jmap_state: str = ""
+    jmap_ids: dict[str, str] = field(default_factory=dict)
+    jmap_blobs: dict[str, str] = field(default_factory=dict)
     body_downloads: Counter = field(default_factory=Counter)  # sha256 -> whole-body downloads
     lost: bool = False
     keep_bytes: bool = True  # False: remember which bodies are held, not their bytes (a fleet of many devices)
@@ -50,6 +56,9 @@ class Device:
             self.store.pop(sha, None)
         gone = set(shas)
         self.uids = {u: s for u, s in self.uids.items() if s not in gone}
+        for jid in [j for j, s in self.jmap_ids.items() if s in gone]:
+            del self.jmap_ids[jid]
+            self.jmap_blobs.pop(jid, None)
 
     def lose(self) -> None:
         """The device is lost (stolen, broken): its local store goes with it."""
@@ -57,6 +66,7 @@ class Device:
         self.forget(held)
         self.pop3_seen_uidls.clear()
         self.uidl_sha.clear()
+        self.jmap_session, self.jmap_state = None, ""
         self.lost = True
 
     @property

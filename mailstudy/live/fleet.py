@@ -18,7 +18,9 @@ reading (the user has stopped), so the end state is "after one full round of pol
 rows describe.
 
 The parts: :mod:`mailstudy.live.fleet_spec` (the parameters and the seeded plan), :mod:`mailstudy.live.fleet_run`
-(the loop: events and one step per kind), :mod:`mailstudy.live.fleet_rows` (the tidy rows). This module starts
+(the loop: events and one step per kind), :mod:`mailstudy.live.fleet_rows` (the tidy rows),
+:mod:`mailstudy.live.fleet_jmap` (JMAP devices: on a server that speaks JMAP, Cyrus, a device may run a JMAP
+client profile of :data:`JMAP_CLIENTS`; its read state is JMAP's ``$seen``, shared through the server). This module starts
 a run and is where callers import from.
 """
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 from mailstudy.link import BASELINE, Link, LinkError, Profile
 from mailstudy.live.client_profiles import CLIENTS
+from mailstudy.live.fleet_jmap import JMAP_CLIENTS
 from mailstudy.live.fleet_rows import FleetTally, on_server
 from mailstudy.live.fleet_run import FleetRun
 from mailstudy.live.fleet_spec import DAY_S, FleetError, FleetResult, FleetSpec, Plan, plan
@@ -40,24 +43,28 @@ def run_fleet(server, spec: FleetSpec, the_plan: Plan | None = None, progress=No
     :class:`FleetError` saying when and where. With a network ``profile`` the devices reach the server through
     the latency model's baseline link (:data:`mailstudy.link.BASELINE`), so each session's modelled seconds
     come from work timed as a network makes it (see :mod:`mailstudy.link.model`); on loopback, directly."""
+    http = getattr(server, "http_port", 0)  # a JMAP port (Cyrus): JMAP devices connect there
     if spec.profile == LOOPBACK:
-        return _run(server, (server.host, server.imap_port, server.pop3_port), None, spec, the_plan, progress)
+        return _run(server, (server.host, server.imap_port, server.pop3_port, http), None, spec, the_plan,
+                    progress)
+    ends = [(server.host, server.imap_port), (server.host, server.pop3_port)] + ([(server.host, http)] if http
+                                                                                  else [])
     try:
-        link = Link(BASELINE, [(server.host, server.imap_port), (server.host, server.pop3_port)]).start()
+        link = Link(BASELINE, ends).start()
     except LinkError as exc:
         raise FleetError(f"the fleet's link to the server did not start: {exc}") from None
     try:
-        return _run(server, (link.host, *link.ports), BASELINE, spec, the_plan, progress)
+        return _run(server, (link.host, *link.ports, *([] if http else [0])), BASELINE, spec, the_plan, progress)
     finally:
         link.stop()
 
 
-def _run(server, via: tuple[str, int, int], link: Profile | None, spec: FleetSpec, the_plan: Plan | None,
+def _run(server, via: tuple[str, int, int, int], link: Profile | None, spec: FleetSpec, the_plan: Plan | None,
          progress) -> FleetResult:
-    """:func:`run_fleet` with the devices connecting to ``via`` (host, IMAP port, POP3 port), which is ``link``
-    in front of ``server`` (None: the server itself)."""
+    """:func:`run_fleet` with the devices connecting to ``via`` (host, IMAP port, POP3 port, JMAP port or 0),
+    which is ``link`` in front of ``server`` (None: the server itself)."""
     p = the_plan or plan(spec)
-    run = FleetRun(server, via, link, spec, p)
+    run = FleetRun(server, via[:3], link, spec, p, http_port=via[3])
     state = run.run(progress)
     result = FleetTally(spec, p, state, on_server(server, run.catalog), server).result()
     if any(prof.protocol == "pop3" for prof in state.profiles):
@@ -66,4 +73,4 @@ def _run(server, via: tuple[str, int, int], link: Profile | None, spec: FleetSpe
     return result
 
 
-__all__ = ["CLIENTS", "DAY_S", "FleetError", "FleetResult", "FleetSpec", "Plan", "plan", "run_fleet"]
+__all__ = ["CLIENTS", "JMAP_CLIENTS", "DAY_S", "FleetError", "FleetResult", "FleetSpec", "Plan", "plan", "run_fleet"]

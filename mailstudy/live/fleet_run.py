@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from mailstudy.link import Profile
-from mailstudy.live.client_profiles import Catalog, Destination, get_client
+from mailstudy.live.client_profiles import Catalog, Destination
 from mailstudy.live.devices import Device
 from mailstudy.live.engine import SyncOutcome
+from mailstudy.live.fleet_jmap import device_profile
 from mailstudy.live.fleet_spec import FleetError, FleetSpec, Plan
 from mailstudy.live.idle import KeptConnection
 from mailstudy.live.keeping import KEPT_WAYS
@@ -65,9 +66,11 @@ class FleetState:
 
 
 class FleetRun:
-    """One fleet's run against a server reached at ``via`` (host, IMAP port, POP3 port) through ``link``."""
+    """One fleet's run against a server reached at ``via`` (host, IMAP port, POP3 port) through ``link``;
+    ``http_port``: its JMAP port there, for JMAP devices (:mod:`mailstudy.live.fleet_jmap`)."""
 
-    def __init__(self, server, via: tuple[str, int, int], link: Profile | None, spec: FleetSpec, plan: Plan):
+    def __init__(self, server, via: tuple[str, int, int], link: Profile | None, spec: FleetSpec, plan: Plan,
+                 http_port: int = 0):
         self.server, self.link, self.spec, self.plan = server, link, spec, plan
         self.catalog = Catalog(m.raw for m in plan.corpus.messages)
         self.account = Destination(*via, server.account.user, server.account.password, self.catalog)
@@ -75,7 +78,7 @@ class FleetRun:
         n = spec.devices
         self.state = FleetState(
             devices=[Device(name=f"device-{i}", keep_bytes=False) for i in range(n)],  # bytes were checked
-            profiles=[get_client(spec.client_of(i)) for i in range(n)],
+            profiles=[self.profile_of(spec.client_of(i), via[0], http_port) for i in range(n)],
             arrived_at={self.sha_of[k]: 0.0 for k in range(plan.start)},
             pending=[set() for _ in range(n)], first_shown=[{} for _ in range(n)])
         self.ways = [spec.way_of(i) for i in range(n)]
@@ -83,6 +86,12 @@ class FleetRun:
         self.conns: dict[int, KeptConnection] = {}
         self.opened_at: dict[int, float] = {}
         self.arrived: list[tuple[float, int]] = []  # delivered together before the next event that looks
+
+    @staticmethod
+    def profile_of(client: str, host: str, http_port: int):
+        """A device's client profile; a JMAP one connects to ``host``:``http_port``."""
+        prof = device_profile(client)
+        return prof.at(host, http_port) if prof.protocol == "jmap" else prof
 
     # -- the loop ----------------------------------------------------------------------------------------------
     def events(self) -> list[tuple[float, Event, int]]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from mailstudy.corpus import Corpus, generate
 from mailstudy.errors import MailstudyError
-from mailstudy.live.client_profiles import get_client
+from mailstudy.live.fleet_jmap import device_profile, is_jmap
 from mailstudy.live.keeping import KEPT_WAYS, RFC2177_RENEW_S
 from mailstudy.live.network_time import LOOPBACK, check_profile
 from mailstudy.live.params import SessionParams
@@ -70,8 +70,8 @@ class FleetSpec:
             raise ParameterValueError("idle is for the poll behaviour; under profile each client IDLEs (or not) as "
                                       "it does by default")
         for c in self.clients:  # each device's session values (client, corpus, read fraction): the one rule each
-            SessionParams(workload=c, messages=self.start_messages, sizes=self.sizes, seed=self.seed,
-                          read_fraction=self.read_fraction)
+            SessionParams(workload="header-first" if is_jmap(c) else c, messages=self.start_messages,
+                          sizes=self.sizes, seed=self.seed, read_fraction=self.read_fraction)
         for i in range(min(self.devices, len(self.clients))):  # device i and i + len(clients) poll alike
             poll = check_positive("the poll interval", self.poll_of(i), "s")
             if poll > self.hours * 3600:
@@ -109,7 +109,7 @@ class FleetSpec:
     def poll_of(self, i: int) -> float:
         """Device ``i``'s poll interval: ``poll_s`` when given (under ``profile``: only for a client whose user can
         set it), else its client's own default."""
-        prof = get_client(self.client_of(i))
+        prof = device_profile(self.client_of(i))
         if self.poll_s is None or (self.behaviour == "profile" and not prof.poll_user_set):
             return float(prof.poll_s)
         return float(self.poll_s)
@@ -118,7 +118,7 @@ class FleetSpec:
         """What device ``i`` does between syncs: ``idle``, ``noop`` or ``poll`` over a kept connection,
         ``reconnect`` (connect, log in and sync on every poll) or ``none`` (no look of its own: only the final
         round's sync)."""
-        prof = get_client(self.client_of(i))
+        prof = device_profile(self.client_of(i))
         if self.behaviour == "poll":
             return "idle" if self.idle and prof.idle else RECONNECT
         if prof.new_mail == "none":
@@ -130,7 +130,7 @@ class FleetSpec:
     def renew_of(self, i: int) -> float:
         """How often device ``i`` (in IDLE) ends its IDLE and checks: its client's own timer under ``profile``, at
         most RFC 2177's 29 minutes; the 29 minutes under ``poll``."""
-        own = get_client(self.client_of(i)).idle_renew_s if self.behaviour == "profile" else 0.0
+        own = device_profile(self.client_of(i)).idle_renew_s if self.behaviour == "profile" else 0.0
         return min(own, RFC2177_RENEW_S) if own > 0 else float(RFC2177_RENEW_S)
 
     @property

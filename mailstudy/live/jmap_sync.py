@@ -62,7 +62,7 @@ class PushResult:
     result: SessionResult | None
 
 
-def _changes_calls(account: str, since: str) -> list[list]:
+def changes_calls(account: str, since: str) -> list[list]:
     ref = {"resultOf": "c", "name": "Email/changes"}
     return [["Email/changes", {"accountId": account, "sinceState": since}, "c"],
             ["Email/get", {"accountId": account, "properties": LIST_PROPERTIES,
@@ -84,7 +84,7 @@ def run_jmap_changes(host: str, http_port: int, user: str, password: str, since_
     state = since_state
     try:
         while True:
-            responses = client.call(_changes_calls(client.account, state))
+            responses = client.call(changes_calls(client.account, state))
             changes = client.response(responses, "Email/changes")
             new = [r[1] for r in responses if r[0] == "Email/get" and r[2] == "n"]
             created += new[0]["list"] if new else []
