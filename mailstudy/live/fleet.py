@@ -44,6 +44,10 @@ def run_fleet(server, spec: FleetSpec, the_plan: Plan | None = None, progress=No
     the latency model's baseline link (:data:`mailstudy.link.BASELINE`), so each session's modelled seconds
     come from work timed as a network makes it (see :mod:`mailstudy.link.model`); on loopback, directly."""
     http = getattr(server, "http_port", 0)  # a JMAP port (Cyrus): JMAP devices connect there
+    jmap = sorted({c for c in spec.clients if c in JMAP_CLIENTS})
+    if jmap and not http:
+        raise FleetError(f"client profile {', '.join(jmap)} speaks JMAP, which the {server.name} server does not "
+                         f"serve (use --server cyrus)")
     if spec.profile == LOOPBACK:
         return _run(server, (server.host, server.imap_port, server.pop3_port, http), None, spec, the_plan,
                     progress)
