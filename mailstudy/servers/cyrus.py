@@ -112,18 +112,27 @@ class SyslogReader(threading.Thread):
 
     def run(self) -> None:
         with open(self.path, "ab", buffering=0) as out:
-            while not self._stop_flag.is_set():
+            while True:  # until stop()'s empty datagram, after every line queued before it
                 try:
                     data = self.sock.recv(65536)
                 except TimeoutError:
+                    if self._stop_flag.is_set():
+                        break
                     continue
                 except OSError:
                     break
                 if data:
                     out.write(data.rstrip(b"\n") + b"\n")
+                elif self._stop_flag.is_set():
+                    break
 
     def stop(self) -> None:
         self._stop_flag.set()
+        try:  # shutdown() does not wake a datagram recv(): an empty datagram does, at once, not after the timeout
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as poke:
+                poke.sendto(b"", self.sock.getsockname())
+        except OSError:
+            pass
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
