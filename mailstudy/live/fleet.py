@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from mailstudy.link import BASELINE, Link, LinkError, Profile
 from mailstudy.live.client_profiles import CLIENTS
-from mailstudy.live.fleet_jmap import JMAP_CLIENTS
+from mailstudy.live.fleet_jmap import JMAP_CLIENTS, device_profile
 from mailstudy.live.fleet_rows import FleetTally, on_server
 from mailstudy.live.fleet_run import FleetRun
 from mailstudy.live.fleet_spec import DAY_S, FleetError, FleetResult, FleetSpec, Plan, plan
@@ -77,4 +77,5 @@ def _run(server, via: tuple[str, int, int, int], link: Profile | None, spec: Fle
     return result
 
 
-__all__ = ["CLIENTS", "JMAP_CLIENTS", "DAY_S", "FleetError", "FleetResult", "FleetSpec", "Plan", "plan", "run_fleet"]
+__all__ = ["CLIENTS", "DAY_S", "JMAP_CLIENTS", "FleetError", "FleetResult", "FleetSpec", "Plan", "device_profile", "plan",
+           "run_fleet"]

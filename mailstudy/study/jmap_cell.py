@@ -296,3 +296,35 @@ def list_round_trips(messages: int = 30, seed: int = 0) -> dict:
             "jmap_api_requests": commands.count("POST"), "jmap_bytes": jrow["bytes_up"] + jrow["bytes_down"],
             "imap_round_trips": irow["round_trips"], "imap_bytes": irow["bytes_up"] + irow["bytes_down"],
             "preview_listed": "preview" in LIST_PROPERTIES}
+
+
+# -- notebook 04's fleet: JMAP devices beside IMAP and POP3 devices, all on Cyrus ---------------------------------
+#: One client profile per protocol, the ones that do the same thing: list the headers, open what the user reads
+#: (NeoMutt over IMAP, JMAP header-first), and POP3's keep mode (Thunderbird over POP3: every message down on
+#: every device). Our choice of pairing; each profile's behaviour is in ``mailstudy profiles --clients`` and
+#: :data:`mailstudy.live.fleet_jmap.JMAP_CLIENTS`.
+FLEET_CLIENTS = ("neomutt", "thunderbird-pop3", "jmap")
+#: Simulated hours of each fleet: 2 (not the notebook's 4): Cyrus holds each answer over 4 KB ~40 ms (Nagle
+#: against delayed ACK, measured, see the module docstring), so a fleet's wall time is its sessions' count times
+#: that; two hours of polls every 15 minutes keep the whole sweep near a minute. The rows are scaled per day.
+FLEET_HOURS = 2.0
+
+
+def fleet_three_protocols(seeds=(0, 1, 2), device_counts=(1, 2, 4, 8), clients=FLEET_CLIENTS,
+                          hours: float = FLEET_HOURS, rate: float = 100.0, executor=None,
+                          cache_dir=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fleets of each of ``clients`` alone at each device count on a fresh Cyrus per fleet (the same store
+    serves the three protocols), over ``seeds`` (arrivals, sizes, reads), polls every 15 minutes, half the new
+    mail read: (the fleet rows of every seed, scaled per day; their medians with 95 % intervals, one row per
+    client and device count, with ``protocol``). Counts do not depend on the machine: ``executor`` may run the
+    fleets in parallel."""
+    from mailstudy.live.fleet import device_profile
+    from mailstudy.study.device_counts import device_count_cells, run, summarize_fleet
+
+    cells = device_count_cells(["cyrus"], clients, device_counts, hours, rate, seeds=seeds)
+    rows = run(cells, cache_dir=cache_dir, executor=executor)["fleet"]
+    summary = summarize_fleet(rows)
+    protocol = {c: device_profile(c).protocol for c in clients}
+    for df in (rows, summary):
+        df.insert(0, "protocol", [protocol[c] for c in df["clients"]])
+    return rows, summary
