@@ -140,3 +140,11 @@ def condstore_chart(df, title: str = "What does flag sync cost as the mailbox gr
     ax.legend(fontsize=8)
     titles(fig, title, conditions, interval_note(df, "bytes_down_per_day"))
     return fig
+
+
+def three_protocol_fleet(summary, conditions: str = ""):
+    """Notebook 04's JMAP fleet (:func:`mailstudy.study.jmap_cell.fleet_three_protocols`): bytes down per day
+    against the device count, one line per client profile named with its protocol, on one Cyrus."""
+    named = summary.assign(clients=[f"{c} ({p.upper()})" for c, p in zip(summary["clients"], summary["protocol"])])
+    return bytes_per_day_vs_devices(named, title="IMAP, POP3 and JMAP devices on one Cyrus: bytes a day as "
+                                                 "devices are added", conditions=conditions)
