@@ -77,8 +77,11 @@ def test_a_second_jmap_device_adds_its_polls_not_the_bodies_read(fleets):
         assert 0 < f["body_downloads"] == f["reads"] <= f["reads_planned"] and f["duplicate_downloads"] == 0
     assert one["bytes_down"] < two["bytes_down"] < 1.5 * one["bytes_down"]
     assert two["read_agreement"] == 1.0 and two["availability_min"] == 1.0 and two["messages_lost"] == 0
-    polls = [s for s in fleets["two"]["sessions"] if s["t_sim_s"] > 0]
-    assert polls and all(s["protocol"] == "jmap" and s["exchanges_failed"] == 0 for s in polls)
+    sessions = fleets["two"]["sessions"]
+    assert all(s["protocol"] == "jmap" and s["exchanges_failed"] == 0 for s in sessions)
+    firsts = {d: next(i for i, s in enumerate(sessions) if s["device"] == d) for d in (0, 1)}
+    assert all(sessions[i]["round_trips"] == 3 for i in firsts.values())  # discovery, then the list
+    polls = [s for i, s in enumerate(sessions) if i not in firsts.values()]
     quiet = [s for s in polls if not s["new_listed"] and not s["read"]]
     assert quiet and all(s["round_trips"] == 1 for s in quiet)  # Email/changes alone, the session resource kept
 
