@@ -8,6 +8,9 @@ message read on one device is read on the other after its next sync.
 
 from __future__ import annotations
 
+import json
+
+import cli_run
 import pytest
 
 from mailstudy.corpus import generate
@@ -104,3 +107,20 @@ def test_a_jmap_fleet_on_a_server_without_jmap_says_so():
     spec = FleetSpec(devices=1, clients=("jmap",), hours=1, rate=0, poll_s=900)
     with EmbeddedServer() as server, pytest.raises(FleetError, match="speaks JMAP.*--server cyrus"):
         run_fleet(server, spec)
+
+
+@pytest.mark.cyrus
+@pytest.mark.usefixtures("cyrus_usable")
+def test_the_fleet_command_mixes_jmap_and_imap_devices_on_cyrus(tmp_path):
+    out = cli_run.run("fleet", "--server", "cyrus", "--client", "jmap", "--client", "neomutt", "--devices", 2,
+                      "--hours", 1, "--poll", "15m", "--seed", 2, "--cache-dir", tmp_path, "--json")
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert [d["protocol"] for d in got["devices"]] == ["jmap", "imap"]
+    # the read state is the server's under both protocols: every device shows what was read anywhere as read
+    assert got["fleet"]["read_agreement"] == 1.0 and got["fleet"]["messages_lost"] == 0
+
+
+def test_the_fleet_command_refuses_jmap_on_a_server_without_it(tmp_path):
+    cli_run.one_line_error(cli_run.run("fleet", "--client", "jmap", "--devices", 1, "--hours", 1, "--cache-dir",
+                                       tmp_path), "speaks JMAP")

@@ -26,6 +26,7 @@ FLEET_KEYS = ("server", "server_version", "devices", "clients", "behaviour", "ho
 
 def add_parser(sub) -> None:
     from mailstudy.live.client_profiles import CLIENTS
+    from mailstudy.live.fleet_jmap import JMAP_CLIENTS
     from mailstudy.live.fleet_spec import BEHAVIOURS
 
     p = sub.add_parser("fleet", help="N devices on one account over a simulated day",
@@ -35,7 +36,7 @@ def add_parser(sub) -> None:
     p.add_argument("--devices", type=ranged("devices", int), default=2, metavar="N", help="devices on the account (2)")
     p.add_argument("--client", action="append", metavar="NAME",
                    help=f"client profile, repeatable; device i runs the i-th mod the count ({', '.join(CLIENTS)}; "
-                        "default thunderbird)")
+                        f"with --server cyrus also JMAP: {', '.join(JMAP_CLIENTS)}; default thunderbird)")
     p.add_argument("--hours", type=ranged("hours"), default=24.0, help="simulated period in hours (24)")
     p.add_argument("--rate", type=ranged("rate"), default=100.0, help="new messages per day (100)")
     p.add_argument("--poll", type=interval, metavar="INTERVAL",
@@ -61,7 +62,8 @@ def add_parser(sub) -> None:
                         "connection, or reconnect-and-poll; docs/clients.md), and --poll changes only the clients "
                         "whose user can set it")
     p.add_argument("--profile", default="loopback", help="network profile for the seconds (loopback)")
-    p.add_argument("--server", choices=["embedded", "dovecot"], default="embedded")
+    p.add_argument("--server", choices=["embedded", "dovecot", "cyrus"], default="embedded",
+                   help="the server (embedded); cyrus serves IMAP, POP3 and JMAP over one store")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="send the cell to this Dask cluster")
     p.add_argument("--cache-dir", help="where finished cells are kept (data/cache/fleet under the project root)")
     p.add_argument("--no-cache", action="store_true", help="run again even when the cell is cached")

@@ -54,6 +54,16 @@ class FleetCell(FleetSpec):
 
     server: str = "embedded"
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from mailstudy.live.fleet import JMAP_CLIENTS
+        from mailstudy.study.jmap_cell import JMAP_SERVERS
+
+        jmap = sorted({c for c in self.clients if c in JMAP_CLIENTS})
+        if jmap and self.server not in JMAP_SERVERS:
+            raise ParameterValueError(f"client profile {', '.join(jmap)} speaks JMAP, which the {self.server} server "
+                                      f"does not serve (use --server {' or '.join(JMAP_SERVERS)})")
+
     def spec(self) -> FleetSpec:
         return FleetSpec(**{f.name: getattr(self, f.name) for f in fields(FleetSpec)})
 
