@@ -20,7 +20,8 @@ rows describe.
 The parts: :mod:`mailstudy.live.fleet_spec` (the parameters and the seeded plan), :mod:`mailstudy.live.fleet_run`
 (the loop: events and one step per kind), :mod:`mailstudy.live.fleet_rows` (the tidy rows),
 :mod:`mailstudy.live.fleet_jmap` (JMAP devices: on a server that speaks JMAP, Cyrus, a device may run a JMAP
-client profile of :data:`JMAP_CLIENTS`; its read state is JMAP's ``$seen``, shared through the server). This module starts
+client profile of :data:`JMAP_CLIENTS`; its read state is JMAP's ``$seen``, shared through the server). This module
+starts
 a run and is where callers import from.
 """
 
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 from mailstudy.link import BASELINE, Link, LinkError, Profile
 from mailstudy.live.client_profiles import CLIENTS
-from mailstudy.live.fleet_jmap import JMAP_CLIENTS, device_profile
+from mailstudy.live.fleet_jmap import JMAP_CLIENTS, device_profile, refusal
 from mailstudy.live.fleet_rows import FleetTally, on_server
 from mailstudy.live.fleet_run import FleetRun
 from mailstudy.live.fleet_spec import DAY_S, FleetError, FleetResult, FleetSpec, Plan, plan
@@ -44,10 +45,9 @@ def run_fleet(server, spec: FleetSpec, the_plan: Plan | None = None, progress=No
     the latency model's baseline link (:data:`mailstudy.link.BASELINE`), so each session's modelled seconds
     come from work timed as a network makes it (see :mod:`mailstudy.link.model`); on loopback, directly."""
     http = getattr(server, "http_port", 0)  # a JMAP port (Cyrus): JMAP devices connect there
-    jmap = sorted({c for c in spec.clients if c in JMAP_CLIENTS})
-    if jmap and not http:
-        raise FleetError(f"client profile {', '.join(jmap)} speaks JMAP, which the {server.name} server does not "
-                         f"serve (use --server cyrus)")
+    why = refusal(spec.clients, server.name, bool(http))
+    if why:
+        raise FleetError(why)
     if spec.profile == LOOPBACK:
         return _run(server, (server.host, server.imap_port, server.pop3_port, http), None, spec, the_plan,
                     progress)
@@ -77,5 +77,5 @@ def _run(server, via: tuple[str, int, int, int], link: Profile | None, spec: Fle
     return result
 
 
-__all__ = ["CLIENTS", "DAY_S", "JMAP_CLIENTS", "FleetError", "FleetResult", "FleetSpec", "Plan", "device_profile", "plan",
-           "run_fleet"]
+__all__ = ["CLIENTS", "DAY_S", "JMAP_CLIENTS", "FleetError", "FleetResult", "FleetSpec", "Plan", "device_profile",
+           "plan", "run_fleet"]

@@ -32,7 +32,8 @@ from types import MappingProxyType
 from mailstudy.live.client_profiles import get_client
 from mailstudy.live.devices import Device
 from mailstudy.live.engine import Destination, SessionError, SyncOutcome, measure
-from mailstudy.live.jmap import LIST_PROPERTIES, JmapClient, JmapSpec, check_listed, list_emails, open_jmap
+from mailstudy.live.jmap import (JMAP_SERVERS, LIST_PROPERTIES, JmapClient, JmapSpec, check_listed, list_emails,
+                                open_jmap)
 from mailstudy.live.jmap_sync import changes_calls
 from mailstudy.live.trace import Trace
 
@@ -183,6 +184,15 @@ JMAP_CLIENTS = MappingProxyType({p.name: p for p in (
 
 def is_jmap(name: str) -> bool:
     return name in JMAP_CLIENTS
+
+
+def refusal(clients, server: str, serves_jmap: bool) -> str | None:
+    """Why a fleet of ``clients`` cannot run on ``server`` (None: it can): a JMAP client needs a JMAP server."""
+    jmap = sorted({c for c in clients if is_jmap(c)})
+    if not jmap or serves_jmap:
+        return None
+    return (f"client profile {', '.join(jmap)} speaks JMAP, which the {server} server does not serve "
+            f"(use --server {' or '.join(JMAP_SERVERS)})")
 
 
 def device_profile(name: str):

@@ -59,6 +59,8 @@ from mailstudy.live.engine import measure
 from mailstudy.live.trace import Trace, traced_connection
 
 STRATEGIES = ("header-first", "download-all")
+#: the servers mailstudy runs that speak JMAP
+JMAP_SERVERS = ("cyrus",)
 COMPRESSIONS = ("identity", "gzip")
 USING = ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"]
 #: What the header-first list asks for: what a message list shows (sender, subject, date, size, flags, whether

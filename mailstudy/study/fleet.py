@@ -31,6 +31,8 @@ from pathlib import Path
 from mailstudy import __version__
 from mailstudy.live.client_profiles import CLIENTS
 from mailstudy.live.fleet import FleetSpec, plan, run_fleet
+from mailstudy.live.fleet_jmap import refusal
+from mailstudy.live.jmap import JMAP_SERVERS
 from mailstudy.live.params import SessionParams
 from mailstudy.live.values import ParameterValueError
 from mailstudy.outputs import data_dir
@@ -56,13 +58,9 @@ class FleetCell(FleetSpec):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        from mailstudy.live.fleet import JMAP_CLIENTS
-        from mailstudy.study.jmap_cell import JMAP_SERVERS
-
-        jmap = sorted({c for c in self.clients if c in JMAP_CLIENTS})
-        if jmap and self.server not in JMAP_SERVERS:
-            raise ParameterValueError(f"client profile {', '.join(jmap)} speaks JMAP, which the {self.server} server "
-                                      f"does not serve (use --server {' or '.join(JMAP_SERVERS)})")
+        why = refusal(self.clients, self.server, self.server in JMAP_SERVERS)
+        if why:
+            raise ParameterValueError(why)
 
     def spec(self) -> FleetSpec:
         return FleetSpec(**{f.name: getattr(self, f.name) for f in fields(FleetSpec)})

@@ -29,11 +29,9 @@ import pandas as pd
 from mailstudy.corpus import SIZE_PRESETS, generate, load
 from mailstudy.link import Link, Profile, get_profile, predict
 from mailstudy.live.access import Known
-from mailstudy.live.jmap import JmapSpec, run_jmap_session
+from mailstudy.live.jmap import JMAP_SERVERS, JmapSpec, run_jmap_session
 from mailstudy.servers import make_server
 
-#: the servers that speak JMAP
-JMAP_SERVERS = ("cyrus",)
 LABELS = {"header-first": "JMAP header-first", "download-all": "JMAP download-all"}
 
 
