@@ -21,8 +21,7 @@ The parts: :mod:`mailstudy.live.fleet_spec` (the parameters and the seeded plan)
 (the loop: events and one step per kind), :mod:`mailstudy.live.fleet_rows` (the tidy rows),
 :mod:`mailstudy.live.fleet_jmap` (JMAP devices: on a server that speaks JMAP, Cyrus, a device may run a JMAP
 client profile of :data:`JMAP_CLIENTS`; its read state is JMAP's ``$seen``, shared through the server). This module
-starts
-a run and is where callers import from.
+starts a run and is where callers import from.
 """
 
 from __future__ import annotations
