@@ -53,6 +53,19 @@ class Inflater:
             return
         self._feed(direction, datas, ts)
 
+    def feed_runs(self, runs: list) -> None:
+        """The parser's ``feed_runs`` (``feed_lists`` for each ``(direction, datas, ts)`` of ``runs``), inflating
+        once COMPRESS is on: the parser feeds the runs itself up to the one that holds the tagged OK."""
+        if not self.active:
+            runs = runs[self.parser.feed_runs(runs, self._switched):]
+            if self._held is not None:  # the OK was in the last run fed: what came after it is deflated
+                self._feed_held()
+        for direction, datas, ts in runs:
+            self._feed(direction, datas, ts)
+
+    def _switched(self) -> bool:
+        return self._held is not None
+
     def feed(self, direction: str, data: bytes, t: Any = None) -> None:
         """The parser's ``feed`` (the analyzer's reference path), inflating once COMPRESS is on."""
         self.feed_lists(direction, [bytes(data)], [t])
