@@ -7,11 +7,12 @@ clock, with its CPU time (user + system) and peak RSS read from ``os.wait4`` (so
 The machine these numbers come from is often shared: CPU seconds are the steadier figure, and both ratios are
 printed. Prints a Markdown table and writes bench/results/analyze.md.
 
-    .venv/bin/python bench/analyze.py [--sizes 1200000 5000000] [--dir /tmp] [--reuse] [--reference]
+    .venv/bin/python bench/analyze.py [--sizes 1200000 5000000] [--dir /tmp] [--reuse] [--reference] [--split]
 
 ``--reference`` also times the pure-Python reference path (``SessionStream(columns=False)``: the reader's tuples,
 reassembly packet by packet) that the fast path (numpy blocks, bulk reassembly) must equal, so the gain of the
-fast path is measured on the same machine load. The captures are made by bench/make_big_pcap.py (synthetic but
+fast path is measured on the same machine load. ``--split`` also times the same run with no parser started
+(read, reassemble, classify): the floor that parsing and metrics add to. The captures are made by bench/make_big_pcap.py (synthetic but
 shaped like real sessions). Not a test: speed
 numbers live here, never as timed asserts in tests/.
 """
@@ -49,6 +50,21 @@ print(stream.stats.packets_total, dt, sessions, exchanges, down)
 """
 
 
+_FLOOR = """
+import gc, sys, time
+from mailstudy.offline import analyze
+# the floor: the same streaming run with no parser started (read, reassemble, classify; no parse, no metrics).
+# Patched here, in this child only, so that the bench shows how the CPU splits between the two halves.
+analyze.SessionBuilder._start = lambda self: None
+gc.disable()
+t0 = time.perf_counter()
+stream = analyze.SessionStream(sys.argv[1])
+for s in stream:
+    pass
+print(stream.stats.packets_total, time.perf_counter() - t0)
+"""
+
+
 def _run_child(cmd: list[str], stdout=subprocess.PIPE) -> tuple[float, float, float, bytes]:
     """Run ``cmd``; return (wall seconds, CPU seconds, peak RSS MiB, stdout)."""
     t0 = time.perf_counter()
@@ -73,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-tshark", action="store_true")
     ap.add_argument("--reference", action="store_true",
                     help="also time the pure-Python reference path (SessionStream(columns=False)) on each capture")
+    ap.add_argument("--split", action="store_true",
+                    help="also time the run with no parser (read, reassemble, classify): where the CPU goes")
     a = ap.parse_args(argv)
 
     import make_big_pcap
@@ -97,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{int(down) / 1e6:,.0f} MB down; {inner:.2f} s in the call, {cpu:.2f} s CPU, peak RSS {rss:,.0f} MiB",
               flush=True)
         row = {"packets": n, "mb": pcap.stat().st_size / 1e6, "secs": inner, "cpu": cpu, "rss": rss}
+        if a.split:
+            _, fcpu, _, _ = _run_child([sys.executable, "-c", _FLOOR, str(pcap)])
+            row["fcpu"] = fcpu
+            print(f"  no parser (read, reassemble, classify): {fcpu:.2f} s CPU = {n / fcpu:,.0f} packets/CPU s; "
+                  f"parsing and metrics take {1 - fcpu / cpu:.0%} of the CPU", flush=True)
         if a.reference:
             row.update(rsecs=rsecs, rcpu=rcpu)
         if tshark:
@@ -123,7 +146,14 @@ def main(argv: list[str] | None = None) -> int:
                   "|---:|---:|---:|---:|---:|"]
         lines += [f"| {r['packets']:,} | {r['rsecs']:.2f} | {r['rcpu']:.2f} | {r['packets'] / r['rcpu']:,.0f} | "
                   f"{r['rcpu'] / r['cpu']:.2f}x |" for r in rows]
+    if a.split:
+        lines += ["", "| packets | no parser CPU s | no parser packets/CPU s | parse + metrics share of CPU |",
+                  "|---:|---:|---:|---:|"]
+        lines += [f"| {r['packets']:,} | {r['fcpu']:.2f} | {r['packets'] / r['fcpu']:,.0f} | "
+                  f"{1 - r['fcpu'] / r['cpu']:.0%} |" for r in rows]
+    load = os.getloadavg()
     lines.append("")
+    lines.append(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} CPUs)")
     first = rows[0]
     pps = first["packets"] / first["secs"]
     lines.append(f"goal >= {GOAL_PPS:,} packets/s on {first['packets']:,} packets: "
