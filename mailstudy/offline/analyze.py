@@ -327,6 +327,8 @@ class SessionBuilder:
                     warnings.append("(further parser warnings suppressed)")
                     break
                 warnings.append(_warning_text(e))
+        if inflater is not None:
+            inflater.release()  # parser and inflater hold each other: without this the pair outlives the session
         self.parser = self.feeder = None
         one_side = (conn.bytes_up > 0 and conn.bytes_down == 0) or (conn.bytes_down > 0 and conn.bytes_up == 0
                                                                      and conn.t_syn is None)

@@ -34,7 +34,7 @@ class Inflater:
         self.broken: str | None = None  # why the reading stopped (a gap, data that does not inflate)
         self.deflated = {UP: 0, DOWN: 0}  # bytes on the wire after the switch
         self.inner = {UP: 0, DOWN: 0}  # what they inflated to
-        self._z = {UP: zlib.decompressobj(-15), DOWN: zlib.decompressobj(-15)}
+        self._z: dict[str, Any] = {}  # one decompressor per direction, made at the switch (most sessions never switch)
         self._held: dict[str, bytes] | None = None
         self._t = None
         parser.inflated = self._switch
@@ -42,7 +42,15 @@ class Inflater:
     def _switch(self, held: dict[str, bytes], t: Any) -> None:
         """The parser's hook: the tagged OK of COMPRESS is read; ``held`` is what it holds beyond it."""
         self.active = True
+        self._z = {UP: zlib.decompressobj(-15), DOWN: zlib.decompressobj(-15)}
         self._held, self._t = held, t
+
+    def release(self) -> None:
+        """Drop the parser's hook once the session is read. The parser and the inflater hold each other through
+        it, and the analyzer runs with the garbage collector off (as ``mailstudy analyze`` does): without this
+        every IMAP session's parser and inflater stayed in memory to the end of the file (about 22 KB a session:
+        426 MiB peak RSS for the 5 M-packet bench capture)."""
+        self.parser.inflated = False
 
     def feed_lists(self, direction: str, datas: list, ts: list) -> None:
         """The parser's ``feed_lists``, inflating once COMPRESS is on."""
