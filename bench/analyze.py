@@ -15,6 +15,32 @@ fast path is measured on the same machine load. ``--split`` also times the same 
 (read, reassemble, classify): the floor that parsing and metrics add to. The captures are made by bench/make_big_pcap.py (synthetic but
 shaped like real sessions). Not a test: speed
 numbers live here, never as timed asserts in tests/.
+
+Measured 2026-12-04 (`--sizes 1200000 5000000 --split`, one run, load average 12.8 / 10.4 / 7.6 on 2 CPUs at the
+end: the machine was shared by four sessions, so wall times mean little and CPU seconds are the figure):
+
+| packets | CPU s | packets/CPU s | peak RSS MiB | tshark CPU s | x tshark (CPU) | no parser CPU s | its packets/CPU s |
+|---:|---:|---:|---:|---:|---:|---:|---:|
+| 1,200,000 | 6.08 | 197,406 | 165 | 8.43 | 1.39x | 2.52 | 476,504 |
+| 5,000,001 | 27.88 | 179,315 | 179 | 35.76 | 1.28x | 10.35 | 482,953 |
+
+Wall: 15.7 s (76,461 packets/s, 1.82x tshark) and 91.2 s (54,852 packets/s, 2.01x). Goals: 300,000 packets/s
+not met (197,406 per CPU second); 3x tshark not met (1.39x in CPU); peak RSS < 300 MiB met. Before the same
+day's fix (each IMAP session's parser and inflater held each other and outlived the session, with the garbage
+collector off) the 5 M run peaked at 426 MiB.
+
+Where the CPU goes (the ``--split`` rows): reading, reassembling and classifying alone run at about 480,000
+packets per CPU second; parsing and the metrics take 59-63 % of the CPU (about 19 us of Python per exchange,
+185,313 exchanges at 1.2 M packets). 3x tshark's CPU on 1.2 M packets means 2.8 s of CPU in all: the no-parser
+floor alone takes 2.5 s, so both halves must get faster, not only the parsers. What was tried the same day
+(200,019 packets, smallest CPU of 8 interleaved runs each): compiling the unchanged modules with Cython 3.3.1
+(protocol/_stream, imap, imap_lexer, imap_response, pop3, metrics; net/pcap, pcap_batches, reassembly;
+offline/analyze) 0.999 s against 1.011 s pure, about 1 %, not worth a build step; mypyc refuses the modules
+as they are (Optional attributes used without narrowing, about 30 type errors). A Python function call costs
+about 20 ns here, so inlining helpers gains under 1 %: what is left is spread over every line of the parsers.
+The way to the goal is typed compiled code for the hot loops of both halves (Cython cdef classes for
+ByteStream and the parsers' pending/response state, the pcap record walk in C), with the pure modules kept as
+the reference (tests/test_fast_path.py's comparisons).
 """
 
 from __future__ import annotations
