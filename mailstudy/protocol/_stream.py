@@ -420,7 +420,7 @@ class ParserBase:
         call (what the analysis of a pcap has for a batch: runs alternating between the directions); returns how
         many runs were fed. ``stop`` (a callable): asked after each run; True ends the feeding there (the
         inflater takes over after COMPRESS). The same events as one ``feed_lists`` per run: this only saves the
-        per-run calls and look-ups (a run is often one command line), which cost a twentieth of the analysis."""
+        per-run calls and look-ups (a run is often one command line); bench/analyze.py says what that is worth."""
         streams = self._streams
         process_up, process_down = self._process_up, self._process_down
         checked = self._start_checked
