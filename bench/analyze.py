@@ -7,13 +7,44 @@ clock, with its CPU time (user + system) and peak RSS read from ``os.wait4`` (so
 The machine these numbers come from is often shared: CPU seconds are the steadier figure, and both ratios are
 printed. Prints a Markdown table and writes bench/results/analyze.md.
 
-    .venv/bin/python bench/analyze.py [--sizes 1200000 5000000] [--dir /tmp] [--reuse] [--reference]
+    .venv/bin/python bench/analyze.py [--sizes 1200000 5000000] [--dir /tmp] [--reuse] [--reference] [--split]
 
 ``--reference`` also times the pure-Python reference path (``SessionStream(columns=False)``: the reader's tuples,
 reassembly packet by packet) that the fast path (numpy blocks, bulk reassembly) must equal, so the gain of the
-fast path is measured on the same machine load. The captures are made by bench/make_big_pcap.py (synthetic but
+fast path is measured on the same machine load. ``--split`` also times the same run with no parser started
+(read, reassemble, classify): the floor that parsing and metrics add to. The captures are made by bench/make_big_pcap.py (synthetic but
 shaped like real sessions). Not a test: speed
 numbers live here, never as timed asserts in tests/.
+
+Measured 2026-12-04 (`--sizes 1200000 5000000 --split`, one run, load average 12.8 / 10.4 / 7.6 on 2 CPUs at the
+end: the machine was shared by four sessions, so wall times mean little and CPU seconds are the figure):
+
+| packets | CPU s | packets/CPU s | peak RSS MiB | tshark CPU s | x tshark (CPU) | no parser CPU s | its packets/CPU s |
+|---:|---:|---:|---:|---:|---:|---:|---:|
+| 1,200,000 | 6.08 | 197,406 | 165 | 8.43 | 1.39x | 2.52 | 476,504 |
+| 5,000,001 | 27.88 | 179,315 | 179 | 35.76 | 1.28x | 10.35 | 482,953 |
+
+Wall: 15.7 s (76,461 packets/s, 1.82x tshark) and 91.2 s (54,852 packets/s, 2.01x). Goals: 300,000 packets/s
+not met (197,406 per CPU second); 3x tshark not met (1.39x in CPU); peak RSS < 300 MiB met. Before the same
+day's fix (each IMAP session's parser and inflater held each other and outlived the session, with the garbage
+collector off) the 5 M run peaked at 426 MiB.
+
+Where the CPU goes (the ``--split`` rows): reading, reassembling and classifying alone run at about 480,000
+packets per CPU second; parsing and the metrics take 59-63 % of the CPU (about 19 us of Python per exchange,
+185,313 exchanges at 1.2 M packets). 3x tshark's CPU on 1.2 M packets means 2.8 s of CPU in all: the no-parser
+floor alone takes 2.5 s, so both halves must get faster, not only the parsers. What was tried the same day
+(200,019 packets, smallest CPU of 8 interleaved runs each): compiling the unchanged modules with Cython 3.3.1
+(protocol/_stream, imap, imap_lexer, imap_response, pop3, metrics; net/pcap, pcap_batches, reassembly;
+offline/analyze) 0.999 s against 1.011 s pure, about 1 %, not worth a build step; ByteStream alone made a
+typed cdef class (a .pxd beside _stream.py) with imap and pop3 compiled untyped, 1.014 s against 1.017 s: the
+parsers' own loops must be typed too; mypyc refuses the modules
+as they are (Optional attributes used without narrowing, about 30 type errors). A Python function call costs
+about 20 ns here, so inlining helpers gains under 1 %, and feeding a batch's runs in one call
+(``ParserBase.feed_runs``) with the inflater's decompressors made only at COMPRESS gave about 1.4 % (0.997 s
+against 1.011 s): what is left is spread over every line of the parsers.
+The way to the goal is typed compiled code for the hot loops of both halves (Cython cdef classes for
+ByteStream and the parsers' pending/response state, the pcap record walk in C), with the pure modules kept as
+the reference (tests/test_fast_path.py's comparisons).
 """
 
 from __future__ import annotations
@@ -49,6 +80,21 @@ print(stream.stats.packets_total, dt, sessions, exchanges, down)
 """
 
 
+_FLOOR = """
+import gc, sys, time
+from mailstudy.offline import analyze
+# the floor: the same streaming run with no parser started (read, reassemble, classify; no parse, no metrics).
+# Patched here, in this child only, so that the bench shows how the CPU splits between the two halves.
+analyze.SessionBuilder._start = lambda self: None
+gc.disable()
+t0 = time.perf_counter()
+stream = analyze.SessionStream(sys.argv[1])
+for s in stream:
+    pass
+print(stream.stats.packets_total, time.perf_counter() - t0)
+"""
+
+
 def _run_child(cmd: list[str], stdout=subprocess.PIPE) -> tuple[float, float, float, bytes]:
     """Run ``cmd``; return (wall seconds, CPU seconds, peak RSS MiB, stdout)."""
     t0 = time.perf_counter()
@@ -73,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-tshark", action="store_true")
     ap.add_argument("--reference", action="store_true",
                     help="also time the pure-Python reference path (SessionStream(columns=False)) on each capture")
+    ap.add_argument("--split", action="store_true",
+                    help="also time the run with no parser (read, reassemble, classify): where the CPU goes")
     a = ap.parse_args(argv)
 
     import make_big_pcap
@@ -97,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{int(down) / 1e6:,.0f} MB down; {inner:.2f} s in the call, {cpu:.2f} s CPU, peak RSS {rss:,.0f} MiB",
               flush=True)
         row = {"packets": n, "mb": pcap.stat().st_size / 1e6, "secs": inner, "cpu": cpu, "rss": rss}
+        if a.split:
+            _, fcpu, _, _ = _run_child([sys.executable, "-c", _FLOOR, str(pcap)])
+            row["fcpu"] = fcpu
+            print(f"  no parser (read, reassemble, classify): {fcpu:.2f} s CPU = {n / fcpu:,.0f} packets/CPU s; "
+                  f"parsing and metrics take {1 - fcpu / cpu:.0%} of the CPU", flush=True)
         if a.reference:
             row.update(rsecs=rsecs, rcpu=rcpu)
         if tshark:
@@ -123,7 +176,14 @@ def main(argv: list[str] | None = None) -> int:
                   "|---:|---:|---:|---:|---:|"]
         lines += [f"| {r['packets']:,} | {r['rsecs']:.2f} | {r['rcpu']:.2f} | {r['packets'] / r['rcpu']:,.0f} | "
                   f"{r['rcpu'] / r['cpu']:.2f}x |" for r in rows]
+    if a.split:
+        lines += ["", "| packets | no parser CPU s | no parser packets/CPU s | parse + metrics share of CPU |",
+                  "|---:|---:|---:|---:|"]
+        lines += [f"| {r['packets']:,} | {r['fcpu']:.2f} | {r['packets'] / r['fcpu']:,.0f} | "
+                  f"{1 - r['fcpu'] / r['cpu']:.0%} |" for r in rows]
+    load = os.getloadavg()
     lines.append("")
+    lines.append(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} CPUs)")
     first = rows[0]
     pps = first["packets"] / first["secs"]
     lines.append(f"goal >= {GOAL_PPS:,} packets/s on {first['packets']:,} packets: "

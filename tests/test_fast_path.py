@@ -135,3 +135,33 @@ def test_without_numpy_the_tuples_come(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "mailstudy.net.pcap_batches", None)  # import fails as without numpy
     assert all(isinstance(p, list) for p in PcapReader(path).pieces(16))
     assert _run(path, True) == ref
+
+
+@pytest.mark.parametrize("name", ["imap-header-first.pcap", "pop3-pipelined.pcap", "imap-starttls.pcap"])
+def test_feed_runs_gives_what_feed_lists_gives_run_by_run(name: str) -> None:
+    """``feed_runs`` (one call for all runs) equals one ``feed_lists`` per run, and stops where ``stop`` says."""
+    from itertools import groupby
+
+    from mailstudy.net.reassembly import reassemble_tuples
+    from mailstudy.protocol import make_parser
+
+    path = next((p for p in PROJECT + PEERS if p.name == name), None)
+    if path is None:
+        pytest.skip(f"{name} is not on this machine (peer captures: /work/shared/peer-captures)")
+    for conn in reassemble_tuples(read_tcp_tuples(path)):
+        runs = [(d, [c[2] for c in run], [c[1] for c in run])
+                for d, run in ((d, list(r)) for d, r in groupby(conn.chunk_tuples, lambda c: c[0]))]
+        protocol = "imap" if "imap" in name else "pop3"
+        one_by_one, together, cut = make_parser(protocol), make_parser(protocol), make_parser(protocol)
+        for run in runs:
+            one_by_one.feed_lists(*run)
+        assert together.feed_runs(runs) == len(runs) > 3
+        assert together.events() == one_by_one.events() != []
+        half = len(runs) // 2
+        asked = []
+        first_half = make_parser(protocol)
+        for run in runs[:half]:
+            first_half.feed_lists(*run)
+        assert cut.feed_runs(runs, stop=lambda: asked.append(1) or len(asked) == half) == half
+        assert cut.events() == first_half.events()
+        assert cut.total == first_half.total

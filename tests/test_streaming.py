@@ -77,3 +77,28 @@ def test_exchanges_iterator_follows_the_sessions() -> None:
     pairs = list(iter_sessions(path).exchanges())
     whole = analyze_pcap(path)
     assert [e.command for _s, e in pairs] == [e.command for e in whole.sessions[0].exchanges]
+
+
+def test_no_parser_outlives_its_session_with_the_garbage_collector_off() -> None:
+    """``mailstudy analyze`` runs with the garbage collector off: a session's parser (and the IMAP inflater that
+    holds it) must be freed by reference counting when the session is summarized, or memory grows with the file
+    (it did: 426 MiB peak RSS for the 5 M-packet bench capture, about 22 KB per IMAP session)."""
+    import gc
+
+    from mailstudy.offline.inflate import Inflater
+    from mailstudy.protocol.imap import ImapParser
+    from mailstudy.protocol.pop3 import Pop3Parser
+
+    def alive() -> int:
+        return sum(isinstance(o, (ImapParser, Pop3Parser, Inflater)) for o in gc.get_objects())
+
+    paths = [ROOT / "captures" / "imap-header-first.pcap", ROOT / "captures" / "pop3-keep.pcap"]
+    gc.collect()
+    before = alive()
+    gc.disable()
+    try:
+        sessions = [s for path in paths for s in SessionStream(path)]
+        assert {s.protocol for s in sessions} == {"imap", "pop3"} and all(s.exchanges for s in sessions)
+        assert alive() == before
+    finally:
+        gc.enable()

@@ -19,13 +19,14 @@ connect()), else the connection's first packet. ``time_to_list_s`` is None: a ca
 Streaming and memory: :class:`SessionStream` (``iter_sessions``) reads packets as plain tuples
 (``read_tcp_tuples``: no TcpPacket per packet) into an incremental :class:`~mailstudy.net.reassembly.Reassembler`
 batch by batch; after each batch every connection's new chunks go to its :class:`SessionBuilder` (classifier,
-then parser: each run of chunks one way in one ``feed_lists`` call) and are released, and a connection that is
-over is summarized, yielded and forgotten. So memory is bounded by the open connections, not by the file
-(bench/analyze.py: about 210 MiB peak for 1.2 M and for 5 M packets). A classic pcap file is read by the fast
-path (``columns``, the default): blocks decoded with numpy (:mod:`mailstudy.net.pcap_batches`) and runs of
-in-order segments reassembled in bulk (``Reassembler.feed_columns``), handed over at the same packets as the
-tuple path (``columns=False``, the reference it must equal: tests/test_fast_path.py). :func:`analyze_pcap` is the same engine holding every
-connection's chunks (``keep_streams``) to the end of the file, for callers that want ``connection.stream()``.
+then parser: the runs of chunks one way each, in one ``feed_runs`` call) and are released, and a connection
+that is over is summarized, yielded and forgotten. So memory is bounded by the open connections, not by the
+file (bench/analyze.py, 2026-12-04: 165 MiB peak for 1.2 M packets, 179 MiB for 5 M). A classic pcap file is
+read by the fast path (``columns``, the default): blocks decoded with numpy (:mod:`mailstudy.net.pcap_batches`)
+and runs of in-order segments reassembled in bulk (``Reassembler.feed_columns``), handed over at the same
+packets as the tuple path (``columns=False``, the reference it must equal: tests/test_fast_path.py).
+:func:`analyze_pcap` is the same engine holding every connection's chunks (``keep_streams``) to the end of the
+file, for callers that want ``connection.stream()``.
 The parsers do not copy payloads (IMAP literals, POP3 data) unless ``keep_payloads=True``. ``pause_gc=True``
 (for a command line only) switches the cyclic garbage collector off during the call.
 
@@ -151,24 +152,27 @@ def _warning_text(w: ParseWarning) -> str:
     return f"{w.direction} stream, offset {w.offset}: {w.message}"
 
 
-def _feed_runs(feed_many, chunks: list) -> list[Flight]:
+def _feed_runs(feeder, chunks: list) -> list[Flight]:
     """Feed every chunk, in capture order, with its own time; return the flights for the metrics.
 
     ``chunks`` are ``(direction, t, data)`` tuples (``TcpConnection.chunk_tuples``). A run of consecutive chunks
-    in one direction goes to the parser in one ``feed_many`` (the same events as a ``feed`` per chunk, times
-    included: the parsers decide on bytes and take each byte's time from its chunk), and is one
-    :class:`~mailstudy.wire.Flight` for the metrics (reassembly's chunks are never empty, so a run is a
-    flight). ``feed_many`` None: only the flights.
+    in one direction is one ``(direction, datas, ts)`` for the parser's ``feed_runs`` (all of them in one call:
+    the same events as a ``feed`` per chunk, times included: the parsers decide on bytes and take each byte's
+    time from its chunk), and is one :class:`~mailstudy.wire.Flight` for the metrics (reassembly's chunks are
+    never empty, so a run is a flight). ``feeder`` None: only the flights.
     """
     flights: list[Flight] = []
+    runs: list[tuple[str, list, list]] = []
     add = flights.append
+    add_run = runs.append
     for direction, run in groupby(chunks, _direction):
         run = list(run)
         datas = list(map(_data, run))
         ts = list(map(_time, run))
-        if feed_many is not None:
-            feed_many(direction, datas, ts)
+        add_run((direction, datas, ts))
         add(_new_tuple(Flight, (direction, sum(map(len, datas)), ts[0], max(ts))))
+    if feeder is not None and runs:
+        feeder.feed_runs(runs)
     return flights
 
 
@@ -276,15 +280,15 @@ class SessionBuilder:
             _feed_with_gaps(parser, chunks, marks, conn.t_last)
             return
         if not marks:
-            _merge(self.flights, _feed_runs(parser.feed_lists, chunks))
+            _merge(self.flights, _feed_runs(parser, chunks))
             return
         # the parser is told where each gap sits (parser.gap), between the runs fed before and after it
         at = 0
         for pos, direction, size in marks:
-            _merge(self.flights, _feed_runs(parser.feed_lists, chunks[at:pos]))
+            _merge(self.flights, _feed_runs(parser, chunks[at:pos]))
             parser.gap(direction, size, chunks[pos][1] if pos < len(chunks) else conn.t_last)
             at = pos
-        _merge(self.flights, _feed_runs(parser.feed_lists, chunks[at:]))
+        _merge(self.flights, _feed_runs(parser, chunks[at:]))
 
     def end(self, conn: TcpConnection, index: int, chunks: list = (), marks: list = ()) -> SessionAnalysis | None:
         """Finish: the last chunks, then the session (None when the connection is not mail)."""
@@ -324,6 +328,8 @@ class SessionBuilder:
                     warnings.append("(further parser warnings suppressed)")
                     break
                 warnings.append(_warning_text(e))
+        if inflater is not None:
+            inflater.release()  # parser and inflater hold each other: without this the pair outlives the session
         self.parser = self.feeder = None
         one_side = (conn.bytes_up > 0 and conn.bytes_down == 0) or (conn.bytes_down > 0 and conn.bytes_up == 0
                                                                      and conn.t_syn is None)

@@ -34,7 +34,7 @@ class Inflater:
         self.broken: str | None = None  # why the reading stopped (a gap, data that does not inflate)
         self.deflated = {UP: 0, DOWN: 0}  # bytes on the wire after the switch
         self.inner = {UP: 0, DOWN: 0}  # what they inflated to
-        self._z = {UP: zlib.decompressobj(-15), DOWN: zlib.decompressobj(-15)}
+        self._z: dict[str, Any] = {}  # one decompressor per direction, made at the switch (most sessions never switch)
         self._held: dict[str, bytes] | None = None
         self._t = None
         parser.inflated = self._switch
@@ -42,7 +42,15 @@ class Inflater:
     def _switch(self, held: dict[str, bytes], t: Any) -> None:
         """The parser's hook: the tagged OK of COMPRESS is read; ``held`` is what it holds beyond it."""
         self.active = True
+        self._z = {UP: zlib.decompressobj(-15), DOWN: zlib.decompressobj(-15)}
         self._held, self._t = held, t
+
+    def release(self) -> None:
+        """Drop the parser's hook once the session is read. The parser and the inflater hold each other through
+        it, and the analyzer runs with the garbage collector off (as ``mailstudy analyze`` does): without this
+        every IMAP session's parser and inflater stayed in memory to the end of the file (about 22 KB a session:
+        426 MiB peak RSS for the 5 M-packet bench capture)."""
+        self.parser.inflated = False
 
     def feed_lists(self, direction: str, datas: list, ts: list) -> None:
         """The parser's ``feed_lists``, inflating once COMPRESS is on."""
@@ -52,6 +60,19 @@ class Inflater:
                 self._feed_held()
             return
         self._feed(direction, datas, ts)
+
+    def feed_runs(self, runs: list) -> None:
+        """The parser's ``feed_runs`` (``feed_lists`` for each ``(direction, datas, ts)`` of ``runs``), inflating
+        once COMPRESS is on: the parser feeds the runs itself up to the one that holds the tagged OK."""
+        if not self.active:
+            runs = runs[self.parser.feed_runs(runs, self._switched):]
+            if self._held is not None:  # the OK was in the last run fed: what came after it is deflated
+                self._feed_held()
+        for direction, datas, ts in runs:
+            self._feed(direction, datas, ts)
+
+    def _switched(self) -> bool:
+        return self._held is not None
 
     def feed(self, direction: str, data: bytes, t: Any = None) -> None:
         """The parser's ``feed`` (the analyzer's reference path), inflating once COMPRESS is on."""

@@ -415,6 +415,35 @@ class ParserBase:
         except Exception as exc:  # noqa: BLE001 - as _guarded, one call less
             self._internal_error(exc)
 
+    def feed_runs(self, runs: Iterable[tuple[str, list[bytes], list[Any]]], stop: Any = None) -> int:
+        """``feed_lists(direction, datas, ts)`` for every ``(direction, datas, ts)`` of ``runs``, in order, in one
+        call (what the analysis of a pcap has for a batch: runs alternating between the directions); returns how
+        many runs were fed. ``stop`` (a callable): asked after each run; True ends the feeding there (the
+        inflater takes over after COMPRESS). The same events as one ``feed_lists`` per run: this only saves the
+        per-run calls and look-ups (a run is often one command line); bench/analyze.py says what that is worth."""
+        streams = self._streams
+        process_up, process_down = self._process_up, self._process_down
+        checked = self._start_checked
+        n = 0
+        for direction, datas, ts in runs:
+            n += 1
+            if self.closed or self._opaque or not checked[direction] or not all(datas):
+                self.feed_lists(direction, datas, ts)  # the uncommon cases, feed_lists' way
+            else:  # feed_lists' common case
+                stream = streams[direction]
+                stream.extend_lists(datas, ts)
+                try:
+                    if direction == UP:
+                        process_up()
+                    else:
+                        process_down()
+                    stream.trim()
+                except Exception as exc:  # noqa: BLE001 - as _guarded, one call less
+                    self._internal_error(exc)
+            if stop is not None and stop():
+                break
+        return n
+
     def gap(self, direction: str, nbytes: int, t: Any = None) -> None:
         """``nbytes`` of one direction's stream are missing right here: the capture lost them (a reassembly gap).
 
