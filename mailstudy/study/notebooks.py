@@ -159,7 +159,8 @@ def _run_concurrently(todo: list[Path], build: Path, quick: bool, jobs: int, pro
             for fut in finished:
                 nb = pending.pop(fut)
                 try:
-                    runs.append(_described(nb, build, quick, fut.result()))
+                    seconds, cpu = fut.result()
+                    runs.append(_described(nb, build, quick, seconds))
                 except Exception as exc:  # NotebookError; BrokenProcessPool when a worker died
                     failed.append(str(exc) if isinstance(exc, NotebookError) else
                                   f"{nb.name}: {type(exc).__name__}: {' '.join(str(exc).split())}")
@@ -167,7 +168,7 @@ def _run_concurrently(todo: list[Path], build: Path, quick: bool, jobs: int, pro
                         other.cancel()  # the running ones finish; the rest do not start
                     continue
                 if progress:
-                    print(f"{nb.stem}: {runs[-1].seconds:.0f} s", flush=True)
+                    print(f"{nb.stem}: {seconds:.0f} s wall, {cpu:.0f} CPU s", flush=True)
             pending = {f: nb for f, nb in pending.items() if not f.cancelled()}
     except BaseException:  # stopped (a signal): each worker stops its kernel and removes its half notebook
         for proc in list(pool._processes.values()):  # the stdlib pool has no public way to stop its workers
@@ -190,12 +191,24 @@ def _worker_start() -> None:
     die_with_parent(signal.SIGTERM)
 
 
-def _worker_execute(nb: Path, out: Path, quick: bool) -> float:
-    """:func:`execute_timed` in a worker, where a stop signal stops the notebook as it does in ``mailstudy``."""
+def _worker_execute(nb: Path, out: Path, quick: bool) -> tuple[float, float]:
+    """:func:`execute_timed` in a worker, where a stop signal stops the notebook as it does in ``mailstudy``;
+    its wall seconds and the CPU seconds of the worker and its children (the kernel and the pools it waited
+    for; not Dovecot's daemons) meanwhile."""
     from mailstudy.processes import stop_on_signals
 
+    cpu0 = _cpu_s()
     with stop_on_signals():
-        return execute_timed(nb, out, quick)
+        seconds = execute_timed(nb, out, quick)
+    return seconds, _cpu_s() - cpu0
+
+
+def _cpu_s() -> float:
+    """User + system CPU seconds of this process and its waited-for children so far."""
+    import resource
+
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 def _earlier_seconds(build: Path) -> dict[str, float]:
