@@ -16,6 +16,7 @@ session priced as it crossed the phone's socket.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Iterable
 
 from mailstudy.energy.day import fleet_energy_rows
@@ -64,11 +65,21 @@ def energy_day_rows(settings: Iterable[Setting] = STANDARD_SETTINGS, seeds: Iter
     for n, (s, seed) in enumerate(todo, 1):
         cell = FleetCell(server=server, devices=1, clients=(s.client,), hours=hours, rate=rate, poll_s=s.poll_s,
                          idle=s.idle, seed=seed, read_fraction=read_fraction)
-        for r in fleet_energy_rows(cell, models):
+        for r in fleet_energy_rows(cell, models, rows=fleet_day(cell)):
             rows.append({"setting": s.label, **r})
         if progress:
             progress(n, len(todo))
     return pd.DataFrame(rows)
+
+
+@lru_cache(maxsize=None)
+def fleet_day(cell: FleetCell) -> dict[str, list[dict]]:
+    """The rows of one device's day (:func:`mailstudy.study.fleet.run_fleet_rows`), run once per process: the
+    batching what-if prices the very days :func:`energy_day_rows` ran (same cells), and running them again
+    took as long as the first time (issue 17: ``make study`` in 15 minutes). Callers must not change them."""
+    from mailstudy.study.fleet import run_fleet_rows
+
+    return run_fleet_rows(cell)
 
 
 def summarize(rows: "pandas.DataFrame") -> "pandas.DataFrame":
@@ -105,7 +116,6 @@ def batching_rows(settings: Iterable[Setting] = STANDARD_SETTINGS, seeds: Iterab
     from mailstudy.energy.fleet import batched_polls, device_day_ledger
     from mailstudy.live.fleet import plan
     from mailstudy.live.idle import KEEPALIVE_S
-    from mailstudy.study.fleet import run_fleet_rows
 
     models, batches = list(models), sorted(set(batches) | {0})
     todo = [(s, seed) for s in settings if not s.idle for seed in check_seeds(list(seeds))]
@@ -113,7 +123,7 @@ def batching_rows(settings: Iterable[Setting] = STANDARD_SETTINGS, seeds: Iterab
     for n, (s, seed) in enumerate(todo, 1):
         cell = FleetCell(server=server, devices=1, clients=(s.client,), hours=hours, rate=rate, poll_s=s.poll_s,
                          seed=seed)
-        fleet, spec = run_fleet_rows(cell), cell.spec()
+        fleet, spec = fleet_day(cell), cell.spec()
         arrivals = list(plan(spec).arrivals)
         for batch in batches:
             sessions, delays = batched_polls(fleet["sessions"], 0, arrivals, batch, spec.period_s)
