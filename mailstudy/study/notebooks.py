@@ -78,10 +78,16 @@ def question_and_figure(nb_path: Path) -> tuple[str, str | None]:
 
 
 #: How many notebooks run at once. Most of a full study's wall time is sleeping through the link relay's emulated
-#: round trips, not CPU: run one after another they took 38 min of wall for 24 min of CPU (2026-12-04, issue 17),
-#: so three at a time keep two cores busy. Their outputs are distinct files (each notebook writes its own tables
-#: and figures; the sweep cache's cells are written atomically under their key), and servers take free ports.
-JOBS = 3
+#: round trips, not CPU: run one after another they took 38 min of wall for 24 min of CPU (2026-12-04, issue 17);
+#: three side by side still used little more than one core each (01: 314 CPU s in 758 s, 03: 306 in 934, 04: 406
+#: in 956, under a load of 6-9), so four keep two cores busy. Their outputs are distinct files (each notebook
+#: writes its own tables and figures; the sweep cache's cells are written atomically under their key), and
+#: servers take free ports.
+JOBS = 4
+#: The order notebooks start in when no earlier full run into ``build/`` timed them (a fresh clone): the longest
+#: first (bench/study.py --together, 2026-12-04), so that the longest chain ends soonest; the others by name.
+#: 01 before 06, whose claims read back the sessions 01 ran (the sweep cache).
+LONGEST_FIRST = ("04", "03", "01", "07", "06", "08")
 
 
 def run_notebooks(quick: bool = False, build: Path | None = None, notebooks: Path | None = None,
@@ -142,13 +148,18 @@ def _described(nb: Path, build: Path, quick: bool, seconds: float) -> Run:
 def _run_concurrently(todo: list[Path], build: Path, quick: bool, jobs: int, progress: bool) -> list[Run]:
     """Execute ``todo`` ``jobs`` at a time, each in a spawned worker process (one kernel each; spawned, since
     papermill's event loop and the kernel's threads do not survive a fork), the longest first as the last full
-    run into ``build`` timed them. Prints one line as each ends when ``progress``; a failure is raised as one
-    :class:`NotebookError` naming every notebook that failed, after the running ones end."""
+    run into ``build`` timed them (:data:`LONGEST_FIRST` when it did not time them all). Prints one line as each
+    ends when ``progress``; a failure is raised as one :class:`NotebookError` naming every notebook that failed,
+    after the running ones end."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     earlier = _earlier_seconds(build)
-    order = sorted(todo, key=lambda nb: -earlier.get(nb.name, 0.0))  # stable: name order when unknown
+    if all(nb.name in earlier for nb in todo):
+        order = sorted(todo, key=lambda nb: -earlier[nb.name])
+    else:
+        rank = {name: k for k, name in enumerate(LONGEST_FIRST)}
+        order = sorted(todo, key=lambda nb: rank.get(nb.name[:2], len(rank)))  # stable: the rest by name
     runs, failed = [], []
     pool = ProcessPoolExecutor(min(jobs, len(order)), mp_context=multiprocessing.get_context("spawn"),
                                initializer=_worker_start)
