@@ -15,8 +15,8 @@ Run: `.venv/bin/python bench/study.py [--quick] [--together | --only 01 --only 0
 Measured (full study, fresh root, 2 cores shared with three other sessions' tests and benchmarks; CPU seconds
 are user + system of the run and its waited-for children, per notebook as the study prints them):
 
-- The session before 2026-12-04, main, notebooks one after another, a full CI beside it: 37 min 57 s wall, 1,431 CPU s. Wall per
-  notebook: 01 468 s, 02 4, 03 504, 04 578, 05 2, 06 184, 07 447, 08 84.
+- The session before 2026-12-04, main, notebooks one after another, a full CI beside it: 37 min 57 s wall,
+  1,431 CPU s. Wall per notebook: 01 468 s, 02 4, 03 504, 04 578, 05 2, 06 184, 07 447, 08 84.
 - 2026-12-04 20:40, three at a time in name order, one TLS certificate per process, 07's batching reusing its
   days (07 still at 5 seeds): 24 min 14 s wall, 1,341 CPU s (user 1,078 + system 262), load average (1 min)
   median 6.7 over the run. Wall / CPU per notebook: 01 758 / 314, 02 8 / 4, 03 934 / 306, 04 956 / 406,
