@@ -154,3 +154,15 @@ def test_notebooks_run_side_by_side_and_a_failure_names_its_notebook(tmp_path):
     assert all(r.html.exists() and r.seconds > 0 for r in runs)
     index = (build / "index.html").read_text()
     assert "does one run?" in index and "does three run?" in index
+
+
+def test_a_notebook_that_reads_another_waits_for_it():
+    """06's claims read back the sessions 01 ran: 06 starts only when 01 is neither waiting nor running."""
+    from mailstudy.study.notebooks import AFTER, _next_ready
+
+    assert "01" in AFTER["06"]
+    nb = {n: Path(f"{n}-x.ipynb") for n in ("01", "06", "08")}
+    assert _next_ready([nb["06"], nb["08"]], [nb["01"]]) == nb["08"]
+    assert _next_ready([nb["06"], nb["01"]], []) == nb["01"]
+    assert _next_ready([nb["06"]], [nb["01"]]) is None
+    assert _next_ready([nb["06"]], [nb["08"]]) == nb["06"]

@@ -86,8 +86,10 @@ def question_and_figure(nb_path: Path) -> tuple[str, str | None]:
 JOBS = 4
 #: The order notebooks start in when no earlier full run into ``build/`` timed them (a fresh clone): the longest
 #: first (bench/study.py --together, 2026-12-04), so that the longest chain ends soonest; the others by name.
-#: 01 before 06, whose claims read back the sessions 01 ran (the sweep cache).
 LONGEST_FIRST = ("04", "03", "01", "07", "06", "08")
+#: Notebooks that start only once others have ended, because they read what those write: 06's claims read back
+#: the sessions 01 ran (the sweep cache) instead of running them again.
+AFTER = {"06": ("01",)}
 
 
 def run_notebooks(quick: bool = False, build: Path | None = None, notebooks: Path | None = None,
@@ -148,39 +150,39 @@ def _described(nb: Path, build: Path, quick: bool, seconds: float) -> Run:
 def _run_concurrently(todo: list[Path], build: Path, quick: bool, jobs: int, progress: bool) -> list[Run]:
     """Execute ``todo`` ``jobs`` at a time, each in a spawned worker process (one kernel each; spawned, since
     papermill's event loop and the kernel's threads do not survive a fork), the longest first as the last full
-    run into ``build`` timed them (:data:`LONGEST_FIRST` when it did not time them all). Prints one line as each
-    ends when ``progress``; a failure is raised as one :class:`NotebookError` naming every notebook that failed,
-    after the running ones end."""
+    run into ``build`` timed them (:data:`LONGEST_FIRST` when it did not time them all), none before what it
+    reads (:data:`AFTER`). Prints one line as each ends when ``progress``; a failure is raised as one
+    :class:`NotebookError` naming every notebook that failed, after the running ones end (no other starts)."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     earlier = _earlier_seconds(build)
     if all(nb.name in earlier for nb in todo):
-        order = sorted(todo, key=lambda nb: -earlier[nb.name])
+        waiting = sorted(todo, key=lambda nb: -earlier[nb.name])
     else:
         rank = {name: k for k, name in enumerate(LONGEST_FIRST)}
-        order = sorted(todo, key=lambda nb: rank.get(nb.name[:2], len(rank)))  # stable: the rest by name
-    runs, failed = [], []
-    pool = ProcessPoolExecutor(min(jobs, len(order)), mp_context=multiprocessing.get_context("spawn"),
+        waiting = sorted(todo, key=lambda nb: rank.get(nb.name[:2], len(rank)))  # stable: the rest by name
+    runs, failed, running = [], [], {}
+    pool = ProcessPoolExecutor(min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn"),
                                initializer=_worker_start)
     try:
-        pending = {pool.submit(_worker_execute, nb, build / nb.name, quick): nb for nb in order}
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+        while waiting or running:
+            while len(running) < jobs and (nb := _next_ready(waiting, running.values())) is not None:
+                waiting.remove(nb)
+                running[pool.submit(_worker_execute, nb, build / nb.name, quick)] = nb
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in finished:
-                nb = pending.pop(fut)
+                nb = running.pop(fut)
                 try:
                     seconds, cpu = fut.result()
                     runs.append(_described(nb, build, quick, seconds))
                 except Exception as exc:  # NotebookError; BrokenProcessPool when a worker died
                     failed.append(str(exc) if isinstance(exc, NotebookError) else
                                   f"{nb.name}: {type(exc).__name__}: {' '.join(str(exc).split())}")
-                    for other in pending:
-                        other.cancel()  # the running ones finish; the rest do not start
+                    waiting.clear()  # the running ones finish; the rest do not start
                     continue
                 if progress:
                     print(f"{nb.stem}: {seconds:.0f} s wall, {cpu:.0f} CPU s", flush=True)
-            pending = {f: nb for f, nb in pending.items() if not f.cancelled()}
     except BaseException:  # stopped (a signal): each worker stops its kernel and removes its half notebook
         for proc in list(pool._processes.values()):  # the stdlib pool has no public way to stop its workers
             proc.terminate()
@@ -190,6 +192,12 @@ def _run_concurrently(todo: list[Path], build: Path, quick: bool, jobs: int, pro
     if failed:
         raise NotebookError("; ".join(failed))
     return runs
+
+
+def _next_ready(waiting: list[Path], running) -> Path | None:
+    """The first of ``waiting`` whose :data:`AFTER` notebooks are neither waiting nor running (None: none is)."""
+    busy = {nb.name[:2] for nb in [*waiting, *running]}
+    return next((nb for nb in waiting if not busy & set(AFTER.get(nb.name[:2], ()))), None)
 
 
 def _worker_start() -> None:
