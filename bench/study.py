@@ -23,6 +23,11 @@ are user + system of the run and its waited-for children, per notebook as the st
   05 4 / 2, 06 401 / 133, 07 506 / 97, 08 166 / 74. Three side by side used about one core between them (01, 03
   and 04: 1,026 CPU s in 956 s): most of a notebook's wall is waiting (the link's round trips) and, under this
   load, waiting for a core.
+- 2026-12-04 21:01, `bench/study.py --together`: four at a time, longest first (04, 03, 01, 07 together), 07 at
+  10 seeds, the claims' sessions and the phone days through the caches (06 still started before 01 ended, so it
+  ran 01's sessions again): 19 min 42 s wall, 1,400 CPU s (user 1,120 + system 280), load average (1 min)
+  median 8.3, at most 10.4. Wall / CPU per notebook: 01 946 / 322, 02 5 / 2, 03 1,029 / 304, 04 1,043 / 410,
+  05 4 / 2, 06 293 / 126, 07 885 / 154, 08 134 / 75.
 """
 
 from __future__ import annotations
