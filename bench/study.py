@@ -28,6 +28,11 @@ are user + system of the run and its waited-for children, per notebook as the st
   ran 01's sessions again): 19 min 42 s wall, 1,400 CPU s (user 1,120 + system 280), load average (1 min)
   median 8.3, at most 10.4. Wall / CPU per notebook: 01 946 / 322, 02 5 / 2, 03 1,029 / 304, 04 1,043 / 410,
   05 4 / 2, 06 293 / 126, 07 885 / 154, 08 134 / 75.
+- 2026-12-04 21:21, `bench/study.py --together`, the same with 06 started only once 01 ended (its claims read
+  01's sessions back from the cache), on a machine the other sessions had left nearly idle (load 1.1 before the
+  run; median 5.0 during it, this run's own four notebooks and their pools): 12 min 27 s wall, 1,365 CPU s
+  (user 1,061 + system 304). Wall / CPU per notebook: 01 484 / 316, 02 3 / 2, 03 622 / 303, 04 686 / 392,
+  05 2 / 1, 06 259 / 121, 07 647 / 151, 08 82 / 73. The longest chain: 01 then 06, 743 s; 04 alone 686 s.
 """
 
 from __future__ import annotations
