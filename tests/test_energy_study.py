@@ -160,3 +160,24 @@ def test_jmap_catch_up_is_priced_per_sync_beside_imap(cyrus_usable):
     assert got["jmap", "change-sync"].bytes < got["imap", "change-sync"].bytes
     table = summarize_catch_up_energy(rows)
     assert list(table["seeds"]) == [1] * 4 and {"joules_lo", "joules_hi", "radio_s"} <= set(table.columns)
+
+
+def test_a_device_day_read_back_from_the_cache_prices_as_it_ran(tmp_path):
+    """The fleet cache keeps a device's day as JSON; priced again from there (notebook 06 pricing the days 07
+    ran, or the batching what-if the days of the energy day), every joule and count is what the run gave."""
+    from mailstudy.study.energy import batching_rows, energy_day_rows, fleet_day
+
+    settings = (Setting("poll 15 min", "thunderbird", 900.0), Setting("POP3 15 min", "thunderbird-pop3", 900.0))
+    fleet_day.cache_clear()
+    ran = energy_day_rows(settings, (3,), 1, 48, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("fleet-*.json"))) == 2
+    fleet_day.cache_clear()  # as another process: only the files remain
+    again = energy_day_rows(settings, (3,), 1, 48, cache_dir=tmp_path)
+    pd.testing.assert_frame_equal(ran, again)
+    assert (ran["joules_per_day"] > 0).all() and (ran["sessions"] > 0).all()
+    fleet_day.cache_clear()
+    batched = batching_rows(settings, (3,), 1, 48, cache_dir=tmp_path)
+    measured = batched[(batched["batch"] == 0) & (batched["radio"] == "lte")].set_index("setting")
+    lte = ran[ran["radio"] == "lte"].set_index("setting")
+    assert measured["joules_per_day"].round(6).to_dict() == lte["joules_per_day"].round(6).to_dict()
+    assert len(list(tmp_path.glob("fleet-*.json"))) == 2  # the what-if ran no day of its own

@@ -118,3 +118,51 @@ def test_notebook_02_runs_from_the_notebooks_folder(tmp_path, monkeypatch):
     assert (tmp_path / "build" / "live-pop3.pcap").exists() and not (tmp_path / "notebooks" / "build").exists()
     assert (tmp_path / "data" / "figures" / "ladder-imap-header-first.png").exists()
     assert not (tmp_path / "notebooks" / "data").exists()
+
+
+def _tiny_notebook(path: Path, code: str, question: str) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {path.stem}\n\n**Question:** {question}"),
+                nbformat.v4.new_code_cell("QUICK = False", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell(code)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_notebooks_run_side_by_side_and_a_failure_names_its_notebook(tmp_path):
+    """Three notebooks two at a time: the two that work are executed, with HTML and an index row; the one
+    that fails is named in one error, with its cell and exception."""
+    from mailstudy.study.notebooks import NotebookError, run_notebooks
+
+    folder, build = tmp_path / "notebooks", tmp_path / "build"
+    folder.mkdir()
+    _tiny_notebook(folder / "01-one.ipynb", "x = 1 + 1\nprint('one', x)", "does one run?")
+    _tiny_notebook(folder / "02-two.ipynb", "raise ValueError('two is broken')", "does two fail?")
+    _tiny_notebook(folder / "03-three.ipynb", "print('three')", "does three run?")
+    with pytest.raises(NotebookError) as err:
+        run_notebooks(quick=True, build=build, notebooks=folder, jobs=2, progress=False)
+    assert str(err.value).startswith("02-two.ipynb stopped in cell") and "ValueError: two is broken" in str(err.value)
+    assert "\n" not in str(err.value)
+    assert (build / "02-two.ipynb").exists()  # published with its error cell, for the reader to see
+    # 01 ran beside 02; 03 ran (when 02 failed it had already started) or was not started: never half written
+    assert (build / "01-one.ipynb").exists() and (build / "01-one.html").stat().st_size > 1000
+    assert not list(build.glob(".*.part"))
+    runs = run_notebooks(quick=True, build=build, notebooks=folder, only=["01", "03"], jobs=2, progress=False)
+    assert sorted(r.notebook.name for r in runs) == ["01-one.ipynb", "03-three.ipynb"]
+    assert all(r.html.exists() and r.seconds > 0 for r in runs)
+    index = (build / "index.html").read_text()
+    assert "does one run?" in index and "does three run?" in index
+
+
+def test_a_notebook_that_reads_another_waits_for_it():
+    """06's claims read back the sessions 01 ran: 06 starts only when 01 is neither waiting nor running."""
+    from mailstudy.study.notebooks import AFTER, _next_ready
+
+    assert "01" in AFTER["06"]
+    nb = {n: Path(f"{n}-x.ipynb") for n in ("01", "06", "08")}
+    assert _next_ready([nb["06"], nb["08"]], [nb["01"]]) == nb["08"]
+    assert _next_ready([nb["06"], nb["01"]], []) == nb["01"]
+    assert _next_ready([nb["06"]], [nb["01"]]) is None
+    assert _next_ready([nb["06"]], [nb["08"]]) == nb["06"]

@@ -75,13 +75,15 @@ def tradeoff_chart(summary, title: str):
 
 
 def energy(settings=None, seeds=(0, 1, 2), hours: float = 24.0, rate: float = 100.0, server: str = "embedded",
-           results: Path | None = None, figures: Path | None = None, progress=None) -> dict:
+           results: Path | None = None, figures: Path | None = None, progress=None, cache_dir=None) -> dict:
     """Notebook 07's tables and charts: rows per setting, seed and radio; the summary with intervals over seeds;
-    ``energy_per_day.png`` and ``energy_tradeoff.png``. Returns a dict of frames and paths."""
+    ``energy_per_day.png`` and ``energy_tradeoff.png``. Returns a dict of frames and paths. ``cache_dir``: the
+    fleet cache the device days are kept in (:func:`mailstudy.study.energy.fleet_day`)."""
     from mailstudy.study.energy import STANDARD_SETTINGS, energy_day_rows, summarize
 
     results, figures = Path(results or data_dir("results")), Path(figures or data_dir("figures"))
-    rows = energy_day_rows(settings or STANDARD_SETTINGS, seeds, hours, rate, server, progress=progress)
+    rows = energy_day_rows(settings or STANDARD_SETTINGS, seeds, hours, rate, server, progress=progress,
+                           cache_dir=cache_dir)
     summary = summarize(rows)
     what = f"one device, {hours:g} h, {rate:g} messages/day, {len(list(seeds))} seeds, {server}"
     out = {"rows": rows, "summary": summary,
@@ -199,13 +201,15 @@ def batching_chart(summary, title: str):
 
 
 def batching(settings=None, seeds=(0, 1, 2), hours: float = 24.0, rate: float = 100.0, server: str = "embedded",
-             batches=None, results: Path | None = None, figures: Path | None = None, progress=None) -> dict:
-    """Notebook 07's batching what-if: rows, the summary and ``energy_batching.png``."""
+             batches=None, results: Path | None = None, figures: Path | None = None, progress=None,
+             cache_dir=None) -> dict:
+    """Notebook 07's batching what-if: rows, the summary and ``energy_batching.png`` (``cache_dir``: as
+    :func:`energy`'s)."""
     from mailstudy.study.energy import BATCHES, STANDARD_SETTINGS, batching_rows, summarize_batching
 
     results, figures = Path(results or data_dir("results")), Path(figures or data_dir("figures"))
     rows = batching_rows(settings or STANDARD_SETTINGS, seeds, hours, rate, server, batches=batches or BATCHES,
-                         progress=progress)
+                         progress=progress, cache_dir=cache_dir)
     summary = summarize_batching(rows)
     what = f"one device, {hours:g} h, {rate:g} messages/day, {len(list(seeds))} seeds, {server}"
     out = {"rows": rows, "summary": summary,

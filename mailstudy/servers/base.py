@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from mailstudy.errors import MailstudyError
-from mailstudy.servers.tls import CertificateError, check_versions, make_certificate
+from mailstudy.servers.tls import CertificateError, check_versions, run_certificate
 
 HOST = "127.0.0.1"
 
@@ -105,8 +105,8 @@ class MailServer(abc.ABC):
     ``disabled`` names POP3/IMAP capabilities to switch off for this run (e.g. ``{"UIDL", "PIPELINING"}``),
     where the server supports switching them off.
 
-    ``tls=True`` serves TLS too (:mod:`mailstudy.servers.tls`): a certificate made at start in the server's
-    private folder (its path, the CA file a client verifies with, is :attr:`tls_ca`), implicit TLS on
+    ``tls=True`` serves TLS too (:mod:`mailstudy.servers.tls`): the process's certificate, written at start in
+    the server's private folder (its path, the CA file a client verifies with, is :attr:`tls_ca`), implicit TLS on
     ``imaps_port`` and ``pop3s_port``, and STARTTLS (IMAP) and STLS (POP3) offered on the clear-text ports;
     ``tls_versions`` are the TLS versions it offers. Without TLS nothing of this exists and the clear-text
     ports offer no STARTTLS: a clear-text session's bytes are what they always were.
@@ -229,9 +229,9 @@ class MailServer(abc.ABC):
             c.logout()
 
     def _make_certificate(self, folder) -> None:
-        """With TLS: a fresh certificate in the server's private ``folder`` (:attr:`certificate`)."""
+        """With TLS: this process's certificate in the server's private ``folder`` (:attr:`certificate`)."""
         try:
-            self.certificate = make_certificate(folder)
+            self.certificate = run_certificate(folder)
         except CertificateError as exc:
             raise ServerError(str(exc)) from None
 

@@ -1,10 +1,13 @@
 """TLS for the servers: a generated certificate and the TLS versions a server offers.
 
 Why a module of its own: both servers (the embedded one and Dovecot) serve TLS from the same kind of
-certificate, made fresh in their private folder at every start, and the client verifies it against that same
-file (the certificate is its own CA). Made with the ``openssl`` command, as the IMAPS example does (no new
-dependency). RSA 2048 with a fixed serial number, not ECDSA: an ECDSA signature's DER length varies by a byte or
-two from one key to the next, so the handshake's byte count would vary between runs; RSA's does not.
+certificate, written into their private folder at every start, and the client verifies it against that same
+file (the certificate is its own CA). The key pair is made once per process (:func:`run_certificate`) and copied
+into each server's folder: making an RSA key costs about 0.1-0.5 CPU s, and a study starts servers hundreds of
+times (issue 17: ``make study`` in 15 minutes). :func:`make_certificate` still makes a fresh one when asked.
+Made with the ``openssl`` command, as the IMAPS example does (no new dependency). RSA 2048 with a fixed serial
+number, not ECDSA: an ECDSA signature's DER length varies by a byte or two from one key to the next, so the
+handshake's byte count would vary between runs; RSA's does not.
 
 A server offers TLS 1.2 and 1.3 unless told otherwise (``versions``); a client asks for one of them.
 """
@@ -64,6 +67,26 @@ def make_certificate(folder: Path, days: int = 2) -> Certificate:
         raise CertificateError(f"openssl could not make the server's certificate: {exc}") from exc
     if out.returncode != 0:
         raise CertificateError(f"openssl could not make the server's certificate: {out.stderr.strip()[-300:]}")
+    return Certificate(cert, key)
+
+
+#: This process's certificate and key as bytes, made by the first :func:`run_certificate` (keyed by ``days``).
+_THIS_PROCESS: dict[int, tuple[bytes, bytes]] = {}
+
+
+def run_certificate(folder: Path, days: int = 2) -> Certificate:
+    """This process's certificate (made by :func:`make_certificate` at the first call) written into ``folder``,
+    the key readable by its owner only. A study's servers share it: the handshake's bytes are the same as with a
+    fresh one (same key type and size, same serial and names)."""
+    folder = Path(folder)
+    if days not in _THIS_PROCESS:
+        made = make_certificate(folder, days)
+        _THIS_PROCESS[days] = (made.cert.read_bytes(), made.key.read_bytes())
+        return made
+    cert, key = folder / "tls-cert.pem", folder / "tls-key.pem"
+    cert.write_bytes(_THIS_PROCESS[days][0])
+    key.touch(mode=0o600)
+    key.write_bytes(_THIS_PROCESS[days][1])
     return Certificate(cert, key)
 
 

@@ -49,13 +49,15 @@ import subprocess
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Callable, Iterator
 
 from mailstudy.corpus import generate, make_message
 from mailstudy.live.clients import TracedIMAP4, TracedPOP3
 from mailstudy.live.trace import Trace
 from mailstudy.servers import available_servers, make_server
-from mailstudy.study.experiment import Experiment, run_experiment
+from mailstudy.outputs import data_dir
+from mailstudy.study.experiment import Experiment, cell_rows
 
 SUPPORTED, CONTRADICTED = "supported", "contradicted"
 HOLDS_ONLY_WHEN, NOT_PROTOCOL = "holds-only-when", "not-a-protocol-property"
@@ -175,23 +177,27 @@ class Lab:
     """Fresh servers with a seeded mailbox, and logged-in clients on them (two clients = two devices).
 
     ``seeds`` are the corpus seeds a number is measured over where a claim measures a ratio (the first one is
-    the lab's own mailbox); ``read_fraction`` is the many-messages claim's read fraction."""
+    the lab's own mailbox); ``read_fraction`` is the many-messages claim's read fraction. With ``cache_dir``
+    (the study's ``data/cache``), a session or a phone's day that a notebook's sweep already ran is read back
+    from the sweep's cache instead of run again (:func:`mailstudy.study.experiment.cell_rows`)."""
 
     def __init__(self, messages: int = 20, seed: int = 0, sizes: str = "buchner2009", headers: str = "realistic",
                  seeds: tuple[int, ...] | None = None, read_fraction: float = TYPICAL_READ_FRACTION,
-                 phone_hours: float = 3.0, phone_rates: tuple[float, ...] = PHONE_RATES) -> None:
+                 phone_hours: float = 3.0, phone_rates: tuple[float, ...] = PHONE_RATES,
+                 cache_dir: str | Path | None = None) -> None:
         self.messages, self.seed, self.sizes, self.headers = messages, seed, sizes, headers
         self.seeds = tuple(seeds) if seeds else (seed,)
         self.read_fraction = read_fraction
         self.corpus = generate(messages, sizes, seed, headers=headers)
         self.phone_hours, self.phone_rates = phone_hours, tuple(phone_rates)
+        self.cache_dir = cache_dir
         self._phone_days: dict = {}  # (server, setting label, rate) -> rows: the phone claims share their days
         self._jmap: dict = {}  # what the JMAP claims measured on Cyrus, shared by them
 
     def with_seed(self, seed: int) -> "Lab":
         """The same lab on the mailbox of another seed."""
         return Lab(self.messages, seed, self.sizes, self.headers, self.seeds, self.read_fraction,
-                   self.phone_hours, self.phone_rates)
+                   self.phone_hours, self.phone_rates, self.cache_dir)
 
     def phone_day(self, kind: str, setting, rate: float):
         """One phone (a single device) on ``setting`` for ``phone_hours`` simulated hours at ``rate`` new
@@ -203,7 +209,8 @@ class Lab:
         key = (kind, setting, rate)
         if key not in self._phone_days:
             self._phone_days[key] = energy_day_rows([setting], self.seeds, self.phone_hours, rate, kind,
-                                                    models=[get_model("lte")])
+                                                    models=[get_model("lte")], cache_dir=self.cache_dir and
+                                                    Path(self.cache_dir) / "fleet")
         return self._phone_days[key]
 
     def jmap_lists(self) -> list[dict]:
@@ -272,7 +279,7 @@ class Lab:
         """One measured session (an :class:`Experiment` row) on this lab's mailbox."""
         exp = Experiment(server=server_kind, messages=self.messages, sizes=self.sizes, seed=self.seed,
                          headers=self.headers, **params)
-        return run_experiment(exp)[0]
+        return cell_rows(exp, self.cache_dir)[0]
 
 
 def _logout(c) -> None:
@@ -1044,13 +1051,14 @@ def run_claims(quick: bool = False, servers: list[str] | None = None, seed: int 
 
     Quick: 20 messages on the embedded server, ratios over 3 seeds, the phone's days 3 simulated hours long.
     Full: 100 messages on every available server, ratios over 10 seeds (``seed`` to ``seed + n_seeds - 1``), the
+    sessions and phone days notebooks 01 and 07 already ran read back from the study's cache (``data/cache``), the
     phone's days 24 hours long, and Dovecot's POP3 lock tried with ``pop3_lock_session = yes`` (it waits about
     11 s before refusing). JMAP's claims run on Cyrus in both (``not-measurable-here`` rows without it).
     """
     servers = servers or (["embedded"] if quick else available_servers())
     n_seeds = n_seeds or (3 if quick else 10)
     lab = Lab(messages=20 if quick else 100, seed=seed, seeds=tuple(range(seed, seed + n_seeds)),
-              phone_hours=3.0 if quick else 24.0)
+              phone_hours=3.0 if quick else 24.0, cache_dir=None if quick else data_dir("cache"))
     out: list[Verdict] = []
     for fn in CLAIMS:
         kinds = servers if fn in (claim_pop3_one_device,) else servers[:1]

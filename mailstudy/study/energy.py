@@ -16,6 +16,7 @@ session priced as it crossed the phone's socket.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Iterable
 
 from mailstudy.energy.day import fleet_energy_rows
@@ -54,8 +55,9 @@ SUMMARY_COLUMNS = ("joules_per_day", "tail_share", "promotion_j", "transfer_j", 
 def energy_day_rows(settings: Iterable[Setting] = STANDARD_SETTINGS, seeds: Iterable[int] = (0, 1, 2),
                     hours: float = 24.0, rate: float = 100.0, server: str = "embedded",
                     models: Iterable[RadioModel] = tuple(MODELS.values()), read_fraction: float = 0.5,
-                    progress=None) -> "pandas.DataFrame":
-    """One row per setting, seed and radio: the device's fleet row with its joules by state (per day)."""
+                    progress=None, cache_dir=None) -> "pandas.DataFrame":
+    """One row per setting, seed and radio: the device's fleet row with its joules by state (per day); each
+    device's day read from ``cache_dir`` when there (:func:`fleet_day`)."""
     import pandas as pd
 
     models = list(models)
@@ -64,11 +66,28 @@ def energy_day_rows(settings: Iterable[Setting] = STANDARD_SETTINGS, seeds: Iter
     for n, (s, seed) in enumerate(todo, 1):
         cell = FleetCell(server=server, devices=1, clients=(s.client,), hours=hours, rate=rate, poll_s=s.poll_s,
                          idle=s.idle, seed=seed, read_fraction=read_fraction)
-        for r in fleet_energy_rows(cell, models):
+        for r in fleet_energy_rows(cell, models, rows=fleet_day(cell, cache_dir)):
             rows.append({"setting": s.label, **r})
         if progress:
             progress(n, len(todo))
     return pd.DataFrame(rows)
+
+
+@lru_cache(maxsize=None)
+def fleet_day(cell: FleetCell, cache_dir=None) -> dict[str, list[dict]]:
+    """The rows of one device's day (as :func:`mailstudy.study.fleet.run_fleet_rows` gives them), run once per
+    process and, with ``cache_dir`` (the fleet sweep's cache), once per study: the batching what-if prices the
+    very days :func:`energy_day_rows` ran, and notebook 06's phone claims price days notebook 07 runs (same
+    cells); running them again took as long as the first time (issue 17: ``make study`` in 15 minutes).
+    Callers must not change them."""
+    from mailstudy.study.experiment import cell_rows
+    from mailstudy.study.fleet import run_fleet_cell
+
+    out: dict[str, list[dict]] = {"devices": [], "fleet": [], "sessions": []}
+    for r in cell_rows(cell, cache_dir, run=run_fleet_cell):
+        row = dict(r)
+        out[{"device": "devices", "session": "sessions"}.get(row.pop("row"), "fleet")].append(row)
+    return out
 
 
 def summarize(rows: "pandas.DataFrame") -> "pandas.DataFrame":
@@ -91,7 +110,7 @@ BATCHES = (0, 1, 2, 4, 8)
 def batching_rows(settings: Iterable[Setting] = STANDARD_SETTINGS, seeds: Iterable[int] = (0, 1, 2),
                   hours: float = 24.0, rate: float = 100.0, server: str = "embedded",
                   models: Iterable[RadioModel] = tuple(MODELS.values()), batches: Iterable[int] = BATCHES,
-                  progress=None) -> "pandas.DataFrame":
+                  progress=None, cache_dir=None) -> "pandas.DataFrame":
     """The batching what-if (issue 19 item 4): each polling setting's real fleet day, priced as measured
     (``batch`` 0) and with the device fetching only on the first poll after ``batch`` new arrivals
     (:func:`mailstudy.energy.fleet.batched_polls`, whose assumptions are ours). One row per setting, seed,
@@ -105,7 +124,6 @@ def batching_rows(settings: Iterable[Setting] = STANDARD_SETTINGS, seeds: Iterab
     from mailstudy.energy.fleet import batched_polls, device_day_ledger
     from mailstudy.live.fleet import plan
     from mailstudy.live.idle import KEEPALIVE_S
-    from mailstudy.study.fleet import run_fleet_rows
 
     models, batches = list(models), sorted(set(batches) | {0})
     todo = [(s, seed) for s in settings if not s.idle for seed in check_seeds(list(seeds))]
@@ -113,7 +131,7 @@ def batching_rows(settings: Iterable[Setting] = STANDARD_SETTINGS, seeds: Iterab
     for n, (s, seed) in enumerate(todo, 1):
         cell = FleetCell(server=server, devices=1, clients=(s.client,), hours=hours, rate=rate, poll_s=s.poll_s,
                          seed=seed)
-        fleet, spec = run_fleet_rows(cell), cell.spec()
+        fleet, spec = fleet_day(cell, cache_dir), cell.spec()
         arrivals = list(plan(spec).arrivals)
         for batch in batches:
             sessions, delays = batched_polls(fleet["sessions"], 0, arrivals, batch, spec.period_s)

@@ -255,7 +255,7 @@ def sweep(experiments: Iterable[Experiment], cache_dir: str | Path | None = data
     rows: list[dict] = []
     todo: list[Experiment] = []
     for exp in exps:
-        cached = read_cell(cache / f"{exp.key()}.json") if cache else None
+        cached = read_cell(cell_file(cache, exp)) if cache else None
         if cached is not None:
             rows.extend(cached)
         else:
@@ -263,7 +263,7 @@ def sweep(experiments: Iterable[Experiment], cache_dir: str | Path | None = data
 
     def done(exp: Experiment, cell_rows: list[dict]) -> None:
         if cache:
-            write_atomically(cache / f"{exp.key()}.json", json.dumps(cell_rows, default=str))
+            write_atomically(cell_file(cache, exp), json.dumps(cell_rows, default=str))
         rows.extend(cell_rows)
         if on_row:
             for r in cell_rows:
@@ -284,6 +284,27 @@ def sweep(experiments: Iterable[Experiment], cache_dir: str | Path | None = data
     finally:
         bar.close()
     return pd.DataFrame(rows)
+
+
+def cell_file(cache: Path, cell) -> Path:
+    """Where :func:`sweep` keeps ``cell``'s rows in the ``cache`` folder."""
+    return Path(cache) / f"{cell.key()}.json"
+
+
+def cell_rows(cell, cache_dir: str | Path | None = None, run: Callable[..., list[dict]] | None = None) -> list[dict]:
+    """One cell's rows as :func:`sweep` gives them (rows read back from its cache carry what JSON keeps), read
+    from ``cache_dir`` when a sweep or an earlier call ran the same cell there, else run (``run``, default
+    :func:`run_experiment`) and kept there; ``None``: run, nothing kept. For code that needs one cell at a time
+    (the claims) and should not run again what a notebook's sweep already ran."""
+    run = run or run_experiment
+    cache = check_folder(cache_dir, "cache folder") if cache_dir else None
+    cached = read_cell(cell_file(cache, cell)) if cache else None
+    if cached is not None:
+        return cached
+    rows = run(cell)
+    if cache:
+        write_atomically(cell_file(cache, cell), json.dumps(rows, default=str))
+    return rows
 
 
 @contextmanager

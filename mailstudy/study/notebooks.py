@@ -77,18 +77,31 @@ def question_and_figure(nb_path: Path) -> tuple[str, str | None]:
     return question, nb.metadata.get("mailstudy", {}).get("key_figure")
 
 
+#: How many notebooks run at once. Most of a full study's wall time is sleeping through the link relay's emulated
+#: round trips, not CPU: run one after another they took 38 min of wall for 24 min of CPU (2026-12-04, issue 17);
+#: three side by side still used little more than one core each (01: 314 CPU s in 758 s, 03: 306 in 934, 04: 406
+#: in 956, under a load of 6-9), so four keep two cores busy. Their outputs are distinct files (each notebook
+#: writes its own tables and figures; the sweep cache's cells are written atomically under their key), and
+#: servers take free ports.
+JOBS = 4
+#: The order notebooks start in when no earlier full run into ``build/`` timed them (a fresh clone): the longest
+#: first (bench/study.py --together, 2026-12-04), so that the longest chain ends soonest; the others by name.
+LONGEST_FIRST = ("04", "03", "01", "07", "06", "08")
+#: Notebooks that start only once others have ended, because they read what those write: 06's claims read back
+#: the sessions 01 ran (the sweep cache) instead of running them again.
+AFTER = {"06": ("01",)}
+
+
 def run_notebooks(quick: bool = False, build: Path | None = None, notebooks: Path | None = None,
-                  only: list[str] | None = None, progress: bool = True) -> list[Run]:
+                  only: list[str] | None = None, progress: bool = True, jobs: int = JOBS) -> list[Run]:
     """Execute the chosen ``notebooks/NN-*.ipynb`` with papermill (``QUICK`` set) into ``build/``, plus HTML
-    copies and ``build/index.html``. A failing notebook raises :class:`NotebookError` naming it and its error.
+    copies and ``build/index.html``, ``jobs`` notebooks at a time (:data:`JOBS`; 1: one after another, with
+    papermill's progress bars). A failing notebook raises :class:`NotebookError` naming it and its error, once
+    the notebooks already running have finished (the ones not started yet are not started).
 
     ``notebooks`` and ``build`` default to ``notebooks/`` and ``build/`` under the project root, and the
     notebooks run in the project root (so their ``data/...`` paths land in the project whatever the working
     directory; see :mod:`mailstudy.outputs`)."""
-    import nbformat
-    import papermill as pm
-    from nbconvert import HTMLExporter
-
     from mailstudy.caches import keep_caches_in_project
 
     chosen = select(only, notebooks)
@@ -96,24 +109,136 @@ def run_notebooks(quick: bool = False, build: Path | None = None, notebooks: Pat
     keep_caches_in_project()  # the kernels inherit it: no ~/.ipython, no ~/.cache/matplotlib
     build.mkdir(parents=True, exist_ok=True)
     sweep_half_executed(build, notebooks)
-    runs = []
+    runs, todo = [], []
     for nb in chosen:
         out = build / nb.name
-        question, figure = question_and_figure(nb)
         missing = missing_needs(nb)
         if missing:
-            runs.append(Run(out, out.with_suffix(".html"), 0.0, question, None, quick, skipped=missing))
-            continue
-        t0 = time.monotonic()
-        with kernels_of_this_run() as manager:
-            execute(nb, out, quick, progress, manager)
-        seconds = time.monotonic() - t0
-        page, _ = HTMLExporter().from_notebook_node(nbformat.read(out, as_version=4))
-        write_atomically(out.with_suffix(".html"), page)
-        runs.append(Run(out, out.with_suffix(".html"), seconds, question, Path(figure) if figure else None,
-                        quick))
-    write_index(runs, build, quick)
+            runs.append(Run(out, out.with_suffix(".html"), 0.0, question_and_figure(nb)[0], None, quick,
+                            skipped=missing))
+        else:
+            todo.append(nb)
+    if jobs <= 1 or len(todo) <= 1:
+        for nb in todo:
+            runs.append(_described(nb, build, quick, execute_timed(nb, build / nb.name, quick, progress)))
+    else:
+        runs += _run_concurrently(todo, build, quick, jobs, progress)
+    write_index(sorted(runs, key=lambda r: r.notebook.name), build, quick)
     return runs
+
+
+def execute_timed(nb: Path, out: Path, quick: bool, progress: bool = False) -> float:
+    """Execute ``nb`` into ``out`` (:func:`execute`) with this run's kernels; the wall seconds it took."""
+    t0 = time.monotonic()
+    with kernels_of_this_run() as manager:
+        execute(nb, out, quick, progress, manager)
+    return time.monotonic() - t0
+
+
+def _described(nb: Path, build: Path, quick: bool, seconds: float) -> Run:
+    """The :class:`Run` of ``nb``, executed into ``build`` in ``seconds``, with its HTML copy written."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    out = build / nb.name
+    question, figure = question_and_figure(nb)
+    page, _ = HTMLExporter().from_notebook_node(nbformat.read(out, as_version=4))
+    write_atomically(out.with_suffix(".html"), page)
+    return Run(out, out.with_suffix(".html"), seconds, question, Path(figure) if figure else None, quick)
+
+
+def _run_concurrently(todo: list[Path], build: Path, quick: bool, jobs: int, progress: bool) -> list[Run]:
+    """Execute ``todo`` ``jobs`` at a time, each in a spawned worker process (one kernel each; spawned, since
+    papermill's event loop and the kernel's threads do not survive a fork), the longest first as the last full
+    run into ``build`` timed them (:data:`LONGEST_FIRST` when it did not time them all), none before what it
+    reads (:data:`AFTER`). Prints one line as each ends when ``progress``; a failure is raised as one
+    :class:`NotebookError` naming every notebook that failed, after the running ones end (no other starts)."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    earlier = _earlier_seconds(build)
+    if all(nb.name in earlier for nb in todo):
+        waiting = sorted(todo, key=lambda nb: -earlier[nb.name])
+    else:
+        rank = {name: k for k, name in enumerate(LONGEST_FIRST)}
+        waiting = sorted(todo, key=lambda nb: rank.get(nb.name[:2], len(rank)))  # stable: the rest by name
+    runs, failed, running = [], [], {}
+    pool = ProcessPoolExecutor(min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_start)
+    try:
+        while waiting or running:
+            while len(running) < jobs and (nb := _next_ready(waiting, running.values())) is not None:
+                waiting.remove(nb)
+                running[pool.submit(_worker_execute, nb, build / nb.name, quick)] = nb
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                nb = running.pop(fut)
+                try:
+                    seconds, cpu = fut.result()
+                    runs.append(_described(nb, build, quick, seconds))
+                except Exception as exc:  # NotebookError; BrokenProcessPool when a worker died
+                    failed.append(str(exc) if isinstance(exc, NotebookError) else
+                                  f"{nb.name}: {type(exc).__name__}: {' '.join(str(exc).split())}")
+                    waiting.clear()  # the running ones finish; the rest do not start
+                    continue
+                if progress:
+                    print(f"{nb.stem}: {seconds:.0f} s wall, {cpu:.0f} CPU s", flush=True)
+    except BaseException:  # stopped (a signal): each worker stops its kernel and removes its half notebook
+        for proc in list(pool._processes.values()):  # the stdlib pool has no public way to stop its workers
+            proc.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    if failed:
+        raise NotebookError("; ".join(failed))
+    return runs
+
+
+def _next_ready(waiting: list[Path], running) -> Path | None:
+    """The first of ``waiting`` whose :data:`AFTER` notebooks are neither waiting nor running (None: none is)."""
+    busy = {nb.name[:2] for nb in [*waiting, *running]}
+    return next((nb for nb in waiting if not busy & set(AFTER.get(nb.name[:2], ()))), None)
+
+
+def _worker_start() -> None:
+    """In each worker: a SIGTERM when mailstudy dies (even by ``kill -9``), which :func:`_worker_execute` turns
+    into a clean stop."""
+    import signal
+
+    from mailstudy.processes import die_with_parent
+
+    die_with_parent(signal.SIGTERM)
+
+
+def _worker_execute(nb: Path, out: Path, quick: bool) -> tuple[float, float]:
+    """:func:`execute_timed` in a worker, where a stop signal stops the notebook as it does in ``mailstudy``;
+    its wall seconds and the CPU seconds of the worker and its children (the kernel and the pools it waited
+    for; not Dovecot's daemons) meanwhile."""
+    from mailstudy.processes import stop_on_signals
+
+    cpu0 = _cpu_s()
+    with stop_on_signals():
+        seconds = execute_timed(nb, out, quick)
+    return seconds, _cpu_s() - cpu0
+
+
+def _cpu_s() -> float:
+    """User + system CPU seconds of this process and its waited-for children so far."""
+    import resource
+
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
+def _earlier_seconds(build: Path) -> dict[str, float]:
+    """Each notebook's run time in the earlier runs into ``build`` (``build/index.json``; {} when there is none)."""
+    import json
+
+    try:
+        return {Path(d["notebook"]).name: float(d["seconds"]) for d in json.loads((build / "index.json").read_text())
+                if not d.get("quick")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def sweep_half_executed(build: Path, notebooks: Path | None = None) -> None:
