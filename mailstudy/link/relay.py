@@ -81,7 +81,9 @@ class Link:
     def reports(self, count: int = 1, timeout: float = 5.0) -> list[dict]:
         """The next ``count`` connections' work as the relay measured it, in the order they closed (a Link made
         with ``report=True``; :mod:`mailstudy.link.relay_ledger`): each a dict with ``work_s`` (c_0 + the o_f
-        and g_f), its parts, ``upstream`` (the index of its port) and ``connection`` (its number there)."""
+        and g_f), the session's flights (:func:`~mailstudy.link.relay_ledger.flights_of`; a model Session with
+        :func:`~mailstudy.link.relay_ledger.session_of_report`), ``upstream`` (the index of its port) and
+        ``connection`` (its number there)."""
         if not self.report or self.proc is None:
             raise LinkError("this link was not started with report=True")
         out: list[dict] = []
