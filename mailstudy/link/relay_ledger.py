@@ -136,6 +136,7 @@ class Ledger:
         self.sent: dict[str, list[tuple[float, int]]] = {UP: [], DOWN: []}
         self.t_server: float | None = None
         self.t_server_due = 0.0  # when the relay was due to connect to the server (the emulated accept)
+        self.t_open = 0.0  # when the relay accepted the client
 
     def read(self, t: float, direction: str, size: int) -> None:
         if not self.keep:
@@ -155,4 +156,8 @@ class Ledger:
         with self._lock:
             out = flights_of(list(self.reads), {k: list(v) for k, v in self.sent.items()}, self.t_server or 0.0)
         out["late_s"] += max(0.0, (self.t_server or 0.0) - self.t_server_due)  # a late connect delays the greeting
+        # on the perf_counter clock, which a client's trace shares (CLOCK_MONOTONIC): when the relay accepted the
+        # client and when it handed the client its last byte
+        out["opened_at"] = self.t_open
+        out["last_delivery_at"] = self.sent[DOWN][-1][0] if self.sent[DOWN] else None
         return out

@@ -192,6 +192,7 @@ class _Connection:
         self.opening = _Opening(self.t_open, profile.rtt_s)
         self.up_q: queue.SimpleQueue = queue.SimpleQueue()
         self.ledger = Ledger(keep=report is not None)
+        self.ledger.t_open = self.t_open
 
     def direction(self, down: bool) -> Direction:
         return Direction(self.profile, down, self.t_open, self.seed)
