@@ -86,7 +86,8 @@ def relay_sessions(exp: Experiment, name: str, repeats: int) -> list[dict]:
         # the client's processing, like its pauses; both clocks are CLOCK_MONOTONIC (perf_counter)
         end_lag = result.trace.t_connect_ns * 1e-9 + duration - report["last_delivery_at"]
         out.append({"duration_s": duration, "time_to_list_s": result.metrics["time_to_list_s"],
-                    "work_s": report["work_s"] + max(0.0, end_lag), "end_lag_s": end_lag, "report": report})
+                    "work_s": report["work_s"] + max(0.0, end_lag), "end_lag_s": end_lag, "report": report,
+                    "list_ready_at": result.trace.milestones.get("list_ready", 0) * 1e-9})
     return out
 
 
@@ -101,6 +102,11 @@ def own_work(measured: list[dict], like, name: str, binary) -> dict:
     out: dict = {}
     for r in measured:
         own = session_of_report(r["report"], like)
+        # the client's time from the relay's delivery of the last listing answer to "list ready" (which the relay
+        # cannot see; the same clock): its processing there, a wake-up included, like its pauses
+        listing = [f for f, b in zip(r["report"]["flights"], like.round_trips) if b.before_list]
+        if listing and r["list_ready_at"] and listing[-1].get("answered_at"):
+            own = replace(own, list_pause_s=max(0.0, r["list_ready_at"] - listing[-1]["answered_at"]))
         r["ns3"], r["model"] = ns3ref.run(own, name, binary), predict(own, name)
     for k in ("duration_s", "time_to_list_s"):
         out[k] = {"ns3_own_s": statistics.median(r["ns3"][k] for r in measured),

@@ -25,8 +25,8 @@ def test_work_of_a_made_up_session_is_exact():
     sent = {DOWN: [(1.5, 10), (4.0, 100), (4.25, 50), (6.5, 5)], UP: [(2.0, 3), (2.5, 4), (5.5, 6)]}
     f = flights_of(reads, sent, 1.0)
     assert f == {"greeting_s": 0.25, "greeting_bytes": 10, "late_s": 0.0, "flights": [
-        {"pause_s": 0.25, "request": [[0.0, 3], [0.0625, 4]], "answer": [[0.5, 100], [1.0, 50]]},
-        {"pause_s": 0.75, "request": [[0.0, 6]], "answer": [[0.5, 5]]}]}
+        {"pause_s": 0.25, "request": [[0.0, 3], [0.0625, 4]], "answer": [[0.5, 100], [1.0, 50]], "answered_at": 4.25},
+        {"pause_s": 0.75, "request": [[0.0, 6]], "answer": [[0.5, 5]], "answered_at": 6.5}]}
     w = work_of(f)
     assert w.greeting_s == 0.25
     assert w.client_s == (1.75 - 1.5) + (5.0 - 4.25)

@@ -66,8 +66,9 @@ def flights_of(reads: list[tuple[float, str, int]], sent: dict[str, list[tuple[f
     the server, ``sent[DOWN]``: to the client; (time, size) in order) and when it connected to the server:
     ``greeting_s`` (c_0), ``greeting_bytes``, ``late_s`` (how much later than due the relay delivered the last
     byte of each flight and answer, summed: its own delay on the session's path), and ``flights``, each ``{"pause_s": g_f, "request": [[q, u], ...],
-    "answer": [[o, d], ...]}`` (q from the flight's first byte read; o from the request's last byte delivered to
-    the server, so the last o is o_f). Module docstring for the terms."""
+    "answer": [[o, d], ...], "answered_at": t}`` (q from the flight's first byte read; o from the request's last
+    byte delivered to the server, so the last o is o_f; t: when the answer's last byte was handed to the client,
+    on the relay's clock). Module docstring for the terms."""
     counted = {UP: 0, DOWN: 0}
     out: dict = {"greeting_s": 0.0, "greeting_bytes": 0, "flights": [], "late_s": 0.0}
     request_end: float | None = None  # when the current request's last byte reached the server
@@ -87,6 +88,8 @@ def flights_of(reads: list[tuple[float, str, int]], sent: dict[str, list[tuple[f
             out.update(greeting_s=max(0.0, group[-1][0] - t_server), greeting_bytes=sum(n for _, _, n in group))
         if direction == DOWN:
             answer_end = _ended(out, sent[DOWN], counted[DOWN])
+            if out["flights"]:
+                out["flights"][-1]["answered_at"] = answer_end
     return out
 
 
