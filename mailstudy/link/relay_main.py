@@ -121,7 +121,7 @@ def _real_time() -> None:
     when the loaded machine gets round to them: the relay stands in for the network, which never waits for the
     CPU that the client and the server share. Measured (bench/reference.py, lan, 5-7 sessions per cell, load
     average 7-9 on 2 cores): with nice -10 alone the relay delivered each flight's last byte 6-66 ms late per
-    session in all, 20-40 % more than ns-3's network time; under SCHED_FIFO 0.2-1.1 ms, within 1-5 %. Threads
+    session in all, network time 16-68 % above ns-3's (medians per cell); under SCHED_FIFO 0.2-1.1 ms, 1-5 %. Threads
     inherit it, so it is set before any starts; the spin then shrinks to SPIN_RT_S, since a spinning real-time
     thread holds its core from the client and the server. Where not allowed, nice -10 (and the usual spin)."""
     global SPIN_S
