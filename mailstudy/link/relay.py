@@ -7,11 +7,15 @@ mailstudy even on ``kill -9``, and :meth:`Link.stop` ends it and waits, so no re
 
     with Link("4g", [(server.host, server.imap_port), (server.host, server.pop3_port)]) as link:
         imap_port, pop3_port = link.ports   # connect here, on 127.0.0.1
+
+``Link(..., report=True)`` also hands out each closed connection's own work, as the relay measured it
+(:meth:`Link.reports`): what bench/reference.py takes from a session's duration to compare its network time.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import select
 import subprocess
 import sys
@@ -32,8 +36,11 @@ class LinkError(MailstudyError, RuntimeError):
 class Link:
     """A running relay for ``profile`` in front of each ``(host, port)`` upstream; ``ports`` in the same order."""
 
-    def __init__(self, profile: str | Profile, upstreams: list[tuple[str, int]], seed: int = 0) -> None:
+    def __init__(self, profile: str | Profile, upstreams: list[tuple[str, int]], seed: int = 0,
+                 report: bool = False) -> None:
         self.profile = get_profile(profile)
+        self.report = report
+        self._pending = b""
         self.upstreams = [(h, int(p)) for h, p in upstreams]
         self.seed = seed
         self.host = HOST
@@ -41,7 +48,8 @@ class Link:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Link:
-        config = json.dumps({"profile": self.profile.to_dict(), "upstreams": self.upstreams, "seed": self.seed})
+        config = json.dumps({"profile": self.profile.to_dict(), "upstreams": self.upstreams, "seed": self.seed,
+                             "report": self.report})
         self.proc = popen_tied([sys.executable, "-m", "mailstudy.link.relay_main", config],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
         ready, _, _ = select.select([self.proc.stdout], [], [], READY_TIMEOUT_S)
@@ -70,6 +78,29 @@ class Link:
             if f:
                 f.close()
 
+    def reports(self, count: int = 1, timeout: float = 5.0) -> list[dict]:
+        """The next ``count`` connections' work as the relay measured it, in the order they closed (a Link made
+        with ``report=True``; :mod:`mailstudy.link.relay_ledger`): each a dict with ``work_s`` (c_0 + the o_f
+        and g_f), the session's flights (:func:`~mailstudy.link.relay_ledger.flights_of`; a model Session with
+        :func:`~mailstudy.link.relay_ledger.session_of_report`), ``upstream`` (the index of its port) and
+        ``connection`` (its number there)."""
+        if not self.report or self.proc is None:
+            raise LinkError("this link was not started with report=True")
+        out: list[dict] = []
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()  # read raw: a buffered reader could hold a line that select() cannot see
+        while len(out) < count:
+            if b"\n" in self._pending:
+                line, self._pending = self._pending.split(b"\n", 1)
+                out.append(json.loads(line))
+                continue
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            data = os.read(fd, 65536) if ready else b""
+            if not data:
+                raise LinkError(f"the link relay reported {len(out)} of {count} connections within {timeout:g} s")
+            self._pending += data
+        return out
+
     @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
@@ -83,8 +114,6 @@ class Link:
 
 def wait_gone(pid: int, timeout: float = 5.0) -> bool:
     """True once no process ``pid`` exists (for checks that a relay left nothing behind)."""
-    import os
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

@@ -2,8 +2,11 @@
 
 Why a process of its own: the client's and the server's CPU work must not skew the relay's clock (docs/design.md,
 "Networks"). Started by :class:`mailstudy.link.relay.Link`; argv[1] is a JSON object
-``{"profile": {...}, "upstreams": [[host, port], ...], "seed": s}``. When every listener is bound it prints one
-JSON line ``{"ports": [...]}`` (the listening port for each upstream, in order) and serves until killed.
+``{"profile": {...}, "upstreams": [[host, port], ...], "seed": s, "report": false}``. When every listener is
+bound it prints one JSON line ``{"ports": [...]}`` (the listening port for each upstream, in order) and serves
+until killed. With ``"report": true`` it also prints, as each connection closes, one JSON line of that session's
+own work as the relay saw it (:mod:`mailstudy.link.relay_ledger`: what ``duration - work`` leaves is the
+session's network time, the part ns-3 can check).
 
 Each direction of each connection is a reader thread (recv, stamp, schedule with
 :class:`~mailstudy.link.schedule.Direction`) and a writer thread (sleep until a piece is due, send every piece
@@ -32,6 +35,7 @@ import time
 
 from mailstudy.link.model import connection_setup
 from mailstudy.link.profiles import get_profile
+from mailstudy.link.relay_ledger import DOWN, UP, Ledger, work_of
 from mailstudy.link.schedule import Direction
 from mailstudy.processes import precise_timers
 
@@ -85,14 +89,16 @@ class _Opening:
         return t_in + self.client_lag if first is None or t_in < first else t_in
 
 
-def _reader(src: socket.socket, direction: Direction, out: queue.SimpleQueue,
+def _reader(src: socket.socket, direction: Direction, out: queue.SimpleQueue, ledger: Ledger,
             opening: _Opening | None = None) -> None:
     recv = _kernel_clock(src)
+    side = UP if opening is not None else DOWN
     try:
         while True:
             data, t_in = recv(RECV_SIZE)
             if not data:
                 break
+            ledger.read(t_in, side, len(data))
             if opening is not None:
                 t_in = opening.client_time(t_in)
             offset = 0
@@ -105,6 +111,25 @@ def _reader(src: socket.socket, direction: Direction, out: queue.SimpleQueue,
 
 
 SPIN_S = 0.0003  # the last stretch of every delay is waited awake: a sleeping core wakes late, more so after long sleeps
+SPIN_RT_S = 0.00005  # the same under SCHED_FIFO, which wakes the relay at once: awake only briefly, for its 50 us
+#: The relay's real-time priority (SCHED_FIFO, root only): the lowest, above every ordinary process.
+RT_PRIORITY = 1
+
+
+def _real_time() -> None:
+    """Run the relay's threads under SCHED_FIFO when allowed (root), so they wake when a piece is due and not
+    when the loaded machine gets round to them: the relay stands in for the network, which never waits for the
+    CPU that the client and the server share. Measured (bench/reference.py, lan, 5-7 sessions per cell, load
+    average 7-9 on 2 cores): with nice -10 alone the relay delivered each flight's last byte 6-66 ms late per
+    session in all, network time 16-68 % above ns-3's (medians per cell); under SCHED_FIFO 0.2-1.1 ms, 1-5 %. Threads
+    inherit it, so it is set before any starts; the spin then shrinks to SPIN_RT_S, since a spinning real-time
+    thread holds its core from the client and the server. Where not allowed, nice -10 (and the usual spin)."""
+    global SPIN_S
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(RT_PRIORITY))
+    except (OSError, AttributeError):
+        return
+    SPIN_S = SPIN_RT_S
 
 
 def _sleep_until(due: float, clock) -> None:
@@ -115,9 +140,10 @@ def _sleep_until(due: float, clock) -> None:
         time.sleep(0)  # awake but yielding the GIL each turn, so the other direction's threads keep running
 
 
-def _writer(dst: socket.socket, inbox: queue.SimpleQueue, done: threading.Event,
+def _writer(dst: socket.socket, inbox: queue.SimpleQueue, done: threading.Event, ledger: Ledger,
             opening: _Opening | None = None) -> None:
     clock = time.perf_counter
+    side = DOWN if opening is not None else UP
     pending = None
     try:
         while True:
@@ -128,6 +154,7 @@ def _writer(dst: socket.socket, inbox: queue.SimpleQueue, done: threading.Event,
             due, data = item
             _sleep_until(due, clock)
             parts = [data]
+            last_due = due
             while True:  # everything else already due goes in the same send
                 try:
                     nxt = inbox.get_nowait()
@@ -137,11 +164,14 @@ def _writer(dst: socket.socket, inbox: queue.SimpleQueue, done: threading.Event,
                     pending = nxt
                     break
                 parts.append(nxt[1])
+                last_due = nxt[0]
             if opening is not None and opening.first_down is None:
                 # before the send: once it is sent the client may answer at once, and an answer read while this
                 # was still unset would be held an RTT as if it had been sent before anything arrived
                 opening.first_down = due
-            dst.sendall(parts[0] if len(parts) == 1 else b"".join(parts))
+            chunk = parts[0] if len(parts) == 1 else b"".join(parts)
+            ledger.send(side, len(chunk), last_due)
+            dst.sendall(chunk)
         try:
             dst.shutdown(socket.SHUT_WR)
         except OSError:
@@ -152,24 +182,36 @@ def _writer(dst: socket.socket, inbox: queue.SimpleQueue, done: threading.Event,
         done.set()
 
 
-def _serve_connection(client: socket.socket, upstream: tuple[str, int], profile, seed: str) -> None:
+class _Connection:
+    """One accepted connection: what its threads share (the profile, the schedule's seed, the setup, the
+    client's queue toward the server, the ledger) and where its work is reported when it closes (or nowhere)."""
+
+    def __init__(self, client: socket.socket, upstream: tuple[str, int], profile, seed: str, report) -> None:
+        self.client, self.upstream, self.profile, self.seed, self.report = client, upstream, profile, seed, report
+        self.t_open = time.perf_counter()
+        self.opening = _Opening(self.t_open, profile.rtt_s)
+        self.up_q: queue.SimpleQueue = queue.SimpleQueue()
+        self.ledger = Ledger(keep=report is not None)
+        self.ledger.t_open = self.t_open
+
+    def direction(self, down: bool) -> Direction:
+        return Direction(self.profile, down, self.t_open, self.seed)
+
+
+def _serve_connection(conn: _Connection) -> None:
     """Relay one accepted connection: the client's bytes are read (and timed) at once, the server is connected
     when its accept() would happen on the emulated link (1.5 RTT after the client's connect)."""
-    t_open = time.perf_counter()
-    opening = _Opening(t_open, profile.rtt_s)
-    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    up_q: queue.SimpleQueue = queue.SimpleQueue()
-    threading.Thread(target=_reader, args=(client, Direction(profile, False, t_open, seed), up_q, opening),
+    conn.client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    threading.Thread(target=_reader, args=(conn.client, conn.direction(False), conn.up_q, conn.ledger, conn.opening),
                      daemon=True).start()
-    threading.Thread(target=_connect_upstream, args=(client, upstream, profile, seed, t_open, opening, up_q),
-                     daemon=True).start()
+    threading.Thread(target=_connect_upstream, args=(conn,), daemon=True).start()
 
 
-def _connect_upstream(client: socket.socket, upstream: tuple[str, int], profile, seed: str, t_open: float,
-                      opening: _Opening, up_q: queue.SimpleQueue) -> None:
-    _sleep_until(opening.t_accept, time.perf_counter)
+def _connect_upstream(conn: _Connection) -> None:
+    client = conn.client
+    _sleep_until(conn.opening.t_accept, time.perf_counter)
     try:
-        server = socket.create_connection(upstream, timeout=10)
+        server = socket.create_connection(conn.upstream, timeout=10)
         server.settimeout(None)
     except OSError:
         try:
@@ -178,29 +220,47 @@ def _connect_upstream(client: socket.socket, upstream: tuple[str, int], profile,
             pass
         client.close()
         return
+    conn.ledger.t_server, conn.ledger.t_server_due = time.perf_counter(), conn.opening.t_accept
     server.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     finished = [threading.Event(), threading.Event()]
     down_q: queue.SimpleQueue = queue.SimpleQueue()
-    threading.Thread(target=_writer, args=(server, up_q, finished[0]), daemon=True).start()
-    threading.Thread(target=_reader, args=(server, Direction(profile, True, t_open, seed), down_q),
+    threading.Thread(target=_writer, args=(server, conn.up_q, finished[0], conn.ledger), daemon=True).start()
+    threading.Thread(target=_reader, args=(server, conn.direction(True), down_q, conn.ledger), daemon=True).start()
+    threading.Thread(target=_writer, args=(client, down_q, finished[1], conn.ledger, conn.opening),
                      daemon=True).start()
-    threading.Thread(target=_writer, args=(client, down_q, finished[1], opening), daemon=True).start()
 
     def closer() -> None:
         for d in finished:
             d.wait()
         for s in (client, server):
             s.close()
+        if conn.report is not None:
+            conn.report(conn.ledger.flights())
 
     threading.Thread(target=closer, daemon=True).start()
 
 
-def _listen(listener: socket.socket, upstream: tuple[str, int], profile, seed: int, index: int) -> None:
+def _listen(listener: socket.socket, upstream: tuple[str, int], profile, seed: int, index: int, report) -> None:
     n = 0
     while True:
         client, _ = listener.accept()
         n += 1
-        _serve_connection(client, upstream, profile, f"{seed}:{index}:{n}")
+        say = None
+        if report is not None:
+            def say(flights, index=index, n=n):
+                report({"upstream": index, "connection": n, "work_s": work_of(flights).total_s, **flights})
+        _serve_connection(_Connection(client, upstream, profile, f"{seed}:{index}:{n}", say))
+
+
+def _reporter():
+    """Writes one JSON line per closed connection on stdout (``"report": true`` in the config)."""
+    lock = threading.Lock()
+
+    def report(obj: dict) -> None:
+        with lock:
+            sys.stdout.write(json.dumps(obj) + "\n")
+            sys.stdout.flush()
+    return report
 
 
 def _warm_up(profile, upstreams: list[tuple[str, int]]) -> None:
@@ -220,6 +280,7 @@ def main(argv: list[str]) -> int:
         os.setpriority(os.PRIO_PROCESS, 0, RELAY_NICE)
     except OSError:
         pass
+    _real_time()
     profile = get_profile(config["profile"])
     listeners = []
     for host, port in config["upstreams"]:
@@ -229,8 +290,9 @@ def main(argv: list[str]) -> int:
         s.listen(64)
         listeners.append((s, (host, int(port))))
     _warm_up(profile, [u for _, u in listeners])
+    report = _reporter() if config.get("report") else None
     for i, (s, upstream) in enumerate(listeners):
-        threading.Thread(target=_listen, args=(s, upstream, profile, config.get("seed", 0), i),
+        threading.Thread(target=_listen, args=(s, upstream, profile, config.get("seed", 0), i, report),
                          daemon=True).start()
     print(json.dumps({"ports": [s.getsockname()[1] for s, _ in listeners]}), flush=True)
     threading.Event().wait()  # serve until killed
