@@ -107,6 +107,23 @@ def test_reading_energy_of_real_sessions_through_a_link():
     assert half["joules_spread"] > half["joules_together"] + 3 * 12.0  # a tail per open, at ~1 W for 11.6 s
 
 
+def test_reading_sessions_in_a_pool_give_the_rows_of_one_at_a_time():
+    """The read-energy sessions run in a process pool (notebook 07, 10 seeds) come back in the serial order with
+    the same counts: each one its own real server and link."""
+    from mailstudy.energy import MODELS
+    from mailstudy.study.energy import read_energy_rows
+    from mailstudy.study.experiment import count_executor
+
+    kw = dict(fractions=(0.0, 0.5), messages=6, protocols=("pop3",), profile="lan", seeds=(0, 1),
+              models=[MODELS["lte"]])
+    serial = read_energy_rows(**kw)
+    with count_executor(2) as pool:
+        pooled = read_energy_rows(**kw, executor=pool)
+    keys = ["strategy", "read_fraction", "seed", "radio", "bodies_fetched", "bytes_down"]
+    assert len(pooled) == 6 and pooled[keys].equals(serial[keys])
+    assert list(pooled["bodies_fetched"]) == [6, 6, 0, 3, 0, 3]
+
+
 def test_batching_keeps_the_first_poll_after_n_arrivals():
     """Polls every 10 s, arrivals at 1, 2, 15 and 31 s: every poll as measured; after 1 arrival the polls at
     10, 20 and 40 s (the empty ones go, their bytes ride on the next kept one); after 2 the ones at 10 and 40 s;

@@ -99,21 +99,22 @@ def energy(settings=None, seeds=(0, 1, 2), hours: float = 24.0, rate: float = 10
 
 def read_energy_chart(rows, radio: str, title: str):
     """Joules against the read fraction, one panel per protocol: header-first with the opens in the session
-    and spread at the user's pace, download-all as a level line, break-evens marked (medians over seeds)."""
+    and spread at the user's pace (medians over seeds, error bars their 95 % interval), download-all as a level
+    line, break-evens marked (medians over seeds)."""
     from mailstudy.study.energy import energy_breakeven
+    from mailstudy.study.intervals import summarize
 
     protocols = list(dict.fromkeys(rows["protocol"]))
     fig, axes = plt.subplots(1, len(protocols), figsize=(6 * len(protocols), 4.4), squeeze=False)
     r = rows[rows["radio"] == radio]
     for ax, protocol in zip(axes[0], protocols):
         p = r[r["protocol"] == protocol]
-        hf = p[p["strategy"] == "header-first"].groupby("read_fraction")[["joules_together", "joules_spread"]]
-        med, lo, hi = hf.median(), hf.min(), hf.max()
+        hf = summarize(p[p["strategy"] == "header-first"], ["read_fraction"], ["joules_together", "joules_spread"])
         think = int(p["think_s"].iloc[0])
         for col, label, colour in (("joules_together", "header-first, opens in the session", "#1f5fa8"),
                                    ("joules_spread", f"header-first, one open every {think} s", "#d9480f")):
-            ax.errorbar(med.index, med[col], yerr=[med[col] - lo[col], hi[col] - med[col]], marker="o",
-                        color=colour, capsize=3, label=label)
+            ax.errorbar(hf["read_fraction"], hf[col], yerr=[hf[col] - hf[f"{col}_lo"], hf[f"{col}_hi"] - hf[col]],
+                        marker="o", color=colour, capsize=3, label=label)
         da = p[p["strategy"] == "download-all"]["joules_together"]
         ax.axhline(da.median(), color="#2e7d32", linestyle="--", label="download-all (reading after: no radio)")
         for col, colour in (("joules_together", "#1f5fa8"), ("joules_spread", "#d9480f")):
@@ -134,14 +135,18 @@ def read_energy_chart(rows, radio: str, title: str):
 
 def read_energy(fractions=(0.0, 0.1, 0.25, 0.5, 1.0), messages: int = 50, profile: str = "lte-2012",
                 seeds=(0,), think_s: float = 60.0, server: str = "embedded", radio: str = "lte",
-                results: Path | None = None, figures: Path | None = None) -> dict:
-    """Notebook 07's read-fraction question: rows, break-evens per protocol and radio, ``energy_read_fraction.png``."""
+                results: Path | None = None, figures: Path | None = None, workers: int = 1) -> dict:
+    """Notebook 07's read-fraction question: rows, break-evens per protocol and radio, ``energy_read_fraction.png``;
+    the sessions run ``workers`` at a time (:func:`mailstudy.study.energy.read_energy_rows`)."""
     import pandas as pd
 
     from mailstudy.study.energy import energy_breakeven, read_energy_rows
+    from mailstudy.study.experiment import count_executor
 
     results, figures = Path(results or data_dir("results")), Path(figures or data_dir("figures"))
-    rows = read_energy_rows(fractions, messages, profile=profile, seeds=seeds, think_s=think_s, server=server)
+    with count_executor(workers) as pool:
+        rows = read_energy_rows(fractions, messages, profile=profile, seeds=seeds, think_s=think_s, server=server,
+                                executor=pool)
     evens = pd.DataFrame([{"protocol": p, "radio": r, "breakeven_together": energy_breakeven(rows, p, r),
                            "breakeven_spread": energy_breakeven(rows, p, r, "joules_spread")}
                           for p in dict.fromkeys(rows["protocol"]) for r in dict.fromkeys(rows["radio"])])
@@ -149,7 +154,7 @@ def read_energy(fractions=(0.0, 0.1, 0.25, 0.5, 1.0), messages: int = 50, profil
            "rows_csv": write_csv_atomically(rows, results / "energy_read_fraction.csv"),
            "breakeven_csv": write_csv_atomically(evens, results / "energy_breakeven.csv")}
     out["png"] = save_figure(read_energy_chart(
-        rows, radio, f"Radio joules of reading {messages} messages on {profile} ({radio}), median and range over "
+        rows, radio, f"Radio joules of reading {messages} messages on {profile} ({radio}), median and 95 % interval over "
                      f"{len(list(seeds))} seed(s)"), "energy_read_fraction", figures)
     plt.close("all")
     return out

@@ -170,39 +170,69 @@ def summarize_batching(rows: "pandas.DataFrame") -> "pandas.DataFrame":
 def read_energy_rows(fractions=(0.0, 0.1, 0.25, 0.5, 1.0), messages: int = 50, protocols=("imap", "pop3"),
                      profile: str = "lte-2012", seeds: Iterable[int] = (0,), think_s: float = 60.0,
                      server: str = "embedded", models: Iterable[RadioModel] = tuple(MODELS.values()),
-                     progress=None) -> "pandas.DataFrame":
+                     progress=None, executor=None) -> "pandas.DataFrame":
     """Joules of reading mail, header-first against download-all, as the read fraction varies: one real
     session each (through ``profile``'s link), priced on each radio twice: with the opens back to back in the
     session (``joules_together``) and with the user opening one message every ``think_s`` seconds
     (``joules_spread``, :func:`mailstudy.energy.timeline.spread_opens`; ours: a reading pace). Download-all
-    (POP3 keep mode) downloads everything in one session; reading afterwards costs the radio nothing."""
+    (POP3 keep mode) downloads everything in one session; reading afterwards costs the radio nothing.
+
+    With ``executor`` (a ``concurrent.futures`` pool) the sessions run there several at a time, each on its own
+    server and link: they mostly wait out the link's round trips, so overlapping them saves wall time; the rows
+    come back in the same order as one at a time."""
     import pandas as pd
 
+    models, seeds = tuple(models), check_seeds(list(seeds))
+    todo = [(p, seed, "download-all", None) for p in protocols for seed in seeds]
+    todo += [(p, seed, "header-first", f) for p in protocols for seed in seeds for f in fractions]
+    jobs = [ReadSession(p, seed, strategy, f, messages, profile, think_s, server, models)
+            for p, seed, strategy, f in todo]
+    rows = []
+    for n, session_rows in enumerate(executor.map(read_session_rows, jobs) if executor
+                                      else map(read_session_rows, jobs), 1):
+        rows += session_rows
+        if progress:
+            progress(n, len(todo))
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class ReadSession:
+    """One point of :func:`read_energy_rows`: a protocol, seed, strategy and read fraction (picklable, so a
+    process pool can run it)."""
+
+    protocol: str
+    seed: int
+    strategy: str
+    fraction: float | None
+    messages: int
+    profile: str
+    think_s: float
+    server: str
+    models: tuple
+
+
+def read_session_rows(job: ReadSession) -> list[dict]:
+    """Run ``job``'s real session and price it on each radio: one row per radio (:func:`read_energy_rows`)."""
     from mailstudy.energy.ledger import ledger
     from mailstudy.energy.timeline import spread_opens, trace_activities
     from mailstudy.study.experiment import Experiment, run_experiment
 
-    models = list(models)
-    todo = [(p, seed, "download-all", None) for p in protocols for seed in check_seeds(list(seeds))]
-    todo += [(p, seed, "header-first", f) for p in protocols for seed in check_seeds(list(seeds)) for f in fractions]
+    exp = Experiment(server=job.server, protocol=job.protocol, strategy=job.strategy, messages=job.messages,
+                     seed=job.seed, read_fraction=job.fraction or 0.0, profile=job.profile)
+    results: list = []
+    (row,) = run_experiment(exp, results=results)
+    trace = results[0].trace
     rows = []
-    for n, (protocol, seed, strategy, fraction) in enumerate(todo, 1):
-        exp = Experiment(server=server, protocol=protocol, strategy=strategy, messages=messages, seed=seed,
-                         read_fraction=fraction or 0.0, profile=profile)
-        results: list = []
-        (row,) = run_experiment(exp, results=results)
-        trace = results[0].trace
-        for model in models:
-            together = ledger(model, trace_activities(trace), keep_segments=False)
-            spread = ledger(model, spread_opens(trace, think_s), keep_segments=False)
-            rows.append({"protocol": protocol, "strategy": strategy, "read_fraction": fraction, "seed": seed,
-                         "radio": model.name, "messages": messages, "profile": profile, "think_s": think_s,
-                         "bodies_fetched": row["bodies_fetched"], "bytes_down": row["bytes_down"],
-                         "duration_s": row["duration_s"], "joules_together": together.total_j,
-                         "joules_spread": spread.total_j, "promotions_spread": spread.promotions})
-        if progress:
-            progress(n, len(todo))
-    return pd.DataFrame(rows)
+    for model in job.models:
+        together = ledger(model, trace_activities(trace), keep_segments=False)
+        spread = ledger(model, spread_opens(trace, job.think_s), keep_segments=False)
+        rows.append({"protocol": job.protocol, "strategy": job.strategy, "read_fraction": job.fraction,
+                     "seed": job.seed, "radio": model.name, "messages": job.messages, "profile": job.profile,
+                     "think_s": job.think_s, "bodies_fetched": row["bodies_fetched"], "bytes_down": row["bytes_down"],
+                     "duration_s": row["duration_s"], "joules_together": together.total_j,
+                     "joules_spread": spread.total_j, "promotions_spread": spread.promotions})
+    return rows
 
 
 def energy_breakeven(rows: "pandas.DataFrame", protocol: str, radio: str,
