@@ -78,3 +78,25 @@ def test_the_chart_draws_every_client_and_variant_on_each_link(tmp_path):
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["mbsync", "thunderbird"]
     path = kept_sync_chart(table, tmp_path)
     assert path == tmp_path / "kept_sync_times.png" and path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_summary_over_seeds_gives_each_number_its_interval_and_the_chart_draws_it(tmp_path):
+    """Two seeds of the real sessions: one row per cell with the seeds' median and its 95 % interval; the login
+    counts do not depend on the seed (an exact interval); both tables written; the chart's bars get error bars."""
+    from mailstudy.faces.kept_charts import kept_sync_figure
+    from mailstudy.study.kept_sync import kept_sync_summary
+
+    summary = kept_sync_summary(["embedded"], clients=("thunderbird",), messages=8, seeds=(0, 1), results=tmp_path)
+    assert list(summary["variant"]) == ["reconnect-and-poll", "as shipped", "as shipped + COMPRESS"]
+    assert set(summary["seeds"]) == {2}
+    assert list(summary["logins"]) == list(summary["logins_lo"]) == list(summary["logins_hi"]) == [1, 0, 0]
+    for col in ("sync_s_4g", "sync_s_satellite-geo", "wire_bytes_down"):
+        assert (summary[f"{col}_lo"] <= summary[col]).all() and (summary[col] <= summary[f"{col}_hi"]).all()
+    seeds = (tmp_path / "kept_sync_times_seeds.csv").read_text().splitlines()
+    assert len(seeds) == 1 + 2 * 3 and seeds[0].endswith(",seed")
+    assert (tmp_path / "kept_sync_times.csv").read_text().startswith("server,client,ships_with")
+    fig = kept_sync_figure(summary)
+    from matplotlib.container import BarContainer
+
+    bars = [c for ax in fig.axes for c in ax.containers if isinstance(c, BarContainer)]
+    assert len(bars) == 2 * 3 and all(c.errorbar is not None for c in bars)

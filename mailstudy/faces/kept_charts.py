@@ -19,8 +19,9 @@ VARIANT_COLOR = {"reconnect-and-poll": "#c0392b", "as shipped": "#2471a3", "as s
 
 def kept_sync_figure(table, title: str = "One sync as each client ships against reconnect-and-poll"):
     """One panel per ``sync_s_<link>`` column: horizontal bars per client, one per variant, seconds written at
-    each bar's end."""
-    links = [c for c in table.columns if c.startswith("sync_s_")]
+    each bar's end; on a summary over seeds (:func:`mailstudy.study.kept_sync.kept_sync_summary`) the bars are
+    medians and their error bars the 95 % interval."""
+    links = [c for c in table.columns if c.startswith("sync_s_") and not c.endswith(("_lo", "_hi"))]
     clients = list(dict.fromkeys(table["client"]))
     names = [name for name, _b, _z in VARIANTS]
     fig, axes = plt.subplots(1, len(links), figsize=(5.2 * len(links), 0.9 * len(clients) + 1.8), squeeze=False)
@@ -28,9 +29,15 @@ def kept_sync_figure(table, title: str = "One sync as each client ships against 
     for ax, col in zip(axes[0], links):
         for k, name in enumerate(names):
             rows = table[table["variant"] == name].set_index("client")
+            present = [c for c in clients if c in rows.index]
             ys = [len(clients) - 1 - i + 0.4 - (k + 0.5) * height for i, c in enumerate(clients) if c in rows.index]
-            xs = [float(rows.loc[c, col]) for c in clients if c in rows.index]
-            ax.barh(ys, xs, height=height, color=VARIANT_COLOR[name], label=name)
+            xs = [float(rows.loc[c, col]) for c in present]
+            err = None
+            if f"{col}_lo" in rows.columns:  # a summary over seeds: the median's 95 % interval
+                err = [[x - float(rows.loc[c, f"{col}_lo"]) for x, c in zip(xs, present)],
+                       [float(rows.loc[c, f"{col}_hi"]) - x for x, c in zip(xs, present)]]
+            ax.barh(ys, xs, height=height, color=VARIANT_COLOR[name], label=name, xerr=err,
+                    error_kw={"capsize": 2, "elinewidth": 0.8})
             for y, x in zip(ys, xs):
                 ax.text(x, y, f" {x:.2f}", va="center", fontsize=7)
         ax.set_yticks(range(len(clients)), clients[::-1], fontsize=8)

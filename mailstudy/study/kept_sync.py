@@ -157,4 +157,32 @@ def kept_sync_table(servers=("embedded",), clients=KEPT_CLIENTS, profiles=SYNC_P
     return table
 
 
-__all__ = ["SYNC_COLUMNS", "SYNC_PROFILES", "SyncCell", "kept_sync_table", "measure_sync", "sync_cells"]
+#: What identifies a row of :func:`kept_sync_table` (the rest are its measurements, summarized over seeds).
+SYNC_KEYS = ("server", "client", "ships_with", "compress_default", "variant", "way")
+
+
+def kept_sync_summary(servers=("embedded",), clients=KEPT_CLIENTS, profiles=SYNC_PROFILES, messages: int = 30,
+                      new_messages: int = 2, seeds=(0,), conditions="realistic",
+                      results: str | Path | None = data_dir("results")):
+    """:func:`kept_sync_table` over ``seeds`` (each a fresh mailbox and link sample): one row per cell with each
+    measurement's median over the seeds, its 95 % interval (``_lo``, ``_hi``) and ``seeds``
+    (:func:`mailstudy.study.intervals.summarize`). With ``results``, written atomically as
+    ``kept_sync_times.csv`` (the summary) and ``kept_sync_times_seeds.csv`` (each seed's rows) there."""
+    import pandas as pd
+
+    from mailstudy.study.intervals import summarize
+    from mailstudy.study.parameters import check_seeds
+
+    per_seed = pd.concat([kept_sync_table(servers, clients, profiles, messages, new_messages, seed, conditions,
+                                          results=None).assign(seed=seed) for seed in check_seeds(list(seeds))],
+                         ignore_index=True)
+    metrics = [c for c in per_seed.columns if c not in (*SYNC_KEYS, "compressed", "seed")]
+    summary = summarize(per_seed, SYNC_KEYS, metrics)
+    if results is not None:
+        write_csv_atomically(per_seed, Path(results) / "kept_sync_times_seeds.csv")
+        write_csv_atomically(summary, Path(results) / "kept_sync_times.csv")
+    return summary
+
+
+__all__ = ["SYNC_COLUMNS", "SYNC_KEYS", "SYNC_PROFILES", "SyncCell", "kept_sync_summary", "kept_sync_table",
+           "measure_sync", "sync_cells"]
