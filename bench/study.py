@@ -33,6 +33,12 @@ are user + system of the run and its waited-for children, per notebook as the st
   run; median 5.0 during it, this run's own four notebooks and their pools): 12 min 27 s wall, 1,365 CPU s
   (user 1,061 + system 304). Wall / CPU per notebook: 01 484 / 316, 02 3 / 2, 03 622 / 303, 04 686 / 392,
   05 2 / 1, 06 259 / 121, 07 647 / 151, 08 82 / 73. The longest chain: 01 then 06, 743 s; 04 alone 686 s.
+- 2026-12-04 21:44, `/usr/bin/time -v make study` on a fresh clone of main at 872263c (the venv created from
+  nothing included), nothing else running (load 0.9 before): 11 min 21 s wall, 1,235 CPU s (user 1,049.5 +
+  system 185.8), peak RSS 415 MiB. Wall / CPU per notebook: 01 396 / 275, 02 3 / 2, 03 534 / 254, 04 641 / 378,
+  05 2 / 1, 06 218 / 86, 07 623 / 127, 08 80 / 71. Not yet timed after it: the last three parts raised to 10
+  seeds (measured alone, loaded: 07 493 s wall / 198 CPU s against 603 / 129; 04's JMAP fleet +44 s wall,
+  +30 CPU s; 03's kept syncs +100 s wall, +50 CPU s), an estimated 1,385 CPU s in all.
 """
 
 from __future__ import annotations
