@@ -38,8 +38,9 @@ def kept_sync_figure(table, title: str = "One sync as each client ships against 
                        [float(rows.loc[c, f"{col}_hi"]) - x for x, c in zip(xs, present)]]
             ax.barh(ys, xs, height=height, color=VARIANT_COLOR[name], label=name, xerr=err,
                     error_kw={"capsize": 2, "elinewidth": 0.8})
-            for y, x in zip(ys, xs):
-                ax.text(x, y, f" {x:.2f}", va="center", fontsize=7)
+            ends = [x + e for x, e in zip(xs, err[1])] if err else xs  # the label starts past the interval
+            for y, x, end in zip(ys, xs, ends):
+                ax.text(end, y, f" {x:.2f}", va="center", fontsize=7)
         ax.set_yticks(range(len(clients)), clients[::-1], fontsize=8)
         ax.set_xlabel(f"modelled seconds on {col[len('sync_s_'):]}", fontsize=8)
         ax.margins(x=0.15)
