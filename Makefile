@@ -7,10 +7,12 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: study study-quick test bench bench-fleet clean explorer-site
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py $(wildcard mailstudy/*/*.pyx)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,dask]'
+	@# setuptools warns on every editable install that a folder named like the package may shadow it: that is
+	@# this checkout's layout on purpose, so the warning says nothing a newcomer can act on.
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet -e '.[test,dask]'
 	@touch $(STAMP)
 
 study: $(STAMP)
