@@ -11,6 +11,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from mailstudy.corpus import generate
@@ -172,13 +173,14 @@ def test_a_noop_poller_learns_new_mail_from_exists_over_its_one_connection(start
 
 
 def test_the_notebook_table_puts_each_client_as_it_ships_beside_the_baseline(tmp_path):
-    from mailstudy.study.kept import KEPT_COLUMNS, kept_comparison, kept_wire_per_day
+    from mailstudy.study.kept import (KEPT_COLUMNS, KEPT_METRICS, kept_comparison, kept_summary,
+                                      kept_wire_per_day)
 
-    table = kept_comparison(["embedded"], clients=("thunderbird", "mbsync"), hours=1, rate=96, seed=3,
+    table = kept_comparison(["embedded"], clients=("thunderbird", "mbsync"), hours=1, rate=96, seeds=(3, 4),
                             cache_dir=None, results=tmp_path)
-    assert list(table.columns) == list(KEPT_COLUMNS) and len(table) == 5  # mbsync never asks for COMPRESS
-    assert (tmp_path / "devices_kept_connections.csv").read_text().startswith("server,client,ships_with")
-    rows = {(r["client"], r["variant"]): r for r in table.to_dict("records")}
+    assert list(table.columns) == list(KEPT_COLUMNS) and len(table) == 10  # mbsync never asks for COMPRESS
+    assert sorted(set(table["seed"])) == [3, 4]
+    rows = {(r["client"], r["variant"]): r for r in table[table.seed == 3].to_dict("records")}
     tb, baseline = rows[("thunderbird", "as shipped")], rows[("thunderbird", "reconnect-and-poll")]
     tbz = rows[("thunderbird", "as shipped + COMPRESS")]
     assert tb["ships_with"] == "keeps its connection; IDLE, checked every 600 s" and tb["way"] == "idle"
@@ -193,7 +195,22 @@ def test_the_notebook_table_puts_each_client_as_it_ships_beside_the_baseline(tmp
     assert tbz["wire_bytes_down"] < tbz["bytes_down"] and tbz["wire_bytes_down"] < tb["wire_bytes_down"]
     for r in (tb, baseline, rows[("mbsync", "as shipped")]):  # clear text, no COMPRESS: the wire is the protocol
         assert (r["wire_bytes_up"], r["wire_bytes_down"]) == (r["bytes_up"], r["bytes_down"])
+    # the summary: one row per client and variant, each number a median over both seeds with its interval
+    summary = kept_summary(table)
+    assert len(summary) == 5 and set(summary["seeds"]) == {2}
+    written = pd.read_csv(tmp_path / "devices_kept_connections.csv")
+    assert list(written["variant"]) == list(summary["variant"]) and set(written["seeds"]) == {2}
+    assert len(pd.read_csv(tmp_path / "devices_kept_connections_seeds.csv")) == 10
+    tbs = summary.set_index(["client", "variant"]).loc[("thunderbird", "as shipped")]
+    both = table[(table.client == "thunderbird") & (table.variant == "as shipped")]
+    for m in KEPT_METRICS:
+        assert tbs[f"{m}_lo"] <= tbs[m] <= tbs[f"{m}_hi"]
+    assert tbs["bytes_down"] == both["bytes_down"].median() and both["bytes_down"].nunique() == 2  # seeds differ
+    assert tbs["ships_with"] == tb["ships_with"]
+    # bytes on the wire per day: the ratio is taken within each seed, then summarized
     wide = kept_wire_per_day(table).set_index("client")
-    assert wide.loc["thunderbird", "as shipped + COMPRESS"] == tbz["wire_bytes_per_day"]
-    assert 0 < wide.loc["thunderbird", "compress_ratio"] < 1
+    assert wide.loc["thunderbird", "seeds"] == 2
+    assert wide.loc["thunderbird", "as shipped + COMPRESS"] == table[
+        (table.client == "thunderbird") & (table.variant == "as shipped + COMPRESS")]["wire_bytes_per_day"].median()
+    assert 0 < wide.loc["thunderbird", "compress_ratio_lo"] <= wide.loc["thunderbird", "compress_ratio"] < 1
     assert wide["as shipped + COMPRESS"].isna()["mbsync"]

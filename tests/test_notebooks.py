@@ -57,7 +57,7 @@ def test_study_quick_executes_every_notebook(tmp_path):
     results = tmp_path / "data" / "results"
     summaries = {"traffic_volume": "bytes_down", "bytes_vs_read_fraction": "bytes_down",
                  "devices_fleet": "bytes_down_per_day", "devices_losses": "messages_lost",
-                 "devices_condstore": "bytes_down_per_day"}
+                 "devices_condstore": "bytes_down_per_day", "devices_kept_connections": "bytes_per_day"}
     if latency:
         summaries.update(latency_measured="time_to_list_s", model_vs_measured="error",
                          waiting_vs_rtt="duration_s", pipelining_batching="round_trips",

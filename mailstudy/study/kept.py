@@ -30,11 +30,16 @@ KEPT_CLIENTS = ("thunderbird", "k9", "neomutt", "mbsync", "thunderbird-pop3")
 #: client that asks for COMPRESS (with COMPRESS off, as shipped is what such a client does on a server without it).
 VARIANTS = (("reconnect-and-poll", "poll", False), ("as shipped", "profile", False),
             ("as shipped + COMPRESS", "profile", True))
-#: The columns of :func:`kept_table`, in order.
-KEPT_COLUMNS = ("server", "client", "ships_with", "compress_default", "variant", "behaviour", "compress", "way",
-                "compressed", "poll_s", "logins", "commands", "round_trips", "bytes_up", "bytes_down",
-                "wire_bytes_up", "wire_bytes_down", "bytes_per_day", "wire_bytes_per_day", "staleness_median_s",
-                "staleness_max_s")
+#: What names a cell of :func:`kept_table` apart from its seed (a client's defaults follow from its name).
+KEPT_KEYS = ("server", "client", "ships_with", "compress_default", "variant", "behaviour", "compress", "way",
+             "compressed", "poll_s")
+#: What each cell measured: the numbers :func:`kept_summary` gives as a median over seeds with an interval.
+KEPT_METRICS = ("logins", "commands", "round_trips", "bytes_up", "bytes_down", "wire_bytes_up", "wire_bytes_down",
+                "bytes_per_day", "wire_bytes_per_day", "staleness_median_s", "staleness_max_s")
+#: The columns of :func:`kept_table`, in order: one row per cell and seed.
+KEPT_COLUMNS = (*KEPT_KEYS, "seed", *KEPT_METRICS)
+#: The groups :func:`kept_summary` takes medians over (the other keys are the same on all a group's rows).
+SUMMARY_BY = ("server", "client", "variant")
 
 
 def compress_default(client: str) -> str:
@@ -50,14 +55,15 @@ def variant_of(behaviour: str, compress: bool) -> str:
     return next(name for name, b, z in VARIANTS if (b, z) == (behaviour, bool(compress)))
 
 
-def kept_cells(servers, clients=KEPT_CLIENTS, hours: float = 24.0, rate: float = 100.0, seed: int = 0,
+def kept_cells(servers, clients=KEPT_CLIENTS, hours: float = 24.0, rate: float = 100.0, seeds=(0,),
                devices: int = 1, read_fraction: float = 0.5) -> list[FleetCell]:
-    """Per server and client: the day with each device as its client keeps its connection (``profile``) and the
-    same day reconnecting on every poll of the client's own interval (``poll``, the baseline); for a client that
-    asks for COMPRESS, also the ``profile`` day on a server that offers it (:data:`VARIANTS`)."""
-    base = FleetCell(hours=hours, rate=rate, seed=seed, devices=devices, read_fraction=read_fraction, poll_s=None)
-    return [replace(base, server=s, clients=(c,), behaviour=b, compress=z) for s in servers for c in clients
-            for _name, b, z in VARIANTS if b in BEHAVIOURS and (not z or get_client(c).compression)]
+    """Per server, client and seed: the day with each device as its client keeps its connection (``profile``) and
+    the same day reconnecting on every poll of the client's own interval (``poll``, the baseline); for a client
+    that asks for COMPRESS, also the ``profile`` day on a server that offers it (:data:`VARIANTS`)."""
+    base = FleetCell(hours=hours, rate=rate, devices=devices, read_fraction=read_fraction, poll_s=None)
+    return [replace(base, server=s, clients=(c,), behaviour=b, compress=z, seed=seed) for seed in seeds
+            for s in servers for c in clients for _name, b, z in VARIANTS
+            if b in BEHAVIOURS and (not z or get_client(c).compression)]
 
 
 def poll_sweep_cells(servers, clients=KEPT_CLIENTS, polls=(300.0, 900.0, 3600.0), hours: float = 24.0,
@@ -85,33 +91,57 @@ def kept_table(devices_df):
     df["bytes_per_day"] = (df["bytes_up"] + df["bytes_down"]).astype(float) * per_day
     df["wire_bytes_per_day"] = (df["wire_bytes_up"] + df["wire_bytes_down"]).astype(float) * per_day
     order = {name: k for k, (name, _b, _z) in enumerate(VARIANTS)}
-    df = df.sort_values(["server", "client", "variant"], key=lambda c: c.map(order) if c.name == "variant" else c)
+    df = df.sort_values(["server", "client", "variant", "seed"],
+                        key=lambda c: c.map(order) if c.name == "variant" else c, kind="stable")
     return df[list(KEPT_COLUMNS)].reset_index(drop=True)
+
+
+def kept_summary(table):
+    """One row per server, client and variant of :func:`kept_table`: each of :data:`KEPT_METRICS` as its median
+    over the seeds with its 95 % interval (``_lo``, ``_hi``; :func:`mailstudy.study.intervals.summarize`) and
+    ``seeds``, beside what the client ships with."""
+    from mailstudy.study.intervals import summarize
+
+    return summarize(table, SUMMARY_BY, KEPT_METRICS)
 
 
 def kept_wire_per_day(table):
     """One row per server and client: what it ships with and its bytes on the wire per day in each of
-    :data:`VARIANTS` (empty where the client never asks for COMPRESS), and as shipped with COMPRESS against
-    without."""
-    wide = table.pivot_table(index=["server", "client", "ships_with", "compress_default"], columns="variant",
-                             values="wire_bytes_per_day", aggfunc="first")
-    wide = wide.reindex(columns=[name for name, _b, _z in VARIANTS])
+    :data:`VARIANTS` (empty where the client never asks for COMPRESS), and ``compress_ratio``, as shipped with
+    COMPRESS against without. The ratio is taken within each seed (the same day with and without), then every
+    column is a median over the seeds with its interval (``_lo``, ``_hi``) and ``seeds``."""
+    from mailstudy.study.intervals import summarize
+
+    keys = ["server", "client", "ships_with", "compress_default"]
+    wide = table.pivot_table(index=[*keys, "seed"], columns="variant", values="wire_bytes_per_day",
+                             aggfunc="first", dropna=False)
+    names = [name for name, _b, _z in VARIANTS]
+    wide = wide.reindex(columns=names)
     wide["compress_ratio"] = wide["as shipped + COMPRESS"] / wide["as shipped"]
     wide.columns.name = None
-    return wide.reset_index()
+    wide = wide.reset_index()
+    wide = wide[wide[names].notna().any(axis=1)]  # pivot's empty cross products (a client on another server)
+    return summarize(wide, keys, [*names, "compress_ratio"])
 
 
-def kept_comparison(servers, clients=KEPT_CLIENTS, hours: float = 24.0, rate: float = 100.0, seed: int = 0,
+def kept_comparison(servers, clients=KEPT_CLIENTS, hours: float = 24.0, rate: float = 100.0, seeds=(0,),
                     cache_dir: str | Path | None = data_dir("cache") / "fleet",
-                    results: str | Path | None = data_dir("results"), progress: bool = False):
-    """Run :func:`kept_cells` (cached per cell) and return :func:`kept_table`; with ``results``, also written
-    atomically as ``devices_kept_connections.csv`` there."""
-    tables = fleet_sweep(kept_cells(servers, clients, hours, rate, seed), cache_dir=cache_dir, progress=progress)
+                    results: str | Path | None = data_dir("results"), executor=None, progress: bool = False):
+    """Run :func:`kept_cells` over ``seeds`` (cached per cell, through ``executor`` when given: the counts and
+    the simulated staleness do not depend on the machine) and return :func:`kept_table`, one row per cell and
+    seed. With ``results``, also written atomically there: ``devices_kept_connections.csv`` (the summary,
+    :func:`kept_summary`) and ``devices_kept_connections_seeds.csv`` (each seed's rows)."""
+    from mailstudy.study.parameters import check_seeds
+
+    cells = kept_cells(servers, clients, hours, rate, check_seeds(list(seeds)))
+    tables = fleet_sweep(cells, cache_dir=cache_dir, executor=executor, progress=progress)
     table = kept_table(tables["devices"])
     if results is not None:
-        write_csv_atomically(table, Path(results) / "devices_kept_connections.csv")
+        write_csv_atomically(table, Path(results) / "devices_kept_connections_seeds.csv")
+        write_csv_atomically(kept_summary(table), Path(results) / "devices_kept_connections.csv")
     return table
 
 
-__all__ = ["KEPT_CLIENTS", "KEPT_COLUMNS", "VARIANTS", "compress_default", "kept_cells", "kept_comparison",
-           "kept_table", "kept_wire_per_day", "poll_sweep_cells", "variant_of"]
+__all__ = ["KEPT_CLIENTS", "KEPT_COLUMNS", "KEPT_KEYS", "KEPT_METRICS", "SUMMARY_BY", "VARIANTS", "compress_default",
+           "kept_cells", "kept_comparison", "kept_summary", "kept_table", "kept_wire_per_day", "poll_sweep_cells",
+           "variant_of"]
