@@ -128,13 +128,26 @@ def uninterrupted():
 
 
 # ---- temporary folders named after their owner ------------------------------------------------------------
-TEMP_ROOTS = ("/dev/shm",)  # searched besides tempfile.gettempdir(): where servers keep RAM-backed folders
+#: where folders go whose path must be short (Unix sockets: 107 bytes) when the temporary folder's path is long
+SHORT_TEMP = "/tmp"
+#: searched besides tempfile.gettempdir(): where servers keep RAM-backed folders, and the short folder above
+TEMP_ROOTS = ("/dev/shm", SHORT_TEMP)
+#: the longest temporary folder path :func:`short_tempdir` uses as it is: our folder's name (~33 bytes), Voilà's
+#: folder in it (~15) and a kernel socket's name (~51: kernel-UUID-ipc-N) must fit in the 107 of a socket's path
+SHORT_TEMP_MAX = 8
 _OWNED = re.compile(r"^mailstudy-[a-z0-9]+-(\d+)-")
 
 
 def owned_tempdir(kind: str, dir: str | None = None) -> Path:
     """A new private folder ``mailstudy-KIND-PID-XXXX`` (in ``dir`` or the system's temporary folder)."""
     return Path(tempfile.mkdtemp(prefix=f"mailstudy-{kind}-{os.getpid()}-", dir=dir))
+
+
+def short_tempdir(kind: str) -> Path:
+    """:func:`owned_tempdir` in the temporary folder, or in :data:`SHORT_TEMP` when the temporary folder's own
+    path is long (a test's ``TMPDIR``): kernels keep Unix sockets in it, whose paths must fit in 107 bytes."""
+    root = tempfile.gettempdir()
+    return owned_tempdir(kind, dir=root if len(root) <= SHORT_TEMP_MAX else SHORT_TEMP)
 
 
 def sweep_dead(roots: tuple | None = None) -> list[Path]:

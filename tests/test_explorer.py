@@ -273,13 +273,21 @@ def _explore(tmp_path, token: str) -> tuple[subprocess.Popen, str]:
     return proc, line
 
 
-def _wait_gone(path_glob, tmp_path, deadline_s: float = 60) -> list:
+def _homes(tmp_path, proc) -> list[Path]:
+    """The folders of ``mailstudy explore`` (process ``proc``): in its TMPDIR, or in SHORT_TEMP when that path is
+    too long for its kernels' Unix sockets (as pytest's is)."""
+    from mailstudy.processes import SHORT_TEMP
+
+    return [h for root in (tmp_path, Path(SHORT_TEMP)) for h in root.glob(f"mailstudy-explore-{proc.pid}-*")]
+
+
+def _wait_gone(tmp_path, proc, deadline_s: float = 60) -> list:
     import time
 
     end = time.monotonic() + deadline_s
-    while time.monotonic() < end and list(tmp_path.glob(path_glob)):
+    while time.monotonic() < end and _homes(tmp_path, proc):
         time.sleep(0.2)
-    return list(tmp_path.glob(path_glob))
+    return _homes(tmp_path, proc)
 
 
 @pytest.mark.slow
@@ -305,12 +313,12 @@ def test_explore_prints_its_url_once_listening_and_stops_with_128_plus_signal(tm
                 assert token.encode() not in cmdline.read_bytes()
             except (FileNotFoundError, ProcessLookupError, PermissionError):
                 pass
-        (home,) = tmp_path.glob("mailstudy-explore-*")
+        (home,) = _homes(tmp_path, proc)
         assert (home / "voila.json").stat().st_mode & 0o077 == 0
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 128 + signal.SIGTERM
         assert "stopped by SIGTERM" in proc.stderr.read()
-        assert not list(tmp_path.glob("mailstudy-explore-*"))  # config and connection files removed
+        assert not _homes(tmp_path, proc)  # config and connection files removed
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -322,10 +330,10 @@ def test_explore_killed_leaves_no_connection_files(tmp_path):
     proc, line = _explore(tmp_path, "tok")
     try:
         assert "?token=tok" in line
-        assert list(tmp_path.glob("mailstudy-explore-*"))
+        assert _homes(tmp_path, proc)
         proc.kill()  # SIGKILL: no cleanup of its own; the guardian removes the folder
         proc.wait()
-        assert _wait_gone("mailstudy-explore-*", tmp_path) == []
+        assert _wait_gone(tmp_path, proc) == []
     finally:
         if proc.poll() is None:
             proc.kill()

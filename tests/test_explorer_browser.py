@@ -87,9 +87,18 @@ def _wait_listening(port: int, proc: subprocess.Popen, log: Path) -> None:
     pytest.fail(f"nothing listened on 127.0.0.1:{port} within {READY_S} s: {log.read_text()[-2000:]}")
 
 
+#: JupyterLab's kernels over Unix sockets: over TCP, jupyter_client picks free ports, closes them and lets the
+#: kernel bind them, and a process started beside it could take one first (a kernel died at start on "Address
+#: already in use" once). The sockets live in the runtime folder, which _start keeps short (108-byte limit).
+LAB_KERNELS_OVER_IPC = "--KernelManager.transport=ipc"
+
+
 def _start(argv: list[str], cwd: Path, port: int, log: Path) -> subprocess.Popen:
+    from mailstudy.processes import SHORT_TEMP, owned_tempdir
+
     (cwd / "tmp").mkdir(exist_ok=True)
-    env = {**os.environ, "MAILSTUDY_ROOT": str(cwd), "JUPYTER_RUNTIME_DIR": str(cwd / ".runtime"), "TMPDIR": str(cwd / "tmp"),
+    runtime = owned_tempdir("runtime", dir=SHORT_TEMP)  # pytest's tmp_path is too long for a kernel's sockets
+    env = {**os.environ, "MAILSTUDY_ROOT": str(cwd), "JUPYTER_RUNTIME_DIR": str(runtime), "TMPDIR": str(cwd / "tmp"),
            "JUPYTER_CONFIG_DIR": str(cwd / ".config"), "JUPYTERLAB_WORKSPACES_DIR": str(cwd / ".workspaces")}
     with open(log, "wb") as fh:
         proc = subprocess.Popen(argv, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, env=env,
@@ -272,8 +281,13 @@ def _radio(page, shot: str) -> None:
     assert page.locator(".ms-error").inner_text().strip() == ""
 
 
-def _kernel_files(workspace: Path) -> list[Path]:
-    return list((workspace / "tmp").glob("mailstudy-explore-*/voila_*/kernel-*.json"))
+def _kernel_files(workspace: Path, proc: subprocess.Popen, pattern: str = "kernel-*.json") -> list[Path]:
+    """The kernel files of ``mailstudy explore`` (process ``proc``): its folder is in the temporary folder, or in
+    SHORT_TEMP when the temporary folder's path is too long for the kernels' Unix sockets (as it is here)."""
+    from mailstudy.processes import SHORT_TEMP
+
+    return [f for root in (workspace / "tmp", Path(SHORT_TEMP))
+            for f in root.glob(f"mailstudy-explore-{proc.pid}-*/voila_*/{pattern}")]
 
 
 def test_explorer_in_jupyterlab(browser, workspace):
@@ -284,7 +298,7 @@ def test_explorer_in_jupyterlab(browser, workspace):
     proc = _start([sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
                    f"--ServerApp.port={port}", f"--IdentityProvider.token={token}", "--allow-root",
                    f"--ServerApp.root_dir={workspace}", "--LabApp.expose_app_in_browser=True",
-                   "--ServerApp.port_retries=0"],
+                   "--ServerApp.port_retries=0", LAB_KERNELS_OVER_IPC],
                   workspace, port, workspace / "lab.log")
     try:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -321,15 +335,16 @@ def test_explorer_served_by_mailstudy_explore(browser, workspace):
         _radio(page, "explorer-voila")
         _run_live(page, "explorer-voila")
         assert "Traceback" not in page.content()
-        assert len(_kernel_files(workspace)) == 1
+        assert len(_kernel_files(workspace, proc)) == 1
+        assert _kernel_files(workspace, proc, "kernel-*-ipc-*")  # the kernel's Unix sockets: no TCP port to race for
         # leaving the page shuts its kernel down (Voilà's "beforeunload" beacon; headless chromium's page.close()
         # does not send it, so the test leaves the page the way a student navigates away)
         page.goto("about:blank")
         page.close()
         deadline = time.monotonic() + READY_S
-        while _kernel_files(workspace) and time.monotonic() < deadline:
+        while _kernel_files(workspace, proc) and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert _kernel_files(workspace) == []
+        assert _kernel_files(workspace, proc) == []
     finally:
         _stop(proc)
 
@@ -356,7 +371,7 @@ def test_notebook_runs_all_in_jupyterlab(browser, tmp_path, stem):
     proc = _start([sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
                    f"--ServerApp.port={port}", f"--IdentityProvider.token={token}", "--allow-root",
                    f"--ServerApp.root_dir={tmp_path}", "--LabApp.expose_app_in_browser=True",
-                   "--ServerApp.port_retries=0"],
+                   "--ServerApp.port_retries=0", LAB_KERNELS_OVER_IPC],
                   tmp_path, port, tmp_path / "lab.log")
     try:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -390,6 +405,8 @@ def test_notebook_runs_all_in_jupyterlab(browser, tmp_path, stem):
             assert (tmp_path / "data" / "figures" / "ladder-pop3-pipelined.png").exists()
         elif not stem.startswith("05"):
             assert list((tmp_path / "data" / "figures").glob("*.png"))  # its figures, under the project root
+        # the kernel spoke over Unix sockets (LAB_KERNELS_OVER_IPC): a TCP kernel warns so in the server's log
+        assert "Kernel is running over TCP" not in (tmp_path / "lab.log").read_text(errors="replace")
         page.close()
     finally:
         _stop(proc)

@@ -166,3 +166,36 @@ def test_a_notebook_that_reads_another_waits_for_it():
     assert _next_ready([nb["06"], nb["01"]], []) == nb["01"]
     assert _next_ready([nb["06"]], [nb["01"]]) is None
     assert _next_ready([nb["06"]], [nb["08"]]) == nb["06"]
+
+
+def test_the_study_kernels_talk_over_unix_sockets_even_when_tmpdir_is_long(tmp_path, monkeypatch):
+    """Kernels over TCP can lose their port to a kernel started beside them ("Address already in use"); the
+    study's kernels use Unix sockets, whose paths must stay under 108 bytes whatever TMPDIR is."""
+    import asyncio
+    import tempfile
+
+    from mailstudy.study.notebooks import kernels_of_this_run
+
+    long_tmp = tmp_path / ("t" * 80)
+    long_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(long_tmp))
+
+    async def run(manager_class):
+        km = manager_class(kernel_name="python3")
+        await km.start_kernel()
+        try:
+            client = km.client()
+            client.start_channels()
+            await client.wait_for_ready(timeout=60)
+            reply = await client.execute_interactive("x = 6 * 7", timeout=60)
+            client.stop_channels()
+            return km.transport, km.ip, km.get_connection_info(), reply["content"]["status"]
+        finally:
+            await km.shutdown_kernel(now=True)
+
+    with kernels_of_this_run() as manager:
+        transport, ip, info, status = asyncio.run(run(manager))
+        assert transport == "ipc" and info["transport"] == "ipc" and status == "ok"
+        sockets = [f"{ip}-{info[k]}" for k in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")]
+        assert all(len(s.encode()) < 108 for s in sockets), sockets
+        assert str(long_tmp) not in ip  # the long temporary folder was not used for the sockets

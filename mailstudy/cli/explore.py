@@ -70,13 +70,16 @@ READY_S = 120  # seconds Voilà may take to listen on a busy machine
 
 def voila_config(token: str, home: Path) -> dict:
     """What goes into ``voila.json`` in mailstudy's own folder: the token (never on a command line, where the
-    process list shows it), the folder for kernel connection files, and culling of kernels no page uses."""
+    process list shows it), the folder for kernel connection files, kernels over Unix sockets in that folder (over
+    TCP a kernel's port, picked free and then released, can be taken by another process before the kernel binds
+    it, and each kernel warns that TCP is not encrypted), and culling of kernels no page uses."""
     # disable_check_xsrf: Voilà's page shuts its kernel down on "beforeunload" with a POST carrying the _xsrf
     # cookie, but Voilà 0.5 never sets that cookie, so the POST is refused (403, "'_xsrf' argument missing") and
     # every visit leaves its kernel. What the check would guard here is only that POST (a kernel's UUID needed);
     # the kernel websocket checks its origin on its own.
     return {"Voila": {"token": token, "connection_dir_root": str(home),
                       "tornado_settings": {"disable_check_xsrf": True}},
+            "KernelManager": {"transport": "ipc"},
             "MappingKernelManager": {"cull_idle_timeout": CULL_IDLE_S, "cull_interval": CULL_INTERVAL_S,
                                      "cull_connected": False}}
 
@@ -119,7 +122,7 @@ def _stop(proc) -> None:
 
 
 def run(args) -> int:
-    from mailstudy.processes import Guardian, owned_tempdir, popen_tied, sweep_dead, uninterrupted
+    from mailstudy.processes import Guardian, popen_tied, short_tempdir, sweep_dead, uninterrupted
     from mailstudy.servers.base import check_port_free, free_port
 
     notebook = find_notebook(args.notebook)
@@ -137,7 +140,7 @@ def run(args) -> int:
     url = f"http://127.0.0.1:{port}/" + (f"?token={token}" if token else "")
     sweep_dead()  # the folders of an explore (or anything of ours) that was killed with -9
     guardian = Guardian()
-    home = owned_tempdir("explore")  # config, kernel connection files, Jupyter's runtime files
+    home = short_tempdir("explore")  # config, kernel connection files and sockets, Jupyter's runtime files
     guardian.watch(home)
     proc = None
     try:

@@ -281,24 +281,32 @@ def kernels_of_this_run():
     Jupyter's runtime folder, and stops each kernel at once on a stop (no graceful shutdown racing a running
     cell, which is what printed the kernel's ``ZMQError`` traceback). A guardian removes the folder and kills
     the kernel should mailstudy be killed with ``kill -9``; what even that leaves, :func:`sweep_dead` removes at
-    the next start."""
+    the next start.
+
+    The kernels talk over Unix sockets in that folder (``transport = "ipc"``), not TCP: jupyter_client picks free
+    TCP ports, closes them and lets the kernel bind them, so a kernel started beside another could lose its port
+    ("Address already in use"), and a TCP kernel warns that its traffic is not encrypted. A socket's path must
+    stay under the kernel's 107-byte limit: :func:`mailstudy.processes.short_tempdir` keeps the folder's path short."""
     import uuid
 
     from jupyter_client.manager import AsyncKernelManager
 
-    from mailstudy.processes import Guardian, owned_tempdir, sweep_dead
+    from mailstudy.processes import Guardian, short_tempdir, sweep_dead
 
     sweep_dead()
     guardian = Guardian()
-    folder = owned_tempdir("kernels")
+    folder = short_tempdir("kernels")
     guardian.watch(folder)
 
     class Guarded(AsyncKernelManager):
-        """A kernel whose connection file is in ``folder`` and whose process the guardian knows."""
+        """A kernel whose connection file and sockets are in ``folder`` and whose process the guardian knows."""
 
         def __init__(self, **kw):
             super().__init__(**kw)
-            self.connection_file = str(folder / f"kernel-{uuid.uuid4()}.json")
+            name = f"k{uuid.uuid4().hex[:12]}"
+            self.connection_file = str(folder / f"{name}.json")
+            self.transport = "ipc"
+            self.ip = str(folder / name)  # each socket is this path plus "-N"
 
         async def _async_post_start_kernel(self, **kw) -> None:
             pid = getattr(getattr(self.provisioner, "process", None), "pid", None)
