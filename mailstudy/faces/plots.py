@@ -19,7 +19,7 @@ from mailstudy.faces.chart_kit import (LABEL_ORDER, MIB, PROTOCOL_COLORS, STYLE,
                                        overlapping, plot_series, same_across, summary, titles)
 from mailstudy.outputs import data_dir, publish, tmp_beside
 
-__all__ = ["LABEL_ORDER", "MIB", "STYLE", "save_figure", "bytes_per_exchange", "claims_chart", "bytes_up_and_down",
+__all__ = ["LABEL_ORDER", "MIB", "STYLE", "save_figure", "write_figure", "bytes_per_exchange", "claims_chart", "bytes_up_and_down",
            "bytes_vs_read_fraction", "overhead_share"]
 
 
@@ -28,10 +28,16 @@ def save_figure(fig, name: str, folder: str | Path | None = None) -> Path:
     to ``data/figures`` under the project root, never the working directory. The figure is closed after."""
     folder = Path(folder) if folder is not None else data_dir("figures")
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.png"
+    return write_figure(fig, folder / f"{name}.png")
+
+
+def write_figure(fig, path: str | Path, dpi: int = 120) -> Path:
+    """Write ``fig`` to ``path`` whole or not at all (a temporary file beside it, then renamed; the format
+    follows the suffix, PNG when there is none) and close it, even when writing fails."""
+    path = Path(path)
     tmp = tmp_beside(path)
     try:
-        fig.savefig(tmp, dpi=120, format="png")
+        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
         publish(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

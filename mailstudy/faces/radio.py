@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from mailstudy.energy.ledger import CATEGORIES, Ledger
-from mailstudy.outputs import publish, tmp_beside
+from mailstudy.faces.plots import write_figure
 
 COLORS = {"promotion": "#d9480f", "transfer": "#1f5fa8", "tail": "#f2a541", "idle": "#c8c8c8"}
 
@@ -71,15 +71,4 @@ def radio_figure(led: Ledger, session: Any = None, title: str | None = None, max
 def save_radio_figure(led: Ledger, path: str | os.PathLike, session: Any = None, title: str | None = None,
                       dpi: int = 110) -> Path:
     """Draw :func:`radio_figure` and write it to ``path`` whole or not at all (the format follows the suffix)."""
-    path = Path(path)
-    fig = radio_figure(led, session, title)
-    tmp = tmp_beside(path)
-    try:
-        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
-        publish(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    finally:
-        plt.close(fig)
-    return path
+    return write_figure(radio_figure(led, session, title), path, dpi=dpi)
