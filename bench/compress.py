@@ -13,10 +13,10 @@ No goal: the ratio is a measurement to report, not a speed to reach.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from bench_results import write_results  # bench/ is on sys.path when a script runs
 from mailstudy.servers import available_servers
-from mailstudy.study.experiment import Experiment, run_experiment, write_csv_atomically
+from mailstudy.study.experiment import Experiment, run_experiment
 
 CELLS = (("download-all", 0.0), ("header-first", 0.0), ("header-first", 0.2))
 
@@ -54,12 +54,7 @@ def main() -> int:
     text = ("Loopback, buchner2009 sizes, realistic headers, seed 0; header-first opens none or 20 % of the messages. "
             "Wire bytes (TCP payload) without and with COMPRESS=DEFLATE:\n\n" + table(rows) + "\n")
     print(text)
-    results = Path(__file__).parent / "results"
-    results.mkdir(exist_ok=True)
-    (results / "compress.md").write_text(text)
-    import pandas as pd
-
-    write_csv_atomically(pd.DataFrame(rows), results / "compress.csv")
+    write_results("compress", text, rows)
     return 0
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import random
 import time
-from pathlib import Path
 
+from bench_results import write_results  # bench/ is on sys.path when a script runs
 from mailstudy.energy import MODELS, Activity, ledger
 
 GOAL_S = 5.0
@@ -48,9 +48,7 @@ def main() -> None:
                          f"{led.transfers:,} | {ok} |")
     table = "\n".join(lines)
     print(table)
-    out = Path(__file__).resolve().parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "energy.md").write_text(table + "\n")
+    write_results("energy", table + "\n")
 
 
 if __name__ == "__main__":

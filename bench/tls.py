@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 import statistics
 from dataclasses import replace
-from pathlib import Path
 
+from bench_results import write_results  # bench/ is on sys.path when a script runs
 from mailstudy.link import BASELINE, predict
 from mailstudy.servers import available_servers
-from mailstudy.study.experiment import Experiment, run_experiment, write_csv_atomically
+from mailstudy.study.experiment import Experiment, run_experiment
 
 MODES = (("none", "1.3"), ("implicit", "1.3"), ("implicit", "1.2"), ("starttls", "1.3"), ("starttls", "1.2"))
 PROFILE = "satellite-geo"
@@ -68,12 +68,7 @@ def main() -> int:
     rows = [measure(s, p, tls, v, repeats) for s in servers for p in ("imap", "pop3") for tls, v in MODES]
     text = f"On {PROFILE} (RTT 600 ms), medians of {repeats}:\n\n{table(rows)}\n"
     print(text)
-    results = Path(__file__).parent / "results"
-    results.mkdir(exist_ok=True)
-    (results / "tls.md").write_text(text)
-    import pandas as pd
-
-    write_csv_atomically(pd.DataFrame(rows), results / "tls.csv")
+    write_results("tls", text, rows)
     return 0
 
 
