@@ -11,7 +11,7 @@ Both sweeps run on the study's network conditions (:mod:`mailstudy.study.network
 and each profile's loss (``conditions="realistic"``); ``"control"`` gives the clear-text, loss-free numbers and
 ``"as-given"`` leaves each experiment's TLS and each profile's loss as they are.
 
-Over seeds: a :class:`ModelCell` (or :class:`BreakevenCell`) is one seed's share of a model sweep, the unit the
+Over seeds: a :class:`ModelledCell` is one seed's share of a model sweep, the unit the
 study's :func:`~mailstudy.study.experiment.sweep` caches (keyed on the seed, so a stopped sweep resumes). Each
 puts its seed's sessions through each profile as sampled for that seed (:meth:`mailstudy.link.Profile.sample`:
 a profile with a published spread is one user's network per seed), so the median over seeds covers the corpus,
@@ -112,54 +112,40 @@ def _cell_key(kind: str, exp: Experiment, profiles: tuple, conditions: str) -> s
     return f"{kind}-" + hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-@dataclass(frozen=True)
-class ModelCell:
-    """One experiment (its seed is ``exp.seed``) through the model on each of ``profiles`` as sampled for that
-    seed: :func:`model_rows`' rows, cached by a sweep."""
+#: what a :class:`ModelledCell` computes: its rows' function and the words its label starts with
+KINDS = {"model": "model", "breakeven": "break-even"}
 
+
+@dataclass(frozen=True)
+class ModelledCell:
+    """One seed's share of a model sweep, the unit the study's sweep caches and spreads over its executor:
+    ``kind`` "model" is :func:`model_rows` of ``exp`` on each of ``profiles`` as sampled for ``exp.seed``;
+    "breakeven" is :func:`breakeven_rows` of ``exp`` (the base experiment) on them."""
+
+    kind: str
     exp: Experiment
     profiles: tuple = ()
     conditions: str = "realistic"
 
     def key(self) -> str:
-        return _cell_key("model", self.exp, self.profiles, self.conditions)
+        return _cell_key(self.kind, self.exp, self.profiles, self.conditions)
 
     @property
     def label(self) -> str:
-        return f"model {self.exp.label}, seed {self.exp.seed}"
+        what = f"model {self.exp.label}" if self.kind == "model" else KINDS[self.kind]
+        return f"{what}, seed {self.exp.seed}"
 
     @property
     def server(self) -> str:
         return self.exp.server
 
 
-def run_model_cell(cell: ModelCell) -> list[dict]:
-    return model_rows([cell.exp], sampled(cell.profiles, cell.exp.seed, cell.conditions), cell.conditions)
-
-
-@dataclass(frozen=True)
-class BreakevenCell:
-    """:func:`breakeven_rows` of ``base`` (its seed is ``base.seed``) on ``profiles`` as sampled for that seed."""
-
-    base: Experiment
-    profiles: tuple = ()
-    conditions: str = "realistic"
-
-    def key(self) -> str:
-        return _cell_key("breakeven", self.base, self.profiles, self.conditions)
-
-    @property
-    def label(self) -> str:
-        return f"break-even, seed {self.base.seed}"
-
-    @property
-    def server(self) -> str:
-        return self.base.server
-
-
-def run_breakeven_cell(cell: BreakevenCell) -> list[dict]:
-    return breakeven_rows(cell.base, sampled(cell.profiles, cell.base.seed, cell.conditions),
-                          conditions=cell.conditions)
+def run_modelled_cell(cell: ModelledCell) -> list[dict]:
+    """The rows of one :class:`ModelledCell`."""
+    profiles = sampled(cell.profiles, cell.exp.seed, cell.conditions)
+    if cell.kind == "model":
+        return model_rows([cell.exp], profiles, cell.conditions)
+    return breakeven_rows(cell.exp, profiles, conditions=cell.conditions)
 
 
 def model_sweep(experiments: Iterable[Experiment], profiles, seeds: Iterable[int], conditions: str = "realistic",
@@ -167,12 +153,12 @@ def model_sweep(experiments: Iterable[Experiment], profiles, seeds: Iterable[int
     """:func:`model_rows` of each experiment on each of ``seeds`` (its corpus, opened set and sampled profiles),
     one row per experiment, seed and profile, through the study's sweep (cached per seed)."""
     profiles = tuple(profiles)
-    cells = [ModelCell(replace(e, seed=s), profiles, conditions) for s in seeds for e in experiments]
-    return sweep(cells, cache_dir=cache_dir, executor=executor, progress=False, run=run_model_cell)
+    cells = [ModelledCell("model", replace(e, seed=s), profiles, conditions) for s in seeds for e in experiments]
+    return sweep(cells, cache_dir=cache_dir, executor=executor, progress=False, run=run_modelled_cell)
 
 
 def breakeven_sweep(base: Experiment, profiles, seeds: Iterable[int], conditions: str = "realistic",
                     cache_dir=None, executor=None):
     """:func:`breakeven_rows` on each of ``seeds``: one row per seed, protocol and profile (sampled per seed)."""
-    cells = [BreakevenCell(replace(base, seed=s), tuple(profiles), conditions) for s in seeds]
-    return sweep(cells, cache_dir=cache_dir, executor=executor, progress=False, run=run_breakeven_cell)
+    cells = [ModelledCell("breakeven", replace(base, seed=s), tuple(profiles), conditions) for s in seeds]
+    return sweep(cells, cache_dir=cache_dir, executor=executor, progress=False, run=run_modelled_cell)
