@@ -187,7 +187,7 @@ def _pair(sd: bytes) -> tuple[str, str]:
     return pair
 
 
-def _address_pair(sd: bytes) -> tuple[str, str]:
+def address_pair(sd: bytes) -> tuple[str, str]:
     """The IPv4 source and destination (8 bytes, as in the header) as text, from the reader's cache."""
     return _pairs4.get(sd) or _pair(sd)
 
@@ -425,6 +425,28 @@ class PcapReader:
             return
         yield from self._iter_pcap_pieces(*self._pcap, size, columns)
 
+    def walk_layout(self) -> tuple | None:
+        """For a compiled record walker (``mailstudy.net._walk``): a classic pcap whose link type the reader's
+        fast path takes, as ``(head, position, byte order, ns per fraction unit, record header length, link
+        type, link header length, mask, want)`` (``mask``/``want``: the first header word's test, as the fast
+        path's); None for pcapng or any other link type (read those with :meth:`tuples` or :meth:`pieces`).
+        The walker then reads on with :meth:`read_block` and hands every record it does not decode itself to
+        :meth:`record_tuples`, so warnings, counts and tuples stay the reader's."""
+        if self._pcap is None or self._pcap[5] not in _FAST:
+            return None
+        _fast_unpack, linklen, mask, want = _FAST[self._pcap[5]]
+        return (*self._pcap, linklen, mask, want)
+
+    def read_block(self, size: int) -> bytes:
+        """The next ``size`` bytes of the (decompressed) file at most; b"" at its end."""
+        return self._f.read(size)
+
+    def record_tuples(self, buf: bytes, index: int, base: int) -> list[tuple]:
+        """The TCP packets of ``buf`` (whole classic pcap records only, the first one numbered ``index + 1``, at
+        file offset ``base``) as the reader's tuples, with the reader's warnings and counts in :attr:`stats`."""
+        _head, _pos, endian, frac_ns, hlen, lt = self._pcap
+        return list(self._iter_pcap(buf, 0, endian, frac_ns, hlen, lt, io.BytesIO(), index, base))
+
     def _iter_pcap_pieces(self, buf, pos, endian, frac_ns, hlen, lt, size, columns) -> Iterator[list | Any]:
         f = self._f
         st = self.stats
@@ -473,7 +495,7 @@ class PcapReader:
         read by ``_iter_pcap`` itself (its warnings, counts and offsets)."""
         link = LINKS[lt]
         cols = columns(buf, starts, endian, frac_ns, hlen, link.length, link.ethertype_at is not None, index + 1,
-                       base, _address_pair)
+                       base, address_pair)
         if cols is not None:
             st = self.stats
             st.packets_total += len(starts)

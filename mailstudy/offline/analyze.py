@@ -50,7 +50,8 @@ from operator import itemgetter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Iterator
 
-from mailstudy.net.pcap import PcapError, PcapReader, PcapStats, read_tcp_tuples
+from mailstudy.compiled import compiled_module
+from mailstudy.net.pcap import PcapError, PcapReader, PcapStats, address_pair, read_tcp_tuples
 from mailstudy.net.reassembly import Reassembler, TcpConnection
 from mailstudy.offline.inflate import Inflater
 from mailstudy.protocol import make_parser
@@ -402,8 +403,15 @@ class SessionStream:
         self.keep_streams = keep_streams
         self.linger_s = None if keep_streams else linger_s
         self.stats = stats if stats is not None else PcapStats()
-        if packets is None and columns is not False and not progress:  # the fast path: numpy over blocks
-            self._batches = _regroup(PcapReader(self.path, self.stats).pieces(self.batch), self.batch)
+        self._walker = None
+        if packets is None and columns is not False and not progress:  # the fast paths
+            reader = PcapReader(self.path, self.stats)
+            walk = compiled_module("mailstudy.net._walk")  # C over the records (a classic pcap), when built
+            if walk is not None and reader.walk_layout() is not None:
+                self._walker = walk.Walker(reader, self.batch, address_pair)
+                self._batches = iter(())
+            else:  # numpy over blocks
+                self._batches = _regroup(reader.pieces(self.batch), self.batch)
         else:
             if packets is None:
                 packets = read_tcp_tuples(self.path, self.stats)  # raises PcapError now if the file is unreadable
@@ -421,15 +429,9 @@ class SessionStream:
         r = Reassembler()
         builders: dict[int, SessionBuilder] = {}
         keep = self.keep_streams
+        fed = self._fed(r)
         while True:
-            batch = next(self._batches, None)
-            if batch:
-                for piece in batch:
-                    if piece.__class__ is list:
-                        r.feed(piece)
-                    else:
-                        r.feed_columns(piece)
-                del batch, piece
+            if next(fed, False):
                 if not keep:
                     for conn in r.connections():
                         if conn.chunk_tuples or conn.gap_marks:
@@ -452,6 +454,24 @@ class SessionStream:
         self.connections = len(r.table.tracks)
         self.late_packets = r.late
         self._summarize()
+
+    def _fed(self, r: Reassembler) -> Iterator[bool]:
+        """Feed ``r`` one batch per step (True after each; the iterator ends with the file)."""
+        walker = self._walker
+        if walker is not None:  # mailstudy.net._walk: the records walked in C, batches of the same size
+            while walker.feed(r):
+                yield True
+            return
+        for batch in self._batches:
+            if not batch:
+                return
+            for piece in batch:
+                if piece.__class__ is list:
+                    r.feed(piece)
+                else:
+                    r.feed_columns(piece)
+            del batch, piece
+            yield True
 
     def _end(self, conn: TcpConnection, builders: dict[int, SessionBuilder]) -> SessionAnalysis | None:
         b = builders.pop(conn.index, None) or SessionBuilder(self.ports, self.keep_payloads)

@@ -1,0 +1,149 @@
+"""The compiled record walk (mailstudy/net/_walk.pyx) gives exactly what the pure-Python reference gives.
+
+``SessionStream`` walks a classic pcap in C when the extension is built (``mailstudy.compiled``); the reference
+is the reader's tuples through ``Reassembler.feed`` (``columns=False``). Every field of every session, exchange,
+connection and warning, and the file's stats, must be equal: on the project's captures, the peer captures, the
+odd captures built byte for byte (tests/badpcaps.py: other link types, byte orders and resolutions, IPv6,
+non-TCP, cut and corrupt records, gaps, disorder, port reuse), a compressed capture, and the bench capture at
+a small size, at several batch sizes. Where a C compiler and Cython are present the extension must be built
+(CI builds it through ``make test``'s editable install): its absence is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import gzip
+import random
+import shutil
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+import badpcaps
+from mailstudy.compiled import compiled_module
+from mailstudy.offline.analyze import SessionStream
+from peers import PEER
+from test_fast_path import _view
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+import make_big_pcap  # noqa: E402
+
+PROJECT = sorted((ROOT / "captures").glob("*.pcap"))
+PEERS = sorted(PEER.glob("*.pcap")) if PEER.is_dir() else []
+
+
+def _compiler() -> str | None:
+    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    return shutil.which(cc)
+
+
+@pytest.fixture(scope="module")
+def walk():
+    """The compiled module; a failure where it could have been built, a skip (with the reason) where not."""
+    module = compiled_module("mailstudy.net._walk")
+    if module is not None:
+        return module
+    if _compiler() is None:
+        pytest.skip("no C compiler on this machine: the compiled walk cannot be built (the pure path runs)")
+    try:
+        import Cython  # noqa: F401
+    except ImportError:
+        pytest.skip("Cython is not installed: the compiled walk cannot be built (the pure path runs)")
+    pytest.fail("a C compiler and Cython are here but mailstudy.net._walk is not built (or MAILSTUDY_PURE is "
+                "set): run `pip install -e .` (or `python setup.py build_ext --inplace`)")
+
+
+def _run(path: Path, **kw) -> tuple:
+    stream = SessionStream(path, **kw)
+    sessions = [_view(s) for s in stream]
+    return (sessions, stream.warnings, stream.connections, stream.non_mail, stream.late_packets, stream.stats,
+            stream._walker is not None)
+
+
+def _same(path: Path, walked: bool = True, **kw) -> list:
+    """The compiled walk (the default path) against the reference (the reader's tuples, ``feed``)."""
+    got = _run(path, **kw)
+    ref = _run(path, columns=False, **kw)
+    assert got[6] is walked  # the walker really ran (or, for a file it cannot walk, really did not)
+    assert got[:6] == ref[:6]
+    return got[0]
+
+
+@pytest.mark.parametrize("path", PROJECT + PEERS, ids=lambda p: p.name)
+@pytest.mark.parametrize("batch", [1, 7, 1000, 16384])
+def test_the_walk_equals_the_reference_on_real_captures(walk, path: Path, batch: int) -> None:
+    _same(path, batch=batch)
+    _same(path, batch=batch, linger_s=0.0)
+
+
+ODD = ["make_clean", "make_gap", "make_gap_at_end", "make_port_reuse", "make_mid_session",
+       "make_mid_session_server_first", "make_out_of_order", "make_retransmission", "make_conflicting_overlap",
+       "make_syn_retry_after_rst", "make_seq_wrap", "make_snaplen", "make_snaplen_tcp_header_cut", "make_non_tcp",
+       "make_truncated_last_record", "make_truncated_record_header", "make_corrupt_record_length",
+       "make_ipv6_ext_and_fragment"]
+
+
+@pytest.mark.parametrize("make", ODD)
+def test_the_walk_equals_the_reference_on_odd_captures(walk, make: str, tmp_path: Path) -> None:
+    path = tmp_path / "odd.pcap"
+    getattr(badpcaps, make)(path)
+    for batch in (1, 3, 1000):
+        _same(path, batch=batch, linger_s=0.0)
+        _same(path, batch=batch)
+
+
+# (link type, IPv6, VLAN tags, nanoseconds, byte order): the walker takes the link types the reader's fast path
+# takes (Ethernet, SLL, raw IP, NULL, LOOP), and hands every record it cannot decode (IPv6, tags) to the reader
+LINKS = [(1, False, (), True, "<"), (1, False, (), False, ">"), (1, True, (), True, "<"), (1, False, (0x8100, 0x88A8), True, "<"),
+         (113, False, (), True, "<"), (101, False, (), False, "<"), (0, False, (), True, ">"),
+         (108, True, (), True, "<")]
+
+
+@pytest.mark.parametrize("link, v6, vlans, nano, endian", LINKS)
+def test_the_walk_equals_the_reference_on_every_link_type(walk, tmp_path: Path, link, v6, vlans, nano,
+                                                          endian) -> None:
+    path = tmp_path / "link.pcap"
+    badpcaps.make_link(path, link, v6=v6, vlans=vlans, nano=nano, endian=endian)
+    sessions = _same(path, batch=5)
+    assert len(sessions) == 1 and sessions[0][21]  # a session with exchanges came through
+
+
+@pytest.mark.parametrize("make", ["make_pcapng_two_interfaces", "make_unknown_linktype"])
+def test_a_file_the_walk_does_not_take_is_read_the_reference_way(walk, make: str, tmp_path: Path) -> None:
+    """pcapng, and link types the reader's fast path does not take (SLL2, unknown), are not walked."""
+    path = tmp_path / "other.pcap"
+    getattr(badpcaps, make)(path)
+    _same(path, walked=False, batch=3)
+
+
+def test_a_compressed_capture_is_walked_through_its_decompressor(walk, tmp_path: Path) -> None:
+    path = tmp_path / "big.pcap.gz"
+    raw = tmp_path / "big.pcap"
+    make_big_pcap.make(str(raw), 3_000)
+    path.write_bytes(gzip.compress(raw.read_bytes(), compresslevel=1))
+    sessions = _same(path, batch=1000)
+    assert len(sessions) > 3 and [s[:-1] for s in sessions] == [s[:-1] for s in _same(raw, batch=1000)]
+
+
+def test_the_walk_equals_the_reference_on_the_bench_capture(walk, tmp_path: Path) -> None:
+    """Thousands of sessions: batches fall inside sessions and literals; block reads fall inside records."""
+    path = tmp_path / "big.pcap"
+    make_big_pcap.make(str(path), 40_000)  # about 9 MB: several of the walker's 2 MiB reads
+    sessions = _same(path, batch=4096)
+    assert len(sessions) > 50 and sum(len(s[21]) for s in sessions) > 4000
+    _same(path, batch=997, linger_s=0.0)
+    _same(path, batch=16384)
+
+
+def test_times_are_pythons_division(walk) -> None:
+    """``t_ns / 1e9`` correctly rounded, as Python's ``int / int``: a double division would differ."""
+    rng = random.Random(21)
+    values = [0, 1, 999_999_999, 10**9, 2**53, 2**63 - 1, 2**64 - 1]
+    values += [rng.randrange(2**64) for _ in range(20_000)]
+    values += [1_700_000_000 * 10**9 + rng.randrange(10**9) for _ in range(100_000)]
+    values += [rng.randrange(2**32) * 10**9 + rng.randrange(2**32) * 1000 for _ in range(20_000)]
+    wrong = [v for v in values if walk.exact_seconds(v) != v / 1_000_000_000]
+    assert not wrong, wrong[:5]
+    assert any(float(v) / 1e9 != v / 1_000_000_000 for v in values)  # the naive division would not do
