@@ -1,7 +1,9 @@
-"""The compiled record walk (mailstudy/net/_walk.pyx) gives exactly what the pure-Python reference gives.
+"""The compiled walk (mailstudy/net/_walk.pyx, mailstudy/offline/_drive.pyx) gives exactly what the pure-Python
+reference gives.
 
-``SessionStream`` walks a classic pcap in C when the extension is built (``mailstudy.compiled``); the reference
-is the reader's tuples through ``Reassembler.feed`` (``columns=False``). Every field of every session, exchange,
+``SessionStream`` walks a classic pcap in C when the extensions are built (``mailstudy.compiled``) and cuts
+each hand-over into runs in C; the reference is the reader's tuples through ``Reassembler.feed``
+(``columns=False``) with every module pure (``MAILSTUDY_PURE=1``). Every field of every session, exchange,
 connection and warning, and the file's stats, must be equal: on the project's captures, the peer captures, the
 odd captures built byte for byte (tests/badpcaps.py: other link types, byte orders and resolutions, IPv6,
 non-TCP, cut and corrupt records, gaps, disorder, port reuse), a compressed capture, and the bench capture at
@@ -21,7 +23,7 @@ from pathlib import Path
 import pytest
 
 import badpcaps
-from mailstudy.compiled import compiled_module
+from mailstudy.compiled import PURE_ENV, compiled_module
 from mailstudy.offline.analyze import SessionStream
 from peers import PEER
 from test_fast_path import _view
@@ -41,9 +43,9 @@ def _compiler() -> str | None:
 
 @pytest.fixture(scope="module")
 def walk():
-    """The compiled module; a failure where it could have been built, a skip (with the reason) where not."""
+    """The compiled walk; a failure where it could have been built, a skip (with the reason) where not."""
     module = compiled_module("mailstudy.net._walk")
-    if module is not None:
+    if module is not None and compiled_module("mailstudy.offline._drive") is not None:
         return module
     if _compiler() is None:
         pytest.skip("no C compiler on this machine: the compiled walk cannot be built (the pure path runs)")
@@ -51,8 +53,8 @@ def walk():
         import Cython  # noqa: F401
     except ImportError:
         pytest.skip("Cython is not installed: the compiled walk cannot be built (the pure path runs)")
-    pytest.fail("a C compiler and Cython are here but mailstudy.net._walk is not built (or MAILSTUDY_PURE is "
-                "set): run `pip install -e .` (or `python setup.py build_ext --inplace`)")
+    pytest.fail("a C compiler and Cython are here but mailstudy.net._walk or mailstudy.offline._drive is not "
+                "built (or MAILSTUDY_PURE is set): run `pip install -e .`")
 
 
 def _run(path: Path, **kw) -> tuple:
@@ -65,7 +67,9 @@ def _run(path: Path, **kw) -> tuple:
 def _same(path: Path, walked: bool = True, **kw) -> list:
     """The compiled walk (the default path) against the reference (the reader's tuples, ``feed``)."""
     got = _run(path, **kw)
-    ref = _run(path, columns=False, **kw)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(PURE_ENV, "1")
+        ref = _run(path, columns=False, **kw)
     assert got[6] is walked  # the walker really ran (or, for a file it cannot walk, really did not)
     assert got[:6] == ref[:6]
     return got[0]
@@ -147,3 +151,23 @@ def test_times_are_pythons_division(walk) -> None:
     wrong = [v for v in values if walk.exact_seconds(v) != v / 1_000_000_000]
     assert not wrong, wrong[:5]
     assert any(float(v) / 1e9 != v / 1_000_000_000 for v in values)  # the naive division would not do
+
+
+def test_the_runs_are_the_references(walk) -> None:
+    """``runs_and_flights`` cuts chunks as ``_feed_runs`` does: same runs, same flights, odd times included."""
+    from mailstudy.offline import _drive, analyze
+    from mailstudy.wire import Flight
+
+    class Feeder:
+        def feed_runs(self, runs):
+            self.runs = runs
+
+    rng = random.Random(5)
+    for _ in range(300):
+        chunks = [(rng.choice(["up", "down"]), rng.choice([1.5, 2.0, 0.25, rng.random()]), b"x" * rng.randint(1, 9))
+                  for _ in range(rng.randint(0, 12))]
+        a, b = Feeder(), Feeder()
+        flights = analyze._feed_runs(a, chunks)
+        assert analyze._feed_runs(b, chunks, _drive) == flights
+        assert getattr(a, "runs", None) == getattr(b, "runs", None)
+        assert all(type(f) is Flight and len(f) == 4 for f in _drive.runs_and_flights(chunks, Flight)[1])

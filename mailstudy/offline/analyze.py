@@ -153,15 +153,21 @@ def _warning_text(w: ParseWarning) -> str:
     return f"{w.direction} stream, offset {w.offset}: {w.message}"
 
 
-def _feed_runs(feeder, chunks: list) -> list[Flight]:
+def _feed_runs(feeder, chunks: list, drive=None) -> list[Flight]:
     """Feed every chunk, in capture order, with its own time; return the flights for the metrics.
 
     ``chunks`` are ``(direction, t, data)`` tuples (``TcpConnection.chunk_tuples``). A run of consecutive chunks
     in one direction is one ``(direction, datas, ts)`` for the parser's ``feed_runs`` (all of them in one call:
     the same events as a ``feed`` per chunk, times included: the parsers decide on bytes and take each byte's
     time from its chunk), and is one :class:`~mailstudy.wire.Flight` for the metrics (reassembly's chunks are
-    never empty, so a run is a flight). ``feeder`` None: only the flights.
+    never empty, so a run is a flight). ``feeder`` None: only the flights. ``drive``: the compiled
+    ``mailstudy.offline._drive``, which makes the same runs and flights in C.
     """
+    if drive is not None:
+        runs, flights = drive.runs_and_flights(chunks, Flight)
+        if feeder is not None and runs:
+            feeder.feed_runs(runs)
+        return flights
     flights: list[Flight] = []
     runs: list[tuple[str, list, list]] = []
     add = flights.append
@@ -235,6 +241,7 @@ class SessionBuilder:
         self.flights: list[Flight] = []
         self.payload = False  # any chunk seen
         self.resumed = False  # a mid-stream connection's parser was told so
+        self.drive = compiled_module("mailstudy.offline._drive") if fast else None  # runs cut in C, when built
         if protocol is not None:
             self._start()
 
@@ -281,15 +288,15 @@ class SessionBuilder:
             _feed_with_gaps(parser, chunks, marks, conn.t_last)
             return
         if not marks:
-            _merge(self.flights, _feed_runs(parser, chunks))
+            _merge(self.flights, _feed_runs(parser, chunks, self.drive))
             return
         # the parser is told where each gap sits (parser.gap), between the runs fed before and after it
         at = 0
         for pos, direction, size in marks:
-            _merge(self.flights, _feed_runs(parser, chunks[at:pos]))
+            _merge(self.flights, _feed_runs(parser, chunks[at:pos], self.drive))
             parser.gap(direction, size, chunks[pos][1] if pos < len(chunks) else conn.t_last)
             at = pos
-        _merge(self.flights, _feed_runs(parser, chunks[at:]))
+        _merge(self.flights, _feed_runs(parser, chunks[at:], self.drive))
 
     def end(self, conn: TcpConnection, index: int, chunks: list = (), marks: list = ()) -> SessionAnalysis | None:
         """Finish: the last chunks, then the session (None when the connection is not mail)."""
