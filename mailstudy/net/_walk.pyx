@@ -20,10 +20,11 @@ tests/test_compiled_walk.py compares every field with the pure path. ``mailstudy
 decides whether this module is used (``MAILSTUDY_PURE=1``: never).
 """
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.bytearray cimport PyByteArray_AS_STRING
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.list cimport PyList_Append
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcmp, memcpy, memmove
 
 cdef extern from *:
     """
@@ -125,7 +126,8 @@ cdef class Walker:
     """A classic pcap's records walked in C into a :class:`~mailstudy.net.reassembly.Reassembler`, ``batch``
     TCP packets per :meth:`feed` (the reader's ``walk_layout`` says whether a file can be walked)."""
 
-    cdef object reader, stats, buf, address_pair, shadows
+    cdef object reader, stats, address_pair, shadows
+    cdef bytearray buf  # the records read and not walked yet, from pos to n (one buffer, reused)
     cdef const uint8_t* p
     cdef Py_ssize_t pos, n
     cdef int64_t base, index
@@ -148,9 +150,9 @@ cdef class Walker:
         self.reader = reader
         self.stats = reader.stats
         self.address_pair = address_pair
-        self.buf = head
-        self.p = <const uint8_t*>PyBytes_AS_STRING(head)
-        self.n = PyBytes_GET_SIZE(head)
+        self.buf = bytearray(head)
+        self.p = <const uint8_t*>PyByteArray_AS_STRING(self.buf)
+        self.n = len(head)
         self.pos = pos
         self.base = 0
         self.index = 0
@@ -187,8 +189,16 @@ cdef class Walker:
         if have_header and incl > MAX_RECORD:  # the same warnings as the reader's
             st.warn(f"record #{self.index + 1}: corrupt record header (captured length {incl}); stopped there")
             return False
-        more = self.reader.read_block(max(BLOCK, end - self.n))
-        if not more:
+        cdef Py_ssize_t want = max(BLOCK, end - self.n), got
+        memmove(<void*>self.p, self.p + self.pos, left)  # the chunks are copies: the buffer is free to reuse
+        self.base += self.pos
+        self.pos = 0
+        self.n = left
+        if len(self.buf) < left + want:
+            self.buf.extend(bytes(left + want - len(self.buf)))
+            self.p = <const uint8_t*>PyByteArray_AS_STRING(self.buf)
+        got = self.reader.read_into(memoryview(self.buf)[left:left + want])
+        if not got:
             if have_header:
                 st.warn(f"record #{self.index + 1}: truncated last record ({left - self.hlen} of {incl} "
                         f"bytes present); stopped there")
@@ -196,11 +206,7 @@ cdef class Walker:
                 st.warn(f"record #{self.index + 1}: truncated record header at the end of the file "
                         f"({left} of {self.hlen} bytes); stopped there")
             return False
-        self.base += self.pos
-        self.buf = self.buf[self.pos:] + more
-        self.p = <const uint8_t*>PyBytes_AS_STRING(self.buf)
-        self.n = PyBytes_GET_SIZE(self.buf)
-        self.pos = 0
+        self.n = left + got
         return True
 
     cdef _tuple(self, Py_ssize_t ip, uint64_t t_ns, uint32_t incl, uint32_t orig, Py_ssize_t doff,
@@ -291,7 +297,8 @@ cdef class Walker:
                 else:
                     q = NULL
                 if q == NULL:  # not the fast-path frame: the reader reads this record (tuples, warnings, counts)
-                    tups = self.reader.record_tuples(self.buf[rec:end], self.index - 1, self.base + rec)
+                    tups = self.reader.record_tuples(PyBytes_FromStringAndSize(<const char*>self.p + rec, end - rec),
+                                                     self.index - 1, self.base + rec)
                     for tup in tups:
                         fed += 1
                         last_t = tup[0]

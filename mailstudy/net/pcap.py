@@ -441,6 +441,15 @@ class PcapReader:
         """The next ``size`` bytes of the (decompressed) file at most; b"" at its end."""
         return self._f.read(size)
 
+    def read_into(self, view: memoryview) -> int:
+        """Read the next bytes of the (decompressed) file into ``view``; how many (0 at its end)."""
+        readinto = getattr(self._f, "readinto", None)
+        if readinto is not None:
+            return readinto(view) or 0
+        data = self._f.read(len(view))
+        view[:len(data)] = data
+        return len(data)
+
     def record_tuples(self, buf: bytes, index: int, base: int) -> list[tuple]:
         """The TCP packets of ``buf`` (whole classic pcap records only, the first one numbered ``index + 1``, at
         file offset ``base``) as the reader's tuples, with the reader's warnings and counts in :attr:`stats`."""
