@@ -8,11 +8,14 @@ The machine these numbers come from is often shared: CPU seconds are the steadie
 printed. Prints a Markdown table and writes bench/results/analyze.md.
 
     .venv/bin/python bench/analyze.py [--sizes 1200000 5000000] [--dir /tmp] [--reuse] [--reference] [--split]
+                                      [--pure]
 
 ``--reference`` also times the pure-Python reference path (``SessionStream(columns=False)``: the reader's tuples,
 reassembly packet by packet) that the fast path (numpy blocks, bulk reassembly) must equal, so the gain of the
 fast path is measured on the same machine load. ``--split`` also times the same run with no parser started
-(read, reassemble, classify): the floor that parsing and metrics add to. The captures are made by bench/make_big_pcap.py (synthetic but
+(read, reassemble, classify): the floor that parsing and metrics add to. ``--pure`` also times the run (and,
+with ``--split``, the floor) with ``MAILSTUDY_PURE=1``: the compiled fast paths (``mailstudy/**/*.pyx``,
+picked by :mod:`mailstudy.compiled`) against their pure-Python reference on the same machine load. The captures are made by bench/make_big_pcap.py (synthetic but
 shaped like real sessions). Not a test: speed
 numbers live here, never as timed asserts in tests/.
 
@@ -95,10 +98,11 @@ print(stream.stats.packets_total, time.perf_counter() - t0)
 """
 
 
-def _run_child(cmd: list[str], stdout=subprocess.PIPE) -> tuple[float, float, float, bytes]:
-    """Run ``cmd``; return (wall seconds, CPU seconds, peak RSS MiB, stdout)."""
+def _run_child(cmd: list[str], stdout=subprocess.PIPE, pure: bool = False) -> tuple[float, float, float, bytes]:
+    """Run ``cmd`` (``pure``: with MAILSTUDY_PURE=1); return (wall seconds, CPU seconds, peak RSS MiB, stdout)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "MAILSTUDY_PURE": "1"} if pure else None
+    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.DEVNULL, env=env)
     out = b""
     if stdout is subprocess.PIPE:
         out = proc.stdout.read()
@@ -121,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="also time the pure-Python reference path (SessionStream(columns=False)) on each capture")
     ap.add_argument("--split", action="store_true",
                     help="also time the run with no parser (read, reassemble, classify): where the CPU goes")
+    ap.add_argument("--pure", action="store_true",
+                    help="also time the run (and the --split floor) with MAILSTUDY_PURE=1: compiled against pure")
     a = ap.parse_args(argv)
 
     import make_big_pcap
@@ -150,6 +156,13 @@ def main(argv: list[str] | None = None) -> int:
             row["fcpu"] = fcpu
             print(f"  no parser (read, reassemble, classify): {fcpu:.2f} s CPU = {n / fcpu:,.0f} packets/CPU s; "
                   f"parsing and metrics take {1 - fcpu / cpu:.0%} of the CPU", flush=True)
+        if a.pure:  # the pure-Python modules on the same capture, right after the compiled run
+            _, pcpu, prss, _ = _run_child([sys.executable, "-c", _CHILD, str(pcap), "fast"], pure=True)
+            row.update(pcpu=pcpu, prss=prss)
+            if a.split:
+                row["pfcpu"] = _run_child([sys.executable, "-c", _FLOOR, str(pcap)], pure=True)[1]
+            print(f"  pure (MAILSTUDY_PURE=1): {pcpu:.2f} s CPU, peak RSS {prss:,.0f} MiB"
+                  + (f"; no parser {row['pfcpu']:.2f} s CPU" if a.split else ""), flush=True)
         if a.reference:
             row.update(rsecs=rsecs, rcpu=rcpu)
         if tshark:
@@ -181,6 +194,14 @@ def main(argv: list[str] | None = None) -> int:
                   "|---:|---:|---:|---:|"]
         lines += [f"| {r['packets']:,} | {r['fcpu']:.2f} | {r['packets'] / r['fcpu']:,.0f} | "
                   f"{1 - r['fcpu'] / r['cpu']:.0%} |" for r in rows]
+    if a.pure:
+        lines += ["", "| packets | pure CPU s | compiled CPU s | gain | pure no parser CPU s | compiled no parser CPU s "
+                  "| gain |", "|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in rows:
+            floor = (f"{r['pfcpu']:.2f} | {r['fcpu']:.2f} | {r['pfcpu'] / r['fcpu']:.2f}x" if "pfcpu" in r
+                     else "- | - | -")
+            lines.append(f"| {r['packets']:,} | {r['pcpu']:.2f} | {r['cpu']:.2f} | {r['pcpu'] / r['cpu']:.2f}x | "
+                         f"{floor} |")
     load = os.getloadavg()
     lines.append("")
     lines.append(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} CPUs)")
