@@ -171,3 +171,18 @@ def test_the_runs_are_the_references(walk) -> None:
         assert analyze._feed_runs(b, chunks, _drive) == flights
         assert getattr(a, "runs", None) == getattr(b, "runs", None)
         assert all(type(f) is Flight and len(f) == 4 for f in _drive.runs_and_flights(chunks, Flight)[1])
+
+
+@pytest.mark.parametrize("path", PROJECT[:3] + PEERS[:2], ids=lambda p: p.name)
+def test_analyze_pcap_holding_every_stream_is_the_references(walk, path: Path) -> None:
+    """``analyze_pcap`` (every connection held to the end of the file) walks the same way: same streams."""
+    from mailstudy.offline.analyze import analyze_pcap
+
+    def view(a):
+        return ([(_view(s), s.connection.stream("up"), s.connection.stream("down")) for s in a.sessions],
+                a.warnings, a.stats, a.connections, a.non_mail)
+
+    got = view(analyze_pcap(path))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(PURE_ENV, "1")
+        assert view(analyze_pcap(path)) == got

@@ -26,6 +26,8 @@ from cpython.list cimport PyList_Append
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcmp, memcpy, memmove
 
+from mailstudy.net.pcap import warn_corrupt_record, warn_cut_record
+
 cdef extern from *:
     """
     #include <math.h>
@@ -185,9 +187,8 @@ cdef class Walker:
         cdef Py_ssize_t left = self.n - self.pos
         cdef bint have_header = left >= self.hlen
         cdef uint32_t incl = rd32(self.p + self.pos + 8, self.big) if have_header else 0
-        st = self.stats
         if have_header and incl > MAX_RECORD:  # the same warnings as the reader's
-            st.warn(f"record #{self.index + 1}: corrupt record header (captured length {incl}); stopped there")
+            warn_corrupt_record(self.stats, self.index + 1, incl)
             return False
         cdef Py_ssize_t want = max(BLOCK, end - self.n), got
         memmove(<void*>self.p, self.p + self.pos, left)  # the chunks are copies: the buffer is free to reuse
@@ -199,12 +200,7 @@ cdef class Walker:
             self.p = <const uint8_t*>PyByteArray_AS_STRING(self.buf)
         got = self.reader.read_into(memoryview(self.buf)[left:left + want])
         if not got:
-            if have_header:
-                st.warn(f"record #{self.index + 1}: truncated last record ({left - self.hlen} of {incl} "
-                        f"bytes present); stopped there")
-            elif left:
-                st.warn(f"record #{self.index + 1}: truncated record header at the end of the file "
-                        f"({left} of {self.hlen} bytes); stopped there")
+            warn_cut_record(self.stats, self.index + 1, left, self.hlen, incl)
             return False
         self.n = left + got
         return True

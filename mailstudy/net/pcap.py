@@ -120,6 +120,22 @@ class PcapStats:
             self.suppressed_warnings += 1
 
 
+def warn_corrupt_record(stats: PcapStats, number: int, incl: int) -> None:
+    """A classic pcap's walk stops at record ``number``, whose captured length ``incl`` is past any real one
+    (the one wording for every walk: the reader's loops and the compiled ``mailstudy.net._walk``)."""
+    stats.warn(f"record #{number}: corrupt record header (captured length {incl}); stopped there")
+
+
+def warn_cut_record(stats: PcapStats, number: int, left: int, hlen: int, incl: int) -> None:
+    """A classic pcap's walk stops where the file ends inside record ``number``, ``left`` bytes of it present
+    (its ``hlen``-byte header included, which says ``incl`` captured bytes); nothing left: no warning."""
+    if left >= hlen:
+        stats.warn(f"record #{number}: truncated last record ({left - hlen} of {incl} bytes present); stopped there")
+    elif left:
+        stats.warn(f"record #{number}: truncated record header at the end of the file ({left} of {hlen} bytes); "
+                   f"stopped there")
+
+
 # ---- file formats --------------------------------------------------------------------------------------------
 # classic pcap magic as read little-endian -> (struct byte order, ns per fraction unit, record header length)
 _PCAP_MAGIC = {
@@ -482,16 +498,11 @@ class PcapReader:
                 have_header = n - pos >= hlen
                 incl = u32(buf, pos + 8)[0] if have_header else 0
                 if incl > _MAX_RECORD:
-                    st.warn(f"record #{index + 1}: corrupt record header (captured length {incl}); stopped there")
+                    warn_corrupt_record(st, index + 1, incl)
                     break
                 more = f.read(max(_PIECE_BLOCK, pos + hlen + incl - n))
-                if not more:  # the same warnings as _iter_pcap's
-                    if have_header:
-                        st.warn(f"record #{index + 1}: truncated last record ({n - pos - hlen} of {incl} "
-                                f"bytes present); stopped there")
-                    elif n - pos:
-                        st.warn(f"record #{index + 1}: truncated record header at the end of the file "
-                                f"({n - pos} of {hlen} bytes); stopped there")
+                if not more:
+                    warn_cut_record(st, index + 1, n - pos, hlen, incl)
                     break
                 base += pos
                 buf = buf[pos:] + more
@@ -561,17 +572,11 @@ class PcapReader:
                 if end > n:  # the buffer ends inside this record: read on (one place for both cases)
                     have_header = n - pos >= hlen
                     if have_header and incl > _MAX_RECORD:
-                        st.warn(f"record #{index + 1}: corrupt record header (captured length {incl}); "
-                                f"stopped there")
+                        warn_corrupt_record(st, index + 1, incl)
                         break
                     more = f.read(max(_BLOCK, end - n))
                     if not more:
-                        if have_header:
-                            st.warn(f"record #{index + 1}: truncated last record ({n - pos - hlen} of {incl} "
-                                    f"bytes present); stopped there")
-                        elif n - pos:
-                            st.warn(f"record #{index + 1}: truncated record header at the end of the file "
-                                    f"({n - pos} of {hlen} bytes); stopped there")
+                        warn_cut_record(st, index + 1, n - pos, hlen, incl if have_header else 0)
                         break
                     base += pos
                     fast_base += pos
