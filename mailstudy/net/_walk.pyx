@@ -26,7 +26,7 @@ from cpython.list cimport PyList_Append
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcmp, memcpy, memmove
 
-from mailstudy.net.pcap import warn_corrupt_record, warn_cut_record
+from mailstudy.net.pcap import address_pair, warn_corrupt_record, warn_cut_record
 
 cdef extern from *:
     """
@@ -128,7 +128,7 @@ cdef class Walker:
     """A classic pcap's records walked in C into a :class:`~mailstudy.net.reassembly.Reassembler`, ``batch``
     TCP packets per :meth:`feed` (the reader's ``walk_layout`` says whether a file can be walked)."""
 
-    cdef object reader, stats, address_pair, shadows
+    cdef object reader, stats, shadows
     cdef bytearray buf  # the records read and not walked yet, from pos to n (one buffer, reused)
     cdef const uint8_t* p
     cdef Py_ssize_t pos, n
@@ -144,14 +144,13 @@ cdef class Walker:
     cdef int slot_shadow[SLOTS]
     cdef int slot_dir[SLOTS]
 
-    def __init__(self, reader, int batch, address_pair):
+    def __init__(self, reader, int batch):
         layout = reader.walk_layout()
         if layout is None:
             raise ValueError("not a classic pcap with a fast-path link type")
         head, pos, endian, frac_ns, hlen, _lt, linklen, mask, want = layout
         self.reader = reader
         self.stats = reader.stats
-        self.address_pair = address_pair
         self.buf = bytearray(head)
         self.p = <const uint8_t*>PyByteArray_AS_STRING(self.buf)
         self.n = len(head)
@@ -209,7 +208,7 @@ cdef class Walker:
                 Py_ssize_t plen):
         """The reader's tuple of the fast-path packet at ``ip`` (PACKET_FIELDS order)."""
         cdef const uint8_t* q = self.p + ip
-        src, dst = self.address_pair(PyBytes_FromStringAndSize(<const char*>q + 12, 8))
+        src, dst = address_pair(PyBytes_FromStringAndSize(<const char*>q + 12, 8))
         payload = PyBytes_FromStringAndSize(<const char*>q + 20 + doff, plen)
         return (ns_to_s(t_ns), src, be16(q + 20), dst, be16(q + 22), be32(q + 24), be32(q + 28),
                 be16(q + 32) & 0x1FF, payload, orig, incl, incl < orig, self.index, t_ns, self.base + ip + 20)
@@ -221,7 +220,7 @@ cdef class Walker:
     cdef int _shadow_of(self, r, Py_ssize_t ip, int h) except -2:
         """Fill key slot ``h`` for the packet at ``ip`` (its shadow and direction); -1: unknown connection."""
         cdef const uint8_t* q = self.p + ip
-        src, dst = self.address_pair(PyBytes_FromStringAndSize(<const char*>q + 12, 8))
+        src, dst = address_pair(PyBytes_FromStringAndSize(<const char*>q + 12, 8))
         ent = r.table.fast.get((src, be16(q + 20), dst, be16(q + 22)))
         if ent is None:
             return -1

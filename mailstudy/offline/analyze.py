@@ -22,9 +22,12 @@ batch by batch; after each batch every connection's new chunks go to its :class:
 then parser: the runs of chunks one way each, in one ``feed_runs`` call) and are released, and a connection
 that is over is summarized, yielded and forgotten. So memory is bounded by the open connections, not by the
 file (bench/analyze.py, 2026-12-04: 165 MiB peak for 1.2 M packets, 179 MiB for 5 M). A classic pcap file is
-read by the fast path (``columns``, the default): blocks decoded with numpy (:mod:`mailstudy.net.pcap_batches`)
-and runs of in-order segments reassembled in bulk (``Reassembler.feed_columns``), handed over at the same
-packets as the tuple path (``columns=False``, the reference it must equal: tests/test_fast_path.py).
+read by a fast path (``columns``, the default), handed over at the same packets as the tuple path
+(``columns=False``, the reference both must equal): where the compiled walk is built
+(:mod:`mailstudy.net._walk`, picked by :mod:`mailstudy.compiled`), its records are walked in C straight into
+the reassembler (tests/test_compiled_walk.py), and each hand-over is cut into runs in C
+(:mod:`mailstudy.offline._drive`); else blocks are decoded with numpy (:mod:`mailstudy.net.pcap_batches`) and runs
+of in-order segments reassembled in bulk (``Reassembler.feed_columns``; tests/test_fast_path.py).
 :func:`analyze_pcap` is the same engine holding every connection's chunks (``keep_streams``) to the end of the
 file, for callers that want ``connection.stream()``.
 The parsers do not copy payloads (IMAP literals, POP3 data) unless ``keep_payloads=True``. ``pause_gc=True``
@@ -51,7 +54,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 from mailstudy.compiled import compiled_module
-from mailstudy.net.pcap import PcapError, PcapReader, PcapStats, address_pair, read_tcp_tuples
+from mailstudy.net.pcap import PcapError, PcapReader, PcapStats, read_tcp_tuples
 from mailstudy.net.reassembly import Reassembler, TcpConnection
 from mailstudy.offline.inflate import Inflater
 from mailstudy.protocol import make_parser
@@ -415,7 +418,7 @@ class SessionStream:
             reader = PcapReader(self.path, self.stats)
             walk = compiled_module("mailstudy.net._walk")  # C over the records (a classic pcap), when built
             if walk is not None and reader.walk_layout() is not None:
-                self._walker = walk.Walker(reader, self.batch, address_pair)
+                self._walker = walk.Walker(reader, self.batch)
                 self._batches = iter(())
             else:  # numpy over blocks
                 self._batches = _regroup(reader.pieces(self.batch), self.batch)
