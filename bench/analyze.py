@@ -48,6 +48,26 @@ against 1.011 s): what is left is spread over every line of the parsers.
 The way to the goal is typed compiled code for the hot loops of both halves (Cython cdef classes for
 ByteStream and the parsers' pending/response state, the pcap record walk in C), with the pure modules kept as
 the reference (tests/test_fast_path.py's comparisons).
+
+Measured 2026-12-04, later (`--sizes 1200000 5000000 --split --pure`, one run; load average 2.1 / 1.8 / 1.5 on
+2 CPUs at the end, the machine shared with two other sessions), after the walk half was compiled
+(mailstudy/net/_walk.pyx: the records walked in C into reassembly; mailstudy/offline/_drive.pyx: each
+hand-over cut into runs in C) and with the parsers still pure:
+
+| packets | CPU s | packets/CPU s | peak RSS MiB | tshark CPU s | x tshark (CPU) | no parser CPU s | its packets/CPU s |
+|---:|---:|---:|---:|---:|---:|---:|---:|
+| 1,200,000 | 3.82 | 314,310 | 123 | 7.96 | 2.08x | 0.62 | 1,926,402 |
+| 5,000,001 | 17.78 | 281,250 | 137 | 40.40 | 2.27x | 2.39 | 2,087,689 |
+
+The same run with MAILSTUDY_PURE=1 (the pure modules, right after): 5.29 and 22.76 CPU s in all, 1.78 and 7.50
+CPU s with no parser; so the compiled walk took the no-parser floor from 1.78 to 0.62 CPU s at 1.2 M packets
+(2.86x; 3.13x at 5 M), under the ~0.9 s budget of the walk half (of the 0.62 s, about 0.1 s is starting Python
+and importing). Wall: 4.29 s (279,585 packets/s, 1.87x tshark) and 18.33 s (272,752 packets/s, 2.43x). Goals:
+300,000 packets/s met per CPU second at 1.2 M (314,310), not by wall; 3x tshark not met (2.08x in CPU);
+peak RSS < 300 MiB met. Parsing and metrics are now 84-87 % of the CPU: 3.2 of the 3.82 s.
+Where the walk's time goes now (perf, 1.2 M packets): the compiled loop itself is about 5 % of it; the rest
+is what every chunk costs as a Python object (its bytes copied out of the read buffer, its tuple made and
+later freed) and the kernel's copy of the file into the buffer.
 """
 
 from __future__ import annotations

@@ -446,16 +446,12 @@ class PcapReader:
         fast path takes, as ``(head, position, byte order, ns per fraction unit, record header length, link
         type, link header length, mask, want)`` (``mask``/``want``: the first header word's test, as the fast
         path's); None for pcapng or any other link type (read those with :meth:`tuples` or :meth:`pieces`).
-        The walker then reads on with :meth:`read_block` and hands every record it does not decode itself to
+        The walker then reads on with :meth:`read_into` and hands every record it does not decode itself to
         :meth:`record_tuples`, so warnings, counts and tuples stay the reader's."""
         if self._pcap is None or self._pcap[5] not in _FAST:
             return None
         _fast_unpack, linklen, mask, want = _FAST[self._pcap[5]]
         return (*self._pcap, linklen, mask, want)
-
-    def read_block(self, size: int) -> bytes:
-        """The next ``size`` bytes of the (decompressed) file at most; b"" at its end."""
-        return self._f.read(size)
 
     def read_into(self, view: memoryview) -> int:
         """Read the next bytes of the (decompressed) file into ``view``; how many (0 at its end)."""
