@@ -210,3 +210,36 @@ def test_the_walk_equals_the_reference_on_damaged_captures(walk, tmp_path: Path)
                 data[at:at] = data[at:at + rng.randint(1, 3000)]
         path.write_bytes(bytes(data))
         _same(path, batch=rng.choice([1, 5, 64, 1000]), linger_s=rng.choice([0.0, 2.0]))
+
+
+def test_the_walk_equals_the_reference_on_interleaved_connections(walk, tmp_path: Path) -> None:
+    """Several captures' records interleaved a few at a time (their clients renumbered apart): many connections
+    open in one batch, so the walker's key cache and per-connection state hold several at once."""
+    import struct
+
+    head, mixed = b"", []
+    for k in range(4):
+        raw = tmp_path / f"{k}.pcap"
+        make_big_pcap.make(str(raw), 3_000)
+        data, pos, recs = raw.read_bytes(), 24, []
+        head = data[:24]
+        while pos + 16 <= len(data):
+            rec = bytearray(data[pos:pos + 16 + struct.unpack_from("<I", data, pos + 8)[0]])
+            for at in (16 + 14 + 12, 16 + 14 + 16):  # the client's address 10.1.x.y -> 10.(1+k).x.y
+                if rec[at:at + 2] == b"\x0a\x01":
+                    rec[at + 1] = 1 + k
+            recs.append(bytes(rec))
+            pos += len(rec)
+        mixed.append(recs)
+    rng = random.Random(3)
+    out, at = [head], [0] * len(mixed)
+    while any(i < len(m) for i, m in zip(at, mixed)):
+        k = rng.randrange(len(mixed))
+        n = rng.randint(1, 20)
+        out.extend(mixed[k][at[k]:at[k] + n])
+        at[k] += n
+    path = tmp_path / "mixed.pcap"
+    path.write_bytes(b"".join(out))
+    sessions = _same(path, batch=16384)
+    assert len(sessions) > 20 and len({s[2][0].split(".")[1] for s in sessions}) == 4  # four captures mixed
+    _same(path, batch=333, linger_s=0.0)
