@@ -148,7 +148,7 @@ cdef class Walker:
         layout = reader.walk_layout()
         if layout is None:
             raise ValueError("not a classic pcap with a fast-path link type")
-        head, pos, endian, frac_ns, hlen, _lt, linklen, mask, want = layout
+        head, pos, endian, frac_ns, hlen, _linktype, linklen, mask, want = layout
         self.reader = reader
         self.stats = reader.stats
         self.buf = bytearray(head)
@@ -246,9 +246,10 @@ cdef class Walker:
         """Walk up to ``batch`` TCP packets into ``r``; return how many (0: the file is done)."""
         if self.done:
             return 0
-        cdef Py_ssize_t fed = 0, fast_count = 0, fast_trunc = 0, start, ip, rec, doff, plen
+        cdef Py_ssize_t fed = 0, fast_count = 0, fast_trunc = 0, start, ip, rec, doff = 0, plen
         cdef int64_t end
-        cdef uint32_t sec, frac, incl, orig, w1, totlen, w2, of, seq, flags
+        # (the zeros only quiet Cython's flow analysis: a record's fields are always read before they are used)
+        cdef uint32_t sec = 0, frac = 0, incl = 0, orig = 0, w1, totlen = 0, w2, of = 0, seq, flags
         cdef uint64_t t_ns, last_ns = 0
         cdef const uint8_t* q
         cdef int h, di, oi
