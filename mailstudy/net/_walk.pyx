@@ -128,7 +128,9 @@ cdef class Walker:
     """A classic pcap's records walked in C into a :class:`~mailstudy.net.reassembly.Reassembler`, ``batch``
     TCP packets per :meth:`feed` (the reader's ``walk_layout`` says whether a file can be walked)."""
 
-    cdef object reader, stats, shadows
+    cdef object reader, stats
+    cdef list shadows  # the shadows of the connections the loop moves segments of, since the last hand-back
+    cdef dict shadow_at  # id(connection) -> its shadow's place in shadows
     cdef bytearray buf  # the records read and not walked yet, from pos to n (one buffer, reused)
     cdef const uint8_t* p
     cdef Py_ssize_t pos, n
@@ -169,6 +171,7 @@ cdef class Walker:
         self.done = False
         self.gen = 1
         self.shadows = []
+        self.shadow_at = {}
         cdef int i
         for i in range(SLOTS):
             self.slot_gen[i] = 0
@@ -179,6 +182,7 @@ cdef class Walker:
         for sh in self.shadows:
             sh.flush()
         self.shadows = []
+        self.shadow_at = {}
         self.gen += 1
 
     cdef bint _read_on(self, int64_t end) except -1:
@@ -226,16 +230,18 @@ cdef class Walker:
             return -1
         c, d, o = ent
         cdef _Shadow sh
-        cdef int i = 0, di = 0
-        for sh in self.shadows:
-            if sh.conn is c:
-                di = 0 if sh.dirs[0] is d else 1
-                break
-            i += 1
+        cdef int i, di = 0
+        found = self.shadow_at.get(id(c))  # (a TcpConnection compares by value: it is no dict key itself)
+        if found is not None:
+            i = found
+            sh = <_Shadow>self.shadows[i]
+            di = 0 if sh.dirs[0] is d else 1
         else:
+            i = len(self.shadows)
             sh = _Shadow()
             sh.load(c, d, o)
             self.shadows.append(sh)
+            self.shadow_at[id(c)] = i
         memcpy(self.slot_key[h], q + 12, 12)
         self.slot_gen[h] = self.gen
         self.slot_shadow[h] = i
