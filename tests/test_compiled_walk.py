@@ -243,3 +243,32 @@ def test_the_walk_equals_the_reference_on_interleaved_connections(walk, tmp_path
     sessions = _same(path, batch=16384)
     assert len(sessions) > 20 and len({s[2][0].split(".")[1] for s in sessions}) == 4  # four captures mixed
     _same(path, batch=333, linger_s=0.0)
+
+
+def test_the_walk_equals_the_reference_with_every_connection_open_at_once(walk, tmp_path: Path) -> None:
+    """One capture's records shuffled across its connections (each connection's own order kept): every
+    connection is open from the first batch to the last, so the key cache's slots are shared and refilled."""
+    import struct
+
+    src = tmp_path / "src.pcap"
+    make_big_pcap.make(str(src), 20_000)
+    data, pos, by = src.read_bytes(), 24, {}
+    ip = 16 + 14
+    while pos + 16 <= len(data):
+        rec = data[pos:pos + 16 + struct.unpack_from("<I", data, pos + 8)[0]]
+        pos += len(rec)
+        ends = sorted([rec[ip + 12:ip + 16] + rec[ip + 20:ip + 22], rec[ip + 16:ip + 20] + rec[ip + 22:ip + 24]])
+        by.setdefault(tuple(ends), []).append(rec)
+    conns = [list(reversed(c)) for c in by.values()]
+    rng = random.Random(8)
+    out = [data[:24]]
+    while conns:
+        k = rng.randrange(len(conns))
+        out.append(conns[k].pop())
+        if not conns[k]:
+            conns.pop(k)
+    path = tmp_path / "shuffled.pcap"
+    path.write_bytes(b"".join(out))
+    sessions = _same(path, batch=16384)
+    assert len(by) > 40 and len(sessions) == len(by) and sum(len(s[21]) for s in sessions) > 1000
+    _same(path, batch=100, linger_s=0.0)
