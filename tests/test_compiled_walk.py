@@ -173,19 +173,30 @@ def test_the_runs_are_the_references(walk) -> None:
         assert all(type(f) is Flight and len(f) == 4 for f in _drive.runs_and_flights(chunks, Flight)[1])
 
 
-@pytest.mark.parametrize("path", PROJECT[:3] + PEERS[:2], ids=lambda p: p.name)
-def test_analyze_pcap_holding_every_stream_is_the_references(walk, path: Path) -> None:
-    """``analyze_pcap`` (every connection held to the end of the file) walks the same way: same streams."""
+@pytest.mark.parametrize("path", PROJECT[:3] + PEERS[:2] + ODD, ids=lambda p: getattr(p, "name", p))
+def test_analyze_pcap_holding_every_stream_is_the_references(walk, path, tmp_path: Path) -> None:
+    """``analyze_pcap`` (every connection held to the end of the file) walks the same way: the same chunks in
+    the same order with the same times, and each gap at the same place among them."""
     from mailstudy.offline.analyze import analyze_pcap
 
+    if isinstance(path, str):
+        getattr(badpcaps, path)(tmp_path / "odd.pcap")
+        path = tmp_path / "odd.pcap"
+
     def view(a):
-        return ([(_view(s), s.connection.stream("up"), s.connection.stream("down")) for s in a.sessions],
+        return ([(_view(s), s.connection.chunk_tuples, s.connection.gap_marks) for s in a.sessions],
                 a.warnings, a.stats, a.connections, a.non_mail)
 
+    def held(batch, **kw):  # analyze_pcap's stream, at another batch size
+        stream = SessionStream(path, keep_streams=True, batch=batch, **kw)
+        return [(_view(s), s.connection.chunk_tuples, s.connection.gap_marks) for s in stream], stream.stats
+
     got = view(analyze_pcap(path))
+    walked = [held(batch) for batch in (1, 7)]
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(PURE_ENV, "1")
         assert view(analyze_pcap(path)) == got
+        assert [held(batch, columns=False) for batch in (1, 7)] == walked
 
 
 def test_the_walk_equals_the_reference_on_damaged_captures(walk, tmp_path: Path) -> None:
