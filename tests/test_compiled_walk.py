@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import random
+from dataclasses import replace
 import shutil
 import sys
 import sysconfig
@@ -96,6 +97,50 @@ def test_the_walk_equals_the_reference_on_odd_captures(walk, make: str, tmp_path
     for batch in (1, 3, 1000):
         _same(path, batch=batch, linger_s=0.0)
         _same(path, batch=batch)
+
+
+def _write(path: Path, segs: list) -> None:
+    badpcaps.write_pcap(path, [(s.t_ns, badpcaps.frame(s)) for s in segs])
+
+
+def _data_after_fin(path: Path) -> None:
+    """The client's FIN, then data at the FIN's own sequence number (a broken stack): dropped, with a warning."""
+    segs = badpcaps.conversation()
+    i = max(j for j, s in enumerate(segs) if s.flags & badpcaps.FIN and s.sport == 40000)
+    segs.insert(i + 1, replace(segs[i], flags=badpcaps.ACK, payload=b"late\r\n", t_ns=segs[i].t_ns + 1))
+    _write(path, segs)
+
+
+def _server_ack_before_its_data(path: Path) -> None:
+    """Caught mid-stream: the server's first packet is a pure ACK 10 bytes before its next data (the capture
+    missed them): its sequence number, not the data's, is where the down stream starts."""
+    segs = badpcaps.conversation()
+    first = next(i for i, s in enumerate(segs) if s.payload and s.sport == 40000)  # the client's first command
+    segs = segs[first:]
+    data = next(s for s in segs if s.payload and s.sport == 143)
+    segs.insert(1, replace(data, seq=(data.seq - 10) & 0xFFFFFFFF, flags=badpcaps.ACK, payload=b"",
+                           t_ns=segs[0].t_ns + 1))
+    _write(path, segs)
+
+
+CRAFTED = {"data_after_fin": _data_after_fin, "server_ack_before_its_data": _server_ack_before_its_data}
+
+
+@pytest.mark.parametrize("name", sorted(CRAFTED))
+def test_the_walk_equals_the_reference_on_what_only_the_reference_takes(walk, name: str, tmp_path: Path) -> None:
+    """Packets the walker must leave to the reference although they look like its own: data where a FIN was,
+    a first packet of a direction that carries no data. Chunks, gap marks and warnings compared."""
+    path = tmp_path / "crafted.pcap"
+    CRAFTED[name](path)
+    for batch in (1, 2, 1000):
+        held = [(_view(s), s.connection.chunk_tuples, s.connection.gap_marks)
+                for s in SessionStream(path, keep_streams=True, batch=batch)]
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv(PURE_ENV, "1")
+            assert [(_view(s), s.connection.chunk_tuples, s.connection.gap_marks)
+                    for s in SessionStream(path, keep_streams=True, batch=batch, columns=False)] == held
+        _same(path, batch=batch)
+    assert held and any("after FIN" in w or "gap" in w for w in held[0][0][16])  # what the case is about
 
 
 # (link type, IPv6, VLAN tags, nanoseconds, byte order): the walker takes the link types the reader's fast path
