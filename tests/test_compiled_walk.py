@@ -124,17 +124,22 @@ def _server_ack_before_its_data(path: Path) -> None:
 
 
 def _fcs_not_captured(path: Path) -> None:
-    """Every record's wire length counts 4 bytes more than was captured (a frame check sequence the capture
-    left out): each IP packet is whole, yet the reader calls the records cut, and reassembly takes them its
-    careful way (their missing tails are gaps)."""
+    """Records whose wire length counts 4 bytes more than was captured (a frame check sequence the capture left
+    out): the IP packet is whole, yet the reader calls the record cut, and reassembly takes it its careful way
+    (the missing tail is a gap). Every record from the 8th on, and before it one data packet in order (the
+    client's first command), which the walker would otherwise take."""
     import struct
 
-    _write(path, badpcaps.conversation())
-    data, pos = bytearray(path.read_bytes()), 24
+    segs = badpcaps.conversation()
+    command = next(i for i, s in enumerate(segs) if s.payload and s.sport == 40000)
+    _write(path, segs)
+    data, pos, i = bytearray(path.read_bytes()), 24, 0
     while pos + 16 <= len(data):
         incl, orig = struct.unpack_from("<II", data, pos + 8)
-        struct.pack_into("<I", data, pos + 12, orig + 4)
+        if i == command or i >= 8:
+            struct.pack_into("<I", data, pos + 12, orig + 4)
         pos += 16 + incl
+        i += 1
     path.write_bytes(bytes(data))
 
 
