@@ -8,11 +8,14 @@ The machine these numbers come from is often shared: CPU seconds are the steadie
 printed. Prints a Markdown table and writes bench/results/analyze.md.
 
     .venv/bin/python bench/analyze.py [--sizes 1200000 5000000] [--dir /tmp] [--reuse] [--reference] [--split]
+                                      [--pure]
 
 ``--reference`` also times the pure-Python reference path (``SessionStream(columns=False)``: the reader's tuples,
 reassembly packet by packet) that the fast path (numpy blocks, bulk reassembly) must equal, so the gain of the
 fast path is measured on the same machine load. ``--split`` also times the same run with no parser started
-(read, reassemble, classify): the floor that parsing and metrics add to. The captures are made by bench/make_big_pcap.py (synthetic but
+(read, reassemble, classify): the floor that parsing and metrics add to. ``--pure`` also times the run (and,
+with ``--split``, the floor) with ``MAILSTUDY_PURE=1``: the compiled fast paths (``mailstudy/**/*.pyx``,
+picked by :mod:`mailstudy.compiled`) against their pure-Python reference on the same machine load. The captures are made by bench/make_big_pcap.py (synthetic but
 shaped like real sessions). Not a test: speed
 numbers live here, never as timed asserts in tests/.
 
@@ -45,6 +48,28 @@ against 1.011 s): what is left is spread over every line of the parsers.
 The way to the goal is typed compiled code for the hot loops of both halves (Cython cdef classes for
 ByteStream and the parsers' pending/response state, the pcap record walk in C), with the pure modules kept as
 the reference (tests/test_fast_path.py's comparisons).
+
+Measured 2026-12-04, later (`--sizes 1200000 5000000 --split --pure`, one run; load average 2.1 / 1.8 / 1.5 on
+2 CPUs at the end, the machine shared with two other sessions), after the walk half was compiled
+(mailstudy/net/_walk.pyx: the records walked in C into reassembly; mailstudy/offline/_drive.pyx: each
+hand-over cut into runs in C) and with the parsers still pure:
+
+| packets | CPU s | packets/CPU s | peak RSS MiB | tshark CPU s | x tshark (CPU) | no parser CPU s | its packets/CPU s |
+|---:|---:|---:|---:|---:|---:|---:|---:|
+| 1,200,000 | 3.82 | 314,310 | 123 | 7.96 | 2.08x | 0.62 | 1,926,402 |
+| 5,000,001 | 17.78 | 281,250 | 137 | 40.40 | 2.27x | 2.39 | 2,087,689 |
+
+The same run with MAILSTUDY_PURE=1 (the pure modules, right after): 5.29 and 22.76 CPU s in all, 1.78 and 7.50
+CPU s with no parser; so the compiled walk took the no-parser floor from 1.78 to 0.62 CPU s at 1.2 M packets
+(2.86x; 3.13x at 5 M), under the ~0.9 s budget of the walk half (of the 0.62 s, about 0.1 s is starting Python
+and importing). Wall: 4.29 s (279,585 packets/s, 1.87x tshark) and 18.33 s (272,752 packets/s, 2.43x). Goals:
+300,000 packets/s met per CPU second at 1.2 M (314,310), not by wall; 3x tshark not met (2.08x in CPU);
+peak RSS < 300 MiB met. Parsing and metrics are now 84-87 % of the CPU: 3.2 of the 3.82 s. Interleaved A/B
+on the 1.2 M capture (4 runs each, compiled and MAILSTUDY_PURE=1 alternating, smallest CPU; load average 1.1
+at the end): no parser 0.63 s against 1.84 s; in all 3.83 s against 5.31 s.
+Where the walk's time goes now (perf, 1.2 M packets): the compiled loop itself is about 5 % of it; the rest
+is what every chunk costs as a Python object (its bytes copied out of the read buffer, its tuple made and
+later freed) and the kernel's copy of the file into the buffer.
 """
 
 from __future__ import annotations
@@ -95,10 +120,11 @@ print(stream.stats.packets_total, time.perf_counter() - t0)
 """
 
 
-def _run_child(cmd: list[str], stdout=subprocess.PIPE) -> tuple[float, float, float, bytes]:
-    """Run ``cmd``; return (wall seconds, CPU seconds, peak RSS MiB, stdout)."""
+def _run_child(cmd: list[str], stdout=subprocess.PIPE, pure: bool = False) -> tuple[float, float, float, bytes]:
+    """Run ``cmd`` (``pure``: with MAILSTUDY_PURE=1); return (wall seconds, CPU seconds, peak RSS MiB, stdout)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "MAILSTUDY_PURE": "1"} if pure else None
+    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.DEVNULL, env=env)
     out = b""
     if stdout is subprocess.PIPE:
         out = proc.stdout.read()
@@ -121,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="also time the pure-Python reference path (SessionStream(columns=False)) on each capture")
     ap.add_argument("--split", action="store_true",
                     help="also time the run with no parser (read, reassemble, classify): where the CPU goes")
+    ap.add_argument("--pure", action="store_true",
+                    help="also time the run (and the --split floor) with MAILSTUDY_PURE=1: compiled against pure")
     a = ap.parse_args(argv)
 
     import make_big_pcap
@@ -150,6 +178,13 @@ def main(argv: list[str] | None = None) -> int:
             row["fcpu"] = fcpu
             print(f"  no parser (read, reassemble, classify): {fcpu:.2f} s CPU = {n / fcpu:,.0f} packets/CPU s; "
                   f"parsing and metrics take {1 - fcpu / cpu:.0%} of the CPU", flush=True)
+        if a.pure:  # the pure-Python modules on the same capture, right after the compiled run
+            _, pcpu, prss, _ = _run_child([sys.executable, "-c", _CHILD, str(pcap), "fast"], pure=True)
+            row.update(pcpu=pcpu, prss=prss)
+            if a.split:
+                row["pfcpu"] = _run_child([sys.executable, "-c", _FLOOR, str(pcap)], pure=True)[1]
+            print(f"  pure (MAILSTUDY_PURE=1): {pcpu:.2f} s CPU, peak RSS {prss:,.0f} MiB"
+                  + (f"; no parser {row['pfcpu']:.2f} s CPU" if a.split else ""), flush=True)
         if a.reference:
             row.update(rsecs=rsecs, rcpu=rcpu)
         if tshark:
@@ -181,6 +216,14 @@ def main(argv: list[str] | None = None) -> int:
                   "|---:|---:|---:|---:|"]
         lines += [f"| {r['packets']:,} | {r['fcpu']:.2f} | {r['packets'] / r['fcpu']:,.0f} | "
                   f"{1 - r['fcpu'] / r['cpu']:.0%} |" for r in rows]
+    if a.pure:
+        lines += ["", "| packets | pure CPU s | compiled CPU s | gain | pure no parser CPU s | compiled no parser CPU s "
+                  "| gain |", "|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in rows:
+            floor = (f"{r['pfcpu']:.2f} | {r['fcpu']:.2f} | {r['pfcpu'] / r['fcpu']:.2f}x" if "pfcpu" in r
+                     else "- | - | -")
+            lines.append(f"| {r['packets']:,} | {r['pcpu']:.2f} | {r['cpu']:.2f} | {r['pcpu'] / r['cpu']:.2f}x | "
+                         f"{floor} |")
     load = os.getloadavg()
     lines.append("")
     lines.append(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} CPUs)")

@@ -74,6 +74,7 @@ def test_fast_path_equals_the_reference_on_the_bench_capture(tmp_path: Path, mon
     """Thousands of sessions: long runs take the bulk path, and batches fall inside sessions and literals."""
     path = tmp_path / "big.pcap"
     make_big_pcap.make(str(path), 30_000)
+    monkeypatch.setenv("MAILSTUDY_PURE", "1")  # the numpy path (tests/test_compiled_walk.py: the compiled walk)
     moved = []
     bulk = Reassembler._bulk
     monkeypatch.setattr(Reassembler, "_bulk", lambda self, cols, rows: moved.append(bulk(self, cols, rows))

@@ -120,6 +120,22 @@ class PcapStats:
             self.suppressed_warnings += 1
 
 
+def warn_corrupt_record(stats: PcapStats, number: int, incl: int) -> None:
+    """A classic pcap's walk stops at record ``number``, whose captured length ``incl`` is past any real one
+    (the one wording for every walk: the reader's loops and the compiled ``mailstudy.net._walk``)."""
+    stats.warn(f"record #{number}: corrupt record header (captured length {incl}); stopped there")
+
+
+def warn_cut_record(stats: PcapStats, number: int, left: int, hlen: int, incl: int) -> None:
+    """A classic pcap's walk stops where the file ends inside record ``number``, ``left`` bytes of it present
+    (its ``hlen``-byte header included, which says ``incl`` captured bytes); nothing left: no warning."""
+    if left >= hlen:
+        stats.warn(f"record #{number}: truncated last record ({left - hlen} of {incl} bytes present); stopped there")
+    elif left:
+        stats.warn(f"record #{number}: truncated record header at the end of the file ({left} of {hlen} bytes); "
+                   f"stopped there")
+
+
 # ---- file formats --------------------------------------------------------------------------------------------
 # classic pcap magic as read little-endian -> (struct byte order, ns per fraction unit, record header length)
 _PCAP_MAGIC = {
@@ -187,7 +203,7 @@ def _pair(sd: bytes) -> tuple[str, str]:
     return pair
 
 
-def _address_pair(sd: bytes) -> tuple[str, str]:
+def address_pair(sd: bytes) -> tuple[str, str]:
     """The IPv4 source and destination (8 bytes, as in the header) as text, from the reader's cache."""
     return _pairs4.get(sd) or _pair(sd)
 
@@ -425,6 +441,33 @@ class PcapReader:
             return
         yield from self._iter_pcap_pieces(*self._pcap, size, columns)
 
+    def walk_layout(self) -> tuple | None:
+        """For a compiled record walker (``mailstudy.net._walk``): a classic pcap whose link type the reader's
+        fast path takes, as ``(head, position, byte order, ns per fraction unit, record header length, link
+        type, link header length, mask, want)`` (``mask``/``want``: the first header word's test, as the fast
+        path's); None for pcapng or any other link type (read those with :meth:`tuples` or :meth:`pieces`).
+        The walker then reads on with :meth:`read_into` and hands every record it does not decode itself to
+        :meth:`record_tuples`, so warnings, counts and tuples stay the reader's."""
+        if self._pcap is None or self._pcap[5] not in _FAST:
+            return None
+        _fast_unpack, linklen, mask, want = _FAST[self._pcap[5]]
+        return (*self._pcap, linklen, mask, want)
+
+    def read_into(self, view: memoryview) -> int:
+        """Read the next bytes of the (decompressed) file into ``view``; how many (0 at its end)."""
+        readinto = getattr(self._f, "readinto", None)
+        if readinto is not None:
+            return readinto(view) or 0
+        data = self._f.read(len(view))
+        view[:len(data)] = data
+        return len(data)
+
+    def record_tuples(self, buf: bytes, index: int, base: int) -> list[tuple]:
+        """The TCP packets of ``buf`` (whole classic pcap records only, the first one numbered ``index + 1``, at
+        file offset ``base``) as the reader's tuples, with the reader's warnings and counts in :attr:`stats`."""
+        _head, _pos, endian, frac_ns, hlen, lt = self._pcap
+        return list(self._iter_pcap(buf, 0, endian, frac_ns, hlen, lt, io.BytesIO(), index, base))
+
     def _iter_pcap_pieces(self, buf, pos, endian, frac_ns, hlen, lt, size, columns) -> Iterator[list | Any]:
         f = self._f
         st = self.stats
@@ -451,16 +494,11 @@ class PcapReader:
                 have_header = n - pos >= hlen
                 incl = u32(buf, pos + 8)[0] if have_header else 0
                 if incl > _MAX_RECORD:
-                    st.warn(f"record #{index + 1}: corrupt record header (captured length {incl}); stopped there")
+                    warn_corrupt_record(st, index + 1, incl)
                     break
                 more = f.read(max(_PIECE_BLOCK, pos + hlen + incl - n))
-                if not more:  # the same warnings as _iter_pcap's
-                    if have_header:
-                        st.warn(f"record #{index + 1}: truncated last record ({n - pos - hlen} of {incl} "
-                                f"bytes present); stopped there")
-                    elif n - pos:
-                        st.warn(f"record #{index + 1}: truncated record header at the end of the file "
-                                f"({n - pos} of {hlen} bytes); stopped there")
+                if not more:
+                    warn_cut_record(st, index + 1, n - pos, hlen, incl)
                     break
                 base += pos
                 buf = buf[pos:] + more
@@ -473,7 +511,7 @@ class PcapReader:
         read by ``_iter_pcap`` itself (its warnings, counts and offsets)."""
         link = LINKS[lt]
         cols = columns(buf, starts, endian, frac_ns, hlen, link.length, link.ethertype_at is not None, index + 1,
-                       base, _address_pair)
+                       base, address_pair)
         if cols is not None:
             st = self.stats
             st.packets_total += len(starts)
@@ -530,17 +568,11 @@ class PcapReader:
                 if end > n:  # the buffer ends inside this record: read on (one place for both cases)
                     have_header = n - pos >= hlen
                     if have_header and incl > _MAX_RECORD:
-                        st.warn(f"record #{index + 1}: corrupt record header (captured length {incl}); "
-                                f"stopped there")
+                        warn_corrupt_record(st, index + 1, incl)
                         break
                     more = f.read(max(_BLOCK, end - n))
                     if not more:
-                        if have_header:
-                            st.warn(f"record #{index + 1}: truncated last record ({n - pos - hlen} of {incl} "
-                                    f"bytes present); stopped there")
-                        elif n - pos:
-                            st.warn(f"record #{index + 1}: truncated record header at the end of the file "
-                                    f"({n - pos} of {hlen} bytes); stopped there")
+                        warn_cut_record(st, index + 1, n - pos, hlen, incl if have_header else 0)
                         break
                     base += pos
                     fast_base += pos

@@ -22,9 +22,12 @@ batch by batch; after each batch every connection's new chunks go to its :class:
 then parser: the runs of chunks one way each, in one ``feed_runs`` call) and are released, and a connection
 that is over is summarized, yielded and forgotten. So memory is bounded by the open connections, not by the
 file (bench/analyze.py, 2026-12-04: 165 MiB peak for 1.2 M packets, 179 MiB for 5 M). A classic pcap file is
-read by the fast path (``columns``, the default): blocks decoded with numpy (:mod:`mailstudy.net.pcap_batches`)
-and runs of in-order segments reassembled in bulk (``Reassembler.feed_columns``), handed over at the same
-packets as the tuple path (``columns=False``, the reference it must equal: tests/test_fast_path.py).
+read by a fast path (``columns``, the default), handed over at the same packets as the tuple path
+(``columns=False``, the reference both must equal): where the compiled walk is built
+(:mod:`mailstudy.net._walk`, picked by :mod:`mailstudy.compiled`), its records are walked in C straight into
+the reassembler (tests/test_compiled_walk.py), and each hand-over is cut into runs in C
+(:mod:`mailstudy.offline._drive`); else blocks are decoded with numpy (:mod:`mailstudy.net.pcap_batches`) and runs
+of in-order segments reassembled in bulk (``Reassembler.feed_columns``; tests/test_fast_path.py).
 :func:`analyze_pcap` is the same engine holding every connection's chunks (``keep_streams``) to the end of the
 file, for callers that want ``connection.stream()``.
 The parsers do not copy payloads (IMAP literals, POP3 data) unless ``keep_payloads=True``. ``pause_gc=True``
@@ -50,6 +53,7 @@ from operator import itemgetter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Iterator
 
+from mailstudy.compiled import compiled_module
 from mailstudy.net.pcap import PcapError, PcapReader, PcapStats, read_tcp_tuples
 from mailstudy.net.reassembly import Reassembler, TcpConnection
 from mailstudy.offline.inflate import Inflater
@@ -152,15 +156,21 @@ def _warning_text(w: ParseWarning) -> str:
     return f"{w.direction} stream, offset {w.offset}: {w.message}"
 
 
-def _feed_runs(feeder, chunks: list) -> list[Flight]:
+def _feed_runs(feeder, chunks: list, drive=None) -> list[Flight]:
     """Feed every chunk, in capture order, with its own time; return the flights for the metrics.
 
     ``chunks`` are ``(direction, t, data)`` tuples (``TcpConnection.chunk_tuples``). A run of consecutive chunks
     in one direction is one ``(direction, datas, ts)`` for the parser's ``feed_runs`` (all of them in one call:
     the same events as a ``feed`` per chunk, times included: the parsers decide on bytes and take each byte's
     time from its chunk), and is one :class:`~mailstudy.wire.Flight` for the metrics (reassembly's chunks are
-    never empty, so a run is a flight). ``feeder`` None: only the flights.
+    never empty, so a run is a flight). ``feeder`` None: only the flights. ``drive``: the compiled
+    ``mailstudy.offline._drive``, which makes the same runs and flights in C.
     """
+    if drive is not None:
+        runs, flights = drive.runs_and_flights(chunks, Flight)
+        if feeder is not None and runs:
+            feeder.feed_runs(runs)
+        return flights
     flights: list[Flight] = []
     runs: list[tuple[str, list, list]] = []
     add = flights.append
@@ -234,6 +244,7 @@ class SessionBuilder:
         self.flights: list[Flight] = []
         self.payload = False  # any chunk seen
         self.resumed = False  # a mid-stream connection's parser was told so
+        self.drive = compiled_module("mailstudy.offline._drive") if fast else None  # runs cut in C, when built
         if protocol is not None:
             self._start()
 
@@ -280,15 +291,15 @@ class SessionBuilder:
             _feed_with_gaps(parser, chunks, marks, conn.t_last)
             return
         if not marks:
-            _merge(self.flights, _feed_runs(parser, chunks))
+            _merge(self.flights, _feed_runs(parser, chunks, self.drive))
             return
         # the parser is told where each gap sits (parser.gap), between the runs fed before and after it
         at = 0
         for pos, direction, size in marks:
-            _merge(self.flights, _feed_runs(parser, chunks[at:pos]))
+            _merge(self.flights, _feed_runs(parser, chunks[at:pos], self.drive))
             parser.gap(direction, size, chunks[pos][1] if pos < len(chunks) else conn.t_last)
             at = pos
-        _merge(self.flights, _feed_runs(parser, chunks[at:]))
+        _merge(self.flights, _feed_runs(parser, chunks[at:], self.drive))
 
     def end(self, conn: TcpConnection, index: int, chunks: list = (), marks: list = ()) -> SessionAnalysis | None:
         """Finish: the last chunks, then the session (None when the connection is not mail)."""
@@ -402,8 +413,15 @@ class SessionStream:
         self.keep_streams = keep_streams
         self.linger_s = None if keep_streams else linger_s
         self.stats = stats if stats is not None else PcapStats()
-        if packets is None and columns is not False and not progress:  # the fast path: numpy over blocks
-            self._batches = _regroup(PcapReader(self.path, self.stats).pieces(self.batch), self.batch)
+        self._walker = None
+        if packets is None and columns is not False and not progress:  # the fast paths
+            reader = PcapReader(self.path, self.stats)
+            walk = compiled_module("mailstudy.net._walk")  # C over the records (a classic pcap), when built
+            if walk is not None and reader.walk_layout() is not None:
+                self._walker = walk.Walker(reader, self.batch)
+                self._batches = iter(())
+            else:  # numpy over blocks
+                self._batches = _regroup(reader.pieces(self.batch), self.batch)
         else:
             if packets is None:
                 packets = read_tcp_tuples(self.path, self.stats)  # raises PcapError now if the file is unreadable
@@ -421,15 +439,9 @@ class SessionStream:
         r = Reassembler()
         builders: dict[int, SessionBuilder] = {}
         keep = self.keep_streams
+        fed = self._fed(r)
         while True:
-            batch = next(self._batches, None)
-            if batch:
-                for piece in batch:
-                    if piece.__class__ is list:
-                        r.feed(piece)
-                    else:
-                        r.feed_columns(piece)
-                del batch, piece
+            if next(fed, False):
                 if not keep:
                     for conn in r.connections():
                         if conn.chunk_tuples or conn.gap_marks:
@@ -452,6 +464,24 @@ class SessionStream:
         self.connections = len(r.table.tracks)
         self.late_packets = r.late
         self._summarize()
+
+    def _fed(self, r: Reassembler) -> Iterator[bool]:
+        """Feed ``r`` one batch per step (True after each; the iterator ends with the file)."""
+        walker = self._walker
+        if walker is not None:  # mailstudy.net._walk: the records walked in C, batches of the same size
+            while walker.feed(r):
+                yield True
+            return
+        for batch in self._batches:
+            if not batch:
+                return
+            for piece in batch:
+                if piece.__class__ is list:
+                    r.feed(piece)
+                else:
+                    r.feed_columns(piece)
+            del batch, piece
+            yield True
 
     def _end(self, conn: TcpConnection, builders: dict[int, SessionBuilder]) -> SessionAnalysis | None:
         b = builders.pop(conn.index, None) or SessionBuilder(self.ports, self.keep_payloads)
