@@ -35,11 +35,17 @@ from mailstudy.protocol.events import (
     Span,
     TlsCounts,
 )
+from mailstudy.compiled import compiled_module
 from mailstudy.protocol.imap import ImapParser
 from mailstudy.protocol.jmap import JmapParser
 from mailstudy.protocol.pop3 import Pop3Parser
 from mailstudy.wire import chunk_parts
 
+#: the pure-Python parsers: the reference that the compiled ones must equal exactly (tests/test_compiled_parsers.py)
+REFERENCE_PARSERS = {"imap": ImapParser, "pop3": Pop3Parser, "jmap": JmapParser}
+_compiled = compiled_module("mailstudy.protocol._parsers_c")
+if _compiled is not None:  # built in place by setup.py (Cython and a C compiler), and MAILSTUDY_PURE is not set
+    ImapParser, Pop3Parser = _compiled.ImapParser, _compiled.Pop3Parser  # the same parsers, hot loops in C
 PARSERS = {"imap": ImapParser, "pop3": Pop3Parser, "jmap": JmapParser}  # jmap: HTTP/1.1 exchanges (issue 20)
 
 __all__ = [
@@ -53,6 +59,7 @@ __all__ = [
     "ImapParser",
     "JmapParser",
     "PARSERS",
+    "REFERENCE_PARSERS",
     "ParseWarning",
     "Pop3Parser",
     "Progress",
