@@ -203,6 +203,31 @@ cdef int s_extend_lists(StreamCore s, object datas, object ts) except -1:
     return 0
 
 
+cdef int _ba_add(bytearray dst, const char *src, Py_ssize_t n) except -1:
+    """``dst += src[:n]`` without a temporary object."""
+    cdef Py_ssize_t old = PyByteArray_GET_SIZE(dst)
+    if n <= 0:
+        return 0
+    PyByteArray_Resize(dst, old + n)
+    memcpy(PyByteArray_AS_STRING(dst) + old, src, n)
+    return 0
+
+
+cdef int s_add_chunk(StreamCore s, bytes data, object t, Py_ssize_t consumed) except -1:
+    """One chunk appended as ``extend_lists`` would, its first ``consumed`` bytes consumed where they lie (only
+    when the buffer is empty): the stream is then what appending it and skipping them would leave."""
+    cdef Py_ssize_t n = len(data)
+    s._offs.append(s.total)
+    s._ts.append(t)
+    s.total += n
+    if consumed:
+        s.base += consumed
+        s._scan = s._scan - consumed if s._scan > consumed else 0
+    if consumed < n:
+        _ba_add(s.buf, (<const char *>data) + consumed, n - consumed)
+    return 0
+
+
 cdef inline Py_ssize_t s_find_nl(StreamCore s) except -2:
     """``buf.find(b"\\n")``."""
     cdef bytearray buf = s.buf
@@ -226,6 +251,7 @@ cdef class ParserCore:
     cdef public Py_ssize_t completed, continuations, _next_index, _nwarnings
     cdef public object _streams, _events, _opaque, _start_checked, unattributed, greeting, tls, _records, missing
     cdef StreamCore _su, _sd
+    cdef Py_ssize_t _fed  # chunks of the run being fed that are in the stream
 
     cdef int _process_c(self, bint up) except -1:
         raise NotImplementedError
@@ -243,15 +269,49 @@ cdef class ParserCore:
             else:
                 up = direction == _UP
                 s = self._su if up else self._sd
-                s_extend_lists(s, datas, ts)
-                try:
-                    self._process_c(up)
-                    s_trim(s)
-                except Exception as exc:  # noqa: BLE001 - as the reference: never raise on input
-                    self._internal_error(exc)
+                if (not up and not self.keep_payloads and type(datas) is list and type(ts) is list
+                        and len(datas) == len(ts)):
+                    self._fed = 0
+                    try:
+                        self._down_chunks(s, datas, ts)
+                        s_trim(s)
+                    except Exception as exc:  # noqa: BLE001 - as the reference: never raise on input
+                        s_extend_lists(s, datas[self._fed:], ts[self._fed:])  # what the reference had buffered
+                        self._internal_error(exc)
+                else:
+                    s_extend_lists(s, datas, ts)
+                    try:
+                        self._process_c(up)
+                        s_trim(s)
+                    except Exception as exc:  # noqa: BLE001 - as the reference: never raise on input
+                        self._internal_error(exc)
             if stop is not None and stop():
                 break
         return n
+
+    cdef int _down_chunks(self, StreamCore s, list datas, list ts) except -1:
+        """The server's run chunk by chunk (the same events as buffering it whole: the parsers decide on bytes,
+        never on where a chunk ends): a chunk that starts where the buffer is empty and the parser counts bytes
+        it does not keep (a literal, POP3 data) is counted where it lies, never copied into the buffer."""
+        cdef Py_ssize_t k, n = len(datas)
+        for k in range(n):
+            data = datas[k]
+            self._fed = k + 1
+            if type(data) is not bytes:  # a bytearray or memoryview: appended as the reference does
+                s._offs.append(s.total)
+                s._ts.append(ts[k])
+                s.buf += data
+                s.total += len(data)
+            elif PyByteArray_GET_SIZE(s.buf) == 0:
+                self._chunk_in_place(s, data, ts[k])
+            else:
+                s_add_chunk(s, data, ts[k], 0)
+            self._process_c(False)
+        return 0
+
+    cdef int _chunk_in_place(self, StreamCore s, bytes data, object t) except -1:
+        s_add_chunk(s, data, t, 0)
+        return 0
 
     def _process_up(self):
         self._process_c(True)
@@ -359,6 +419,37 @@ cdef tuple _tagged(bytes line):
     return (line[:i], line[j:k], line[k + 1:end])
 
 
+cdef object _marker(bytes line):
+    """``literal_marker(line)`` as (size, LITERAL+) instead of a match: (int, bool), or None. A line with a
+    newline before its end takes the reference's own search."""
+    cdef Py_ssize_t n = len(line), i, j, k
+    cdef const char *d = line
+    if n == 0 or memchr(d + (n - 4 if n > 4 else 0), 125, n if n < 4 else 4) == NULL:  # "}" in line[-4:]
+        return None
+    if n > 1 and memchr(d, 10, n - 1) != NULL:
+        m = literal_marker(line)
+        return None if m is None else (int(m.group(2)), bool(m.group(3)))
+    i = n - 1
+    while i >= 0 and d[i] != 123:  # the last "{"
+        i -= 1
+    if i < 0:
+        return None
+    j = i + 1
+    while j < n and 48 <= d[j] <= 57:
+        j += 1
+    if j == i + 1 or j - i - 1 > 20:
+        return None  # no digit, or more than 20
+    k = j
+    if k < n and d[k] == 43:  # "+"
+        k += 1
+    if k >= n or d[k] != 125:  # "}"
+        return None
+    k += 1
+    if k == n or (n - k == 1 and d[k] == 10) or (n - k == 2 and d[k] == 13 and d[k + 1] == 10):
+        return int(line[i + 1:j]), k - j == 2
+    return None
+
+
 cdef class ImapCore(ParserCore):
     """ImapParser's fields, typed, and its hot paths in C (see the module doc)."""
 
@@ -435,7 +526,7 @@ cdef class ImapCore(ParserCore):
                     p.bytes_up += n
                     return 0
         body = _strip_eol(line)
-        m = literal_marker(line) if b"}" in line[-4:] else None
+        m = _marker(line)
         tag, _, rest = body.partition(b" ")
         if not tag:
             self._unattributed_at(_UP, n, start, "empty or untagged client line")
@@ -457,8 +548,8 @@ cdef class ImapCore(ParserCore):
             self._cur = None
         else:
             self._cur = p
-            self._up_literal = self._up_literal_size = int(m.group(2))
-            self._up_literal_sync = not m.group(3)
+            self._up_literal = self._up_literal_size = m[0]
+            self._up_literal_sync = not m[1]
         return 0
 
     # -- server ---------------------------------------------------------------------------------------------
@@ -514,13 +605,29 @@ cdef class ImapCore(ParserCore):
             if not resp.first:
                 resp.first = line
             if b"}" in line[-3:] and not resp.junk and resp.first[:1] == b"*":
-                m = literal_marker(line)
+                m = _marker(line)
                 if m is not None:
-                    self._down_literal = int(m.group(2))
+                    self._down_literal = m[0]
                     if not self._down_literal:
                         resp.literals.append(b"")
                     continue
             self._finish_response(s_t_at(s, start + ln - 1))
+        return 0
+
+    cdef int _chunk_in_place(self, StreamCore s, bytes data, object t) except -1:
+        """A chunk that starts inside a literal: its literal bytes are counted, not buffered (``_down_c``'s
+        literal branch without ``keep_payloads``)."""
+        cdef Py_ssize_t k, n = len(data)
+        resp = self._resp
+        want = self._down_literal
+        if not want or self._resyncing or self._opaque or resp is None:
+            return s_add_chunk(s, data, t, 0)
+        k = n if want >= n else want
+        s_add_chunk(s, data, t, k)
+        if k == want:
+            resp.literals.append(b"")
+        self._down_literal = want - k
+        resp.nbytes += k
         return 0
 
     def _finish_response(self, t_end):
@@ -646,16 +753,6 @@ cdef inline object _status_of(bytes line):
     if n >= 4 and d[0] == 45 and _ieq(d[1], 69) and _ieq(d[2], 82) and _ieq(d[3], 82):
         return "-ERR"
     return None
-
-
-cdef int _ba_add(bytearray dst, const char *src, Py_ssize_t n) except -1:
-    """``dst += src[:n]`` without a temporary object."""
-    cdef Py_ssize_t old = PyByteArray_GET_SIZE(dst)
-    if n <= 0:
-        return 0
-    PyByteArray_Resize(dst, old + n)
-    memcpy(PyByteArray_AS_STRING(dst) + old, src, n)
-    return 0
 
 
 cdef class Pop3Core(ParserCore):
@@ -796,33 +893,34 @@ cdef class Pop3Core(ParserCore):
         self._complete_c(p, t_end)
         return 0
 
-    cdef bint _multiline_c(self) except -1:
-        """pop3's ``_read_multiline``: True when the terminating line was read, False when more bytes are needed."""
-        cdef StreamCore s = self._sd
-        cdef Pop3Pending p = self._multi
-        cdef bytearray buf = s.buf
+    cdef Py_ssize_t _ml_scan(self, Pop3Pending p, const char *d, Py_ssize_t n, Py_ssize_t *end_out) except -1:
+        """pop3's ``_read_multiline`` scan over ``d[:n]`` (data that starts where the reply's data goes on):
+        how many bytes it consumes, and in ``end_out`` the offset just past the terminating line (-1: not yet).
+        ``memchr`` jumps to each line end; a line that starts with a dot is the end line or a stuffed line."""
         cdef bint keep = self.keep_payloads
         cdef bytearray data = p.data
-        cdef Py_ssize_t n = PyByteArray_GET_SIZE(buf), pos = 0, rest, i, end = -1
-        cdef const char *d = PyByteArray_AS_STRING(buf)
+        cdef Py_ssize_t pos = 0, rest, i
         cdef const char *hit
         cdef bint line_start = self._line_start
+        end_out[0] = -1
         while pos < n:
             if line_start and d[pos] == 46:  # "."
                 rest = n - pos
                 if rest >= 2 and d[pos + 1] == 10:
-                    end = pos + 2
+                    end_out[0] = pos + 2
                     break
                 if rest >= 3 and d[pos + 1] == 13 and d[pos + 2] == 10:
-                    end = pos + 3
+                    end_out[0] = pos + 3
                     break
                 if rest == 1 or (rest == 2 and d[pos + 1] == 13):
                     break  # cannot tell the end line from a stuffed line yet
                 pos += 1  # dot-unstuffing: drop one leading dot
                 line_start = False
                 continue
-            hit = <const char *>memmem(d + pos, n - pos, b"\n.", 2)
-            if hit == NULL:
+            hit = <const char *>memchr(d + pos, 10, n - pos)
+            while hit != NULL and hit + 1 < d + n and hit[1] != 46:
+                hit = <const char *>memchr(hit + 1, 10, d + n - hit - 1)
+            if hit == NULL or hit + 1 >= d + n:  # no "\n." in the rest
                 if keep:
                     _ba_add(data, d + pos, n - pos)
                 line_start = d[n - 1] == 10
@@ -833,15 +931,43 @@ cdef class Pop3Core(ParserCore):
                 _ba_add(data, d + pos, i - pos)
             pos = i
             line_start = True
+        if end_out[0] < 0:
+            self._line_start = line_start
+        return pos
+
+    cdef bint _multiline_c(self) except -1:
+        """pop3's ``_read_multiline``: True when the terminating line was read, False when more bytes are needed."""
+        cdef StreamCore s = self._sd
+        cdef Pop3Pending p = self._multi
+        cdef Py_ssize_t end, pos
+        pos = self._ml_scan(p, PyByteArray_AS_STRING(s.buf), PyByteArray_GET_SIZE(s.buf), &end)
         if end < 0:
             p.bytes_down += s_skip(s, pos)
-            self._line_start = line_start
             return False
         t_end = s_t_at(s, s.base + end - 1)
         p.bytes_down += s_skip(s, end)
         self._multi = None
         self._complete_c(p, t_end)
         return True
+
+    cdef int _chunk_in_place(self, StreamCore s, bytes data, object t) except -1:
+        """A chunk that starts inside multi-line data: scanned where it lies, only what follows the data is
+        buffered (``_multiline_c`` without copying)."""
+        cdef Pop3Pending p
+        cdef Py_ssize_t end, pos
+        if self._multi is None or self._lossy or self._opaque:
+            return s_add_chunk(s, data, t, 0)
+        p = self._multi
+        pos = self._ml_scan(p, <const char *>data, len(data), &end)
+        if end < 0:
+            s_add_chunk(s, data, t, pos)
+            p.bytes_down += pos
+            return 0
+        s_add_chunk(s, data, t, end)
+        p.bytes_down += end
+        self._multi = None
+        self._complete_c(p, s_t_at(s, s.base - 1))
+        return 0
 
     def _complete(self, p, t_done):
         self._complete_c(p, t_done)
@@ -863,3 +989,13 @@ class Pop3Parser(Pop3Core, _pop3.Pop3Parser):
     def __init__(self, max_line=_stream.MAX_LINE, keep_payloads=True, spans=False):
         _pop3.Pop3Parser.__init__(self, max_line, keep_payloads, spans)
         _streams_for(self, max_line)
+
+
+def marker(line):
+    """``literal_marker(line)``'s size and LITERAL+ flag as the compiled parser reads them, for the tests."""
+    return _marker(bytes(line))
+
+
+def tagged(line):
+    """``imap._TAGGED.match(line)``'s groups as the compiled parser reads them, for the tests."""
+    return _tagged(bytes(line))
