@@ -17,6 +17,7 @@ count equals the reference's, on captures and on odd chunkings.
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.object cimport PyObject
+from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.string cimport memchr, memcpy
 
 import mailstudy.protocol._stream as _stream
@@ -56,6 +57,44 @@ cdef inline bytes _strip_eol(bytes line):
     if n >= 1 and line[n - 1] == 10:
         return line[:n - 1]
     return line
+
+
+cdef inline bint _ieq(char c, char upper):
+    return c == upper or c == upper + 32
+
+
+cdef inline str _decode(const char *d, Py_ssize_t a, Py_ssize_t b):
+    """``_text(data[a:b])`` without the slice."""
+    return PyUnicode_DecodeUTF8(d + a, b - a, "replace")
+
+
+cdef inline Py_ssize_t _eol_len(const char *d, Py_ssize_t n):
+    """The length of ``_strip_eol`` of a line."""
+    if n >= 2 and d[n - 1] == 10 and d[n - 2] == 13:
+        return n - 2
+    if n >= 1 and d[n - 1] == 10:
+        return n - 1
+    return n
+
+
+cdef inline Py_ssize_t _space(const char *d, Py_ssize_t a, Py_ssize_t b):
+    """The first space in ``d[a:b]``, else ``b``."""
+    cdef const char *p = <const char *>memchr(d + a, 32, b - a) if b > a else NULL
+    return b if p == NULL else p - d
+
+
+cdef inline bint _ws(char c):
+    return c == 32 or 9 <= c <= 13  # bytes.strip's white space: space \t \n \v \f \r
+
+
+cdef bint _is_done(const char *d, Py_ssize_t n):
+    """``line.strip().upper() == b"DONE"``."""
+    cdef Py_ssize_t a = 0, b = n
+    while a < b and _ws(d[a]):
+        a += 1
+    while b > a and _ws(d[b - 1]):
+        b -= 1
+    return b - a == 4 and _ieq(d[a], 68) and _ieq(d[a + 1], 79) and _ieq(d[a + 2], 78) and _ieq(d[a + 3], 69)
 
 
 cdef object _exchange(str protocol, Py_ssize_t index, object tag, object command, object arguments, object status,
@@ -382,18 +421,14 @@ cdef ImapResponse _imap_response(object start, object t_start):
     return r
 
 
-cdef inline bint _ieq(char c, char upper):
-    return c == upper or c == upper + 32
-
-
-cdef tuple _tagged(bytes line):
-    """``imap._TAGGED.match(line)``'s groups (tag, status, text or None), or None when it does not match."""
-    cdef Py_ssize_t n = len(line), i = 0, j, k, end
-    cdef const char *d = line
+cdef bint _tagged_at(const char *d, Py_ssize_t n, Py_ssize_t *at):
+    """Whether ``imap._TAGGED.match`` matches ``d[:n]``; where its groups lie: tag ``[0, at[0])``, status
+    ``[at[1], at[2])``, text ``[at[3], at[4])`` (``at[3]`` -1: the text group did not take part)."""
+    cdef Py_ssize_t i = 0, j, k, end
     while i < n and d[i] != 32 and d[i] != 13 and d[i] != 10:
         i += 1
     if i == 0 or i >= n or d[i] != 32:
-        return None
+        return False
     j = i + 1
     if n - j >= 2 and _ieq(d[j], 79) and _ieq(d[j + 1], 75):  # OK
         k = j + 2
@@ -402,21 +437,29 @@ cdef tuple _tagged(bytes line):
     elif n - j >= 3 and _ieq(d[j], 66) and _ieq(d[j + 1], 65) and _ieq(d[j + 2], 68):  # BAD
         k = j + 3
     else:
-        return None
-    # then " text" (lazy) or nothing, and \r?\n at the very end
+        return False
+    # then " text" (lazy: it leaves the CR of a CRLF out) or nothing, and \r?\n at the very end
     if n >= 2 and d[n - 1] == 10 and d[n - 2] == 13 and n - 2 >= k:
         end = n - 2
     elif n >= 1 and d[n - 1] == 10 and n - 1 >= k:
         end = n - 1
     else:
-        return None
+        return False
+    at[0], at[1], at[2], at[3], at[4] = i, j, k, -1, end
     if end == k:
-        return (line[:i], line[j:k], None)
+        return True
     if d[k] != 32:
+        return False
+    at[3] = k + 1
+    return True
+
+
+cdef tuple _tagged(bytes line):
+    """``imap._TAGGED.match(line).groups()``, or None when it does not match."""
+    cdef Py_ssize_t at[5]
+    if not _tagged_at(line, len(line), at):
         return None
-    if end == n - 1 and n - 2 >= k + 1 and d[n - 2] == 13:
-        end = n - 2  # "(.*?)\r?\n": the lazy group leaves a CR before the LF out
-    return (line[:i], line[j:k], line[k + 1:end])
+    return line[:at[0]], line[at[1]:at[2]], None if at[3] < 0 else line[at[3]:at[4]]
 
 
 cdef object _marker(bytes line):
@@ -516,34 +559,39 @@ cdef class ImapCore(ParserCore):
                 if self._sasl_reply(outstanding, "AUTHENTICATE", line, start):
                     return 0
                 break
-        cdef Py_ssize_t n = len(line)
-        bare = line.strip()  # also drops the line end
-        if len(bare) == 4 and bare.upper() == b"DONE":
+        cdef Py_ssize_t n = len(line), blen, i, rs, j, a
+        cdef const char *d = line
+        if _is_done(d, n):  # line.strip().upper() == b"DONE"
             for x in outstanding:
                 p = x
                 if p.command == "IDLE" and not p.idle_done:
                     p.idle_done = True
                     p.bytes_up += n
                     return 0
-        body = _strip_eol(line)
         m = _marker(line)
-        tag, _, rest = body.partition(b" ")
-        if not tag:
+        # tag SP verb SP args, cut as body.partition(b" ") twice (body: the line without its line end)
+        blen = _eol_len(d, n)
+        i = _space(d, 0, blen)
+        if i == 0:
             self._unattributed_at(_UP, n, start, "empty or untagged client line")
             return 0
-        verb, _, args = rest.partition(b" ")
-        command = _text(verb).upper()
-        if command == "UID" and args:
-            sub, _, args = args.partition(b" ")
-            command = f"UID {_text(sub).upper()}"
+        rs = i + 1 if i < blen else blen
+        j = _space(d, rs, blen)
+        a = j + 1 if j < blen else blen
+        noverb = j == rs
+        command = _decode(d, rs, j).upper()
+        if command == "UID" and a < blen:
+            j = _space(d, a, blen)
+            command = f"UID {_decode(d, a, j).upper()}"
+            a = j + 1 if j < blen else blen
         t = s_t_at(self._su, start)
-        p = _imap_pending(self._next_index, _text(tag), command, [_text(args)], t, n)
+        p = _imap_pending(self._next_index, _decode(d, 0, i), command, [_decode(d, a, blen)], t, n)
         self._next_index += 1
         outstanding.append(p)
-        if not verb:
+        if noverb:
             self._warn(_UP, t, f"client line with tag {p.tag!r} but no command", start)
         if command in _SPAN_COMMANDS_IMAP or (self.spans and command in _UID_SET_COMMANDS):
-            self._command_spans(p, line, start, len(body) - len(args))
+            self._command_spans(p, line, start, a)
         if m is None:
             self._cur = None
         else:
@@ -639,6 +687,8 @@ cdef class ImapCore(ParserCore):
                        object missing, object t_end) except -1:
         """imap's ``_finish_response`` on a response's fields."""
         cdef list outstanding = self._outstanding
+        cdef Py_ssize_t at[5]
+        cdef const char *d
         if not self._greeted:
             self._greeted = True
             m = _GREETING.match(first) if not literals and not junk else None
@@ -665,13 +715,13 @@ cdef class ImapCore(ParserCore):
             self._attr(target, start, t_start, nbytes, literals, missing,
                        "continuation request with no command outstanding")
             return 0
-        groups = _tagged(first)
-        if groups is None:
+        if not _tagged_at(first, len(first), at):
             self._warn(_DOWN, t_start, f"unrecognized server line {_text(first[:60])!r}", start)
             self._attr(self._oldest(), start, t_start, nbytes, literals, missing,
                        "unrecognized server line with no command outstanding")
             return 0
-        tag = _text(groups[0])
+        d = first
+        tag = _decode(d, 0, at[0])
         for p in outstanding:
             if (<ImapPending?>p).tag == tag:
                 break
@@ -680,7 +730,7 @@ cdef class ImapCore(ParserCore):
                        f"tagged status for tag {tag!r} that is not outstanding")
             return 0
         self._attr(p, start, t_start, nbytes, literals, missing, "")
-        self._complete_c(p, _text(groups[1]).upper(), _text(groups[2] or b""), t_end)
+        self._complete_c(p, _decode(d, at[1], at[2]).upper(), "" if at[3] < 0 else _decode(d, at[3], at[4]), t_end)
         return 0
 
     def _attribute(self, p, resp, why):
