@@ -38,7 +38,8 @@ cdef object _GREETING = _imap._GREETING
 cdef object _SPAN_COMMANDS_IMAP = _imap._SPAN_COMMANDS
 cdef object _UID_SET_COMMANDS = _imap._UID_SET_COMMANDS
 cdef object _SPAN_COMMANDS_POP3 = _pop3._SPAN_COMMANDS
-cdef object _is_multiline = _pop3.is_multiline
+cdef frozenset _ALWAYS_MULTILINE = frozenset(_pop3._ALWAYS_MULTILINE)
+cdef frozenset _MULTILINE_WITHOUT_ARGS = frozenset(_pop3._MULTILINE_WITHOUT_ARGS)
 cdef str _IMAP = _imap.PROTOCOL
 cdef str _POP3 = _pop3.PROTOCOL
 cdef str _UP = UP
@@ -607,6 +608,7 @@ cdef class ImapCore(ParserCore):
         cdef bint keep = self.keep_payloads
         cdef Py_ssize_t start, n, ln
         cdef const char *d
+        cdef bint brace, opens
         while PyByteArray_GET_SIZE(buf) and not self._opaque:
             if self._resyncing:
                 if not self._resync_step(s):
@@ -641,8 +643,9 @@ cdef class ImapCore(ParserCore):
             ln = len(line)
             d = line
             resp = self._resp
-            opens = d[0] == 42 and ((ln >= 1 and d[ln - 1] == 125) or (ln >= 2 and d[ln - 2] == 125)
-                                    or (ln >= 3 and d[ln - 3] == 125))  # "*" ... "}" in line[-3:]
+            brace = ((ln >= 1 and d[ln - 1] == 125) or (ln >= 2 and d[ln - 2] == 125)
+                     or (ln >= 3 and d[ln - 3] == 125))  # b"}" in line[-3:]
+            opens = brace and d[0] == 42
             if resp is None:
                 t_start = s_t_at(s, start)
                 if not opens:  # a one-line response: no object for it
@@ -652,7 +655,7 @@ cdef class ImapCore(ParserCore):
             resp.nbytes += ln
             if not resp.first:
                 resp.first = line
-            if b"}" in line[-3:] and not resp.junk and resp.first[:1] == b"*":
+            if brace and not resp.junk and resp.first[:1] == b"*":
                 m = _marker(line)
                 if m is not None:
                     self._down_literal = m[0]
@@ -790,6 +793,14 @@ cdef class Pop3Pending(PendingCore):
         return _exchange(_POP3, self.index, None, self.command, self.arguments, status, self.status_text,
                          self.t_sent, self.t_first_response, t_done, self.bytes_up, self.bytes_down, (),
                          bytes(self.data) if self.data else b"", self.data is not None, self.missing)
+
+
+cdef bint _multiline(str command, str arguments) except -1:
+    """``pop3.is_multiline``, its sets read once."""
+    command = command.upper()
+    if command in _ALWAYS_MULTILINE:
+        return True
+    return command in _MULTILINE_WITHOUT_ARGS and not arguments.strip()
 
 
 cdef inline object _status_of(bytes line):
@@ -935,7 +946,7 @@ cdef class Pop3Core(ParserCore):
         p.status = status
         p.status_text = _text(_strip_eol(line)[len(status):].lstrip(b" "))
         p.sasl_turns = 0
-        if status == "+OK" and _is_multiline(p.command, p.arguments):
+        if status == "+OK" and _multiline(p.command, p.arguments):
             p.data = bytearray()
             self._multi = p
             self._line_start = True
