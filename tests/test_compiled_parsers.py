@@ -262,3 +262,28 @@ def test_the_tagged_status_is_read_as_the_regex_reads_it(C) -> None:
         assert C.tagged(line) == (None if m is None else m.groups()), line
         matched += m is not None
     assert matched > 1_500
+
+
+# ---- junk, as the parsers' own property tests make it -----------------------------------------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import test_protocol_imap  # noqa: E402
+import test_protocol_pop3  # noqa: E402
+
+JUNK = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@JUNK
+@given(st.sampled_from(["imap", "pop3"]), st.data())
+def test_compiled_parsers_equal_the_reference_on_junk(proto: str, data) -> None:
+    """Random junk of each protocol's tokens, fed in random runs with random gaps: the same outcome."""
+    C = importlib.import_module("mailstudy.protocol._parsers_c")
+    junk = (test_protocol_imap if proto == "imap" else test_protocol_pop3).junk_session
+    chunks = [(d, i, b) for i, (d, b) in enumerate(data.draw(junk)) if b]
+    seed = data.draw(st.integers(0, 1000))
+    how = data.draw(st.sampled_from(["feed", "runs", "gaps"]))
+    args = dict(keep_payloads=data.draw(st.booleans()), spans=data.draw(st.booleans()),
+                max_line=data.draw(st.sampled_from([8, 40, 1 << 20])))
+    got = _feed(_parsers(C, True)[proto], chunks, how, random.Random(seed), **args)
+    assert got == _feed(protocol.REFERENCE_PARSERS[proto], chunks, how, random.Random(seed), **args)

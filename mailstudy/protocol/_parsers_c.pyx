@@ -330,9 +330,12 @@ cdef class ParserCore:
         return n
 
     cdef int _down_chunks(self, StreamCore s, list datas, list ts) except -1:
-        """The server's run chunk by chunk (the same events as buffering it whole: the parsers decide on bytes,
-        never on where a chunk ends): a chunk that starts where the buffer is empty and the parser counts bytes
-        it does not keep (a literal, POP3 data) is counted where it lies, never copied into the buffer."""
+        """The server's run, as ``extend_lists`` then ``_process_c`` would take it, but a chunk that comes while
+        the buffer is empty and the parser only counts what it reads (a literal, POP3 data, without
+        ``keep_payloads``) is counted where it lies, never copied into the buffer. Only a prefix of the run can
+        be taken so (once a chunk leaves bytes in the buffer, the rest is buffered), and the buffer is read at
+        the run's end as the reference reads it: the same bytes in the same order give the same events (a
+        runaway line's pieces, for one, depend on what is buffered when they are read)."""
         cdef Py_ssize_t k, n = len(datas)
         for k in range(n):
             data = datas[k]
@@ -346,7 +349,7 @@ cdef class ParserCore:
                 self._chunk_in_place(s, data, ts[k])
             else:
                 s_add_chunk(s, data, ts[k], 0)
-            self._process_c(False)
+        self._process_c(False)
         return 0
 
     cdef int _chunk_in_place(self, StreamCore s, bytes data, object t) except -1:
