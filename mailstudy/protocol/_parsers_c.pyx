@@ -292,6 +292,7 @@ cdef class ParserCore:
     cdef public object _streams, _events, _opaque, _start_checked, unattributed, greeting, tls, _records, missing
     cdef StreamCore _su, _sd
     cdef Py_ssize_t _fed  # chunks of the run being fed that are in the stream
+    cdef bint _safe  # reading a run before its end: stop where the reading would depend on what is buffered
 
     cdef int _process_c(self, bint up) except -1:
         raise NotImplementedError
@@ -330,12 +331,13 @@ cdef class ParserCore:
         return n
 
     cdef int _down_chunks(self, StreamCore s, list datas, list ts) except -1:
-        """The server's run, as ``extend_lists`` then ``_process_c`` would take it, but a chunk that comes while
-        the buffer is empty and the parser only counts what it reads (a literal, POP3 data, without
-        ``keep_payloads``) is counted where it lies, never copied into the buffer. Only a prefix of the run can
-        be taken so (once a chunk leaves bytes in the buffer, the rest is buffered), and the buffer is read at
-        the run's end as the reference reads it: the same bytes in the same order give the same events (a
-        runaway line's pieces, for one, depend on what is buffered when they are read)."""
+        """The server's run, as ``extend_lists`` then ``_process_c`` would take it, read as its chunks come: a
+        chunk that comes while the buffer is empty and the parser only counts what it reads (a literal, POP3
+        data, without ``keep_payloads``) is counted where it lies, never copied into the buffer; after each
+        chunk the whole lines buffered are read (``_safe``). Whatever depends on how much is buffered (a runaway
+        line's pieces, looking for a line after a gap, a reply that lost bytes) and the switches that take the
+        buffer whole (STARTTLS, STLS, COMPRESS) wait for the run's end, where the buffer is read as the
+        reference reads it: so the same events come, in the same order, with the same times."""
         cdef Py_ssize_t k, n = len(datas)
         for k in range(n):
             data = datas[k]
@@ -349,6 +351,12 @@ cdef class ParserCore:
                 self._chunk_in_place(s, data, ts[k])
             else:
                 s_add_chunk(s, data, ts[k], 0)
+            if k + 1 < n:
+                self._safe = True
+                try:
+                    self._process_c(False)
+                finally:
+                    self._safe = False
         self._process_c(False)
         return 0
 
@@ -614,7 +622,7 @@ cdef class ImapCore(ParserCore):
         cdef bint brace, opens
         while PyByteArray_GET_SIZE(buf) and not self._opaque:
             if self._resyncing:
-                if not self._resync_step(s):
+                if self._safe or not self._resync_step(s):
                     return 0
                 continue
             if self._down_literal:
@@ -637,10 +645,12 @@ cdef class ImapCore(ParserCore):
                 self._down_literal = want - n
                 resp.nbytes += n
                 continue
+            if self._safe and self._switch_waits():
+                return 0
             start = s.base
             line = s_line(s)
             if line is None:
-                if not self._runaway_down(s):
+                if self._safe or not self._runaway_down(s):
                     return 0
                 continue
             ln = len(line)
@@ -683,6 +693,14 @@ cdef class ImapCore(ParserCore):
         self._down_literal = want - k
         resp.nbytes += k
         return 0
+
+    cdef bint _switch_waits(self):
+        """A STARTTLS or COMPRESS is outstanding: its OK would take the buffer whole (``_go_opaque``)."""
+        for p in self._outstanding:
+            command = (<ImapPending?>p).command
+            if command == "STARTTLS" or command == "COMPRESS":
+                return True
+        return False
 
     def _finish_response(self, t_end):
         resp, self._resp = self._resp, None
@@ -896,24 +914,33 @@ cdef class Pop3Core(ParserCore):
         while PyByteArray_GET_SIZE(buf) and not self._opaque:
             if self._multi is not None:
                 if self._lossy:
-                    if not self._read_multiline_lossy():
+                    if self._safe or not self._read_multiline_lossy():
                         return 0
                 elif not self._multiline_c():
                     return 0
                 continue
             if self._resyncing:
-                if not self._resync_step(s):
+                if self._safe or not self._resync_step(s):
                     return 0
                 continue
+            if self._safe and self._switch_waits():
+                return 0
             start = s.base
             line = s_line(s)
             if line is None:
-                if not self._runaway_down(s):
+                if self._safe or not self._runaway_down(s):
                     return 0
                 continue
             end = start + len(line) - 1
             self._reply_c(line, start, s_t_at(s, start), s_t_at(s, end))
         return 0
+
+    cdef bint _switch_waits(self):
+        """An STLS is waiting: its +OK would take the buffer whole (``_go_opaque``)."""
+        for p in self._fifo:
+            if (<Pop3Pending?>p).command == "STLS":
+                return True
+        return False
 
     def _reply_line(self, seg):
         self._reply_c(seg.data, seg.start, seg.t_start, seg.t_end)
