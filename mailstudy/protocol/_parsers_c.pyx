@@ -371,12 +371,10 @@ cdef class ParserCore:
         self._process_c(False)
 
 
-def _streams_for(parser, max_line):
-    """The typed streams in place of the pure ones a new parser made (nothing is buffered yet)."""
+def _typed_streams(parser):
+    """A new parser's streams (ParserBase made them of ``stream_type``: :class:`ByteStream`) as typed fields."""
     cdef ParserCore core = parser
-    up, down = ByteStream(max_line), ByteStream(max_line)
-    core._streams = {UP: up, DOWN: down}
-    core._su, core._sd = up, down
+    core._su, core._sd = core._streams[UP], core._streams[DOWN]
 
 
 # ---- IMAP ------------------------------------------------------------------------------------------------------
@@ -388,6 +386,9 @@ cdef class ImapPending(PendingCore):
     cdef public Py_ssize_t astrings
 
     def to_exchange(self, status, status_text, t_done, keep_payloads=True):
+        return self._exchange_c(status, status_text, t_done, keep_payloads)
+
+    cdef object _exchange_c(self, object status, object status_text, object t_done, bint keep_payloads):
         return _exchange(_IMAP, self.index, self.tag, self.command, "".join(self.args), status, status_text,
                          self.t_sent, self.t_first_response, t_done, self.bytes_up, self.bytes_down,
                          tuple(self.literals) if keep_payloads else (), b"", False, self.missing)
@@ -788,7 +789,7 @@ cdef class ImapCore(ParserCore):
                 self._cur = None  # refused synchronizing literal: the client will not send it
                 self._up_literal = 0
                 self._up_secret = None
-        self._events.append(p.to_exchange(status, text, t_done, self.keep_payloads))
+        self._events.append(p._exchange_c(status, text, t_done, self.keep_payloads))
         if status == "OK" and p.command == "STARTTLS":
             self._go_opaque("tls", t_done, "STARTTLS accepted")
         elif status == "OK" and p.command == "COMPRESS":
@@ -799,9 +800,11 @@ cdef class ImapCore(ParserCore):
 class ImapParser(ImapCore, _imap.ImapParser):
     __doc__ = _imap.ImapParser.__doc__
 
+    stream_type = ByteStream
+
     def __init__(self, max_line=_stream.MAX_LINE, keep_payloads=True, spans=False):
         _imap.ImapParser.__init__(self, max_line, keep_payloads, spans)
-        _streams_for(self, max_line)
+        _typed_streams(self)
 
 
 # ---- POP3 ------------------------------------------------------------------------------------------------------
@@ -811,6 +814,9 @@ cdef class Pop3Pending(PendingCore):
     cdef public object arguments, status, status_text, data
 
     def to_exchange(self, status, t_done):
+        return self._exchange_c(status, t_done)
+
+    cdef object _exchange_c(self, object status, object t_done):
         return _exchange(_POP3, self.index, None, self.command, self.arguments, status, self.status_text,
                          self.t_sent, self.t_first_response, t_done, self.bytes_up, self.bytes_down, (),
                          bytes(self.data) if self.data else b"", self.data is not None, self.missing)
@@ -1068,7 +1074,7 @@ cdef class Pop3Core(ParserCore):
         fifo = self._fifo
         if fifo and fifo[0] is p:
             fifo.popleft()
-        self._events.append(p.to_exchange(p.status, t_done))
+        self._events.append(p._exchange_c(p.status, t_done))
         if p.status == "+OK" and p.command == "STLS":
             self._go_opaque("tls", t_done, "STLS accepted")
         return 0
@@ -1077,9 +1083,11 @@ cdef class Pop3Core(ParserCore):
 class Pop3Parser(Pop3Core, _pop3.Pop3Parser):
     __doc__ = _pop3.Pop3Parser.__doc__
 
+    stream_type = ByteStream
+
     def __init__(self, max_line=_stream.MAX_LINE, keep_payloads=True, spans=False):
         _pop3.Pop3Parser.__init__(self, max_line, keep_payloads, spans)
-        _streams_for(self, max_line)
+        _typed_streams(self)
 
 
 def marker(line):
