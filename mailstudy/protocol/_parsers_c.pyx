@@ -8,7 +8,10 @@ offsets, the literal countdown, the pending commands) mixed *in front of* the pu
 only the hot methods (feeding runs, cutting lines with ``memchr``, reading a command line, a response, a
 tagged status, a POP3 status line and multi-line data, completing an exchange), and every rare path (gaps,
 resynchronizing, runaway lines, SASL, credential spans, TLS, COMPRESS, end of stream) is the pure class's own
-code, working on the same fields through their descriptors. So each rule keeps one home, and
+code, working on the same fields through their descriptors. A server run is read as its chunks come, so the
+bytes of a literal or of POP3 data (without ``keep_payloads``) are counted where they lie in the chunks and
+never copied into the buffer (``_down_chunks`` says what waits for the run's end). So each rule keeps one home,
+and
 ``mailstudy.protocol`` picks these classes through :func:`mailstudy.compiled.compiled_module`
 (``MAILSTUDY_PURE=1``: the pure ones). tests/test_compiled_parsers.py checks that every event, field and byte
 count equals the reference's, on captures and on odd chunkings.
@@ -16,7 +19,6 @@ count equals the reference's, on captures and on odd chunkings.
 
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_FromStringAndSize
-from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.string cimport memchr, memcpy
 
@@ -29,9 +31,6 @@ from mailstudy.protocol.imap_lexer import literal_marker
 cdef extern from "Python.h":
     int PyObject_GenericSetDict(object o, object value, void *context) except -1
     Py_ssize_t PY_SSIZE_T_MAX
-
-cdef extern from "string.h":
-    void *memmem(const void *haystack, size_t haystacklen, const void *needle, size_t needlelen) nogil
 
 cdef object _new_object = object.__new__
 cdef object _GREETING = _imap._GREETING
@@ -50,16 +49,6 @@ cdef inline str _text(bytes data):
     return data.decode("utf-8", "replace")
 
 
-cdef inline bytes _strip_eol(bytes line):
-    """``_stream.strip_eol``: the line without its CRLF (or bare LF)."""
-    cdef Py_ssize_t n = len(line)
-    if n >= 2 and line[n - 1] == 10 and line[n - 2] == 13:
-        return line[:n - 2]
-    if n >= 1 and line[n - 1] == 10:
-        return line[:n - 1]
-    return line
-
-
 cdef inline bint _ieq(char c, char upper):
     return c == upper or c == upper + 32
 
@@ -76,6 +65,12 @@ cdef inline Py_ssize_t _eol_len(const char *d, Py_ssize_t n):
     if n >= 1 and d[n - 1] == 10:
         return n - 1
     return n
+
+
+cdef inline bytes _strip_eol(bytes line):
+    """``_stream.strip_eol``: the line without its CRLF (or bare LF)."""
+    cdef Py_ssize_t n = len(line), m = _eol_len(line, n)
+    return line if m == n else line[:m]
 
 
 cdef inline Py_ssize_t _space(const char *d, Py_ssize_t a, Py_ssize_t b):
