@@ -271,6 +271,19 @@ cdef inline Py_ssize_t s_find_nl(StreamCore s) except -2:
     return -1 if p == NULL else p - data
 
 
+cdef bint _all(object datas) except -1:
+    """``all(datas)``, a list of bytes read in C."""
+    if type(datas) is not list:
+        return all(datas)
+    for data in <list>datas:
+        if type(data) is bytes:
+            if not len(<bytes>data):
+                return False
+        elif not data:
+            return False
+    return True
+
+
 # ---- what both parsers share --------------------------------------------------------------------------------
 cdef class PendingCore:
     """``_stream.PendingBase``'s fields, typed."""
@@ -300,7 +313,7 @@ cdef class ParserCore:
         checked = self._start_checked
         for direction, datas, ts in runs:
             n += 1
-            if self.closed or self._opaque or not checked[direction] or not all(datas):
+            if self.closed or self._opaque or not checked[direction] or not _all(datas):
                 self.feed_lists(direction, datas, ts)
             else:
                 up = direction == _UP
@@ -616,6 +629,7 @@ cdef class ImapCore(ParserCore):
         cdef Py_ssize_t start, n, ln
         cdef const char *d
         cdef bint brace, opens
+        cdef ImapResponse r
         while PyByteArray_GET_SIZE(buf) and not self._opaque:
             if self._resyncing:
                 if self._safe or not self._resync_step(s):
@@ -671,7 +685,13 @@ cdef class ImapCore(ParserCore):
                     if not self._down_literal:
                         resp.literals.append(b"")
                     continue
-            self._finish_response(s_t_at(s, start + ln - 1))
+            if type(resp) is ImapResponse:  # made here: its fields read directly
+                r = <ImapResponse>resp
+                self._resp = None
+                self._finish_c(r.start, r.t_start, r.first, r.nbytes, r.literals, r.junk, r.missing,
+                               s_t_at(s, start + ln - 1))
+            else:
+                self._finish_response(s_t_at(s, start + ln - 1))
         return 0
 
     cdef int _chunk_in_place(self, StreamCore s, bytes data, object t) except -1:
