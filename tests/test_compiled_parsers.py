@@ -287,3 +287,16 @@ def test_compiled_parsers_equal_the_reference_on_junk(proto: str, data) -> None:
                 max_line=data.draw(st.sampled_from([8, 40, 1 << 20])))
     got = _feed(_parsers(C, True)[proto], chunks, how, random.Random(seed), **args)
     assert got == _feed(protocol.REFERENCE_PARSERS[proto], chunks, how, random.Random(seed), **args)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_server_line_cut_by_tls_from_the_client_still_counts(C, compiled: bool) -> None:
+    """Found by the junk property test (both implementations): the server's 40 bytes of a line not yet ended, then
+    the client's first bytes are a TLS record; those 40 bytes were read but counted nowhere."""
+    parser = _parsers(C, compiled)["imap"](max_line=40)
+    parser.feed("down", b"\x00" * 40, 0)
+    parser.feed("up", b"\x16\x03", 1)
+    parser.close(2)
+    events = parser.events()
+    assert parser.unattributed["down"] == 40 and parser.tls.bytes_up == 2
+    assert any("40 bytes not attributed: server response cut short" in getattr(e, "message", "") for e in events)
