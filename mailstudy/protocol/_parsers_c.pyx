@@ -93,17 +93,36 @@ cdef bint _is_done(const char *d, Py_ssize_t n):
     return b - a == 4 and _ieq(d[a], 68) and _ieq(d[a + 1], 79) and _ieq(d[a + 2], 78) and _ieq(d[a + 3], 69)
 
 
+cdef dict _TEMPLATE = dict.fromkeys(["protocol", "index", "tag", "command", "arguments", "status", "status_text",
+                                     "t_sent", "t_first_response", "t_done", "bytes_up", "bytes_down", "literals",
+                                     "data", "multiline", "missing"])
+
+
 cdef object _exchange(str protocol, Py_ssize_t index, object tag, object command, object arguments, object status,
                       object status_text, object t_sent, object t_first_response, object t_done,
                       Py_ssize_t bytes_up, Py_ssize_t bytes_down, object literals, object data, bint multiline,
                       object missing):
-    """``_stream.new_exchange``: an Exchange equal to ``Exchange(...)``, its ``__dict__`` filled in field order."""
+    """``_stream.new_exchange``: an Exchange equal to ``Exchange(...)``, its ``__dict__`` filled in field order
+    (a copy of a dict with the fields' keys, then its values: no key is inserted, no table grows)."""
     e = _new_object(Exchange)
-    PyObject_GenericSetDict(e, {"protocol": protocol, "index": index, "tag": tag, "command": command,
-                                "arguments": arguments, "status": status, "status_text": status_text,
-                                "t_sent": t_sent, "t_first_response": t_first_response, "t_done": t_done,
-                                "bytes_up": bytes_up, "bytes_down": bytes_down, "literals": literals, "data": data,
-                                "multiline": multiline, "missing": missing}, NULL)
+    cdef dict d = _TEMPLATE.copy()
+    d["protocol"] = protocol
+    d["index"] = index
+    d["tag"] = tag
+    d["command"] = command
+    d["arguments"] = arguments
+    d["status"] = status
+    d["status_text"] = status_text
+    d["t_sent"] = t_sent
+    d["t_first_response"] = t_first_response
+    d["t_done"] = t_done
+    d["bytes_up"] = bytes_up
+    d["bytes_down"] = bytes_down
+    d["literals"] = literals
+    d["data"] = data
+    d["multiline"] = multiline
+    d["missing"] = missing
+    PyObject_GenericSetDict(e, d, NULL)
     return e
 
 
