@@ -10,6 +10,11 @@ absolute client-stream offsets, :class:`~mailstudy.protocol.events.Span`) and th
 (``progress()``), and keep no scanner of their own. :mod:`.imap_lexer` and :mod:`.imap_response` are the one IMAP
 tokenizer and FETCH reader; :mod:`.classify` tells IMAP, POP3 and not-mail apart for analysis and redaction.
 
+Where the compiled parsers are built (``mailstudy/protocol/_parsers_c.pyx``, an editable install with Cython and
+a C compiler), ``ImapParser``, ``Pop3Parser`` and :data:`PARSERS` here are they: subclasses of the pure ones
+whose hot loops run in C, with the same events to the byte (tests/test_compiled_parsers.py). The pure modules
+stay the reference, in :data:`REFERENCE_PARSERS`, and ``MAILSTUDY_PURE=1`` hands them out instead.
+
 Which exchange a server byte belongs to (docs/design.md, "Words": an exchange is a command with its complete response):
 a tagged status line, a continuation request and a POP3 reply go to the command they answer (tag, waiting
 command, FIFO order). An untagged IMAP response goes to the command it answers: an untagged ``FETCH`` to the
