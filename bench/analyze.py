@@ -70,6 +70,24 @@ at the end): no parser 0.63 s against 1.84 s; in all 3.83 s against 5.31 s.
 Where the walk's time goes now (perf, 1.2 M packets): the compiled loop itself is about 5 % of it; the rest
 is what every chunk costs as a Python object (its bytes copied out of the read buffer, its tuple made and
 later freed) and the kernel's copy of the file into the buffer.
+
+Compiled parsers, measured 2026-12-05 (`--sizes 1200000 5000000 --split`; mailstudy/protocol/_parsers_c.pyx, picked
+through mailstudy.compiled, equal to the pure parsers by tests/test_compiled_parsers.py; the walk still pure;
+load average about 2 on 2 CPUs, another session's benches beside it):
+
+| packets | CPU s | packets/CPU s | peak RSS MiB | tshark CPU s | x tshark (CPU) | no parser CPU s | parser half CPU s |
+|---:|---:|---:|---:|---:|---:|---:|---:|
+| 1,200,000 | 3.51 | 341,548 | 167 | 7.82 | 2.23x | 1.83 | 1.68 |
+| 5,000,001 | 14.66 | 340,970 | 186 | 38.49 | 2.62x | 7.34 | 7.32 |
+
+The parser half (the whole run less the no-parser floor) at 1.2 M packets, three interleaved pairs the same
+hour: 3.32-3.50 CPU s pure (MAILSTUDY_PURE=1) against 1.45-1.54 s compiled, about 18 -> 8 us per exchange; the
+parsers alone (a session's runs cut beforehand and fed to them) take about 3.7 us per event, the rest is the
+drive loop's run cutting, the session's end and the metrics. With the compiled walk of the same day (branch
+cwalk merged with this one in a scratch clone, `--split --pure`): 1.2 M packets 2.11 CPU s (569,762 packets per
+CPU s), 3.62x tshark's 7.62 CPU s, no-parser floor 0.66 s, peak RSS 126 MiB; 5 M packets 8.21 CPU s, 4.36x
+tshark's 35.83 s, peak RSS 141 MiB; all pure in the same runs 5.45 and 22.20 CPU s. Wall, on the loaded machine:
+2.67x and 4.41x tshark.
 """
 
 from __future__ import annotations

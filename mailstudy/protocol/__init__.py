@@ -10,6 +10,11 @@ absolute client-stream offsets, :class:`~mailstudy.protocol.events.Span`) and th
 (``progress()``), and keep no scanner of their own. :mod:`.imap_lexer` and :mod:`.imap_response` are the one IMAP
 tokenizer and FETCH reader; :mod:`.classify` tells IMAP, POP3 and not-mail apart for analysis and redaction.
 
+Where the compiled parsers are built (``mailstudy/protocol/_parsers_c.pyx``, an editable install with Cython and
+a C compiler), ``ImapParser``, ``Pop3Parser`` and :data:`PARSERS` here are they: subclasses of the pure ones
+whose hot loops run in C, with the same events to the byte (tests/test_compiled_parsers.py). The pure modules
+stay the reference, in :data:`REFERENCE_PARSERS`, and ``MAILSTUDY_PURE=1`` hands them out instead.
+
 Which exchange a server byte belongs to (docs/design.md, "Words": an exchange is a command with its complete response):
 a tagged status line, a continuation request and a POP3 reply go to the command they answer (tag, waiting
 command, FIFO order). An untagged IMAP response goes to the command it answers: an untagged ``FETCH`` to the
@@ -35,11 +40,17 @@ from mailstudy.protocol.events import (
     Span,
     TlsCounts,
 )
+from mailstudy.compiled import compiled_module
 from mailstudy.protocol.imap import ImapParser
 from mailstudy.protocol.jmap import JmapParser
 from mailstudy.protocol.pop3 import Pop3Parser
 from mailstudy.wire import chunk_parts
 
+#: the pure-Python parsers: the reference that the compiled ones must equal exactly (tests/test_compiled_parsers.py)
+REFERENCE_PARSERS = {"imap": ImapParser, "pop3": Pop3Parser, "jmap": JmapParser}
+_compiled = compiled_module("mailstudy.protocol._parsers_c")
+if _compiled is not None:  # built in place by setup.py (Cython and a C compiler), and MAILSTUDY_PURE is not set
+    ImapParser, Pop3Parser = _compiled.ImapParser, _compiled.Pop3Parser  # the same parsers, hot loops in C
 PARSERS = {"imap": ImapParser, "pop3": Pop3Parser, "jmap": JmapParser}  # jmap: HTTP/1.1 exchanges (issue 20)
 
 __all__ = [
@@ -53,6 +64,7 @@ __all__ = [
     "ImapParser",
     "JmapParser",
     "PARSERS",
+    "REFERENCE_PARSERS",
     "ParseWarning",
     "Pop3Parser",
     "Progress",

@@ -333,13 +333,15 @@ class ParserBase:
     """
 
     protocol = ""
+    #: each direction's buffer (the compiled parsers put a typed one here: mailstudy/protocol/_parsers_c.pyx)
+    stream_type: type = ByteStream
 
     def __init__(self, max_line: int = MAX_LINE, keep_payloads: bool = True, spans: bool = False) -> None:
         self.keep_payloads = bool(keep_payloads)
         self.spans = bool(spans)
         self.completed = 0
         self.continuations = 0
-        self._streams = {UP: ByteStream(max_line), DOWN: ByteStream(max_line)}
+        self._streams = {UP: self.stream_type(max_line), DOWN: self.stream_type(max_line)}
         self._events: deque[Event] = deque()
         self.tls = TlsCounts()
         self._opaque: str | None = None  # None (plain text) | "tls" | "compress"

@@ -610,8 +610,9 @@ class ImapParser(ParserBase):
             self._warn(DOWN, t, "stream ended inside a server response", resp.start)
             self._resp = None
             self._attribute(self._oldest(), resp, "incomplete server response")
-        elif self._resp is not None:
-            self._resp = None
+        elif self._resp is not None:  # cut where the rest became opaque (TLS from the client's first bytes): its
+            resp, self._resp = self._resp, None  # bytes were read, so they still count (they were lost before)
+            self._attribute(self._oldest(), resp, "server response cut short where the streams became opaque")
         if self._up_literal and not self._opaque:
             self._warn(UP, t, f"stream ended with {self._up_literal} bytes of a client literal missing")
         if self._cur is not None and len(self._streams[UP]) and not self._opaque:
