@@ -4,8 +4,10 @@ Why a module of its own: a first run used to leave ``~/.cache/scapy``, ``~/.cach
 ``~/.config/matplotlib`` and ``~/.ipython`` behind, third-party defaults nobody asked for. Each library reads one
 environment variable for it, so :func:`keep_caches_in_project` sets those (only where the user has not set them)
 before the library is imported or a notebook kernel is started: the command line, the notebook runner and the
-test suite call it. It is cheap: nothing is created until a library writes there, and a font cache kept in the
-project is reused by the next run. What remains in ``~`` is listed in the README.
+test suite call it. It is cheap: only the cache folder itself is made (IPython refuses a folder whose parent is
+missing, warns "IPython parent ... is not a writable location" and falls back to a temporary one), each
+library makes its own sub-folder when it writes there, and a font cache kept in the project is reused by the
+next run. What remains in ``~`` is listed in the README.
 """
 
 from __future__ import annotations
@@ -39,4 +41,6 @@ def keep_caches_in_project(env: dict | None = None) -> dict[str, str]:
     for var, sub in VARIABLES.items():
         if not env.get(var):
             env[var] = done[var] = str(root / sub)
+    if done:
+        root.mkdir(parents=True, exist_ok=True)  # the parent each library expects to exist (module docstring)
     return done

@@ -267,3 +267,18 @@ def test_third_party_caches_stay_out_of_home(tmp_path, who):
         assert [p for p in left if p != ".config"] == []
     else:  # the control: the libraries' defaults do write there, so the check above can fail
         assert any("matplotlib" in p for p in left) and any("scapy" in p for p in left), left
+
+
+def test_a_fresh_checkout_gives_ipython_its_folder_without_a_warning(tmp_path, monkeypatch):
+    """On a fresh clone .cache/ does not exist yet; IPython (every notebook kernel) then warned "IPython parent
+    ... is not a writable location" and used a temporary folder: the study printed it once per kernel."""
+    from mailstudy import caches
+
+    root = tmp_path / "checkout" / ".cache"
+    monkeypatch.setattr(caches, "cache_root", lambda: root)
+    env = {k: v for k, v in os.environ.items() if k not in caches.VARIABLES}
+    caches.keep_caches_in_project(env)
+    out = subprocess.run([sys.executable, "-W", "error", "-c", "import IPython.paths as p; print(p.get_ipython_dir())"],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0 and "not a writable location" not in out.stderr, out.stderr[-500:]
+    assert out.stdout.strip() == str(root / "ipython")
