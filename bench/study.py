@@ -39,6 +39,11 @@ are user + system of the run and its waited-for children, per notebook as the st
   05 2 / 1, 06 218 / 86, 07 623 / 127, 08 80 / 71. Not yet timed after it: the last three parts raised to 10
   seeds (measured alone, loaded: 07 493 s wall / 198 CPU s against 603 / 129; 04's JMAP fleet +44 s wall,
   +30 CPU s; 03's kept syncs +100 s wall, +50 CPU s), an estimated 1,385 CPU s in all.
+- 2026-12-05 00:28, `/usr/bin/time -v make study` on a fresh clone of main at eb08aae (every part at 10 seeds,
+  04's kept-connection comparison included; the venv created from nothing, the Cython fast paths compiled in
+  it, about 26 s), nothing else running (load 0.8 before): 13 min 48 s wall, 1,462 CPU s (user 1,211.3 +
+  system 250.5), peak RSS 419 MiB. Wall / CPU per notebook: 01 430 / 273, 02 4 / 2, 03 696 / 312,
+  04 758 / 446, 05 3 / 2, 06 258 / 91, 07 528 / 194, 08 125 / 72. Within issue 17's 15 minutes on 2 cores.
 """
 
 from __future__ import annotations
