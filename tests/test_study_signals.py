@@ -26,7 +26,12 @@ WAIT_S = 300  # how long to wait for the kernel to start under a loaded machine 
 
 
 def _kernel_folders(pid: int) -> list[str]:
-    return glob.glob(os.path.join(tempfile.gettempdir(), f"mailstudy-kernels-{pid}-*"))
+    """The study's kernel folders: in the temporary folder, or in SHORT_TEMP when that path is too long for the
+    kernels' Unix sockets (mailstudy.processes.short_tempdir)."""
+    from mailstudy.processes import SHORT_TEMP
+
+    return [f for root in dict.fromkeys((tempfile.gettempdir(), SHORT_TEMP))
+            for f in glob.glob(os.path.join(root, f"mailstudy-kernels-{pid}-*"))]
 
 
 def _processes_naming(text: str) -> list[int]:

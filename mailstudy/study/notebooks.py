@@ -303,7 +303,7 @@ def kernels_of_this_run():
 
         def __init__(self, **kw):
             super().__init__(**kw)
-            name = f"k{uuid.uuid4().hex[:12]}"
+            name = f"kernel-{uuid.uuid4().hex[:12]}"  # short: each socket's path must fit in 107 bytes
             self.connection_file = str(folder / f"{name}.json")
             self.transport = "ipc"
             self.ip = str(folder / name)  # each socket is this path plus "-N"
