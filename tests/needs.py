@@ -9,9 +9,12 @@ so a missing one is a broken setup and the test fails. ``tests/conftest.py`` off
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
+import sysconfig
 from pathlib import Path
+from types import ModuleType
 from typing import NoReturn
 
 import pytest
@@ -84,3 +87,23 @@ def peer_folder() -> Path:
     if not any(PEER.glob("*.pcap*")):
         skip_or_fail(f"no peer captures in {PEER}")
     return PEER
+
+
+def c_compiler() -> str | None:
+    """The C compiler setup.py would build the compiled fast paths with, or None."""
+    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    return shutil.which(cc) or shutil.which("gcc") or shutil.which("cc")
+
+
+def compiled(*names: str) -> list[ModuleType]:
+    """The compiled fast-path modules ``names`` (setup.py builds them in place). One missing is a failure where a
+    C compiler is found, since that is all the build needs (its isolated build fetches Cython from PyPI), and a
+    skip with the reason where none is."""
+    try:
+        return [importlib.import_module(name) for name in names]
+    except ImportError as exc:
+        cc = c_compiler()
+        if cc is None:
+            pytest.skip("no C compiler found: the compiled fast paths cannot be built here; the pure modules run")
+        pytest.fail(f"{exc.name or ', '.join(names)} is not built although a C compiler is here ({cc}): "
+                    f"`pip install -e .` builds it (setup.py compiles every .pyx with Cython)")

@@ -11,17 +11,15 @@ compiled module must be there (an editable install builds it): its absence fails
 
 from __future__ import annotations
 
-import importlib
 import random
-import shutil
 import sys
-import sysconfig
 from itertools import groupby
 from pathlib import Path
 
 import pytest
 
 import badpcaps
+import needs
 from mailstudy import protocol
 from mailstudy.compiled import pure_requested
 from mailstudy.net.pcap import read_tcp_tuples
@@ -44,22 +42,12 @@ ODD = ["make_clean", "make_gap", "make_gap_at_end", "make_port_reuse", "make_mid
        "make_truncated_record_header", "make_corrupt_record_length", "make_ipv6_ext_and_fragment"]
 
 
-def _c_compiler() -> str | None:
-    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
-    return shutil.which(cc) or shutil.which("gcc") or shutil.which("cc")
-
-
 @pytest.fixture(scope="module")
 def C():
-    """The compiled module; a failure where a C compiler is found (it should have been built), a skip where not."""
-    try:
-        return importlib.import_module("mailstudy.protocol._parsers_c")
-    except ImportError as exc:
-        cc = _c_compiler()
-        if cc is None:
-            pytest.skip("no C compiler found: the compiled parsers cannot be built here, the pure ones run")
-        pytest.fail(f"mailstudy.protocol._parsers_c is not built although a C compiler is here ({cc}): {exc}. "
-                    f"`pip install -e .` builds it (setup.py compiles every .pyx with Cython)")
+    """The compiled module; a failure where a C compiler is found (it should have been built), a skip where not
+    (needs.compiled)."""
+    (module,) = needs.compiled("mailstudy.protocol._parsers_c")
+    return module
 
 
 def _parsers(C, compiled: bool) -> dict:

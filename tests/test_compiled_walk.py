@@ -16,15 +16,14 @@ from __future__ import annotations
 import gzip
 import random
 from dataclasses import replace
-import shutil
 import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
 
 import badpcaps
-from mailstudy.compiled import PURE_ENV, compiled_module
+import needs
+from mailstudy.compiled import PURE_ENV
 from mailstudy.offline.analyze import SessionStream
 from peers import PEER
 from test_fast_path import _view
@@ -37,25 +36,12 @@ PROJECT = sorted((ROOT / "captures").glob("*.pcap"))
 PEERS = sorted(PEER.glob("*.pcap")) if PEER.is_dir() else []
 
 
-def _compiler() -> str | None:
-    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
-    return shutil.which(cc)
-
-
 @pytest.fixture(scope="module")
 def walk():
-    """The compiled walk; a failure where it could have been built, a skip (with the reason) where not."""
-    module = compiled_module("mailstudy.net._walk")
-    if module is not None and compiled_module("mailstudy.offline._drive") is not None:
-        return module
-    if _compiler() is None:
-        pytest.skip("no C compiler on this machine: the compiled walk cannot be built (the pure path runs)")
-    try:
-        import Cython  # noqa: F401
-    except ImportError:
-        pytest.skip("Cython is not installed: the compiled walk cannot be built (the pure path runs)")
-    pytest.fail("a C compiler and Cython are here but mailstudy.net._walk or mailstudy.offline._drive is not "
-                "built (or MAILSTUDY_PURE is set): run `pip install -e .`")
+    """The compiled walk (with the compiled drive loop); a failure where it could have been built, a skip (with
+    the reason) where not (needs.compiled)."""
+    module, _drive = needs.compiled("mailstudy.net._walk", "mailstudy.offline._drive")
+    return module
 
 
 def _run(path: Path, **kw) -> tuple:
