@@ -294,6 +294,29 @@ def make_gap(path) -> Expect:
                   notes={"gap_bytes": len(lost.payload), "gap_offset": at})
 
 
+def make_hole_acked_in_steps(path) -> Expect:
+    """Two server segments in a row never made it into the capture, and the client's ACKs climb through the
+    hole: the first acknowledges only the first lost segment, the next one everything. One hole, one gap."""
+    segs = conversation(BIG, mss=10)
+    i = _data_index(segs, 3, up=False)
+    lost = segs[i:i + 2]
+    assert all(s.sport == 143 and s.payload for s in lost + [segs[i + 2], segs[i + 3]])
+    cs = next(s.seq for s in segs[i:] if s.sport == 40000)  # the client sends nothing while the reply comes
+
+    def ack(after: Seg, upto: int) -> Seg:
+        return Seg(CLIENT, SERVER, 40000, 143, cs, upto & 0xFFFFFFFF, ACK, b"", after.t_ns + 1)
+
+    part = ack(segs[i + 2], lost[0].seq + len(lost[0].payload))  # inside the hole
+    whole = ack(segs[i + 3], segs[i + 3].seq + len(segs[i + 3].payload))  # past it
+    kept = segs[:i] + [segs[i + 2], part, segs[i + 3], whole] + segs[i + 4:]
+    _simple(path, kept)
+    up, down = streams(BIG)
+    at = sum(len(s.payload) for s in segs[:i] if s.sport == 143)
+    size = sum(len(s.payload) for s in lost)
+    return Expect(len(kept), len(kept), up, down[:at] + down[at + size:], notes={"gap_bytes": size,
+                                                                                  "gap_offset": at})
+
+
 def make_gap_at_end(path) -> Expect:
     """The capture misses the last server segment and nothing follows it but the client's ACK."""
     segs = conversation(BIG, mss=20, close=False)

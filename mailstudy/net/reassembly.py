@@ -23,8 +23,10 @@ The rules, in the order they win:
    (offset next-1) is not compared.
 5. Out-of-order segments are buffered and delivered in order; the chunk they complete carries the time of the
    packet that filled the hole.
-6. Gaps are never joined silently. A hole is declared a gap when the receiver's ACK shows it got bytes the
-   capture lacks, or when the connection ends with bytes still buffered or acknowledged-but-unseen. Each gap
+6. Gaps are never joined silently. A hole is declared a gap when the receiver's ACK shows it got every byte
+   of it (the ACK reaches the first segment buffered after it), or when the connection ends with bytes still
+   buffered or acknowledged-but-unseen. One hole is one gap, however many lost segments it spans and however
+   the ACKs climbed through it. Each gap
    is a warning with its direction, offset and size, and counts in ``gaps``/``gap_bytes``; the stream goes on
    after it (its chunks keep the time of their own packets), and ``gap_marks`` says where among the chunks it
    sits, so a parser can be told "n bytes are missing here" (``ParserBase.gap``). A segment cut by the snap length delivers what
@@ -291,12 +293,18 @@ def _acked(d: _Dir) -> int:
 
 
 def _check_acked(c: TcpConnection, d: _Dir) -> None:
-    """The peer acknowledged bytes past d.next while later bytes wait: the capture missed the hole."""
+    """The peer acknowledged every byte up to the first segment that waits: the capture missed the hole.
+
+    The hole is declared whole, once the acknowledgement reaches the segment after it, not piece by piece as
+    the ACKs climb through it: one hole is one gap (one warning, one mark for the parser), however many
+    segments the capture lost in a row. Bytes past the acknowledged point may still come (a retransmission the
+    capture does see), so until then the segments wait; a hole never acknowledged whole is declared when the
+    capture ends (:func:`_finish`).
+    """
     acked = _acked(d)
-    while d.pending and acked > d.next:
-        upto = min(acked, d.pending[0][0])
-        if upto > d.next:
-            _gap(c, d, upto, "acknowledged by the peer but not in the capture")
+    while d.pending and acked >= d.pending[0][0]:
+        if d.pending[0][0] > d.next:
+            _gap(c, d, d.pending[0][0], "acknowledged by the peer but not in the capture")
         _drain(c, d, None)
 
 
