@@ -327,6 +327,18 @@ def make_gap_at_end(path) -> Expect:
     return Expect(len(segs), len(segs), up, down[:-len(lost.payload)], notes={"gap_bytes": len(lost.payload)})
 
 
+def make_fcs_not_captured(path, v6: bool = False, ng: bool = False) -> Expect:
+    """Every record's original length counts a 4-byte frame check sequence the capture left out (as some
+    capture drivers write): each packet is whole, nothing was cut, no byte is missing."""
+    segs = conversation(BIG, mss=20, **(dict(client=CLIENT6, server=SERVER6) if v6 else {}))
+    frames = [(s.t_ns, frame(s, v6=v6)) for s in segs]
+    if ng:
+        write(path, pcapng_bytes([(1, 9)], [(0, t, f, len(f) + 4) for t, f in frames]))
+    else:
+        write_pcap(path, [(t, f + b"\xc0\xff\xee\x00", len(f)) for t, f in frames])
+    return Expect(len(segs), len(segs), *streams(BIG), notes={"truncated_records": len(segs)})
+
+
 def make_mid_session(path) -> Expect:
     """The capture starts after the handshake and the greeting; the client uses the higher port."""
     segs = conversation()
@@ -440,4 +452,6 @@ CORPUS.update({
     "big_endian_nano": partial(make_link, link=1, nano=True, endian=">"),
     "little_endian_micro": partial(make_link, link=1, nano=False),
     "pcapng_big_endian": partial(make_pcapng_two_interfaces, endian=">"),
+    "fcs_not_captured_ipv6": partial(make_fcs_not_captured, v6=True),
+    "fcs_not_captured_pcapng": partial(make_fcs_not_captured, ng=True),
 })

@@ -36,7 +36,8 @@ import make_big_pcap  # noqa: E402
 
 PROJECT = sorted((ROOT / "captures").glob("*.pcap"))
 PEERS = sorted(PEER.glob("*.pcap")) if PEER.is_dir() else []
-ODD = ["make_clean", "make_gap", "make_hole_acked_in_steps", "make_gap_at_end", "make_port_reuse", "make_mid_session",
+ODD = ["make_clean", "make_gap", "make_hole_acked_in_steps",
+       "make_fcs_not_captured", "make_gap_at_end", "make_port_reuse", "make_mid_session",
        "make_mid_session_server_first", "make_out_of_order", "make_retransmission", "make_conflicting_overlap",
        "make_syn_retry_after_rst", "make_seq_wrap", "make_snaplen", "make_non_tcp", "make_truncated_last_record",
        "make_truncated_record_header", "make_corrupt_record_length", "make_ipv6_ext_and_fragment"]

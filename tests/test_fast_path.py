@@ -56,7 +56,8 @@ def test_fast_path_equals_the_reference_on_real_captures(path: Path, batch: int)
     _same(path, batch=batch, linger_s=0.0)
 
 
-@pytest.mark.parametrize("make", ["make_clean", "make_gap", "make_hole_acked_in_steps", "make_gap_at_end", "make_port_reuse",
+@pytest.mark.parametrize("make", ["make_clean", "make_gap", "make_hole_acked_in_steps",
+                                  "make_fcs_not_captured", "make_gap_at_end", "make_port_reuse",
                                   "make_mid_session", "make_mid_session_server_first", "make_out_of_order",
                                   "make_retransmission", "make_conflicting_overlap", "make_syn_retry_after_rst",
                                   "make_seq_wrap", "make_snaplen", "make_non_tcp", "make_truncated_last_record",

@@ -204,6 +204,20 @@ def test_a_hole_acknowledged_in_steps_is_one_gap(tmp_path):
     assert c.stream("down") == expect.down
 
 
+@pytest.mark.parametrize("name", ["fcs_not_captured", "fcs_not_captured_ipv6", "fcs_not_captured_pcapng"])
+def test_an_uncaptured_frame_check_sequence_is_not_a_gap(tmp_path, name):
+    """Records whose original length counts 4 bytes of FCS the capture left out hold whole packets: the IP
+    length says so (the fast path, the decoding path and pcapng alike), so no packet is cut and no byte missing."""
+    path = tmp_path / f"{name}.pcap"
+    expect = badpcaps.CORPUS[name](path)
+    packets, stats = read_tcp_with_stats(path)
+    assert stats.truncated_records == expect.notes["truncated_records"] == len(packets)
+    assert all(p.wire_len == p.cap_len + 4 and not p.truncated for p in packets)
+    (c,) = conns_of(path)
+    assert (c.gaps, c.gap_bytes, c.warnings) == (0, 0, [])
+    assert (c.stream("up"), c.stream("down")) == (expect.up, expect.down)
+
+
 def test_gap_at_the_end(tmp_path):
     path = tmp_path / "gap_end.pcap"
     expect = badpcaps.make_gap_at_end(path)

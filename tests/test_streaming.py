@@ -50,7 +50,8 @@ def test_sessions_end_early_and_stay_equal(path: Path) -> None:
     _same(path, 3, linger_s=0.0)
 
 
-@pytest.mark.parametrize("make", ["make_gap", "make_hole_acked_in_steps", "make_gap_at_end", "make_port_reuse", "make_mid_session",
+@pytest.mark.parametrize("make", ["make_gap", "make_hole_acked_in_steps",
+                                  "make_fcs_not_captured", "make_gap_at_end", "make_port_reuse", "make_mid_session",
                                   "make_mid_session_server_first", "make_out_of_order", "make_retransmission",
                                   "make_conflicting_overlap", "make_syn_retry_after_rst", "make_seq_wrap"])
 def test_stream_equals_the_whole_file_on_odd_captures(make: str, tmp_path: Path) -> None:

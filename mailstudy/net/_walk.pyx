@@ -210,12 +210,13 @@ cdef class Walker:
 
     cdef _tuple(self, Py_ssize_t ip, uint64_t t_ns, uint32_t incl, uint32_t orig, Py_ssize_t doff,
                 Py_ssize_t plen):
-        """The reader's tuple of the fast-path packet at ``ip`` (PACKET_FIELDS order)."""
+        """The reader's tuple of the fast-path packet at ``ip`` (PACKET_FIELDS order); the fast path's records
+        hold their whole IP packet, so it is never ``truncated``."""
         cdef const uint8_t* q = self.p + ip
         src, dst = address_pair(PyBytes_FromStringAndSize(<const char*>q + 12, 8))
         payload = PyBytes_FromStringAndSize(<const char*>q + 20 + doff, plen)
         return (ns_to_s(t_ns), src, be16(q + 20), dst, be16(q + 22), be32(q + 24), be32(q + 28),
-                be16(q + 32) & 0x1FF, payload, orig, incl, incl < orig, self.index, t_ns, self.base + ip + 20)
+                be16(q + 32) & 0x1FF, payload, orig, incl, False, self.index, t_ns, self.base + ip + 20)
 
     cdef void _delegate(self, r, tup) except *:
         self._forget()
@@ -315,7 +316,7 @@ cdef class Walker:
                 last_kind = 1
                 flags = of & 0x1FF
                 plen = totlen - 20 - doff
-                if not walk or flags & 7 or incl < orig:
+                if not walk or flags & 7:
                     self._delegate(r, self._tuple(ip, t_ns, incl, orig, doff, plen))
                     continue
                 h = (be32(q + 12) * 2654435761u ^ be32(q + 16) * 40503u ^ be32(q + 20) * 2246822519u) >> 22

@@ -63,7 +63,9 @@ class TcpPacket:
     """One TCP segment as captured.
 
     ``payload`` is what was captured of the TCP payload (Ethernet padding removed); when the snap length cut
-    the packet, ``truncated`` is True and the payload is shorter than the segment really was. ``index`` is the
+    the packet, ``truncated`` is True and the payload is shorter than the segment really was. The IP header's
+    length decides that: a record whose original length also counts bytes after the IP packet that were not
+    captured (a frame check sequence) holds the whole segment and is not truncated. ``index`` is the
     record's 1-based number in the file, as Wireshark shows it, counting every record (TCP or not).
     ``flags`` holds the 9 TCP flag bits (NS..FIN). ``t`` is float seconds; ``t_ns`` the exact integer time.
     ``tcp_offset`` is where the segment's TCP header sits in the file (-1 for a packet not read from a file):
@@ -96,8 +98,8 @@ PACKET_FIELDS = ("t", "src", "sport", "dst", "dport", "seq", "ack", "flags", "pa
 class PcapStats:
     """What a read saw besides the TCP packets it yielded; complete once the iteration has ended.
 
-    ``truncated_records`` counts records the snap length cut (captured length below the original length), TCP
-    or not. ``non_tcp_kinds`` breaks ``non_tcp`` down ("udp", "arp", "icmp", "ipv4-fragment", ...).
+    ``truncated_records`` counts records whose captured length is below their original length, TCP or not
+    (the snap length cut them, or the original length counts a frame check sequence that was not captured). ``non_tcp_kinds`` breaks ``non_tcp`` down ("udp", "arp", "icmp", "ipv4-fragment", ...).
     ``warnings`` holds the first 100 warnings; ``suppressed_warnings`` counts the rest.
     """
 
@@ -217,13 +219,19 @@ def _ntoa6(raw: bytes) -> str:
     return s
 
 
-def _decode(buf: bytes, off: int, end: int, lt: int):
+def _decode(buf: bytes, off: int, end: int, lt: int, cut: bool = False):
     """Find the TCP segment in one link-layer frame ``buf[off:end]``.
 
     Returns ``(src, dst, sport, dport, seq, ack, flags, payload_start, payload_end, short, tcp_start)`` for TCP,
     where ``short`` is 0, 1 (the IP packet was cut by the snap length) or 2 (a first IP fragment: payload
     incomplete) and ``tcp_start`` is the TCP header's offset in ``buf``; otherwise a short string naming what
     the frame was ("udp", "arp", "ipv4-fragment", ...).
+
+    Whether the packet was cut is decided by the IP header's length, not by the record's: a record whose
+    original length counts bytes after the IP packet that were never captured (a frame check sequence, which
+    some capture drivers count and leave out) holds the whole segment. ``cut`` (the record's captured length
+    is below its original length) decides only where the IP header gives no length (0, as TSO/GSO captures
+    carry).
     """
     # -- link layer -> ethertype (layouts: mailstudy.net.layouts.LINKS)
     link = LINKS.get(lt)
@@ -266,8 +274,10 @@ def _decode(buf: bytes, off: int, end: int, lt: int):
         dst = _addr4.get(d) or _ntoa4(d)
         ip_end = off + totlen
         tcp = off + ihl
-        if totlen == 0:  # TSO/GSO captures may carry 0; trust the frame
+        if totlen == 0:  # TSO/GSO captures may carry 0; trust the frame (and the record's lengths)
             ip_end = end
+            if cut:
+                short = short or 1
         elif ip_end > end:
             ip_end = end
             short = short or 1
@@ -277,7 +287,7 @@ def _decode(buf: bytes, off: int, end: int, lt: int):
         plen, nh, s, d = _IPV6(buf, off)
         tcp = off + 40
         ip_end = tcp + plen if plen else end
-        if ip_end > end:
+        if ip_end > end or (cut and not plen):  # no length (a jumbogram, TSO): the record's lengths decide
             ip_end = end
             short = 1
         while nh != IP_PROTO_TCP:
@@ -596,18 +606,18 @@ class PcapReader:
                         t_ns = sec * 1_000_000_000 + frac * frac_ns
                         p = start + linklen
                         yield (t_ns / 1_000_000_000, pair[0], sport, pair[1], dport, seq, ack, of & 0x1FF,
-                               buf[p + 20 + doff:p + totlen], orig, incl, incl < orig, index, t_ns,
+                               buf[p + 20 + doff:p + totlen], orig, incl, False, index, t_ns,
                                fast_base + start)
                         continue
                 # tail repeated in the pcapng loop on purpose: a helper call per packet cost 1.5% (300,000 packets)
-                r = decode(buf, start, end, lt)
+                r = decode(buf, start, end, lt, incl < orig)
                 if r.__class__ is tuple:
                     src, dst, sport, dport, seq, ack, flags, ps, pe, short, tcp = r
                     t_ns = sec * 1_000_000_000 + frac * frac_ns
                     if short == 2:
                         st.warn(f"packet #{index}: first IP fragment; its TCP payload is incomplete")
                     yield (t_ns / 1_000_000_000, src, sport, dst, dport, seq, ack, flags, buf[ps:pe],
-                           orig, incl, bool(short) or incl < orig, index, t_ns, base + tcp)
+                           orig, incl, bool(short), index, t_ns, base + tcp)
                 else:
                     self._non_tcp(r, index)
         finally:
@@ -722,14 +732,14 @@ class PcapReader:
                 if incl < orig:
                     truncated_records += 1
                 # tail repeated in the pcap loop on purpose: a helper call per packet cost 1.5% (300,000 packets)
-                r = decode(buf, start, start + incl, lt)
+                r = decode(buf, start, start + incl, lt, incl < orig)
                 if r.__class__ is tuple:
                     src, dst, sport, dport, seq, ack, flags, ps, pe, short, tcp = r
                     if short == 2:
                         st.warn(f"packet #{index}: first IP fragment; its TCP payload is incomplete")
                     tcp_count += 1
                     yield (t_ns / 1_000_000_000, src, sport, dst, dport, seq, ack, flags, buf[ps:pe],
-                           orig, incl, bool(short) or incl < orig, index, t_ns, base + tcp)
+                           orig, incl, bool(short), index, t_ns, base + tcp)
                 else:
                     self._non_tcp(r, index)
         finally:

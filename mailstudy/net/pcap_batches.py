@@ -52,8 +52,9 @@ class Columns:
 
     @property
     def general(self) -> np.ndarray:
-        """Segments reassembly takes one by one: SYN, FIN or RST set, or the record cut by the snap length."""
-        return ((self.flags & 7) != 0) | (self.incl < self.orig)
+        """Segments reassembly takes one by one: SYN, FIN or RST set. (None was cut: :func:`columns` takes only
+        records that hold their whole IP packet.)"""
+        return (self.flags & 7) != 0
 
     def times(self, rows: np.ndarray) -> list[float]:
         return [x / 1_000_000_000 for x in self.tns[rows].tolist()]
@@ -71,7 +72,7 @@ class Columns:
                 self.ps[rows].tolist(), self.pe[rows].tolist(), self.incl[rows].tolist(),
                 self.orig[rows].tolist(), ip):
             src, dst = pair(buf[at + 12:at + 20])
-            out.append((tn / 1_000_000_000, src, sp, dst, dp, seq, ack, fl, buf[p:q], orig, incl, incl < orig,
+            out.append((tn / 1_000_000_000, src, sp, dst, dp, seq, ack, fl, buf[p:q], orig, incl, False,
                         self.index + i, tn, self.base + at + 20))
         return out
 

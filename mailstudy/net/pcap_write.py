@@ -137,16 +137,17 @@ def pcapng_block(btype: int, body: bytes, endian: str = "<") -> bytes:
 def pcapng_bytes(interfaces: list[tuple[int, int]], packets: Iterable[tuple[int, int, bytes]], endian: str = "<",
                  simple: Iterable[bytes] = ()) -> bytes:
     """A pcapng of one section. ``interfaces``: ``(linktype, if_tsresol byte)`` each; ``packets``:
-    ``(interface id, t_ns, frame)`` written as enhanced packet blocks; ``simple``: frames written as simple
-    packet blocks (no timestamp) after them."""
+    ``(interface id, t_ns, frame)`` or ``(interface id, t_ns, frame, original length)`` written as enhanced
+    packet blocks; ``simple``: frames written as simple packet blocks (no timestamp) after them."""
     out = [pcapng_block(_PCAPNG_SHB, struct.pack(endian + "IHHq", 0x1A2B3C4D, 1, 0, -1), endian)]
     for lt, res in interfaces:
         opt = struct.pack(endian + "HH", 9, 1) + bytes([res]) + b"\0\0\0" + struct.pack(endian + "HH", 0, 0)
         out.append(pcapng_block(_PCAPNG_IDB, struct.pack(endian + "HHI", lt, 0, SNAPLEN) + opt, endian))
-    for ifid, t_ns, data in packets:
+    for ifid, t_ns, data, *orig in packets:
         res = interfaces[ifid][1]
         ts = t_ns // 10 ** (9 - res) if not res & 0x80 else (t_ns << (res & 0x7F)) // 1_000_000_000
-        body = struct.pack(endian + "IIIII", ifid, ts >> 32, ts & 0xFFFFFFFF, len(data), len(data)) + data
+        wire = orig[0] if orig else len(data)
+        body = struct.pack(endian + "IIIII", ifid, ts >> 32, ts & 0xFFFFFFFF, len(data), wire) + data
         out.append(pcapng_block(_PCAPNG_EPB, body, endian))
     for data in simple:
         out.append(pcapng_block(_PCAPNG_SPB, struct.pack(endian + "I", len(data)) + data, endian))
