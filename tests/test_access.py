@@ -57,15 +57,18 @@ def test_same_seed_gives_identical_counts(server_kind, start_server, protocol, s
     for key in ("bytes_up", "commands", "round_trips"):
         assert runs[0].metrics[key] == runs[1].metrics[key], key
     assert runs[0].bodies_fetched == runs[1].bodies_fetched
-    down = [r.trace.stream("down") for r in runs]
     if server_kind == "dovecot":
-        timing = [sum(len(m) for m in DOVECOT_TIMING.findall(d)) for d in down]
-        assert runs[0].metrics["bytes_down"] - timing[0] == runs[1].metrics["bytes_down"] - timing[1]
+        assert _untimed_down(runs[0]) == _untimed_down(runs[1])
     else:
         assert runs[0].metrics["bytes_down"] == runs[1].metrics["bytes_down"]
     other = _run(start_server(generate(30, "buchner2009", seed=6).raws()), spec,
                  Known(generate(30, "buchner2009", seed=6).raws()))
     assert other.metrics["bytes_down"] != runs[0].metrics["bytes_down"]  # the seed really changes the mailbox
+
+
+def _untimed_down(result) -> int:
+    """Bytes down less Dovecot's timing texts (none on the embedded server)."""
+    return result.metrics["bytes_down"] - sum(len(m) for m in DOVECOT_TIMING.findall(result.trace.stream("down")))
 
 
 def test_imap_command_counts_and_round_trips(server_kind, start_server):
@@ -84,7 +87,7 @@ def test_imap_command_counts_and_round_trips(server_kind, start_server):
     assert piped.metrics["commands"] == per_msg.metrics["commands"]
     assert piped.metrics["round_trips"] < piped.metrics["commands"]
     assert piped.metrics["round_trips"] == 3 + 1 + 1 + 1  # the 12 FETCHes leave as one flight
-    assert piped.metrics["bytes_down"] == per_msg.metrics["bytes_down"]
+    assert _untimed_down(piped) == _untimed_down(per_msg)  # (Dovecot times 12 pipelined FETCHes differently)
     assert piped.metrics["time_to_list_s"] > 0 and piped.metrics["duration_s"] >= piped.metrics["time_to_list_s"]
 
 

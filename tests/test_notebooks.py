@@ -84,13 +84,14 @@ def test_study_quick_executes_every_notebook(tmp_path):
 def test_nonsense_parameters_stop_the_first_cell_with_one_line(tmp_path, notebook, params, expected):
     import papermill as pm
 
-    from mailstudy.study.notebooks import _why
+    from mailstudy.study.notebooks import _why, kernels_of_this_run
 
     out = tmp_path / f"{notebook}.ipynb"
-    with pytest.raises(pm.PapermillExecutionError) as err:
+    # the study's kernels (over Unix sockets: a TCP kernel can lose its port to another before it binds it)
+    with kernels_of_this_run() as manager, pytest.raises(pm.PapermillExecutionError) as err:
         pm.execute_notebook(str(ROOT / "notebooks" / f"{notebook}.ipynb"), str(out),
                             parameters={"QUICK": True, **params}, progress_bar=False, kernel_name="python3",
-                            cwd=str(ROOT))
+                            kernel_manager_class=manager, cwd=str(ROOT))
     assert err.value.exec_count == 3  # parameters, injected parameters, then the check
     line = _why(err.value, out)
     assert line.startswith(expected) and "\n" not in line and "Traceback" not in line
@@ -111,10 +112,13 @@ def test_notebook_02_runs_from_the_notebooks_folder(tmp_path, monkeypatch):
     shutil.copytree(ROOT / "captures", tmp_path / "captures")
     shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
     monkeypatch.setenv("MAILSTUDY_ROOT", str(tmp_path))
+    from mailstudy.study.notebooks import kernels_of_this_run
+
     out = tmp_path / "out.ipynb"
-    pm.execute_notebook(str(tmp_path / "notebooks" / "02-what-crosses-the-wire.ipynb"), str(out),
-                        parameters={"QUICK": True}, progress_bar=False, kernel_name="python3",
-                        cwd=str(tmp_path / "notebooks"))
+    with kernels_of_this_run() as manager:  # over Unix sockets, as the study's
+        pm.execute_notebook(str(tmp_path / "notebooks" / "02-what-crosses-the-wire.ipynb"), str(out),
+                            parameters={"QUICK": True}, progress_bar=False, kernel_name="python3",
+                            kernel_manager_class=manager, cwd=str(tmp_path / "notebooks"))
     assert (tmp_path / "build" / "live-pop3.pcap").exists() and not (tmp_path / "notebooks" / "build").exists()
     assert (tmp_path / "data" / "figures" / "ladder-imap-header-first.png").exists()
     assert not (tmp_path / "notebooks" / "data").exists()

@@ -107,9 +107,10 @@ def test_implicit_tls_greets_three_rtt_after_connect_on_a_600_ms_link(version):
     run_experiment(replace(exp, profile=BASELINE), results=results)
     trace = results[0].trace
     greeting = next(c for c in trace.chunks if c.direction == DOWN)
-    assert 1.8 <= (greeting.t - trace.t_connect_ns) * 1e-9 < 1.95
+    # upper bounds: half an RTT of slack for work and scheduling on a shared box (one round trip more fails)
+    assert 1.8 <= (greeting.t - trace.t_connect_ns) * 1e-9 < 2.1
     first = flights(trace.wire)[0]
-    assert first.direction == UP and (first.t_start - trace.t_connect_ns) * 1e-9 < 0.1  # its clock: not blocked
+    assert first.direction == UP and (first.t_start - trace.t_connect_ns) * 1e-9 < 0.3  # its clock: not blocked
     m = predict(results[1], "satellite-geo")
     assert m["duration_s"] == pytest.approx(row["duration_s"], rel=0.05)
     assert m["duration_s"] >= 0.6 * (row["round_trips"] + row["tls_round_trips"] + 1)
@@ -124,12 +125,12 @@ def test_starttls_costs_its_command_the_handshake_and_a_new_capability():
     run_experiment(replace(exp, profile=BASELINE), results=results)
     trace = results[0].trace
     greeting = next(c for c in trace.chunks if c.direction == DOWN)
-    assert 1.2 <= (greeting.t - trace.t_connect_ns) * 1e-9 < 1.35
+    assert 1.2 <= (greeting.t - trace.t_connect_ns) * 1e-9 < 1.5  # half an RTT of slack, as above
     commands = [e.command for e in sorted(results[0].exchanges, key=lambda e: e.index)]
     assert commands[:4] == ["CAPABILITY", "STARTTLS", "CAPABILITY", "LOGIN"]
     login = sorted(results[0].exchanges, key=lambda e: e.index)[3]
     # greeting 2 RTT + CAPABILITY + STARTTLS + ClientHello + (Finished with CAPABILITY): LOGIN leaves at 6 RTT
-    assert 3.6 <= (login.t_sent - trace.t_connect_ns) * 1e-9 < 3.9
+    assert 3.6 <= (login.t_sent - trace.t_connect_ns) * 1e-9 < 3.9 + 0.2
     m = predict(results[1], "satellite-geo")
     assert m["duration_s"] == pytest.approx(row["duration_s"], rel=0.05)
 
