@@ -217,6 +217,33 @@ def make_snaplen(path) -> Expect:
                   notes={"cut_packets": len(cut), "keep": 10, "gap_bytes": sum(len(s.payload) - 10 for s in cut)})
 
 
+def make_snaplen_fcs(path) -> Expect:
+    """make_snaplen's capture, with each record's original length counting a 4-byte FCS that was not captured:
+    the gaps are the segments' missing bytes, as the IP length says, not 4 bytes more."""
+    segs = conversation()
+    write_pcap(path, [(s.t_ns, f + b"\xc0\xff\xee\x00", len(f)) for s in segs for f in [frame(s)]], snaplen=64)
+    expect = make_snaplen(path.with_name(path.name + ".plain"))
+    return replace(expect, notes={**expect.notes, "uncaptured_fcs": True})
+
+
+def make_tso_length_zero(path, snaplen: int = 262144) -> Expect:
+    """Raw IPv4 packets whose total length is 0, as TSO/GSO captures carry: the captured bytes are the packet,
+    and only the record's own lengths can tell that the snap length cut one (here: to 10 payload bytes)."""
+    segs = conversation(BIG, mss=20)
+    frames = []
+    for s in segs:
+        f = bytearray(frame(s, 101))
+        f[2:4] = b"\0\0"
+        frames.append((s.t_ns, bytes(f)))
+    write_pcap(path, frames, linktype=101, snaplen=snaplen)
+    keep = snaplen - 40
+    cut = [s for s in segs if len(s.payload) > keep]
+    up = b"".join(s.payload[:keep] for s in segs if s.sport == 40000)
+    down = b"".join(s.payload[:keep] for s in segs if s.sport == 143)
+    return Expect(len(segs), len(segs), up, down,
+                  notes={"cut_packets": len(cut), "gap_bytes": sum(len(s.payload) - keep for s in cut)})
+
+
 def make_snaplen_tcp_header_cut(path) -> Expect:
     """snaplen 40: the TCP header itself is cut; such packets are skipped with a warning, never a crash."""
     segs = conversation()
@@ -453,5 +480,6 @@ CORPUS.update({
     "little_endian_micro": partial(make_link, link=1, nano=False),
     "pcapng_big_endian": partial(make_pcapng_two_interfaces, endian=">"),
     "fcs_not_captured_ipv6": partial(make_fcs_not_captured, v6=True),
+    "tso_length_zero_cut": partial(make_tso_length_zero, snaplen=50),
     "fcs_not_captured_pcapng": partial(make_fcs_not_captured, ng=True),
 })

@@ -303,7 +303,6 @@ def _choose_kernel(page) -> None:
 
 
 def test_explorer_in_jupyterlab(browser, workspace):
-
     port, token = _free_port(), "mailstudy-test-token"
     base = f"http://127.0.0.1:{port}"
     proc = _start([sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",

@@ -253,13 +253,17 @@ def test_sequence_numbers_wrap(tmp_path):
     assert c.stream("down") == expect.down and c.warnings == []
 
 
-def test_snap_length_cut_segments_are_gaps(tmp_path):
-    path = tmp_path / "snap.pcap"
-    expect = badpcaps.make_snaplen(path)
+@pytest.mark.parametrize("name", ["snaplen", "snaplen_fcs", "tso_length_zero", "tso_length_zero_cut"])
+def test_snap_length_cut_segments_are_gaps(tmp_path, name):
+    """Each segment the snap length cut is a gap of what it lost, as the IP length says (an uncaptured FCS
+    counted in the record is not lost payload); with no IP length (TSO), as the record's lengths say."""
+    path = tmp_path / f"{name}.pcap"
+    expect = badpcaps.CORPUS[name](path)
     (c,) = conns_of(path)
-    assert c.gaps == expect.notes["cut_packets"]
+    assert c.gaps == expect.notes["cut_packets"] and (c.gaps > 0) == ("cut" in name or "snaplen" in name)
     assert c.gap_bytes == expect.notes["gap_bytes"]
     assert all("snap length" in w for w in c.warnings)
+    assert (c.stream("up"), c.stream("down")) == (expect.up, expect.down)
 
 
 def test_stream_direction_is_checked():

@@ -63,9 +63,12 @@ class TcpPacket:
     """One TCP segment as captured.
 
     ``payload`` is what was captured of the TCP payload (Ethernet padding removed); when the snap length cut
-    the packet, ``truncated`` is True and the payload is shorter than the segment really was. The IP header's
-    length decides that: a record whose original length also counts bytes after the IP packet that were not
-    captured (a frame check sequence) holds the whole segment and is not truncated. ``index`` is the
+    the packet, ``truncated`` is True and the payload is shorter than the segment really was (a first IP
+    fragment is truncated too). The IP header's length decides that: a record whose original length also counts
+    bytes after the IP packet that were not captured (a frame check sequence) holds the whole segment and is not
+    truncated. ``cap_len`` is the record's captured length; ``wire_len`` its original length, but for a
+    truncated packet the captured length plus the bytes of the IP packet the capture did not keep, so that
+    ``wire_len - cap_len`` is what is missing of the segment, never a frame check sequence. ``index`` is the
     record's 1-based number in the file, as Wireshark shows it, counting every record (TCP or not).
     ``flags`` holds the 9 TCP flag bits (NS..FIN). ``t`` is float seconds; ``t_ns`` the exact integer time.
     ``tcp_offset`` is where the segment's TCP header sits in the file (-1 for a packet not read from a file):
@@ -99,8 +102,9 @@ class PcapStats:
     """What a read saw besides the TCP packets it yielded; complete once the iteration has ended.
 
     ``truncated_records`` counts records whose captured length is below their original length, TCP or not
-    (the snap length cut them, or the original length counts a frame check sequence that was not captured). ``non_tcp_kinds`` breaks ``non_tcp`` down ("udp", "arp", "icmp", "ipv4-fragment", ...).
-    ``warnings`` holds the first 100 warnings; ``suppressed_warnings`` counts the rest.
+    (the snap length cut them, or the original length counts a frame check sequence that was not captured).
+    ``non_tcp_kinds`` breaks ``non_tcp`` down ("udp", "arp", "icmp", "ipv4-fragment", ...). ``warnings`` holds
+    the first 100 warnings; ``suppressed_warnings`` counts the rest.
     """
 
     packets_total: int = 0
@@ -219,19 +223,19 @@ def _ntoa6(raw: bytes) -> str:
     return s
 
 
-def _decode(buf: bytes, off: int, end: int, lt: int, cut: bool = False):
+def _decode(buf: bytes, off: int, end: int, lt: int, uncaptured: int = 0):
     """Find the TCP segment in one link-layer frame ``buf[off:end]``.
 
-    Returns ``(src, dst, sport, dport, seq, ack, flags, payload_start, payload_end, short, tcp_start)`` for TCP,
-    where ``short`` is 0, 1 (the IP packet was cut by the snap length) or 2 (a first IP fragment: payload
-    incomplete) and ``tcp_start`` is the TCP header's offset in ``buf``; otherwise a short string naming what
-    the frame was ("udp", "arp", "ipv4-fragment", ...).
+    Returns ``(src, dst, sport, dport, seq, ack, flags, payload_start, payload_end, short, tcp_start, lost)``
+    for TCP, where ``short`` is 0, 1 (the IP packet was cut by the snap length) or 2 (a first IP fragment:
+    payload incomplete), ``tcp_start`` is the TCP header's offset in ``buf`` and ``lost`` the bytes of the IP
+    packet the capture did not keep; otherwise a short string naming what the frame was ("udp", "arp",
+    "ipv4-fragment", ...).
 
-    Whether the packet was cut is decided by the IP header's length, not by the record's: a record whose
-    original length counts bytes after the IP packet that were never captured (a frame check sequence, which
-    some capture drivers count and leave out) holds the whole segment. ``cut`` (the record's captured length
-    is below its original length) decides only where the IP header gives no length (0, as TSO/GSO captures
-    carry).
+    What was cut is decided by the IP header's length, not by the record's: a record whose original length
+    counts bytes after the IP packet that were never captured (a frame check sequence, which some capture
+    drivers count and leave out) holds the whole segment. ``uncaptured`` (the record's original length less its
+    captured length) decides only where the IP header gives no length (0, as TSO/GSO captures carry).
     """
     # -- link layer -> ethertype (layouts: mailstudy.net.layouts.LINKS)
     link = LINKS.get(lt)
@@ -274,12 +278,14 @@ def _decode(buf: bytes, off: int, end: int, lt: int, cut: bool = False):
         dst = _addr4.get(d) or _ntoa4(d)
         ip_end = off + totlen
         tcp = off + ihl
+        lost = 0
         if totlen == 0:  # TSO/GSO captures may carry 0; trust the frame (and the record's lengths)
             ip_end = end
-            if cut:
-                short = short or 1
+            lost = uncaptured
         elif ip_end > end:
+            lost = ip_end - end
             ip_end = end
+        if lost:
             short = short or 1
     elif et == ETH_IPV6:
         if end - off < 40:
@@ -287,9 +293,12 @@ def _decode(buf: bytes, off: int, end: int, lt: int, cut: bool = False):
         plen, nh, s, d = _IPV6(buf, off)
         tcp = off + 40
         ip_end = tcp + plen if plen else end
-        if ip_end > end or (cut and not plen):  # no length (a jumbogram, TSO): the record's lengths decide
+        lost = ip_end - end if plen else uncaptured  # no length (a jumbogram, TSO): the record's lengths decide
+        if lost > 0:
             ip_end = end
             short = 1
+        else:
+            lost = 0
         while nh != IP_PROTO_TCP:
             if nh in _V6_EXT or nh == 51:
                 if ip_end - tcp < 8:
@@ -325,7 +334,7 @@ def _decode(buf: bytes, off: int, end: int, lt: int, cut: bool = False):
     pstart = tcp + doff
     if pstart > ip_end:
         return "tcp-header-cut"
-    return src, dst, sport, dport, seq, ack, offflags & 0x1FF, pstart, ip_end, short, tcp
+    return src, dst, sport, dport, seq, ack, offflags & 0x1FF, pstart, ip_end, short, tcp, lost
 
 
 
@@ -610,14 +619,14 @@ class PcapReader:
                                fast_base + start)
                         continue
                 # tail repeated in the pcapng loop on purpose: a helper call per packet cost 1.5% (300,000 packets)
-                r = decode(buf, start, end, lt, incl < orig)
+                r = decode(buf, start, end, lt, orig - incl)
                 if r.__class__ is tuple:
-                    src, dst, sport, dport, seq, ack, flags, ps, pe, short, tcp = r
+                    src, dst, sport, dport, seq, ack, flags, ps, pe, short, tcp, lost = r
                     t_ns = sec * 1_000_000_000 + frac * frac_ns
                     if short == 2:
                         st.warn(f"packet #{index}: first IP fragment; its TCP payload is incomplete")
                     yield (t_ns / 1_000_000_000, src, sport, dst, dport, seq, ack, flags, buf[ps:pe],
-                           orig, incl, bool(short), index, t_ns, base + tcp)
+                           incl + lost if short else orig, incl, bool(short), index, t_ns, base + tcp)
                 else:
                     self._non_tcp(r, index)
         finally:
@@ -732,14 +741,14 @@ class PcapReader:
                 if incl < orig:
                     truncated_records += 1
                 # tail repeated in the pcap loop on purpose: a helper call per packet cost 1.5% (300,000 packets)
-                r = decode(buf, start, start + incl, lt, incl < orig)
+                r = decode(buf, start, start + incl, lt, orig - incl)
                 if r.__class__ is tuple:
-                    src, dst, sport, dport, seq, ack, flags, ps, pe, short, tcp = r
+                    src, dst, sport, dport, seq, ack, flags, ps, pe, short, tcp, lost = r
                     if short == 2:
                         st.warn(f"packet #{index}: first IP fragment; its TCP payload is incomplete")
                     tcp_count += 1
                     yield (t_ns / 1_000_000_000, src, sport, dst, dport, seq, ack, flags, buf[ps:pe],
-                           orig, incl, bool(short), index, t_ns, base + tcp)
+                           incl + lost if short else orig, incl, bool(short), index, t_ns, base + tcp)
                 else:
                     self._non_tcp(r, index)
         finally:

@@ -26,11 +26,11 @@ The rules, in the order they win:
 6. Gaps are never joined silently. A hole is declared a gap when the receiver's ACK shows it got every byte
    of it (the ACK reaches the first segment buffered after it), or when the connection ends with bytes still
    buffered or acknowledged-but-unseen. One hole is one gap, however many lost segments it spans and however
-   the ACKs climbed through it. Each gap
-   is a warning with its direction, offset and size, and counts in ``gaps``/``gap_bytes``; the stream goes on
-   after it (its chunks keep the time of their own packets), and ``gap_marks`` says where among the chunks it
-   sits, so a parser can be told "n bytes are missing here" (``ParserBase.gap``). A segment cut by the snap length delivers what
-   was captured, and its missing tail (wire length - captured length) is a gap at once.
+   the ACKs climbed through it. Each gap is a warning with its direction, offset and size, and counts in
+   ``gaps``/``gap_bytes``; the stream goes on after it (its chunks keep the time of their own packets), and
+   ``gap_marks`` says where among the chunks it sits, so a parser can be told "n bytes are missing here"
+   (``ParserBase.gap``). A segment cut by the snap length delivers what was captured, and its missing tail
+   (``wire_len - cap_len``: what the IP header says the capture did not keep) is a gap at once.
 """
 
 from __future__ import annotations
@@ -529,7 +529,7 @@ class Reassembler:
         same state as :meth:`feed` of the same packets' tuples, in bulk where it can.
 
         The block is cut into runs: per connection (both directions), the segments between two that take the
-        general path (SYN, FIN, RST, cut by the snap length), in order. Connections do not touch each other's
+        general path (SYN, FIN, RST), in order. Connections do not touch each other's
         state, so runs are taken in the order of their first segment (which keeps rule 1's numbering: a
         connection is made by the first segment of a run). A long run of a known connection whose data all
         comes in order, with nothing buffered and no FIN yet (what :meth:`feed`'s fast path checks segment by
