@@ -206,24 +206,24 @@ def make_corrupt_record_length(path) -> Expect:
     return Expect(len(segs), len(segs), *streams(), notes={"warning": "corrupt record header"})
 
 
-def make_snaplen(path) -> Expect:
-    """snaplen 64: Ethernet 14 + IPv4 20 + TCP 20 leaves 10 payload bytes per packet."""
+def _fcs_uncaptured(t_ns: int, frame: bytes) -> tuple[int, bytes, int]:
+    """A record of ``frame`` whose original length also counts a 4-byte frame check sequence that was not
+    captured (as some capture drivers write): write_pcap's (time, frame on the wire, captured length)."""
+    return t_ns, frame + b"\xc0\xff\xee\x00", len(frame)
+
+
+def make_snaplen(path, fcs: bool = False) -> Expect:
+    """snaplen 64: Ethernet 14 + IPv4 20 + TCP 20 leaves 10 payload bytes per packet. ``fcs``: each record's
+    original length also counts an uncaptured FCS; the gaps are still the segments' missing bytes, as the IP
+    length says, not 4 bytes more."""
     segs = conversation()
-    _simple(path, segs, snaplen=64)
+    frames = [(s.t_ns, frame(s)) for s in segs]
+    write_pcap(path, [_fcs_uncaptured(*f) for f in frames] if fcs else frames, snaplen=64)
     cut = [s for s in segs if len(s.payload) > 10]
     up = b"".join(s.payload[:10] for s in segs if s.sport == 40000)
     down = b"".join(s.payload[:10] for s in segs if s.sport == 143)
     return Expect(len(segs), len(segs), up, down,
                   notes={"cut_packets": len(cut), "keep": 10, "gap_bytes": sum(len(s.payload) - 10 for s in cut)})
-
-
-def make_snaplen_fcs(path) -> Expect:
-    """make_snaplen's capture, with each record's original length counting a 4-byte FCS that was not captured:
-    the gaps are the segments' missing bytes, as the IP length says, not 4 bytes more."""
-    segs = conversation()
-    write_pcap(path, [(s.t_ns, f + b"\xc0\xff\xee\x00", len(f)) for s in segs for f in [frame(s)]], snaplen=64)
-    expect = make_snaplen(path.with_name(path.name + ".plain"))
-    return replace(expect, notes={**expect.notes, "uncaptured_fcs": True})
 
 
 def make_tso_length_zero(path, snaplen: int = 262144) -> Expect:
@@ -362,7 +362,7 @@ def make_fcs_not_captured(path, v6: bool = False, ng: bool = False) -> Expect:
     if ng:
         write(path, pcapng_bytes([(1, 9)], [(0, t, f, len(f) + 4) for t, f in frames]))
     else:
-        write_pcap(path, [(t, f + b"\xc0\xff\xee\x00", len(f)) for t, f in frames])
+        write_pcap(path, [_fcs_uncaptured(*f) for f in frames])
     return Expect(len(segs), len(segs), *streams(BIG), notes={"truncated_records": len(segs)})
 
 
@@ -479,6 +479,7 @@ CORPUS.update({
     "big_endian_nano": partial(make_link, link=1, nano=True, endian=">"),
     "little_endian_micro": partial(make_link, link=1, nano=False),
     "pcapng_big_endian": partial(make_pcapng_two_interfaces, endian=">"),
+    "snaplen_fcs": partial(make_snaplen, fcs=True),
     "fcs_not_captured_ipv6": partial(make_fcs_not_captured, v6=True),
     "tso_length_zero_cut": partial(make_tso_length_zero, snaplen=50),
     "fcs_not_captured_pcapng": partial(make_fcs_not_captured, ng=True),

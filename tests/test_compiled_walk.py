@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import gzip
 import random
-from dataclasses import replace
+import struct
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -124,8 +125,6 @@ def _fcs_not_captured(path: Path) -> None:
 def _count_fcs(pcap: bytes, which=lambda i: True) -> bytes:
     """A little-endian classic pcap whose records ``which(i)`` (0-based) say 4 bytes more on the wire than
     they say now: a frame check sequence that was not captured."""
-    import struct
-
     data, pos, i = bytearray(pcap), 24, 0
     assert struct.unpack_from("<I", data)[0] in (0xA1B2C3D4, 0xA1B23C4D)
     while pos + 16 <= len(data):

@@ -276,17 +276,14 @@ def _decode(buf: bytes, off: int, end: int, lt: int, uncaptured: int = 0):
             short = 2
         src = _addr4.get(s) or _ntoa4(s)
         dst = _addr4.get(d) or _ntoa4(d)
-        ip_end = off + totlen
         tcp = off + ihl
-        lost = 0
-        if totlen == 0:  # TSO/GSO captures may carry 0; trust the frame (and the record's lengths)
+        ip_end = off + totlen if totlen else end  # TSO/GSO captures may carry 0: the record's lengths decide
+        lost = ip_end - end if totlen else uncaptured
+        if lost > 0:
             ip_end = end
-            lost = uncaptured
-        elif ip_end > end:
-            lost = ip_end - end
-            ip_end = end
-        if lost:
             short = short or 1
+        else:
+            lost = 0
     elif et == ETH_IPV6:
         if end - off < 40:
             return "short-ip"

@@ -529,11 +529,11 @@ class Reassembler:
         same state as :meth:`feed` of the same packets' tuples, in bulk where it can.
 
         The block is cut into runs: per connection (both directions), the segments between two that take the
-        general path (SYN, FIN, RST), in order. Connections do not touch each other's
-        state, so runs are taken in the order of their first segment (which keeps rule 1's numbering: a
-        connection is made by the first segment of a run). A long run of a known connection whose data all
-        comes in order, with nothing buffered and no FIN yet (what :meth:`feed`'s fast path checks segment by
-        segment), is moved in one step (:meth:`_bulk`); every other run goes through :meth:`feed` as tuples.
+        general path (SYN, FIN, RST), in order. Connections do not touch each other's state, so runs are taken
+        in the order of their first segment (which keeps rule 1's numbering: a connection is made by the first
+        segment of a run). A long run of a known connection whose data all comes in order, with nothing
+        buffered and no FIN yet (what :meth:`feed`'s fast path checks segment by segment), is moved in one step
+        (:meth:`_bulk`); every other run goes through :meth:`feed` as tuples.
         """
         n = len(cols)
         if not n:
